@@ -1,0 +1,46 @@
+# Shelfwise: `make demo` runs the nightly pipeline end to end on embedded defaults; `make test` runs the suite.
+# Both create .venv and install the pinned set on first use; later runs reuse it.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
+
+.PHONY: help install demo approve airflow test lint lock clean
+
+help:
+	@echo "make demo     generate a retail world and run retail_nightly end to end"
+	@echo "make approve  the demo planner approves the lines waiting at the gate"
+	@echo "make airflow  airflow standalone on http://localhost:8080 with the demo users"
+	@echo "make test     the whole test suite (unit, DAG integrity, integration, e2e)"
+	@echo "make lint     ruff, including the Airflow 3 rules"
+	@echo "make lock     re-resolve requirements.lock from requirements*.txt"
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(PY) scripts/shelfwise.py demo
+
+approve: install
+	$(PY) scripts/shelfwise.py approve
+
+airflow: install
+	$(PY) scripts/shelfwise.py airflow
+
+test: install
+	$(PY) scripts/shelfwise.py test
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+lock: install
+	$(VENV)/bin/uv pip compile --universal --python-version 3.11 requirements-dev.txt -o requirements.lock --no-header --quiet
+
+clean:
+	rm -rf data .airflow .airflow-test test-output

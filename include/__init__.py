@@ -1,0 +1,1 @@
+"""Shelfwise domain library: importable without Airflow."""

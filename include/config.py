@@ -1,0 +1,62 @@
+"""Where Shelfwise keeps its data: one data root, partitioned by logical date.
+
+The data root is an fsspec URL (a local folder by default, ``s3://...`` in production) taken from
+``SHELFWISE_DATA_ROOT``. Every stage reads and writes under it through :func:`partition_path`, so a
+re-run of a date replaces that date's outputs and never touches another date's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_ROOT = PROJECT_ROOT / "data" / "shelfwise"
+CONTRACTS_DIR = PROJECT_ROOT / "data_contracts"
+POLICY_FILE = PROJECT_ROOT / "include" / "governance" / "policy.yaml"
+
+#: Zones under the data root (DESIGN.md, "Stores").
+ZONES = ("landing", "curated", "quarantine", "forecasts", "reports")
+
+
+def data_root() -> str:
+    """Return the data root URL without a trailing slash.
+
+    Returns:
+        ``SHELFWISE_DATA_ROOT`` when set, else ``<project>/data/shelfwise``.
+    """
+    return os.environ.get("SHELFWISE_DATA_ROOT", str(DEFAULT_DATA_ROOT)).rstrip("/")
+
+
+def as_date(value: str | dt.date | dt.datetime) -> dt.date:
+    """Coerce a ``YYYY-MM-DD`` string, date or datetime to a date.
+
+    Raises:
+        ValueError: if a string is not an ISO date.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def partition_path(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> str:
+    """Path of one dataset's partition for one logical date.
+
+    Args:
+        zone: one of :data:`ZONES`.
+        dataset: dataset name inside the zone (``pos``, ``demand``, ``kpis``...).
+        ds: the logical date the partition belongs to.
+        root: data root; defaults to :func:`data_root`.
+
+    Returns:
+        ``<root>/<zone>/<dataset>/ds=YYYY-MM-DD``.
+
+    Raises:
+        ValueError: for an unknown zone.
+    """
+    if zone not in ZONES:
+        raise ValueError(f"unknown zone {zone!r}; expected one of {', '.join(ZONES)}")
+    return f"{root or data_root()}/{zone}/{dataset}/ds={as_date(ds).isoformat()}"

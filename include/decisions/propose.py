@@ -1,0 +1,367 @@
+"""Replenishment orders, stock transfers and PO exceptions, each line explained by its numbers.
+
+Replenishment is a periodic-review (s, S) policy per SKU x location: the inventory position (on hand
++ in transit + on order - allocated) is compared with a reorder point (forecast over the lead time
+plus safety stock); below it, the order brings the position up to the forecast over lead time plus
+review period plus safety stock. Safety stock combines forecast error (from the forecast quantiles)
+and lead-time variability (from the supplier's measured lead times). Stores are replenished from
+their DC by transfer; DCs and the ecommerce fulfilment centre from suppliers by purchase order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+PROPOSAL_COLUMNS = [
+    "doc_type", "business_key", "sku", "from_location", "to_location", "supplier_id", "po_id", "po_line",
+    "action", "quantity", "unit_cost", "value", "need_by", "explanation",
+]
+Z_95 = 1.6449
+
+
+@dataclass(frozen=True)
+class DecisionParams:
+    """Knobs of the decision policies."""
+
+    review_days: int = 7
+    service_z: float = Z_95
+    po_late_threshold_days: int = 2
+    rebalance_min_units: int = 1
+
+
+def _round_up(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
+    pack = np.maximum(pack, 1)
+    return np.ceil(qty / pack) * pack
+
+
+def _forecast_stats(forecasts: pd.DataFrame, days: pd.Series, key: str = "unique_id") -> pd.DataFrame:
+    """Sum of mean and combined sigma over the first ``days`` steps of each series."""
+    f = forecasts.merge(days.rename("days").reset_index(), on=key)
+    f = f[f["step"] <= f["days"].clip(lower=1)]
+    f["sigma"] = ((f["q95"] - f["mean"]).clip(lower=0) / Z_95)
+    f["var"] = f["sigma"] ** 2
+    g = f.groupby(key).agg(demand=("mean", "sum"), var=("var", "sum"), steps=("step", "max"))
+    return g
+
+
+def _with_anomalies(frame: pd.DataFrame, anomalies: pd.DataFrame | None) -> list[list[str]]:
+    if anomalies is None or anomalies.empty:
+        return [[] for _ in range(len(frame))]
+    by_id = anomalies.groupby("unique_id")["anomaly_type"].apply(lambda s: sorted(set(s))).to_dict()
+    return [by_id.get(uid, []) for uid in frame["unique_id"]]
+
+
+def propose_replenishment(
+    forecasts: pd.DataFrame,
+    series: pd.DataFrame,
+    inventory: pd.DataFrame,
+    open_pos: pd.DataFrame,
+    items: pd.DataFrame,
+    locations: pd.DataFrame,
+    suppliers: pd.DataFrame,
+    supplier_stats: pd.DataFrame,
+    ds: dt.date,
+    *,
+    anomalies: pd.DataFrame | None = None,
+    params: DecisionParams = DecisionParams(),
+) -> pd.DataFrame:
+    """Propose replenishment for every location x SKU that has a forecast.
+
+    Args:
+        forecasts: ``unique_id (location|sku), step, mean, q95`` from the forecast stage.
+        series: per-series model facts (``unique_id, model, fallback_reason, backtest_mase, mean_daily``).
+        inventory: curated inventory snapshot of ``ds``.
+        open_pos: purchase order lines with status ``open`` or ``partial``.
+        items, locations, suppliers: curated master data.
+        supplier_stats: measured ``supplier_id, mean_lead_time, std_lead_time, late_rate``.
+        ds: the logical date.
+        anomalies: demand anomalies (``unique_id, anomaly_type``) to attach to lines.
+        params: policy knobs.
+
+    Returns:
+        Proposal lines (:data:`PROPOSAL_COLUMNS`): ``transfer`` lines DC -> store and
+        ``replenishment`` purchase order lines supplier -> DC / fulfilment centre.
+    """
+    if forecasts.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    loc = locations.set_index("location_id")
+    item = items.set_index("sku")
+    sup = suppliers.set_index("supplier_id")
+    stats = supplier_stats.set_index("supplier_id") if len(supplier_stats) else pd.DataFrame()
+
+    fc = forecasts.copy()
+    parts = fc["unique_id"].str.split("|", n=1, expand=True)
+    fc["location_id"], fc["sku"] = parts[0], parts[1]
+    # DC demand is the sum of its stores' demand; variances add.
+    store_parent = loc["parent_dc"].where(loc["location_type"] == "store")
+    fc["parent_dc"] = fc["location_id"].map(store_parent)
+    dc_fc = fc[fc["parent_dc"].notna() & (fc["parent_dc"].astype(str) != "")].copy()
+    dc_fc["sigma2"] = ((dc_fc["q95"] - dc_fc["mean"]).clip(lower=0) / Z_95) ** 2
+    dc_fc = dc_fc.groupby(["parent_dc", "sku", "step"], as_index=False).agg(mean=("mean", "sum"),
+                                                                          sigma2=("sigma2", "sum"))
+    dc_fc["q95"] = dc_fc["mean"] + Z_95 * np.sqrt(dc_fc["sigma2"])
+    dc_fc["location_id"] = dc_fc["parent_dc"]
+    dc_fc["unique_id"] = dc_fc["location_id"] + "|" + dc_fc["sku"]
+    all_fc = pd.concat([fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]],
+                        dc_fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]]], ignore_index=True)
+    keys = all_fc[["unique_id", "location_id", "sku"]].drop_duplicates().set_index("unique_id")
+    keys = keys[keys["sku"].isin(item.index) & keys["location_id"].isin(loc.index)]
+
+    ltype = keys["location_id"].map(loc["location_type"])
+    from_store = ltype == "store"
+    supplier_id = keys["sku"].map(item["supplier_id"])
+    promised = supplier_id.map(sup["promised_lead_time_days"]).astype(float)
+    measured = supplier_id.map(stats["mean_lead_time"]) if len(stats) else pd.Series(np.nan, index=keys.index)
+    lt_std = supplier_id.map(stats["std_lead_time"]) if len(stats) else pd.Series(np.nan, index=keys.index)
+    late_rate = supplier_id.map(stats["late_rate"]) if len(stats) else pd.Series(np.nan, index=keys.index)
+    supplier_lt = measured.astype(float).fillna(promised)
+    lead = np.where(from_store, keys["location_id"].map(loc["transfer_lead_time_days"]).astype(float), supplier_lt)
+    lead = pd.Series(np.maximum(np.round(lead), 1), index=keys.index)
+    lead_sd = pd.Series(np.where(from_store, 0.0, lt_std.astype(float).fillna(0.25 * supplier_lt)),
+                        index=keys.index)
+
+    over_l = _forecast_stats(all_fc, lead)
+    over_lr = _forecast_stats(all_fc, lead + params.review_days)
+    k = keys.join(over_l.add_suffix("_l")).join(over_lr.add_suffix("_lr"))
+    k = k.dropna(subset=["demand_l", "demand_lr"])
+    k["lead"], k["lead_sd"] = lead, lead_sd
+    k["mean_daily"] = k["demand_lr"] / k["steps_lr"].clip(lower=1)
+    # Extend past the forecast horizon at the mean daily rate, so long lead times are covered.
+    k["demand_l"] += np.maximum(k["lead"] - k["steps_l"], 0) * k["mean_daily"]
+    k["demand_lr"] += np.maximum(k["lead"] + params.review_days - k["steps_lr"], 0) * k["mean_daily"]
+    sigma_lr = np.sqrt(k["var_lr"] + (k["mean_daily"] * k["lead_sd"]) ** 2)
+    k["safety_stock"] = params.service_z * sigma_lr
+    k["reorder_point"] = k["demand_l"] + k["safety_stock"]
+    k["order_up_to"] = k["demand_lr"] + k["safety_stock"]
+
+    inv = inventory.set_index(["location_id", "sku"])[["on_hand", "allocated", "in_transit"]].astype(float)
+    idx = pd.MultiIndex.from_arrays([k["location_id"], k["sku"]])
+    for col in ("on_hand", "allocated", "in_transit"):
+        k[col] = inv[col].reindex(idx).fillna(0.0).to_numpy()
+    if len(open_pos):
+        po = open_pos.assign(remaining=(open_pos["quantity_ordered"] - open_pos["quantity_received"]).astype(float))
+        on_order = po.groupby(["destination_location_id", "sku"])["remaining"].sum()
+        k["on_order"] = on_order.reindex(idx).fillna(0.0).to_numpy()
+    else:
+        k["on_order"] = 0.0
+    k["position"] = k["on_hand"] + k["in_transit"] + k["on_order"] - k["allocated"]
+    k = k[k["position"] < k["reorder_point"]].copy()
+    if k.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+
+    k["is_store"] = k["location_id"].map(loc["location_type"]) == "store"
+    need = (k["order_up_to"] - k["position"]).clip(lower=0)
+    pack = k["sku"].map(item["case_pack"]).astype(float).to_numpy()
+    qty = _round_up(need.to_numpy(), pack)
+    moq = k["sku"].map(item["moq_units"]).astype(float).to_numpy()
+    qty = np.where(k["is_store"], qty, np.maximum(qty, moq))
+    shelf = k["sku"].map(item["shelf_capacity"]).astype(float).to_numpy()
+    room = np.maximum(shelf - k["position"].to_numpy(), 0)
+    qty = np.where(k["is_store"], np.minimum(qty, np.floor(room / np.maximum(pack, 1)) * pack), qty)
+    k["quantity"] = qty
+    k = k[k["quantity"] > 0].copy()
+    if k.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+
+    meta = series.set_index("unique_id") if len(series) else pd.DataFrame()
+    unit_cost = k["sku"].map(item["unit_cost"]).astype(float)
+    k["anomalies"] = _with_anomalies(k.reset_index(), anomalies)
+    rows = []
+    for uid, r in k.iterrows():
+        m = meta.loc[uid] if len(meta) and uid in meta.index else None
+        sku, location = r["sku"], r["location_id"]
+        supplier = item.at[sku, "supplier_id"]
+        explanation = {
+            "forecast_over_lead_time": round(float(r["demand_l"]), 2),
+            "forecast_over_lead_and_review": round(float(r["demand_lr"]), 2),
+            "safety_stock": round(float(r["safety_stock"]), 2),
+            "reorder_point": round(float(r["reorder_point"]), 2),
+            "order_up_to": round(float(r["order_up_to"]), 2),
+            "inventory_position": round(float(r["position"]), 2),
+            "on_hand": float(r["on_hand"]), "in_transit": float(r["in_transit"]),
+            "on_order": float(r["on_order"]), "allocated": float(r["allocated"]),
+            "lead_time_days": float(r["lead"]), "lead_time_sd_days": round(float(r["lead_sd"]), 2),
+            "review_days": params.review_days, "service_z": params.service_z,
+            "mean_daily_forecast": round(float(r["mean_daily"]), 3),
+            "usual_quantity": round(float(r["mean_daily"]) * params.review_days, 2),
+            "model": None if m is None else m.get("model"),
+            "fallback_reason": None if m is None else m.get("fallback_reason"),
+            "backtest_mase": None if m is None or pd.isna(m.get("backtest_mase")) else float(m.get("backtest_mase")),
+            "anomalies": list(r["anomalies"]),
+        }
+        cost = float(unit_cost[uid])
+        need_by = ds + dt.timedelta(days=int(r["lead"]))
+        if r["is_store"]:
+            rows.append({"doc_type": "transfer", "business_key": f"replenish:{loc.at[location, 'parent_dc']}>{location}:{sku}",
+                         "sku": sku, "from_location": loc.at[location, "parent_dc"], "to_location": location,
+                         "supplier_id": None, "po_id": None, "po_line": None, "action": "replenish",
+                         "quantity": float(r["quantity"]), "unit_cost": cost,
+                         "value": round(float(r["quantity"]) * cost, 2), "need_by": need_by,
+                         "explanation": explanation})
+        else:
+            lr = late_rate.get(uid)
+            explanation["supplier_late_rate"] = None if lr is None or pd.isna(lr) else float(lr)
+            explanation["supplier_lead_time_source"] = "measured" if not pd.isna(measured.get(uid)) else "promised"
+            rows.append({"doc_type": "replenishment", "business_key": f"order:{supplier}>{location}:{sku}",
+                         "sku": sku, "from_location": None, "to_location": location, "supplier_id": supplier,
+                         "po_id": None, "po_line": None, "action": "order", "quantity": float(r["quantity"]),
+                         "unit_cost": cost, "value": round(float(r["quantity"]) * cost, 2), "need_by": need_by,
+                         "explanation": explanation})
+    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+
+
+def propose_rebalancing(
+    forecasts: pd.DataFrame,
+    inventory: pd.DataFrame,
+    items: pd.DataFrame,
+    locations: pd.DataFrame,
+    ds: dt.date,
+    *,
+    params: DecisionParams = DecisionParams(),
+) -> pd.DataFrame:
+    """Store-to-store transfers within a region where one store will run out and another has excess.
+
+    A store is short when its usable stock does not cover its forecast over its transfer lead time;
+    a donor has excess above its forecast over lead time + review + one review of buffer. Moves are
+    matched per SKU and region, largest shortfall first, and proposed only when the margin at risk
+    exceeds the transfer cost.
+    """
+    if forecasts.empty or inventory.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    loc = locations.set_index("location_id")
+    item = items.set_index("sku")
+    fc = forecasts.copy()
+    parts = fc["unique_id"].str.split("|", n=1, expand=True)
+    fc["location_id"], fc["sku"] = parts[0], parts[1]
+    fc = fc[fc["location_id"].map(loc["location_type"]) == "store"]
+    if fc.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    lead = fc["location_id"].map(loc["transfer_lead_time_days"]).astype(float).clip(lower=1)
+    horizon_l = fc[fc["step"] <= lead].groupby(["location_id", "sku"])["mean"].sum()
+    horizon_lr = fc[fc["step"] <= lead + params.review_days * 2].groupby(["location_id", "sku"])["mean"].sum()
+    inv = inventory.set_index(["location_id", "sku"])
+    usable = (inv["on_hand"] + inv["in_transit"] - inv["allocated"]).astype(float)
+    frame = pd.DataFrame({"need_l": horizon_l, "need_lr": horizon_lr}).join(usable.rename("usable"), how="left")
+    frame["usable"] = frame["usable"].fillna(0.0)
+    frame = frame.reset_index()
+    frame["region"] = frame["location_id"].map(loc["region"])
+    frame["short"] = (frame["need_l"] - frame["usable"]).clip(lower=0)
+    frame["excess"] = (frame["usable"] - frame["need_lr"]).clip(lower=0)
+    rows = []
+    for (sku, region), grp in frame.groupby(["sku", "region"]):
+        short = grp[grp["short"] >= params.rebalance_min_units].sort_values("short", ascending=False)
+        donors = grp[grp["excess"] >= params.rebalance_min_units].sort_values("excess", ascending=False)
+        if short.empty or donors.empty:
+            continue
+        excess = dict(zip(donors["location_id"], np.floor(donors["excess"]), strict=True))
+        margin = float(item.at[sku, "unit_price"] - item.at[sku, "unit_cost"]) if sku in item.index else 0.0
+        for _, s in short.iterrows():
+            need = math.ceil(s["short"])
+            for donor in list(excess):
+                if need <= 0:
+                    break
+                move = min(need, excess[donor])
+                if move <= 0:
+                    continue
+                unit_transfer = float(loc.at[s["location_id"], "transfer_cost_per_unit"])
+                if move * margin <= move * unit_transfer:
+                    continue
+                cost = float(item.at[sku, "unit_cost"])
+                rows.append({
+                    "doc_type": "transfer", "business_key": f"rebalance:{donor}>{s['location_id']}:{sku}",
+                    "sku": sku, "from_location": donor, "to_location": s["location_id"], "supplier_id": None,
+                    "po_id": None, "po_line": None, "action": "rebalance", "quantity": float(move),
+                    "unit_cost": cost, "value": round(move * cost, 2),
+                    "need_by": ds + dt.timedelta(days=int(loc.at[s["location_id"], "transfer_lead_time_days"])),
+                    "explanation": {
+                        "region": region, "receiver_shortfall": round(float(s["short"]), 2),
+                        "receiver_usable_stock": float(s["usable"]),
+                        "receiver_forecast_over_lead_time": round(float(s["need_l"]), 2),
+                        "donor_excess": float(excess[donor]), "margin_at_risk": round(move * margin, 2),
+                        "transfer_cost": round(move * unit_transfer, 2),
+                        "usual_quantity": round(float(s["need_l"]), 2),
+                    },
+                })
+                excess[donor] -= move
+                need -= move
+    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+
+
+def propose_po_exceptions(
+    open_pos: pd.DataFrame,
+    supplier_stats: pd.DataFrame,
+    suppliers: pd.DataFrame,
+    inventory: pd.DataFrame,
+    series: pd.DataFrame,
+    locations: pd.DataFrame,
+    ds: dt.date,
+    *,
+    params: DecisionParams = DecisionParams(),
+) -> pd.DataFrame:
+    """Open PO lines predicted to arrive late, ranked by the stock-out they would cause.
+
+    The expected arrival is the order date plus the supplier's measured mean lead time (its promised
+    lead time when it has no history), and never before tomorrow for a line still open. A line late
+    by at least ``po_late_threshold_days`` is an exception: ``expedite`` when the destination runs
+    out before the expected arrival, else ``accept_delay``.
+    """
+    if open_pos.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    po = open_pos.copy()
+    stats = supplier_stats.set_index("supplier_id") if len(supplier_stats) else pd.DataFrame()
+    promised_lt = po["supplier_id"].map(suppliers.set_index("supplier_id")["promised_lead_time_days"]).astype(float)
+    measured = po["supplier_id"].map(stats["mean_lead_time"]).astype(float) if len(stats) else promised_lt * np.nan
+    lt = measured.fillna(promised_lt)
+    order_date = pd.to_datetime(po["order_date"])
+    promised_date = pd.to_datetime(po["promised_date"])
+    tomorrow = pd.Timestamp(ds) + pd.Timedelta(days=1)
+    expected = (order_date + pd.to_timedelta(np.round(lt), unit="D")).clip(lower=tomorrow)
+    po["expected_arrival"] = expected
+    po["late_days"] = (expected - promised_date).dt.days
+    po = po[po["late_days"] >= params.po_late_threshold_days]
+    if po.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    inv = inventory.set_index(["location_id", "sku"])
+    usable = (inv["on_hand"] + inv["in_transit"] - inv["allocated"]).astype(float)
+    mean_daily = series.assign(loc_sku=series["unique_id"]).set_index("unique_id")["mean_daily"] \
+        if len(series) else pd.Series(dtype=float)
+    # DC demand is its stores' demand.
+    loc = locations.set_index("location_id")
+    rows = []
+    for _, r in po.iterrows():
+        dest, sku = r["destination_location_id"], r["sku"]
+        stores = loc.index[(loc["parent_dc"] == dest)].tolist() if "parent_dc" in loc else []
+        daily = float(mean_daily.get(f"{dest}|{sku}", 0.0)) + sum(float(mean_daily.get(f"{s}|{sku}", 0.0))
+                                                                  for s in stores)
+        stock = float(usable.get((dest, sku), 0.0))
+        cover_days = stock / daily if daily > 0 else float("inf")
+        days_to_arrival = (r["expected_arrival"] - pd.Timestamp(ds)).days
+        stockout_days = max(0.0, days_to_arrival - cover_days) if math.isfinite(cover_days) else 0.0
+        remaining = float(r["quantity_ordered"] - r["quantity_received"])
+        action = "expedite" if stockout_days > 0 else "accept_delay"
+        rate = stats["late_rate"].get(r["supplier_id"]) if len(stats) else None
+        rows.append({
+            "doc_type": "po_exception", "business_key": f"po:{r['po_id']}-{int(r['po_line'])}", "sku": sku,
+            "from_location": None, "to_location": dest, "supplier_id": r["supplier_id"], "po_id": r["po_id"],
+            "po_line": int(r["po_line"]), "action": action, "quantity": remaining,
+            "unit_cost": float(r["unit_cost"]), "value": round(remaining * float(r["unit_cost"]), 2),
+            "need_by": pd.Timestamp(r["promised_date"]).date(),
+            "explanation": {
+                "promised_date": pd.Timestamp(r["promised_date"]).date().isoformat(),
+                "expected_arrival": r["expected_arrival"].date().isoformat(),
+                "late_days": int(r["late_days"]), "supplier_lead_time_days": float(lt.loc[_]),
+                "days_of_cover": None if not math.isfinite(cover_days) else round(cover_days, 1),
+                "projected_stockout_days": round(stockout_days, 1),
+                "lost_units_if_late": round(stockout_days * daily, 1),
+                "supplier_late_rate": None if rate is None or pd.isna(rate) else float(rate),
+                "anomalies": [],
+            },
+        })
+    out = pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+    rank = out["explanation"].map(lambda e: e["lost_units_if_late"])
+    return out.iloc[np.argsort(-rank.to_numpy(), kind="stable")].reset_index(drop=True)

@@ -1,0 +1,151 @@
+"""The approval gate: a deferrable sensor that waits until planners have decided a run's lines.
+
+The trigger watches the staging tables (not an Airflow state), so a decision made anywhere, in the
+approval page, the command line or the ERP, counts. At the deadline it reports a timeout and the
+sensor expires what is still pending: an undecided line is never released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+log = logging.getLogger(__name__)
+
+
+def _pending(conn_id: str, dag_id: str, ds: str) -> int:
+    from include.erp.hook import ErpStagingHook
+    from include.erp.staging import pending_count
+
+    with ErpStagingHook(conn_id).get_conn() as conn:
+        return pending_count(conn, dag_id, ds)
+
+
+class ApprovalGateTrigger(BaseTrigger):
+    """Fires once no line of ``(dag_id, ds)`` is ``pending_approval``, or at ``deadline``.
+
+    Args:
+        dag_id: DAG whose lines are watched.
+        ds: logical date (``YYYY-MM-DD``).
+        deadline: ISO timestamp (UTC) after which the trigger reports a timeout.
+        poke_interval: seconds between checks.
+        conn_id: ERP staging connection id.
+    """
+
+    def __init__(self, *, dag_id: str, ds: str, deadline: str, poke_interval: float = 30.0,
+                 conn_id: str = "erp_staging") -> None:
+        super().__init__()
+        self.dag_id = dag_id
+        self.ds = ds
+        self.deadline = deadline
+        self.poke_interval = poke_interval
+        self.conn_id = conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "include.erp.gate.ApprovalGateTrigger",
+            {"dag_id": self.dag_id, "ds": self.ds, "deadline": self.deadline,
+             "poke_interval": self.poke_interval, "conn_id": self.conn_id},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from asgiref.sync import sync_to_async
+
+        deadline = dt.datetime.fromisoformat(self.deadline)
+        check = sync_to_async(_pending)
+        while True:
+            try:
+                pending = await check(self.conn_id, self.dag_id, self.ds)
+            except Exception as exc:  # noqa: BLE001 - a database blip must not end the wait
+                log.warning("approval gate could not read staging: %s; retrying", exc)
+                pending = -1
+            if pending == 0:
+                yield TriggerEvent({"status": "decided", "pending": 0})
+                return
+            if dt.datetime.now(dt.UTC) >= deadline:
+                yield TriggerEvent({"status": "timeout", "pending": max(pending, 0)})
+                return
+            await asyncio.sleep(self.poke_interval)
+
+
+class ApprovalGateSensor(BaseSensorOperator):
+    """Wait, deferred, until planners have decided every pending line of this run.
+
+    In replay mode (backfills) nothing is put in front of planners, so the gate passes at once.
+
+    Args:
+        timeout_minutes: templated; how long to wait before expiring what is still pending. Empty
+            means the governance policy's ``gate.timeout_hours``.
+        poke_interval_seconds: templated; how often the trigger checks (empty: the policy's).
+        conn_id: ERP staging connection id.
+        replay: templated; ``"True"`` when the run is a replay.
+    """
+
+    template_fields = ("replay", "timeout_minutes", "poke_interval_seconds")
+
+    def __init__(self, *, timeout_minutes: str | float | None = None,
+                 poke_interval_seconds: str | float | None = None, conn_id: str = "erp_staging",
+                 replay: str | bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout_minutes = timeout_minutes
+        self.poke_interval_seconds = poke_interval_seconds
+        self.conn_id = conn_id
+        self.replay = replay
+
+    def _settings(self) -> tuple[float, float]:
+        """Timeout (hours) and poke interval (s): explicit values, else the governance policy."""
+        from include.governance.policy import load_policy
+
+        policy = load_policy()
+        timeout = policy.gate_timeout_hours
+        if self.timeout_minutes not in (None, "", "None"):
+            timeout = float(self.timeout_minutes) / 60.0
+        poke = policy.poke_interval_seconds
+        if self.poke_interval_seconds not in (None, "", "None"):
+            poke = float(self.poke_interval_seconds)
+        if timeout <= 0 or poke <= 0:
+            raise ValueError(f"approval gate needs a positive timeout and poke interval, got {timeout} h, {poke} s")
+        return timeout, poke
+
+    def _is_replay(self) -> bool:
+        return str(self.replay).lower() in ("true", "1", "replay")
+
+    def execute(self, context) -> dict[str, Any]:
+        dag_id, ds = context["dag"].dag_id, context["ds"]
+        if self._is_replay():
+            log.info("replay run: nothing waits for planners")
+            return {"status": "replay", "pending": 0}
+        pending = _pending(self.conn_id, dag_id, ds)
+        if pending == 0:
+            log.info("no line of %s ds=%s waits for a planner", dag_id, ds)
+            return {"status": "decided", "pending": 0}
+        timeout_hours, poke = self._settings()
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(hours=timeout_hours)
+        log.info("%d lines of %s ds=%s wait for a planner until %s", pending, dag_id, ds, deadline.isoformat())
+        self.defer(
+            trigger=ApprovalGateTrigger(dag_id=dag_id, ds=ds, deadline=deadline.isoformat(),
+                                        poke_interval=poke, conn_id=self.conn_id),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: expire what is still pending on timeout, then let release run."""
+        event = event or {}
+        if event.get("status") == "timeout":
+            from include.erp.hook import ErpStagingHook
+            from include.erp.staging import expire_pending
+
+            with ErpStagingHook(self.conn_id).get_conn() as conn:
+                expired = expire_pending(conn, context["dag"].dag_id, context["ds"],
+                                         reason=f"approval gate timed out after {self._settings()[0]:g} h")
+            log.warning("approval gate timed out: %d lines expired, never released", expired)
+            return {"status": "timeout", "expired": expired}
+        if event.get("status") != "decided":
+            raise ValueError(f"approval gate got an unexpected event: {event!r}")
+        return {"status": "decided", "expired": 0}

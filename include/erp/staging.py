@@ -1,0 +1,324 @@
+"""Stage tiered proposals into the ERP interface tables, decide them, expire them, release them.
+
+Every function takes an open psycopg connection and runs as one transaction: a batch is staged whole
+or not at all. Lines are keyed by ``dag_id|ds|doc_type|business_key``, so a re-run of the same date
+updates the lines nobody has decided yet, withdraws undecided lines it no longer proposes, and never
+touches a decided or released line. Every change is written to the append-only ``audit_log``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg.types.json import Jsonb
+
+log = logging.getLogger(__name__)
+
+TABLES = {
+    "replenishment": "replenishment_order_lines",
+    "transfer": "stock_transfer_lines",
+    "po_exception": "po_exception_lines",
+}
+UNDECIDED = ("proposed", "pending_approval", "auto_approved")
+SYSTEM_ACTOR = "shelfwise"
+
+
+class DecisionRefused(Exception):
+    """A decision that cannot be applied (already decided, wrong role, unknown line)."""
+
+
+@dataclass
+class StageResult:
+    """Counts of one staging call."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged_decided: int = 0
+    withdrawn: int = 0
+    auto_approved: int = 0
+    pending: int = 0
+
+
+def idempotency_key(dag_id: str, ds: str | dt.date, doc_type: str, business_key: str) -> str:
+    """The key that makes a proposal unique across re-runs of the same date."""
+    ds = ds.isoformat() if isinstance(ds, dt.date) else str(ds)[:10]
+    return f"{dag_id}|{ds}|{doc_type}|{business_key}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_json_default, allow_nan=False)
+                      if not _has_nan(value) else json.dumps(_strip_nan(value), default=_json_default))
+
+
+def _has_nan(value: Any) -> bool:
+    try:
+        json.dumps(value, default=_json_default, allow_nan=False)
+        return False
+    except ValueError:
+        return True
+
+
+def _strip_nan(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_nan(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def audit(conn: psycopg.Connection, action: str, *, actor: str = SYSTEM_ACTOR, doc_type: str | None = None,
+          key: str | None = None, from_status: str | None = None, to_status: str | None = None,
+          dag_id: str | None = None, run_id: str | None = None, ds: Any = None, note: str | None = None,
+          details: dict | None = None) -> None:
+    """Append one entry to ``erp_staging.audit_log``."""
+    conn.execute(
+        "INSERT INTO erp_staging.audit_log (actor, action, doc_type, idempotency_key, from_status,"
+        " to_status, dag_id, run_id, ds, note, details) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        (actor, action, doc_type, key, from_status, to_status, dag_id, run_id, ds, note,
+         Jsonb(_jsonable(details or {}))),
+    )
+
+
+def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
+                ds: str | dt.date) -> StageResult:
+    """Stage one run's tiered proposals in a single transaction.
+
+    Args:
+        conn: ERP staging connection.
+        lines: proposals with ``doc_type, business_key, sku, action, quantity, unit_cost, value,
+            explanation, risk_tier, tier_reasons, auto_approve`` and optional ``from_location,
+            to_location, supplier_id, po_id, po_line, need_by``.
+        dag_id: the DAG staging them.
+        run_id: the run staging them (recorded, not part of the key).
+        ds: logical date.
+
+    Returns:
+        Counts of what changed.
+    """
+    ds_date = ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds)[:10])
+    result = StageResult()
+    records = lines.to_dict("records")
+    keys_by_type: dict[str, set[str]] = {t: set() for t in TABLES}
+    with conn.transaction():
+        for rec in records:
+            doc_type = rec["doc_type"]
+            table = TABLES[doc_type]
+            key = idempotency_key(dag_id, ds_date, doc_type, rec["business_key"])
+            keys_by_type[doc_type].add(key)
+            target = "auto_approved" if rec.get("auto_approve") else "pending_approval"
+            existing = conn.execute(
+                f"SELECT status FROM erp_staging.{table} WHERE idempotency_key = %s FOR UPDATE", (key,)
+            ).fetchone()
+            if existing and existing[0] not in UNDECIDED:
+                result.unchanged_decided += 1
+                continue
+            params = {
+                "key": key, "dag_id": dag_id, "run_id": run_id, "ds": ds_date,
+                "business_key": rec["business_key"], "sku": rec["sku"],
+                "from_location": _opt(rec.get("from_location")), "to_location": _opt(rec.get("to_location")),
+                "supplier_id": _opt(rec.get("supplier_id")), "po_id": _opt(rec.get("po_id")),
+                "po_line": _opt_int(rec.get("po_line")), "action": rec["action"],
+                "quantity": float(rec["quantity"]), "unit_cost": float(rec["unit_cost"]),
+                "value": float(rec["value"]), "need_by": _opt_date(rec.get("need_by")),
+                "explanation": Jsonb(_jsonable(rec.get("explanation") or {})),
+                "risk_tier": rec["risk_tier"], "tier_reasons": Jsonb(_jsonable(list(rec.get("tier_reasons") or []))),
+            }
+            if existing is None:
+                conn.execute(
+                    f"INSERT INTO erp_staging.{table} (idempotency_key, dag_id, run_id, ds, business_key, sku,"
+                    " from_location, to_location, supplier_id, po_id, po_line, action, quantity, unit_cost,"
+                    " value, need_by, explanation, risk_tier, tier_reasons, status) VALUES (%(key)s,"
+                    " %(dag_id)s, %(run_id)s, %(ds)s, %(business_key)s, %(sku)s, %(from_location)s,"
+                    " %(to_location)s, %(supplier_id)s, %(po_id)s, %(po_line)s, %(action)s, %(quantity)s,"
+                    " %(unit_cost)s, %(value)s, %(need_by)s, %(explanation)s, %(risk_tier)s,"
+                    " %(tier_reasons)s, 'proposed') ON CONFLICT (idempotency_key) DO NOTHING",
+                    params,
+                )
+                audit(conn, "proposed", doc_type=doc_type, key=key, to_status="proposed", dag_id=dag_id,
+                      run_id=run_id, ds=ds_date, details={"quantity": params["quantity"],
+                                                          "value": params["value"]})
+                from_status = "proposed"
+                result.inserted += 1
+            else:
+                conn.execute(
+                    f"UPDATE erp_staging.{table} SET run_id=%(run_id)s, sku=%(sku)s,"
+                    " from_location=%(from_location)s, to_location=%(to_location)s,"
+                    " supplier_id=%(supplier_id)s, po_id=%(po_id)s, po_line=%(po_line)s, action=%(action)s,"
+                    " quantity=%(quantity)s, unit_cost=%(unit_cost)s, value=%(value)s, need_by=%(need_by)s,"
+                    " explanation=%(explanation)s, risk_tier=%(risk_tier)s, tier_reasons=%(tier_reasons)s,"
+                    " updated_at=now() WHERE idempotency_key=%(key)s",
+                    params,
+                )
+                from_status = existing[0]
+                result.updated += 1
+            if from_status != target:
+                conn.execute(f"UPDATE erp_staging.{table} SET status=%s WHERE idempotency_key=%s", (target, key))
+                audit(conn, "tiered", doc_type=doc_type, key=key, from_status=from_status, to_status=target,
+                      dag_id=dag_id, run_id=run_id, ds=ds_date,
+                      details={"risk_tier": rec["risk_tier"], "reasons": list(rec.get("tier_reasons") or [])})
+            if target == "auto_approved":
+                result.auto_approved += 1
+            else:
+                result.pending += 1
+        for doc_type, table in TABLES.items():
+            stale = conn.execute(
+                f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s AND status = ANY(%s)"
+                " AND NOT (idempotency_key = ANY(%s)) RETURNING idempotency_key, status",
+                (dag_id, ds_date, list(UNDECIDED), list(keys_by_type[doc_type])),
+            ).fetchall()
+            for key, status in stale:
+                audit(conn, "withdrawn", doc_type=doc_type, key=key, from_status=status, dag_id=dag_id,
+                      run_id=run_id, ds=ds_date, note="no longer proposed by a re-run of this date")
+            result.withdrawn += len(stale)
+    log.info("staged %s ds=%s: %s", dag_id, ds_date, result)
+    return result
+
+
+def _opt(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) or value is pd.NA else str(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if _opt(value) is None else int(value)
+
+
+def _opt_date(value: Any) -> dt.date | None:
+    if _opt(value) is None:
+        return None
+    return pd.Timestamp(value).date()
+
+
+def pending_count(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> int:
+    """Lines of a run still waiting for a planner."""
+    row = conn.execute(
+        "SELECT count(*) FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s AND status='pending_approval'",
+        (dag_id, _as_date(ds)),
+    ).fetchone()
+    return int(row[0])
+
+
+def _as_date(ds: str | dt.date) -> dt.date:
+    return ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds)[:10])
+
+
+def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, approve: bool, user: str,
+           note: str | None = None) -> dict[str, list[int]]:
+    """Approve or reject pending lines as ``user``; the first decision on a line stands.
+
+    Returns:
+        ``{"decided": [...], "already_decided": [...], "unknown": [...]}`` line ids.
+    """
+    table = TABLES[doc_type]
+    target = "approved" if approve else "rejected"
+    out: dict[str, list[int]] = {"decided": [], "already_decided": [], "unknown": []}
+    with conn.transaction():
+        for line_id in line_ids:
+            row = conn.execute(
+                f"SELECT status, idempotency_key, dag_id, run_id, ds FROM erp_staging.{table}"
+                " WHERE line_id=%s FOR UPDATE", (line_id,),
+            ).fetchone()
+            if row is None:
+                out["unknown"].append(line_id)
+                continue
+            status, key, dag_id, run_id, ds = row
+            if status != "pending_approval":
+                out["already_decided"].append(line_id)
+                continue
+            conn.execute(
+                f"UPDATE erp_staging.{table} SET status=%s, decided_by=%s, decided_at=now(), decision_note=%s"
+                " WHERE line_id=%s", (target, user, note, line_id),
+            )
+            audit(conn, target, actor=user, doc_type=doc_type, key=key, from_status=status, to_status=target,
+                  dag_id=dag_id, run_id=run_id, ds=ds, note=note)
+            out["decided"].append(line_id)
+    return out
+
+
+def decide_all_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, approve: bool, user: str,
+                       note: str | None = None) -> int:
+    """Approve or reject every pending line of a run; returns how many were decided."""
+    total = 0
+    for doc_type, table in TABLES.items():
+        ids = [r[0] for r in conn.execute(
+            f"SELECT line_id FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s AND status='pending_approval'"
+            " ORDER BY line_id", (dag_id, _as_date(ds)),
+        ).fetchall()]
+        if ids:
+            total += len(decide(conn, doc_type, ids, approve=approve, user=user, note=note)["decided"])
+    return total
+
+
+def expire_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, reason: str) -> int:
+    """Expire every line of a run still pending (the gate timed out); they are never released."""
+    total = 0
+    with conn.transaction():
+        for doc_type, table in TABLES.items():
+            rows = conn.execute(
+                f"UPDATE erp_staging.{table} SET status='expired' WHERE dag_id=%s AND ds=%s"
+                " AND status='pending_approval' RETURNING idempotency_key, run_id",
+                (dag_id, _as_date(ds)),
+            ).fetchall()
+            for key, run_id in rows:
+                audit(conn, "expired", doc_type=doc_type, key=key, from_status="pending_approval",
+                      to_status="expired", dag_id=dag_id, run_id=run_id, ds=_as_date(ds), note=reason)
+            total += len(rows)
+    return total
+
+
+def release_approved(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, run_id: str) -> dict[str, int]:
+    """Release every approved and auto-approved line of a run to the ERP, in one transaction."""
+    counts: dict[str, int] = {}
+    with conn.transaction():
+        for doc_type, table in TABLES.items():
+            rows = conn.execute(
+                f"UPDATE erp_staging.{table} SET status='released', released_at=now() WHERE dag_id=%s"
+                " AND ds=%s AND status IN ('approved', 'auto_approved') RETURNING idempotency_key, status",
+                (dag_id, _as_date(ds)),
+            ).fetchall()
+            for key, _ in rows:
+                audit(conn, "released", doc_type=doc_type, key=key, from_status="approved",
+                      to_status="released", dag_id=dag_id, run_id=run_id, ds=_as_date(ds))
+            counts[doc_type] = len(rows)
+    return counts
+
+
+def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.DataFrame:
+    """Every staged line of a run, all document types."""
+    cur = conn.execute(
+        "SELECT doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
+        " supplier_id, action, quantity, value, risk_tier, status, decided_by FROM erp_staging.all_lines"
+        " WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id", (dag_id, _as_date(ds)),
+    )
+    cols = [c.name for c in cur.description]
+    return pd.DataFrame(cur.fetchall(), columns=cols)
+
+
+def record_contract_runs(conn: psycopg.Connection, records: list[dict], *, dag_id: str | None,
+                         run_id: str | None) -> None:
+    """Append validation results to ``ops.contract_runs``."""
+    with conn.transaction():
+        for r in records:
+            conn.execute(
+                "INSERT INTO ops.contract_runs (dag_id, run_id, contract_id, contract_version, ds, file,"
+                " rows_in, rows_passed, rows_quarantined, breaches, outcome, reasons, sample_keys)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                (dag_id, run_id, r["contract_id"], r["contract_version"], _as_date(r["ds"]), r["file"],
+                 r["rows_in"], r["rows_passed"], r["rows_quarantined"], Jsonb(r["breaches"]), r["outcome"],
+                 Jsonb(r["reasons"]), Jsonb(r["sample_keys"])),
+            )

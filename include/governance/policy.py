@@ -1,0 +1,182 @@
+"""The governance policy: risk tiers, auto-approval, deciders and the gate timeout, from a YAML file.
+
+The file is meant to be read and edited by planners, so loading is strict and every problem is
+reported with the file and the offending key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from include.config import POLICY_FILE
+
+TIERS = ("low", "medium", "high")
+DOC_TYPES = ("replenishment", "transfer", "po_exception")
+CONDITIONS = {
+    "value_above": float,
+    "quantity_vs_usual_above": float,
+    "fallback_used": bool,
+    "forecast_error_above": float,
+    "anomaly": bool,
+    "supplier_late_rate_above": float,
+    "action_in": list,
+}
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    doc_types: tuple[str, ...]
+    when: dict[str, Any]
+    tier: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded, checked governance policy."""
+
+    path: str
+    rules: tuple[Rule, ...]
+    auto_approve_tiers: tuple[str, ...]
+    deciders: dict[str, tuple[str, ...]]
+    gate_timeout_hours: float
+    poke_interval_seconds: float
+    costs: dict[str, float]
+
+    def may_decide(self, roles: set[str] | list[str], tier: str) -> bool:
+        """Whether a user with these roles may approve or reject a line of ``tier``."""
+        return bool(set(roles) & set(self.deciders.get(tier, ())))
+
+
+def load_policy(path: str | Path = POLICY_FILE) -> Policy:
+    """Load and check the policy.
+
+    Raises:
+        PolicyError: naming the file and the first problem.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{path}: cannot be read: {exc}") from exc
+
+    def fail(message: str) -> PolicyError:
+        return PolicyError(f"{path}: {message}")
+
+    if not isinstance(data, dict):
+        raise fail("the policy must be a mapping")
+    unknown = set(data) - {"version", "gate", "auto_approve_tiers", "deciders", "rules", "costs"}
+    if unknown:
+        raise fail(f"unknown top-level keys {sorted(unknown)}")
+    gate = data.get("gate") or {}
+    if set(gate) - {"timeout_hours", "poke_interval_seconds"}:
+        raise fail(f"unknown gate keys {sorted(set(gate) - {'timeout_hours', 'poke_interval_seconds'})}")
+    timeout = gate.get("timeout_hours")
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise fail(f"gate.timeout_hours must be a positive number, got {timeout!r}")
+    auto = tuple(data.get("auto_approve_tiers") or ())
+    for tier in auto:
+        if tier not in TIERS:
+            raise fail(f"auto_approve_tiers: {tier!r} is not one of {', '.join(TIERS)}")
+    deciders = data.get("deciders") or {}
+    for tier in TIERS:
+        if tier not in auto and not deciders.get(tier):
+            raise fail(f"deciders.{tier}: a tier that is not auto-approved needs at least one role")
+    for tier in deciders:
+        if tier not in TIERS:
+            raise fail(f"deciders: {tier!r} is not one of {', '.join(TIERS)}")
+    rules = []
+    for i, raw in enumerate(data.get("rules") or []):
+        where = f"rules[{i}]"
+        if not isinstance(raw, dict) or set(raw) != {"name", "doc_types", "when", "tier"}:
+            raise fail(f"{where} needs exactly name, doc_types, when and tier")
+        if raw["tier"] not in TIERS:
+            raise fail(f"{where} ({raw['name']}): tier {raw['tier']!r} is not one of {', '.join(TIERS)}")
+        for doc in raw["doc_types"]:
+            if doc not in DOC_TYPES:
+                raise fail(f"{where} ({raw['name']}): doc type {doc!r} is not one of {', '.join(DOC_TYPES)}")
+        if not isinstance(raw["when"], dict) or not raw["when"]:
+            raise fail(f"{where} ({raw['name']}): when must name at least one condition")
+        for cond, value in raw["when"].items():
+            if cond not in CONDITIONS:
+                raise fail(f"{where} ({raw['name']}): unknown condition {cond!r} "
+                           f"(known: {', '.join(sorted(CONDITIONS))})")
+            expected = CONDITIONS[cond]
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int)
+                                                  and not isinstance(value, bool))
+            if not ok:
+                raise fail(f"{where} ({raw['name']}): {cond} must be a {expected.__name__}, got {value!r}")
+        rules.append(Rule(str(raw["name"]), tuple(raw["doc_types"]), dict(raw["when"]), raw["tier"]))
+    return Policy(
+        path=str(path),
+        rules=tuple(rules),
+        auto_approve_tiers=auto,
+        deciders={t: tuple(deciders.get(t) or ()) for t in TIERS},
+        gate_timeout_hours=float(timeout),
+        poke_interval_seconds=float(gate.get("poke_interval_seconds", 30)),
+        costs={k: float(v) for k, v in (data.get("costs") or {}).items()},
+    )
+
+
+def _matches(rule: Rule, line: dict[str, Any]) -> bool:
+    explain = line.get("explanation") or {}
+    for cond, value in rule.when.items():
+        if cond == "value_above" and not float(line.get("value") or 0) > value:
+            return False
+        if cond == "quantity_vs_usual_above":
+            usual = float(explain.get("usual_quantity") or 0)
+            if usual <= 0 or not float(line.get("quantity") or 0) / usual > value:
+                return False
+        if cond == "fallback_used" and bool(explain.get("fallback_reason")) != value:
+            return False
+        if cond == "forecast_error_above":
+            err = explain.get("backtest_mase")
+            if err is None or pd.isna(err) or not float(err) > value:
+                return False
+        if cond == "anomaly" and bool(explain.get("anomalies")) != value:
+            return False
+        if cond == "supplier_late_rate_above":
+            rate = explain.get("supplier_late_rate")
+            if rate is None or pd.isna(rate) or not float(rate) > value:
+                return False
+        if cond == "action_in" and line.get("action") not in value:
+            return False
+    return True
+
+
+def assign_tier(line: dict[str, Any], policy: Policy) -> tuple[str, list[str]]:
+    """Tier one proposal line.
+
+    Args:
+        line: the line's fields (``doc_type``, ``value``, ``quantity``, ``action``, ``explanation``).
+        policy: the loaded policy.
+
+    Returns:
+        ``(tier, reasons)``: the highest tier of the matching rules and their names.
+    """
+    tier, reasons = "low", []
+    for rule in policy.rules:
+        if line.get("doc_type") in rule.doc_types and _matches(rule, line):
+            reasons.append(rule.name)
+            if TIERS.index(rule.tier) > TIERS.index(tier):
+                tier = rule.tier
+    return tier, reasons
+
+
+def tier_proposals(proposals: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Add ``risk_tier``, ``tier_reasons`` and ``auto_approve`` to a frame of proposals."""
+    out = proposals.copy()
+    tiers = [assign_tier(row, policy) for row in out.to_dict("records")]
+    out["risk_tier"] = [t for t, _ in tiers]
+    out["tier_reasons"] = [r for _, r in tiers]
+    out["auto_approve"] = out["risk_tier"].isin(policy.auto_approve_tiers)
+    return out

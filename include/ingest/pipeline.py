@@ -1,0 +1,158 @@
+"""Ingest and validate the extracts of one source for one logical date.
+
+Landing files are only read, never changed. Each contract's valid rows replace the curated partition
+``curated/<contract>/ds=<ds>``, its bad rows replace ``quarantine/<contract>/ds=<ds>``, and the result
+of every validation is returned for recording. A blocked extract raises :class:`ContractViolation`
+after everything has been written, so what was kept and why is always on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pandas as pd
+
+from include.config import as_date, data_root
+from include.contracts.contract import MASTER_SOURCE, Contract, load_contracts
+from include.contracts.validate import (
+    BLOCKED,
+    ContractResult,
+    ContractViolation,
+    missing_file_result,
+    unreadable_result,
+    validate_extract,
+)
+from include.ingest.parse import ExtractUnreadable, file_exists, landing_file, parse_extract, parse_extracts
+from include.storage import read_partition, write_partition
+
+log = logging.getLogger(__name__)
+
+#: Master contracts in dependency order: later ones reference earlier ones.
+MASTER_ORDER = ("suppliers", "locations", "items", "promotions")
+SOURCES = ("master", "pos", "ecommerce", "wms", "supplier", "returns")
+
+
+def _ordered(contracts: list[Contract]) -> list[Contract]:
+    rank = {cid: i for i, cid in enumerate(MASTER_ORDER)}
+    return sorted(contracts, key=lambda c: (rank.get(c.id, len(rank)), c.id))
+
+
+def reference_values(contracts: dict[str, Contract], ds: str, root: str) -> dict[tuple[str, str], list[str]]:
+    """Values of every referenced master column, from the curated master partitions of ``ds``."""
+    refs: dict[tuple[str, str], list[str]] = {}
+    for contract in contracts.values():
+        for col in contract.columns:
+            if col.references is None or col.references in refs:
+                continue
+            ref_id, ref_col = col.references
+            master = read_partition("curated", ref_id, ds, root, missing_ok=True)
+            if ref_col in master.columns:
+                refs[col.references] = sorted(master[ref_col].dropna().astype(str).unique().tolist())
+    return refs
+
+
+def ingest_source(
+    source: str,
+    ds: str | dt.date,
+    *,
+    root: str | None = None,
+    contracts: dict[str, Contract] | None = None,
+    raise_on_block: bool = True,
+) -> list[ContractResult]:
+    """Parse, validate and split every extract of one source for one date.
+
+    Args:
+        source: landing source folder (``pos``, ``wms``, ``master``...).
+        ds: logical date.
+        root: data root; defaults to ``SHELFWISE_DATA_ROOT``.
+        contracts: loaded contracts; defaults to ``data_contracts/``.
+        raise_on_block: raise :class:`ContractViolation` when any extract is blocked.
+
+    Returns:
+        One result per contract of the source.
+
+    Raises:
+        ContractViolation: when an extract breaks an error rule (after writing its outputs).
+        ValueError: for a source no contract reads.
+    """
+    root = root or data_root()
+    ds = as_date(ds).isoformat()
+    contracts = contracts or load_contracts()
+    mine = _ordered([c for c in contracts.values() if c.source == source])
+    if not mine:
+        raise ValueError(f"no data contract reads landing source {source!r}")
+    results = []
+    for contract in mine:
+        path = landing_file(root, contract, ds)
+        if not file_exists(path):
+            result = missing_file_result(contract, ds, path)
+            curated = quarantine = None
+        else:
+            try:
+                parsed = parse_extract(contract, path, ds)
+            except ExtractUnreadable as exc:
+                result, curated, quarantine = unreadable_result(contract, ds, path, exc), None, None
+            else:
+                refs = reference_values(contracts, ds, root) if source != MASTER_SOURCE else \
+                    reference_values({c.id: c for c in mine if c.id == contract.id}, ds, root)
+                result, curated, quarantine = validate_extract(contract, parsed, ds, refs)
+        if result.outcome == BLOCKED:
+            # A blocked extract must not leave an older curated partition that looks current.
+            curated = (curated.iloc[0:0] if curated is not None else pd.DataFrame())
+        if curated is not None:
+            write_partition(curated, "curated", contract.id, ds, root)
+        if quarantine is not None:
+            result.quarantine_path = write_partition(quarantine, "quarantine", contract.id, ds, root) \
+                if len(quarantine) else None
+        log.info("%s", result.summary())
+        results.append(result)
+    blocked = [r for r in results if r.outcome == BLOCKED]
+    if blocked and raise_on_block:
+        raise ContractViolation(blocked, results)
+    return results
+
+
+def load_history(
+    start: str | dt.date,
+    end: str | dt.date,
+    *,
+    root: str | None = None,
+    contracts: dict[str, Contract] | None = None,
+) -> dict[str, int]:
+    """Initial load: ingest every landed day in ``[start, end]`` for the transactional sources.
+
+    Used once when a retailer starts with Shelfwise (and by the demo) so that forecasting has
+    history. Each extract is parsed per file and validated with one GX run per contract over the
+    whole period, then split back into daily partitions. Master data is loaded for ``end`` only.
+
+    Returns:
+        Rows curated per contract.
+    """
+    root = root or data_root()
+    contracts = contracts or load_contracts()
+    start_d, end_d = as_date(start), as_date(end)
+    ingest_source(MASTER_SOURCE, end_d, root=root, contracts=contracts)
+    refs = reference_values(contracts, end_d.isoformat(), root)
+    days = [start_d + dt.timedelta(days=i) for i in range((end_d - start_d).days + 1)]
+    counts: dict[str, int] = {}
+    for contract in contracts.values():
+        if contract.source == MASTER_SOURCE:
+            continue
+        files = [(landing_file(root, contract, d.isoformat()), d.isoformat()) for d in days]
+        files = [(path, d) for path, d in files if file_exists(path)]
+        if not files:
+            counts[contract.id] = 0
+            continue
+        merged = parse_extracts(contract, files)
+        result, curated, quarantine = validate_extract(contract, merged, end_d.isoformat(), refs)
+        log.info("history %s", result.summary())
+        good_by_day = dict(tuple(curated.groupby("_ds"))) if len(curated) else {}
+        bad_by_day = dict(tuple(quarantine.groupby(pd.to_datetime(quarantine["_ds"])))) if len(quarantine) else {}
+        for day in days:
+            stamp = pd.Timestamp(day)
+            write_partition(good_by_day.get(stamp, curated.iloc[0:0]), "curated", contract.id, day, root)
+            if stamp in bad_by_day:
+                write_partition(bad_by_day[stamp], "quarantine", contract.id, day, root)
+        counts[contract.id] = len(curated)
+    return counts

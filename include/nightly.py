@@ -1,0 +1,347 @@
+"""The stages of ``retail_nightly`` as plain functions: one per task, no Airflow inside.
+
+Each stage reads what exists as of the logical date ``ds`` under the data root, writes its outputs
+for ``ds`` (replacing an earlier run's), and returns a small JSON-safe summary that becomes the task's
+XCom and is also written to ``reports/stages/ds=<ds>/<stage>.json`` for the run summary.
+In replay mode (backfills) nothing is staged for planners or released to the ERP: the proposals that
+would have been made are written to ``reports/replay_proposals`` instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import zlib
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+
+from include.config import as_date, data_root, partition_path
+from include.storage import partition_exists, read_partition, read_range, write_partition
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_DAYS = 365
+DEFAULT_HORIZON = 28
+
+
+def write_stage_summary(stage: str, ds: str | dt.date, summary: dict[str, Any], root: str | None = None) -> None:
+    """Record a stage's summary next to the run's reports."""
+    path = f"{partition_path('reports', 'stages', ds, root)}/{stage}.json"
+    fs, _, (local,) = fsspec.get_fs_token_paths(path)
+    fs.makedirs(local.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(local, "w") as fh:
+        json.dump(summary, fh, indent=2, default=str)
+
+
+def read_stage_summaries(ds: str | dt.date, root: str | None = None) -> dict[str, Any]:
+    """Every stage summary written for ``ds``, keyed by stage."""
+    folder = partition_path("reports", "stages", ds, root)
+    fs, _, (local,) = fsspec.get_fs_token_paths(folder)
+    if not fs.exists(local):
+        return {}
+    out = {}
+    for path in sorted(fs.ls(local, detail=False)):
+        if path.endswith(".json"):
+            with fs.open(path, "r") as fh:
+                out[path.rsplit("/", 1)[-1][:-5]] = json.load(fh)
+    return out
+
+
+def prepare_erp_staging(url: str | None = None) -> dict[str, Any]:
+    """Apply pending ERP staging migrations."""
+    from include.erp import db
+
+    with db.connect(url) as conn:
+        applied = db.migrate(conn)
+    return {"migrations_applied": applied}
+
+
+def ingest(source: str, ds: str, *, dag_id: str | None = None, run_id: str | None = None,
+           conn_factory=None, root: str | None = None) -> dict[str, Any]:
+    """Ingest + validate one source, record the results, raise if an extract is blocked."""
+    from include.contracts.validate import ContractViolation
+    from include.ingest.pipeline import ingest_source
+
+    blocked: ContractViolation | None = None
+    try:
+        results = ingest_source(source, ds, root=root)
+    except ContractViolation as exc:
+        blocked, results = exc, exc.all_results
+    if conn_factory is not None:
+        from include.erp.staging import record_contract_runs
+
+        with conn_factory() as conn:
+            record_contract_runs(conn, [r.as_record() for r in results], dag_id=dag_id, run_id=run_id)
+    summary = {
+        "source": source,
+        "contracts": {r.contract_id: {"outcome": r.outcome, "rows_in": r.rows_in, "rows_passed": r.rows_passed,
+                                      "rows_quarantined": r.rows_quarantined} for r in results},
+        "rows_in": sum(r.rows_in for r in results),
+        "rows_passed": sum(r.rows_passed for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+    }
+    write_stage_summary(f"ingest_{source}", ds, summary, root)
+    if blocked is not None:
+        raise blocked
+    return summary
+
+
+def build_demand(ds: str, *, history_days: int = DEFAULT_HISTORY_DAYS, root: str | None = None) -> dict[str, Any]:
+    """Daily demand per series for the trailing window, with stock-out days censored."""
+    from include.demand.history import load_demand
+
+    demand = load_demand(ds, history_days, root)
+    if demand.empty:
+        raise ValueError(f"no curated sales found for the {history_days} days up to {ds}: load history first "
+                         "(python -m include.ingest --history)")
+    write_partition(demand, "curated", "demand", ds, root)
+    summary = {"series": int(demand["unique_id"].nunique()), "rows": int(len(demand)),
+               "censored_days": int(demand["censored"].sum()), "units": float(demand["y"].sum())}
+    write_stage_summary("build_demand", ds, summary, root)
+    return summary
+
+
+def shard_of(unique_ids: pd.Series, n_shards: int) -> np.ndarray:
+    """Stable shard number of each series (the same series lands in the same shard every night)."""
+    return np.array([zlib.crc32(u.encode()) % n_shards for u in unique_ids], dtype=np.int64)
+
+
+def plan_forecast_shards(ds: str, *, shard_size: int = 5000, root: str | None = None) -> list[dict[str, int]]:
+    """How many shards the forecast fans out to; one mapped task per shard."""
+    demand = read_partition("curated", "demand", ds, root)
+    n_series = int(demand["unique_id"].nunique())
+    n_shards = max(1, -(-n_series // max(shard_size, 1)))
+    return [{"shard": i, "n_shards": n_shards} for i in range(n_shards)]
+
+
+def forecast_shard(ds: str, shard: int, n_shards: int, *, horizon: int = DEFAULT_HORIZON,
+                   root: str | None = None) -> dict[str, Any]:
+    """Forecast the series of one shard; one bad series falls back, never fails the shard."""
+    from models.forecasting import forecast
+
+    demand = read_partition("curated", "demand", ds, root)
+    ids = demand["unique_id"].drop_duplicates()
+    mine = set(ids[shard_of(ids, n_shards) == shard])
+    history = demand[demand["unique_id"].isin(mine)][["unique_id", "ds", "y", "censored"]]
+    result = forecast(history, horizon)
+    write_partition(result.forecasts, "forecasts", f"shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
+    write_partition(result.series, "forecasts", f"series_shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
+    fallback = int(result.series["fallback_reason"].notna().sum())
+    return {"shard": shard, "series": int(len(result.series)), "fallback": fallback,
+            "models": result.series["model"].value_counts().to_dict()}
+
+
+def combine_forecasts(ds: str, shard_summaries: list[dict[str, Any]], *, root: str | None = None) -> dict[str, Any]:
+    """Gather the shards into ``forecasts/demand`` and ``forecasts/series`` for the date."""
+    n = max(s["shard"] for s in shard_summaries) + 1 if shard_summaries else 0
+    fcs, meta = [], []
+    for s in range(n):
+        fcs.append(read_partition("forecasts", f"shards/shard={s:04d}-of-{n:04d}", ds, root))
+        meta.append(read_partition("forecasts", f"series_shards/shard={s:04d}-of-{n:04d}", ds, root))
+    forecasts = pd.concat(fcs, ignore_index=True) if fcs else pd.DataFrame()
+    series = pd.concat(meta, ignore_index=True) if meta else pd.DataFrame()
+    write_partition(forecasts, "forecasts", "demand", ds, root)
+    write_partition(series, "forecasts", "series", ds, root)
+    summary = {
+        "series": int(len(series)), "shards": n,
+        "fallback_series": int(series["fallback_reason"].notna().sum()) if len(series) else 0,
+        "models": series["model"].value_counts().to_dict() if len(series) else {},
+    }
+    if len(series) and summary["fallback_series"] == len(series):
+        log.warning("every series fell back to the deterministic rule: check the model stage")
+    write_stage_summary("forecast", ds, summary, root)
+    return summary
+
+
+def detect_anomalies(ds: str, *, root: str | None = None) -> dict[str, Any]:
+    """Demand anomalies (today's actuals against yesterday's forecast) and supplier lead-time drift."""
+    from models.anomaly import detect_demand_anomalies, detect_lead_time_drift
+
+    day = as_date(ds)
+    demand = read_partition("curated", "demand", ds, root)
+    yesterday = day - dt.timedelta(days=1)
+    frames = []
+    if partition_exists("forecasts", "demand", yesterday, root):
+        prev = read_partition("forecasts", "demand", yesterday, root)
+        prev = prev[pd.to_datetime(prev["ds"]) == pd.Timestamp(day)]
+        actual = demand[(demand["ds"] == pd.Timestamp(day)) & ~demand["censored"]][["unique_id", "ds", "y"]]
+        if len(prev) and len(actual):
+            prev = prev.assign(ds=pd.to_datetime(prev["ds"]))
+            frames.append(detect_demand_anomalies(actual, prev))
+    receipts = _received_po_lines(day, root)
+    drift = detect_lead_time_drift(receipts, as_of=day) if len(receipts) else pd.DataFrame()
+    demand_anoms = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["unique_id", "ds", "anomaly_type", "severity", "explanation"])
+    write_partition(demand_anoms, "reports", "demand_anomalies", ds, root)
+    write_partition(drift, "reports", "supplier_anomalies", ds, root)
+    summary = {"demand_anomalies": int(len(demand_anoms)), "supplier_anomalies": int(len(drift)),
+               "demand_anomalies_scored": bool(frames)}
+    write_stage_summary("detect_anomalies", ds, summary, root)
+    return summary
+
+
+def _received_po_lines(day: dt.date, root: str | None, lookback_days: int = 365) -> pd.DataFrame:
+    """Received PO lines of the last year, with the supplier's promised lead time."""
+    receipts = read_range("curated", "receipts", day - dt.timedelta(days=lookback_days - 1), day, root)
+    pos = read_partition("curated", "purchase_orders", day, root, missing_ok=True)
+    history_pos = read_range("curated", "purchase_orders", day - dt.timedelta(days=lookback_days - 1), day, root)
+    if receipts.empty or (pos.empty and history_pos.empty):
+        return pd.DataFrame()
+    po = pd.concat([history_pos, pos], ignore_index=True).drop_duplicates(["po_id", "po_line"], keep="last")
+    first = receipts.groupby(["po_id", "po_line"], as_index=False)["received_date"].min()
+    merged = first.merge(po[["po_id", "po_line", "supplier_id", "order_date"]], on=["po_id", "po_line"])
+    suppliers = read_partition("curated", "suppliers", day, root)
+    merged["promised_lead_time_days"] = merged["supplier_id"].map(
+        suppliers.set_index("supplier_id")["promised_lead_time_days"])
+    return merged.dropna(subset=["promised_lead_time_days"])
+
+
+def propose(ds: str, *, root: str | None = None) -> dict[str, Any]:
+    """Replenishment, rebalancing transfers and PO exceptions, explained."""
+    from include.decisions.propose import propose_po_exceptions, propose_rebalancing, propose_replenishment
+    from models.anomaly import supplier_lead_time_stats
+
+    day = as_date(ds)
+    forecasts = read_partition("forecasts", "demand", ds, root)
+    series = read_partition("forecasts", "series", ds, root)
+    inventory = read_partition("curated", "inventory_snapshot", ds, root)
+    pos = read_partition("curated", "purchase_orders", ds, root)
+    open_pos = pos[pos["status"].isin(["open", "partial"])] if len(pos) else pos
+    items = read_partition("curated", "items", ds, root)
+    locations = read_partition("curated", "locations", ds, root)
+    suppliers = read_partition("curated", "suppliers", ds, root)
+    received = _received_po_lines(day, root)
+    stats = supplier_lead_time_stats(received, as_of=day) if len(received) else pd.DataFrame(
+        columns=["supplier_id", "mean_lead_time", "std_lead_time", "late_rate", "n"])
+    anomalies = read_partition("reports", "demand_anomalies", ds, root, missing_ok=True)
+    parts = [
+        propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, stats, day,
+                              anomalies=anomalies),
+        propose_rebalancing(forecasts, inventory, items, locations, day),
+        propose_po_exceptions(open_pos, stats, suppliers, inventory, series, locations, day),
+    ]
+    proposals = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
+        else parts[0]
+    _write_json_frame(proposals, "curated", "proposals", ds, root)
+    summary = {"proposals": int(len(proposals)),
+               "by_type": proposals["doc_type"].value_counts().to_dict() if len(proposals) else {}}
+    write_stage_summary("propose", ds, summary, root)
+    return summary
+
+
+def _write_json_frame(frame: pd.DataFrame, zone: str, dataset: str, ds: str, root: str | None) -> None:
+    """Parquet cannot hold free-form dicts across rows: keep nested fields as JSON text."""
+    out = frame.copy()
+    for col in ("explanation", "tier_reasons"):
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: json.dumps(v, default=str))
+    write_partition(out, zone, dataset, ds, root)
+
+
+def _read_json_frame(zone: str, dataset: str, ds: str, root: str | None) -> pd.DataFrame:
+    frame = read_partition(zone, dataset, ds, root)
+    for col in ("explanation", "tier_reasons"):
+        if col in frame.columns:
+            frame[col] = frame[col].map(json.loads)
+    return frame
+
+
+def tier(ds: str, *, policy_path: str | None = None, root: str | None = None) -> dict[str, Any]:
+    """Give every proposal its risk tier from the governance policy."""
+    from include.governance.policy import load_policy, tier_proposals
+
+    policy = load_policy(policy_path) if policy_path else load_policy()
+    proposals = _read_json_frame("curated", "proposals", ds, root)
+    tiered = tier_proposals(proposals, policy) if len(proposals) else proposals.assign(
+        risk_tier=pd.Series(dtype=str), tier_reasons=pd.Series(dtype=object), auto_approve=pd.Series(dtype=bool))
+    _write_json_frame(tiered, "curated", "proposals_tiered", ds, root)
+    counts = tiered.groupby(["doc_type", "risk_tier"]).size() if len(tiered) else pd.Series(dtype=int)
+    summary = {"by_type_and_tier": {f"{d}/{t}": int(n) for (d, t), n in counts.items()},
+               "auto_approve": int(tiered["auto_approve"].sum()) if len(tiered) else 0,
+               "needs_planner": int((~tiered["auto_approve"]).sum()) if len(tiered) else 0}
+    write_stage_summary("tier", ds, summary, root)
+    return summary
+
+
+def stage(ds: str, *, dag_id: str, run_id: str, replay: bool, conn_factory, root: str | None = None) -> dict[str, Any]:
+    """Stage the tiered proposals in the ERP (live) or record them as a replay (backfill)."""
+    tiered = _read_json_frame("curated", "proposals_tiered", ds, root)
+    if replay:
+        _write_json_frame(tiered, "reports", "replay_proposals", ds, root)
+        summary = {"mode": "replay", "recorded": int(len(tiered)), "staged": 0, "pending": 0, "auto_approved": 0}
+    else:
+        from include.erp.staging import stage_batch
+
+        with conn_factory() as conn:
+            result = stage_batch(conn, tiered, dag_id=dag_id, run_id=run_id, ds=ds)
+        summary = {"mode": "live", "inserted": result.inserted, "updated": result.updated,
+                   "kept_decided": result.unchanged_decided, "withdrawn": result.withdrawn,
+                   "auto_approved": result.auto_approved, "pending": result.pending}
+    write_stage_summary("stage", ds, summary, root)
+    return summary
+
+
+def release(ds: str, *, dag_id: str, run_id: str, replay: bool, conn_factory, root: str | None = None) -> dict[str, Any]:
+    """Release approved lines to the ERP (never in replay)."""
+    if replay:
+        summary = {"mode": "replay", "released": {}}
+    else:
+        from include.erp.staging import release_approved
+
+        with conn_factory() as conn:
+            summary = {"mode": "live", "released": release_approved(conn, dag_id, ds, run_id=run_id)}
+    write_stage_summary("release", ds, summary, root)
+    return summary
+
+
+def report(ds: str, *, dag_id: str, replay: bool, conn_factory, root: str | None = None) -> dict[str, Any]:
+    """KPIs, chart and report for the date."""
+    from include.governance.policy import load_policy
+    from include.reporting.kpis import compute_kpis, daily_trend, render_chart, render_report
+
+    day = as_date(ds)
+    demand = read_partition("curated", "demand", ds, root)
+    inventory = read_partition("curated", "inventory_snapshot", ds, root)
+    items = read_partition("curated", "items", ds, root)
+    locations = read_partition("curated", "locations", ds, root)
+    orders = read_partition("curated", "ecommerce_orders", ds, root, missing_ok=True)
+    past = []
+    for k in range(1, 29):
+        prev_day = day - dt.timedelta(days=k)
+        if partition_exists("forecasts", "demand", prev_day, root):
+            f = read_partition("forecasts", "demand", prev_day, root)
+            f = f.assign(ds=pd.to_datetime(f["ds"]))
+            past.append(f[(f["step"] == 1) & (f["ds"] <= pd.Timestamp(day))][["unique_id", "ds", "mean"]])
+    past_forecasts = pd.concat(past, ignore_index=True) if past else pd.DataFrame(columns=["unique_id", "ds", "mean"])
+    if replay:
+        released = pd.DataFrame(columns=["doc_type", "to_location", "quantity"])
+    else:
+        from include.erp.staging import run_lines
+
+        with conn_factory() as conn:
+            lines = run_lines(conn, dag_id, ds)
+        released = lines[lines["status"] == "released"] if len(lines) else lines
+    kpis = compute_kpis(day, demand, inventory, items, orders, past_forecasts, released, locations,
+                        load_policy().costs)
+    folder = partition_path("reports", "kpis", ds, root)
+    fs, _, (local,) = fsspec.get_fs_token_paths(folder)
+    fs.makedirs(local, exist_ok=True)
+    with fs.open(f"{local}/kpis.json", "w") as fh:
+        json.dump(kpis, fh, indent=2)
+    render_chart(daily_trend(demand, day), kpis, f"{folder}/kpis.png")
+    with fs.open(f"{local}/report.md", "w") as fh:
+        fh.write(render_report(kpis, read_stage_summaries(ds, root)))
+    summary = {"kpis": kpis, "report": f"{folder}/report.md", "chart": f"{folder}/kpis.png"}
+    write_stage_summary("report", ds, summary, root)
+    return summary
+
+
+__all__ = [
+    "build_demand", "combine_forecasts", "data_root", "detect_anomalies", "forecast_shard", "ingest",
+    "plan_forecast_shards", "prepare_erp_staging", "propose", "read_stage_summaries", "release", "report",
+    "stage", "tier",
+]

@@ -1,0 +1,1 @@
+"""Shelfwise reporting."""

@@ -1,0 +1,165 @@
+"""The KPIs retail leaders track, computed for one logical date, with a chart and a short report.
+
+Stock-outs, fill rate, inventory turns, forecast accuracy and fulfilment cost. Every figure comes
+from the curated data and the forecasts written by earlier runs, so a re-run gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def forecast_accuracy(demand: pd.DataFrame, past_forecasts: pd.DataFrame) -> dict[str, float | None]:
+    """WAPE and bias of earlier forecasts against the demand that happened, uncensored days only.
+
+    Args:
+        demand: ``unique_id, ds, y, censored``.
+        past_forecasts: ``unique_id, ds, mean`` made by earlier runs, for days now in the past.
+
+    Returns:
+        ``{"wape": ..., "bias": ..., "n": ...}``; values are None when nothing can be scored yet.
+    """
+    if past_forecasts.empty or demand.empty:
+        return {"wape": None, "bias": None, "n": 0}
+    joined = past_forecasts.merge(demand[~demand["censored"]], on=["unique_id", "ds"], how="inner")
+    if joined.empty or joined["y"].sum() <= 0:
+        return {"wape": None, "bias": None, "n": int(len(joined))}
+    err = joined["mean"] - joined["y"]
+    return {"wape": float(err.abs().sum() / joined["y"].sum()), "bias": float(err.sum() / joined["y"].sum()),
+            "n": int(len(joined))}
+
+
+def compute_kpis(
+    ds: dt.date,
+    demand: pd.DataFrame,
+    inventory: pd.DataFrame,
+    items: pd.DataFrame,
+    orders_today: pd.DataFrame,
+    past_forecasts: pd.DataFrame,
+    released: pd.DataFrame,
+    locations: pd.DataFrame,
+    costs: dict[str, float],
+    *,
+    window_days: int = 28,
+) -> dict:
+    """Compute the KPI set for ``ds``.
+
+    Args:
+        ds: logical date.
+        demand: the demand frame of the demand stage (``unique_id, sku, channel, ds, y, censored``).
+        inventory: curated inventory snapshot of ``ds``.
+        items: curated item master.
+        orders_today: curated ecommerce order lines of ``ds``.
+        past_forecasts: forecasts made by earlier runs for days up to ``ds``.
+        released: lines released to the ERP for ``ds`` (``doc_type, to_location, quantity``).
+        locations: curated location master.
+        costs: cost rates from the governance policy.
+        window_days: trailing window for rates.
+
+    Returns:
+        A JSON-safe dict of KPIs with the inputs' sizes.
+    """
+    end = pd.Timestamp(ds)
+    start = end - pd.Timedelta(days=window_days - 1)
+    window = demand[(demand["ds"] >= start) & (demand["ds"] <= end)]
+    last7 = window[window["ds"] > end - pd.Timedelta(days=7)]
+    stockout_rate = float(last7["censored"].mean()) if len(last7) else None
+
+    uncensored = window[~window["censored"]]
+    mean_rate = uncensored.groupby("unique_id")["y"].mean()
+    censored = window[window["censored"]]
+    lost = float((censored["unique_id"].map(mean_rate).fillna(0) - censored["y"]).clip(lower=0).sum())
+    sold = float(window["y"].sum())
+    fill_rate = sold / (sold + lost) if sold + lost > 0 else None
+
+    cost = items.set_index("sku")["unit_cost"].astype(float)
+    cogs = float((window["y"] * window["sku"].map(cost).fillna(0)).sum())
+    inv_value = float((inventory["on_hand"].astype(float) * inventory["sku"].map(cost).fillna(0)).sum()) \
+        if len(inventory) else 0.0
+    turns = cogs * 365.0 / window_days / inv_value if inv_value > 0 else None
+
+    today = demand[demand["ds"] == end]
+    ecommerce_lines = int((orders_today["status"].astype(str) != "cancelled").sum()) if len(orders_today) else 0
+    store_units = float(today.loc[today["channel"] == "store", "y"].sum())
+    transfer_cost_rate = locations.set_index("location_id")["transfer_cost_per_unit"].astype(float)
+    transfers = released[released["doc_type"] == "transfer"] if len(released) else released
+    transfer_cost = float((transfers["quantity"].astype(float)
+                           * transfers["to_location"].map(transfer_cost_rate).fillna(0)).sum()) if len(transfers) else 0.0
+    fulfilment_cost = (ecommerce_lines * costs.get("ecommerce_cost_per_order_line", 0.0)
+                       + store_units * costs.get("store_handling_cost_per_unit", 0.0) + transfer_cost)
+    accuracy = forecast_accuracy(window, past_forecasts)
+    return _clean({
+        "ds": ds.isoformat(),
+        "window_days": window_days,
+        "series": int(window["unique_id"].nunique()),
+        "stockout_rate_7d": stockout_rate,
+        "fill_rate": fill_rate,
+        "units_sold": sold,
+        "lost_sales_units_est": lost,
+        "inventory_value_at_cost": inv_value,
+        "inventory_turns": turns,
+        "forecast_wape": accuracy["wape"],
+        "forecast_bias": accuracy["bias"],
+        "forecast_points_scored": accuracy["n"],
+        "fulfilment_cost": fulfilment_cost,
+        "fulfilment_cost_per_unit": fulfilment_cost / (store_units + ecommerce_lines)
+        if store_units + ecommerce_lines > 0 else None,
+        "released_lines": int(len(released)),
+    })
+
+
+def _clean(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float | np.floating):
+            out[k] = None if not math.isfinite(float(v)) else round(float(v), 4)
+        else:
+            out[k] = v
+    return out
+
+
+def daily_trend(demand: pd.DataFrame, ds: dt.date, window_days: int = 28) -> pd.DataFrame:
+    """Units sold and stock-out share per day over the window, for the chart."""
+    end = pd.Timestamp(ds)
+    w = demand[(demand["ds"] > end - pd.Timedelta(days=window_days)) & (demand["ds"] <= end)]
+    return w.groupby("ds").agg(units=("y", "sum"), stockout_share=("censored", "mean")).reset_index()
+
+
+def render_chart(trend: pd.DataFrame, kpis: dict, path: str) -> str:
+    """Write the KPI chart (PNG) to ``path`` through fsspec."""
+    import fsspec
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(trend["ds"], trend["units"], color="#4C78A8", label="units sold")
+    ax.set_ylabel("units sold")
+    ax2 = ax.twinx()
+    ax2.plot(trend["ds"], 100 * trend["stockout_share"], color="#E45756", marker="o", label="stock-out %")
+    ax2.set_ylabel("series out of stock (%)")
+    fill = kpis.get("fill_rate")
+    ax.set_title(f"Shelfwise KPIs to {kpis['ds']}: fill rate "
+                 f"{'n/a' if fill is None else f'{100 * fill:.1f}%'}, turns {kpis.get('inventory_turns')}")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    with fsspec.open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def render_report(kpis: dict, summary: dict) -> str:
+    """A short Markdown report of the night."""
+    lines = [f"# Shelfwise nightly report, {kpis['ds']}", "", "| KPI | value |", "| --- | --- |"]
+    for key in ("stockout_rate_7d", "fill_rate", "inventory_turns", "forecast_wape", "forecast_bias",
+                "fulfilment_cost", "fulfilment_cost_per_unit", "units_sold", "lost_sales_units_est"):
+        lines.append(f"| {key} | {kpis.get(key) if kpis.get(key) is not None else 'n/a'} |")
+    lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
+    return "\n".join(lines)

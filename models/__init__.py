@@ -1,0 +1,1 @@
+"""Forecasting and anomaly models: no Airflow, no ERP."""

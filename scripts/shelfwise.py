@@ -1,0 +1,355 @@
+"""Shelfwise's local runner: one entry point behind the Makefile targets.
+
+    python scripts/shelfwise.py demo      # generate a world, run retail_nightly, print a summary
+    python scripts/shelfwise.py approve   # the demo planner decides the waiting lines
+    python scripts/shelfwise.py airflow   # airflow standalone with the demo users
+    python scripts/shelfwise.py test      # the whole test suite
+    python scripts/shelfwise.py env       # print the environment the others use
+
+It resolves the ERP staging database (``ERP_STAGING_URL``; else a server on 127.0.0.1:5432; else an
+embedded PostgreSQL 16 started from the ``pgserver`` wheel under the data root), prepares an Airflow
+home with a SQLite metadata DB, and sets the variables Airflow and the DAGs read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+DEMO_DS = "2026-11-27"
+DEMO_USERS = {"admin": ("admin", "admin"), "planner": ("planner", "user"), "manager": ("manager", "op"),
+              "analyst": ("analyst", "viewer")}
+
+sys.path.insert(0, str(ROOT))
+
+
+def _say(msg: str) -> None:
+    print(f"[shelfwise] {msg}", flush=True)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_server_url(data_root: Path) -> str:
+    """A URL of a PostgreSQL server (database ``postgres``) to hold the Shelfwise databases."""
+    if os.environ.get("ERP_STAGING_URL"):
+        return os.environ["ERP_STAGING_URL"]
+    if _port_open("127.0.0.1", 5432):
+        return "postgresql://postgres@127.0.0.1:5432/postgres"
+    import pgserver
+
+    pgdata = data_root.parent / "pgdata"
+    _say(f"no PostgreSQL on 127.0.0.1:5432: starting an embedded PostgreSQL in {pgdata}")
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return server.get_uri()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at database ``name``."""
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    parts = {k: v for k, v in info.items() if v not in (None, "")}
+    user = parts.pop("user", "postgres")
+    password = parts.pop("password", "")
+    host = parts.pop("host", "")
+    port = parts.pop("port", "")
+    dbname = parts.pop("dbname")
+    auth = user + (f":{password}" if password else "")
+    if host.startswith("/"):
+        query = "&".join([f"host={host}"] + [f"{k}={v}" for k, v in parts.items()]
+                         + ([f"port={port}"] if port else []))
+        return f"postgresql://{auth}@/{dbname}?{query}"
+    netloc = f"{host or '127.0.0.1'}" + (f":{port}" if port else "")
+    query = "&".join(f"{k}={v}" for k, v in parts.items())
+    return f"postgresql://{auth}@{netloc}/{dbname}" + (f"?{query}" if query else "")
+
+
+def environment(*, airflow_home: Path, data_root: Path, erp_db: str) -> dict[str, str]:
+    """Variables for Airflow, the DAGs and the tests."""
+    data_root.mkdir(parents=True, exist_ok=True)
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("ERP_STAGING_URL") and erp_db == "shelfwise_erp":
+        erp_url = os.environ["ERP_STAGING_URL"]
+    else:
+        erp_url = with_database(resolve_server_url(data_root), erp_db)
+    passwords = airflow_home / "simple_auth_manager_passwords.json"
+    if not passwords.exists():
+        passwords.write_text(json.dumps({u: p for u, (p, _) in DEMO_USERS.items()}))
+    env = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, (_, r) in DEMO_USERS.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__BASE_URL": os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+        "AIRFLOW_CONN_ERP_STAGING": erp_url,
+        "ERP_STAGING_URL": erp_url,
+        "SHELFWISE_DATA_ROOT": str(data_root),
+        "GX_ANALYTICS_ENABLED": "false",
+        "PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "XDG_RUNTIME_DIR": os.environ.get("XDG_RUNTIME_DIR", "/tmp"),
+    }
+    return env
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Create the ERP database and apply migrations; migrate the Airflow metadata DB once."""
+    os.environ.update(env)
+    from include.erp import db
+
+    db.ensure_database(env["ERP_STAGING_URL"])
+    with db.connect(env["ERP_STAGING_URL"]) as conn:
+        db.migrate(conn)
+    stamp = Path(env["AIRFLOW_HOME"]) / ".migrated-3.3.2"
+    if not stamp.exists():
+        _say("preparing the Airflow metadata DB (SQLite)")
+        subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env={**os.environ, **env}, check=True,
+                       stdout=subprocess.DEVNULL)
+        stamp.write_text("ok\n")
+
+
+def demo_env() -> dict[str, str]:
+    data_root = Path(os.environ.get("SHELFWISE_DATA_ROOT", ROOT / "data" / "shelfwise"))
+    return environment(airflow_home=ROOT / ".airflow", data_root=data_root, erp_db="shelfwise_erp")
+
+
+def _pid_file(env: dict[str, str]) -> Path:
+    return Path(env["SHELFWISE_DATA_ROOT"]).parent / "demo" / "nightly.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _stop_previous(env: dict[str, str]) -> None:
+    pid_file = _pid_file(env)
+    if pid_file.exists():
+        pid = int(pid_file.read_text().strip() or 0)
+        if pid and _alive(pid):
+            _say(f"stopping the previous demo run (process group {pid})")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        pid_file.unlink(missing_ok=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    env = demo_env()
+    prepare(env)
+    from include.config import as_date
+    from include.ingest.pipeline import load_history
+    from include.sample_data.generator import PRESETS, generate_world, write_landing
+
+    ds = as_date(args.ds)
+    root = env["SHELFWISE_DATA_ROOT"]
+    config = PRESETS[args.preset]
+    config = type(config)(**{**config.__dict__, "end_date": ds})
+    stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}"
+    if not stamp.exists():
+        _say(f"generating the '{args.preset}' retail world to {ds} ({config.history_days} days)")
+        world = generate_world(config)
+        write_landing(world, root)
+        _say("initial history load: ingesting and validating the days before the run")
+        load_history(ds - dt.timedelta(days=config.history_days - 1), ds - dt.timedelta(days=1), root=root)
+        stamp.write_text("ok\n")
+    else:
+        _say(f"retail world for {ds} already generated ({stamp.name}); reusing it")
+
+    _stop_previous(env)
+    stages_dir = Path(root) / "reports" / "stages" / f"ds={ds}"
+    shutil.rmtree(stages_dir, ignore_errors=True)
+    log_path = Path(root).parent / "demo" / f"retail_nightly_{ds}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    _say(f"running retail_nightly for {ds} with `airflow dags test` (log: {log_path})")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", "retail_nightly", ds.isoformat()],
+                                env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+    _pid_file(env).write_text(str(proc.pid))
+    waiting = False
+    deadline = time.time() + args.timeout
+    while time.time() < deadline:
+        code = proc.poll()
+        if code is not None:
+            break
+        stage_file = stages_dir / "stage.json"
+        if stage_file.exists() and "wait for a planner" in log_path.read_text(errors="replace"):
+            waiting = True
+            break
+        time.sleep(2)
+    else:
+        _say(f"the run did not reach the approval gate in {args.timeout} s; see {log_path}")
+        return 1
+    summaries = _summaries(ds, root)
+    if not waiting:
+        text = log_path.read_text(errors="replace")
+        if proc.returncode != 0 or "failed" in text.rsplit("\n", 40)[-1].lower() and "report" not in summaries:
+            _say(f"retail_nightly failed; last lines of {log_path}:")
+            print("\n".join(text.splitlines()[-40:]))
+            return 1
+    print(_format_summary(ds, root, summaries, env, waiting, time.time() - t0))
+    return 0
+
+
+def _summaries(ds, root: str) -> dict:
+    from include.nightly import read_stage_summaries
+
+    return read_stage_summaries(ds, root)
+
+
+def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, seconds: float) -> str:
+    lines = ["", f"Shelfwise demo: retail_nightly for {ds}  ({seconds:.0f} s)", "=" * 64, "Rows ingested per source:"]
+    for source in ("master", "pos", "ecommerce", "wms", "supplier", "returns"):
+        ing = s.get(f"ingest_{source}")
+        if ing:
+            outcomes = ", ".join(f"{c}: {v['outcome']}" for c, v in ing["contracts"].items())
+            lines.append(f"  {source:<10} {ing['rows_in']:>8} in, {ing['rows_passed']:>8} passed, "
+                         f"{ing['rows_quarantined']:>5} quarantined   ({outcomes})")
+    dem, fc = s.get("build_demand", {}), s.get("forecast", {})
+    lines.append(f"Demand: {dem.get('series', 0)} series, {dem.get('censored_days', 0)} stock-out days censored")
+    lines.append(f"Forecast: {fc.get('series', 0)} series in {fc.get('shards', 0)} shard(s); models "
+                 f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
+    an = s.get("detect_anomalies", {})
+    lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand, {an.get('supplier_anomalies', 0)} supplier")
+    tier = s.get("tier", {})
+    lines.append("Proposals by type and risk tier:")
+    for key, n in sorted(tier.get("by_type_and_tier", {}).items()):
+        lines.append(f"  {key:<28} {n:>6}")
+    st = s.get("stage", {})
+    lines.append(f"Staged in ERP: {st.get('auto_approved', 0)} lines auto-approved, "
+                 f"{st.get('pending', 0)} waiting for a planner")
+    if "release" in s:
+        lines.append(f"Released to the ERP: {s['release'].get('released')}")
+    if "report" in s:
+        lines.append(f"KPIs: {json.dumps(s['report']['kpis'])}")
+    lines += ["", "Outputs:", f"  data root       {root}", f"  ERP staging     {_redact(env['ERP_STAGING_URL'])}"
+              " (schema erp_staging)"]
+    if "report" in s:
+        lines.append(f"  report          {s['report']['report']}")
+    if waiting:
+        lines += [
+            "",
+            "The run is waiting at the approval gate (wait_for_approval) for the lines above.",
+            "  See it in the Airflow UI:   make airflow   then http://localhost:8080 "
+            "(planner / planner, manager / manager)",
+            "  Approve as the demo planner from the command line, so release and KPIs complete:",
+            "                              make approve",
+        ]
+    return "\n".join(lines)
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"://([^:@/]+):[^@/]+@", r"://\1:***@", url)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    env = demo_env()
+    prepare(env)
+    from include.erp import db
+    from include.erp.staging import decide_all_pending
+
+    with db.connect(env["ERP_STAGING_URL"]) as conn:
+        n = decide_all_pending(conn, "retail_nightly", args.ds, approve=not args.reject, user=args.user,
+                               note=args.note)
+    _say(f"{args.user} {'rejected' if args.reject else 'approved'} {n} pending lines of retail_nightly {args.ds}")
+    pid_file = _pid_file(env)
+    pid = int(pid_file.read_text()) if pid_file.exists() else 0
+    if pid and _alive(pid):
+        _say("waiting for the run to release and report")
+        deadline = time.time() + 600
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(2)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+    s = _summaries(args.ds, env["SHELFWISE_DATA_ROOT"])
+    if "release" in s:
+        _say(f"released to the ERP: {s['release'].get('released')}")
+    if "report" in s:
+        _say(f"KPIs: {json.dumps(s['report']['kpis'])}")
+        _say(f"report: {s['report']['report']}  chart: {s['report']['chart']}")
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    env = demo_env()
+    prepare(env)
+    _say("starting airflow standalone on http://localhost:8080 (Ctrl-C stops it)")
+    for user, (password, role) in DEMO_USERS.items():
+        _say(f"  user {user:<8} password {password:<8} role {role}")
+    os.execvpe(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], {**os.environ, **env})
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    data_root = ROOT / "data" / "test" / "shelfwise"
+    env = environment(airflow_home=ROOT / ".airflow-test", data_root=data_root, erp_db="shelfwise_test")
+    prepare(env)
+    cmd = [str(VENV_BIN / "python"), "-m", "pytest", *args.pytest_args]
+    _say("running " + " ".join(cmd[2:]))
+    return subprocess.call(cmd, env={**os.environ, **env}, cwd=ROOT)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    env = demo_env()
+    for key, value in sorted(env.items()):
+        print(f"export {key}={value!r}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shelfwise", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="generate a world and run retail_nightly")
+    demo.add_argument("--ds", default=DEMO_DS, help="logical date of the run (YYYY-MM-DD)")
+    demo.add_argument("--preset", default="small", help="world size: tiny, small or large")
+    demo.add_argument("--timeout", type=int, default=900, help="seconds to wait for the approval gate")
+    demo.set_defaults(func=cmd_demo)
+    approve = sub.add_parser("approve", help="decide the lines waiting at the demo run's gate")
+    approve.add_argument("--ds", default=DEMO_DS)
+    approve.add_argument("--user", default="planner")
+    approve.add_argument("--reject", action="store_true")
+    approve.add_argument("--note", default="approved from the command line")
+    approve.set_defaults(func=cmd_approve)
+    sub.add_parser("airflow", help="airflow standalone with the demo users").set_defaults(func=cmd_airflow)
+    test = sub.add_parser("test", help="run the test suite")
+    test.add_argument("pytest_args", nargs="*")
+    test.set_defaults(func=cmd_test)
+    sub.add_parser("env", help="print the environment").set_defaults(func=cmd_env)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

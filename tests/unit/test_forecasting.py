@@ -1,0 +1,341 @@
+"""Unit tests for models.forecasting: selection, fallback, censoring, quantiles, validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.forecasting import CANDIDATES, FALLBACK_MOVING_AVERAGE, FALLBACK_ZERO, forecast
+
+START = pd.Timestamp("2024-01-01")
+WEEK = np.array([10.0, 10.0, 10.0, 12.0, 30.0, 50.0, 5.0])
+
+
+def _frame(uid: str, y: np.ndarray, start: pd.Timestamp = START, censored: np.ndarray | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame({"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq="D"), "y": y})
+    if censored is not None:
+        frame["censored"] = censored
+    return frame
+
+
+def _seasonal(n_days: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.poisson(WEEK[np.arange(n_days) % 7]).astype(float)
+
+
+def _intermittent(n_days: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n_days) < 0.12, rng.integers(1, 4, n_days), 0).astype(float)
+
+
+def _series_row(result, uid: str) -> pd.Series:
+    return result.series.set_index("unique_id").loc[uid]
+
+
+def _mean_forecast(result, uid: str) -> np.ndarray:
+    return result.forecasts.loc[result.forecasts["unique_id"] == uid, "mean"].to_numpy()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model selection
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_seasonal_series_picks_seasonal_model_and_beats_moving_average():
+    y = _seasonal(182)
+    train, test = y[:-28], y[-28:]
+    result = forecast(_frame("weekly", train), 28)
+
+    row = _series_row(result, "weekly")
+    assert row["model"] in {"seasonal_es", "seasonal_naive"}
+    assert row["fallback_reason"] is None
+
+    scores = result.scores.set_index("model")["backtest_mase"]
+    assert row["backtest_mase"] == pytest.approx(scores[row["model"]])
+    assert row["backtest_mase"] < scores["moving_average"]
+
+    # Out of sample, on days the model never saw, it must beat the flat 28-day mean.
+    model_mae = np.abs(_mean_forecast(result, "weekly") - test).mean()
+    moving_average_mae = np.abs(train[-28:].mean() - test).mean()
+    assert model_mae < 0.7 * moving_average_mae
+
+
+def test_intermittent_series_is_classified_and_uses_croston():
+    result = forecast(_frame("slow", _intermittent(200)), 14)
+
+    row = _series_row(result, "slow")
+    assert row["demand_class"] in {"intermittent", "lumpy"}
+    assert row["model"] in {"croston_sba", FALLBACK_MOVING_AVERAGE}
+    mean = _mean_forecast(result, "slow")
+    # Croston forecasts a flat rate close to the average demand, not a spiky weekday pattern.
+    assert np.allclose(mean, mean[0])
+    assert 0.05 < mean[0] < 0.6
+
+
+def test_smooth_series_is_classified_smooth():
+    rng = np.random.default_rng(3)
+    result = forecast(_frame("fast", rng.poisson(40, 120).astype(float)), 7)
+    assert _series_row(result, "fast")["demand_class"] == "smooth"
+
+
+def test_without_backtest_windows_the_class_default_is_used():
+    result = forecast(_frame("weekly", _seasonal(120)), 14, backtest_windows=0)
+    row = _series_row(result, "weekly")
+    assert row["model"] == "seasonal_es"
+    assert np.isnan(row["backtest_mase"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fallback
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_short_history_falls_back_with_reason():
+    history = pd.concat(
+        [_frame("long", _seasonal(120)), _frame("short", np.full(10, 5.0), start=START + pd.Timedelta(days=110))]
+    )
+    result = forecast(history, 7, min_history=28)
+
+    row = _series_row(result, "short")
+    assert row["model"] == FALLBACK_MOVING_AVERAGE
+    assert row["fallback_reason"] == "short history: 10 observed days < min_history 28"
+    assert row["n_obs"] == 10
+    assert np.allclose(_mean_forecast(result, "short"), 5.0)
+    assert _series_row(result, "long")["fallback_reason"] is None
+
+
+def test_all_zero_and_fully_censored_series_fall_back_to_zero():
+    n = 60
+    history = pd.concat(
+        [
+            _frame("zeros", np.zeros(n), censored=np.zeros(n, dtype=bool)),
+            _frame("never_in_stock", np.zeros(n), censored=np.ones(n, dtype=bool)),
+        ]
+    )
+    result = forecast(history, 7)
+
+    zeros = _series_row(result, "zeros")
+    assert zeros["model"] == FALLBACK_ZERO
+    assert zeros["fallback_reason"] == "all-zero history"
+    never = _series_row(result, "never_in_stock")
+    assert never["model"] == FALLBACK_ZERO
+    assert never["n_obs"] == 0
+    assert never["fallback_reason"].startswith("no observed days")
+    assert (result.forecasts[["mean", "q50", "q80", "q95"]] == 0).all().all()
+
+
+def test_non_finite_and_exploding_forecasts_fall_back(monkeypatch):
+    history = pd.concat([_frame(uid, _seasonal(120, seed=i)) for i, uid in enumerate(["a_nan", "b_boom", "c_ok"])])
+    n_days = 120
+
+    def sabotage(model):
+        def wrapped(Y, horizon, season_length):
+            out = model(Y, horizon, season_length)
+            if Y.shape[1] == n_days:  # only the final fit, so the backtest still selects normally
+                out[0] = np.inf
+                out[1] = out[1] * 1000.0
+            return out
+
+        return wrapped
+
+    for name in list(CANDIDATES):
+        monkeypatch.setitem(CANDIDATES, name, sabotage(CANDIDATES[name]))
+    result = forecast(history, 7)
+
+    nan_row = _series_row(result, "a_nan")
+    assert nan_row["model"] == FALLBACK_MOVING_AVERAGE
+    assert "produced a non-finite forecast" in nan_row["fallback_reason"]
+    boom_row = _series_row(result, "b_boom")
+    assert boom_row["model"] == FALLBACK_MOVING_AVERAGE
+    assert "is more than 10x the series max" in boom_row["fallback_reason"]
+    assert _series_row(result, "c_ok")["fallback_reason"] is None
+    numbers = result.forecasts[["mean", "q50", "q80", "q95"]].to_numpy()
+    assert np.isfinite(numbers).all()
+    assert numbers.max() < 100
+
+
+def test_failing_model_degrades_its_family_to_fallback(monkeypatch):
+    def broken(Y, horizon, season_length):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(CANDIDATES, "seasonal_naive", broken)
+    history = pd.concat([_frame("weekly", _seasonal(120)), _frame("slow", _intermittent(120))])
+    result = forecast(history, 7)
+
+    weekly = _series_row(result, "weekly")
+    assert weekly["model"] == FALLBACK_MOVING_AVERAGE
+    assert weekly["fallback_reason"] == "seasonal_naive failed: RuntimeError: boom"
+    # The intermittent family does not use seasonal_naive, so it is unaffected.
+    slow = _series_row(result, "slow")
+    assert slow["fallback_reason"] is None
+    assert slow["model"] == "croston_sba"
+
+
+def test_overflowing_values_never_raise():
+    history = pd.concat([_frame("huge", np.full(60, 1.5e308)), _frame("fine", _seasonal(60))])
+    result = forecast(history, 7)
+    assert np.isfinite(result.forecasts[["mean", "q50", "q80", "q95"]].to_numpy()).all()
+    assert _series_row(result, "fine")["fallback_reason"] is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Censoring and gaps
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_censored_stockout_days_do_not_drag_the_forecast_down():
+    rng = np.random.default_rng(7)
+    y = rng.poisson(20, 120).astype(float)
+    y[-10:] = 0.0  # ten days out of stock: zero sales, not zero demand
+    censored = np.zeros(120, dtype=bool)
+    censored[-10:] = True
+
+    as_zeros = forecast(_frame("sku", y), 14)
+    as_censored = forecast(_frame("sku", y, censored=censored), 14)
+
+    level_zeros = _mean_forecast(as_zeros, "sku").mean()
+    level_censored = _mean_forecast(as_censored, "sku").mean()
+    assert level_censored == pytest.approx(20.0, rel=0.15)
+    assert level_zeros < 0.8 * level_censored
+    assert _series_row(as_censored, "sku")["n_obs"] == 110
+
+
+def test_missing_days_count_as_zero_sales():
+    frame = _frame("gappy", np.full(60, 4.0))
+    # Drop every other day: missing rows are days without sales.
+    result = forecast(frame.iloc[::2], 7)
+    row = _series_row(result, "gappy")
+    assert row["n_obs"] == 59  # first to last row, inclusive
+    assert row["mean_daily"] == pytest.approx(4.0 * 30 / 59)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output shape, quantiles, dates, determinism
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_quantiles_are_monotone_non_negative_and_named():
+    history = pd.concat(
+        [
+            _frame("weekly", _seasonal(150)),
+            _frame("slow", _intermittent(150)),
+            _frame("short", np.array([0.0, 3.0, 1.0])),
+        ]
+    )
+    result = forecast(history, 21, quantiles=(0.95, 0.05, 0.5, 0.8))
+    fc = result.forecasts
+    assert list(fc.columns) == ["unique_id", "ds", "step", "mean", "q5", "q50", "q80", "q95"]
+    values = fc[["q5", "q50", "q80", "q95"]].to_numpy()
+    assert np.isfinite(values).all()
+    assert (values >= 0).all()
+    assert (np.diff(values, axis=1) >= 0).all()
+    assert (fc["mean"] >= 0).all()
+    weekly = fc[fc["unique_id"] == "weekly"]
+    assert (weekly["q95"] > weekly["q50"]).all()
+    # Far steps are at least as uncertain as near ones.
+    width = (weekly["q95"] - weekly["q50"]).to_numpy()
+    assert width[-1] >= width[0]
+
+
+def test_forecast_dates_follow_the_common_origin():
+    history = pd.concat(
+        [
+            _frame("ends_at_origin", _seasonal(60)),
+            # Ends five days earlier: those days are zero sales, the origin is shared.
+            _frame("ends_early", _seasonal(55)),
+        ]
+    )
+    result = forecast(history, 5)
+    origin = START + pd.Timedelta(days=59)
+    for uid in ("ends_at_origin", "ends_early"):
+        rows = result.forecasts[result.forecasts["unique_id"] == uid]
+        assert rows["step"].tolist() == [1, 2, 3, 4, 5]
+        expected = [origin + pd.Timedelta(days=k) for k in range(1, 6)]
+        assert [pd.Timestamp(d) for d in rows["ds"]] == expected
+    assert len(result.series) == 2
+    assert result.series["unique_id"].tolist() == ["ends_at_origin", "ends_early"]
+
+
+def test_date_objects_are_accepted():
+    frame = _frame("sku", _seasonal(40))
+    frame["ds"] = [d.date() for d in frame["ds"]]
+    result = forecast(frame, 3)
+    assert pd.Timestamp(result.forecasts["ds"].iloc[0]) == pd.Timestamp(dt.date(2024, 2, 10))
+
+
+def test_results_are_deterministic_and_independent_of_row_order():
+    history = pd.concat([_frame(f"s{i}", _seasonal(100, seed=i)) for i in range(5)] + [_frame("x", _intermittent(100))])
+    first = forecast(history, 14)
+    again = forecast(history.sample(frac=1.0, random_state=3), 14)
+    pd.testing.assert_frame_equal(first.forecasts, again.forecasts)
+    pd.testing.assert_frame_equal(first.series, again.series)
+    pd.testing.assert_frame_equal(first.scores, again.scores)
+
+
+def test_empty_history_returns_empty_frames():
+    empty = pd.DataFrame(
+        {"unique_id": pd.Series(dtype=object), "ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype=float)}
+    )
+    result = forecast(empty, 7)
+    assert result.forecasts.empty and result.series.empty
+    assert {"unique_id", "ds", "step", "mean", "q50", "q80", "q95"} <= set(result.forecasts.columns)
+    assert list(result.series.columns) == [
+        "unique_id",
+        "model",
+        "fallback_reason",
+        "backtest_mase",
+        "n_obs",
+        "demand_class",
+        "mean_daily",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------------------
+
+
+def _valid() -> pd.DataFrame:
+    return _frame("sku", np.arange(10, dtype=float))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: f.drop(columns="y"), "history is missing required column(s): y"),
+        (lambda f: f.assign(unique_id=1), "unique_id must hold strings, got dtype int64"),
+        (lambda f: f.assign(unique_id=[None] + ["sku"] * 9), "unique_id has 1 missing value(s)"),
+        (lambda f: f.assign(ds=f["ds"].dt.strftime("%Y-%m-%d")), "ds must be datetime64 or date"),
+        (lambda f: f.assign(ds=f["ds"].dt.strftime("%Y-%m-%d").astype(object)), "ds must be datetime64 or date"),
+        (lambda f: f.assign(ds=f["ds"] + pd.Timedelta(hours=6)), "ds must be daily dates without a time of day"),
+        (lambda f: f.assign(ds=f["ds"].dt.tz_localize("UTC")), "ds must be timezone-naive"),
+        (lambda f: f.assign(y=f["y"].astype(str)), "y must be numeric"),
+        (lambda f: f.assign(censored=[None] * 10), "censored must be a bool column"),
+        (
+            lambda f: pd.concat([f, f.iloc[[3]]]),
+            "history has 1 duplicate (unique_id, ds) pair(s), e.g. unique_id='sku' ds=2024-01-04",
+        ),
+    ],
+)
+def test_invalid_history_raises_with_a_clear_message(mutate, message):
+    with pytest.raises(ValueError) as err:
+        forecast(mutate(_valid()), 7)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"horizon": 0}, "horizon must be a positive integer, got 0"),
+        ({"horizon": 7, "quantiles": (0.5, 1.2)}, "quantiles must be strictly between 0 and 1, got [1.2]"),
+        ({"horizon": 7, "backtest_windows": -1}, "backtest_windows must be >= 0, got -1"),
+        ({"horizon": 7, "min_history": 0}, "min_history must be >= 1, got 0"),
+    ],
+)
+def test_invalid_arguments_raise_with_a_clear_message(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        forecast(_valid(), **kwargs)
+    assert message in str(err.value)
