@@ -51,6 +51,8 @@ def _erp_conn():
         "shard_size": Param(5000, type="integer", minimum=1, description="series per forecast shard"),
         "gate_timeout_minutes": Param(None, type=["null", "number"],
                                       description="approval gate timeout; empty uses the policy"),
+        "gate_poke_seconds": Param(None, type=["null", "number"],
+                                   description="how often the gate checks; empty uses the policy"),
     },
     doc_md=__doc__,
 )
@@ -130,6 +132,7 @@ def retail_nightly():
         task_id="wait_for_approval",
         replay=REPLAY,
         timeout_minutes="{{ params.gate_timeout_minutes }}",
+        poke_interval_seconds="{{ params.gate_poke_seconds }}",
         retries=0,
     )
 

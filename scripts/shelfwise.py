@@ -318,7 +318,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     prepare(env)
     cmd = [str(VENV_BIN / "python"), "-m", "pytest", *args.pytest_args]
     _say("running " + " ".join(cmd[2:]))
-    return subprocess.call(cmd, env={**os.environ, **env}, cwd=ROOT)
+    return subprocess.call(cmd, env={**os.environ, **env, "SHELFWISE_TEST_ENV": "1"}, cwd=ROOT)
 
 
 def cmd_env(args: argparse.Namespace) -> int:

@@ -46,6 +46,9 @@ class Column:
     allowed_values: tuple[str, ...] | None = None
     references: tuple[str, str] | None = None  # (contract id, column)
     severity: str = "error"
+    #: Line of the column (of its ``references`` entry when it has one) in the contract file, for errors
+    #: found only once every contract is loaded.
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ def _column(item: Any, node: yaml.Node, fail) -> Column:
         allowed_values=tuple(str(v) for v in allowed) if allowed is not None else None,
         references=(str(refs["contract"]), str(refs["column"])) if refs else None,
         severity=severity,
+        line=_line(item_nodes["references"][0] if "references" in item_nodes else node),
     )
 
 
@@ -215,7 +219,7 @@ def load_contracts(directory: str | Path = CONTRACTS_DIR) -> dict[str, Contract]
             ref_id, ref_col = col.references
             if ref_id not in contracts or ref_col not in contracts[ref_id].column_names:
                 raise ContractError(
-                    f"{contract.path}: column {col.name!r} references {ref_id}.{ref_col}, "
+                    f"{contract.path}:{col.line}: column {col.name!r} references {ref_id}.{ref_col}, "
                     "which no contract defines"
                 )
     return contracts

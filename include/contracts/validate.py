@@ -103,7 +103,8 @@ def build_suite(contract: Contract, reference_values: dict[tuple[str, str], list
 
     Returns:
         ``(suite, rules)`` where ``rules[i]`` names the contract rule behind expectation ``i`` as
-        ``(rule_name, column, severity)``.
+        ``(rule_name, column, severity)``; expectation ``i`` carries ``meta["rule_index"] = i``, because
+        GX reports results grouped by column, not in the order the suite lists them.
     """
     import great_expectations as gx
 
@@ -112,6 +113,7 @@ def build_suite(contract: Contract, reference_values: dict[tuple[str, str], list
     rules: list[tuple[str, str, str]] = []
 
     def add(expectation, rule: str, column: str, severity: str) -> None:
+        expectation.meta = {"rule_index": len(rules)}
         suite.add_expectation(expectation)
         rules.append((rule, column, severity))
 
@@ -197,19 +199,30 @@ def validate_extract(
     if len(frame):
         suite, rules = build_suite(contract, reference_values or {})
         validation = _run_gx(frame[contract.column_names], suite, contract.id)
-        for (rule, column, severity), er in zip(rules, validation.results, strict=True):
+        if len(validation.results) != len(rules):
+            raise RuntimeError(f"{contract.id}: GX returned {len(validation.results)} results for "
+                               f"{len(rules)} expectations")
+        for er in validation.results:
+            rule, column, severity = rules[int(er.expectation_config.meta["rule_index"])]
             if er.success:
                 continue
             indexes = [int(i) for i in (er.result.get("unexpected_index_list") or [])]
             if rule == "primary_key":
-                # A duplicate delivery keeps its first row; only the repeats are quarantined.
-                dup = frame.duplicated(subset=list(contract.primary_key), keep="first").to_numpy()
+                # A duplicate delivery keeps its first row; only the repeats are quarantined. Keys are
+                # unique per delivery: a history load validates many days of a snapshot extract at once.
+                dup = frame.duplicated(subset=[*contract.primary_key, "_ds"], keep="first").to_numpy()
                 indexes = [int(i) for i in np.flatnonzero(dup)]
+            elif rule.startswith("required:"):
+                # A value that was delivered but did not parse is already a type breach, not a missing one.
+                indexes = [i for i in indexes
+                           if f"type:{column}" not in (r for r, _ in parsed.row_breaches.get(i, ()))]
             if not indexes:
                 continue
             result.breaches[rule] = result.breaches.get(rule, 0) + len(indexes)
             for idx in indexes:
                 value = frame.at[idx, column] if column in frame.columns else None
+                if isinstance(value, np.generic):
+                    value = value.item()  # reasons read units=500, not units=np.int64(500)
                 reason = f"{rule} broken by {column}={value!r}"
                 if severity == "error":
                     row_breaches.setdefault(idx, []).append((rule, reason))

@@ -65,6 +65,9 @@ def _read_raw(contract: Contract, path: str) -> tuple[pd.DataFrame, int]:
         if contract.file_format == "jsonl":
             with fsspec.open(path, "r", encoding="utf-8") as fh:
                 frame = pd.read_json(fh, lines=True, dtype=False, convert_dates=False)
+            if frame.empty and len(frame.columns) == 0:
+                # JSON lines carry no header: an empty file is a valid delivery of zero records.
+                frame = pd.DataFrame({c: pd.Series(dtype="string") for c in contract.column_names})
             return frame, 1
         with fsspec.open(path, "rb") as fh:
             frame = pd.read_parquet(fh)

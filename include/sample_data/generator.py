@@ -1027,15 +1027,21 @@ class _DaySlicer:
         if len(self.days) and (np.diff(self.days.astype(np.int64)) < 0).any():
             raise ValueError(f"{name} must be sorted by date to be cut into days")
         self.frame, self.name = frame, name
+        self._last: tuple[tuple[int, int], bytes] | None = None
+
+    def _cut(self, start: int, end: int) -> bytes:
+        # The published promotion calendar changes only now and then: reuse the previous day's bytes.
+        if self._last is None or self._last[0] != (start, end):
+            self._last = ((start, end), _render(self.frame.iloc[start:end], self.name))
+        return self._last[1]
 
     def on(self, day: np.datetime64) -> bytes:
         """Rows dated ``day``."""
-        start, end = np.searchsorted(self.days, day, "left"), np.searchsorted(self.days, day, "right")
-        return _render(self.frame.iloc[start:end], self.name)
+        return self._cut(int(np.searchsorted(self.days, day, "left")), int(np.searchsorted(self.days, day, "right")))
 
     def until(self, day: np.datetime64) -> bytes:
         """Rows dated up to and including ``day``."""
-        return _render(self.frame.iloc[: np.searchsorted(self.days, day, "right")], self.name)
+        return self._cut(0, int(np.searchsorted(self.days, day, "right")))
 
 
 def _render(frame: pd.DataFrame, name: str) -> bytes:

@@ -1,0 +1,171 @@
+"""retail_nightly for real: `airflow dags test` on a tiny generated world against the real PostgreSQL.
+
+Covers the approval path (planner approves some lines and rejects others while the run waits at the
+gate), a re-run of the same date (nothing duplicated, decided lines untouched), a gate timeout
+(pending lines expire and are never released) and a replay run (nothing staged for planners).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from include.erp import db
+from include.erp.staging import decide, pending_count, run_lines
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+DS = dt.date(2026, 10, 30)
+DAG_ID = "retail_nightly"
+
+
+@pytest.fixture(scope="module")
+def world_root(tmp_path_factory) -> str:
+    from include.ingest.pipeline import load_history
+    from include.sample_data.generator import PRESETS, generate_world, write_landing
+
+    root = str(tmp_path_factory.mktemp("nightly") / "shelfwise")
+    config = dataclasses.replace(PRESETS["tiny"], end_date=DS)
+    write_landing(generate_world(config), root)
+    load_history(DS - dt.timedelta(days=config.history_days - 1), DS - dt.timedelta(days=1), root=root)
+    return root
+
+
+def _clean(ds: dt.date) -> None:
+    with db.connect() as conn, conn.transaction():
+        for table in ("replenishment_order_lines", "stock_transfer_lines", "po_exception_lines"):
+            conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (DAG_ID, ds))
+
+
+def _start(root: str, ds: dt.date, conf: dict, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "SHELFWISE_DATA_ROOT": root, "PYTHONPATH": str(ROOT)}
+    conf = {"history_days": 120, "shard_size": 25, **conf}
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process below
+    return subprocess.Popen([AIRFLOW, "dags", "test", DAG_ID, ds.isoformat(), "-c", json.dumps(conf)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+                            start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen, log_path: Path, timeout: float = 300) -> str:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        pytest.fail(f"retail_nightly did not finish in {timeout} s; log {log_path}")
+    text = log_path.read_text(errors="replace")
+    assert "DagRun Finished" in text and "state=success" in text.split("DagRun Finished", 1)[1][:2000], \
+        text[-4000:]
+    return text
+
+
+def _wait_pending(proc: subprocess.Popen, ds: dt.date, log_path: Path, timeout: float = 300) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
+        with db.connect() as conn:
+            n = pending_count(conn, DAG_ID, ds)
+        if n and "wait for a planner" in log_path.read_text(errors="replace"):
+            return n
+        time.sleep(1)
+    os.killpg(proc.pid, 9)
+    pytest.fail(f"no line reached pending_approval in {timeout} s; log {log_path}")
+
+
+def _audit(run_ds: dt.date) -> list[tuple]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT actor, action, idempotency_key, from_status, to_status FROM erp_staging.audit_log"
+            " WHERE dag_id=%s AND ds=%s ORDER BY audit_id", (DAG_ID, run_ds)).fetchall()
+
+
+def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(world_root, tmp_path):
+    _clean(DS)
+    audit_before = len(_audit(DS))
+    proc = _start(world_root, DS, {"gate_poke_seconds": 1}, tmp_path / "run1.log")
+    pending = _wait_pending(proc, DS, tmp_path / "run1.log")
+    assert pending > 0
+    with db.connect() as conn:
+        lines = run_lines(conn, DAG_ID, DS)
+        waiting = lines[lines["status"] == "pending_approval"]
+        auto = set(lines.loc[lines["status"] == "auto_approved", "idempotency_key"])
+        approved, rejected = set(), set()
+        for i, row in enumerate(waiting.itertuples()):
+            approve = i % 2 == 0
+            out = decide(conn, row.doc_type, [int(row.line_id)], approve=approve, user="planner",
+                         note="checked in test")
+            assert out["decided"] == [int(row.line_id)]
+            (approved if approve else rejected).add(row.idempotency_key)
+    _finish(proc, tmp_path / "run1.log")
+
+    with db.connect() as conn:
+        after = run_lines(conn, DAG_ID, DS).set_index("idempotency_key")
+    assert set(after.index[after["status"] == "released"]) == auto | approved
+    assert set(after.index[after["status"] == "rejected"]) == rejected
+    assert (after["status"] == "pending_approval").sum() == 0
+    assert set(after.loc[list(approved | rejected), "decided_by"]) == {"planner"}
+    audit = _audit(DS)[audit_before:]
+    assert {(a[2], a[1]) for a in audit if a[0] == "planner"} == \
+        {(k, "approved") for k in approved} | {(k, "rejected") for k in rejected}
+    assert {a[2] for a in audit if a[1] == "released"} == auto | approved
+
+    with db.connect() as conn:
+        runs = conn.execute("SELECT contract_id, outcome FROM ops.contract_runs WHERE ds=%s AND dag_id=%s",
+                            (DS, DAG_ID)).fetchall()
+    assert {r[0] for r in runs} >= {"pos_sales", "items", "inventory_snapshot", "returns"}
+    report = Path(world_root) / "reports" / "kpis" / f"ds={DS}"
+    kpis = json.loads((report / "kpis.json").read_text())
+    assert kpis["released_lines"] == len(auto | approved)
+    assert (report / "kpis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The same date again: nothing duplicated, decided and released lines untouched.
+    audit_mark = len(_audit(DS))
+    proc = _start(world_root, DS, {"gate_poke_seconds": 1, "gate_timeout_minutes": 1}, tmp_path / "run2.log")
+    _finish(proc, tmp_path / "run2.log")
+    with db.connect() as conn:
+        again = run_lines(conn, DAG_ID, DS).set_index("idempotency_key")
+    assert sorted(again.index) == sorted(after.index)
+    assert again["status"].to_dict() == after["status"].to_dict()
+    rerun_audit = _audit(DS)[audit_mark:]
+    assert [a for a in rerun_audit if a[1] in ("proposed", "released", "approved")] == []
+
+
+def test_gate_timeout_expires_pending_lines_and_never_releases_them(world_root, tmp_path):
+    ds = DS - dt.timedelta(days=1)
+    _clean(ds)
+    proc = _start(world_root, ds, {"gate_poke_seconds": 1, "gate_timeout_minutes": 0.1}, tmp_path / "run.log")
+    _finish(proc, tmp_path / "run.log")
+    with db.connect() as conn:
+        lines = run_lines(conn, DAG_ID, ds)
+    assert (lines["status"] == "expired").sum() > 0, "the tiny world always has lines above the low tier"
+    assert set(lines["status"]) <= {"expired", "released"}
+    expired = set(lines.loc[lines["status"] == "expired", "idempotency_key"])
+    audit = _audit(ds)
+    assert {a[2] for a in audit if a[1] == "expired"} == expired
+    assert not expired & {a[2] for a in audit if a[1] == "released"}
+
+
+def test_replay_computes_everything_but_stages_nothing(world_root, tmp_path):
+    ds = DS - dt.timedelta(days=2)
+    _clean(ds)
+    proc = _start(world_root, ds, {"mode": "replay"}, tmp_path / "run.log")
+    _finish(proc, tmp_path / "run.log")
+    with db.connect() as conn:
+        assert len(run_lines(conn, DAG_ID, ds)) == 0
+    from include.storage import read_partition
+
+    replayed = read_partition("reports", "replay_proposals", ds, world_root)
+    assert len(replayed) > 0
+    assert set(replayed["risk_tier"]) <= {"low", "medium", "high"}
+    stages = Path(world_root) / "reports" / "stages" / f"ds={ds}"
+    assert json.loads((stages / "stage.json").read_text())["mode"] == "replay"
+    assert json.loads((stages / "release.json").read_text()) == {"mode": "replay", "released": {}}

@@ -1,0 +1,490 @@
+"""Unit tests for data contracts: loading, parsing extracts and validating them with Great Expectations."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include.config import CONTRACTS_DIR
+from include.contracts.contract import ContractError, load_contract, load_contracts
+from include.contracts.validate import (
+    BLOCKED,
+    PASSED,
+    WARNED,
+    ContractResult,
+    ContractViolation,
+    validate_extract,
+)
+from include.ingest.parse import ExtractUnreadable, parse_extract, parse_extracts
+
+DS = "2026-03-10"
+
+# A contract in block style, so that every key sits on its own line.
+BASE = """\
+# Test contract: shipments from a made-up carrier.
+id: shipments
+version: 2.1.0
+owner: logistics
+description: Shipments per store.
+source: carrier
+file: {name: shipments.csv, format: csv}
+primary_key: [shipment_id]
+schema:
+  - name: shipment_id
+    type: string
+    required: true
+  - name: store_id
+    type: string
+    required: true
+    references: {contract: locations, column: location_id}
+  - name: channel
+    type: string
+    allowed_values: [web, app]
+  - name: units
+    type: integer
+    required: true
+    min: 0
+    max: 100
+  - name: weight
+    type: number
+    min: 0
+    severity: warning
+  - name: shipped_on
+    type: date
+freshness: {max_age_days: 0}
+volume: {min_rows: 1}
+max_quarantine_pct: 70
+"""
+
+
+def _write(folder: Path, text: str, name: str = "shipments") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _line_of(text: str, fragment: str) -> int:
+    """1-based number of the only line of ``text`` containing ``fragment``."""
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if fragment in line]
+    assert len(hits) == 1, f"{fragment!r} occurs on lines {hits}"
+    return hits[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading contracts
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_every_project_contract_loads_with_its_references():
+    contracts = load_contracts(CONTRACTS_DIR)
+
+    assert sorted(contracts) == sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
+    assert sorted(contracts) == [
+        "ecommerce_orders", "inventory_snapshot", "items", "locations", "pos_sales", "promotions",
+        "purchase_orders", "receipts", "returns", "suppliers",
+    ]
+    pos = contracts["pos_sales"]
+    assert (pos.source, pos.file_name, pos.file_format) == ("pos", "pos_sales.csv", "csv")
+    assert pos.primary_key == ("store_id", "sku", "business_date")
+    assert pos.column("units_sold").min == 0 and pos.column("units_sold").type == "integer"
+    assert pos.column("store_id").references == ("locations", "location_id")
+    assert pos.min_rows == 1 and pos.max_quarantine_pct == 5.0
+    assert contracts["items"].column("velocity_class").allowed_values == ("fast", "medium", "slow")
+    assert contracts["inventory_snapshot"].file_format == "parquet"
+    assert contracts["returns"].file_format == "jsonl"
+
+
+def test_base_contract_loads(tmp_path):
+    contract = load_contract(_write(tmp_path, BASE))
+
+    assert contract.id == "shipments" and contract.version == "2.1.0"
+    assert contract.column_names == ["shipment_id", "store_id", "channel", "units", "weight", "shipped_on"]
+    assert contract.column("weight").severity == "warning"
+    assert contract.column("units").max == 100
+    assert contract.max_quarantine_pct == 70.0
+    assert contract.min_rows == 1
+    with pytest.raises(KeyError, match="contract shipments has no column 'colour'"):
+        contract.column("colour")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "message"),
+    [
+        pytest.param("owner: logistics\n", "owner: logistics\nownr: typo\n", "ownr: typo",
+                     "unknown key 'ownr'", id="unknown-top-level-key"),
+        pytest.param("    min: 0\n    max: 100\n", "    min: 0\n    maximum: 100\n", "maximum: 100",
+                     "unknown column key 'maximum'", id="unknown-column-key"),
+        pytest.param("  - name: shipped_on\n    type: date\n", "  - name: shipped_on\n    type: datetime\n",
+                     "type: datetime", "column 'shipped_on': type 'datetime' is not one of string, integer",
+                     id="bad-type"),
+        pytest.param("    severity: warning\n", "    severity: fatal\n", "severity: fatal",
+                     "column 'weight': severity 'fatal' is not one of error, warning", id="bad-severity"),
+        pytest.param("id: shipments\n", "id: shipment\n", "id: shipment",
+                     "id 'shipment' must match the file name 'shipments'", id="id-not-file-name"),
+        pytest.param("primary_key: [shipment_id]\n", "primary_key: [shipment_no]\n", "primary_key:",
+                     "primary key column 'shipment_no' is not in the schema", id="primary-key-not-in-schema"),
+        pytest.param("file: {name: shipments.csv, format: csv}\n", "file: {name: shipments.xls, format: xls}\n",
+                     "file:", "file format 'xls' is not one of csv, jsonl, parquet", id="bad-format"),
+    ],
+)
+def test_broken_contract_names_file_and_line(tmp_path, old, new, marker, message):
+    assert old in BASE
+    text = BASE.replace(old, new)
+    path = _write(tmp_path, text)
+
+    with pytest.raises(ContractError) as caught:
+        load_contract(path)
+
+    assert str(caught.value).startswith(f"{path}:{_line_of(text, marker)}: ")
+    assert message in str(caught.value)
+
+
+def test_missing_required_key_points_at_line_one(tmp_path):
+    path = _write(tmp_path, BASE.replace("owner: logistics\n", ""))
+
+    with pytest.raises(ContractError, match="missing required key 'owner'") as caught:
+        load_contract(path)
+    assert str(caught.value).startswith(f"{path}:1: ")
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = _write(tmp_path, BASE.replace("schema:\n", "schema: [\n"))
+
+    with pytest.raises(ContractError, match="not valid YAML") as caught:
+        load_contract(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_reference_to_unknown_contract_names_file_and_line(tmp_path):
+    # Only the shipments contract is in the folder: 'locations' is unknown.
+    path = _write(tmp_path, BASE)
+
+    with pytest.raises(ContractError) as caught:
+        load_contracts(tmp_path)
+
+    line = _line_of(BASE, "references: {contract: locations")
+    assert str(caught.value) == (
+        f"{path}:{line}: column 'store_id' references locations.location_id, which no contract defines"
+    )
+
+
+def test_reference_to_unknown_column_of_a_known_contract(tmp_path):
+    (tmp_path / "locations.yaml").write_text((CONTRACTS_DIR / "locations.yaml").read_text())
+    text = BASE.replace("column: location_id}", "column: store_code}")
+    path = _write(tmp_path, text)
+
+    with pytest.raises(ContractError) as caught:
+        load_contracts(tmp_path)
+
+    line = _line_of(text, "references: {contract: locations")
+    assert str(caught.value) == (
+        f"{path}:{line}: column 'store_id' references locations.store_code, which no contract defines"
+    )
+    # With the right column the pair loads.
+    _write(tmp_path, BASE)
+    assert sorted(load_contracts(tmp_path)) == ["locations", "shipments"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parsing extracts
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipments(tmp_path_factory):
+    return load_contract(_write(tmp_path_factory.mktemp("contract"), BASE))
+
+
+def _csv(folder: Path, body: str, name: str = "shipments.csv") -> str:
+    path = folder / name
+    path.write_text(body, encoding="utf-8")
+    return str(path)
+
+
+HEADER = "shipment_id,store_id,channel,units,weight,shipped_on\n"
+
+
+def test_parse_csv_types_columns_and_stamps_lineage(shipments, tmp_path):
+    path = _csv(tmp_path, HEADER + "S1,ST1,web,5,1.25,2026-03-01\nS2,ST2,,7,,2026-03-02\n")
+
+    parsed = parse_extract(shipments, path, DS)
+
+    frame = parsed.frame
+    assert list(frame.columns) == [*shipments.column_names, "_ds", "_source_file", "_source_line"]
+    assert str(frame["units"].dtype) == "Int64"
+    assert str(frame["weight"].dtype) == "float64"
+    assert str(frame["shipped_on"].dtype).startswith("datetime64")
+    assert frame["units"].tolist() == [5, 7]
+    assert frame["weight"].iloc[0] == 1.25 and pd.isna(frame["weight"].iloc[1])
+    assert pd.isna(frame["channel"].iloc[1])  # an empty CSV cell is a null, not ""
+    assert frame["shipped_on"].tolist() == [pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-02")]
+    # The header is line 1, so the first data row is line 2.
+    assert frame["_source_line"].tolist() == [2, 3]
+    assert frame["_source_file"].tolist() == [path, path]
+    assert frame["_ds"].tolist() == [pd.Timestamp(DS)] * 2
+    assert parsed.row_breaches == {}
+    assert parsed.missing_columns == [] and parsed.extra_columns == []
+    assert parsed.raw["units"].tolist() == ["5", "7"]
+
+
+def test_unparseable_values_become_type_breaches_with_row_and_value(shipments, tmp_path):
+    path = _csv(tmp_path, HEADER + "S1,ST1,web,5,1,2026-03-01\n"
+                                   "S2,ST1,web,abc,1,2026-03-01\n"
+                                   "S3,ST1,web,2.5,x1,2026-02-30\n")
+
+    parsed = parse_extract(shipments, path, DS)
+
+    assert parsed.row_breaches == {
+        1: [("type:units", "units='abc' is not a valid integer")],
+        2: [("type:units", "units='2.5' is not a valid integer"),
+            ("type:weight", "weight='x1' is not a valid number"),
+            ("type:shipped_on", "shipped_on='2026-02-30' is not a valid date")],
+    }
+    # The rows are kept (typed as null), never dropped.
+    assert len(parsed.frame) == 3
+    assert parsed.frame["units"].isna().tolist() == [False, True, True]
+
+
+def test_missing_and_extra_columns_are_reported(shipments, tmp_path):
+    path = _csv(tmp_path, "shipment_id,store_id,channel,units,shipped_on,carrier\n"
+                          "S1,ST1,web,5,2026-03-01,DHL\n")
+
+    parsed = parse_extract(shipments, path, DS)
+
+    assert parsed.missing_columns == ["weight"]
+    assert parsed.extra_columns == ["carrier"]
+    assert "weight" not in parsed.frame.columns and "carrier" not in parsed.frame.columns
+
+
+def test_jsonl_lines_start_at_one_and_are_typed(tmp_path):
+    contract = load_contracts(CONTRACTS_DIR)["ecommerce_orders"]
+    path = tmp_path / "order_lines.jsonl"
+    path.write_text(
+        '{"order_id": "O1", "line_no": 1, "ordered_at": "2026-03-10T09:15:00", "channel": "web", "sku": "A",'
+        ' "quantity": 2, "unit_price": 3.5, "fulfilment_location_id": "FC1", "status": "placed"}\n'
+        '{"order_id": "O1", "line_no": 2, "ordered_at": "2026-03-10T09:15:00", "channel": "app", "sku": "B",'
+        ' "quantity": "two", "unit_price": 1, "fulfilment_location_id": "FC1", "status": "shipped"}\n',
+        encoding="utf-8",
+    )
+
+    parsed = parse_extract(contract, str(path), DS)
+
+    assert parsed.frame["_source_line"].tolist() == [1, 2]
+    assert parsed.frame["ordered_at"].iloc[0] == pd.Timestamp("2026-03-10 09:15:00")
+    assert parsed.frame["quantity"].iloc[0] == 2 and pd.isna(parsed.frame["quantity"].iloc[1])
+    assert parsed.row_breaches == {1: [("type:quantity", "quantity='two' is not a valid integer")]}
+
+
+def test_empty_jsonl_is_a_delivery_without_rows(tmp_path):
+    contract = load_contracts(CONTRACTS_DIR)["returns"]
+    path = tmp_path / "returns.jsonl"
+    path.write_bytes(b"")
+
+    parsed = parse_extract(contract, str(path), DS)
+
+    assert len(parsed.frame) == 0
+    assert parsed.missing_columns == [] and parsed.extra_columns == []
+    assert list(parsed.frame.columns) == [*contract.column_names, "_ds", "_source_file", "_source_line"]
+
+
+def test_parquet_is_read_with_its_types(tmp_path):
+    contract = load_contracts(CONTRACTS_DIR)["inventory_snapshot"]
+    path = tmp_path / "inventory_snapshot.parquet"
+    pd.DataFrame({
+        "snapshot_date": pd.to_datetime(["2026-03-10", "2026-03-10"]).date,
+        "location_id": ["S1", "S2"], "sku": ["A", "A"],
+        "on_hand": [4, 0], "allocated": [1, 0], "in_transit": [0, 6],
+    }).to_parquet(path, index=False)
+
+    parsed = parse_extract(contract, str(path), DS)
+
+    assert parsed.row_breaches == {}
+    assert parsed.frame["on_hand"].tolist() == [4, 0]
+    assert str(parsed.frame["in_transit"].dtype) == "Int64"
+    assert parsed.frame["snapshot_date"].tolist() == [pd.Timestamp("2026-03-10")] * 2
+    assert parsed.frame["_source_line"].tolist() == [1, 2]
+
+
+def test_parse_extracts_concatenates_days_with_their_lineage(shipments, tmp_path):
+    first = _csv(tmp_path, HEADER + "S1,ST1,web,5,1,2026-03-01\nS2,ST1,web,6,1,2026-03-01\n", "a.csv")
+    second = _csv(tmp_path, HEADER + "S3,ST1,web,x,1,2026-03-02\n", "b.csv")
+
+    parsed = parse_extracts(shipments, [(first, "2026-03-01"), (second, "2026-03-02")])
+
+    assert parsed.frame["shipment_id"].tolist() == ["S1", "S2", "S3"]
+    assert parsed.frame["_source_file"].tolist() == [first, first, second]
+    assert parsed.frame["_source_line"].tolist() == [2, 3, 2]
+    assert parsed.frame["_ds"].tolist() == [pd.Timestamp("2026-03-01")] * 2 + [pd.Timestamp("2026-03-02")]
+    assert parsed.row_breaches == {2: [("type:units", "units='x' is not a valid integer")]}
+
+
+def test_empty_csv_is_unreadable_and_names_the_file(shipments, tmp_path):
+    path = _csv(tmp_path, "")
+
+    with pytest.raises(ExtractUnreadable) as caught:
+        parse_extract(shipments, path, DS)
+    assert str(caught.value) == f"{path}: file is empty (no header)"
+
+
+def test_bad_utf8_is_unreadable_and_names_the_file(shipments, tmp_path):
+    path = tmp_path / "shipments.csv"
+    path.write_bytes(HEADER.encode() + b"S1,ST\xff\xfe1,web,5,1,2026-03-01\n")
+
+    with pytest.raises(ExtractUnreadable) as caught:
+        parse_extract(shipments, str(path), DS)
+    assert str(caught.value).startswith(f"{path}: cannot be read as csv: ")
+    assert "utf-8" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation with Great Expectations (each call runs a real GX validation: keep them few)
+# ---------------------------------------------------------------------------------------------------
+
+# Data row i is on line i + 2. Comments say which rule each row breaks.
+ROWS = [
+    "S01,ST1,web,5,1.5,2026-03-01",  # good
+    "S02,ST1,fax,5,1.0,2026-03-01",  # channel not in the allowed set
+    "S03,ST1,web,500,1.0,2026-03-01",  # units above max
+    "S04,,web,5,1.0,2026-03-01",  # store_id null but required
+    "S05,ST9,app,5,1.0,2026-03-01",  # store_id not in the location master
+    "S01,ST2,app,3,1.0,2026-03-01",  # repeats the primary key of row 0
+    "S06,ST2,app,abc,1.0,2026-03-01",  # units does not parse
+    "S07,ST2,web,2,-1.0,2026-03-01",  # weight below min, severity warning: kept
+    "S08,ST1,app,1,0.5,2026-03-01",  # good
+    "S09,ST2,web,1,0.5,2026-03-01",  # good
+]
+REFS = {("locations", "location_id"): ["ST1", "ST2"]}
+
+
+@pytest.fixture(scope="module")
+def mixed(shipments, tmp_path_factory):
+    path = _csv(tmp_path_factory.mktemp("mixed"), HEADER + "\n".join(ROWS) + "\n")
+    parsed = parse_extract(shipments, path, DS)
+    result, curated, quarantine = validate_extract(shipments, parsed, DS, REFS)
+    return path, parsed, result, curated, quarantine
+
+
+def test_validation_splits_curated_and_quarantine(mixed):
+    path, _, result, curated, quarantine = mixed
+
+    assert curated["shipment_id"].tolist() == ["S01", "S07", "S08", "S09"]
+    assert curated["_source_line"].tolist() == [2, 9, 10, 11]
+    assert str(curated["units"].dtype) == "Int64"
+    assert quarantine["shipment_id"].tolist() == ["S02", "S03", "S04", "S05", "S01", "S06"]
+    assert quarantine["_source_line"].tolist() == [3, 4, 5, 6, 7, 8]
+    assert quarantine["_source_file"].tolist() == [path] * 6
+    assert quarantine["_rules"].tolist() == [
+        "allowed:channel", "range:units", "required:store_id", "reference:store_id", "primary_key",
+        "type:units",
+    ]
+    # The original values as delivered, including the one that did not parse.
+    assert quarantine["units"].tolist() == ["5", "500", "5", "5", "3", "abc"]
+    assert quarantine.loc[0, "channel"] == "fax"
+    assert list(quarantine.columns) == [*HEADER.strip().split(","), "_ds", "_source_file", "_source_line",
+                                        "_rules", "_reasons"]
+
+
+def test_quarantine_reasons_name_rule_and_value(mixed):
+    _, _, _, _, quarantine = mixed
+
+    assert quarantine["_reasons"].tolist() == [
+        "allowed:channel broken by channel='fax'",
+        "range:units broken by units=500",
+        "required:store_id broken by store_id=<NA>",
+        "reference:store_id broken by store_id='ST9'",
+        "primary_key broken by shipment_id='S01'",
+        "units='abc' is not a valid integer",
+    ]
+
+
+def test_validation_result_counts_and_outcome(mixed):
+    path, _, result, _, _ = mixed
+
+    assert (result.rows_in, result.rows_passed, result.rows_quarantined) == (10, 4, 6)
+    assert result.breaches == {
+        "allowed:channel": 1, "range:units": 1, "required:store_id": 1, "reference:store_id": 1,
+        "primary_key": 1, "type:units": 1, "range:weight": 1,
+    }
+    # 60% quarantined is within this contract's 70%: the extract passes with a warning.
+    assert result.outcome == WARNED
+    assert result.reasons == []
+    assert result.sample_keys == ["S02", "S03", "S04", "S05", "S01"]
+    assert result.file == path
+    assert result.summary() == (
+        "shipments v2.1.0 ds=2026-03-10: warned; 10 rows in, 4 passed, 6 quarantined; breaches "
+        "allowed:channel=1, primary_key=1, range:units=1, range:weight=1, reference:store_id=1, "
+        "required:store_id=1, type:units=1; sample keys S02, S03, S04, S05, S01"
+    )
+
+
+def test_quarantine_above_the_contract_share_blocks(shipments, mixed):
+    _, parsed, _, _, _ = mixed
+    strict = dataclasses.replace(shipments, max_quarantine_pct=50.0)
+
+    result, curated, quarantine = validate_extract(strict, parsed, DS, REFS)
+
+    assert result.outcome == BLOCKED
+    assert result.reasons == ["60.0% of rows quarantined, above the contract's 50%"]
+    assert len(curated) == 4 and len(quarantine) == 6
+    error = ContractViolation([result])
+    assert str(error) == (
+        "blocked by data contract: shipments v2.1.0 ds=2026-03-10: blocked; 10 rows in, 4 passed, "
+        "6 quarantined; breaches allowed:channel=1, primary_key=1, range:units=1, range:weight=1, "
+        "reference:store_id=1, required:store_id=1, type:units=1; 60.0% of rows quarantined, above the "
+        "contract's 50%; sample keys S02, S03, S04, S05, S01"
+    )
+    assert error.results == [result] and error.all_results == [result]
+
+
+def test_clean_extract_passes_and_too_few_rows_block(shipments, tmp_path):
+    path = _csv(tmp_path, HEADER + "S01,ST1,web,5,1.5,2026-03-01\n")
+    parsed = parse_extract(shipments, path, DS)
+
+    result, curated, quarantine = validate_extract(shipments, parsed, DS, REFS)
+    assert result.outcome == PASSED
+    assert (result.rows_in, result.rows_passed, result.rows_quarantined) == (1, 1, 0)
+    assert result.breaches == {} and len(quarantine) == 0
+    assert curated["shipment_id"].tolist() == ["S01"]
+
+    needs_two = dataclasses.replace(shipments, min_rows=2)
+    result, _, _ = validate_extract(needs_two, parsed, DS, REFS)
+    assert result.outcome == BLOCKED
+    assert result.reasons == ["volume: 1 rows, contract expects at least 2"]
+
+
+def test_missing_column_blocks_and_quarantines_every_row(shipments, tmp_path):
+    path = _csv(tmp_path, "shipment_id,store_id,channel,units,shipped_on\nS01,ST1,web,5,2026-03-01\n"
+                          "S02,ST1,web,6,2026-03-01\n")
+    parsed = parse_extract(shipments, path, DS)
+
+    result, curated, quarantine = validate_extract(shipments, parsed, DS, REFS)
+
+    assert result.outcome == BLOCKED
+    assert result.breaches == {"schema:missing_columns": 1}
+    assert result.reasons == ["missing columns ['weight'] (schema drift)"]
+    assert len(curated) == 0
+    assert quarantine["_rules"].tolist() == ["schema:missing_columns"] * 2
+    assert quarantine["_reasons"].tolist() == ["file lacks ['weight']"] * 2
+    assert quarantine["_source_line"].tolist() == [2, 3]
+
+
+def test_contract_result_summary_and_violation_text():
+    first = ContractResult("pos_sales", "1.0.0", DS, "/x/pos_sales.csv", rows_in=3, rows_passed=2,
+                           rows_quarantined=1, breaches={"range:units_sold": 1}, outcome=BLOCKED,
+                           reasons=["volume: 3 rows, contract expects at least 5"], sample_keys=["ST1/A/2026-03-10"],
+                           quarantine_path="/q/part-0.parquet")
+    second = ContractResult("receipts", "1.0.0", DS, "/x/receipts.csv")
+
+    assert first.summary() == (
+        "pos_sales v1.0.0 ds=2026-03-10: blocked; 3 rows in, 2 passed, 1 quarantined; breaches "
+        "range:units_sold=1; volume: 3 rows, contract expects at least 5; sample keys ST1/A/2026-03-10; "
+        "quarantined rows at /q/part-0.parquet"
+    )
+    assert second.summary() == "receipts v1.0.0 ds=2026-03-10: passed; 0 rows in, 0 passed, 0 quarantined"
+    error = ContractViolation([first], [first, second])
+    assert str(error) == "blocked by data contract: " + first.summary()
+    assert error.all_results == [first, second]
+    assert first.as_record()["breaches"] == {"range:units_sold": 1}
