@@ -158,28 +158,30 @@ def combine_forecasts(ds: str, shard_summaries: list[dict[str, Any]], *, root: s
 
 
 def detect_anomalies(ds: str, *, root: str | None = None) -> dict[str, Any]:
-    """Demand anomalies (today's actuals against yesterday's forecast) and supplier lead-time drift."""
+    """Demand anomalies and supplier lead-time drift for the date.
+
+    Today's demand is scored against a one-step forecast made from the history up to yesterday, so
+    every night (the first one included) has an expectation to compare with, made by the same models.
+    """
     from models.anomaly import detect_demand_anomalies, detect_lead_time_drift
+    from models.forecasting import forecast
 
     day = as_date(ds)
     demand = read_partition("curated", "demand", ds, root)
-    yesterday = day - dt.timedelta(days=1)
-    frames = []
-    if partition_exists("forecasts", "demand", yesterday, root):
-        prev = read_partition("forecasts", "demand", yesterday, root)
-        prev = prev[pd.to_datetime(prev["ds"]) == pd.Timestamp(day)]
-        actual = demand[(demand["ds"] == pd.Timestamp(day)) & ~demand["censored"]][["unique_id", "ds", "y"]]
-        if len(prev) and len(actual):
-            prev = prev.assign(ds=pd.to_datetime(prev["ds"]))
-            frames.append(detect_demand_anomalies(actual, prev))
+    today = pd.Timestamp(day)
+    before = demand[demand["ds"] < today][["unique_id", "ds", "y", "censored"]]
+    actual = demand[(demand["ds"] == today) & ~demand["censored"]][["unique_id", "ds", "y"]]
+    demand_anoms = pd.DataFrame(columns=["unique_id", "ds", "anomaly_type", "severity", "explanation"])
+    if len(before) and len(actual):
+        expected = forecast(before, 1, quantiles=(0.05, 0.5, 0.8, 0.95)).forecasts
+        expected = expected.assign(ds=pd.to_datetime(expected["ds"]))
+        demand_anoms = detect_demand_anomalies(actual, expected)
     receipts = _received_po_lines(day, root)
     drift = detect_lead_time_drift(receipts, as_of=day) if len(receipts) else pd.DataFrame()
-    demand_anoms = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["unique_id", "ds", "anomaly_type", "severity", "explanation"])
     write_partition(demand_anoms, "reports", "demand_anomalies", ds, root)
     write_partition(drift, "reports", "supplier_anomalies", ds, root)
     summary = {"demand_anomalies": int(len(demand_anoms)), "supplier_anomalies": int(len(drift)),
-               "demand_anomalies_scored": bool(frames)}
+               "by_type": demand_anoms["anomaly_type"].value_counts().to_dict() if len(demand_anoms) else {}}
     write_stage_summary("detect_anomalies", ds, summary, root)
     return summary
 

@@ -173,7 +173,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     root = env["SHELFWISE_DATA_ROOT"]
     config = PRESETS[args.preset]
     config = type(config)(**{**config.__dict__, "end_date": ds})
-    stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}"
+    import hashlib
+
+    generator = (ROOT / "include" / "sample_data" / "generator.py").read_bytes()
+    version = hashlib.sha256(generator).hexdigest()[:10]
+    stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}-{version}"
     if not stamp.exists():
         _say(f"generating the '{args.preset}' retail world to {ds} ({config.history_days} days)")
         world = generate_world(config)
@@ -239,14 +243,17 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
     lines.append(f"Forecast: {fc.get('series', 0)} series in {fc.get('shards', 0)} shard(s); models "
                  f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
     an = s.get("detect_anomalies", {})
-    lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand, {an.get('supplier_anomalies', 0)} supplier")
+    lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand {an.get('by_type', {})}, "
+                 f"{an.get('supplier_anomalies', 0)} supplier lead-time drift")
     tier = s.get("tier", {})
     lines.append("Proposals by type and risk tier:")
     for key, n in sorted(tier.get("by_type_and_tier", {}).items()):
         lines.append(f"  {key:<28} {n:>6}")
     st = s.get("stage", {})
     lines.append(f"Staged in ERP: {st.get('auto_approved', 0)} lines auto-approved, "
-                 f"{st.get('pending', 0)} waiting for a planner")
+                 f"{st.get('pending', 0)} waiting for a planner"
+                 + (f", {st['kept_decided']} already decided or released and kept as they were"
+                    if st.get("kept_decided") else ""))
     if "release" in s:
         lines.append(f"Released to the ERP: {s['release'].get('released')}")
     if "report" in s:

@@ -103,8 +103,9 @@ def ingest_source(
         if curated is not None:
             write_partition(curated, "curated", contract.id, ds, root)
         if quarantine is not None:
-            result.quarantine_path = write_partition(quarantine, "quarantine", contract.id, ds, root) \
-                if len(quarantine) else None
+            # Written even when empty, so a re-run of a fixed file clears the rows an earlier run quarantined.
+            written = write_partition(quarantine, "quarantine", contract.id, ds, root)
+            result.quarantine_path = written if len(quarantine) else None
         log.info("%s", result.summary())
         results.append(result)
     blocked = [r for r in results if r.outcome == BLOCKED]
@@ -152,7 +153,6 @@ def load_history(
         for day in days:
             stamp = pd.Timestamp(day)
             write_partition(good_by_day.get(stamp, curated.iloc[0:0]), "curated", contract.id, day, root)
-            if stamp in bad_by_day:
-                write_partition(bad_by_day[stamp], "quarantine", contract.id, day, root)
+            write_partition(bad_by_day.get(stamp, quarantine.iloc[0:0]), "quarantine", contract.id, day, root)
         counts[contract.id] = len(curated)
     return counts

@@ -66,6 +66,11 @@ def compute_kpis(
     """
     end = pd.Timestamp(ds)
     start = end - pd.Timedelta(days=window_days - 1)
+    if demand.empty:
+        # A night with no demand history still reports, with every rate unknown rather than a crash.
+        demand = pd.DataFrame({"unique_id": pd.Series(dtype=str), "sku": pd.Series(dtype=str),
+                               "channel": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[us]"),
+                               "y": pd.Series(dtype=float), "censored": pd.Series(dtype=bool)})
     window = demand[(demand["ds"] >= start) & (demand["ds"] <= end)]
     last7 = window[window["ds"] > end - pd.Timedelta(days=7)]
     stockout_rate = float(last7["censored"].mean()) if len(last7) else None
@@ -73,12 +78,12 @@ def compute_kpis(
     uncensored = window[~window["censored"]]
     mean_rate = uncensored.groupby("unique_id")["y"].mean()
     censored = window[window["censored"]]
-    lost = float((censored["unique_id"].map(mean_rate).fillna(0) - censored["y"]).clip(lower=0).sum())
+    lost = float((censored["unique_id"].map(mean_rate).astype(float).fillna(0) - censored["y"]).clip(lower=0).sum())
     sold = float(window["y"].sum())
     fill_rate = sold / (sold + lost) if sold + lost > 0 else None
 
     cost = items.set_index("sku")["unit_cost"].astype(float)
-    cogs = float((window["y"] * window["sku"].map(cost).fillna(0)).sum())
+    cogs = float((window["y"] * window["sku"].map(cost).astype(float).fillna(0)).sum())
     inv_value = float((inventory["on_hand"].astype(float) * inventory["sku"].map(cost).fillna(0)).sum()) \
         if len(inventory) else 0.0
     turns = cogs * 365.0 / window_days / inv_value if inv_value > 0 else None

@@ -34,6 +34,8 @@ DEFAULT_END_DATE = dt.date(2026, 11, 27)
 
 #: Days simulated before the first written day, so stock levels and open purchase orders have settled.
 WARMUP_DAYS = 56
+#: Days at the end of history during which the drifting supplier delivers late.
+DRIFT_DAYS = 75
 #: How far ahead the promotion calendar is published: a day's promotions file lists promotions starting
 #: up to this many days later.
 PROMO_PLANNING_DAYS = 42
@@ -294,6 +296,10 @@ def generate_world(config: WorldConfig) -> World:
 
     locations, loc = _make_locations(config, rng)
     suppliers, sup = _make_suppliers(config, rng)
+    # One supplier's lead times deteriorate over the last weeks of history (capacity trouble), so
+    # the supplier lead-time models have real drift to find.
+    sup["drift_supplier"] = 0
+    sup["drift_from_day"] = n_sim - min(DRIFT_DAYS, config.history_days // 2)
     items, sku = _make_items(config, rng, loc, sup)
     promotions, promo = _make_promotions(config, rng, sku, loc, sim_start, n_sim)
     sim, po_lines, returns_raw = _simulate(config, rng, loc, sup, sku, promo, sim_days)
@@ -712,6 +718,8 @@ def _place_purchase_orders(rng: np.random.Generator, t: int, qty: np.ndarray, or
     late = rng.random(n) < sup["p_late"][supplier]
     delay = np.where(late, np.ceil(rng.gamma(2.0, 0.2 * promised + 0.8)),
                      -((rng.random(n) < 0.25) * rng.integers(0, 3, n)))
+    drifting = (supplier == sup.get("drift_supplier", -1)) & (t >= sup.get("drift_from_day", _NEVER))
+    delay = delay + np.where(drifting, np.ceil(0.6 * promised) + rng.integers(0, 3, n), 0)
     arrival = t + np.maximum(promised + delay, 1).astype(np.int64)
     split = rng.random(n) < 0.08  # some lines arrive in two drops
     first_qty = np.where(split, np.maximum(np.floor(q * rng.uniform(0.5, 0.9, n)), 1), q).astype(np.int64)

@@ -1,0 +1,307 @@
+"""Unit tests for include.decisions.propose on hand-built frames, with the expected numbers worked by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import pytest
+
+from include.decisions.propose import (
+    PROPOSAL_COLUMNS,
+    Z_95,
+    propose_po_exceptions,
+    propose_rebalancing,
+    propose_replenishment,
+)
+
+DS = dt.date(2026, 3, 10)
+HORIZON = 14
+
+LOCATIONS = pd.DataFrame([
+    # location_id, location_type, region, parent_dc, transfer_lead_time_days, transfer_cost_per_unit
+    ("DC1", "dc", "North", None, 0, 0.0),
+    ("S1", "store", "North", "DC1", 1, 0.5),
+    ("S2", "store", "North", "DC1", 2, 0.5),
+    ("S3", "store", "South", "DC2", 1, 0.5),
+    ("DC2", "dc", "South", None, 0, 0.0),
+    ("FC1", "ecom_fc", "North", None, 0, 0.0),
+], columns=["location_id", "location_type", "region", "parent_dc", "transfer_lead_time_days",
+            "transfer_cost_per_unit"])
+ITEMS = pd.DataFrame([
+    # sku, unit_price, unit_cost, case_pack, moq_units, shelf_capacity, supplier_id
+    ("A", 5.0, 2.5, 12, 24, 20, "SUP1"),
+    ("B", 3.0, 1.0, 6, 6, 50, "SUP1"),
+    ("C", 9.0, 4.0, 6, 50, 30, "SUP2"),
+], columns=["sku", "unit_price", "unit_cost", "case_pack", "moq_units", "shelf_capacity", "supplier_id"])
+SUPPLIERS = pd.DataFrame({"supplier_id": ["SUP1", "SUP2"], "promised_lead_time_days": [5, 4]})
+# SUP2 has no receipts yet: it has no measured lead time.
+STATS = pd.DataFrame({"supplier_id": ["SUP1"], "mean_lead_time": [3.0], "std_lead_time": [1.0],
+                      "late_rate": [0.1]})
+SERIES = pd.DataFrame({
+    "unique_id": ["S1|A", "S2|A", "S1|B", "FC1|C"],
+    "model": ["ets", "croston", "ets", "naive"],
+    "fallback_reason": [None, None, None, "short_history"],
+    "backtest_mase": [0.8, 1.1, 0.9, float("nan")],
+    "mean_daily": [2.0, 3.0, 1.0, 4.0],
+})
+NO_POS = pd.DataFrame(columns=["po_id", "po_line", "supplier_id", "sku", "destination_location_id", "order_date",
+                               "promised_date", "quantity_ordered", "quantity_received", "unit_cost", "status"])
+
+
+def _forecast(unique_id: str, mean: float, sigma: float, steps: int = HORIZON) -> pd.DataFrame:
+    """A flat forecast whose q95 sits ``sigma`` standard deviations' worth above the mean."""
+    return pd.DataFrame({"unique_id": unique_id, "step": range(1, steps + 1), "mean": mean,
+                         "q95": mean + Z_95 * sigma})
+
+
+def _inventory(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["location_id", "sku", "on_hand", "allocated", "in_transit"])
+
+
+def _by_key(out: pd.DataFrame) -> dict[str, dict]:
+    return {row["business_key"]: row for row in out.to_dict("records")}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Replenishment
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replenishment() -> pd.DataFrame:
+    forecasts = pd.concat([
+        _forecast("S1|A", 2.0, 1.0),
+        _forecast("S2|A", 3.0, 2.0),
+        _forecast("S1|B", 0.0, 0.0),  # no demand at all
+        _forecast("FC1|C", 1.0, 0.0),
+    ], ignore_index=True)
+    inventory = _inventory([
+        ("DC1", "A", 20, 4, 3),
+        ("S1", "A", 3, 0, 0),
+        ("S2", "A", 100, 0, 0),
+        ("S1", "B", 0, 0, 0),
+        ("DC1", "B", 0, 0, 0),
+        ("FC1", "C", 2, 0, 0),
+    ])
+    open_pos = pd.DataFrame([
+        ("P1", 1, "SUP1", "A", "DC1", "2026-03-08", "2026-03-13", 10, 2, 2.5, "partial"),
+    ], columns=NO_POS.columns)
+    return propose_replenishment(forecasts, SERIES, inventory, open_pos, ITEMS, LOCATIONS, SUPPLIERS, STATS, DS,
+                                 anomalies=pd.DataFrame({"unique_id": ["S1|A", "S1|A"],
+                                                         "anomaly_type": ["spike", "spike"]}))
+
+
+def test_replenishment_lines(replenishment):
+    assert list(replenishment.columns) == PROPOSAL_COLUMNS
+    # S2|A is well stocked and B has no demand anywhere: neither gets a line.
+    assert sorted(replenishment["business_key"]) == [
+        "order:SUP1>DC1:A", "order:SUP2>FC1:C", "replenish:DC1>S1:A",
+    ]
+
+
+def test_dc_order_from_supplier(replenishment):
+    line = _by_key(replenishment)["order:SUP1>DC1:A"]
+    e = line["explanation"]
+    # The DC's demand is its stores': 2 + 3 = 5 a day, per-step variance 1^2 + 2^2 = 5.
+    # Measured lead time 3 days (sd 1); review 7, so 10 days of forecast.
+    # Forecast over lead time: 3 * 5 = 15; over lead + review: 10 * 5 = 50; mean daily 50 / 10 = 5.
+    assert e["forecast_over_lead_time"] == 15.0
+    assert e["forecast_over_lead_and_review"] == 50.0
+    assert e["mean_daily_forecast"] == 5.0
+    # Safety stock: z * sqrt(10 steps * 5 + (5 * 1)^2) = 1.6449 * sqrt(75) = 14.2452...
+    safety = Z_95 * math.sqrt(75)
+    assert e["safety_stock"] == pytest.approx(14.25, abs=0.005) == round(safety, 2)
+    assert e["reorder_point"] == round(15 + safety, 2) == 29.25
+    assert e["order_up_to"] == round(50 + safety, 2) == 64.25
+    # Position: on hand 20 + in transit 3 + on order (10 - 2) - allocated 4 = 27, below 29.25.
+    assert (e["on_hand"], e["in_transit"], e["on_order"], e["allocated"]) == (20.0, 3.0, 8.0, 4.0)
+    assert e["inventory_position"] == 27.0
+    # Need 64.245 - 27 = 37.245 -> 4 cases of 12 = 48, above the MOQ of 24.
+    assert line["quantity"] == 48.0
+    assert (line["doc_type"], line["action"], line["supplier_id"], line["to_location"]) == (
+        "replenishment", "order", "SUP1", "DC1")
+    assert pd.isna(line["from_location"])
+    assert line["value"] == 120.0 and line["unit_cost"] == 2.5
+    assert line["need_by"] == dt.date(2026, 3, 13)
+    assert (e["lead_time_days"], e["lead_time_sd_days"]) == (3.0, 1.0)
+    assert e["supplier_lead_time_source"] == "measured"
+    assert e["supplier_late_rate"] == 0.1
+    assert e["usual_quantity"] == 35.0  # 5 a day over the 7-day review
+    assert e["model"] is None  # the DC has no series of its own
+
+
+def test_store_transfer_capped_by_shelf(replenishment):
+    line = _by_key(replenishment)["replenish:DC1>S1:A"]
+    e = line["explanation"]
+    # Transfer lead time 1 day, lead + review 8 days at 2 a day: 2 and 16; no lead-time variance.
+    # Safety stock 1.6449 * sqrt(8 * 1^2) = 4.6525; reorder point 6.65; order up to 20.65.
+    assert e["forecast_over_lead_time"] == 2.0 and e["forecast_over_lead_and_review"] == 16.0
+    assert e["safety_stock"] == round(Z_95 * math.sqrt(8), 2) == 4.65
+    assert e["reorder_point"] == 6.65 and e["order_up_to"] == 20.65
+    assert e["inventory_position"] == 3.0
+    # Need 17.65 -> 2 cases = 24, but the shelf holds 20: room 17 -> one whole case of 12.
+    assert line["quantity"] == 12.0
+    assert (line["doc_type"], line["action"], line["from_location"], line["to_location"]) == (
+        "transfer", "replenish", "DC1", "S1")
+    assert pd.isna(line["supplier_id"])
+    assert line["value"] == 30.0
+    assert line["need_by"] == dt.date(2026, 3, 11)
+    assert (e["model"], e["backtest_mase"], e["lead_time_sd_days"]) == ("ets", 0.8, 0.0)
+    assert e["anomalies"] == ["spike"]
+    assert "supplier_lead_time_source" not in e
+
+
+def test_promised_lead_time_and_moq(replenishment):
+    line = _by_key(replenishment)["order:SUP2>FC1:C"]
+    e = line["explanation"]
+    # SUP2 has no history: promised 4 days, sd 0.25 * 4 = 1. 1 a day with no forecast error:
+    # over lead 4, over lead + review 11; safety 1.6449 * sqrt(0 + (1 * 1)^2) = 1.6449.
+    assert e["supplier_lead_time_source"] == "promised"
+    assert (e["lead_time_days"], e["lead_time_sd_days"]) == (4.0, 1.0)
+    assert (e["forecast_over_lead_time"], e["forecast_over_lead_and_review"]) == (4.0, 11.0)
+    assert e["safety_stock"] == 1.64 and e["reorder_point"] == 5.64 and e["order_up_to"] == 12.64
+    # Need 12.64 - 2 = 10.64 -> 2 cases of 6 = 12, raised to the MOQ of 50.
+    assert line["quantity"] == 50.0
+    assert line["value"] == 200.0
+    assert line["need_by"] == dt.date(2026, 3, 14)
+    assert e["supplier_late_rate"] is None
+    assert (e["model"], e["fallback_reason"], e["backtest_mase"]) == ("naive", "short_history", None)
+
+
+def test_no_line_at_or_above_reorder_point():
+    forecasts = _forecast("FC1|C", 1.0, 0.0)
+    # Reorder point 5.6449 (see above); a position of 6 is enough.
+    out = propose_replenishment(forecasts, SERIES, _inventory([("FC1", "C", 6, 0, 0)]), NO_POS, ITEMS, LOCATIONS,
+                                SUPPLIERS, STATS, DS)
+    assert out.empty and list(out.columns) == PROPOSAL_COLUMNS
+    out = propose_replenishment(forecasts, SERIES, _inventory([("FC1", "C", 5, 0, 0)]), NO_POS, ITEMS, LOCATIONS,
+                                SUPPLIERS, STATS, DS)
+    assert out["quantity"].tolist() == [50.0]
+
+
+def test_forecast_shorter_than_lead_time_is_extended_at_the_mean_rate():
+    # SUP2 promises 4 days; only 2 forecast steps at 1 a day. Over lead: 2 + (4 - 2) * 1 = 4;
+    # over lead + review: 2 + (11 - 2) * 1 = 11.
+    out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0, steps=2), SERIES, _inventory([]), NO_POS, ITEMS,
+                                LOCATIONS, SUPPLIERS, STATS, DS)
+    e = out.iloc[0]["explanation"]
+    assert (e["forecast_over_lead_time"], e["forecast_over_lead_and_review"]) == (4.0, 11.0)
+
+
+def test_empty_forecasts_give_no_lines():
+    out = propose_replenishment(_forecast("S1|A", 1, 1).iloc[0:0], SERIES, _inventory([]), NO_POS, ITEMS,
+                                LOCATIONS, SUPPLIERS, STATS, DS)
+    assert out.empty and list(out.columns) == PROPOSAL_COLUMNS
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rebalancing
+# ---------------------------------------------------------------------------------------------------
+
+
+def _rebalance(inventory: pd.DataFrame, locations: pd.DataFrame = LOCATIONS) -> pd.DataFrame:
+    forecasts = pd.concat([_forecast("S1|A", 4.0, 0.0), _forecast("S2|A", 1.0, 0.0),
+                           _forecast("S3|A", 1.0, 0.0)], ignore_index=True)
+    return propose_rebalancing(forecasts, inventory, ITEMS, locations, DS)
+
+
+def test_rebalance_within_region_when_margin_beats_transfer_cost():
+    # S1 needs 4 over its 1-day lead time and has 1: short 3. S2 needs 1 a day over 2 + 14 days, but
+    # the forecast has 14 steps: 14; it has 30, excess 16. S3 (South) has plenty but is another region.
+    out = _rebalance(_inventory([("S1", "A", 1, 0, 0), ("S2", "A", 30, 0, 0), ("S3", "A", 100, 0, 0)]))
+
+    assert len(out) == 1
+    line = out.iloc[0]
+    assert (line["business_key"], line["from_location"], line["to_location"], line["action"]) == (
+        "rebalance:S2>S1:A", "S2", "S1", "rebalance")
+    assert line["quantity"] == 3.0 and line["value"] == 7.5  # 3 * unit cost 2.5
+    assert line["need_by"] == dt.date(2026, 3, 11)
+    e = line["explanation"]
+    # Margin 5 - 2.5 = 2.5 a unit: 7.5 at risk against 3 * 0.5 = 1.5 to move.
+    assert (e["margin_at_risk"], e["transfer_cost"]) == (7.5, 1.5)
+    assert (e["region"], e["receiver_shortfall"], e["receiver_usable_stock"], e["donor_excess"]) == (
+        "North", 3.0, 1.0, 16.0)
+
+
+def test_no_rebalance_across_regions():
+    out = _rebalance(_inventory([("S1", "A", 1, 0, 0), ("S2", "A", 0, 0, 0), ("S3", "A", 100, 0, 0)]))
+    assert out.empty and list(out.columns) == PROPOSAL_COLUMNS
+
+
+@pytest.mark.parametrize(("cost", "lines"), [(2.5, 0), (3.0, 0), (2.49, 1)])
+def test_no_rebalance_when_transfer_cost_reaches_margin(cost, lines):
+    locations = LOCATIONS.copy()
+    locations.loc[locations["location_id"] == "S1", "transfer_cost_per_unit"] = cost
+    out = _rebalance(_inventory([("S1", "A", 1, 0, 0), ("S2", "A", 30, 0, 0)]), locations)
+    assert len(out) == lines
+
+
+# ---------------------------------------------------------------------------------------------------
+# PO exceptions
+# ---------------------------------------------------------------------------------------------------
+
+PO_SUPPLIERS = pd.DataFrame({"supplier_id": ["SUP1", "SUP2", "SUP3"], "promised_lead_time_days": [5, 4, 5]})
+PO_STATS = pd.DataFrame({"supplier_id": ["SUP1", "SUP3"], "mean_lead_time": [10.0, 6.0],
+                         "std_lead_time": [2.0, 1.0], "late_rate": [0.6, 0.2]})
+
+
+@pytest.fixture(scope="module")
+def exceptions() -> pd.DataFrame:
+    open_pos = pd.DataFrame([
+        # SUP1 takes 10 days, promises 5: expected 03-15 against 03-10, 5 days late.
+        ("P1", 1, "SUP1", "A", "DC1", "2026-03-05", "2026-03-10", 40, 0, 2.5, "open"),
+        ("P2", 1, "SUP1", "B", "DC1", "2026-03-05", "2026-03-10", 12, 2, 1.0, "partial"),
+        # SUP2 has no history: its promised 4 days, on time.
+        ("P3", 1, "SUP2", "C", "FC1", "2026-03-08", "2026-03-12", 50, 0, 4.0, "open"),
+        # SUP3 is 1 day late: under the 2-day threshold.
+        ("P4", 1, "SUP3", "A", "DC1", "2026-03-08", "2026-03-13", 24, 0, 2.5, "open"),
+        # Expected 03-14 against 03-07: 7 days late, and FC1 has nothing left of C.
+        ("P5", 2, "SUP1", "C", "FC1", "2026-03-04", "2026-03-07", 60, 0, 4.0, "open"),
+        # Expected 02-05, long past: it cannot arrive before tomorrow, 03-11, so 34 days late.
+        ("P6", 1, "SUP2", "B", "DC2", "2026-02-01", "2026-02-05", 6, 0, 1.0, "open"),
+    ], columns=NO_POS.columns)
+    inventory = _inventory([("DC1", "A", 20, 0, 0), ("DC1", "B", 100, 0, 0), ("FC1", "C", 0, 0, 0)])
+    return propose_po_exceptions(open_pos, PO_STATS, PO_SUPPLIERS, inventory, SERIES, LOCATIONS, DS)
+
+
+def test_late_lines_are_exceptions_ranked_by_lost_units(exceptions):
+    assert list(exceptions.columns) == PROPOSAL_COLUMNS
+    # P5 loses 16 units, P1 5, the others none (stable order among ties); P3 and P4 are not late enough.
+    assert exceptions["business_key"].tolist() == ["po:P5-2", "po:P1-1", "po:P2-1", "po:P6-1"]
+    assert exceptions["action"].tolist() == ["expedite", "expedite", "accept_delay", "accept_delay"]
+    assert [e["lost_units_if_late"] for e in exceptions["explanation"]] == [16.0, 5.0, 0.0, 0.0]
+
+
+def test_expedite_when_destination_runs_out_before_arrival(exceptions):
+    line = _by_key(exceptions)["po:P1-1"]
+    e = line["explanation"]
+    # DC1 sells through its stores S1 (2 a day) and S2 (3 a day): 5 a day; 20 on hand is 4 days of
+    # cover; arrival in 5 days: 1 day out of stock, 5 units lost.
+    assert e["days_of_cover"] == 4.0
+    assert e["projected_stockout_days"] == 1.0
+    assert (e["promised_date"], e["expected_arrival"], e["late_days"]) == ("2026-03-10", "2026-03-15", 5)
+    assert e["supplier_lead_time_days"] == 10.0 and e["supplier_late_rate"] == 0.6
+    assert (line["quantity"], line["value"], line["po_line"], line["supplier_id"]) == (40.0, 100.0, 1, "SUP1")
+    assert line["need_by"] == dt.date(2026, 3, 10)
+    # FC1 has no stock of C and sells 4 a day: 4 days to arrival lose 16 units.
+    p5 = _by_key(exceptions)["po:P5-2"]["explanation"]
+    assert (p5["days_of_cover"], p5["projected_stockout_days"], p5["late_days"]) == (0.0, 4.0, 7)
+
+
+def test_accept_delay_when_stock_covers_the_wait(exceptions):
+    line = _by_key(exceptions)["po:P2-1"]
+    e = line["explanation"]
+    # 100 units of B at 1 a day (S1 only) cover 100 days.
+    assert line["action"] == "accept_delay"
+    assert e["days_of_cover"] == 100.0 and e["projected_stockout_days"] == 0.0
+    assert line["quantity"] == 10.0  # 12 ordered, 2 received
+    p6 = _by_key(exceptions)["po:P6-1"]["explanation"]
+    assert (p6["expected_arrival"], p6["late_days"], p6["days_of_cover"]) == ("2026-03-11", 34, None)
+    assert p6["supplier_late_rate"] is None and p6["supplier_lead_time_days"] == 4.0
+
+
+def test_no_open_lines_no_exceptions():
+    out = propose_po_exceptions(NO_POS, PO_STATS, PO_SUPPLIERS, _inventory([]), SERIES, LOCATIONS, DS)
+    assert out.empty and list(out.columns) == PROPOSAL_COLUMNS

@@ -1,0 +1,138 @@
+"""The approval gate's trigger and sensor, without a database (the pending count is stubbed)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from include.erp import gate
+from include.erp.gate import ApprovalGateSensor, ApprovalGateTrigger
+
+
+def _trigger(deadline: dt.datetime) -> ApprovalGateTrigger:
+    return ApprovalGateTrigger(dag_id="retail_nightly", ds="2026-11-27", deadline=deadline.isoformat(),
+                               poke_interval=0.01, conn_id="erp_staging")
+
+
+def _first_event(trigger: ApprovalGateTrigger):
+    async def run():
+        async for event in trigger.run():
+            return event.payload
+    return asyncio.run(run())
+
+
+def test_serialize_round_trip():
+    deadline = dt.datetime(2026, 11, 28, 14, 0, tzinfo=dt.UTC)
+    classpath, kwargs = _trigger(deadline).serialize()
+    assert classpath == "include.erp.gate.ApprovalGateTrigger"
+    rebuilt = ApprovalGateTrigger(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs == {"dag_id": "retail_nightly", "ds": "2026-11-27", "deadline": deadline.isoformat(),
+                      "poke_interval": 0.01, "conn_id": "erp_staging"}
+
+
+def test_fires_decided_once_nothing_is_pending(monkeypatch):
+    counts = iter([3, 2, 0])
+    monkeypatch.setattr(gate, "_pending", lambda *a: next(counts))
+    event = _first_event(_trigger(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)))
+    assert event == {"status": "decided", "pending": 0}
+
+
+def test_fires_timeout_at_the_deadline(monkeypatch):
+    monkeypatch.setattr(gate, "_pending", lambda *a: 4)
+    event = _first_event(_trigger(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    assert event == {"status": "timeout", "pending": 4}
+
+
+def test_database_blip_does_not_end_the_wait(monkeypatch):
+    calls = {"n": 0}
+
+    def flaky(*_):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("server closed the connection")
+        return 0
+
+    monkeypatch.setattr(gate, "_pending", flaky)
+    assert _first_event(_trigger(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)))["status"] == "decided"
+    assert calls["n"] == 2
+
+
+def _context():
+    return {"dag": SimpleNamespace(dag_id="retail_nightly"), "ds": "2026-11-27"}
+
+
+def test_replay_passes_without_looking_at_staging(monkeypatch):
+    monkeypatch.setattr(gate, "_pending", lambda *a: pytest.fail("replay must not read staging"))
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", replay="True")
+    assert sensor.execute(_context()) == {"status": "replay", "pending": 0}
+
+
+def test_nothing_pending_passes_at_once(monkeypatch):
+    monkeypatch.setattr(gate, "_pending", lambda *a: 0)
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", replay="False")
+    assert sensor.execute(_context()) == {"status": "decided", "pending": 0}
+
+
+def test_pending_lines_defer_with_the_policy_timeout(monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    monkeypatch.setattr(gate, "_pending", lambda *a: 5)
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", replay="False", timeout_minutes="90",
+                                poke_interval_seconds="None")
+    before = dt.datetime.now(dt.UTC)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(_context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ApprovalGateTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    deadline = dt.datetime.fromisoformat(trigger.deadline)
+    assert dt.timedelta(minutes=89) < deadline - before < dt.timedelta(minutes=91)
+    assert trigger.poke_interval == 30.0  # the policy file's poke interval
+
+
+def test_execute_complete_on_timeout_expires_pending(monkeypatch):
+    expired = {}
+
+    class FakeConn:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class FakeHook:
+        def __init__(self, conn_id):
+            pass
+
+        def get_conn(self):
+            return FakeConn()
+
+    def fake_expire(conn, dag_id, ds, *, reason):
+        expired.update(dag_id=dag_id, ds=ds, reason=reason)
+        return 7
+
+    import include.erp.hook
+    import include.erp.staging
+
+    monkeypatch.setattr(include.erp.hook, "ErpStagingHook", FakeHook)
+    monkeypatch.setattr(include.erp.staging, "expire_pending", fake_expire)
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", timeout_minutes="30")
+    out = sensor.execute_complete(_context(), event={"status": "timeout", "pending": 7})
+    assert out == {"status": "timeout", "expired": 7}
+    assert expired == {"dag_id": "retail_nightly", "ds": "2026-11-27", "reason": "approval gate timed out after 0.5 h"}
+
+
+def test_execute_complete_rejects_unknown_events():
+    sensor = ApprovalGateSensor(task_id="wait_for_approval")
+    with pytest.raises(ValueError, match="unexpected event"):
+        sensor.execute_complete(_context(), event={"status": "exploded"})
+
+
+def test_bad_settings_are_refused():
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", timeout_minutes="0")
+    with pytest.raises(ValueError, match="positive timeout"):
+        sensor._settings()
