@@ -17,7 +17,7 @@ HEAVY = ("pandas", "great_expectations", "prophet", "statsmodels", "pyarrow", "p
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
 
@@ -74,7 +74,7 @@ def test_parse_is_fast_and_light():
     """Parse the whole folder in a fresh interpreter: under 2 s, and no heavy library imported."""
     code = (
         "import time, sys, json\n"
-        "from airflow.models.dagbag import DagBag\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
         "t = time.perf_counter()\n"
         f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
         "elapsed = time.perf_counter() - t\n"
