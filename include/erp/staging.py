@@ -95,9 +95,12 @@ def audit(conn: psycopg.Connection, action: str, *, actor: str = SYSTEM_ACTOR, d
     )
 
 
-def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
-                ds: str | dt.date) -> StageResult:
-    """Stage one run's tiered proposals in a single transaction.
+def stage_batch_rowwise(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
+                        ds: str | dt.date) -> StageResult:
+    """Stage one run's tiered proposals line by line, in a single transaction.
+
+    Same contract as :func:`stage_batch`, one statement per line; kept as the reference the
+    set-based path is tested and benchmarked against.
 
     Args:
         conn: ERP staging connection.
@@ -186,6 +189,199 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
                 audit(conn, "withdrawn", doc_type=doc_type, key=key, from_status=status, dag_id=dag_id,
                       run_id=run_id, ds=ds_date, note="no longer proposed by a re-run of this date")
             result.withdrawn += len(stale)
+    log.info("staged %s ds=%s: %s", dag_id, ds_date, result)
+    return result
+
+
+_COPY_COLUMNS = ("doc_type", "idempotency_key", "business_key", "sku", "from_location", "to_location",
+                 "supplier_id", "po_id", "po_line", "action", "quantity", "unit_cost", "value", "need_by",
+                 "explanation", "risk_tier", "tier_reasons", "target")
+_LINE_COLUMNS = ("idempotency_key", "business_key", "sku", "from_location", "to_location", "supplier_id",
+                 "po_id", "po_line", "action", "quantity", "unit_cost", "value", "need_by", "explanation",
+                 "risk_tier", "tier_reasons")
+_UPDATABLE = [c for c in _LINE_COLUMNS if c not in ("idempotency_key", "business_key")]
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_strip_nan(value), default=_json_default)
+
+
+_NULL = "\\N"
+
+
+def _field(value: Any) -> str:
+    """One free-text COPY field: NULL for missing values, backslash and control characters escaped."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return _NULL
+    return (str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+def _column(lines: pd.DataFrame, name: str) -> list:
+    return lines[name].tolist() if name in lines else [None] * len(lines)
+
+
+def _as_list(value: Any) -> list:
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    return list(value)
+
+
+def _copy_text(lines: pd.DataFrame, dag_id: str, ds_date: dt.date) -> tuple[str, int]:
+    """The batch as COPY text-format rows of ``_stage_in``; a business key proposed twice keeps its last line.
+
+    Conversions match :func:`stage_batch_rowwise` (``_opt``, ``_opt_int``, ``_opt_date``, ``_jsonable``).
+
+    Returns:
+        The text and the number of rows in it.
+    """
+    if lines.empty:
+        return "", 0
+    unknown = ~lines["doc_type"].isin(list(TABLES))
+    if unknown.any():
+        bad = lines[unknown].iloc[0]
+        raise ValueError(f"unknown doc_type {bad['doc_type']!r} for business key {bad['business_key']!r} "
+                         f"(known: {', '.join(TABLES)})")
+    prefix = f"{dag_id}|{ds_date.isoformat()}|"
+    doc_types = [str(v) for v in lines["doc_type"].tolist()]
+    business_keys = [str(v) for v in lines["business_key"].tolist()]
+    keys = [_field(f"{prefix}{d}|{b}") for d, b in zip(doc_types, business_keys, strict=True)]
+    need_by = (pd.to_datetime(lines["need_by"]).dt.strftime("%Y-%m-%d").tolist() if "need_by" in lines
+               else [None] * len(lines))
+    reasons_json: dict[tuple, str] = {}
+
+    def reasons(value: Any) -> str:
+        items = tuple(_as_list(value))
+        if items not in reasons_json:
+            reasons_json[items] = _field(_json_text(list(items)))
+        return reasons_json[items]
+
+    auto = _column(lines, "auto_approve")
+    columns = [
+        doc_types, keys, [_field(v) for v in business_keys],
+        [_field(v) for v in lines["sku"].tolist()],
+        *([_field(v) for v in _column(lines, c)] for c in ("from_location", "to_location", "supplier_id", "po_id")),
+        [_NULL if _opt(v) is None else str(int(v)) for v in _column(lines, "po_line")],
+        [_field(v) for v in lines["action"].tolist()],
+        *([repr(float(v)) for v in lines[c].tolist()] for c in ("quantity", "unit_cost", "value")),
+        [v if isinstance(v, str) else _NULL for v in need_by],
+        [_field(_json_text(v or {})) for v in _column(lines, "explanation")],
+        [_field(v) for v in lines["risk_tier"].tolist()],
+        [reasons(v) for v in _column(lines, "tier_reasons")],
+        ["auto_approved" if a else "pending_approval" for a in auto],
+    ]
+    rows: dict[str, str] = {}
+    for row in zip(*columns, strict=True):
+        rows[row[1]] = "\t".join(row)
+    return "\n".join(rows.values()) + "\n", len(rows)
+
+
+def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
+                ds: str | dt.date) -> StageResult:
+    """Stage one run's tiered proposals in a single transaction, set-based.
+
+    The batch is copied (``COPY``) into a temporary table; then, per document type, one
+    ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` the line is still undecided, one ``DELETE`` of
+    the run's undecided lines the batch no longer proposes, and set-based audit inserts
+    (``proposed``, ``tiered``, ``withdrawn``). Decided and released lines are never touched.
+
+    Args:
+        conn: ERP staging connection.
+        lines: proposals with ``doc_type, business_key, sku, action, quantity, unit_cost, value,
+            explanation, risk_tier, tier_reasons, auto_approve`` and optional ``from_location,
+            to_location, supplier_id, po_id, po_line, need_by``.
+        dag_id: the DAG staging them.
+        run_id: the run staging them (recorded, not part of the key).
+        ds: logical date.
+
+    Returns:
+        Counts of what changed.
+
+    Raises:
+        ValueError: a line names an unknown document type (nothing is staged).
+    """
+    ds_date = _as_date(ds)
+    data, _ = _copy_text(lines, dag_id, ds_date)
+    result = StageResult()
+    undecided = list(UNDECIDED)
+    run = {"dag_id": dag_id, "run_id": run_id, "ds": ds_date, "undecided": undecided, "actor": SYSTEM_ACTOR}
+    with conn.transaction():
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _stage_in (doc_type text, idempotency_key text, business_key text,"
+            " sku text, from_location text, to_location text, supplier_id text, po_id text, po_line integer,"
+            " action text, quantity float8, unit_cost float8, value float8, need_by date, explanation jsonb,"
+            " risk_tier text, tier_reasons jsonb, target text, prior_status text) ON COMMIT DELETE ROWS"
+        )
+        conn.execute("TRUNCATE _stage_in")
+        with conn.cursor().copy(f"COPY _stage_in ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+            copy.write(data)
+        cols = ", ".join(_LINE_COLUMNS)
+        for doc_type, table in TABLES.items():
+            run["doc_type"] = doc_type
+            # Lock this batch's existing lines first, so a planner deciding one meanwhile either
+            # finished before (the line counts as decided) or waits until this batch commits.
+            conn.execute(
+                f"WITH locked AS (SELECT idempotency_key, status FROM erp_staging.{table} WHERE idempotency_key"
+                " IN (SELECT idempotency_key FROM _stage_in WHERE doc_type = %(doc_type)s) FOR UPDATE)"
+                " UPDATE _stage_in s SET prior_status = locked.status FROM locked"
+                " WHERE s.idempotency_key = locked.idempotency_key", run,
+            )
+            counts = conn.execute(
+                "SELECT count(*) FILTER (WHERE prior_status IS NULL),"
+                " count(*) FILTER (WHERE prior_status = ANY(%(undecided)s)),"
+                " count(*) FILTER (WHERE prior_status <> ALL(%(undecided)s)),"
+                " count(*) FILTER (WHERE (prior_status IS NULL OR prior_status = ANY(%(undecided)s))"
+                "   AND target = 'auto_approved'),"
+                " count(*) FILTER (WHERE (prior_status IS NULL OR prior_status = ANY(%(undecided)s))"
+                "   AND target = 'pending_approval')"
+                " FROM _stage_in WHERE doc_type = %(doc_type)s", run,
+            ).fetchone()
+            if counts[0] + counts[1]:
+                conn.execute(
+                    f"INSERT INTO erp_staging.{table} AS t ({cols}, dag_id, run_id, ds, status)"
+                    f" SELECT {cols}, %(dag_id)s, %(run_id)s, %(ds)s, target FROM _stage_in"
+                    " WHERE doc_type = %(doc_type)s AND (prior_status IS NULL OR prior_status = ANY(%(undecided)s))"
+                    " ON CONFLICT (idempotency_key) DO UPDATE SET run_id = EXCLUDED.run_id, "
+                    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATABLE)
+                    + ", status = EXCLUDED.status, updated_at = now() WHERE t.status = ANY(%(undecided)s)",
+                    run,
+                )
+                conn.execute(
+                    "INSERT INTO erp_staging.audit_log (actor, action, doc_type, idempotency_key, to_status,"
+                    " dag_id, run_id, ds, details) SELECT %(actor)s, 'proposed', doc_type, idempotency_key,"
+                    " 'proposed', %(dag_id)s, %(run_id)s, %(ds)s,"
+                    " jsonb_build_object('quantity', quantity, 'value', value) FROM _stage_in"
+                    " WHERE doc_type = %(doc_type)s AND prior_status IS NULL ORDER BY idempotency_key", run,
+                )
+                conn.execute(
+                    "INSERT INTO erp_staging.audit_log (actor, action, doc_type, idempotency_key, from_status,"
+                    " to_status, dag_id, run_id, ds, details) SELECT %(actor)s, 'tiered', doc_type,"
+                    " idempotency_key, coalesce(prior_status, 'proposed'), target, %(dag_id)s, %(run_id)s,"
+                    " %(ds)s, jsonb_build_object('risk_tier', risk_tier, 'reasons', tier_reasons)"
+                    " FROM _stage_in WHERE doc_type = %(doc_type)s"
+                    " AND (prior_status IS NULL OR prior_status = ANY(%(undecided)s))"
+                    " AND coalesce(prior_status, 'proposed') <> target ORDER BY idempotency_key", run,
+                )
+            withdrawn = conn.execute(
+                f"WITH gone AS (DELETE FROM erp_staging.{table} WHERE dag_id = %(dag_id)s AND ds = %(ds)s"
+                " AND status = ANY(%(undecided)s) AND idempotency_key NOT IN"
+                " (SELECT idempotency_key FROM _stage_in WHERE doc_type = %(doc_type)s)"
+                " RETURNING idempotency_key, status)"
+                " INSERT INTO erp_staging.audit_log (actor, action, doc_type, idempotency_key, from_status,"
+                " dag_id, run_id, ds, note) SELECT %(actor)s, 'withdrawn', %(doc_type)s, idempotency_key, status,"
+                " %(dag_id)s, %(run_id)s, %(ds)s, 'no longer proposed by a re-run of this date' FROM gone",
+                run,
+            ).rowcount
+            result.inserted += counts[0]
+            result.updated += counts[1]
+            result.unchanged_decided += counts[2]
+            result.auto_approved += counts[3]
+            result.pending += counts[4]
+            result.withdrawn += withdrawn
+        conn.execute("TRUNCATE _stage_in")
     log.info("staged %s ds=%s: %s", dag_id, ds_date, result)
     return result
 

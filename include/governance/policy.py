@@ -6,7 +6,7 @@ reported with the file and the offending key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,19 @@ class Policy:
     gate_timeout_hours: float
     poke_interval_seconds: float
     costs: dict[str, float]
+    roles: dict[str, str] = field(default_factory=dict)
+
+    def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None) -> set[str]:
+        """The Shelfwise roles (``planner``, ``manager``, ``admin``) of a user with these Airflow roles."""
+        if airflow_roles is None:
+            return set()
+        if isinstance(airflow_roles, str):
+            airflow_roles = [airflow_roles]
+        return {self.roles[r.lower()] for r in airflow_roles if r and r.lower() in self.roles}
+
+    def decidable_tiers(self, roles: set[str] | list[str]) -> list[str]:
+        """The tiers a user with these Shelfwise roles may decide, lowest first."""
+        return [t for t in TIERS if self.may_decide(roles, t)]
 
     def may_decide(self, roles: set[str] | list[str], tier: str) -> bool:
         """Whether a user with these roles may approve or reject a line of ``tier``."""
@@ -74,7 +87,7 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
 
     if not isinstance(data, dict):
         raise fail("the policy must be a mapping")
-    unknown = set(data) - {"version", "gate", "auto_approve_tiers", "deciders", "rules", "costs"}
+    unknown = set(data) - {"version", "gate", "auto_approve_tiers", "deciders", "rules", "costs", "roles"}
     if unknown:
         raise fail(f"unknown top-level keys {sorted(unknown)}")
     gate = data.get("gate") or {}
@@ -94,6 +107,14 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
     for tier in deciders:
         if tier not in TIERS:
             raise fail(f"deciders: {tier!r} is not one of {', '.join(TIERS)}")
+    decider_roles = {role for names in deciders.values() for role in (names or ())}
+    roles = data.get("roles") or {}
+    if not isinstance(roles, dict):
+        raise fail("roles must map Airflow roles to Shelfwise roles")
+    for airflow_role, shelfwise_role in roles.items():
+        if shelfwise_role not in decider_roles:
+            raise fail(f"roles.{airflow_role}: {shelfwise_role!r} is not a role named in deciders "
+                       f"({', '.join(sorted(decider_roles))})")
     rules = []
     for i, raw in enumerate(data.get("rules") or []):
         where = f"rules[{i}]"
@@ -124,6 +145,7 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
         gate_timeout_hours=float(timeout),
         poke_interval_seconds=float(gate.get("poke_interval_seconds", 30)),
         costs={k: float(v) for k, v in (data.get("costs") or {}).items()},
+        roles={str(k).lower(): str(v) for k, v in roles.items()},
     )
 
 

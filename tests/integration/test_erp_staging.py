@@ -21,6 +21,7 @@ from include.erp.staging import (
     release_approved,
     run_lines,
     stage_batch,
+    stage_batch_rowwise,
 )
 
 pytestmark = pytest.mark.integration
@@ -56,8 +57,9 @@ def _lines(n: int = 4, *, qty: float = 10.0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_batch_is_staged_with_tiers_and_audited(conn, dag_id):
-    result = stage_batch(conn, _lines(), dag_id=dag_id, run_id="run-1", ds=DS)
+@pytest.mark.parametrize("stage", [stage_batch, stage_batch_rowwise], ids=["copy", "rowwise"])
+def test_batch_is_staged_with_tiers_and_audited(conn, dag_id, stage):
+    result = stage(conn, _lines(), dag_id=dag_id, run_id="run-1", ds=DS)
     assert (result.inserted, result.auto_approved, result.pending) == (4, 2, 2)
     lines = run_lines(conn, dag_id, DS)
     assert sorted(lines["status"]) == ["auto_approved", "auto_approved", "pending_approval", "pending_approval"]
@@ -69,13 +71,14 @@ def test_batch_is_staged_with_tiers_and_audited(conn, dag_id):
     assert dict(actions) == {"proposed": 4, "tiered": 4}
 
 
-def test_rerun_replaces_undecided_keeps_decided_and_withdraws_stale(conn, dag_id):
-    stage_batch(conn, _lines(), dag_id=dag_id, run_id="run-1", ds=DS)
+@pytest.mark.parametrize("stage", [stage_batch, stage_batch_rowwise], ids=["copy", "rowwise"])
+def test_rerun_replaces_undecided_keeps_decided_and_withdraws_stale(conn, dag_id, stage):
+    stage(conn, _lines(), dag_id=dag_id, run_id="run-1", ds=DS)
     pending = run_lines(conn, dag_id, DS).query("status == 'pending_approval'")
     first = pending.iloc[0]
     decide(conn, first["doc_type"], [int(first["line_id"])], approve=True, user="planner")
     changed = _lines(3, qty=99.0)  # key-3 no longer proposed; quantities changed
-    result = stage_batch(conn, changed, dag_id=dag_id, run_id="run-2", ds=DS)
+    result = stage(conn, changed, dag_id=dag_id, run_id="run-2", ds=DS)
     assert result.unchanged_decided == 1
     assert result.withdrawn == 1
     after = run_lines(conn, dag_id, DS).set_index("business_key")
@@ -87,16 +90,17 @@ def test_rerun_replaces_undecided_keeps_decided_and_withdraws_stale(conn, dag_id
         float(q) for k, q in zip(changed["business_key"], changed["quantity"], strict=True)
         if k != first["business_key"])
     # A third identical run changes nothing at all.
-    again = stage_batch(conn, changed, dag_id=dag_id, run_id="run-3", ds=DS)
+    again = stage(conn, changed, dag_id=dag_id, run_id="run-3", ds=DS)
     assert (again.inserted, again.withdrawn) == (0, 0)
     assert len(run_lines(conn, dag_id, DS)) == 3
 
 
-def test_batch_is_all_or_nothing(conn, dag_id):
+@pytest.mark.parametrize("stage", [stage_batch, stage_batch_rowwise], ids=["copy", "rowwise"])
+def test_batch_is_all_or_nothing(conn, dag_id, stage):
     bad = _lines()
     bad.loc[3, "quantity"] = -5  # refused by the table's CHECK constraint
     with pytest.raises(psycopg.errors.CheckViolation):
-        stage_batch(conn, bad, dag_id=dag_id, run_id="run-1", ds=DS)
+        stage(conn, bad, dag_id=dag_id, run_id="run-1", ds=DS)
     assert len(run_lines(conn, dag_id, DS)) == 0
 
 
@@ -166,7 +170,120 @@ def test_expiry_and_release(conn, dag_id):
     assert out == {"decided": [], "already_decided": [int(expired["line_id"])], "unknown": []}
 
 
+def _state(conn, dag_id: str) -> tuple[list, list]:
+    """Lines (without ids and timestamps) and audit entries of one DAG, comparable across DAG ids."""
+    lines = conn.execute(
+        "SELECT doc_type, business_key, sku, from_location, to_location, supplier_id, po_id, po_line, action,"
+        " quantity, unit_cost, value, need_by, explanation, risk_tier, tier_reasons, status, decided_by,"
+        " run_id FROM erp_staging.all_lines WHERE dag_id=%s ORDER BY doc_type, business_key", (dag_id,),
+    ).fetchall()
+    audit_rows = conn.execute(
+        "SELECT action, doc_type, split_part(idempotency_key, '|', 4), from_status, to_status, actor, run_id,"
+        " note, details FROM erp_staging.audit_log WHERE dag_id=%s", (dag_id,),
+    ).fetchall()
+    # Order within one statement is not part of the contract; JSON numbers compare by value (10 == 10.0).
+    return lines, sorted(audit_rows, key=lambda row: tuple(str(v) for v in row[:8]))
+
+
+def test_copy_path_matches_rowwise_path_step_by_step(conn):
+    """Same batches, same decisions: both staging paths leave the same lines and the same audit trail."""
+    ids = {stage: f"test_equiv_{uuid.uuid4().hex[:8]}" for stage in ("copy", "rowwise")}
+    first = _lines(9)
+    first.loc[0, "explanation"] = [{"forecast_over_lead_time": float("nan"), "anomalies": ["demand_spike"]}]
+    retier = _lines(7, qty=12.0)
+    retier["auto_approve"] = ~retier["auto_approve"]  # every undecided line changes tier
+    retier["risk_tier"] = retier["risk_tier"].map({"low": "medium", "medium": "low"})
+    for name, stage in (("copy", stage_batch), ("rowwise", stage_batch_rowwise)):
+        dag = ids[name]
+        results = [stage(conn, first, dag_id=dag, run_id="r1", ds=DS)]
+        pending = run_lines(conn, dag, DS).query("status == 'pending_approval'").iloc[:2]
+        decide(conn, pending.iloc[0]["doc_type"], [int(pending.iloc[0]["line_id"])], approve=True, user="ann")
+        decide(conn, pending.iloc[1]["doc_type"], [int(pending.iloc[1]["line_id"])], approve=False, user="ann")
+        results.append(stage(conn, retier, dag_id=dag, run_id="r2", ds=DS))
+        results.append(stage(conn, retier, dag_id=dag, run_id="r3", ds=DS))
+        ids[name] = (dag, results)
+    (copy_dag, copy_results), (row_dag, row_results) = ids["copy"], ids["rowwise"]
+    assert copy_results == row_results
+    # key-2 and key-8 were decided; key-8 and key-7 are no longer proposed: key-7 is withdrawn.
+    assert (copy_results[1].withdrawn, copy_results[1].unchanged_decided, copy_results[1].updated) == (1, 1, 6)
+    assert _state(conn, copy_dag) == _state(conn, row_dag)
+
+
+def test_copy_path_stages_ten_thousand_lines_as_one_batch(conn, dag_id):
+    big = pd.concat([_lines(3).assign(business_key=lambda f, i=i: f["business_key"] + f"-{i}")
+                     for i in range(3334)], ignore_index=True)
+    result = stage_batch(conn, big, dag_id=dag_id, run_id="run-1", ds=DS)
+    assert result.inserted == len(big) == 10002
+    again = stage_batch(conn, big.iloc[:5000], dag_id=dag_id, run_id="run-2", ds=DS)
+    assert (again.inserted, again.updated, again.withdrawn) == (0, 5000, 5002)
+    assert len(run_lines(conn, dag_id, DS)) == 5000
+
+
+def test_unknown_doc_type_stages_nothing(conn, dag_id):
+    bad = _lines(3)
+    bad.loc[2, "doc_type"] = "invoice"
+    with pytest.raises(ValueError, match="unknown doc_type 'invoice' for business key 'key-2'"):
+        stage_batch(conn, bad, dag_id=dag_id, run_id="run-1", ds=DS)
+    assert len(run_lines(conn, dag_id, DS)) == 0
+
+
 def test_migrations_are_idempotent(conn):
     assert db.migrate(conn) == []
-    versions = conn.execute("SELECT version FROM ops.schema_migrations ORDER BY version").fetchall()
-    assert [v[0] for v in versions] == [1]
+    assert conn.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0001",)]
+    conn.rollback()
+
+
+@pytest.fixture
+def scratch_db(erp_url):
+    """An empty database of its own, dropped afterwards."""
+    name = f"shelfwise_mig_{uuid.uuid4().hex[:8]}"
+    url = psycopg.conninfo.make_conninfo(erp_url, dbname=name)
+    db.ensure_database(url)
+    yield url
+    admin = psycopg.conninfo.make_conninfo(erp_url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_fresh_database_is_migrated_to_head_once(scratch_db):
+    with db.connect(scratch_db) as c:
+        assert db.migrate(c) == ["0001_erp_staging"]
+        assert db.migrate(c) == []
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0001",)]
+        tables = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='erp_staging'"
+                           " AND table_type='BASE TABLE'").fetchone()[0]
+        assert tables == 4
+
+
+def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
+    sql = (db.MIGRATIONS_DIR / "versions" / "0001_erp_staging.sql").read_text(encoding="utf-8")
+    with db.connect(scratch_db) as c:
+        with c.transaction():
+            c.execute(sql)
+            c.execute("CREATE TABLE ops.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                      " applied_at timestamptz NOT NULL DEFAULT now())")
+            c.execute("INSERT INTO ops.schema_migrations VALUES (1, '0001_erp_staging.sql')")
+            # A marker the SQL would replace if it ran again (CREATE OR REPLACE VIEW).
+            c.execute("CREATE OR REPLACE VIEW erp_staging.all_lines AS"
+                      " SELECT 'replenishment' AS doc_type, * FROM erp_staging.replenishment_order_lines")
+        assert db.migrate(c) == []
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0001",)]
+        view = c.execute("SELECT pg_get_viewdef('erp_staging.all_lines')").fetchone()[0]
+        assert "stock_transfer_lines" not in view
+
+
+def test_concurrent_migrators_apply_each_revision_once(scratch_db):
+    results: list[list[str]] = []
+    barrier = threading.Barrier(3)
+
+    def migrator() -> None:
+        with db.connect(scratch_db) as own:
+            barrier.wait()
+            results.append(db.migrate(own))
+
+    threads = [threading.Thread(target=migrator) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [[], [], ["0001_erp_staging"]]

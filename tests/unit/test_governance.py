@@ -86,6 +86,32 @@ def test_may_decide_per_role(roles, tier, allowed):
     assert POLICY.may_decide(roles, tier) is allowed
 
 
+@pytest.mark.parametrize(
+    ("airflow_roles", "shelfwise", "tiers"),
+    [
+        pytest.param("user", {"planner"}, ["low", "medium"], id="user-is-planner"),
+        pytest.param("op", {"manager"}, ["low", "medium", "high"], id="op-is-manager"),
+        pytest.param("ADMIN", {"admin"}, ["low", "medium", "high"], id="admin-any-case"),
+        pytest.param("viewer", set(), [], id="viewer-decides-nothing"),
+        pytest.param(None, set(), [], id="no-role"),
+        pytest.param(["viewer", "user"], {"planner"}, ["low", "medium"], id="several-roles"),
+    ],
+)
+def test_airflow_roles_map_to_shelfwise_roles(airflow_roles, shelfwise, tiers):
+    roles = POLICY.shelfwise_roles(airflow_roles)
+    assert roles == shelfwise
+    assert POLICY.decidable_tiers(roles) == tiers
+
+
+def test_role_mapping_is_read_from_the_policy(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy_text(_set(["roles"], {"viewer": "planner", "user": "manager"})))
+    policy = load_policy(path)
+    assert policy.shelfwise_roles("viewer") == {"planner"}
+    assert policy.shelfwise_roles("user") == {"manager"}
+    assert policy.shelfwise_roles("op") == set()
+
+
 def test_tier_proposals_adds_tier_reasons_and_auto_approve():
     proposals = pd.DataFrame([_line(value=50.0), _line(value=2000.0), _line(doc_type="po_exception", action="cancel")])
 
@@ -138,6 +164,11 @@ def _set(path: list, value):
         pytest.param(_set(["deciders", "high"], []),
                      "deciders.high: a tier that is not auto-approved needs at least one role",
                      id="tier-without-deciders"),
+        pytest.param(_set(["roles", "user"], "buyer"),
+                     "roles.user: 'buyer' is not a role named in deciders (admin, manager, planner)",
+                     id="role-maps-to-unknown-shelfwise-role"),
+        pytest.param(_set(["roles"], ["planner"]), "roles must map Airflow roles to Shelfwise roles",
+                     id="roles-not-a-mapping"),
         pytest.param(_set(["gate", "timeout_hours"], 0), "gate.timeout_hours must be a positive number, got 0",
                      id="zero-timeout"),
         pytest.param(_set(["gate", "timeout_hours"], -2.5),

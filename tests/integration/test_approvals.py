@@ -1,0 +1,182 @@
+"""The approval service against the real PostgreSQL: role mapping, filters, all-or-nothing refusals,
+first decision stands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pandas as pd
+import pytest
+
+from include.erp import db
+from include.erp.approvals import (
+    BadRequest,
+    LineFilter,
+    NotAllowed,
+    approver,
+    decide_lines,
+    list_pending,
+    parse_selection,
+)
+from include.erp.staging import run_lines, stage_batch
+from include.governance.policy import load_policy
+
+pytestmark = pytest.mark.integration
+DS = dt.date(2026, 5, 2)
+POLICY = load_policy()
+
+
+@pytest.fixture
+def dag_id() -> str:
+    return f"test_approvals_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def conn(erp_url):
+    with db.connect(erp_url) as connection:
+        db.migrate(connection)
+        yield connection
+
+
+def _batch() -> pd.DataFrame:
+    """Three medium and three high pending lines, and one auto-approved low line that is not pending."""
+    spec = [("replenishment", "medium", "S0001", "SUP001"), ("replenishment", "high", "S0002", "SUP001"),
+            ("transfer", "medium", "S0003", None), ("transfer", "high", "S0001", None),
+            ("po_exception", "medium", "DC01", "SUP002"), ("po_exception", "high", "DC01", "SUP002"),
+            ("replenishment", "low", "S0004", "SUP003")]
+    rows = []
+    for i, (doc, tier, to, sup) in enumerate(spec):
+        rows.append({"doc_type": doc, "business_key": f"bk-{i}", "sku": f"SKU{i:03d}", "from_location": "DC01",
+                     "to_location": to, "supplier_id": sup, "po_id": "PO9" if doc == "po_exception" else None,
+                     "po_line": i if doc == "po_exception" else None, "action": "order", "quantity": 10 + i,
+                     "unit_cost": 3.0, "value": 100.0 * (i + 1), "need_by": DS,
+                     "explanation": {"forecast_over_lead_time": 9.5, "model": "ses"}, "risk_tier": tier,
+                     "tier_reasons": [] if tier == "low" else [f"{tier}_rule"], "auto_approve": tier == "low"})
+    return pd.DataFrame(rows)
+
+
+def _sel(lines: pd.DataFrame, query: str) -> list[tuple[str, int]]:
+    picked = lines.query(query)
+    return [(d, int(i)) for d, i in zip(picked["doc_type"], picked["line_id"], strict=True)]
+
+
+def test_roles_resolve_from_airflow_roles():
+    assert approver("planner", "user", POLICY).tiers == ("low", "medium")
+    assert approver("manager", ["op"], POLICY).tiers == ("low", "medium", "high")
+    assert approver("analyst", "viewer", POLICY).tiers == ()
+    assert approver("nobody", None, POLICY).describe() == "nobody (Airflow role none = no Shelfwise role)"
+
+
+def test_pending_lines_are_listed_with_explanation_and_filters(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    planner = approver("planner", "user", POLICY)
+    lines = list_pending(conn, LineFilter(dag_id=dag_id), user=planner)
+    assert len(lines) == 6
+    assert [ln["risk_tier"] for ln in lines] == ["high"] * 3 + ["medium"] * 3
+    assert lines[0]["explanation"] == {"forecast_over_lead_time": 9.5, "model": "ses"}
+    assert {ln["risk_tier"]: ln["may_decide"] for ln in lines} == {"high": False, "medium": True}
+    assert len(list_pending(conn, LineFilter(dag_id=dag_id, doc_type="transfer"))) == 2
+    assert len(list_pending(conn, LineFilter(dag_id=dag_id, tier="high"))) == 3
+    assert {ln["business_key"] for ln in list_pending(conn, LineFilter(dag_id=dag_id, location="S0001"))} == {
+        "bk-0", "bk-3"}
+    assert len(list_pending(conn, LineFilter(dag_id=dag_id, supplier="SUP002"))) == 2
+    assert list_pending(conn, LineFilter(dag_id=dag_id, ds=DS + dt.timedelta(days=1))) == []
+    assert len(list_pending(conn, LineFilter.parse(dag_id=dag_id, ds=DS.isoformat(), tier="", doc_type=""))) == 6
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param({"doc_type": "invoice"}, "unknown document type 'invoice'", id="doc-type"),
+        pytest.param({"tier": "critical"}, "unknown tier 'critical'", id="tier"),
+        pytest.param({"ds": "yesterday"}, "ds must be a date YYYY-MM-DD, got 'yesterday'", id="ds"),
+        pytest.param({"colour": "red"}, "unknown filters ['colour']", id="unknown-filter"),
+    ],
+)
+def test_bad_filters_are_refused_with_a_clear_message(raw, message):
+    with pytest.raises(BadRequest) as caught:
+        LineFilter.parse(**raw)
+    assert message in str(caught.value)
+
+
+def test_selection_is_parsed_strictly():
+    assert parse_selection(["transfer:4", {"doc_type": "replenishment", "line_id": "7"}, "transfer:4"]) == [
+        ("transfer", 4), ("replenishment", 7)]
+    with pytest.raises(BadRequest, match="select at least one line"):
+        parse_selection([])
+    with pytest.raises(BadRequest, match="line id must be an integer, got 'x'"):
+        parse_selection(["transfer:x"])
+
+
+def test_planner_decides_medium_lines_with_a_note(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS)
+    planner = approver("planner", "user", POLICY)
+    medium = _sel(lines, "risk_tier == 'medium'")
+    out = decide_lines(conn, planner, medium[:2], approve=True, note="checked against the promo plan")
+    assert len(out.decided) == 2 and out.message(True) == "2 line(s) approved."
+    out = decide_lines(conn, planner, medium[2:], approve=False, note="  ")
+    assert len(out.decided) == 1
+    after = run_lines(conn, dag_id, DS).set_index("business_key")
+    # run_lines orders by document type: po_exception (bk-4), replenishment (bk-0), transfer (bk-2).
+    assert after.loc[["bk-4", "bk-0"], "status"].tolist() == ["approved", "approved"]
+    assert after.loc["bk-2", "status"] == "rejected"
+    audit = conn.execute("SELECT actor, action, note FROM erp_staging.audit_log WHERE dag_id=%s"
+                         " AND action IN ('approved', 'rejected') ORDER BY audit_id", (dag_id,)).fetchall()
+    assert audit == [("planner", "approved", "checked against the promo plan")] * 2 + [
+        ("planner", "rejected", None)]
+
+
+def test_planner_selecting_a_high_line_changes_nothing(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS)
+    planner = approver("planner", "user", POLICY)
+    mixed = _sel(lines, "business_key in ['bk-0', 'bk-1']")
+    high_id = int(lines.set_index("business_key").loc["bk-1", "line_id"])
+    with pytest.raises(NotAllowed) as refused:
+        decide_lines(conn, planner, mixed, approve=True)
+    assert str(refused.value) == (f"planner (Airflow role user = planner) may not decide high-tier lines: "
+                                  f"replenishment #{high_id} (needs admin or manager). Nothing was changed.")
+    assert set(run_lines(conn, dag_id, DS).query("risk_tier != 'low'")["status"]) == {"pending_approval"}
+    # The manager may.
+    out = decide_lines(conn, approver("manager", "op", POLICY), mixed, approve=True)
+    assert len(out.decided) == 2
+
+
+def test_viewer_may_not_decide_anything(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS)
+    with pytest.raises(NotAllowed, match=r"analyst \(Airflow role viewer = no Shelfwise role\) may not approve"
+                                         r" or reject lines: the role is read only. Nothing was changed."):
+        decide_lines(conn, approver("analyst", "viewer", POLICY), _sel(lines, "risk_tier == 'medium'"),
+                     approve=False)
+    assert conn.execute("SELECT count(*) FROM erp_staging.audit_log WHERE dag_id=%s AND actor='analyst'",
+                        (dag_id,)).fetchone()[0] == 0
+
+
+def test_second_decision_is_told_the_first_stands(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS)
+    medium = _sel(lines, "business_key == 'bk-2'")
+    decide_lines(conn, approver("planner", "user", POLICY), medium, approve=True)
+    out = decide_lines(conn, approver("admin", "admin", POLICY), medium + [("transfer", 10**12)], approve=False)
+    assert out.decided == []
+    assert out.already_decided == [{"doc_type": "transfer", "line_id": medium[0][1], "status": "approved",
+                                    "decided_by": "planner"}]
+    assert out.unknown == [{"doc_type": "transfer", "line_id": 10**12}]
+    assert out.message(False) == (f"0 line(s) rejected. already decided, first decision stands: transfer "
+                                  f"#{medium[0][1]} approved by planner. not found: transfer #{10**12}.")
+    # An already decided high line is reported as decided, not refused, even to a planner.
+    high = _sel(lines, "business_key == 'bk-1'")
+    decide_lines(conn, approver("manager", "op", POLICY), high, approve=False)
+    out = decide_lines(conn, approver("planner", "user", POLICY), high, approve=True)
+    assert out.already_decided[0]["status"] == "rejected"
+
+
+def test_long_note_is_refused(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS)
+    with pytest.raises(BadRequest, match="at most 2000 are kept"):
+        decide_lines(conn, approver("planner", "user", POLICY), _sel(lines, "business_key == 'bk-0'"),
+                     approve=True, note="x" * 2001)
