@@ -1,7 +1,7 @@
 """Replenishment orders, stock transfers and PO exceptions, each line explained by its numbers.
 
 Replenishment is a periodic-review (s, S) policy per SKU x location: the inventory position (on hand
-+ in transit + on order - allocated) is compared with a reorder point (forecast over the lead time
++ in transit + on order - allocated - backorders) is compared with a reorder point (forecast over the lead time
 plus safety stock); below it, the order brings the position up to the forecast over lead time plus
 review period plus safety stock. Safety stock combines forecast error (from the forecast quantiles)
 and lead-time variability (from the supplier's measured lead times). Stores are replenished from
@@ -32,6 +32,10 @@ class DecisionParams:
     service_z: float = Z_95
     po_late_threshold_days: int = 2
     rebalance_min_units: int = 1
+    #: A supplier delivering less than this share of ordered units makes its open lines short.
+    po_short_fill_rate: float = 0.9
+    #: A late line is cancelled when stock covers this many days beyond its expected arrival.
+    po_cancel_cover_days: int = 180
 
 
 def _round_up(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
@@ -139,9 +143,10 @@ def propose_replenishment(
     k["reorder_point"] = k["demand_l"] + k["safety_stock"]
     k["order_up_to"] = k["demand_lr"] + k["safety_stock"]
 
-    inv = inventory.set_index(["location_id", "sku"])[["on_hand", "allocated", "in_transit"]].astype(float)
+    inv_cols = ["on_hand", "allocated", "in_transit", "backorders"]
+    inv = inventory.reindex(columns=["location_id", "sku", *inv_cols]).set_index(["location_id", "sku"]).astype(float)
     idx = pd.MultiIndex.from_arrays([k["location_id"], k["sku"]])
-    for col in ("on_hand", "allocated", "in_transit"):
+    for col in inv_cols:
         k[col] = inv[col].reindex(idx).fillna(0.0).to_numpy()
     if len(open_pos):
         po = open_pos.assign(remaining=(open_pos["quantity_ordered"] - open_pos["quantity_received"]).astype(float))
@@ -149,7 +154,8 @@ def propose_replenishment(
         k["on_order"] = on_order.reindex(idx).fillna(0.0).to_numpy()
     else:
         k["on_order"] = 0.0
-    k["position"] = k["on_hand"] + k["in_transit"] + k["on_order"] - k["allocated"]
+    # Backorders (customer orders taken without stock) are owed before any new demand is served.
+    k["position"] = k["on_hand"] + k["in_transit"] + k["on_order"] - k["allocated"] - k["backorders"]
     k = k[k["position"] < k["reorder_point"]].copy()
     if k.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
@@ -185,6 +191,7 @@ def propose_replenishment(
             "inventory_position": round(float(r["position"]), 2),
             "on_hand": float(r["on_hand"]), "in_transit": float(r["in_transit"]),
             "on_order": float(r["on_order"]), "allocated": float(r["allocated"]),
+            "backorders": float(r["backorders"]),
             "lead_time_days": float(r["lead"]), "lead_time_sd_days": round(float(r["lead_sd"]), 2),
             "review_days": params.review_days, "service_z": params.service_z,
             "mean_daily_forecast": round(float(r["mean_daily"]), 3),
@@ -227,9 +234,10 @@ def propose_rebalancing(
     """Store-to-store transfers within a region where one store will run out and another has excess.
 
     A store is short when its usable stock does not cover its forecast over its transfer lead time;
-    a donor has excess above its forecast over lead time + review + one review of buffer. Moves are
-    matched per SKU and region, largest shortfall first, and proposed only when the margin at risk
-    exceeds the transfer cost.
+    a donor has excess above its forecast over lead time + review + one review of buffer. The moves of
+    all stores of a SKU in a region are solved together (:func:`solve_transfers`, a transportation
+    problem maximising margin saved minus transfer cost); a move whose margin at risk does not exceed
+    its transfer cost is never proposed, and nothing moves across regions.
     """
     if forecasts.empty or inventory.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
@@ -254,42 +262,75 @@ def propose_rebalancing(
     frame["excess"] = (frame["usable"] - frame["need_lr"]).clip(lower=0)
     rows = []
     for (sku, region), grp in frame.groupby(["sku", "region"]):
-        short = grp[grp["short"] >= params.rebalance_min_units].sort_values("short", ascending=False)
-        donors = grp[grp["excess"] >= params.rebalance_min_units].sort_values("excess", ascending=False)
+        if sku not in item.index:
+            continue
+        short = grp[grp["short"] >= params.rebalance_min_units]
+        donors = grp[grp["excess"] >= params.rebalance_min_units]
         if short.empty or donors.empty:
             continue
-        excess = dict(zip(donors["location_id"], np.floor(donors["excess"]), strict=True))
-        margin = float(item.at[sku, "unit_price"] - item.at[sku, "unit_cost"]) if sku in item.index else 0.0
-        for _, s in short.iterrows():
-            need = math.ceil(s["short"])
-            for donor in list(excess):
-                if need <= 0:
-                    break
-                move = min(need, excess[donor])
-                if move <= 0:
-                    continue
-                unit_transfer = float(loc.at[s["location_id"], "transfer_cost_per_unit"])
-                if move * margin <= move * unit_transfer:
-                    continue
-                cost = float(item.at[sku, "unit_cost"])
-                rows.append({
-                    "doc_type": "transfer", "business_key": f"rebalance:{donor}>{s['location_id']}:{sku}",
-                    "sku": sku, "from_location": donor, "to_location": s["location_id"], "supplier_id": None,
-                    "po_id": None, "po_line": None, "action": "rebalance", "quantity": float(move),
-                    "unit_cost": cost, "value": round(move * cost, 2),
-                    "need_by": ds + dt.timedelta(days=int(loc.at[s["location_id"], "transfer_lead_time_days"])),
-                    "explanation": {
-                        "region": region, "receiver_shortfall": round(float(s["short"]), 2),
-                        "receiver_usable_stock": float(s["usable"]),
-                        "receiver_forecast_over_lead_time": round(float(s["need_l"]), 2),
-                        "donor_excess": float(excess[donor]), "margin_at_risk": round(move * margin, 2),
-                        "transfer_cost": round(move * unit_transfer, 2),
-                        "usual_quantity": round(float(s["need_l"]), 2),
-                    },
-                })
-                excess[donor] -= move
-                need -= move
+        margin = float(item.at[sku, "unit_price"] - item.at[sku, "unit_cost"])
+        unit_cost_transfer = short["location_id"].map(loc["transfer_cost_per_unit"]).astype(float).to_numpy()
+        moves = solve_transfers(np.ceil(short["short"].to_numpy()), np.floor(donors["excess"].to_numpy()),
+                                margin - unit_cost_transfer[:, None] + np.zeros((len(short), len(donors))))
+        cost = float(item.at[sku, "unit_cost"])
+        for i, j in zip(*np.nonzero(moves >= params.rebalance_min_units), strict=True):
+            s_row, d_row, move = short.iloc[i], donors.iloc[j], float(moves[i, j])
+            unit_transfer = float(unit_cost_transfer[i])
+            rows.append({
+                "doc_type": "transfer", "business_key": f"rebalance:{d_row['location_id']}>{s_row['location_id']}:{sku}",
+                "sku": sku, "from_location": d_row["location_id"], "to_location": s_row["location_id"],
+                "supplier_id": None, "po_id": None, "po_line": None, "action": "rebalance", "quantity": move,
+                "unit_cost": cost, "value": round(move * cost, 2),
+                "need_by": ds + dt.timedelta(days=int(loc.at[s_row["location_id"], "transfer_lead_time_days"])),
+                "explanation": {
+                    "region": region, "receiver_shortfall": round(float(s_row["short"]), 2),
+                    "receiver_usable_stock": float(s_row["usable"]),
+                    "receiver_forecast_over_lead_time": round(float(s_row["need_l"]), 2),
+                    "donor_excess": float(np.floor(d_row["excess"])),
+                    "donor_forecast_over_lead_and_review": round(float(d_row["need_lr"]), 2),
+                    "margin_at_risk": round(move * margin, 2), "transfer_cost": round(move * unit_transfer, 2),
+                    "net_benefit": round(move * (margin - unit_transfer), 2),
+                    "locations_solved_together": int(len(grp)),
+                    "usual_quantity": round(float(s_row["need_l"]), 2),
+                },
+            })
     return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+
+
+def solve_transfers(shortfall: np.ndarray, excess: np.ndarray, unit_benefit: np.ndarray) -> np.ndarray:
+    """Moves between all receivers and donors of one SKU in one region, maximising the net benefit.
+
+    A transportation problem: maximise ``sum(unit_benefit[i, j] * x[i, j])`` subject to each receiver
+    getting at most its shortfall and each donor giving at most its excess, ``x >= 0``; pairs whose
+    benefit (margin saved minus transfer cost) is not positive are not allowed. With whole-unit
+    shortfalls and excesses the constraint matrix is totally unimodular, so the simplex optimum is in
+    whole units.
+
+    Args:
+        shortfall: ``[receivers]`` units each receiver lacks.
+        excess: ``[donors]`` units each donor can spare.
+        unit_benefit: ``[receivers, donors]`` margin at risk minus transfer cost, per unit moved.
+
+    Returns:
+        ``[receivers, donors]`` units to move (zeros when nothing pays).
+    """
+    from scipy.optimize import linprog
+
+    n_r, n_d = len(shortfall), len(excess)
+    moves = np.zeros((n_r, n_d))
+    allowed = unit_benefit > 1e-9
+    if not allowed.any() or shortfall.sum() <= 0 or excess.sum() <= 0:
+        return moves
+    pairs = np.argwhere(allowed)
+    c = -unit_benefit[allowed]
+    a_ub = np.zeros((n_r + n_d, len(pairs)))
+    a_ub[pairs[:, 0], np.arange(len(pairs))] = 1.0
+    a_ub[n_r + pairs[:, 1], np.arange(len(pairs))] = 1.0
+    res = linprog(c, A_ub=a_ub, b_ub=np.concatenate([shortfall, excess]), bounds=(0, None), method="highs")
+    if res.status != 0:
+        return moves
+    moves[pairs[:, 0], pairs[:, 1]] = np.round(res.x)
+    return moves
 
 
 def propose_po_exceptions(
@@ -301,14 +342,30 @@ def propose_po_exceptions(
     locations: pd.DataFrame,
     ds: dt.date,
     *,
+    alternates: pd.DataFrame | None = None,
     params: DecisionParams = DecisionParams(),
 ) -> pd.DataFrame:
-    """Open PO lines predicted to arrive late, ranked by the stock-out they would cause.
+    """Open PO lines predicted to arrive late or short, ranked by the stock-out they would cause.
 
     The expected arrival is the order date plus the supplier's measured mean lead time (its promised
-    lead time when it has no history), and never before tomorrow for a line still open. A line late
-    by at least ``po_late_threshold_days`` is an exception: ``expedite`` when the destination runs
-    out before the expected arrival, else ``accept_delay``.
+    lead time when it has no history), and never before tomorrow for a line still open. A line late by
+    at least ``po_late_threshold_days`` is late; a line whose supplier's fill rate (``fill_rate`` in
+    ``supplier_stats``: received over ordered units, when measured) is below
+    ``po_short_fill_rate`` is short by ``remaining x (1 - fill_rate)``.
+
+    Lost units: a late line loses the destination's demand between running out (its usable stock over
+    its daily demand, its stores' included) and the expected arrival; a short line loses what the
+    missing units would have served before a new order from the same supplier could arrive. The action:
+
+    - ``cancel``: late, and the stock already there lasts ``po_cancel_cover_days`` beyond the arrival;
+    - ``accept_delay``: no stock-out follows;
+    - ``move_supplier``: late, and an alternate supplier of the SKU delivers before the expected arrival
+      (``alternates``: ``sku, supplier_id, lead_time_days``);
+    - ``split``: short, and an alternate supplier exists for the missing part;
+    - ``expedite``: otherwise, when a stock-out follows.
+
+    Args:
+        alternates: optional alternate sources per SKU; without them, lines are expedited or accepted.
     """
     if open_pos.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
@@ -317,23 +374,32 @@ def propose_po_exceptions(
     promised_lt = po["supplier_id"].map(suppliers.set_index("supplier_id")["promised_lead_time_days"]).astype(float)
     measured = po["supplier_id"].map(stats["mean_lead_time"]).astype(float) if len(stats) else promised_lt * np.nan
     lt = measured.fillna(promised_lt)
+    fill = (po["supplier_id"].map(stats["fill_rate"]).astype(float)
+            if len(stats) and "fill_rate" in stats else pd.Series(np.nan, index=po.index))
     order_date = pd.to_datetime(po["order_date"])
     promised_date = pd.to_datetime(po["promised_date"])
     tomorrow = pd.Timestamp(ds) + pd.Timedelta(days=1)
     expected = (order_date + pd.to_timedelta(np.round(lt), unit="D")).clip(lower=tomorrow)
     po["expected_arrival"] = expected
     po["late_days"] = (expected - promised_date).dt.days
-    po = po[po["late_days"] >= params.po_late_threshold_days]
+    po["fill_rate"] = fill
+    po["remaining"] = (po["quantity_ordered"] - po["quantity_received"]).astype(float)
+    po["short_units"] = np.where(fill < params.po_short_fill_rate, np.floor(po["remaining"] * (1 - fill.fillna(1))),
+                                 0.0)
+    po = po[(po["late_days"] >= params.po_late_threshold_days) | (po["short_units"] > 0)]
     if po.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     inv = inventory.set_index(["location_id", "sku"])
     usable = (inv["on_hand"] + inv["in_transit"] - inv["allocated"]).astype(float)
-    mean_daily = series.assign(loc_sku=series["unique_id"]).set_index("unique_id")["mean_daily"] \
-        if len(series) else pd.Series(dtype=float)
+    mean_daily = series.set_index("unique_id")["mean_daily"] if len(series) else pd.Series(dtype=float)
+    alt_lt: dict[str, tuple[str, float]] = {}
+    if alternates is not None and len(alternates):
+        for alt in alternates.sort_values("lead_time_days").itertuples():
+            alt_lt.setdefault(alt.sku, (alt.supplier_id, float(alt.lead_time_days)))
     # DC demand is its stores' demand.
     loc = locations.set_index("location_id")
     rows = []
-    for _, r in po.iterrows():
+    for i, r in po.iterrows():
         dest, sku = r["destination_location_id"], r["sku"]
         stores = loc.index[(loc["parent_dc"] == dest)].tolist() if "parent_dc" in loc else []
         daily = float(mean_daily.get(f"{dest}|{sku}", 0.0)) + sum(float(mean_daily.get(f"{s}|{sku}", 0.0))
@@ -341,10 +407,29 @@ def propose_po_exceptions(
         stock = float(usable.get((dest, sku), 0.0))
         cover_days = stock / daily if daily > 0 else float("inf")
         days_to_arrival = (r["expected_arrival"] - pd.Timestamp(ds)).days
-        stockout_days = max(0.0, days_to_arrival - cover_days) if math.isfinite(cover_days) else 0.0
-        remaining = float(r["quantity_ordered"] - r["quantity_received"])
-        action = "expedite" if stockout_days > 0 else "accept_delay"
+        late = r["late_days"] >= params.po_late_threshold_days
+        stockout_days = max(0.0, days_to_arrival - cover_days) if late and math.isfinite(cover_days) else 0.0
+        lost_late = stockout_days * daily
+        remaining, short = float(r["remaining"]), float(r["short_units"])
+        # The short part is missed until a new order from the same supplier could arrive.
+        wait = days_to_arrival + float(lt.loc[i])
+        lost_short = min(short, max(0.0, daily * wait - stock - (remaining - short))) if short > 0 else 0.0
+        lost = lost_late + lost_short
+        alternate = alt_lt.get(sku)
+        alt_arrival_days = None if alternate is None else max(1.0, alternate[1])
+        # Unknown demand (no forecast) never cancels a line: cover is then infinite.
+        if late and math.isfinite(cover_days) and cover_days - days_to_arrival >= params.po_cancel_cover_days:
+            action = "cancel"
+        elif lost <= 0:
+            action = "accept_delay"
+        elif lost_late > 0 and alt_arrival_days is not None and alt_arrival_days < days_to_arrival:
+            action = "move_supplier"
+        elif lost_short > 0 and alternate is not None:
+            action = "split"
+        else:
+            action = "expedite"
         rate = stats["late_rate"].get(r["supplier_id"]) if len(stats) else None
+        reasons = (["late"] if late else []) + (["short"] if short > 0 else [])
         rows.append({
             "doc_type": "po_exception", "business_key": f"po:{r['po_id']}-{int(r['po_line'])}", "sku": sku,
             "from_location": None, "to_location": dest, "supplier_id": r["supplier_id"], "po_id": r["po_id"],
@@ -352,16 +437,24 @@ def propose_po_exceptions(
             "unit_cost": float(r["unit_cost"]), "value": round(remaining * float(r["unit_cost"]), 2),
             "need_by": pd.Timestamp(r["promised_date"]).date(),
             "explanation": {
+                "reasons": reasons,
                 "promised_date": pd.Timestamp(r["promised_date"]).date().isoformat(),
                 "expected_arrival": r["expected_arrival"].date().isoformat(),
-                "late_days": int(r["late_days"]), "supplier_lead_time_days": float(lt.loc[_]),
+                "late_days": int(r["late_days"]), "supplier_lead_time_days": float(lt.loc[i]),
+                "supplier_lead_time_source": "promised" if pd.isna(measured.loc[i]) else "measured",
+                "supplier_fill_rate": None if pd.isna(r["fill_rate"]) else float(r["fill_rate"]),
+                "expected_short_units": short,
                 "days_of_cover": None if not math.isfinite(cover_days) else round(cover_days, 1),
                 "projected_stockout_days": round(stockout_days, 1),
-                "lost_units_if_late": round(stockout_days * daily, 1),
+                "lost_units_if_late": round(lost_late, 1),
+                "lost_units_if_short": round(lost_short, 1),
+                "lost_units": round(lost, 1),
+                "alternate_supplier": None if alternate is None else alternate[0],
+                "alternate_lead_time_days": None if alternate is None else alternate[1],
                 "supplier_late_rate": None if rate is None or pd.isna(rate) else float(rate),
                 "anomalies": [],
             },
         })
     out = pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
-    rank = out["explanation"].map(lambda e: e["lost_units_if_late"])
+    rank = out["explanation"].map(lambda e: e["lost_units"])
     return out.iloc[np.argsort(-rank.to_numpy(), kind="stable")].reset_index(drop=True)

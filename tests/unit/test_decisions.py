@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -305,3 +306,112 @@ def test_accept_delay_when_stock_covers_the_wait(exceptions):
 def test_no_open_lines_no_exceptions():
     out = propose_po_exceptions(NO_POS, PO_STATS, PO_SUPPLIERS, _inventory([]), SERIES, LOCATIONS, DS)
     assert out.empty and list(out.columns) == PROPOSAL_COLUMNS
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inventory position with backorders, joint transfers, short and late PO lines
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_backorders_lower_the_inventory_position():
+    # FC1|C: reorder point 5.64, order up to 12.64 (see above). 8 on hand but 4 owed to customers:
+    # position 4, below the reorder point; need 8.64 -> 2 cases of 6 = 12, raised to the MOQ of 50.
+    inv = _inventory([("FC1", "C", 8, 0, 0)]).assign(backorders=4.0)
+    out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0), SERIES, inv, NO_POS, ITEMS, LOCATIONS, SUPPLIERS,
+                                STATS, DS)
+    e = out.iloc[0]["explanation"]
+    assert (e["inventory_position"], e["backorders"]) == (4.0, 4.0)
+    assert out.iloc[0]["quantity"] == 50.0  # MOQ larger than need
+    # Without backorders the same stock is above the reorder point: no line.
+    out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0), SERIES, _inventory([("FC1", "C", 8, 0, 0)]), NO_POS,
+                                ITEMS, LOCATIONS, SUPPLIERS, STATS, DS)
+    assert out.empty
+
+
+def test_intermittent_demand_safety_stock_from_forecast_error():
+    # Mean 0.2 a day with sigma 0.5 a day (intermittent): S1 lead 1 + review 7 = 8 days, demand 1.6,
+    # safety 1.6449 * sqrt(8 * 0.25) = 2.33, reorder point 0.2 + 2.33 = 2.53; position 0 orders
+    # up to 3.93 -> one case of 12 for item A, within the shelf of 20.
+    out = propose_replenishment(_forecast("S1|A", 0.2, 0.5), SERIES, _inventory([]), NO_POS, ITEMS, LOCATIONS,
+                                SUPPLIERS, STATS, DS)
+    e = out.iloc[0]["explanation"]
+    assert e["safety_stock"] == round(Z_95 * math.sqrt(2.0), 2) == 2.33
+    assert (e["reorder_point"], e["order_up_to"]) == (2.53, 3.93)
+    assert out.iloc[0]["quantity"] == 12.0
+
+
+def test_zero_demand_orders_nothing():
+    out = propose_replenishment(_forecast("S1|B", 0.0, 0.0), SERIES, _inventory([]), NO_POS, ITEMS, LOCATIONS,
+                                SUPPLIERS, STATS, DS)
+    assert out.empty
+
+
+def test_transfers_are_solved_for_all_stores_together():
+    from include.decisions.propose import solve_transfers
+
+    # Two receivers short 5 and 4, two donors with 6 and 3 spare. Receiver 0 is worth 3 a unit from
+    # donor 0 and 1 from donor 1; receiver 1 is worth 2 from either. Greedy by largest shortfall gives
+    # receiver 0 five from donor 0, then receiver 1 one + three: 15 + 2 + 6 = 23. The joint optimum
+    # sends receiver 0 five from donor 0 and receiver 1 one from donor 0 and three from donor 1:
+    # the same 23 here, but never moves more than a donor has or a receiver lacks.
+    moves = solve_transfers(np.array([5.0, 4.0]), np.array([6.0, 3.0]), np.array([[3.0, 1.0], [2.0, 2.0]]))
+    assert moves.tolist() == [[5.0, 0.0], [1.0, 3.0]]
+    # A pair that does not pay (benefit <= 0) is never used, even when it leaves a shortfall.
+    moves = solve_transfers(np.array([5.0]), np.array([6.0, 3.0]), np.array([[0.0, -1.0]]))
+    assert moves.sum() == 0
+    # Joint beats pairwise: receiver 0 can only be served by donor 0; greedy serving receiver 1
+    # (larger) first from donor 0 would starve it. Optimum: r0 <- d0 (4), r1 <- d1 (5).
+    moves = solve_transfers(np.array([4.0, 5.0]), np.array([4.0, 5.0]), np.array([[2.0, 0.0], [2.0, 2.0]]))
+    assert moves.tolist() == [[4.0, 0.0], [0.0, 5.0]]
+
+
+def test_joint_rebalancing_splits_one_donor_across_receivers():
+    # S1 (lead 1) needs 4 and has 1: short 3. S2 (lead 2) needs 2 and has 0: short 2. DC-less store
+    # S4 in North holds 40 against 1 a day over its 14 forecast steps: excess 26, enough for both.
+    locations = pd.concat([LOCATIONS, pd.DataFrame([("S4", "store", "North", "DC1", 1, 0.5)],
+                                                   columns=LOCATIONS.columns)], ignore_index=True)
+    forecasts = pd.concat([_forecast("S1|A", 4.0, 0.0), _forecast("S2|A", 1.0, 0.0),
+                           _forecast("S4|A", 1.0, 0.0)], ignore_index=True)
+    out = propose_rebalancing(forecasts, _inventory([("S1", "A", 1, 0, 0), ("S2", "A", 0, 0, 0),
+                                                     ("S4", "A", 40, 0, 0)]), ITEMS, locations, DS)
+    got = {r["business_key"]: r["quantity"] for r in out.to_dict("records")}
+    assert got == {"rebalance:S4>S1:A": 3.0, "rebalance:S4>S2:A": 2.0}
+    e = _by_key(out)["rebalance:S4>S1:A"]["explanation"]
+    assert (e["net_benefit"], e["locations_solved_together"], e["donor_excess"]) == (6.0, 3, 26.0)
+
+
+def test_short_supplier_line_split_to_alternate():
+    # SUP3 delivers 50% of what it is ordered, on time (mean lead 5 = promised 5). P7: 40 open, 20
+    # expected short. DC1 sells 5 a day (S1 + S2) and has 10: arrival in 3 days, a new order takes 5
+    # more: 8 days need 40, against 10 + 20 delivered: 10 units lost (under the 20 short).
+    stats = pd.DataFrame({"supplier_id": ["SUP3"], "mean_lead_time": [5.0], "std_lead_time": [0.0],
+                          "late_rate": [0.0], "fill_rate": [0.5]})
+    open_pos = pd.DataFrame([("P7", 1, "SUP3", "A", "DC1", "2026-03-08", "2026-03-13", 40, 0, 2.5, "open")],
+                            columns=NO_POS.columns)
+    inv = _inventory([("DC1", "A", 10, 0, 0)])
+    alternates = pd.DataFrame({"sku": ["A"], "supplier_id": ["SUP2"], "lead_time_days": [2]})
+    out = propose_po_exceptions(open_pos, stats, PO_SUPPLIERS, inv, SERIES, LOCATIONS, DS, alternates=alternates)
+    line = out.iloc[0]
+    e = line["explanation"]
+    assert line["action"] == "split"
+    assert (e["reasons"], e["expected_short_units"], e["lost_units_if_short"]) == (["short"], 20.0, 10.0)
+    assert (e["supplier_fill_rate"], e["alternate_supplier"]) == (0.5, "SUP2")
+    # Without an alternate the same line is expedited.
+    out = propose_po_exceptions(open_pos, stats, PO_SUPPLIERS, inv, SERIES, LOCATIONS, DS)
+    assert out.iloc[0]["action"] == "expedite"
+
+
+def test_late_line_moved_to_faster_alternate_or_cancelled_when_stock_is_ample():
+    # P1 from the fixture: 5 days late, DC1 runs out one day before arrival (in 5 days). An alternate
+    # delivering in 2 days beats that: move_supplier.
+    open_pos = pd.DataFrame([("P1", 1, "SUP1", "A", "DC1", "2026-03-05", "2026-03-10", 40, 0, 2.5, "open")],
+                            columns=NO_POS.columns)
+    alternates = pd.DataFrame({"sku": ["A", "A"], "supplier_id": ["SUP9", "SUP2"], "lead_time_days": [6, 2]})
+    out = propose_po_exceptions(open_pos, PO_STATS, PO_SUPPLIERS, _inventory([("DC1", "A", 20, 0, 0)]), SERIES,
+                                LOCATIONS, DS, alternates=alternates)
+    assert out.iloc[0]["action"] == "move_supplier"
+    assert out.iloc[0]["explanation"]["alternate_supplier"] == "SUP2"
+    # 1000 units at 5 a day cover 200 days, 195 beyond the arrival: over the 180-day limit, cancel.
+    out = propose_po_exceptions(open_pos, PO_STATS, PO_SUPPLIERS, _inventory([("DC1", "A", 1000, 0, 0)]), SERIES,
+                                LOCATIONS, DS)
+    assert out.iloc[0]["action"] == "cancel"

@@ -1,0 +1,1 @@
+"""Replay of demand history under Shelfwise's and classic reorder policies (see :mod:`.replay`)."""
