@@ -28,7 +28,7 @@ demo: install
 	$(PY) scripts/shelfwise.py demo
 
 approve: install
-	$(PY) scripts/shelfwise.py approve
+	$(PY) scripts/shelfwise.py approve $(if $(APPROVER),--user $(APPROVER),)
 
 airflow: install
 	$(PY) scripts/shelfwise.py airflow

@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import datetime as dt
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_current_context, task
 
 from include.erp.gate import ApprovalGateSensor
+
+# Mirrors include.nightly.REVIEW_*; kept literal so parsing imports nothing heavy.
+REVIEW_OPTIONS = ["Approve all pending", "Reject all pending", "I have reviewed the lines"]
 
 REPLAY = "{{ dag_run.run_type == 'backfill' or params.mode == 'replay' }}"
 
 
 def _run_facts() -> tuple[str, str, str, bool]:
+    from include.nightly import is_replay
+
     context = get_current_context()
     run = context["dag_run"]
-    replay = str(run.run_type) in ("backfill", "DagRunType.BACKFILL_JOB") or context["params"]["mode"] == "replay"
-    return context["dag"].dag_id, run.run_id, context["ds"], replay
+    return context["dag"].dag_id, run.run_id, context["ds"], is_replay(run.run_type, context["params"]["mode"])
 
 
 def _erp_conn():
@@ -128,13 +133,46 @@ def retail_nightly():
         dag_id, run_id, ds, replay = _run_facts()
         return stage(ds, dag_id=dag_id, run_id=run_id, replay=replay, conn_factory=_erp_conn)
 
+    # Runs after the batch review (or when none was needed): its deadline counts from staging time,
+    # so the review and the gate share one timeout rather than adding up.
     wait_for_approval = ApprovalGateSensor(
         task_id="wait_for_approval",
         replay=REPLAY,
         timeout_minutes="{{ params.gate_timeout_minutes }}",
         poke_interval_seconds="{{ params.gate_poke_seconds }}",
+        staged_at="{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}",
+        trigger_rule="none_failed",
         retries=0,
     )
+
+    @task.short_circuit(retries=0, ignore_downstream_trigger_rules=False)
+    def needs_review() -> str:
+        """The Required Action's text, or empty (skip the review) when nothing waits for a planner."""
+        from include.nightly import review_summary
+
+        dag_id, _, ds, replay = _run_facts()
+        return "" if replay else review_summary(ds, dag_id=dag_id, conn_factory=_erp_conn)
+
+    # Batch-level review where Airflow users look (Required Actions). The approval gate after it, not
+    # this task, decides when release may run: line-level decisions made elsewhere count just as well.
+    review_batch = HITLOperator(
+        task_id="review_batch",
+        subject="Shelfwise {{ ds }}: proposals waiting for a planner",
+        body="{{ ti.xcom_pull(task_ids='needs_review') }}",
+        options=REVIEW_OPTIONS,
+        defaults=["I have reviewed the lines"],
+        response_timeout=dt.timedelta(hours=12),
+        retries=0,
+    )
+
+    @task(retries=0)
+    def apply_review(response: dict) -> dict:
+        from include.nightly import apply_batch_decision, shelfwise_roles
+
+        dag_id, _, ds, _ = _run_facts()
+        user = (response.get("responded_by_user") or {}).get("name") or "unknown"
+        return apply_batch_decision(ds, dag_id=dag_id, choice=response["chosen_options"][0], user=user,
+                                    roles=shelfwise_roles(user), conn_factory=_erp_conn)
 
     @task
     def release_approved() -> dict:
@@ -162,8 +200,10 @@ def retail_nightly():
     anomalies = detect_anomalies()
     chain([forecasts, supplier, returns], anomalies)
     proposals = propose_decisions()
-    chain(anomalies, proposals, tier_proposals(), stage_proposals(), wait_for_approval, release_approved(),
-          report_kpis())
+    staged = stage_proposals()
+    chain(anomalies, proposals, tier_proposals(), staged)
+    chain(staged, needs_review(), review_batch, apply_review(review_batch.output), wait_for_approval)
+    chain(staged, wait_for_approval, release_approved(), report_kpis())
 
 
 retail_nightly()

@@ -274,16 +274,125 @@ def stage(ds: str, *, dag_id: str, run_id: str, replay: bool, conn_factory, root
     tiered = _read_json_frame("curated", "proposals_tiered", ds, root)
     if replay:
         _write_json_frame(tiered, "reports", "replay_proposals", ds, root)
-        summary = {"mode": "replay", "recorded": int(len(tiered)), "staged": 0, "pending": 0, "auto_approved": 0}
+        summary = {"mode": "replay", "staged_at": None, "recorded": int(len(tiered)), "staged": 0, "pending": 0,
+                   "auto_approved": 0}
     else:
         from include.erp.staging import stage_batch
 
         with conn_factory() as conn:
             result = stage_batch(conn, tiered, dag_id=dag_id, run_id=run_id, ds=ds)
-        summary = {"mode": "live", "inserted": result.inserted, "updated": result.updated,
+        # Wall-clock on purpose: the approval deadline is operational time, not data time.
+        summary = {"mode": "live", "staged_at": dt.datetime.now(dt.UTC).isoformat(),
+                   "inserted": result.inserted, "updated": result.updated,
                    "kept_decided": result.unchanged_decided, "withdrawn": result.withdrawn,
                    "auto_approved": result.auto_approved, "pending": result.pending}
     write_stage_summary("stage", ds, summary, root)
+    return summary
+
+
+def is_replay(run_type: object, mode: str | None) -> bool:
+    """A backfill run, or a run asked to replay, computes everything but stages nothing for planners."""
+    value = getattr(run_type, "value", run_type)
+    return str(value) == "backfill" or mode == "replay"
+
+
+REVIEW_APPROVE_ALL = "Approve all pending"
+REVIEW_REJECT_ALL = "Reject all pending"
+REVIEW_DONE = "I have reviewed the lines"
+REVIEW_OPTIONS = [REVIEW_APPROVE_ALL, REVIEW_REJECT_ALL, REVIEW_DONE]
+
+
+def review_summary(ds: str, *, dag_id: str, conn_factory, top: int = 10) -> str:
+    """Markdown summary of the lines waiting for a planner; empty when none waits.
+
+    It is the body of the run's Required Action in the Airflow UI: counts and value by document type
+    and tier, the largest lines with their reason, and the anomalies behind them.
+    """
+    with conn_factory() as conn:
+        cur = conn.execute(
+            "SELECT doc_type, risk_tier, business_key, sku, from_location, to_location, supplier_id, action,"
+            " quantity, value, tier_reasons, explanation FROM erp_staging.all_lines"
+            " WHERE dag_id=%s AND ds=%s AND status='pending_approval' ORDER BY value DESC",
+            (dag_id, as_date(ds)))
+        rows = cur.fetchall()
+        cols = [c.name for c in cur.description]
+    if not rows:
+        return ""
+    lines = pd.DataFrame(rows, columns=cols)
+    lines["value"] = lines["value"].astype(float)
+    by = lines.groupby(["doc_type", "risk_tier"]).agg(lines=("value", "size"), value=("value", "sum"))
+    text = [f"**{len(lines)} lines worth {lines['value'].sum():,.2f}** wait for a planner for {ds}.", "",
+            "| document | tier | lines | value |", "| --- | --- | ---: | ---: |"]
+    text += [f"| {d} | {t} | {int(r.lines)} | {r.value:,.2f} |" for (d, t), r in by.iterrows()]
+    text += ["", f"Largest {min(top, len(lines))} lines:", "",
+             "| document | action | sku | from | to | supplier | qty | value | why |",
+             "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- |"]
+    for r in lines.head(top).itertuples():
+        why = ", ".join(r.tier_reasons or []) or "-"
+        text.append(f"| {r.doc_type} | {r.action} | {r.sku} | {r.from_location or '-'} | {r.to_location or '-'} |"
+                    f" {r.supplier_id or '-'} | {float(r.quantity):g} | {r.value:,.2f} | {why} |")
+    anomalous = int(lines["explanation"].map(lambda e: bool((e or {}).get("anomalies"))).sum())
+    text += ["", f"{anomalous} of these lines involve a demand anomaly.", "",
+             f"*{REVIEW_APPROVE_ALL}* / *{REVIEW_REJECT_ALL}* decide every line you may decide; decide line by "
+             f"line in the Shelfwise approvals page, then choose *{REVIEW_DONE}*."]
+    return "\n".join(text)
+
+
+def shelfwise_roles(user: str, users_setting: str | None = None, policy_path: str | None = None) -> set[str]:
+    """Shelfwise roles of an Airflow user of the simple auth manager.
+
+    The user's Airflow role comes from ``[core] simple_auth_manager_users`` (``name:role,...``); the
+    governance policy's ``roles:`` maps it to the roles its ``deciders`` name.
+    """
+    from include.governance.policy import load_policy
+
+    if users_setting is None:
+        import os
+
+        users_setting = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "")
+    policy = load_policy(policy_path) if policy_path else load_policy()
+    for entry in users_setting.split(","):
+        name, _, role = entry.strip().partition(":")
+        if name == user:
+            return policy.shelfwise_roles(role.strip())
+    return set()
+
+
+def apply_batch_decision(ds: str, *, dag_id: str, choice: str, user: str, roles: set[str], conn_factory,
+                         policy_path: str | None = None, root: str | None = None) -> dict[str, Any]:
+    """Apply a Required Action answer: approve or reject every pending line the user may decide.
+
+    Lines of a tier the user's roles may not decide stay pending (for someone who may) and are counted.
+    """
+    from include.erp.staging import decide
+    from include.governance.policy import load_policy
+
+    if choice not in REVIEW_OPTIONS:
+        raise ValueError(f"unknown review choice {choice!r}; expected one of {REVIEW_OPTIONS}")
+    if choice == REVIEW_DONE:
+        summary = {"choice": choice, "user": user, "decided": 0, "not_allowed": 0}
+        write_stage_summary("apply_review", ds, summary, root)
+        return summary
+    policy = load_policy(policy_path) if policy_path else load_policy()
+    approve = choice == REVIEW_APPROVE_ALL
+    decided = not_allowed = 0
+    with conn_factory() as conn:
+        pending = conn.execute(
+            "SELECT doc_type, line_id, risk_tier FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s"
+            " AND status='pending_approval' ORDER BY line_id", (dag_id, as_date(ds))).fetchall()
+        allowed: dict[str, list[int]] = {}
+        for doc_type, line_id, tier in pending:
+            if policy.may_decide(roles, tier):
+                allowed.setdefault(doc_type, []).append(int(line_id))
+            else:
+                not_allowed += 1
+        for doc_type, ids in allowed.items():
+            decided += len(decide(conn, doc_type, ids, approve=approve, user=user,
+                                  note=f"Required Action: {choice}")["decided"])
+    if not_allowed:
+        log.warning("%s may not decide %d pending lines (tier); they stay pending", user, not_allowed)
+    summary = {"choice": choice, "user": user, "decided": decided, "not_allowed": not_allowed}
+    write_stage_summary("apply_review", ds, summary, root)
     return summary
 
 

@@ -206,7 +206,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if code is not None:
             break
         stage_file = stages_dir / "stage.json"
-        if stage_file.exists() and "wait for a planner" in log_path.read_text(errors="replace"):
+        text = log_path.read_text(errors="replace") if stage_file.exists() else ""
+        if "Waiting for Human-in-the-loop input" in text or "wait for a planner" in text:
             waiting = True
             break
         time.sleep(2)
@@ -265,7 +266,8 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
     if waiting:
         lines += [
             "",
-            "The run is waiting at the approval gate (wait_for_approval) for the lines above.",
+            "The run is waiting for a planner: a Required Action (review_batch) in the Airflow UI, then the",
+            "approval gate (wait_for_approval) until no line is pending.",
             "  See it in the Airflow UI:   make airflow   then http://localhost:8080 "
             "(planner / planner, manager / manager)",
             "  Approve as the demo planner from the command line, so release and KPIs complete:",
@@ -283,13 +285,37 @@ def _redact(url: str) -> str:
 def cmd_approve(args: argparse.Namespace) -> int:
     env = demo_env()
     prepare(env)
+    os.environ.update(env)
     from include.erp import db
-    from include.erp.staging import decide_all_pending
+    from include.erp.staging import pending_count
+    from include.nightly import REVIEW_APPROVE_ALL, REVIEW_REJECT_ALL, apply_batch_decision, shelfwise_roles
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import required_action
+
+    choice = REVIEW_REJECT_ALL if args.reject else REVIEW_APPROVE_ALL
+    role = DEMO_USERS.get(args.user, (None, "viewer"))[1]
+    run_id = required_action.awaiting_run_id("retail_nightly", args.ds)
+    if run_id:
+        required_action.answer("retail_nightly", run_id, choice, user=args.user, role=role)
+        _say(f"{args.user} answered the run's Required Action: {choice!r}")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            summary = _summaries(args.ds, env["SHELFWISE_DATA_ROOT"]).get("apply_review")
+            if summary:
+                break
+            time.sleep(2)
+    else:
+        result = apply_batch_decision(args.ds, dag_id="retail_nightly", choice=choice, user=args.user,
+                                      roles=shelfwise_roles(args.user, env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]),
+                                      conn_factory=lambda: db.connect(env["ERP_STAGING_URL"]))
+        _say(f"{args.user}: {result['decided']} pending lines decided ({choice!r})")
     with db.connect(env["ERP_STAGING_URL"]) as conn:
-        n = decide_all_pending(conn, "retail_nightly", args.ds, approve=not args.reject, user=args.user,
-                               note=args.note)
-    _say(f"{args.user} {'rejected' if args.reject else 'approved'} {n} pending lines of retail_nightly {args.ds}")
+        left = pending_count(conn, "retail_nightly", args.ds)
+    if left:
+        _say(f"{left} lines are of a tier {args.user} may not decide; decide them as a manager: "
+             "make approve APPROVER=manager")
+        return 0
     pid_file = _pid_file(env)
     pid = int(pid_file.read_text()) if pid_file.exists() else 0
     if pid and _alive(pid):
@@ -323,6 +349,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     data_root = ROOT / "data" / "test" / "shelfwise"
     env = environment(airflow_home=ROOT / ".airflow-test", data_root=data_root, erp_db="shelfwise_test")
     prepare(env)
+    # The browser test drives Debian's chromium; install it up front where it is missing (as root).
+    subprocess.call([str(VENV_BIN / "python"), str(ROOT / "scripts" / "ensure_browser.py")], cwd=ROOT)
     cmd = [str(VENV_BIN / "python"), "-m", "pytest", *args.pytest_args]
     _say("running " + " ".join(cmd[2:]))
     return subprocess.call(cmd, env={**os.environ, **env, "SHELFWISE_TEST_ENV": "1"}, cwd=ROOT)
@@ -345,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     approve = sub.add_parser("approve", help="decide the lines waiting at the demo run's gate")
     approve.add_argument("--ds", default=DEMO_DS)
-    approve.add_argument("--user", default="planner")
+    approve.add_argument("--user", default="planner",
+                         help="demo user deciding: planner (low, medium) or manager (every tier)")
     approve.add_argument("--reject", action="store_true")
     approve.add_argument("--note", default="approved from the command line")
     approve.set_defaults(func=cmd_approve)

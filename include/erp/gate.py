@@ -85,14 +85,16 @@ class ApprovalGateSensor(BaseSensorOperator):
         poke_interval_seconds: templated; how often the trigger checks (empty: the policy's).
         conn_id: ERP staging connection id.
         replay: templated; ``"True"`` when the run is a replay.
+        staged_at: templated ISO timestamp of staging; the deadline counts from it (else from now).
     """
 
-    template_fields = ("replay", "timeout_minutes", "poke_interval_seconds")
+    template_fields = ("replay", "timeout_minutes", "poke_interval_seconds", "staged_at")
 
     def __init__(self, *, timeout_minutes: str | float | None = None,
                  poke_interval_seconds: str | float | None = None, conn_id: str = "erp_staging",
-                 replay: str | bool = False, **kwargs: Any) -> None:
+                 replay: str | bool = False, staged_at: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.staged_at = staged_at
         self.timeout_minutes = timeout_minutes
         self.poke_interval_seconds = poke_interval_seconds
         self.conn_id = conn_id
@@ -126,7 +128,10 @@ class ApprovalGateSensor(BaseSensorOperator):
             log.info("no line of %s ds=%s waits for a planner", dag_id, ds)
             return {"status": "decided", "pending": 0}
         timeout_hours, poke = self._settings()
-        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(hours=timeout_hours)
+        start = dt.datetime.now(dt.UTC)
+        if self.staged_at not in (None, "", "None"):
+            start = min(start, dt.datetime.fromisoformat(str(self.staged_at)))
+        deadline = start + dt.timedelta(hours=timeout_hours)
         log.info("%d lines of %s ds=%s wait for a planner until %s", pending, dag_id, ds, deadline.isoformat())
         self.defer(
             trigger=ApprovalGateTrigger(dag_id=dag_id, ds=ds, deadline=deadline.isoformat(),

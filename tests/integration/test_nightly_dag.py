@@ -21,6 +21,9 @@ import pytest
 from include.erp import db
 from include.erp.staging import decide, pending_count, run_lines
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import required_action  # noqa: E402 - scripts/ is not a package
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,11 +77,25 @@ def _wait_pending(proc: subprocess.Popen, ds: dt.date, log_path: Path, timeout: 
         assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
         with db.connect() as conn:
             n = pending_count(conn, DAG_ID, ds)
-        if n and "wait for a planner" in log_path.read_text(errors="replace"):
+        if n and required_action.awaiting_run_id(DAG_ID, ds.isoformat()):
             return n
         time.sleep(1)
     os.killpg(proc.pid, 9)
     pytest.fail(f"no line reached pending_approval in {timeout} s; log {log_path}")
+
+
+def _answer_review(ds: dt.date, option: str, proc: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
+    """Answer the run's Required Action as the planner once it waits for input."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
+        run_id = required_action.awaiting_run_id(DAG_ID, ds.isoformat())
+        if run_id:
+            required_action.answer(DAG_ID, run_id, option, user="planner", role="user")
+            return
+        time.sleep(1)
+    os.killpg(proc.pid, 9)
+    pytest.fail(f"the Required Action never waited for input; log {log_path}")
 
 
 def _audit(run_ds: dt.date) -> list[tuple]:
@@ -98,13 +115,22 @@ def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(w
         lines = run_lines(conn, DAG_ID, DS)
         waiting = lines[lines["status"] == "pending_approval"]
         auto = set(lines.loc[lines["status"] == "auto_approved", "idempotency_key"])
-        approved, rejected = set(), set()
-        for i, row in enumerate(waiting.itertuples()):
-            approve = i % 2 == 0
-            out = decide(conn, row.doc_type, [int(row.line_id)], approve=approve, user="planner",
-                         note="checked in test")
-            assert out["decided"] == [int(row.line_id)]
-            (approved if approve else rejected).add(row.idempotency_key)
+        # Line by line (as in the approvals page): high-tier lines by the manager (a planner may not
+        # decide them), and half of the others by the planner...
+        approved, by_user = set(), {}
+        high = waiting[waiting["risk_tier"] == "high"]
+        rest = waiting[waiting["risk_tier"] != "high"]
+        assert len(rest) >= 1, "the tiny world has planner-level lines waiting"
+        for user, frame in (("manager", high), ("planner", rest.iloc[: len(rest) // 2])):
+            for row in frame.itertuples():
+                out = decide(conn, row.doc_type, [int(row.line_id)], approve=True, user=user, note="checked")
+                assert out["decided"] == [int(row.line_id)]
+                approved.add(row.idempotency_key)
+                by_user[row.idempotency_key] = user
+    rejected = set(waiting["idempotency_key"]) - approved
+    by_user.update({k: "planner" for k in rejected})
+    # ...and the rest through the run's Required Action, as the planner.
+    _answer_review(DS, "Reject all pending", proc, tmp_path / "run1.log")
     _finish(proc, tmp_path / "run1.log")
 
     with db.connect() as conn:
@@ -112,10 +138,10 @@ def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(w
     assert set(after.index[after["status"] == "released"]) == auto | approved
     assert set(after.index[after["status"] == "rejected"]) == rejected
     assert (after["status"] == "pending_approval").sum() == 0
-    assert set(after.loc[list(approved | rejected), "decided_by"]) == {"planner"}
+    assert after.loc[list(by_user), "decided_by"].to_dict() == by_user
     audit = _audit(DS)[audit_before:]
-    assert {(a[2], a[1]) for a in audit if a[0] == "planner"} == \
-        {(k, "approved") for k in approved} | {(k, "rejected") for k in rejected}
+    assert {(a[2], a[1], a[0]) for a in audit if a[0] in ("planner", "manager")} == \
+        {(k, "approved", by_user[k]) for k in approved} | {(k, "rejected", "planner") for k in rejected}
     assert {a[2] for a in audit if a[1] == "released"} == auto | approved
 
     with db.connect() as conn:
@@ -144,6 +170,8 @@ def test_gate_timeout_expires_pending_lines_and_never_releases_them(world_root, 
     _clean(ds)
     audit_before = len(_audit(ds))  # the audit log is append-only: earlier runs' entries stay
     proc = _start(world_root, ds, {"gate_poke_seconds": 1, "gate_timeout_minutes": 0.1}, tmp_path / "run.log")
+    # The review closes without deciding anything; the gate then finds its deadline passed.
+    _answer_review(ds, "I have reviewed the lines", proc, tmp_path / "run.log")
     _finish(proc, tmp_path / "run.log")
     with db.connect() as conn:
         lines = run_lines(conn, DAG_ID, ds)
