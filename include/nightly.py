@@ -219,6 +219,7 @@ def propose(ds: str, *, root: str | None = None) -> dict[str, Any]:
     received = _received_po_lines(day, root)
     stats = supplier_lead_time_stats(received, as_of=day) if len(received) else pd.DataFrame(
         columns=["supplier_id", "mean_lead_time", "std_lead_time", "late_rate", "n"])
+    stats = _with_fill_rate(stats, day, root)
     anomalies = read_partition("reports", "demand_anomalies", ds, root, missing_ok=True)
     parts = [
         propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, stats, day,
@@ -233,6 +234,23 @@ def propose(ds: str, *, root: str | None = None) -> dict[str, Any]:
                "by_type": proposals["doc_type"].value_counts().to_dict() if len(proposals) else {}}
     write_stage_summary("propose", ds, summary, root)
     return summary
+
+
+def _with_fill_rate(stats: pd.DataFrame, day: dt.date, root: str | None, lookback_days: int = 365) -> pd.DataFrame:
+    """Add each supplier's fill rate: units received over units ordered on its closed PO lines."""
+    history = read_range("curated", "purchase_orders", day - dt.timedelta(days=lookback_days - 1), day, root)
+    if history.empty:
+        return stats
+    last = history.sort_values("_ds").drop_duplicates(["po_id", "po_line"], keep="last")
+    # A line the supplier cancelled delivered nothing of what was ordered.
+    closed = last[last["status"].isin(["received", "cancelled"])]
+    if closed.empty:
+        return stats
+    sums = closed.groupby("supplier_id")[["quantity_received", "quantity_ordered"]].sum().astype(float)
+    fill = (sums["quantity_received"] / sums["quantity_ordered"]).clip(upper=1.0).rename("fill_rate")
+    if stats.empty:
+        return fill.reset_index()
+    return stats.merge(fill.reset_index(), on="supplier_id", how="left")
 
 
 def _write_json_frame(frame: pd.DataFrame, zone: str, dataset: str, ds: str, root: str | None) -> None:

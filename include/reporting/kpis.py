@@ -135,6 +135,11 @@ def daily_trend(demand: pd.DataFrame, ds: dt.date, window_days: int = 28) -> pd.
     return w.groupby("ds").agg(units=("y", "sum"), stockout_share=("censored", "mean")).reset_index()
 
 
+def window_label(trend: pd.DataFrame) -> str:
+    """``28 days`` for a trend frame of 28 daily rows."""
+    return f"{len(trend)} days"
+
+
 def render_chart(trend: pd.DataFrame, kpis: dict, path: str) -> str:
     """Write the KPI chart (PNG) to ``path`` through fsspec."""
     import fsspec
@@ -149,9 +154,10 @@ def render_chart(trend: pd.DataFrame, kpis: dict, path: str) -> str:
     ax2 = ax.twinx()
     ax2.plot(trend["ds"], 100 * trend["stockout_share"], color="#E45756", marker="o", label="stock-out %")
     ax2.set_ylabel("series out of stock (%)")
-    fill = kpis.get("fill_rate")
-    ax.set_title(f"Shelfwise KPIs to {kpis['ds']}: fill rate "
-                 f"{'n/a' if fill is None else f'{100 * fill:.1f}%'}, turns {kpis.get('inventory_turns')}")
+    fill, turns = kpis.get("fill_rate"), kpis.get("inventory_turns")
+    ax.set_title(f"Shelfwise KPIs, {window_label(trend)} to {kpis['ds']}: fill rate "
+                 f"{'n/a' if fill is None else f'{100 * fill:.1f}%'}, inventory turns "
+                 f"{'n/a' if turns is None else f'{turns:.1f}'}")
     fig.autofmt_xdate()
     fig.tight_layout()
     with fsspec.open(path, "wb") as fh:
