@@ -1,28 +1,56 @@
 """Read one landing extract and type it by its contract, keeping every row's file and line.
 
-Parsing is part of the contract: a value that does not parse as its logical type does not fail the
-file, it marks that row with a ``type:<column>`` breach, and the row is quarantined with the value it
-had. Missing or extra columns are reported as schema drift.
+Parsing is part of the contract. A file that cannot be read as a whole (empty, wrong encoding, wrong
+delimiter, a header that is not the contract's, a truncated last line) raises :class:`ExtractUnreadable`
+with ``file:line:column``. A single line with the wrong number of fields is kept as a row and flagged
+``parse:fields``; a value that does not parse as its logical type marks that row with a ``type:<column>``
+breach. Flagged rows are quarantined with the values they had, never dropped. Missing or extra columns
+are reported as schema drift, and a column whose values mostly fail to parse (or whose Parquet type
+changed) is reported as retyped.
+
+The hot path is vectorised: CSV is read by Arrow's multithreaded reader as strings, line structure is
+checked with numpy over the raw bytes, and dates are parsed once per distinct value.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from include.contracts.contract import Contract
 
 log = logging.getLogger(__name__)
 
 LINEAGE_COLUMNS = ["_ds", "_source_file", "_source_line"]
+#: Delimiters a CSV export is commonly switched to by mistake.
+_OTHER_DELIMITERS = (";", "\t", "|")
+#: Share of a column's delivered values that must fail to parse before the column counts as retyped.
+RETYPED_SHARE = 0.5
+_ARROW_STRING = pd.StringDtype("pyarrow")
+#: A decimal number as CSV exports write it (what ``float()`` reads, without inf and nan).
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 class ExtractUnreadable(ValueError):
-    """The file cannot be read at all (encoding, delimiter, truncation); names the file."""
+    """The file cannot be read at all; the message starts with ``file:line:column`` where known.
+
+    Attributes:
+        kind: short name of the problem (``empty``, ``encoding``, ``delimiter``, ``header``,
+            ``truncated``, ``format``), recorded as the ``parse:<kind>`` breach.
+    """
+
+    def __init__(self, message: str, kind: str = "unreadable"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -33,16 +61,42 @@ class ParsedExtract:
         frame: typed columns in contract order, plus lineage columns ``_ds``, ``_source_file``,
             ``_source_line`` (1-based line in the file; for CSV the header is line 1).
         raw: the same rows as delivered (strings), for quarantine.
-        row_breaches: per row index, list of ``(rule, reason)`` found while typing.
+        type_errors: per contract column, a boolean mask of rows whose value did not parse.
+        structure_errors: per row index, the reason a line had the wrong number of fields.
         missing_columns: contract columns absent from the file.
         extra_columns: file columns the contract does not know.
+        retyped_columns: contract columns delivered with another type, with what was found.
     """
 
     frame: pd.DataFrame
     raw: pd.DataFrame
-    row_breaches: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    type_errors: dict[str, np.ndarray] = field(default_factory=dict)
+    structure_errors: dict[int, str] = field(default_factory=dict)
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
+    retyped_columns: dict[str, str] = field(default_factory=dict)
+    column_types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def row_breaches(self) -> dict[int, list[tuple[str, str]]]:
+        """Parsing breaches per row index as ``(rule, reason)``; built on demand (slow on big files)."""
+        out: dict[int, list[tuple[str, str]]] = {}
+        for idx, reason in self.structure_errors.items():
+            out.setdefault(idx, []).append(("parse:fields", reason))
+        for name, mask in self.type_errors.items():
+            for idx, reason in zip(np.flatnonzero(mask).tolist(), self.type_reasons(name, mask), strict=True):
+                out.setdefault(idx, []).append((f"type:{name}", reason))
+        return {k: out[k] for k in sorted(out)}
+
+    def type_reasons(self, name: str, mask: np.ndarray) -> list[str]:
+        """Reasons for the rows of ``mask`` whose ``name`` value did not parse, with line and column."""
+        rows = np.flatnonzero(mask)
+        values = self.raw[name].iloc[rows].astype(object).tolist()
+        lines = self.frame["_source_line"].to_numpy()[rows].tolist()
+        position = list(self.raw.columns).index(name) + 1
+        kind = self.column_types.get(name, "value")
+        return [f"{name}={str(v)[:80]!r} is not a valid {kind} (line {line}, column {position})"
+                for v, line in zip(values, lines, strict=True)]
 
 
 def landing_file(root: str, contract: Contract, ds: str) -> str:
@@ -50,46 +104,288 @@ def landing_file(root: str, contract: Contract, ds: str) -> str:
     return f"{root}/landing/{contract.source}/ds={ds}/{contract.file_name}"
 
 
+def corrections_file(root: str, contract: Contract, ds: str) -> str:
+    """Path where a data engineer places corrected rows for a date (see README, "Data contracts")."""
+    return f"{root}/landing/{contract.source}/ds={ds}/corrections/{contract.file_name}"
+
+
 def file_exists(path: str) -> bool:
     fs, _, paths = fsspec.get_fs_token_paths(path)
     return fs.exists(paths[0])
 
 
-def _read_raw(contract: Contract, path: str) -> tuple[pd.DataFrame, int]:
-    """Read as delivered; return the frame and the line number of the first data row."""
+def _line_col(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a byte offset."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _check_encoding(data: bytes, encoding: str, path: str) -> None:
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and data.isascii():
+        return  # the common case, checked without decoding a copy of the file
     try:
-        if contract.file_format == "csv":
-            with fsspec.open(path, "r", encoding="utf-8", newline="") as fh:
-                frame = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""])
-            return frame, 2
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(data, exc.start)
+        raise ExtractUnreadable(
+            f"{path}:{line}:{col}: not valid {encoding}: byte 0x{data[exc.start]:02x} cannot be decoded "
+            "(was the file exported as latin-1 or cp1252?)", "encoding") from exc
+
+
+def _header(data: bytes, contract: Contract, path: str) -> list[str]:
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).rstrip(b"\r").decode(contract.encoding, errors="replace")
+    header = next(csv.reader([first], delimiter=contract.delimiter))
+    if len(header) == 1:
+        for other in _OTHER_DELIMITERS:
+            if other != contract.delimiter and other in first:
+                raise ExtractUnreadable(
+                    f"{path}:1:{first.index(other) + 1}: wrong delimiter: the header is separated by {other!r}, "
+                    f"the contract expects {contract.delimiter!r}", "delimiter")
+    if not set(header) & set(contract.column_names):
+        raise ExtractUnreadable(
+            f"{path}:1:1: header does not match the contract: expected {','.join(contract.column_names)}, "
+            f"found {','.join(h[:40] for h in header[:10])}", "header")
+    return header
+
+
+def _line_structure(data: bytes, contract: Contract, n_fields: int, path: str):
+    """Find data lines whose field count differs from the header's, vectorised over the bytes.
+
+    Returns:
+        ``(starts, ends, bad)``: byte offsets of every data line and a mask of the malformed ones,
+        or None when the file quotes values (then Arrow's reader is trusted with the structure).
+
+    Raises:
+        ExtractUnreadable: when the last line is cut short and the file does not end with a newline,
+            the signature of a transfer that stopped half way.
+    """
+    header_end = data.find(b"\n")
+    if data.find(b'"', header_end if header_end > 0 else 0) >= 0:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    end = len(data)
+    # Trailing blank lines are not rows.
+    while end and data[end - 1:end] in (b"\n", b"\r"):
+        end -= 1
+    starts = np.concatenate([[0], newlines + 1])
+    starts = starts[starts < end]
+    ends = np.concatenate([newlines, [len(data)]])[: len(starts)]
+    ends = np.minimum(ends, end)
+    # Delimiters per line from their positions: two binary searches instead of a pass per line.
+    delims = np.flatnonzero(buf == ord(contract.delimiter))
+    counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
+    del delims
+    bad = counts != n_fields - 1
+    bad[0] = False  # the header
+    last = len(starts) - 1
+    truncated = data[-1:] not in (b"\n", b"\r") and last > 0 and bad[last] and counts[last] < n_fields - 1
+    if truncated:
+        line_text = data[starts[last]:ends[last]]
+        raise ExtractUnreadable(
+            f"{path}:{last + 1}:{len(line_text) + 1}: truncated last line: {counts[last] + 1} of {n_fields} "
+            "fields and no newline at the end of the file (was the transfer cut?)", "truncated")
+    return starts, ends, bad
+
+
+def _content_end(data: bytes) -> int:
+    end = len(data)
+    while end and data[end - 1:end] in (b"\n", b"\r"):
+        end -= 1
+    return end
+
+
+def _arrow_csv(data: bytes, contract: Contract, header: list[str], invalid_row_handler=None) -> pa.Table:
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(encoding=contract.encoding, use_threads=True),
+        parse_options=pacsv.ParseOptions(delimiter=contract.delimiter, newlines_in_values=True,
+                                         invalid_row_handler=invalid_row_handler),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header}, strings_can_be_null=True,
+            null_values=[""], quoted_strings_can_be_null=True),
+    )
+
+
+def _read_simple(data: bytes, contract: Contract, header: list[str], path: str):
+    """The common case in one Arrow pass: no quotes, no blank lines, every line with the header's fields.
+
+    Returns:
+        ``(raw, lines, {})``, or None when the file needs the line-by-line structure check.
+    """
+    end = _content_end(data)
+    header_end = data.find(b"\n")
+    if data.find(b'"', max(header_end, 0)) >= 0 or data.find(b"\n\n", 0, end) >= 0 \
+            or data.find(b"\n\r\n", 0, end) >= 0:
+        return None
+    if end == len(data):
+        # No newline at the end: the last line must still be complete.
+        last_start = data.rfind(b"\n", 0, end) + 1
+        found = data.count(contract.delimiter.encode(), last_start, end) + 1
+        if last_start and found < len(header):
+            line = data.count(b"\n", 0, end) + 1
+            raise ExtractUnreadable(
+                f"{path}:{line}:{end - last_start + 1}: truncated last line: {found} of "
+                f"{len(header)} fields and no newline at the end of the file (was the transfer cut?)", "truncated")
+    invalid: list = []
+
+    def skip(row) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        table = _arrow_csv(data, contract, header, skip)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if invalid:
+        return None
+    raw = table.to_pandas(types_mapper={pa.string(): _ARROW_STRING}.get)
+    return raw, np.arange(2, len(raw) + 2, dtype=np.int64), {}
+
+
+def _read_csv(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+    """Read a CSV as strings.
+
+    Returns:
+        ``(raw, lines, structure_errors)``: the rows, the 1-based line of each, and the reason of each row
+        whose line had the wrong number of fields.
+    """
+    with fsspec.open(path, "rb") as fh:
+        data = fh.read()
+    if not data or data.isspace():  # isspace stops at the first printable byte; strip() would copy the file
+        raise ExtractUnreadable(f"{path}:1:1: file is empty (no header)", "empty")
+    _check_encoding(data, contract.encoding, path)
+    header = _header(data, contract, path)
+    fast = _read_simple(data, contract, header, path)
+    if fast is not None:
+        return fast
+    structure = _line_structure(data, contract, len(header), path)
+    errors: dict[int, str] = {}
+    malformed: list[tuple[int, list[str]]] = []
+    if structure is not None:
+        starts, ends, bad = structure
+        lines = np.arange(1, len(starts) + 1, dtype=np.int64)
+        if bad.any():
+            # Rare: cut the malformed lines out for Arrow and keep them as rows of their own.
+            keep = np.flatnonzero(~bad)
+            pieces = [data[starts[i]:ends[i]] for i in keep]
+            for i in np.flatnonzero(bad).tolist():
+                text = data[starts[i]:ends[i]].decode(contract.encoding, errors="replace").rstrip("\r")
+                malformed.append((i + 1, text.split(contract.delimiter) if text else []))
+            data = b"\n".join(pieces) + b"\n"
+            lines = lines[keep]
+        lines = lines[1:]
+    else:
+        lines = None
+    try:
+        table = _arrow_csv(data, contract, header)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise ExtractUnreadable(f"{path}: cannot be read as csv: {exc}", "format") from exc
+    raw = table.to_pandas(types_mapper={pa.string(): _ARROW_STRING}.get)
+    if lines is None:
+        lines = _quoted_lines(data, contract, len(raw))
+    if malformed:
+        extra = pd.DataFrame([(cells + [None] * len(header))[: len(header)] for _, cells in malformed],
+                             columns=header).astype(_ARROW_STRING)
+        raw = pd.concat([raw, extra], ignore_index=True)
+        lines = np.concatenate([lines, [n for n, _ in malformed]])
+        order = np.argsort(lines, kind="stable")
+        raw, lines = raw.iloc[order].reset_index(drop=True), lines[order]
+        position = {n: i for i, n in enumerate(lines.tolist())}
+        for number, cells in malformed:
+            errors[position[number]] = f"line {number}: {len(cells)} fields, the header has {len(header)}"
+    return raw, lines, errors
+
+
+def _quoted_lines(data: bytes, contract: Contract, n_rows: int) -> np.ndarray:
+    """First line of each record of a CSV that quotes values (a quoted value may span lines)."""
+    reader = csv.reader(io.StringIO(data.decode(contract.encoding)), delimiter=contract.delimiter)
+    lines, previous = [], 0
+    for i, _ in enumerate(reader):
+        if i:
+            lines.append(previous + 1)
+        previous = reader.line_num
+    return np.asarray(lines[:n_rows], dtype=np.int64)
+
+
+def _read_raw(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+    """Read as delivered; return the frame, the line of each row, and rows with a broken structure."""
+    if contract.file_format == "csv":
+        return _read_csv(contract, path)
+    try:
         if contract.file_format == "jsonl":
-            with fsspec.open(path, "r", encoding="utf-8") as fh:
+            with fsspec.open(path, "r", encoding=contract.encoding) as fh:
                 frame = pd.read_json(fh, lines=True, dtype=False, convert_dates=False)
             if frame.empty and len(frame.columns) == 0:
                 # JSON lines carry no header: an empty file is a valid delivery of zero records.
                 frame = pd.DataFrame({c: pd.Series(dtype="string") for c in contract.column_names})
-            return frame, 1
-        with fsspec.open(path, "rb") as fh:
-            frame = pd.read_parquet(fh)
-        return frame, 1
-    except pd.errors.EmptyDataError as exc:
-        raise ExtractUnreadable(f"{path}: file is empty (no header)") from exc
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, OSError) as exc:
-        raise ExtractUnreadable(f"{path}: cannot be read as {contract.file_format}: {exc}") from exc
+        else:
+            with fsspec.open(path, "rb") as fh:
+                frame = pd.read_parquet(fh)
+    except UnicodeDecodeError as exc:
+        raise ExtractUnreadable(f"{path}: not valid {contract.encoding}: {exc}", "encoding") from exc
+    except (ValueError, OSError) as exc:
+        raise ExtractUnreadable(f"{path}: cannot be read as {contract.file_format}: {exc}", "format") from exc
+    return frame, np.arange(1, len(frame) + 1, dtype=np.int64), {}
 
 
-def _as_text(series: pd.Series) -> pd.Series:
-    out = series.astype("string")
+def _arrow(values: pd.Series) -> pa.ChunkedArray | None:
+    """Zero-copy Arrow view of a column read by Arrow, else None."""
+    if values.dtype == _ARROW_STRING:
+        return values.array._pa_array  # noqa: SLF001 - no public zero-copy accessor in pandas 2
+    return None
+
+
+def _blank_to_null(values: pd.Series) -> pd.Series:
+    arr = _arrow(values)
+    if arr is not None:
+        blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
+        if not pc.any(blank).as_py():
+            return values
+        return pd.Series(pd.array(pc.if_else(blank, None, arr), dtype=_ARROW_STRING), index=values.index)
+    out = values.astype("string")
     return out.mask(out.str.strip() == "")
+
+
+def _parse_by_value(values: pd.Series, parse) -> pd.Series:
+    """Parse each distinct value once: extracts repeat the same few dates on every row."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    parsed = parse(pd.Series(np.asarray(uniques, dtype=object)))
+    out = parsed.to_numpy()[codes] if len(uniques) else np.full(len(values), np.datetime64("NaT"), "M8[ns]")
+    out = np.where(codes < 0, np.datetime64("NaT"), out).astype("M8[ns]")
+    return pd.Series(out, index=values.index)
 
 
 def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.ndarray]:
     """Return the typed column and a mask of values that were present but did not parse."""
     present = values.notna().to_numpy()
     if logical_type == "string":
-        return _as_text(values), np.zeros(len(values), dtype=bool)
+        if values.dtype == _ARROW_STRING:
+            return values, np.zeros(len(values), dtype=bool)
+        out = values.astype("string")
+        return out.mask(out.str.strip() == ""), np.zeros(len(values), dtype=bool)
     if logical_type in ("integer", "number"):
-        numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+        arrow = _arrow(values)
+        if arrow is not None:
+            try:
+                # Fast path: a clean column casts in one Arrow call without creating Python objects.
+                cast = pc.cast(arrow, pa.int64() if logical_type == "integer" else pa.float64())
+                out = pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index) \
+                    if cast.null_count == 0 else pd.Series(cast.to_pandas(), index=values.index)
+                if logical_type == "integer":
+                    return out.astype("Int64"), np.zeros(len(values), dtype=bool)
+                return out.astype("float64"), np.zeros(len(values), dtype=bool)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            # Some values are not numbers: keep the ones that look like numbers (RE2, vectorised) and cast.
+            trimmed = pc.utf8_trim_whitespace(arrow)
+            looks = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER), False)
+            cast = pc.cast(pc.if_else(looks, trimmed, None), pa.float64())
+            numeric = pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index).astype("float64")
+        else:
+            numeric = pd.to_numeric(values, errors="coerce")
+            numeric = pd.Series(np.asarray(numeric.astype("float64"), dtype="float64"), index=values.index)
         bad = present & numeric.isna().to_numpy()
         if logical_type == "integer":
             frac = np.isfinite(numeric.to_numpy()) & (np.mod(numeric.fillna(0).to_numpy(), 1) != 0)
@@ -97,11 +393,13 @@ def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.nd
             numeric = numeric.mask(pd.Series(frac, index=values.index))
             return numeric.astype("Int64"), bad
         return numeric, bad
-    if logical_type == "date":
-        parsed = pd.to_datetime(values.astype("string"), format="%Y-%m-%d", errors="coerce")
-        return parsed, present & parsed.isna().to_numpy()
-    if logical_type == "timestamp":
-        parsed = pd.to_datetime(values.astype("string"), format="ISO8601", errors="coerce")
+    if logical_type in ("date", "timestamp"):
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            parsed = pd.to_datetime(values).dt.tz_localize(None) if getattr(values.dt, "tz", None) else \
+                pd.to_datetime(values)
+            return parsed.astype("datetime64[ns]"), np.zeros(len(values), dtype=bool)
+        fmt = "%Y-%m-%d" if logical_type == "date" else "ISO8601"
+        parsed = _parse_by_value(values, lambda u: pd.to_datetime(u.astype(str), format=fmt, errors="coerce"))
         return parsed, present & parsed.isna().to_numpy()
     if logical_type == "boolean":
         mapped = values.astype("string").str.lower().map(
@@ -109,6 +407,24 @@ def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.nd
         )
         return mapped.astype("boolean"), present & mapped.isna().to_numpy()
     raise ValueError(f"unknown logical type {logical_type!r}")
+
+
+_PARQUET_KINDS = {"integer": "iu", "number": "iuf", "string": "OSU", "date": "MO", "timestamp": "M", "boolean": "b"}
+
+
+def _parquet_retyped(values: pd.Series, logical_type: str) -> str | None:
+    """The delivered type when a typed file (Parquet) changed a column's type, else None."""
+    dtype = values.dtype
+    kind = getattr(dtype, "kind", "O")
+    if isinstance(dtype, pd.StringDtype | pd.ArrowDtype):
+        kind = "O" if pd.api.types.is_string_dtype(dtype) else kind
+    if kind not in _PARQUET_KINDS[logical_type]:
+        return str(dtype)
+    if kind == "O" and logical_type in ("date",) and len(values.dropna()):
+        sample = values.dropna().iloc[0]
+        if isinstance(sample, str):
+            return "string"
+    return None
 
 
 def parse_extract(contract: Contract, path: str, ds: str) -> ParsedExtract:
@@ -136,36 +452,44 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
     Raises:
         ExtractUnreadable: naming the first file that cannot be read at all.
     """
-    raws, lineage = [], []
+    raws, lineage, structure = [], [], {}
+    offset = 0
     for path, ds in files:
-        raw, first_line = _read_raw(contract, path)
+        raw, lines, errors = _read_raw(contract, path)
         raws.append(raw)
-        lineage.append(pd.DataFrame({
-            "_ds": pd.Timestamp(ds), "_source_file": path,
-            "_source_line": np.arange(len(raw), dtype="int64") + first_line,
-        }))
+        structure.update({offset + k: v for k, v in errors.items()})
+        offset += len(raw)
+        lineage.append(pd.DataFrame({"_ds": pd.Timestamp(ds), "_source_file": path, "_source_line": lines}))
     raw = pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0].reset_index(drop=True)
     lineage_frame = pd.concat(lineage, ignore_index=True) if len(lineage) > 1 else lineage[0]
     missing = [c for c in contract.column_names if c not in raw.columns]
-    extra = [c for c in raw.columns if c not in contract.column_names]
-    frame = pd.DataFrame(index=raw.index)
-    breaches: dict[int, list[tuple[str, str]]] = {}
+    extra = [str(c) for c in raw.columns if c not in contract.column_names]
+    columns: dict[str, pd.Series] = {}
+    type_errors: dict[str, np.ndarray] = {}
+    retyped: dict[str, str] = {}
     for col in contract.columns:
         if col.name in missing:
             continue
         source = raw[col.name]
+        if contract.file_format == "parquet":
+            found = _parquet_retyped(source, col.type)
+            if found is not None:
+                retyped[col.name] = f"{found}, contract says {col.type}"
         if contract.file_format == "csv":
-            source = source.mask(source.astype("string").str.strip() == "")
+            source = _blank_to_null(source)
         typed, bad = _type_column(source, col.type)
-        frame[col.name] = typed
-        for idx in np.flatnonzero(bad):
-            value = str(source.iloc[idx])[:80]
-            breaches.setdefault(int(idx), []).append(
-                (f"type:{col.name}", f"{col.name}={value!r} is not a valid {col.type}")
-            )
+        columns[col.name] = typed
+        if bad.any():
+            type_errors[col.name] = bad
+            present = int(source.notna().sum())
+            if col.name not in retyped and present and bad.sum() >= RETYPED_SHARE * present and present >= 2:
+                retyped[col.name] = (f"{int(bad.sum())} of {present} values are not a valid {col.type}, "
+                                     f"e.g. {str(source[bad].iloc[0])[:40]!r}")
+    frame = pd.DataFrame(columns, index=raw.index)
     for col in LINEAGE_COLUMNS:
         frame[col] = lineage_frame[col].to_numpy()
     if extra:
         log.warning("%s: columns not in contract %s v%s: %s", files[0][0], contract.id, contract.version, extra)
-    return ParsedExtract(frame=frame, raw=raw, row_breaches=breaches, missing_columns=missing,
-                         extra_columns=extra)
+    return ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,
+                         missing_columns=missing, extra_columns=extra, retyped_columns=retyped,
+                         column_types={c.name: c.type for c in contract.columns})

@@ -4,6 +4,9 @@ Landing files are only read, never changed. Each contract's valid rows replace t
 ``curated/<contract>/ds=<ds>``, its bad rows replace ``quarantine/<contract>/ds=<ds>``, and the result
 of every validation is returned for recording. A blocked extract raises :class:`ContractViolation`
 after everything has been written, so what was kept and why is always on disk.
+
+Corrected rows placed under ``landing/<source>/ds=<ds>/corrections/<file>`` replace the delivered rows
+with the same primary key when the date is ingested again (``python -m include.ingest reingest``).
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import fsspec
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from include.config import as_date, data_root
+from include.config import as_date, data_root, partition_path
 from include.contracts.contract import MASTER_SOURCE, Contract, load_contracts
 from include.contracts.validate import (
     BLOCKED,
@@ -23,8 +29,15 @@ from include.contracts.validate import (
     unreadable_result,
     validate_extract,
 )
-from include.ingest.parse import ExtractUnreadable, file_exists, landing_file, parse_extract, parse_extracts
-from include.storage import read_partition, write_partition
+from include.ingest.parse import (
+    ExtractUnreadable,
+    ParsedExtract,
+    corrections_file,
+    file_exists,
+    landing_file,
+    parse_extracts,
+)
+from include.storage import PART_FILE, read_partition, write_partition
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +103,14 @@ def ingest_source(
             curated = quarantine = None
         else:
             try:
-                parsed = parse_extract(contract, path, ds)
+                parsed = parse_with_corrections(contract, path, corrections_file(root, contract, ds), ds)
             except ExtractUnreadable as exc:
                 result, curated, quarantine = unreadable_result(contract, ds, path, exc), None, None
             else:
                 refs = reference_values(contracts, ds, root) if source != MASTER_SOURCE else \
                     reference_values({c.id: c for c in mine if c.id == contract.id}, ds, root)
-                result, curated, quarantine = validate_extract(contract, parsed, ds, refs)
+                result, curated, quarantine = validate_extract(
+                    contract, parsed, ds, refs, history_counts=delivered_counts(contract, ds, root))
         if result.outcome == BLOCKED:
             # A blocked extract must not leave an older curated partition that looks current.
             curated = (curated.iloc[0:0] if curated is not None else pd.DataFrame())
@@ -106,12 +120,72 @@ def ingest_source(
             # Written even when empty, so a re-run of a fixed file clears the rows an earlier run quarantined.
             written = write_partition(quarantine, "quarantine", contract.id, ds, root)
             result.quarantine_path = written if len(quarantine) else None
-        log.info("%s", result.summary())
         results.append(result)
+    log_summary(source, ds, results)
     blocked = [r for r in results if r.outcome == BLOCKED]
     if blocked and raise_on_block:
         raise ContractViolation(blocked, results)
     return results
+
+
+def parse_with_corrections(contract: Contract, path: str, corrections: str, ds: str) -> ParsedExtract:
+    """Parse the delivered file, with corrected rows (if any) replacing the rows of the same key.
+
+    The landing file stays as delivered; the corrections file is a second delivery that wins for the
+    keys it holds, so a fixed quarantined row reaches curated with its correction as its source.
+    """
+    if not file_exists(corrections):
+        return parse_extracts(contract, [(path, ds)])
+    parsed = parse_extracts(contract, [(path, ds), (corrections, ds)])
+    key = list(contract.primary_key) or contract.column_names
+    raw_key = parsed.raw[key].astype("string").fillna("").agg("|".join, axis=1)
+    is_fix = (parsed.frame["_source_file"] == corrections).to_numpy()
+    replaced = raw_key.isin(set(raw_key[is_fix])).to_numpy() & ~is_fix
+    keep = np.flatnonzero(~replaced)
+    log.info("%s: %d corrected rows from %s replace %d delivered rows", contract.id, int(is_fix.sum()),
+             corrections, int(replaced.sum()))
+    position = {int(old): new for new, old in enumerate(keep)}
+    return ParsedExtract(
+        frame=parsed.frame.iloc[keep].reset_index(drop=True), raw=parsed.raw.iloc[keep].reset_index(drop=True),
+        type_errors={k: v[keep] for k, v in parsed.type_errors.items() if v[keep].any()},
+        structure_errors={position[k]: v for k, v in parsed.structure_errors.items() if k in position},
+        missing_columns=parsed.missing_columns, extra_columns=parsed.extra_columns,
+        retyped_columns=parsed.retyped_columns, column_types=parsed.column_types,
+    )
+
+
+def delivered_counts(contract: Contract, ds: str, root: str) -> list[int] | None:
+    """Rows delivered (curated + quarantined) on each earlier day of the volume window, oldest first.
+
+    Read from the Parquet footers only, so the check costs a few small reads. Only days before ``ds``
+    count: a re-run of the date does not compare the delivery with itself.
+    """
+    rule = contract.rule("volume")
+    if rule is None:
+        return None
+    day = as_date(ds)
+    counts = []
+    for back in range(int(rule.params.get("trailing_days", 28)), 0, -1):
+        total, seen = 0, False
+        for zone in ("curated", "quarantine"):
+            target = f"{partition_path(zone, contract.id, day - dt.timedelta(days=back), root)}/{PART_FILE}"
+            if file_exists(target):
+                seen = True
+                with fsspec.open(target, "rb") as fh:
+                    total += pq.ParquetFile(fh).metadata.num_rows
+        if seen:
+            counts.append(total)
+    return counts
+
+
+def log_summary(source: str, ds: str, results: list[ContractResult]) -> None:
+    """A few lines in the task log: one per contract, then the totals of the source."""
+    for r in results:
+        log.info("contract %s", r.summary())
+    log.info("source %s ds=%s: %d contracts, %d rows in, %d passed, %d quarantined, outcomes %s", source, ds,
+             len(results), sum(r.rows_in for r in results), sum(r.rows_passed for r in results),
+             sum(r.rows_quarantined for r in results),
+             ", ".join(f"{r.contract_id}={r.outcome}" for r in results))
 
 
 def load_history(

@@ -25,6 +25,8 @@ DS = "2026-03-10"
 # A contract in block style, so that every key sits on its own line.
 BASE = """\
 # Test contract: shipments from a made-up carrier.
+kind: DataContract
+apiVersion: v3.0.0
 id: shipments
 version: 2.1.0
 owner: logistics
@@ -54,9 +56,13 @@ schema:
     severity: warning
   - name: shipped_on
     type: date
-freshness: {max_age_days: 0}
-volume: {min_rows: 1}
-max_quarantine_pct: 70
+quality:
+  - rule: freshness
+    severity: error
+  - rule: row_count
+    min_rows: 1
+  - rule: quarantine_share
+    max_pct: 70
 """
 
 
@@ -95,6 +101,15 @@ def test_every_project_contract_loads_with_its_references():
     assert contracts["items"].column("velocity_class").allowed_values == ("fast", "medium", "slow")
     assert contracts["inventory_snapshot"].file_format == "parquet"
     assert contracts["returns"].file_format == "jsonl"
+    # Every project contract has the ODCS header and lists its extract-level rules with a severity.
+    for contract in contracts.values():
+        assert contract.version == "1.1.0" and contract.status == "active"
+        assert contract.rule("freshness") is not None and contract.rule("quarantine_share") is not None
+        assert contract.rule("duplicate_key").params == {"exact_repeat_severity": "warning"}
+    assert pos.rule("freshness").params == {"column": "business_date", "max_age_days": 0}
+    assert pos.rule("volume").severity == "warning"
+    assert pos.column("promo_id").pattern == "^[A-Za-z0-9_-]{1,40}$"
+    assert contracts["items"].column("description").max_length == 200
 
 
 def test_base_contract_loads(tmp_path):
@@ -106,6 +121,10 @@ def test_base_contract_loads(tmp_path):
     assert contract.column("units").max == 100
     assert contract.max_quarantine_pct == 70.0
     assert contract.min_rows == 1
+    assert [q.rule for q in contract.quality] == ["freshness", "row_count", "quarantine_share"]
+    assert contract.rule("quarantine_share").params == {"max_pct": 70}
+    assert contract.rule("volume") is None
+    assert (contract.delimiter, contract.encoding, contract.status) == (",", "utf-8", "active")
     with pytest.raises(KeyError, match="contract shipments has no column 'colour'"):
         contract.column("colour")
 
@@ -128,6 +147,27 @@ def test_base_contract_loads(tmp_path):
                      "primary key column 'shipment_no' is not in the schema", id="primary-key-not-in-schema"),
         pytest.param("file: {name: shipments.csv, format: csv}\n", "file: {name: shipments.xls, format: xls}\n",
                      "file:", "file format 'xls' is not one of csv, jsonl, parquet", id="bad-format"),
+        pytest.param("kind: DataContract\n", "kind: DataProduct\n", "kind:", "kind 'DataProduct' must be 'DataContract'",
+                     id="bad-kind"),
+        pytest.param("apiVersion: v3.0.0\n", "apiVersion: v2.2.0\n", "apiVersion:",
+                     "apiVersion 'v2.2.0' is not one of v3.0.0", id="bad-api-version"),
+        pytest.param("  - rule: row_count\n", "  - rule: row_cont\n", "rule: row_cont",
+                     "unknown quality rule 'row_cont' (allowed: duplicate_key, freshness, quarantine_share, "
+                     "row_count, volume)", id="unknown-quality-rule"),
+        pytest.param("    min_rows: 1\n", "    min_rows: one\n", "min_rows: one",
+                     "quality rule 'row_count': min_rows has the wrong type ('one')", id="quality-param-type"),
+        pytest.param("    max_pct: 70\n", "    max_pct: 70\n    threshold: 3\n", "threshold: 3",
+                     "quality rule 'quarantine_share': unknown key 'threshold'", id="quality-unknown-param"),
+        pytest.param("  - rule: freshness\n    severity: error\n",
+                     "  - rule: freshness\n    severity: fatal\n", "severity: fatal",
+                     "quality rule 'freshness': severity 'fatal' is not one of error, warning",
+                     id="quality-bad-severity"),
+        pytest.param("  - rule: freshness\n", "  - rule: freshness\n    column: store_id\n", "rule: freshness",
+                     "freshness column 'store_id' must be a date or timestamp column of the schema",
+                     id="freshness-column-not-a-date"),
+        pytest.param("    type: string\n    required: true\n    references:",
+                     "    type: string\n    required: true\n    pattern: '[a-'\n    references:", "pattern: '[a-'",
+                     "column 'store_id': pattern '[a-' is not a regular expression", id="bad-pattern"),
     ],
 )
 def test_broken_contract_names_file_and_line(tmp_path, old, new, marker, message):
@@ -238,10 +278,10 @@ def test_unparseable_values_become_type_breaches_with_row_and_value(shipments, t
     parsed = parse_extract(shipments, path, DS)
 
     assert parsed.row_breaches == {
-        1: [("type:units", "units='abc' is not a valid integer")],
-        2: [("type:units", "units='2.5' is not a valid integer"),
-            ("type:weight", "weight='x1' is not a valid number"),
-            ("type:shipped_on", "shipped_on='2026-02-30' is not a valid date")],
+        1: [("type:units", "units='abc' is not a valid integer (line 3, column 4)")],
+        2: [("type:units", "units='2.5' is not a valid integer (line 4, column 4)"),
+            ("type:weight", "weight='x1' is not a valid number (line 4, column 5)"),
+            ("type:shipped_on", "shipped_on='2026-02-30' is not a valid date (line 4, column 6)")],
     }
     # The rows are kept (typed as null), never dropped.
     assert len(parsed.frame) == 3
@@ -275,7 +315,7 @@ def test_jsonl_lines_start_at_one_and_are_typed(tmp_path):
     assert parsed.frame["_source_line"].tolist() == [1, 2]
     assert parsed.frame["ordered_at"].iloc[0] == pd.Timestamp("2026-03-10 09:15:00")
     assert parsed.frame["quantity"].iloc[0] == 2 and pd.isna(parsed.frame["quantity"].iloc[1])
-    assert parsed.row_breaches == {1: [("type:quantity", "quantity='two' is not a valid integer")]}
+    assert parsed.row_breaches == {1: [("type:quantity", "quantity='two' is not a valid integer (line 2, column 6)")]}
 
 
 def test_empty_jsonl_is_a_delivery_without_rows(tmp_path):
@@ -318,7 +358,7 @@ def test_parse_extracts_concatenates_days_with_their_lineage(shipments, tmp_path
     assert parsed.frame["_source_file"].tolist() == [first, first, second]
     assert parsed.frame["_source_line"].tolist() == [2, 3, 2]
     assert parsed.frame["_ds"].tolist() == [pd.Timestamp("2026-03-01")] * 2 + [pd.Timestamp("2026-03-02")]
-    assert parsed.row_breaches == {2: [("type:units", "units='x' is not a valid integer")]}
+    assert parsed.row_breaches == {2: [("type:units", "units='x' is not a valid integer (line 2, column 4)")]}
 
 
 def test_empty_csv_is_unreadable_and_names_the_file(shipments, tmp_path):
@@ -326,7 +366,7 @@ def test_empty_csv_is_unreadable_and_names_the_file(shipments, tmp_path):
 
     with pytest.raises(ExtractUnreadable) as caught:
         parse_extract(shipments, path, DS)
-    assert str(caught.value) == f"{path}: file is empty (no header)"
+    assert str(caught.value) == f"{path}:1:1: file is empty (no header)"
 
 
 def test_bad_utf8_is_unreadable_and_names_the_file(shipments, tmp_path):
@@ -335,8 +375,10 @@ def test_bad_utf8_is_unreadable_and_names_the_file(shipments, tmp_path):
 
     with pytest.raises(ExtractUnreadable) as caught:
         parse_extract(shipments, str(path), DS)
-    assert str(caught.value).startswith(f"{path}: cannot be read as csv: ")
-    assert "utf-8" in str(caught.value)
+    # Line 2, column 6 is where the undecodable byte sits.
+    assert str(caught.value) == (f"{path}:2:6: not valid utf-8: byte 0xff cannot be decoded (was the file "
+                                 "exported as latin-1 or cp1252?)")
+    assert caught.value.kind == "encoding"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -396,7 +438,7 @@ def test_quarantine_reasons_name_rule_and_value(mixed):
         "required:store_id broken by store_id=<NA>",
         "reference:store_id broken by store_id='ST9'",
         "primary_key broken by shipment_id='S01'",
-        "units='abc' is not a valid integer",
+        "units='abc' is not a valid integer (line 8, column 4)",
     ]
 
 
@@ -427,14 +469,15 @@ def test_quarantine_above_the_contract_share_blocks(shipments, mixed):
     result, curated, quarantine = validate_extract(strict, parsed, DS, REFS)
 
     assert result.outcome == BLOCKED
-    assert result.reasons == ["60.0% of rows quarantined, above the contract's 50%"]
+    assert result.reasons == ["quarantine_share: 60.0% of rows quarantined, above the contract's 50% (error)"]
     assert len(curated) == 4 and len(quarantine) == 6
     error = ContractViolation([result])
     assert str(error) == (
         "blocked by data contract: shipments v2.1.0 ds=2026-03-10: blocked; 10 rows in, 4 passed, "
-        "6 quarantined; breaches allowed:channel=1, primary_key=1, range:units=1, range:weight=1, "
-        "reference:store_id=1, required:store_id=1, type:units=1; 60.0% of rows quarantined, above the "
-        "contract's 50%; sample keys S02, S03, S04, S05, S01"
+        "6 quarantined; breaches allowed:channel=1, primary_key=1, quarantine_share=6, range:units=1, "
+        "range:weight=1, reference:store_id=1, required:store_id=1, type:units=1; quarantine_share: 60.0% of "
+        "rows quarantined, above the contract's 50% (error); sample keys S02, S03, S04, S05, S01 (every "
+        "validation is recorded in ops.contract_runs)"
     )
     assert error.results == [result] and error.all_results == [result]
 
@@ -452,7 +495,7 @@ def test_clean_extract_passes_and_too_few_rows_block(shipments, tmp_path):
     needs_two = dataclasses.replace(shipments, min_rows=2)
     result, _, _ = validate_extract(needs_two, parsed, DS, REFS)
     assert result.outcome == BLOCKED
-    assert result.reasons == ["volume: 1 rows, contract expects at least 2"]
+    assert result.reasons == ["row_count: 1 rows, contract expects at least 2 (error)"]
 
 
 def test_missing_column_blocks_and_quarantines_every_row(shipments, tmp_path):
@@ -464,7 +507,7 @@ def test_missing_column_blocks_and_quarantines_every_row(shipments, tmp_path):
 
     assert result.outcome == BLOCKED
     assert result.breaches == {"schema:missing_columns": 1}
-    assert result.reasons == ["missing columns ['weight'] (schema drift)"]
+    assert result.reasons == ["schema:missing_columns: missing columns ['weight'] (schema drift, error)"]
     assert len(curated) == 0
     assert quarantine["_rules"].tolist() == ["schema:missing_columns"] * 2
     assert quarantine["_reasons"].tolist() == ["file lacks ['weight']"] * 2
@@ -485,6 +528,7 @@ def test_contract_result_summary_and_violation_text():
     )
     assert second.summary() == "receipts v1.0.0 ds=2026-03-10: passed; 0 rows in, 0 passed, 0 quarantined"
     error = ContractViolation([first], [first, second])
-    assert str(error) == "blocked by data contract: " + first.summary()
+    assert str(error) == ("blocked by data contract: " + first.summary()
+                          + " (every validation is recorded in ops.contract_runs)")
     assert error.all_results == [first, second]
     assert first.as_record()["breaches"] == {"range:units_sold": 1}

@@ -13,7 +13,7 @@ from include.contracts.contract import load_contracts
 from include.contracts.validate import BLOCKED, PASSED, WARNED, ContractViolation
 from include.ingest.pipeline import ingest_source, load_history
 from include.sample_data import PRESETS, generate_world, write_landing
-from include.storage import read_partition
+from include.storage import read_partition, write_partition
 
 CONTRACTS = load_contracts()
 
@@ -84,7 +84,7 @@ def test_ingest_writes_curated_partitions_and_leaves_landing_untouched(root, end
 @pytest.mark.parametrize(
     ("value", "rule", "reason"),
     [
-        ("abc", "type:units_sold", "units_sold='abc' is not a valid integer"),
+        ("abc", "type:units_sold", "units_sold='abc' is not a valid integer (line 5, column 4)"),
         ("-3", "range:units_sold", "range:units_sold broken by units_sold=-3"),
     ],
 )
@@ -126,10 +126,11 @@ def test_missing_file_blocks_and_empties_the_curated_partition(root, end):
     [result] = caught.value.results
     assert result.outcome == BLOCKED
     assert result.breaches == {"freshness": 1}
-    assert result.reasons == [f"freshness: no file for {end.isoformat()} at {path}"]
+    assert result.reasons == [f"freshness: no file for {end.isoformat()} at {path} (error)"]
     assert str(caught.value) == (
-        f"blocked by data contract: pos_sales v1.0.0 ds={end.isoformat()}: blocked; 0 rows in, 0 passed, "
-        f"0 quarantined; breaches freshness=1; freshness: no file for {end.isoformat()} at {path}"
+        f"blocked by data contract: pos_sales v1.1.0 ds={end.isoformat()}: blocked; 0 rows in, 0 passed, "
+        f"0 quarantined; breaches freshness=1; freshness: no file for {end.isoformat()} at {path} (error) "
+        "(every validation is recorded in ops.contract_runs)"
     )
     # The partition of the date exists and is empty: yesterday's rows cannot pass for today's.
     assert len(read_partition("curated", "pos_sales", end, root)) == 0
@@ -196,3 +197,46 @@ def test_load_history_splits_days_and_is_idempotent(root, end):
     assert counts["inventory_snapshot"] == sum(
         pq.read_table(_landing(root, "wms", d, "inventory_snapshot.parquet")).num_rows for d in days)
     assert _snapshot(root) == before
+
+
+def test_reingest_command_applies_corrections_for_the_date(root, end, capsys):
+    from include.ingest.__main__ import main
+
+    ingest_source("master", end, root=root, contracts=CONTRACTS)
+    _edit_pos_cell(root, end, row=2, value="-5")
+    delivered = _landing(root, "pos", end, "pos_sales.csv").read_bytes()
+    assert main(["reingest", "--source", "pos", "--ds", end.isoformat(), "--root", root]) == 0
+    [bad] = read_partition("quarantine", "pos_sales", end, root).to_dict("records")
+    assert (bad["_rules"], bad["_source_line"], bad["units_sold"]) == ("range:units_sold", 4, "-5")
+
+    # The data engineer writes the fixed row (same columns, no lineage) under corrections/ and re-ingests.
+    fixed = _pos_rows(root, end).iloc[[2]].assign(units_sold="5")
+    corrections = _landing(root, "pos", end, "corrections/pos_sales.csv")
+    corrections.parent.mkdir()
+    fixed.to_csv(corrections, index=False)
+    assert main(["reingest", "--source", "pos", "--ds", end.isoformat(), "--root", root]) == 0
+
+    assert "pos_sales v1.1.0 ds=" + end.isoformat() + ": passed" in capsys.readouterr().out
+    assert len(read_partition("quarantine", "pos_sales", end, root)) == 0
+    curated = read_partition("curated", "pos_sales", end, root)
+    assert len(curated) == len(_pos_rows(root, end))
+    row = curated[curated["_source_file"] == str(corrections)]
+    assert row["units_sold"].tolist() == [5] and row["_source_line"].tolist() == [2]
+    assert _landing(root, "pos", end, "pos_sales.csv").read_bytes() == delivered
+
+
+def test_volume_far_from_the_trailing_median_warns(root, end):
+    ingest_source("master", end, root=root, contracts=CONTRACTS)
+    landed = len(_pos_rows(root, end))
+    for back in range(1, 9):
+        # Earlier days delivered three times as many rows.
+        write_partition(pd.DataFrame({"row": range(3 * landed)}), "curated", "pos_sales",
+                        end - dt.timedelta(days=back), root)
+
+    [result] = ingest_source("pos", end, root=root, contracts=CONTRACTS)
+
+    assert result.outcome == WARNED
+    assert result.breaches == {"volume": landed}
+    assert result.reasons == [f"volume: {landed} rows is 0.33x the median of {3 * landed} over the last 8 delivered "
+                              "days (expected 0.5x to 2x) (warning)"]
+    assert result.rows_passed == landed
