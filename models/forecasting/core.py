@@ -1,4 +1,4 @@
-"""Vectorised daily demand forecasting with per-series model selection and a fallback rule.
+"""Vectorised daily or weekly demand forecasting with per-series model selection and a fallback rule.
 
 The input is long format (``unique_id, ds, y`` and optionally ``censored``). It is validated once, then
 packed into a dense ``[n_series, T]`` matrix on a common daily index, where ``NaN`` marks a day that tells
@@ -11,9 +11,10 @@ How a series gets its forecast:
 1. It is classified by Syntetos-Boylan (ADI / CV² of non-zero demand) into ``smooth``, ``erratic``,
    ``intermittent`` or ``lumpy``. The class picks the model family: ``seasonal_naive``,
    ``moving_average`` and ``seasonal_es`` for smooth and erratic series, ``croston_sba`` for intermittent
-   and lumpy ones (level models chase the zeros of intermittent demand).
+   and lumpy ones, with ``tsb`` as the challenger (level models chase the zeros of intermittent demand).
 2. Within the family, a rolling-origin backtest over the last ``backtest_windows`` windows of ``horizon``
-   days scores every candidate by MASE; the lowest wins. Without a usable backtest (history too short for
+   periods scores every candidate by MASE; the lowest wins, but a candidate other than the family's
+   default must beat the default by ``SELECTION_MARGIN`` (a short backtest is noisy). Without a usable backtest (history too short for
    a window) the family's default is used (``seasonal_es`` or ``croston_sba``).
 3. Quantiles come from the chosen model's backtest residuals (normal approximation, spread widening with
    the step), clipped at zero and kept monotone.
@@ -25,6 +26,7 @@ How a series gets its forecast:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -36,6 +38,7 @@ __all__ = [
     "DEMAND_CLASSES",
     "FALLBACK_MOVING_AVERAGE",
     "FALLBACK_ZERO",
+    "FREQUENCIES",
     "ForecastResult",
     "forecast",
 ]
@@ -64,6 +67,12 @@ MIN_PHASE_OBS = 3
 NAIVE_LOOKBACK_SEASONS = 4
 ES_ALPHAS = np.array([0.05, 0.1, 0.2, 0.3, 0.5])
 CROSTON_ALPHA = 0.1
+TSB_SIZE_ALPHA = 0.1
+TSB_PROB_BETA = 0.1
+#: A candidate other than its family's default must beat the default's backtest MASE by this fraction to
+#: be chosen. Two short backtest windows are noisy; on the M5 and Walmart benchmarks picking the plain
+#: minimum swapped a robust model for a lucky one often enough to cost accuracy overall.
+SELECTION_MARGIN = 0.3
 #: A forecast above this multiple of the largest observed day is treated as a model failure.
 ABSURD_FACTOR = 10.0
 #: Fewest backtest residuals for a per-series error estimate; below it the recent spread of demand is used.
@@ -72,6 +81,46 @@ MIN_RESIDUALS = 7
 SPREAD_GROWTH_CAP = 2.0
 
 _Z = NormalDist()
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Look-back windows, in periods of the data's frequency.
+
+    The daily values are the module constants above; weekly data (one row per week, yearly season of 52)
+    gets windows of the same calendar reach where that makes sense, and looser minimums where a daily
+    rule would ask for years of weekly history that retailers rarely keep.
+    """
+
+    recent: int = RECENT_DAYS
+    ma: int = MA_WINDOW
+    smoothing: int = SMOOTHING_DAYS
+    index_seasons: int = SEASONAL_INDEX_SEASONS
+    min_phase_obs: int = MIN_PHASE_OBS
+    naive_lookback: int = NAIVE_LOOKBACK_SEASONS
+    #: Seasons of history a training window needs before a backtest origin counts.
+    min_train_seasons: float = 2.0
+    min_train: int = 14
+    period_days: int = 1
+
+
+FREQUENCIES: dict[str, Windows] = {
+    "D": Windows(),
+    "W": Windows(
+        recent=52, ma=8, smoothing=156, index_seasons=3, min_phase_obs=1, naive_lookback=2,
+        min_train_seasons=1.0, min_train=26, period_days=7,
+    ),
+}
+
+# The active windows of the running forecast() call. Candidates keep the plain
+# ``(Y, horizon, season_length)`` signature (easy to test and to swap), and read their windows here.
+DEFAULT_MIN_HISTORY = {"D": 28, "W": 13}
+
+_ACTIVE: ContextVar[Windows] = ContextVar("shelfwise_forecast_windows", default=FREQUENCIES["D"])
+
+
+def _win() -> Windows:
+    return _ACTIVE.get()
 
 Candidate = Callable[[np.ndarray, int, int], np.ndarray]
 
@@ -170,8 +219,11 @@ def _validate(history: pd.DataFrame) -> _Columns:
     )
 
 
-def _pack(cols: _Columns) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
-    """Pack long history into ``Y[n_series, T]`` on a common daily index ending at the origin.
+def _pack(cols: _Columns, period_days: int = 1) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """Pack long history into ``Y[n_series, T]`` on a common index of periods ending at the origin.
+
+    A period is ``period_days`` days (1: daily, 7: weekly); every ``ds`` must fall on the grid that
+    starts at the earliest ``ds``, so weekly data must be stamped on one weekday.
 
     Days between a series' first row and the origin without a row are zero sales; days before its
     first row, censored days and non-finite ``y`` are ``NaN`` (unknown demand). Negative ``y`` (net
@@ -181,13 +233,22 @@ def _pack(cols: _Columns) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
         ``(Y, ids, origin)`` with ``ids`` sorted, matching the rows of ``Y``.
 
     Raises:
-        ValueError: on duplicate ``(unique_id, ds)`` rows.
+        ValueError: on duplicate ``(unique_id, ds)`` rows, or weekly dates off the weekly grid.
     """
     codes, ids = pd.factorize(cols.unique_id, sort=True)
     start = int(cols.day.min())
-    day = cols.day - start
+    offset = cols.day - start
+    if period_days > 1:
+        off_grid = offset % period_days != 0
+        if off_grid.any():
+            bad = np.datetime64(int(cols.day[np.flatnonzero(off_grid)[0]]), "D")
+            raise ValueError(
+                f"weekly history must have every ds on the same weekday as the first "
+                f"({np.datetime64(start, 'D')}); {int(off_grid.sum())} row(s) are not, e.g. ds={bad}"
+            )
+    day = offset // period_days
     n, t = len(ids), int(day.max()) + 1
-    origin = pd.Timestamp(np.datetime64(start + t - 1, "D"))
+    origin = pd.Timestamp(np.datetime64(start + (t - 1) * period_days, "D"))
 
     # Duplicate check on the packed key: a bincount over the cells is far cheaper than a frame-level
     # duplicated() on millions of rows.
@@ -195,7 +256,7 @@ def _pack(cols: _Columns) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
     counts = np.bincount(key, minlength=n * t)
     if (counts > 1).any():
         cell = int(np.flatnonzero(counts > 1)[0])
-        first_day = np.datetime64(start + cell % t, "D")
+        first_day = np.datetime64(start + (cell % t) * period_days, "D")
         raise ValueError(
             f"history has {int((counts > 1).sum())} duplicate (unique_id, ds) pair(s), "
             f"e.g. unique_id={ids[cell // t]!r} ds={first_day}"
@@ -243,9 +304,11 @@ def _last_observed(Y: np.ndarray, k: int) -> np.ndarray:
     return obs & (from_right <= k)
 
 
-def _recent_mean_std(Y: np.ndarray, k: int = MA_WINDOW) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the last ``k`` observed days (NaN when none)."""
-    W = _tail(Y, RECENT_DAYS)
+def _recent_mean_std(Y: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the last ``k`` observed periods (default: the MA window; NaN when none)."""
+    w = _win()
+    k = w.ma if k is None else k
+    W = _tail(Y, w.recent)
     sel = _last_observed(W, k)
     mean = _masked_mean(W, sel)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -264,13 +327,14 @@ def _seasonal_indices(Y: np.ndarray, m: int) -> np.ndarray:
     n = Y.shape[0]
     if m <= 1:
         return np.ones((n, max(m, 1)))
-    B = _tail(Y, SEASONAL_INDEX_SEASONS * m).reshape(n, SEASONAL_INDEX_SEASONS, m)
+    w = _win()
+    B = _tail(Y, w.index_seasons * m).reshape(n, w.index_seasons, m)
     obs = np.isfinite(B)
     psum = np.where(obs, B, 0.0).sum(axis=1)
     pcnt = obs.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         overall = psum.sum(axis=1) / np.maximum(pcnt.sum(axis=1), 1)
-        top_up = np.maximum(MIN_PHASE_OBS - pcnt, 0)
+        top_up = np.maximum(w.min_phase_obs - pcnt, 0)
         idx = (psum + top_up * overall[:, None]) / (pcnt + top_up) / overall[:, None]
         idx = idx / idx.mean(axis=1, keepdims=True)
     ok = np.isfinite(idx).all(axis=1) & (overall > 0)
@@ -285,7 +349,7 @@ def _seasonal_indices(Y: np.ndarray, m: int) -> np.ndarray:
 def seasonal_naive(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     """Repeat the last season; a stocked-out day takes the same phase from an earlier season."""
     n, m = Y.shape[0], max(season_length, 1)
-    k = NAIVE_LOOKBACK_SEASONS
+    k = _win().naive_lookback
     B = _tail(Y, k * m).reshape(n, k, m)
     obs = np.isfinite(B)
     last = np.where(obs, np.arange(k)[None, :, None], -1).max(axis=1)
@@ -299,8 +363,9 @@ def seasonal_naive(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarra
 
 def moving_average(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     """Flat forecast at the mean of the last ``MA_WINDOW`` observed days."""
-    W = _tail(Y, RECENT_DAYS)
-    level = _masked_mean(W, _last_observed(W, MA_WINDOW))
+    w = _win()
+    W = _tail(Y, w.recent)
+    level = _masked_mean(W, _last_observed(W, w.ma))
     return np.repeat(level[:, None], horizon, axis=1)
 
 
@@ -313,7 +378,8 @@ def seasonal_es(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     """
     n, m = Y.shape[0], max(season_length, 1)
     idx = _seasonal_indices(Y, m)
-    W = _tail(Y, SMOOTHING_DAYS)
+    w = _win()
+    W = _tail(Y, w.smoothing)
     length = W.shape[1]
     phase = (np.arange(length) - length) % m
     S = idx[:, phase]
@@ -322,7 +388,7 @@ def seasonal_es(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         D = np.where(S >= 0.2, W / S, np.nan)
 
-    warm = min(2 * m, length)
+    warm = min(int(w.min_train_seasons * m), length // 2)
     first = _masked_mean(D[:, :warm], np.isfinite(D[:, :warm]))
     level0 = np.where(np.isfinite(first), first, _masked_mean(D, np.isfinite(D)))
     level0 = np.where(np.isfinite(level0), level0, 0.0)
@@ -348,7 +414,7 @@ def croston_sba(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     Demand sizes and inter-demand intervals are smoothed separately; intervals count observed days
     only, so a stock-out does not look like a long gap between demands.
     """
-    W = _tail(Y, SMOOTHING_DAYS)
+    W = _tail(Y, _win().smoothing)
     n = W.shape[0]
     obs = np.isfinite(W)
     pos = obs & (W > 0)
@@ -370,19 +436,43 @@ def croston_sba(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     return np.repeat(rate[:, None], horizon, axis=1)
 
 
+def tsb(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """Teunter-Syntetos-Babai: smooth the probability of a demand day and the demand size, flat forecast.
+
+    Unlike Croston, the probability decays on every observed day without demand, so an item that has
+    stopped selling sees its forecast fall instead of freezing at the last interval. Unknown (censored)
+    days update nothing.
+    """
+    W = _tail(Y, _win().smoothing)
+    obs = np.isfinite(W)
+    pos = obs & (W > 0)
+    n_obs = obs.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prob = np.where(n_obs > 0, pos.sum(axis=1) / np.maximum(n_obs, 1), 0.0)
+    size = _masked_mean(W, pos)
+    size = np.where(np.isfinite(size), size, 0.0)
+    a, b = TSB_SIZE_ALPHA, TSB_PROB_BETA
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in range(W.shape[1]):
+            prob = np.where(obs[:, j], prob + b * (pos[:, j] - prob), prob)
+            size = np.where(pos[:, j], size + a * (W[:, j] - size), size)
+    return np.repeat((prob * size)[:, None], horizon, axis=1)
+
+
 #: Candidate registry, in tie-break order.
 CANDIDATES: dict[str, Candidate] = {
     "seasonal_es": seasonal_es,
     "seasonal_naive": seasonal_naive,
     "moving_average": moving_average,
     "croston_sba": croston_sba,
+    "tsb": tsb,
 }
 #: Model family per demand class; the first entry is the default when no backtest is possible.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "smooth": ("seasonal_es", "seasonal_naive", "moving_average"),
     "erratic": ("seasonal_es", "seasonal_naive", "moving_average"),
-    "intermittent": ("croston_sba",),
-    "lumpy": ("croston_sba",),
+    "intermittent": ("croston_sba", "tsb"),
+    "lumpy": ("croston_sba", "tsb"),
 }
 
 
@@ -393,7 +483,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 
 def _classify(Y: np.ndarray) -> np.ndarray:
     """Syntetos-Boylan class of each row over the recent window (all-zero rows count as intermittent)."""
-    W = _tail(Y, RECENT_DAYS)
+    W = _tail(Y, _win().recent)
     obs = np.isfinite(W)
     pos = obs & (W > 0)
     n_pos = pos.sum(axis=1)
@@ -411,7 +501,7 @@ def _classify(Y: np.ndarray) -> np.ndarray:
 
 def _mase_scale(train: np.ndarray, m: int) -> np.ndarray:
     """In-sample seasonal-naive MAE of each row, guarded so it is always positive and finite."""
-    W = _tail(train, RECENT_DAYS)
+    W = _tail(train, max(_win().recent, 2 * m))
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(W[:, m:] - W[:, :-m]) if W.shape[1] > m else np.full((W.shape[0], 1), np.nan)
     scale = _masked_mean(diff, np.isfinite(diff))
@@ -459,9 +549,10 @@ def forecast(
     season_length: int = 7,
     quantiles: Sequence[float] = (0.5, 0.8, 0.95),
     backtest_windows: int = 2,
-    min_history: int = 28,
+    min_history: int | None = None,
+    freq: str = "D",
 ) -> ForecastResult:
-    """Forecast daily demand for many series at once, choosing a model per series by backtest.
+    """Forecast demand for many series at once, choosing a model per series by backtest.
 
     Args:
         history: Long frame ``unique_id`` (str), ``ds`` (datetime64 or date, daily), ``y`` (units) and
@@ -469,12 +560,16 @@ def forecast(
             ``ds`` over all series is the forecast origin. Missing days after a series' first row are zero
             sales; censored days and non-finite ``y`` are left out of fitting and scoring; negative ``y``
             counts as zero.
-        horizon: Days to forecast (steps ``1..horizon`` after the origin).
-        season_length: Season in days (7: weekly).
+        horizon: Periods to forecast (steps ``1..horizon`` after the origin).
+        season_length: Season in periods (7 for daily data with a weekly pattern; 52 for weekly data
+            with a yearly pattern).
         quantiles: Quantile levels in (0, 1); columns are named ``q{int(q * 100)}``.
         backtest_windows: Rolling-origin windows of ``horizon`` days used to select the model (0: use
             the class default without a backtest).
-        min_history: Fewest observed days before a series is modelled rather than given the fallback.
+        min_history: Fewest observed periods before a series is modelled rather than given the
+            fallback (default 28 days for daily data, 13 weeks for weekly data).
+        freq: ``"D"`` (daily, the default) or ``"W"`` (weekly: one row per series and week, every ``ds``
+            on the same weekday). Look-back windows keep roughly the same calendar reach.
 
     Returns:
         A :class:`ForecastResult`. Series are sorted by ``unique_id``, forecasts by ``unique_id, step``.
@@ -490,6 +585,10 @@ def forecast(
         raise ValueError(f"season_length must be >= 1, got {season_length}")
     if backtest_windows < 0:
         raise ValueError(f"backtest_windows must be >= 0, got {backtest_windows}")
+    if freq not in FREQUENCIES:
+        raise ValueError(f"freq must be one of {sorted(FREQUENCIES)}, got {freq!r}")
+    if min_history is None:
+        min_history = DEFAULT_MIN_HISTORY[freq]
     if min_history < 1:
         raise ValueError(f"min_history must be >= 1, got {min_history}")
     qlevels = _quantile_levels(quantiles)
@@ -499,8 +598,12 @@ def forecast(
 
     # Over- and underflow in one series must not reach the caller as warnings or errors: every
     # non-finite number is caught below and turned into a fallback for that series only.
-    with np.errstate(all="ignore"):
-        return _forecast_packed(cols, int(horizon), int(season_length), qlevels, backtest_windows, min_history)
+    token = _ACTIVE.set(FREQUENCIES[freq])
+    try:
+        with np.errstate(all="ignore"):
+            return _forecast_packed(cols, int(horizon), int(season_length), qlevels, backtest_windows, min_history)
+    finally:
+        _ACTIVE.reset(token)
 
 
 def _forecast_packed(
@@ -512,7 +615,8 @@ def _forecast_packed(
     min_history: int,
 ) -> ForecastResult:
     """Body of :func:`forecast` once the arguments are validated."""
-    Y, ids, origin = _pack(cols)
+    period_days = _win().period_days
+    Y, ids, origin = _pack(cols, period_days)
     n, t = Y.shape
     obs = np.isfinite(Y)
     n_obs = obs.sum(axis=1)
@@ -520,7 +624,7 @@ def _forecast_packed(
         series_max = np.where(obs, Y, -np.inf).max(axis=1)
 
     demand_class = _classify(Y)
-    recent = _tail(Y, RECENT_DAYS)
+    recent = _tail(Y, _win().recent)
     mean_daily = _masked_mean(recent, np.isfinite(recent))
     mean_daily = np.where(np.isfinite(mean_daily), mean_daily, np.nan)
 
@@ -533,9 +637,10 @@ def _forecast_packed(
 
     # Rolling-origin backtest: windows end at the origin and step back by one horizon each.
     cutoffs = [t - w * horizon for w in range(backtest_windows, 0, -1)]
-    cutoffs = [c for c in cutoffs if c > 2 * m]
+    w = _win()
+    cutoffs = [c for c in cutoffs if c > w.min_train_seasons * m]
     cum_obs = np.cumsum(obs, axis=1)
-    min_train = max(2 * m, 14)
+    min_train = max(int(w.min_train_seasons * m), w.min_train)
 
     errors: dict[str, str] = {}
     point: dict[str, np.ndarray] = {}
@@ -580,10 +685,12 @@ def _forecast_packed(
     mase = np.where(eligible, mase, np.nan)
 
     # Selection: lowest MASE in the family; the family default when nothing was scored.
-    score = np.where(np.isfinite(mase), mase, np.inf)
-    best = np.argmin(score, axis=1)
     default = np.array([names.index(FAMILIES[c][0]) for c in DEMAND_CLASSES])
     class_code = pd.Categorical(demand_class, categories=DEMAND_CLASSES).codes
+    score = np.where(np.isfinite(mase), mase, np.inf)
+    is_default = np.arange(len(names))[None, :] == default[class_code][:, None]
+    handicapped = np.where(is_default, score, score * (1.0 + SELECTION_MARGIN))
+    best = np.argmin(handicapped, axis=1)
     no_score = ~np.isfinite(score).any(axis=1)
     best = np.where(no_score, default[class_code], best)
     chosen_mase = np.where(no_score, np.nan, mase[np.arange(n), best])
@@ -653,7 +760,7 @@ def _forecast_packed(
     forecasts = pd.DataFrame(
         {
             "unique_id": id_col.take(np.repeat(np.arange(n), horizon)),
-            "ds": np.tile(origin + pd.to_timedelta(steps, unit="D"), n),
+            "ds": np.tile(origin + pd.to_timedelta(steps * period_days, unit="D"), n),
             "step": np.tile(steps, n),
             "mean": mean.ravel(),
             **{col: values.ravel() for col, values in qcols.items()},

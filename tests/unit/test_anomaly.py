@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -203,3 +205,53 @@ def test_supplier_functions_validate_columns():
         supplier_lead_time_stats(receipts, AS_OF)
     with pytest.raises(ValueError, match=r"receipts is missing required column\(s\): order_date"):
         detect_lead_time_drift(receipts, as_of=AS_OF)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Real purchase orders (USAID SCMS): the lead-time models on dirty real dates
+# ---------------------------------------------------------------------------------------------------
+
+SCMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "usaid_scms" / "SCMS_Delivery_History_Dataset.csv.zip"
+
+
+@pytest.fixture(scope="module")
+def scms_receipts() -> pd.DataFrame:
+    if not SCMS.exists():
+        pytest.skip(f"real purchase orders not found at {SCMS}")
+    raw = pd.read_csv(SCMS, dtype=str)
+    # Dates come in two formats and with text such as "Date Not Captured" or "N/A - From RDC" (orders
+    # served from a regional centre have no PO date): parse each column with its own format, keep NaT.
+    order = pd.to_datetime(raw["PO Sent to Vendor Date"], format="%m/%d/%y", errors="coerce")
+    scheduled = pd.to_datetime(raw["Scheduled Delivery Date"], format="%d-%b-%y", errors="coerce")
+    delivered = pd.to_datetime(raw["Delivered to Client Date"], format="%d-%b-%y", errors="coerce")
+    receipts = pd.DataFrame(
+        {
+            "supplier_id": raw["Vendor"],
+            "order_date": order,
+            "received_date": delivered,
+            "promised_lead_time_days": (scheduled - order).dt.days,
+        }
+    ).dropna()
+    return receipts[(receipts["received_date"] >= receipts["order_date"]) & (receipts["promised_lead_time_days"] >= 0)]
+
+
+def test_real_purchase_orders_parse_into_plausible_lead_times(scms_receipts):
+    assert len(scms_receipts) > 4000  # about 45% of the 10,324 lines have a real PO date
+    stats = supplier_lead_time_stats(scms_receipts, "2015-12-31", lookback_days=None)
+    assert list(stats.columns) == STATS_COLUMNS
+    assert stats["n"].sum() == len(scms_receipts)
+    big = stats[stats["n"] >= 100]
+    assert len(big) >= 5
+    # International pharma shipments: weeks to months, not days or years.
+    assert big["mean_lead_time"].between(20, 250).all()
+    assert big["late_rate"].between(0, 1).all() and big["std_lead_time"].gt(0).all()
+
+
+def test_real_purchase_orders_drift_is_flagged_with_evidence(scms_receipts):
+    drift = detect_lead_time_drift(scms_receipts, as_of="2012-12-31", recent_days=180)
+    assert list(drift.columns) == DRIFT_COLUMNS
+    assert "Trinity Biotech, Plc" in set(drift["supplier_id"])
+    assert (drift["recent_mean_lead_time"] > drift["baseline_mean_lead_time"]).all()
+    assert (drift["p_value"] < 0.05).all() and drift["n_recent"].ge(3).all()
+    trinity = drift.set_index("supplier_id").loc["Trinity Biotech, Plc"]
+    assert trinity["severity"] == "high"  # ~141 vs ~94 days: a 50% slowdown

@@ -1,0 +1,339 @@
+"""Forecast accuracy on real retail data: Shelfwise's default selection against seasonal naive and AutoETS.
+
+Datasets (read-only, from ``../shared/data/``):
+
+* **M5 sample**: 50 Walmart item x store series, daily units; the last 28 days are held out (the M5
+  evaluation horizon), one origin. Dates and events come from ``calendar.csv``.
+* **Walmart**: weekly sales per store x department (series complete over the 143 weeks), season length
+  52; the last 39 weeks are held out by rolling origin, 3 origins of 13 weeks each.
+* ``--input FILE``: any long-format history (``unique_id, ds, y``; CSV or Parquet) with ``--freq``,
+  ``--horizon``, ``--season-length`` and ``--origins``.
+
+Every model sees exactly the same training data per origin. Series start at their first positive sale
+(as the M5 scaling does) and negative values (net returns) count as zero demand for every model.
+Metrics per series and origin, averaged with equal weight:
+
+* RMSSE: RMSE over the horizon divided by the in-sample RMSE of the one-step naive forecast (M5).
+* MASE: MAE over the horizon divided by the in-sample MAE of the seasonal naive forecast.
+
+Prints one table and, as the last line, one JSON object with every figure, the core count and the data
+sizes. ``statsforecast`` is a benchmark-only dependency (``requirements-bench.txt``); without it the
+AutoETS row is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+try:
+    from benchmarks._common import SHARED_DATA, cpu_count, emit_json, ensure_project_on_path, format_table
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import SHARED_DATA, cpu_count, emit_json, ensure_project_on_path, format_table
+
+ensure_project_on_path()
+
+from models.forecasting import forecast  # noqa: E402
+
+FREQ_DAYS = {"D": 1, "W": 7}
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+
+def load_m5(data_dir: Path) -> pd.DataFrame:
+    """M5 sample in long format, dated by ``calendar.csv``."""
+    wide = pd.read_csv(data_dir / "m5_sample50" / "m5_sample50_d1_d1969.csv.gz")
+    calendar = pd.read_csv(data_dir / "m5_sample50" / "calendar.csv", usecols=["date", "d"])
+    days = [c for c in wide.columns if c.startswith("d_")]
+    long = wide.melt(id_vars=["id"], value_vars=days, var_name="d", value_name="y")
+    long = long.merge(calendar, on="d", how="left", validate="many_to_one")
+    if long["date"].isna().any():
+        raise ValueError("calendar.csv does not cover every day column of the M5 sample")
+    return pd.DataFrame(
+        {"unique_id": long["id"].astype(str), "ds": pd.to_datetime(long["date"]), "y": long["y"].astype(float)}
+    )
+
+
+def m5_holdout_events(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+    """Named events (holidays, sporting, cultural) that fall inside the held-out window."""
+    cal = pd.read_csv(data_dir / "m5_sample50" / "calendar.csv", parse_dates=["date"])
+    window = cal[(cal["date"] >= start) & (cal["date"] <= end)]
+    names = pd.concat([window["event_name_1"], window["event_name_2"]]).dropna()
+    return sorted(set(names))
+
+
+def load_walmart(data_dir: Path) -> pd.DataFrame:
+    """Walmart store x department weekly sales, series complete over the whole period only."""
+    raw = pd.read_csv(data_dir / "walmart_recruiting" / "train.csv.zip", parse_dates=["Date"])
+    frame = pd.DataFrame(
+        {
+            "unique_id": raw["Store"].astype(str) + "_" + raw["Dept"].astype(str),
+            "ds": raw["Date"],
+            "y": raw["Weekly_Sales"].astype(float),
+        }
+    )
+    weeks = frame["ds"].nunique()
+    counts = frame.groupby("unique_id")["ds"].transform("size")
+    return frame[counts == weeks].reset_index(drop=True)
+
+
+def load_file(path: Path) -> pd.DataFrame:
+    """Long-format history from CSV or Parquet, with ``unique_id, ds, y``."""
+    frame = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
+    missing = {"unique_id", "ds", "y"} - set(frame.columns)
+    if missing:
+        raise SystemExit(f"{path} is missing column(s) {sorted(missing)}; expected unique_id, ds, y")
+    return pd.DataFrame(
+        {"unique_id": frame["unique_id"].astype(str), "ds": pd.to_datetime(frame["ds"]), "y": frame["y"].astype(float)}
+    )
+
+
+def prepare(history: pd.DataFrame) -> pd.DataFrame:
+    """Clip net returns to zero demand and start each series at its first positive value."""
+    frame = history.assign(y=history["y"].clip(lower=0.0)).sort_values(["unique_id", "ds"], kind="stable")
+    started = frame.groupby("unique_id")["y"].transform(lambda s: (s > 0).cummax())
+    return frame[started.astype(bool)].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Models: each maps (train, horizon, season_length, freq) to a frame unique_id, ds, y_hat
+# --------------------------------------------------------------------------------------------------
+
+
+def _wide(train: pd.DataFrame) -> pd.DataFrame:
+    """Training history as a ``series x period`` frame; gaps inside a series count as zero sales."""
+    wide = train.pivot(index="unique_id", columns="ds", values="y")
+    started = wide.notna().cumsum(axis=1) > 0
+    return wide.fillna(0.0).where(started)
+
+
+def _future(ids: pd.Index, origin: pd.Timestamp, horizon: int, freq: str) -> pd.DataFrame:
+    steps = np.arange(1, horizon + 1)
+    dates = origin + pd.to_timedelta(steps * FREQ_DAYS[freq], unit="D")
+    return pd.DataFrame({"unique_id": np.repeat(ids.to_numpy(), horizon), "ds": np.tile(dates, len(ids))})
+
+
+def seasonal_naive_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.DataFrame:
+    """Textbook seasonal naive: repeat the last ``m`` periods (the last value when history is shorter)."""
+    wide = _wide(train)
+    values = wide.to_numpy()
+    last = values[:, -m:] if values.shape[1] >= m else values[:, -1:]
+    last = np.where(np.isfinite(last), last, 0.0)
+    y_hat = last[:, np.arange(horizon) % last.shape[1]]
+    out = _future(wide.index, wide.columns.max(), horizon, freq)
+    return out.assign(y_hat=y_hat.ravel())
+
+
+def shelfwise_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.DataFrame:
+    """Shelfwise's default selection, exactly as the nightly DAG calls it (plus the data's frequency)."""
+    result = forecast(train, horizon, season_length=m, freq=freq)
+    return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
+
+
+def autoets_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.DataFrame:
+    """statsforecast AutoETS with the same season length (statsforecast drops seasonality above 24)."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    pandas_freq = "D" if freq == "D" else f"W-{train['ds'].iloc[0].day_name()[:3].upper()}"
+    dense = _wide(train).stack().rename("y").reset_index()
+    sf = StatsForecast(models=[AutoETS(season_length=m)], freq=pandas_freq, n_jobs=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = sf.forecast(df=dense, h=horizon)
+    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    return pd.DataFrame({"unique_id": fc["unique_id"].astype(str), "ds": fc["ds"], "y_hat": fc["AutoETS"].clip(lower=0)})
+
+
+MODELS: dict[str, Callable[[pd.DataFrame, int, int, str], pd.DataFrame]] = {
+    "seasonal_naive": seasonal_naive_model,
+    "statsforecast_autoets": autoets_model,
+    "shelfwise_default": shelfwise_model,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------------
+
+
+def _scales(train: pd.DataFrame, m: int) -> pd.DataFrame:
+    """Per series: mean squared one-step naive difference (RMSSE) and seasonal naive MAE (MASE)."""
+    wide = _wide(train).to_numpy()
+    with np.errstate(invalid="ignore"):
+        d1 = np.diff(wide, axis=1)
+        dm = wide[:, m:] - wide[:, :-m] if wide.shape[1] > m else np.full((len(wide), 1), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rmsse_scale = np.nanmean(d1**2, axis=1)
+        mase_scale = np.nanmean(np.abs(dm), axis=1)
+    ids = np.sort(train["unique_id"].unique())
+    return pd.DataFrame({"unique_id": ids, "rmsse_scale": rmsse_scale, "mase_scale": mase_scale})
+
+
+def score(pred: pd.DataFrame, test: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
+    """Per-series RMSSE and MASE of ``pred`` on ``test`` (series with a zero scale are left out)."""
+    joined = test.merge(pred, on=["unique_id", "ds"], how="left")
+    if joined["y_hat"].isna().any():
+        missing = int(joined["y_hat"].isna().sum())
+        raise RuntimeError(f"{missing} test point(s) have no forecast")
+    err = joined.assign(se=(joined["y"] - joined["y_hat"]) ** 2, ae=(joined["y"] - joined["y_hat"]).abs())
+    per = err.groupby("unique_id").agg(mse=("se", "mean"), mae=("ae", "mean")).reset_index()
+    per = per.merge(scales, on="unique_id")
+    per["rmsse"] = np.sqrt(per["mse"] / per["rmsse_scale"].where(per["rmsse_scale"] > 0))
+    per["mase"] = per["mae"] / per["mase_scale"].where(per["mase_scale"] > 0)
+    return per[["unique_id", "rmsse", "mase"]]
+
+
+def evaluate(
+    history: pd.DataFrame, *, freq: str, horizon: int, season_length: int, origins: int, models: list[str]
+) -> dict[str, dict[str, float]]:
+    """Rolling-origin evaluation: ``origins`` windows of ``horizon`` periods ending at the last date."""
+    history = prepare(history)
+    dates = np.sort(history["ds"].unique())
+    if len(dates) <= origins * horizon:
+        raise SystemExit(f"history has {len(dates)} periods, not enough for {origins} x {horizon} held out")
+    per_model: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
+    seconds: dict[str, float] = dict.fromkeys(models, 0.0)
+    skipped: dict[str, str] = {}
+    n_series = 0
+    for k in range(origins, 0, -1):
+        cutoff = pd.Timestamp(dates[len(dates) - k * horizon - 1])
+        test_end = pd.Timestamp(dates[len(dates) - (k - 1) * horizon - 1])
+        train = history[history["ds"] <= cutoff]
+        test = history[(history["ds"] > cutoff) & (history["ds"] <= test_end)]
+        # Only series with history before the origin and actuals in every held-out period are scored.
+        trained = set(train["unique_id"])
+        full = test.groupby("unique_id")["ds"].size()
+        keep = sorted(set(full[full == horizon].index) & trained)
+        train = train[train["unique_id"].isin(keep)]
+        test = test[test["unique_id"].isin(keep)]
+        n_series = max(n_series, len(keep))
+        scales = _scales(train, season_length)
+        for name in models:
+            if name in skipped:
+                continue
+            started = time.perf_counter()
+            try:
+                pred = MODELS[name](train, horizon, season_length, freq)
+            except ImportError as exc:
+                skipped[name] = f"not installed ({exc.name}); pip install -r requirements-bench.txt"
+                continue
+            seconds[name] += time.perf_counter() - started
+            per_model[name].append(score(pred, test, scales))
+    out: dict[str, dict[str, float]] = {}
+    for name in models:
+        if name in skipped:
+            out[name] = {"skipped": skipped[name]}
+            continue
+        scored = pd.concat(per_model[name])
+        out[name] = {
+            "rmsse": float(scored["rmsse"].mean()),
+            "mase": float(scored["mase"].mean()),
+            "seconds": round(seconds[name], 3),
+            "series": n_series,
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def _rows(dataset: str, results: dict[str, dict[str, float]]) -> list[dict[str, object]]:
+    base = results.get("seasonal_naive", {}).get("rmsse")
+    rows = []
+    for name, res in results.items():
+        if "skipped" in res:
+            rows.append({"dataset": dataset, "model": name, "rmsse": None, "mase": None, "note": res["skipped"]})
+            continue
+        gain = None if not base else f"{(1 - res['rmsse'] / base):+.1%}"
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": name,
+                "rmsse": res["rmsse"],
+                "mase": res["mase"],
+                "rmsse_vs_snaive": gain,
+                "seconds": res["seconds"],
+                "series": res["series"],
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder with m5_sample50/ and walmart_recruiting/")
+    parser.add_argument("--datasets", default="m5,walmart", help="comma list of m5, walmart (ignored with --input)")
+    parser.add_argument("--input", type=Path, help="long-format history file (unique_id, ds, y), CSV or Parquet")
+    parser.add_argument("--freq", choices=sorted(FREQ_DAYS), default="D", help="frequency of --input")
+    parser.add_argument("--horizon", type=int, default=28, help="periods held out per origin for --input")
+    parser.add_argument("--season-length", type=int, help="season length for --input (default 7 daily, 52 weekly)")
+    parser.add_argument("--origins", type=int, default=1, help="rolling origins for --input")
+    parser.add_argument("--walmart-series", type=int, default=300,
+                        help="evenly spaced sample of Walmart series scored by every model (AutoETS with a "
+                             "52-week season costs ~0.2 s per series and origin); 0: all")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
+
+    jobs: list[tuple[str, pd.DataFrame, dict[str, Any]]] = []
+    if args.input:
+        m = args.season_length or (7 if args.freq == "D" else 52)
+        jobs.append((args.input.name, load_file(args.input),
+                     {"freq": args.freq, "horizon": args.horizon, "season_length": m, "origins": args.origins}))
+    else:
+        wanted = {d.strip() for d in args.datasets.split(",")}
+        if "m5" in wanted:
+            jobs.append(("m5_sample50", load_m5(args.data_dir),
+                         {"freq": "D", "horizon": 28, "season_length": 7, "origins": 1}))
+        if "walmart" in wanted:
+            walmart = load_walmart(args.data_dir)
+            spec = {"freq": "W", "horizon": 13, "season_length": 52, "origins": 3}
+            ids = np.sort(walmart["unique_id"].unique())
+            if 0 < args.walmart_series < len(ids):
+                picked = ids[np.linspace(0, len(ids) - 1, args.walmart_series).round().astype(int)]
+                jobs.append((f"walmart_sample{len(picked)}", walmart[walmart["unique_id"].isin(picked)], spec))
+                # The cheap models also run on every complete series, so the sample can be checked.
+                cheap = {**spec, "models": [m for m in models if m != "statsforecast_autoets"]}
+                jobs.append((f"walmart_all{len(ids)}", walmart, cheap))
+            else:
+                jobs.append((f"walmart_all{len(ids)}", walmart, spec))
+
+    rows: list[dict[str, object]] = []
+    payload: dict[str, object] = {"benchmark": "forecast_accuracy", "cores": cpu_count(), "datasets": {}}
+    for name, history, spec in jobs:
+        spec = {"models": models, **spec}
+        results = evaluate(history, **spec)  # type: ignore[arg-type]
+        rows += _rows(name, results)
+        payload["datasets"][name] = {  # type: ignore[index]
+            **spec,
+            "rows": int(len(history)),
+            "series": int(history["unique_id"].nunique()),
+            "models": results,
+        }
+        if name == "m5_sample50":
+            last = history["ds"].max()
+            events = m5_holdout_events(args.data_dir, last - pd.Timedelta(days=27), last)
+            payload["datasets"][name]["holdout_events"] = events  # type: ignore[index]
+    print(format_table(rows, ["dataset", "model", "rmsse", "mase", "rmsse_vs_snaive", "seconds", "series", "note"]))
+    emit_json(payload)
+
+
+if __name__ == "__main__":
+    main()
