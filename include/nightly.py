@@ -97,7 +97,7 @@ def build_demand(ds: str, *, history_days: int = DEFAULT_HISTORY_DAYS, root: str
     demand = load_demand(ds, history_days, root)
     if demand.empty:
         raise ValueError(f"no curated sales found for the {history_days} days up to {ds}: load history first "
-                         "(python -m include.ingest --history)")
+                         "(python -m include.ingest history --start YYYY-MM-DD --end YYYY-MM-DD)")
     write_partition(demand, "curated", "demand", ds, root)
     summary = {"series": int(demand["unique_id"].nunique()), "rows": int(len(demand)),
                "censored_days": int(demand["censored"].sum()), "units": float(demand["y"].sum())}
