@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: help install demo approve airflow test lint lock clean
+.PHONY: help install demo approve airflow test lint lock bench-env clean
 
 help:
 	@echo "make demo     generate a retail world and run retail_nightly end to end"
@@ -15,6 +15,7 @@ help:
 	@echo "make test     the whole test suite (unit, DAG integrity, integration, e2e)"
 	@echo "make lint     ruff, including the Airflow 3 rules"
 	@echo "make lock     re-resolve requirements.lock from requirements*.txt"
+	@echo "make bench-env  .venv-bench for the forecasting benchmarks (statsforecast needs pandas<3)"
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ lint: install
 
 lock: install
 	$(VENV)/bin/uv pip compile --universal --python-version 3.11 requirements-dev.txt -o requirements.lock --no-header --quiet
+
+bench-env: install
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	$(VENV)/bin/uv pip install -q --python .venv-bench/bin/python -r requirements.lock
+	$(VENV)/bin/uv pip install -q --python .venv-bench/bin/python -r requirements-bench.txt
 
 clean:
 	rm -rf data .airflow .airflow-test test-output

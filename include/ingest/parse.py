@@ -419,7 +419,8 @@ def _parquet_retyped(values: pd.Series, logical_type: str) -> str | None:
     if isinstance(dtype, pd.StringDtype | pd.ArrowDtype):
         kind = "O" if pd.api.types.is_string_dtype(dtype) else kind
     if kind not in _PARQUET_KINDS[logical_type]:
-        return str(dtype)
+        # Name the delivered type in contract terms: pandas spells text 'object' or 'str' by version.
+        return "string" if kind == "O" or pd.api.types.is_string_dtype(dtype) else str(dtype)
     if kind == "O" and logical_type in ("date",) and len(values.dropna()):
         sample = values.dropna().iloc[0]
         if isinstance(sample, str):
