@@ -109,6 +109,13 @@ def retail_nightly():
         return run(get_current_context()["ds"], list(shards))
 
     @task
+    def monitor_forecasts() -> dict:
+        from include.nightly import monitor_forecasts as run
+
+        dag_id, _, ds, _ = _run_facts()
+        return run(ds, dag_id=dag_id, conn_factory=_erp_conn)
+
+    @task
     def detect_anomalies() -> dict:
         from include.nightly import detect_anomalies as run
 
@@ -203,7 +210,9 @@ def retail_nightly():
     staged = stage_proposals()
     chain(anomalies, proposals, tier_proposals(), staged)
     chain(staged, needs_review(), review_batch, apply_review(review_batch.output), wait_for_approval)
-    chain(staged, wait_for_approval, release_approved(), report_kpis())
+    report = report_kpis()
+    chain(staged, wait_for_approval, release_approved(), report)
+    chain(demand, monitor_forecasts(), report)
 
 
 retail_nightly()

@@ -202,6 +202,72 @@ def _received_po_lines(day: dt.date, root: str | None, lookback_days: int = 365)
     return merged.dropna(subset=["promised_lead_time_days"])
 
 
+def monitor_forecasts(ds: str, *, dag_id: str, conn_factory=None, root: str | None = None,
+                      policy_path: str | None = None) -> dict[str, Any]:
+    """Score the forecast made ``horizon_days`` ago against what happened, per demand class.
+
+    The recent score is compared with the same segment's score over the three previous weekly origins;
+    a segment whose error grew past the policy's ratio, or whose bias left its band, is a drift alert.
+    Scores are stored in ``ops.forecast_scores`` and the alerts appear in the KPI report.
+    """
+    from include.governance.policy import load_policy
+    from models.forecasting.monitoring import flag_drift, score_forecasts
+
+    cfg = (load_policy(policy_path) if policy_path else load_policy()).monitoring
+    day, h = as_date(ds), cfg["horizon_days"]
+    origin = day - dt.timedelta(days=h)
+    if not partition_exists("forecasts", "demand", origin, root):
+        summary = {"scored": False, "reason": f"no forecast made on {origin} to score yet", "alerts": []}
+        write_stage_summary("monitor_forecasts", ds, summary, root)
+        return summary
+    demand = read_partition("curated", "demand", ds, root)
+    actuals = demand[~demand["censored"]][["unique_id", "ds", "y"]]
+
+    def score(origin: dt.date) -> pd.DataFrame | None:
+        if not partition_exists("forecasts", "demand", origin, root):
+            return None
+        fc = read_partition("forecasts", "demand", origin, root)
+        fc = fc[fc["step"] <= h].assign(ds=lambda f: pd.to_datetime(f["ds"]))
+        meta = read_partition("forecasts", "series", origin, root)[["unique_id", "demand_class"]]
+        history = demand[demand["ds"] <= pd.Timestamp(origin)][["unique_id", "ds", "y"]]
+        return score_forecasts(fc.merge(meta, on="unique_id"), actuals, history, segment_col="demand_class")
+
+    recent = score(origin)
+    if recent is None or recent.empty:
+        summary = {"scored": False, "reason": f"no forecast made on {origin} to score yet", "alerts": []}
+        write_stage_summary("monitor_forecasts", ds, summary, root)
+        return summary
+    earlier = [s for s in (score(origin - dt.timedelta(days=7 * k)) for k in (1, 2, 3)) if s is not None and len(s)]
+    baseline = (pd.concat(earlier).groupby("segment", as_index=False)[["mase", "rmsse"]].mean() if earlier
+                else recent.iloc[0:0][["segment", "mase", "rmsse"]])
+    drift = flag_drift(recent, baseline, metric=cfg["metric"], max_ratio=cfg["max_ratio"],
+                       max_abs_bias=cfg["max_abs_bias"])
+    table = recent.merge(drift[["segment", "baseline", "ratio", "drift", "reason"]], on="segment", how="left")
+    if conn_factory is not None:
+        with conn_factory() as conn, conn.transaction():
+            for r in table.itertuples():
+                conn.execute(
+                    "INSERT INTO ops.forecast_scores (dag_id, ds, origin, segment, n_series, n_points, mase, rmsse,"
+                    " bias, baseline, ratio, drift, reason) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                    " ON CONFLICT (dag_id, ds, segment) DO UPDATE SET origin=EXCLUDED.origin,"
+                    " n_series=EXCLUDED.n_series, n_points=EXCLUDED.n_points, mase=EXCLUDED.mase,"
+                    " rmsse=EXCLUDED.rmsse, bias=EXCLUDED.bias, baseline=EXCLUDED.baseline, ratio=EXCLUDED.ratio,"
+                    " drift=EXCLUDED.drift, reason=EXCLUDED.reason, recorded_at=now()",
+                    (dag_id, day, origin, r.segment, int(r.n_series), int(r.n_points), _num(r.mase), _num(r.rmsse),
+                     _num(r.bias), _num(r.baseline), _num(r.ratio), bool(r.drift), r.reason))
+    alerts = [f"{r.segment}: {r.reason}" for r in table.itertuples() if r.drift]
+    if alerts:
+        log.warning("forecast drift: %s", "; ".join(alerts))
+    summary = {"scored": True, "origin": origin.isoformat(), "segments": int(len(table)),
+               "mase": {r.segment: _num(r.mase) for r in table.itertuples()}, "alerts": alerts}
+    write_stage_summary("monitor_forecasts", ds, summary, root)
+    return summary
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
 def propose(ds: str, *, root: str | None = None) -> dict[str, Any]:
     """Replenishment, rebalancing transfers and PO exceptions, explained."""
     from include.decisions.propose import propose_po_exceptions, propose_rebalancing, propose_replenishment

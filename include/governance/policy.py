@@ -52,6 +52,8 @@ class Policy:
     poke_interval_seconds: float
     costs: dict[str, float]
     roles: dict[str, str] = field(default_factory=dict)
+    #: Forecast monitoring thresholds: ``metric``, ``max_ratio``, ``max_abs_bias``, ``horizon_days``.
+    monitoring: dict[str, Any] = field(default_factory=lambda: dict(MONITORING_DEFAULTS))
 
     def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None) -> set[str]:
         """The Shelfwise roles (``planner``, ``manager``, ``admin``) of a user with these Airflow roles."""
@@ -68,6 +70,23 @@ class Policy:
     def may_decide(self, roles: set[str] | list[str], tier: str) -> bool:
         """Whether a user with these roles may approve or reject a line of ``tier``."""
         return bool(set(roles) & set(self.deciders.get(tier, ())))
+
+
+MONITORING_DEFAULTS: dict[str, Any] = {"metric": "mase", "max_ratio": 1.25, "max_abs_bias": 0.3, "horizon_days": 7}
+
+
+def _monitoring(raw: dict, fail) -> dict[str, Any]:
+    unknown = set(raw) - set(MONITORING_DEFAULTS)
+    if unknown:
+        raise fail(f"unknown monitoring keys {sorted(unknown)} (known: {', '.join(sorted(MONITORING_DEFAULTS))})")
+    out = {**MONITORING_DEFAULTS, **raw}
+    if out["metric"] not in ("mase", "rmsse"):
+        raise fail(f"monitoring.metric must be mase or rmsse, got {out['metric']!r}")
+    for key in ("max_ratio", "max_abs_bias", "horizon_days"):
+        if not isinstance(out[key], int | float) or isinstance(out[key], bool) or out[key] <= 0:
+            raise fail(f"monitoring.{key} must be a positive number, got {out[key]!r}")
+    out["horizon_days"] = int(out["horizon_days"])
+    return out
 
 
 def load_policy(path: str | Path = POLICY_FILE) -> Policy:
@@ -87,7 +106,8 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
 
     if not isinstance(data, dict):
         raise fail("the policy must be a mapping")
-    unknown = set(data) - {"version", "gate", "auto_approve_tiers", "deciders", "rules", "costs", "roles"}
+    unknown = set(data) - {"version", "gate", "auto_approve_tiers", "deciders", "rules", "costs", "roles",
+                           "monitoring"}
     if unknown:
         raise fail(f"unknown top-level keys {sorted(unknown)}")
     gate = data.get("gate") or {}
@@ -146,6 +166,7 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
         poke_interval_seconds=float(gate.get("poke_interval_seconds", 30)),
         costs={k: float(v) for k, v in (data.get("costs") or {}).items()},
         roles={str(k).lower(): str(v) for k, v in roles.items()},
+        monitoring=_monitoring(data.get("monitoring") or {}, fail),
     )
 
 

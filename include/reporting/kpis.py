@@ -172,5 +172,13 @@ def render_report(kpis: dict, summary: dict) -> str:
     for key in ("stockout_rate_7d", "fill_rate", "inventory_turns", "forecast_wape", "forecast_bias",
                 "fulfilment_cost", "fulfilment_cost_per_unit", "units_sold", "lost_sales_units_est"):
         lines.append(f"| {key} | {kpis.get(key) if kpis.get(key) is not None else 'n/a'} |")
+    monitor = summary.get("monitor_forecasts") or {}
+    lines += ["", "## Forecast monitoring", ""]
+    if not monitor.get("scored"):
+        lines.append(f"Not scored: {monitor.get('reason', 'the monitoring stage did not run')}.")
+    else:
+        lines.append(f"Forecast made on {monitor['origin']} scored per demand class (MASE): "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in monitor["mase"].items() if v is not None) + ".")
+        lines += [f"- **drift alert** {a}" for a in monitor.get("alerts", [])] or ["No drift alert."]
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""Forecast monitoring against the real PostgreSQL: earlier forecasts scored, drift raised and stored."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import pandas as pd
+import pytest
+
+from include.erp import db
+from include.nightly import build_demand, monitor_forecasts
+from include.storage import read_partition, write_partition
+from models.forecasting import forecast
+
+pytestmark = pytest.mark.integration
+DS = dt.date(2026, 9, 30)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> str:
+    from include.ingest.pipeline import load_history
+    from include.sample_data.generator import PRESETS, generate_world, write_landing
+
+    root = str(tmp_path_factory.mktemp("monitoring") / "shelfwise")
+    config = dataclasses.replace(PRESETS["tiny"], end_date=DS)
+    write_landing(generate_world(config), root)
+    load_history(DS - dt.timedelta(days=config.history_days - 1), DS, root=root)
+    build_demand(DS.isoformat(), history_days=120, root=root)
+    demand = read_partition("curated", "demand", DS, root)
+    for weeks_back in (4, 3, 2, 1):
+        origin = DS - dt.timedelta(days=7 * weeks_back)
+        history = demand[demand["ds"] <= pd.Timestamp(origin)][["unique_id", "ds", "y", "censored"]]
+        result = forecast(history, 28)
+        write_partition(result.forecasts, "forecasts", "demand", origin, root)
+        write_partition(result.series, "forecasts", "series", origin, root)
+    return root
+
+
+def _scores(dag_id: str) -> list[tuple]:
+    with db.connect() as conn:
+        return conn.execute("SELECT segment, drift, reason FROM ops.forecast_scores WHERE dag_id=%s AND ds=%s"
+                            " ORDER BY segment", (dag_id, DS)).fetchall()
+
+
+def test_scores_are_stored_per_demand_class_without_drift_on_steady_forecasts(root):
+    dag_id = f"monitor_{uuid.uuid4().hex[:8]}"
+    summary = monitor_forecasts(DS.isoformat(), dag_id=dag_id, conn_factory=db.connect, root=root)
+    assert summary["scored"] is True and summary["origin"] == (DS - dt.timedelta(days=7)).isoformat()
+    rows = _scores(dag_id)
+    assert {r[0] for r in rows} == set(summary["mase"]) and len(rows) == summary["segments"] > 0
+    assert all(v is None or 0 < v < 5 for v in summary["mase"].values())
+    # Re-running the date replaces its scores.
+    monitor_forecasts(DS.isoformat(), dag_id=dag_id, conn_factory=db.connect, root=root)
+    assert len(_scores(dag_id)) == len(rows)
+
+
+def test_a_segment_whose_forecast_went_wrong_raises_a_drift_alert(root, tmp_path):
+    origin = DS - dt.timedelta(days=7)
+    good = read_partition("forecasts", "demand", origin, root)
+    try:
+        write_partition(good.assign(mean=good["mean"] * 4 + 2), "forecasts", "demand", origin, root)
+        dag_id = f"monitor_{uuid.uuid4().hex[:8]}"
+        summary = monitor_forecasts(DS.isoformat(), dag_id=dag_id, conn_factory=db.connect, root=root)
+    finally:
+        write_partition(good, "forecasts", "demand", origin, root)
+    assert summary["alerts"], summary
+    assert any("baseline" in a or "bias" in a for a in summary["alerts"])
+    assert any(r[1] for r in _scores(dag_id))
+
+
+def test_first_night_has_nothing_to_score(root):
+    summary = monitor_forecasts((DS - dt.timedelta(days=40)).isoformat(), dag_id="monitor_first",
+                                conn_factory=None, root=root)
+    assert summary == {"scored": False, "alerts": [],
+                       "reason": f"no forecast made on {DS - dt.timedelta(days=47)} to score yet"}
