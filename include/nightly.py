@@ -178,12 +178,52 @@ def detect_anomalies(ds: str, *, root: str | None = None) -> dict[str, Any]:
         demand_anoms = detect_demand_anomalies(actual, expected)
     receipts = _received_po_lines(day, root)
     drift = detect_lead_time_drift(receipts, as_of=day) if len(receipts) else pd.DataFrame()
+    margin, return_spikes = _margin_and_return_anomalies(day, root)
     write_partition(demand_anoms, "reports", "demand_anomalies", ds, root)
     write_partition(drift, "reports", "supplier_anomalies", ds, root)
+    write_partition(margin, "reports", "margin_anomalies", ds, root)
+    write_partition(return_spikes, "reports", "return_anomalies", ds, root)
     summary = {"demand_anomalies": int(len(demand_anoms)), "supplier_anomalies": int(len(drift)),
+               "margin_anomalies": int(len(margin)), "return_anomalies": int(len(return_spikes)),
                "by_type": demand_anoms["anomaly_type"].value_counts().to_dict() if len(demand_anoms) else {}}
     write_stage_summary("detect_anomalies", ds, summary, root)
     return summary
+
+
+def _margin_and_return_anomalies(day: dt.date, root: str | None, days: int = 118) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Margin leakage and return-rate spikes per SKU x channel, from the last ``days`` of curated data."""
+    from models.anomaly import detect_margin_leakage, detect_return_spikes
+
+    start = day - dt.timedelta(days=days - 1)
+    items = read_partition("curated", "items", day, root)
+    pos = read_range("curated", "pos_sales", start, day, root)
+    orders = read_range("curated", "ecommerce_orders", start, day, root)
+    returns = read_range("curated", "returns", start, day, root)
+    parts = []
+    if len(pos):
+        # POS gross sales are at the price paid: shelf-price revenue adds the discount back.
+        parts.append(pd.DataFrame({
+            "channel": "store", "sku": pos["sku"], "date": pd.to_datetime(pos["business_date"]),
+            "units": pos["units_sold"].astype(float),
+            "gross_sales": (pos["gross_sales"] + pos["discount_amount"]).astype(float),
+            "discount_amount": pos["discount_amount"].astype(float)}))
+    if len(orders):
+        o = orders[orders["status"].astype(str) != "cancelled"]
+        shelf = o["sku"].map(items.set_index("sku")["unit_price"]).astype(float)
+        qty = o["quantity"].astype(float)
+        parts.append(pd.DataFrame({
+            "channel": "ecommerce", "sku": o["sku"], "date": pd.to_datetime(o["ordered_at"]).dt.normalize(),
+            "units": qty, "gross_sales": qty * shelf,
+            "discount_amount": (qty * (shelf - o["unit_price"].astype(float))).clip(lower=0)}))
+    if not parts:
+        return pd.DataFrame(), pd.DataFrame()
+    sales = pd.concat(parts, ignore_index=True).dropna(subset=["gross_sales"])
+    rets = (returns.rename(columns={"returned_at": "date"})[["sku", "channel", "date", "quantity", "refund_amount",
+                                                            "reason"]]
+            if len(returns) else pd.DataFrame(columns=["sku", "channel", "date", "quantity", "refund_amount", "reason"]))
+    margin = detect_margin_leakage(sales, rets, items[["sku", "unit_price", "unit_cost"]], as_of=day)
+    spikes = detect_return_spikes(sales, rets, as_of=day)
+    return margin, spikes
 
 
 def _received_po_lines(day: dt.date, root: str | None, lookback_days: int = 365) -> pd.DataFrame:

@@ -245,7 +245,8 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
                  f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
     an = s.get("detect_anomalies", {})
     lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand {an.get('by_type', {})}, "
-                 f"{an.get('supplier_anomalies', 0)} supplier lead-time drift")
+                 f"{an.get('supplier_anomalies', 0)} supplier lead-time drift, "
+                 f"{an.get('margin_anomalies', 0)} margin leakage, {an.get('return_anomalies', 0)} return spikes")
     tier = s.get("tier", {})
     lines.append("Proposals by type and risk tier:")
     for key, n in sorted(tier.get("by_type_and_tier", {}).items()):
