@@ -7,7 +7,7 @@ ERPNext-style reorder level re-set quarterly. Each policy's service parameter is
 every curve, the average inventory each policy needs at a 98% fill rate (interpolated on its curve),
 whether Shelfwise's curve dominates, and a final one-line JSON with every figure.
 
-    python benchmarks/policy_replay.py [--quick] [--data ../shared/data]
+    python benchmarks/policy_replay.py [--quick] [--data ../shared/data] [--world small|tiny]
 """
 
 from __future__ import annotations
@@ -66,7 +66,26 @@ def world_panel(preset: str) -> DemandPanel:
     return DemandPanel(ids=wide.index.to_numpy(), dates=pd.DatetimeIndex(wide.columns),
                        demand=wide.to_numpy(float), freq="D",
                        unit_cost=items["unit_cost"].reindex(sku).to_numpy(float),
-                       lead_time=lead.reindex(sku).to_numpy(float))
+                       lead_time=lead.reindex(sku).to_numpy(float),
+                       discount=promotion_calendar(world.promotions, wide.index, wide.columns))
+
+
+def promotion_calendar(promotions: pd.DataFrame, ids: pd.Index, dates: pd.Index) -> np.ndarray:
+    """Planned discount per ``location|sku`` series and day from the world's promotions table.
+
+    A promotion without a location runs at every selling location. The generator publishes promotions
+    six weeks ahead, longer than any supplier lead time plus review, so the whole calendar is fair to use.
+    """
+    loc = ids.str.split("|").str[0]
+    sku = ids.str.split("|").str[1]
+    day = pd.DatetimeIndex(dates).to_numpy("datetime64[D]")
+    out = np.zeros((len(ids), len(day)))
+    for p in promotions.itertuples():
+        rows = (sku == p.sku) & ((loc == p.location_id) if isinstance(p.location_id, str) else True)
+        cols = (day >= np.datetime64(p.start_date, "D")) & (day <= np.datetime64(p.end_date, "D"))
+        if rows.any() and cols.any():
+            out[np.ix_(np.asarray(rows), cols)] = np.maximum(out[np.ix_(np.asarray(rows), cols)], p.discount_pct)
+    return out
 
 
 def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> dict:
@@ -103,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="Walmart subset of 300 series, no world")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the shared real data")
     ap.add_argument("--walmart-series", type=int, default=None, help="cap on Walmart series (default: all complete)")
-    ap.add_argument("--world", default="tiny", help="generator preset for the generated world")
+    ap.add_argument("--world", default="small", help="generator preset for the generated world")
     args = ap.parse_args(argv)
 
     report: dict = {"cpu_count": os.cpu_count(), "target_fill_rate": TARGET, "datasets": {}}

@@ -117,20 +117,93 @@ class Forecast:
     names: tuple[str, ...]
 
 
-def rolling_forecast(D: np.ndarray, horizon: int, freq: str = "D") -> Forecast:
+#: Price elasticities tried when estimating the demand lift of a promotion, ``lift = (1 - discount) ** -e``.
+_ELASTICITY_GRID = np.linspace(0.0, 5.0, 26)
+#: Baseline units a group must have sold on promotion before its own elasticity replaces the pooled one.
+_MIN_PROMO_MASS = 20.0
+
+
+def promotion_elasticity(D: np.ndarray, discount: np.ndarray, groups: np.ndarray | None = None,
+                         freq: str = "D") -> np.ndarray:
+    """Price elasticity of promoted demand, estimated at every period from the promotions already run.
+
+    On each promoted period the baseline is the smoothed demand of non-promoted periods before it; the
+    elasticity ``e`` (per group of series, e.g. an item across its locations) is the one for which the
+    baseline times ``(1 - discount) ** -e`` adds up to the demand actually seen on promotion so far. A
+    group with little promoted history takes the elasticity pooled over every series.
+
+    Args:
+        D: ``[n, T]`` demand.
+        discount: ``[n, T]`` fraction off the regular price in each period (0 when not promoted).
+        groups: ``[n]`` group label per series (default: one group per series).
+        freq: ``"D"`` or ``"W"``.
+
+    Returns:
+        ``[n, T]`` elasticity known at the end of each period (0 until a promotion has been seen).
+    """
+    n, T = D.shape
+    promoted = discount > 0
+    base = shift_right(ewma(np.where(promoted, np.nan, D), 0.05 if freq == "D" else 0.2), 1)
+    base = np.where(promoted & np.isfinite(base), base, 0.0)
+    gid = np.unique(np.arange(n) if groups is None else np.asarray(groups), return_inverse=True)[1].ravel()
+    ng = int(gid.max()) + 1
+
+    def by_group(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((ng, T))
+        np.add.at(out, gid, x)
+        return out
+
+    actual = np.cumsum(by_group(np.where(base > 0, D, 0.0)), axis=1)
+    act_all = actual.sum(axis=0)
+    below, below_all, mass, mass_all = np.zeros((ng, T)), np.zeros(T), None, None
+    for e in _ELASTICITY_GRID:
+        pred = np.cumsum(by_group(base * (1.0 - discount) ** -e), axis=1)
+        if mass is None:
+            mass, mass_all = pred, pred.sum(axis=0)
+        below += pred < actual
+        below_all += pred.sum(axis=0) < act_all
+    step = _ELASTICITY_GRID[1] - _ELASTICITY_GRID[0]
+    # The solution lies between the last grid value below and the first above: take the midpoint.
+    top = _ELASTICITY_GRID[-1]
+    own = np.clip((below - 0.5) * step, 0.0, top)
+    pooled = np.where(mass_all >= _MIN_PROMO_MASS, np.clip((below_all - 0.5) * step, 0.0, top), 0.0)
+    return np.where(mass >= _MIN_PROMO_MASS, own, pooled[None, :])[gid]
+
+
+def rolling_forecast(D: np.ndarray, horizon: int, freq: str = "D", *, discount: np.ndarray | None = None,
+                     groups: np.ndarray | None = None) -> Forecast:
     """Forecast of demand over the next ``horizon`` periods made at every period, vectorised.
 
     Candidates: trailing moving average, exponential smoothing (three rates) and, once a year of history
     exists, last year's demand over the same window scaled by the change in level. Each candidate's
     errors over ``horizon`` become known ``horizon`` periods later; the candidate with the lowest trailing
     mean square error is used, and its root mean square error is the forecast's ``sigma``.
+
+    With ``discount`` (the promotion calendar, published ahead of the protection interval), the level
+    forecasters run on demand with the estimated promotion lift taken out, and the forecast over the
+    interval is that level times the lift of the promotions planned in it (see
+    :func:`promotion_elasticity`).
     """
     n, T = D.shape
     ma_window, season, err_alpha = (28, 364, 0.02) if freq == "D" else (8, 52, 0.08)
     alphas = (0.05, 0.15, 0.3) if freq == "D" else (0.1, 0.3, 0.5)
+    if discount is not None and np.any(discount > 0):
+        disc = np.clip(np.nan_to_num(np.asarray(discount, float)), 0.0, 0.95)
+        elasticity = promotion_elasticity(D, disc, groups, freq)
+        level_demand = D / (1.0 - disc) ** -elasticity
+        # Planned lift over the interval per unit of level, at the elasticity known at the origin.
+        lift = np.zeros((n, T))
+        grid_index = np.rint(elasticity / (_ELASTICITY_GRID[1] - _ELASTICITY_GRID[0])).astype(int)
+        for g, e in enumerate(_ELASTICITY_GRID):
+            pick_g = grid_index == g
+            if pick_g.any():
+                ahead = forward_sums_padded((1.0 - disc) ** -e, horizon)
+                lift = np.where(pick_g, ahead, lift)
+    else:
+        level_demand, lift = D, np.full((n, T), float(horizon))
     names = [f"ma{ma_window}"] + [f"ses{a}" for a in alphas]
-    rates = [trailing_mean(D, ma_window)] + [ewma(D, a) for a in alphas]
-    sums = [r * horizon for r in rates]
+    rates = [trailing_mean(level_demand, ma_window)] + [ewma(level_demand, a) for a in alphas]
+    sums = [r * lift for r in rates]
     if T > season + ma_window:
         level = trailing_mean(D, ma_window)
         last_year = shift_right(forward_sums(np.nan_to_num(D), horizon), season)
@@ -147,12 +220,18 @@ def rolling_forecast(D: np.ndarray, horizon: int, freq: str = "D") -> Forecast:
     # Until any error is known, use the moving average and the spread of demand over the interval.
     known = np.isfinite(np.take_along_axis(mse, best[None], 0)[0])
     best = np.where(known, best, 0)
-    pick = np.take_along_axis(np.stack(sums), best[None], 0)[0]
+    pick = np.maximum(np.nan_to_num(np.take_along_axis(np.stack(sums), best[None], 0)[0]), 0.0)
     rate = np.take_along_axis(np.stack(rates), best[None], 0)[0]
     sd_naive = np.sqrt(np.maximum(ewma(D**2, 0.05) - ewma(D, 0.05) ** 2, 0) * horizon)
-    sigma = np.where(known, np.sqrt(np.take_along_axis(mse, best[None], 0)[0]), sd_naive)
-    return Forecast(np.maximum(np.nan_to_num(pick), 0.0), np.nan_to_num(sigma), np.maximum(np.nan_to_num(rate), 0.0),
-                    best, tuple(names))
+    sigma = np.nan_to_num(np.where(known, np.sqrt(np.take_along_axis(mse, best[None], 0)[0]), sd_naive))
+    return Forecast(pick, sigma, np.maximum(np.nan_to_num(rate), 0.0), best, tuple(names))
+
+
+def forward_sums_padded(x: np.ndarray, horizon: int) -> np.ndarray:
+    """:func:`forward_sums` where the window may run past the data (the calendar is finite, not unknown)."""
+    n, T = x.shape
+    padded = np.concatenate([x, np.ones((n, horizon))], axis=1)
+    return forward_sums(padded, horizon)[:, :T]
 
 
 def shelfwise_levels(

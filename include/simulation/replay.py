@@ -28,10 +28,10 @@ POLICIES = ("shelfwise", "odoo_min_max", "erpnext_reorder_level")
 #: Default sweep of each policy's service parameter: fill-rate target for Shelfwise, safety periods
 #: (days or weeks of average demand) for the reorder rules.
 DEFAULT_SWEEP = {
-    "D": {"shelfwise": (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995),
+    "D": {"shelfwise": (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
           "odoo_min_max": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42),
           "erpnext_reorder_level": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42)},
-    "W": {"shelfwise": (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995),
+    "W": {"shelfwise": (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
           "odoo_min_max": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8),
           "erpnext_reorder_level": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8)},
 }
@@ -48,6 +48,12 @@ class DemandPanel:
     unit_cost: np.ndarray | None = None
     price: np.ndarray | None = None
     lead_time: np.ndarray | None = None  # periods, per series
+    discount: np.ndarray | None = None  # [series, periods] planned promotion discount (0: none)
+
+    @property
+    def items(self) -> np.ndarray:
+        """Item part of each ``location|item`` id (series of one item share a promotion response)."""
+        return np.array([str(i).split("|", 1)[-1] for i in self.ids], dtype=object)
 
 
 def load_demand(path: str) -> pd.DataFrame:
@@ -58,10 +64,12 @@ def load_demand(path: str) -> pd.DataFrame:
 
 
 def pack_demand(frame: pd.DataFrame, freq: str = "D") -> DemandPanel:
-    """Validate a long frame ``item, location, date, units`` (+ optional ``unit_cost, price, lead_time``).
+    """Validate a long frame ``item, location, date, units`` (+ optional ``unit_cost, price, lead_time,
+    discount``).
 
     Missing periods are zero demand, negative units (returns) count as zero, duplicate rows are summed.
-    ``lead_time`` is in periods of ``freq``; a series takes its median.
+    ``lead_time`` is in periods of ``freq``; a series takes its median. ``discount`` is the promotion
+    discount (fraction off) planned for the period, known ahead as a published promotion calendar.
 
     Raises:
         ValueError: on a missing column, an unknown ``freq`` or no rows.
@@ -87,6 +95,10 @@ def pack_demand(frame: pd.DataFrame, freq: str = "D") -> DemandPanel:
     for col in ("unit_cost", "price", "lead_time"):
         if col in df.columns:
             extra[col] = per_series[col].median().reindex(wide.index).to_numpy(float)
+    if "discount" in df.columns:
+        df["discount"] = pd.to_numeric(df["discount"], errors="coerce").fillna(0.0).clip(0.0, 0.95)
+        disc = df.pivot_table(index="unique_id", columns="date", values="discount", aggfunc="max", fill_value=0.0)
+        extra["discount"] = disc.reindex(index=wide.index, columns=dates, fill_value=0.0).to_numpy(float)
     return DemandPanel(ids=wide.index.to_numpy(), dates=dates, demand=wide.to_numpy(float), freq=freq, **extra)
 
 
@@ -124,7 +136,9 @@ def _levels_for(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray) -> list
         forecasts = {}
         for lt in np.unique(lead):
             rows = lead == lt
-            forecasts[lt] = (rows, rolling_forecast(D[rows], int(lt) + cfg.review, panel.freq))
+            disc = panel.discount[rows] if panel.discount is not None else None
+            forecasts[lt] = (rows, rolling_forecast(D[rows], int(lt) + cfg.review, panel.freq, discount=disc,
+                                                    groups=panel.items[rows]))
         for target in sweep["shelfwise"]:
             rp = np.zeros_like(D)
             for rows, fc in forecasts.values():

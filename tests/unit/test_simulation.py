@@ -13,6 +13,7 @@ from include.simulation.policies import (
     erpnext_reorder_levels,
     normal_loss,
     odoo_min_max_levels,
+    promotion_elasticity,
     rolling_forecast,
     safety_factor_for_fill_rate,
 )
@@ -142,3 +143,31 @@ def test_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "average on hand at 98.0% fill rate" in out and "odoo_min_max" in out
     assert main(["--input", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_promotion_lift_is_learned_and_planned_ahead():
+    # Demand 10 a day; on promotion at 50% off it is 10 * 0.5 ** -2 = 40 (elasticity 2).
+    T = 200
+    disc = np.zeros((2, T))
+    for start in (20, 60, 100, 150):
+        disc[:, start:start + 7] = 0.5
+    D = np.where(disc > 0, 40.0, 10.0)
+    e = promotion_elasticity(D, disc, np.array(["a", "a"]))
+    assert e[0, 19] == 0.0  # nothing learned before the first promotion
+    assert e[0, 100] == pytest.approx(2.0, abs=0.25)  # within one step of the elasticity grid
+    fc = rolling_forecast(D, 14, discount=disc)
+    # At day 140 the next 14 days hold 4 promoted days (150..153): 10 * 10 + 4 * 40 = 260.
+    assert fc.mean[0, 139] == pytest.approx(260.0, rel=0.05)
+    plain = rolling_forecast(D, 14)
+    assert plain.mean[0, 139] < 200.0
+    # The lift is taken out of the level, so the forecast outside promotions is unchanged.
+    assert fc.mean[0, 120] == pytest.approx(140.0, rel=0.05)
+
+
+def test_pack_demand_reads_a_promotion_calendar():
+    frame = pd.DataFrame({"item": ["A"] * 3, "location": ["S1"] * 3,
+                          "date": ["2024-01-01", "2024-01-02", "2024-01-03"], "units": [1, 5, 1],
+                          "discount": [0.0, 0.3, None]})
+    panel = pack_demand(frame, "D")
+    assert panel.discount.tolist() == [[0.0, 0.3, 0.0]]
+    assert panel.items.tolist() == ["A"]
