@@ -5,144 +5,36 @@ home of its own under the test's tmp dir, stages lines for a run, then logs in t
 login page as the planner, approves and rejects lines in the plugin page, and checks the database.
 The read-only analyst and the planner on a high-tier line are refused and nothing changes.
 
-The lines are staged directly for a run of their own (``staged_run``); a test driving a real
-``retail_nightly`` run can stage through the DAG instead and reuse ``airflow``, ``login`` and the checks.
+The lines are staged directly for a run of their own (``staged_run``); ``test_nightly_ui.py`` drives a
+real ``retail_nightly`` run that stages through the DAG. Services, browser and login: ``conftest.py``.
 Screenshots: ``test-output/e2e/``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from include.erp import db
 from include.erp.staging import run_lines, stage_batch
+from tests.e2e.conftest import http_get, login, shot, start_airflow, wait_message
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-SHOTS = ROOT / "test-output" / "e2e"
-USERS = {"admin": ("admin", "admin"), "planner": ("planner", "user"), "manager": ("manager", "op"),
-         "analyst": ("analyst", "viewer")}
 DS = dt.date(2026, 11, 27)
-START_TIMEOUT_S = 240
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, installed on demand by scripts/ensure_browser.py."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from ensure_browser import ensure_chromium
-
-    path, reason = ensure_chromium()
-    if not path:
-        pytest.skip(f"no Chromium for the browser test: {reason}")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 5.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, erp_url):
     """Airflow's four services on loopback, in one process group that is always stopped."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    passwords = home / "simple_auth_manager_passwords.json"
-    passwords.write_text(json.dumps({u: p for u, (p, _) in USERS.items()}))
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, (_, r) in USERS.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "AIRFLOW_CONN_ERP_STAGING": erp_url,
-        "ERP_STAGING_URL": erp_url,
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    airflow_bin = str(VENV_BIN / "airflow")
-    subprocess.run([airflow_bin, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    log = (home / "services.log").open("w")
-    services = (f"{airflow_bin} api-server --host 127.0.0.1 --port {port} & {airflow_bin} scheduler & "
-                f"{airflow_bin} dag-processor & {airflow_bin} triggerer & wait")
-    proc = subprocess.Popen(["/bin/sh", "-c", services], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=home)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while _get(f"{base}/api/v2/monitor/health") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = (home / "services.log").read_text()[-3000:]
-                pytest.fail(f"Airflow did not come up on {base} (exit {proc.poll()}):\n{tail}")
-            time.sleep(1)
-        yield {"base": base, "home": home, "env": env}
-    finally:
-        _stop_group(proc)
-        log.close()
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """Stop every service of the group: TERM, then KILL what is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    with start_airflow(tmp_path_factory.mktemp("airflow-home"), erp_url) as services:
+        yield services
 
 
 def _lines() -> pd.DataFrame:
@@ -174,39 +66,6 @@ def staged_run(erp_url):
     return dag_id, DS
 
 
-@pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(
-            executable_path=chromium, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
-        yield launched
-        launched.close()
-
-
-def login(browser, base: str, user: str, next_path: str):
-    """Sign in through Airflow's own login page; returns the page, landed on ``next_path``."""
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    page = context.new_page()
-    page.goto(f"{base}{next_path}")
-    # Not signed in: the plugin page sends the browser to Airflow's login.
-    page.wait_for_url("**/auth/login**", timeout=30_000)
-    page.locator("input:not([type=password])").first.fill(user)
-    page.locator("input[type=password]").fill(USERS[user][0])
-    page.locator("button[type=submit]").click()
-    page.wait_for_url(f"**{next_path.split('?')[0]}**", timeout=30_000)
-    page.wait_for_selector("#who", timeout=30_000)
-    return page
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 def _statuses(erp_url: str, dag_id: str) -> dict[str, str]:
     with db.connect(erp_url) as conn:
         lines = run_lines(conn, dag_id, DS)
@@ -217,14 +76,9 @@ def _row(page, business_key: str):
     return page.locator(f'tr[data-business-key="{business_key}"]')
 
 
-def _wait_message(page) -> str:
-    page.wait_for_function("document.getElementById('message').textContent.length > 0", timeout=30_000)
-    return page.locator("#message").inner_text()
-
-
 def test_plugin_endpoints_require_airflow_login(airflow):
     base = airflow["base"]
-    assert _get(f"{base}/shelfwise/api/lines") == 401
+    assert http_get(f"{base}/shelfwise/api/lines") == 401
     request = urllib.request.Request(f"{base}/shelfwise/api/decisions", method="POST",
                                      data=b'{"lines": ["transfer:1"], "approve": true}',
                                      headers={"Content-Type": "application/json"})
@@ -249,19 +103,19 @@ def test_planner_decides_in_the_plugin_page_and_others_are_refused(airflow, brow
     page = login(browser, base, "planner", path)
     assert "planner (Airflow role user = planner)" in page.locator("#who").inner_text()
     assert page.locator("tbody tr[data-line]").count() == 6
-    _shot(page, "01-planner-pending")
+    shot(page, "01-planner-pending")
     for key in ("e2e-0", "e2e-2"):
         page.locator("#message").evaluate("m => { m.textContent = ''; }")
         _row(page, key).locator("button.approve").click()
-        assert _wait_message(page) == "1 line(s) approved."
+        assert wait_message(page) == "1 line(s) approved."
         _row(page, key).wait_for(state="detached")
     page.locator("#message").evaluate("m => { m.textContent = ''; }")
     for key in ("e2e-1", "e2e-3"):
         _row(page, key).locator("input.pick").check()
     page.locator("#note").fill("over-ordered against the promo plan")
     page.locator("#reject-selected").click()
-    assert _wait_message(page) == "2 line(s) rejected."
-    _shot(page, "02-planner-decided")
+    assert wait_message(page) == "2 line(s) rejected."
+    shot(page, "02-planner-decided")
 
     # A high line is read only for the planner; a direct call is refused with 403 and changes nothing.
     assert _row(page, "e2e-4").locator("button.approve").count() == 0
@@ -294,18 +148,18 @@ def test_planner_decides_in_the_plugin_page_and_others_are_refused(airflow, brow
     assert page.locator("button.approve").count() == 0
     page.locator("#pick-all").check()
     page.locator("#approve-selected").click()
-    message = _wait_message(page)
+    message = wait_message(page)
     assert "analyst (Airflow role viewer = no Shelfwise role) may not approve or reject lines" in message
     assert "HTTP 403" in message
-    _shot(page, "03-analyst-refused")
+    shot(page, "03-analyst-refused")
     assert _statuses(erp_url, dag_id) == after_planner
     page.context.close()
 
     # The manager may decide the high line the planner could not.
     page = login(browser, base, "manager", path)
     _row(page, "e2e-4").locator("button.approve").click()
-    assert _wait_message(page) == "1 line(s) approved."
-    _shot(page, "04-manager-decided")
+    assert wait_message(page) == "1 line(s) approved."
+    shot(page, "04-manager-decided")
     page.context.close()
     assert _statuses(erp_url, dag_id)["e2e-4"] == "approved"
     print(f"e2e browser part: {time.monotonic() - started:.1f} s")

@@ -1,0 +1,254 @@
+"""End to end: a real ``retail_nightly`` run, scheduled by Airflow's own scheduler, decided in the browser.
+
+Starts the API server, scheduler, DAG processor and triggerer (LocalExecutor, SQLite, parallelism 4) on
+loopback with ``SHELFWISE_DATA_ROOT`` at a tiny generated world, triggers ``retail_nightly`` for
+2026-10-30 through the REST API and waits until ``review_batch`` (the Required Action) waits for input.
+Then, in headless Chromium: the planner approves some lines and rejects others on the Approvals page, a
+high-tier line is refused to the planner and approved by the manager, and the planner answers the run's
+Required Action in Airflow's own UI ("Reject all pending" for the rest). The run must finish
+``success``, releasing exactly the approved and auto-approved lines, with the audit log naming who
+decided. Screenshots: ``test-output/e2e/nightly-*.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from include.erp import db
+from include.erp.staging import run_lines
+from tests.e2e.conftest import USERS, login, shot, start_airflow, wait_message
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "retail_nightly"
+DS = dt.date(2026, 10, 30)
+CONF = {"history_days": 120, "shard_size": 25, "gate_poke_seconds": 2}
+REVIEW_TIMEOUT_S = 180
+FINISH_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def world_root(tmp_path_factory) -> str:
+    """The tiny retailer up to ``DS``, its history before ``DS`` loaded as earlier nights did."""
+    from include.ingest.pipeline import load_history
+    from include.sample_data.generator import PRESETS, generate_world, write_landing
+
+    root = str(tmp_path_factory.mktemp("nightly-ui") / "shelfwise")
+    config = dataclasses.replace(PRESETS["tiny"], end_date=DS)
+    write_landing(generate_world(config), root)
+    load_history(DS - dt.timedelta(days=config.history_days - 1), DS - dt.timedelta(days=1), root=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, erp_url, world_root):
+    """Airflow on loopback whose scheduler runs tasks (LocalExecutor) against the tiny world."""
+    extra = {
+        "SHELFWISE_DATA_ROOT": world_root,
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        # Only the triggered run: no scheduled night (catchup=False would still create the latest one).
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
+    with start_airflow(tmp_path_factory.mktemp("airflow-home"), erp_url, extra) as services:
+        yield services
+
+
+class Api:
+    """Airflow's REST API as one user (JWT from ``POST /auth/token``)."""
+
+    def __init__(self, base: str, user: str):
+        self.base = base
+        self.token = self.call("POST", "/auth/token", {"username": user, "password": USERS[user][0]},
+                               auth=False)["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None, *, auth: bool = True) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path}: HTTP {exc.code} {exc.read()[:500]!r}") from exc
+
+    def status(self, path: str) -> int:
+        try:
+            self.call("GET", path)
+            return 200
+        except AssertionError as exc:
+            return int(str(exc).split("HTTP ", 1)[1][:3])
+
+
+def _clean(erp_url: str) -> None:
+    """Remove this date's lines of earlier runs (the audit log is append-only and stays)."""
+    with db.connect(erp_url) as conn, conn.transaction():
+        for table in ("replenishment_order_lines", "stock_transfer_lines", "po_exception_lines"):
+            conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (DAG_ID, DS))
+
+
+def _audit(erp_url: str) -> list[tuple]:
+    with db.connect(erp_url) as conn:
+        return conn.execute(
+            "SELECT actor, action, idempotency_key FROM erp_staging.audit_log WHERE dag_id=%s AND ds=%s"
+            " ORDER BY audit_id", (DAG_ID, DS)).fetchall()
+
+
+def _task_states(api: Api, run_path: str) -> dict[str, str | None]:
+    tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
+    return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis}
+
+
+def _fail(airflow: dict, api: Api, run_path: str, what: str) -> None:
+    states = _task_states(api, run_path)
+    tail = airflow["log"].read_text(errors="replace")[-3000:]
+    pytest.fail(f"{what}\ntask states: {states}\nservices log tail:\n{tail}")
+
+
+def _wait_for_review(airflow: dict, api: Api, run_path: str) -> None:
+    deadline = time.monotonic() + REVIEW_TIMEOUT_S
+    while time.monotonic() < deadline:
+        run = api.call("GET", run_path)
+        if run["state"] in ("failed", "success"):
+            _fail(airflow, api, run_path, f"the run ended {run['state']} before the review")
+        ti = api.call("GET", f"{run_path}/taskInstances/review_batch")
+        if ti["state"] == "awaiting_input":
+            return
+        time.sleep(2)
+    _fail(airflow, api, run_path, f"review_batch did not wait for input within {REVIEW_TIMEOUT_S} s")
+
+
+def _pick(page, keys: list[str]) -> None:
+    page.locator("#message").evaluate("m => { m.textContent = ''; }")
+    for key in keys:
+        page.locator(f'input.pick[value="{key}"]').check()
+
+
+def _answer_required_action(page, base: str, run_id: str, option: str) -> None:
+    """The planner answers the run's Required Action in Airflow's UI (task instance, Required Actions tab)."""
+    quoted = urllib.parse.quote(run_id, safe="")
+    page.goto(f"{base}/dags/{DAG_ID}/runs/{quoted}/tasks/review_batch/required_actions")
+    button = page.get_by_role("button", name=option, exact=True)
+    button.wait_for(state="visible", timeout=60_000)
+    shot(page, "nightly-03-required-action")
+    button.click()
+
+
+def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow, browser, erp_url):
+    started = time.monotonic()
+    base = airflow["base"]
+    _clean(erp_url)
+    audit_before = len(_audit(erp_url))
+
+    admin = Api(base, "admin")
+    deadline = time.monotonic() + 120
+    while admin.status(f"/api/v2/dags/{DAG_ID}") != 200:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{DAG_ID} was not parsed within 120 s:\n{airflow['log'].read_text()[-3000:]}")
+        time.sleep(2)
+    admin.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    run = admin.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
+                     {"logical_date": f"{DS.isoformat()}T00:00:00+00:00", "conf": CONF})
+    run_id = run["dag_run_id"]
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    _wait_for_review(airflow, admin, run_path)
+    waiting_since = time.monotonic()
+    print(f"review_batch awaiting input after {waiting_since - started:.1f} s")
+
+    with db.connect(erp_url) as conn:
+        lines = run_lines(conn, DAG_ID, DS)
+    lines["key"] = lines["doc_type"] + ":" + lines["line_id"].astype(int).astype(str)
+    auto = set(lines.loc[lines["status"] == "auto_approved", "idempotency_key"])
+    waiting = lines[lines["status"] == "pending_approval"]
+    high = waiting[waiting["risk_tier"] == "high"]
+    rest = waiting[waiting["risk_tier"] != "high"]
+    assert len(rest) >= 1, "the tiny world has planner-level lines waiting"
+    # Of the planner-level lines: a half approved and a line or more rejected on the page, the rest left
+    # for the Required Action. (The tiny world of 2026-10-30 has one medium and one high line waiting:
+    # the planner rejects the medium line and the manager approves the high one.)
+    n_approve = len(rest) // 2
+    n_reject = max(1, (len(rest) - n_approve) // 2)
+    to_approve = rest.iloc[:n_approve]
+    to_reject = rest.iloc[n_approve:n_approve + n_reject]
+    left = rest.iloc[n_approve + n_reject:]
+    key_of = dict(zip(lines["key"], lines["idempotency_key"], strict=True))
+
+    # The planner decides on the Approvals page, filtered to this run's date.
+    path = f"/shelfwise/approvals?dag_id={DAG_ID}&ds={DS.isoformat()}"
+    page = login(browser, base, "planner", path)
+    assert page.locator("tbody tr[data-line]").count() == len(waiting)
+    shot(page, "nightly-01-planner-pending")
+    if len(to_approve):
+        _pick(page, list(to_approve["key"]))
+        page.locator("#approve-selected").click()
+        assert wait_message(page) == f"{len(to_approve)} line(s) approved."
+    _pick(page, list(to_reject["key"]))
+    page.locator("#note").fill("not needed this week")
+    page.locator("#reject-selected").click()
+    assert wait_message(page) == f"{len(to_reject)} line(s) rejected."
+    for key in [*to_approve["key"], *to_reject["key"]]:
+        page.locator(f'tr[data-line="{key}"]').wait_for(state="detached", timeout=30_000)
+    shot(page, "nightly-02-planner-decided")
+
+    # High-tier lines are read only for the planner, and a direct call is refused.
+    for key in high["key"]:
+        assert page.locator(f'tr[data-line="{key}"] button.approve').count() == 0
+    if len(high):
+        refused = page.evaluate(
+            """async (line) => {
+                const r = await fetch('/shelfwise/api/decisions', {method: 'POST', credentials: 'same-origin',
+                    headers: {'Content-Type': 'application/json'}, body: JSON.stringify({lines: [line], approve: true})});
+                return r.status;
+            }""", high["key"].iloc[0])
+        assert refused == 403
+        manager = login(browser, base, "manager", path)
+        _pick(manager, list(high["key"]))
+        manager.locator("#approve-selected").click()
+        assert wait_message(manager) == f"{len(high)} line(s) approved."
+        shot(manager, "nightly-02b-manager-decided")
+        manager.context.close()
+
+    # The planner closes the review in Airflow's Required Actions: the rest is rejected.
+    option = "Reject all pending" if len(left) else "I have reviewed the lines"
+    time.sleep(max(0.0, 3 - (time.monotonic() - waiting_since)))  # an answer in the first ~1 s is lost
+    _answer_required_action(page, base, run_id, option)
+    deadline = time.monotonic() + FINISH_TIMEOUT_S
+    state = None
+    while time.monotonic() < deadline:
+        state = admin.call("GET", run_path)["state"]
+        if state in ("success", "failed"):
+            break
+        time.sleep(2)
+    shot(page, "nightly-04-answered")
+    if state != "success":
+        _fail(airflow, admin, run_path, f"the run ended {state!r}, expected success")
+    page.context.close()
+    hitl = admin.call("GET", f"{run_path}/taskInstances/review_batch/-1/hitlDetails")
+    assert hitl["chosen_options"] == [option]
+    assert hitl["responded_by_user"]["name"] == "planner"
+
+    approved = {key_of[k] for k in [*to_approve["key"], *high["key"]]}
+    rejected = {key_of[k] for k in [*to_reject["key"], *left["key"]]}
+    with db.connect(erp_url) as conn:
+        after = run_lines(conn, DAG_ID, DS).set_index("idempotency_key")
+    assert set(after.index[after["status"] == "released"]) == auto | approved
+    assert set(after.index[after["status"] == "rejected"]) == rejected
+    assert (after["status"] == "pending_approval").sum() == 0
+    by_user = {key_of[k]: "planner" for k in [*to_approve["key"], *to_reject["key"], *left["key"]]}
+    by_user.update({key_of[k]: "manager" for k in high["key"]})
+    assert after.loc[list(by_user), "decided_by"].to_dict() == by_user
+    audit = _audit(erp_url)[audit_before:]
+    assert {(a[2], a[1], a[0]) for a in audit if a[0] in ("planner", "manager")} == \
+        {(k, "approved", by_user[k]) for k in approved} | {(k, "rejected", "planner") for k in rejected}
+    assert {a[2] for a in audit if a[1] == "released"} == auto | approved
+    print(f"e2e nightly: {time.monotonic() - started:.1f} s; {len(auto)} auto, {len(approved)} approved "
+          f"({len(high)} high by the manager), {len(rejected)} rejected ({len(left)} by the Required Action)")
