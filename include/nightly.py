@@ -9,6 +9,7 @@ would have been made are written to ``reports/replay_proposals`` instead.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -128,11 +129,41 @@ def forecast_shard(ds: str, shard: int, n_shards: int, *, horizon: int = DEFAULT
     mine = set(ids[shard_of(ids, n_shards) == shard])
     history = demand[demand["unique_id"].isin(mine)][["unique_id", "ds", "y", "censored"]]
     result = forecast(history, horizon)
+    drifting = (read_stage_summaries(ds, root).get("monitor_forecasts") or {}).get("fallback_segments") or {}
+    if drifting:
+        result = fall_back_for_drift(result, history, drifting)
     write_partition(result.forecasts, "forecasts", f"shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
     write_partition(result.series, "forecasts", f"series_shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
     fallback = int(result.series["fallback_reason"].notna().sum())
     return {"shard": shard, "series": int(len(result.series)), "fallback": fallback,
             "models": result.series["model"].value_counts().to_dict()}
+
+
+def fall_back_for_drift(result, history: pd.DataFrame, drifting: dict[str, str], window: int = 28):
+    """Forecast the series of drifting demand classes with the deterministic rule, and say so.
+
+    The rule is the mean of the last ``window`` uncensored days, flat over the horizon; each quantile
+    keeps the model's spread above its mean, so safety stock still reflects the series' uncertainty.
+    """
+    series = result.series.copy()
+    hit = series["demand_class"].astype(str).isin(drifting)
+    if not hit.any():
+        return result
+    ids = set(series.loc[hit, "unique_id"])
+    recent = history[history["unique_id"].isin(ids) & ~history["censored"].astype(bool)]
+    recent = recent[recent["ds"] > recent["ds"].max() - pd.Timedelta(days=window)] if len(recent) else recent
+    level = recent.groupby("unique_id")["y"].mean() if len(recent) else pd.Series(dtype=float)
+    fc = result.forecasts.copy()
+    rows = fc["unique_id"].isin(ids)
+    new_mean = fc.loc[rows, "unique_id"].map(level).fillna(0.0).clip(lower=0)
+    for col in [c for c in fc.columns if c.startswith("q")]:
+        fc.loc[rows, col] = (new_mean + (fc.loc[rows, col] - fc.loc[rows, "mean"]).clip(lower=0)).to_numpy()
+    fc.loc[rows, "mean"] = new_mean.to_numpy()
+    series.loc[hit, "model"] = "fallback_moving_average"
+    series.loc[hit, "fallback_reason"] = [f"demand class {c} in forecast drift: {drifting[c]}"
+                                          for c in series.loc[hit, "demand_class"].astype(str)]
+    log.warning("forecast drift: %d series of %s use the fallback rule", len(ids), sorted(drifting))
+    return dataclasses.replace(result, forecasts=fc, series=series)
 
 
 def combine_forecasts(ds: str, shard_summaries: list[dict[str, Any]], *, root: str | None = None) -> dict[str, Any]:
@@ -296,10 +327,12 @@ def monitor_forecasts(ds: str, *, dag_id: str, conn_factory=None, root: str | No
                     (dag_id, day, origin, r.segment, int(r.n_series), int(r.n_points), _num(r.mase), _num(r.rmsse),
                      _num(r.bias), _num(r.baseline), _num(r.ratio), bool(r.drift), r.reason))
     alerts = [f"{r.segment}: {r.reason}" for r in table.itertuples() if r.drift]
+    drifting = {r.segment: r.reason for r in table.itertuples() if r.drift} if cfg["fallback_on_drift"] else {}
     if alerts:
         log.warning("forecast drift: %s", "; ".join(alerts))
     summary = {"scored": True, "origin": origin.isoformat(), "segments": int(len(table)),
-               "mase": {r.segment: _num(r.mase) for r in table.itertuples()}, "alerts": alerts}
+               "mase": {r.segment: _num(r.mase) for r in table.itertuples()}, "alerts": alerts,
+               "fallback_segments": drifting}
     write_stage_summary("monitor_forecasts", ds, summary, root)
     return summary
 

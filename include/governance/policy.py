@@ -72,7 +72,8 @@ class Policy:
         return bool(set(roles) & set(self.deciders.get(tier, ())))
 
 
-MONITORING_DEFAULTS: dict[str, Any] = {"metric": "mase", "max_ratio": 1.25, "max_abs_bias": 0.3, "horizon_days": 7}
+MONITORING_DEFAULTS: dict[str, Any] = {"metric": "mase", "max_ratio": 1.25, "max_abs_bias": 0.3, "horizon_days": 7,
+                                        "fallback_on_drift": True}
 
 
 def _monitoring(raw: dict, fail) -> dict[str, Any]:
@@ -82,6 +83,8 @@ def _monitoring(raw: dict, fail) -> dict[str, Any]:
     out = {**MONITORING_DEFAULTS, **raw}
     if out["metric"] not in ("mase", "rmsse"):
         raise fail(f"monitoring.metric must be mase or rmsse, got {out['metric']!r}")
+    if not isinstance(out["fallback_on_drift"], bool):
+        raise fail(f"monitoring.fallback_on_drift must be true or false, got {out['fallback_on_drift']!r}")
     for key in ("max_ratio", "max_abs_bias", "horizon_days"):
         if not isinstance(out[key], int | float) or isinstance(out[key], bool) or out[key] <= 0:
             raise fail(f"monitoring.{key} must be a positive number, got {out[key]!r}")

@@ -75,3 +75,31 @@ def test_first_night_has_nothing_to_score(root):
                                 conn_factory=None, root=root)
     assert summary == {"scored": False, "alerts": [],
                        "reason": f"no forecast made on {DS - dt.timedelta(days=47)} to score yet"}
+
+
+def test_a_drifting_demand_class_is_forecast_by_the_fallback_rule(root):
+    from include.nightly import forecast_shard
+
+    origin = DS - dt.timedelta(days=7)
+    good = read_partition("forecasts", "demand", origin, root)
+    try:
+        write_partition(good.assign(mean=good["mean"] * 4 + 2), "forecasts", "demand", origin, root)
+        summary = monitor_forecasts(DS.isoformat(), dag_id=f"monitor_{uuid.uuid4().hex[:8]}",
+                                    conn_factory=None, root=root)
+    finally:
+        write_partition(good, "forecasts", "demand", origin, root)
+    drifting = summary["fallback_segments"]
+    assert drifting
+    forecast_shard(DS.isoformat(), 0, 1, root=root)
+    series = read_partition("forecasts", "series_shards/shard=0000-of-0001", DS, root)
+    hit = series[series["demand_class"].isin(list(drifting))]
+    assert len(hit) and (hit["model"] == "fallback_moving_average").all()
+    assert hit["fallback_reason"].str.startswith("demand class ").all()
+    assert hit["fallback_reason"].str.contains("in forecast drift").all()
+    others = series[~series["demand_class"].isin(list(drifting))]
+    assert not others["fallback_reason"].fillna("").str.contains("drift").any()
+    fc = read_partition("forecasts", "shards/shard=0000-of-0001", DS, root)
+    mine = fc[fc["unique_id"].isin(set(hit["unique_id"]))]
+    # Flat over the horizon, quantiles above the mean.
+    assert (mine.groupby("unique_id")["mean"].nunique() == 1).all()
+    assert (mine["q95"] >= mine["mean"]).all()
