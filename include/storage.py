@@ -6,7 +6,10 @@ partition replaces it whole, which is what makes re-runs and backfills idempoten
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
+import gc
 import logging
 
 import fsspec
@@ -19,6 +22,46 @@ from include.config import as_date, partition_path
 log = logging.getLogger(__name__)
 
 PART_FILE = "part-0.parquet"
+#: Rows converted to Arrow and written at a time: Parquet's default row group, so the file's layout is
+#: the same as writing the whole table at once, with only one row group's Arrow copy alive at a time.
+_WRITE_ROWS = 1024 * 1024
+#: Rows from which a write hands its buffers back to the operating system when it is done.
+_RELEASE_ROWS = 100_000
+#: Columns unique on every row, for which Parquet's dictionary encoding never pays off: the writer would
+#: still build a dictionary of each row group's values (tens of MB for a million line numbers) before
+#: falling back to plain encoding.
+_NO_DICTIONARY = frozenset({"_source_line"})
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str] | bool:
+    names = [name for name in schema.names if name not in _NO_DICTIONARY]
+    return True if len(names) == len(schema.names) else names
+
+
+def _load_libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # no C library to load (not Linux): nothing to trim
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def release_memory(collect: bool = False) -> None:
+    """Give freed memory back to the operating system between the stages of a large extract.
+
+    Arrow's pool and glibc's malloc keep freed blocks for reuse (glibc per thread, and the CSV reader and
+    pandas allocate from several), so without this the file's strings and the stage's intermediates stay
+    resident on top of what the next stage allocates. ``collect`` also collects reference cycles first
+    (GX's validation objects hold the frame they validated).
+    """
+    if collect:
+        gc.collect()
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -48,15 +91,55 @@ def write_partition(
     fs.makedirs(local, exist_ok=True)
     target = f"{local}/{PART_FILE}"
     frame = df.reset_index(drop=True)
-    for col in frame.columns:
-        # One time unit for every partition, so a range of partitions concatenates cleanly.
-        if pd.api.types.is_datetime64_any_dtype(frame[col]):
-            frame[col] = frame[col].astype("datetime64[us]")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with fs.open(target, "wb") as fh:
-        pq.write_table(table, fh)
+    if len(frame) > _WRITE_ROWS:
+        with fs.open(target, "wb") as fh:
+            written = _write_sliced(frame, fh)
+    else:
+        written = False
+    if not written:
+        table = _to_arrow(frame)
+        with fs.open(target, "wb") as fh:
+            pq.write_table(table, fh, use_dictionary=_dictionary_columns(table.schema))
+        del table
+    if len(frame) >= _RELEASE_ROWS:
+        release_memory()  # the Arrow copies and the writer's buffers
     log.info("wrote %s/%s ds=%s: %d rows", zone, dataset, as_date(ds), len(df))
     return f"{folder}/{PART_FILE}"
+
+
+def _unit_us(frame: pd.DataFrame) -> pd.DataFrame:
+    """One time unit for every partition, so a range of partitions concatenates cleanly."""
+    columns = [col for col in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[col])]
+    if not columns:
+        return frame
+    out = frame.copy(deep=False)
+    for col in columns:
+        out[col] = out[col].astype("datetime64[us]")
+    return out
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A frame as Arrow; columns already held by Arrow are passed through without a copy."""
+    return pa.Table.from_pandas(_unit_us(frame), preserve_index=False)
+
+
+def _write_sliced(frame: pd.DataFrame, fh) -> bool:
+    """Write a large frame one row group at a time, converting one slice to Arrow at a time.
+
+    Returns:
+        False (the file is to be written again whole) when a later slice infers other column types than
+        the first, e.g. an object column empty at the start: then the whole frame decides the schema.
+    """
+    first = _to_arrow(frame.iloc[:_WRITE_ROWS])
+    with pq.ParquetWriter(fh, first.schema, use_dictionary=_dictionary_columns(first.schema)) as writer:
+        writer.write_table(first)
+        del first
+        for start in range(_WRITE_ROWS, len(frame), _WRITE_ROWS):
+            table = _to_arrow(frame.iloc[start:start + _WRITE_ROWS])
+            if not table.schema.equals(writer.schema, check_metadata=False):
+                return False
+            writer.write_table(table)
+    return True
 
 
 def partition_exists(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> bool:

@@ -23,11 +23,14 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from include.contracts.contract import Contract, QualityRule
-from include.ingest.parse import LINEAGE_COLUMNS, ParsedExtract
+from include.ingest.parse import LINEAGE_COLUMNS, ParsedExtract, constant_chunks, repeated_strings, take_rows
+from include.storage import release_memory
 
 log = logging.getLogger(__name__)
 
 PASSED, WARNED, BLOCKED = "passed", "warned", "blocked"
+#: Rows from which a validation hands its intermediates back to the operating system between steps.
+_LARGE = 100_000
 
 
 class ContractViolation(Exception):
@@ -188,7 +191,10 @@ def key_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
             # Renumber densely before the combined code could overflow.
             key = pd.factorize(key)[0].astype(np.int64)
             span = int(key.max()) + 1 if len(key) else 1
-        key = key * width + codes + 1
+        key *= width  # in place: no temporaries the size of the extract
+        key += codes
+        key += 1
+        del codes
         span *= width
     return key
 
@@ -234,7 +240,10 @@ def gx_verdict(frame: pd.DataFrame, contract: Contract, refs: dict[tuple[str, st
     if keys is not None:
         key_suite = gx.ExpectationSuite(name=f"{contract.id}-{contract.version}-key")
         key_suite.add_expectation(gx.expectations.ExpectColumnValuesToBeUnique(column="_key"))
-        key_validation = _run_gx(pd.DataFrame({"_key": keys}), key_suite, f"{contract.id}-key")
+        # The same codes in 32 bits when they fit: GX's uniqueness check hashes every row's code.
+        narrow = keys.astype(np.int32) if len(keys) and 0 <= keys.min() and keys.max() < 2**31 else keys
+        key_validation = _run_gx(pd.DataFrame({"_key": narrow}), key_suite, f"{contract.id}-key")
+        del narrow
         verdict[len(rules)] = bool(key_validation.success)
         rules = [*rules, ("primary_key", ",".join(contract.primary_key), "error")]
     for col in contract.columns:
@@ -307,7 +316,8 @@ def _key_text(frame: pd.DataFrame, contract: Contract, idx: int) -> str:
 
 
 def _value_reasons(frame: pd.DataFrame, rule: str, column: str, rows: np.ndarray) -> list[str]:
-    values = frame[column].iloc[rows].astype(object).tolist() if column in frame.columns else [None] * len(rows)
+    values = take_rows(frame[column], rows).astype(object).tolist() if column in frame.columns \
+        else [None] * len(rows)
     out = []
     for value in values:
         if isinstance(value, np.generic):
@@ -350,13 +360,11 @@ class _Breaches:
 
     def columns_for(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
         """``_rules`` and ``_reasons`` texts of the given rows, in rule order."""
-        position = np.full(self.n, -1, dtype=np.int64)
-        position[rows] = np.arange(len(rows))
         rules = np.full(len(rows), "", dtype=object)
         reasons = np.full(len(rows), "", dtype=object)
         for rule, mask, texts in self.error_rules:
             # Object-array concatenation runs in numpy's loop: most rows break a single rule.
-            pos = position[np.flatnonzero(mask)]
+            pos = np.searchsorted(rows, np.flatnonzero(mask))  # rows are increasing
             first = rules[pos] == ""
             rules[pos] = np.where(first, rule, rules[pos] + (";" + rule))
             reasons[pos] = np.where(first, np.asarray(texts, dtype=object),
@@ -431,10 +439,15 @@ def validate_extract(
         result.breaches[f"type:{name}"] = int(mask.sum())
     exact = np.zeros(n, dtype=bool)
     conflicting = np.zeros(n, dtype=bool)
+    keys = None
     if n:
         columns = [*contract.column_names, "_ds"]
         keys = key_codes(frame, [*contract.primary_key, "_ds"]) if contract.primary_key else None
+        if n >= _LARGE:
+            release_memory()  # the key columns' codes
         rules, verdict = gx_verdict(frame, contract, refs, keys)
+        if n >= _LARGE:
+            release_memory(collect=True)  # GX's copies of the keys and distinct values
         for index, (rule, column, severity) in enumerate(rules):
             if rule == "primary_key":
                 mask = pd.Series(keys).duplicated(keep="first").to_numpy()
@@ -467,10 +480,19 @@ def validate_extract(
                 breaches.add(rule, mask, _value_reasons(frame, rule, column, rows))
             else:
                 warned |= mask
+    del keys
+    if n >= _LARGE:
+        release_memory()  # the rules' intermediates, before the split copies the good rows
     bad_mask = breaches.bad_mask()
     bad = np.flatnonzero(bad_mask)
-    curated = frame[~bad_mask].reset_index(drop=True)
+    # The few bad rows first: their intermediates are gone before the good rows are copied.
     quarantine = _quarantine(parsed, bad, breaches)
+    del breaches
+    if n >= _LARGE:
+        release_memory()
+    curated = _select(frame, ~bad_mask)
+    if n >= _LARGE:
+        release_memory()
     result.rows_passed = int(n - len(bad))
     result.rows_quarantined = len(bad)
     result.rows_warned = int((warned & ~bad_mask).sum())
@@ -536,13 +558,36 @@ def _extract_rules(contract: Contract, frame: pd.DataFrame, ds: str, history_cou
              f"{pct:.1f}% of rows quarantined, above the contract's {contract.max_quarantine_pct:g}%", counted)
 
 
+def _select(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``frame[keep]`` with a fresh index; columns made of shared blocks stay made of shared blocks.
+
+    The file name (and an optional column delivered empty) is one value per chunk of rows, so the kept
+    rows' values are rebuilt per chunk (:func:`repeated_strings`) instead of copied on every kept row.
+    """
+    if not keep.any() or frame.columns.has_duplicates:
+        return frame[keep].reset_index(drop=True)
+    rebuilt = {}
+    for name in frame.columns:
+        runs = constant_chunks(frame[name])
+        if runs is not None:
+            values, lengths = runs
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            kept = np.add.reduceat(keep, starts, dtype=np.int64)
+            rebuilt[name] = repeated_strings(values, kept.tolist(), frame[name].dtype)
+    # Column by column with the boolean mask, at the array level: no row indexer and no index is copied
+    # (``frame[keep]`` builds both), and only one column's intermediates exist next to the kept copies.
+    columns = {name: rebuilt[name] if name in rebuilt else pd.Series(frame[name].array[keep], copy=False)
+               for name in frame.columns}
+    return pd.DataFrame(columns, copy=False)
+
+
 def _quarantine(parsed: ParsedExtract, rows: np.ndarray, breaches: _Breaches) -> pd.DataFrame:
     if not len(rows):
-        cols = [*map(str, parsed.raw.columns), *LINEAGE_COLUMNS, "_rules", "_reasons"]
+        cols = [*parsed.raw_columns, *LINEAGE_COLUMNS, "_rules", "_reasons"]
         return pd.DataFrame({c: pd.Series(dtype="string") for c in cols})
-    out = parsed.raw.iloc[rows].astype("string").reset_index(drop=True)
+    out = parsed.raw_rows(rows)
     for col in LINEAGE_COLUMNS:
-        out[col] = parsed.frame[col].iloc[rows].to_numpy()
+        out[col] = take_rows(parsed.frame[col], rows).to_numpy()
     out["_rules"], out["_reasons"] = breaches.columns_for(rows)
     return out
 

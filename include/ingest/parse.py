@@ -9,7 +9,9 @@ are reported as schema drift, and a column whose values mostly fail to parse (or
 changed) is reported as retyped.
 
 The hot path is vectorised: CSV is read by Arrow's multithreaded reader as strings, line structure is
-checked with numpy over the raw bytes, and dates are parsed once per distinct value.
+checked with numpy over the raw bytes, and every non-string column is dictionary-encoded by Arrow and typed
+once per distinct value. The delivered strings are kept in that encoded form (a small integer code per row)
+and turned back into strings only for the rows that are quarantined.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from include.contracts.contract import Contract
+from include.storage import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,15 @@ _OTHER_DELIMITERS = (";", "\t", "|")
 #: Share of a column's delivered values that must fail to parse before the column counts as retyped.
 RETYPED_SHARE = 0.5
 _ARROW_STRING = pd.StringDtype("pyarrow")
+_TO_PANDAS = {pa.string(): _ARROW_STRING, pa.large_string(): _ARROW_STRING}.get
+#: Pool of the CSV reader's buffers. The reader allocates from its worker threads, and mimalloc (Arrow's
+#: default) keeps what a worker allocated until that thread runs again: the file's strings would stay
+#: resident long after they were typed. The system allocator returns them when they are freed.
+_READ_POOL = pa.system_memory_pool()
+#: Rows from which parsing hands freed memory back to the operating system column by column.
+_RELEASE_ROWS = 100_000
+#: Rows per shared block of a repeated lineage value (see :func:`repeated_strings`).
+_REPEAT_BLOCK = 16_384
 #: A decimal number as CSV exports write it (what ``float()`` reads, without inf and nan).
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
@@ -69,7 +81,7 @@ class ParsedExtract:
     """
 
     frame: pd.DataFrame
-    raw: pd.DataFrame
+    raw: pd.DataFrame  # a property below: stored compactly, materialised on access
     type_errors: dict[str, np.ndarray] = field(default_factory=dict)
     structure_errors: dict[int, str] = field(default_factory=dict)
     missing_columns: list[str] = field(default_factory=list)
@@ -91,12 +103,49 @@ class ParsedExtract:
     def type_reasons(self, name: str, mask: np.ndarray) -> list[str]:
         """Reasons for the rows of ``mask`` whose ``name`` value did not parse, with line and column."""
         rows = np.flatnonzero(mask)
-        values = self.raw[name].iloc[rows].astype(object).tolist()
+        values = take_rows(self._raw_store[name], rows).astype(object).tolist()
         lines = self.frame["_source_line"].to_numpy()[rows].tolist()
-        position = list(self.raw.columns).index(name) + 1
+        position = list(self._raw_store.columns).index(name) + 1
         kind = self.column_types.get(name, "value")
         return [f"{name}={str(v)[:80]!r} is not a valid {kind} (line {line}, column {position})"
                 for v, line in zip(values, lines, strict=True)]
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """Columns of :attr:`raw`, in file order, without materialising it."""
+        return [str(c) for c in self._raw_store.columns]
+
+    def raw_rows(self, rows: np.ndarray) -> pd.DataFrame:
+        """The delivered strings of some rows (``string`` columns, fresh index): what quarantine keeps."""
+        store = self._raw_store
+        return pd.DataFrame({c: take_rows(store[c], rows).astype("string") for c in store.columns})
+
+    def take(self, rows: np.ndarray) -> ParsedExtract:
+        """The same extract restricted to ``rows`` (positions, in order), with breaches renumbered."""
+        position = {int(old): new for new, old in enumerate(rows)}
+        return ParsedExtract(
+            frame=self.frame.iloc[rows].reset_index(drop=True),
+            raw=self._raw_store.iloc[rows].reset_index(drop=True),
+            type_errors={k: v[rows] for k, v in self.type_errors.items() if v[rows].any()},
+            structure_errors={position[k]: v for k, v in self.structure_errors.items() if k in position},
+            missing_columns=self.missing_columns, extra_columns=self.extra_columns,
+            retyped_columns=self.retyped_columns, column_types=self.column_types,
+        )
+
+
+def _get_raw(self: ParsedExtract) -> pd.DataFrame:
+    store = self._raw_store
+    encoded = [c for c in store.columns if isinstance(store[c].dtype, pd.CategoricalDtype)]
+    return store.astype({c: _ARROW_STRING for c in encoded}) if encoded else store
+
+
+def _set_raw(self: ParsedExtract, value: pd.DataFrame) -> None:
+    self._raw_store = value
+
+
+# The delivered rows are kept compactly (dictionary-encoded columns as categoricals) and given back as
+# strings: ``parsed.raw`` reads as before, without a second copy of every value alive during validation.
+ParsedExtract.raw = property(_get_raw, _set_raw, doc="The rows as delivered (strings), for quarantine.")
 
 
 def landing_file(root: str, contract: Contract, ds: str) -> str:
@@ -196,29 +245,31 @@ def _content_end(data: bytes) -> int:
     return end
 
 
-def _arrow_csv(data: bytes, contract: Contract, header: list[str], invalid_row_handler=None) -> pa.Table:
+def _arrow_csv(data, contract: Contract, header: list[str], invalid_row_handler=None) -> pa.Table:
+    """Read CSV bytes, or an open binary file, as strings."""
     return pacsv.read_csv(
-        io.BytesIO(data),
+        io.BytesIO(data) if isinstance(data, bytes) else data,
         read_options=pacsv.ReadOptions(encoding=contract.encoding, use_threads=True),
         parse_options=pacsv.ParseOptions(delimiter=contract.delimiter, newlines_in_values=True,
                                          invalid_row_handler=invalid_row_handler),
         convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, strings_can_be_null=True,
+            column_types={name: pa.large_string() for name in header}, strings_can_be_null=True,
             null_values=[""], quoted_strings_can_be_null=True),
+        memory_pool=_READ_POOL,
     )
 
 
-def _read_simple(data: bytes, contract: Contract, header: list[str], path: str):
-    """The common case in one Arrow pass: no quotes, no blank lines, every line with the header's fields.
+def _simple_layout(data: bytes, contract: Contract, header: list[str], path: str) -> bool:
+    """Whether the file is the common case: no quotes, no blank lines, a complete last line.
 
-    Returns:
-        ``(raw, lines, {})``, or None when the file needs the line-by-line structure check.
+    Raises:
+        ExtractUnreadable: when the last line is cut short and the file does not end with a newline.
     """
     end = _content_end(data)
     header_end = data.find(b"\n")
     if data.find(b'"', max(header_end, 0)) >= 0 or data.find(b"\n\n", 0, end) >= 0 \
             or data.find(b"\n\r\n", 0, end) >= 0:
-        return None
+        return False
     if end == len(data):
         # No newline at the end: the last line must still be complete.
         last_start = data.rfind(b"\n", 0, end) + 1
@@ -228,6 +279,15 @@ def _read_simple(data: bytes, contract: Contract, header: list[str], path: str):
             raise ExtractUnreadable(
                 f"{path}:{line}:{end - last_start + 1}: truncated last line: {found} of "
                 f"{len(header)} fields and no newline at the end of the file (was the transfer cut?)", "truncated")
+    return True
+
+
+def _read_simple(contract: Contract, header: list[str], path: str):
+    """The common case in one Arrow pass, streamed from the file: every line with the header's fields.
+
+    Returns:
+        ``(raw, lines, {})``, or None when the file needs the line-by-line structure check.
+    """
     invalid: list = []
 
     def skip(row) -> str:
@@ -235,12 +295,13 @@ def _read_simple(data: bytes, contract: Contract, header: list[str], path: str):
         return "skip"
 
     try:
-        table = _arrow_csv(data, contract, header, skip)
+        with fsspec.open(path, "rb") as fh:
+            table = _arrow_csv(fh, contract, header, skip)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if invalid:
         return None
-    raw = table.to_pandas(types_mapper={pa.string(): _ARROW_STRING}.get)
+    raw = table.to_pandas(types_mapper=_TO_PANDAS)
     return raw, np.arange(2, len(raw) + 2, dtype=np.int64), {}
 
 
@@ -257,9 +318,14 @@ def _read_csv(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, 
         raise ExtractUnreadable(f"{path}:1:1: file is empty (no header)", "empty")
     _check_encoding(data, contract.encoding, path)
     header = _header(data, contract, path)
-    fast = _read_simple(data, contract, header, path)
-    if fast is not None:
-        return fast
+    if _simple_layout(data, contract, header, path):
+        # Arrow reads the file again in blocks, so the bytes and the parsed strings are not alive together.
+        del data
+        fast = _read_simple(contract, header, path)
+        if fast is not None:
+            return fast
+        with fsspec.open(path, "rb") as fh:
+            data = fh.read()
     structure = _line_structure(data, contract, len(header), path)
     errors: dict[int, str] = {}
     malformed: list[tuple[int, list[str]]] = []
@@ -282,7 +348,8 @@ def _read_csv(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, 
         table = _arrow_csv(data, contract, header)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ExtractUnreadable(f"{path}: cannot be read as csv: {exc}", "format") from exc
-    raw = table.to_pandas(types_mapper={pa.string(): _ARROW_STRING}.get)
+    raw = table.to_pandas(types_mapper=_TO_PANDAS)
+    del table
     if lines is None:
         lines = _quoted_lines(data, contract, len(raw))
     if malformed:
@@ -337,10 +404,15 @@ def _arrow(values: pd.Series) -> pa.ChunkedArray | None:
     return None
 
 
+def _blank(arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Which values are empty or whitespace only (what trimming would leave empty), without a trimmed copy."""
+    return pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+
+
 def _blank_to_null(values: pd.Series) -> pd.Series:
     arr = _arrow(values)
     if arr is not None:
-        blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
+        blank = _blank(arr)
         if not pc.any(blank).as_py():
             return values
         return pd.Series(pd.array(pc.if_else(blank, None, arr), dtype=_ARROW_STRING), index=values.index)
@@ -355,6 +427,99 @@ def _parse_by_value(values: pd.Series, parse) -> pd.Series:
     out = parsed.to_numpy()[codes] if len(uniques) else np.full(len(values), np.datetime64("NaT"), "M8[ns]")
     out = np.where(codes < 0, np.datetime64("NaT"), out).astype("M8[ns]")
     return pd.Series(out, index=values.index)
+
+
+def repeated_strings(values: list[str | None], counts: list[int], dtype=None) -> pd.Series:
+    """A text column holding ``values[i]`` on ``counts[i]`` consecutive rows, built from shared blocks.
+
+    Every chunk of the column is a view of one block of repeats of its value (None: nulls), so a file name
+    stamped on millions of rows, or an optional column left empty, costs a few hundred kilobytes instead of
+    a copy of the value (or an offset) per row. ``dtype`` defaults to ``str``.
+    """
+    chunks, blocks = [], {}
+    for value, count in zip(values, counts, strict=True):
+        if value not in blocks:
+            blocks[value] = pa.array([value] * min(count, _REPEAT_BLOCK), pa.large_string())
+        block = blocks[value]
+        full, rest = divmod(count, len(block)) if len(block) else (0, 0)
+        chunks += [block] * full
+        if rest:
+            chunks.append(block.slice(0, rest))
+    array = pa.chunked_array(chunks, pa.large_string())
+    return pd.Series(pd.array(array, dtype=dtype or pd.StringDtype("pyarrow", na_value=np.nan)))
+
+
+def constant_chunks(values: pd.Series) -> tuple[list[str | None], np.ndarray] | None:
+    """Value and length of each chunk of an Arrow text column whose chunks each hold one value (or nulls).
+
+    That is the shape :func:`repeated_strings` builds; None for any other column (without looking at a
+    single-chunk column's values unless it is all null).
+    """
+    arrow = getattr(values.array, "_pa_array", None)
+    if arrow is None or not pa.types.is_large_string(arrow.type) or not len(arrow):
+        return None
+    if arrow.num_chunks == 1 and arrow.null_count != len(arrow):
+        return None
+    out, lengths = [], []
+    for chunk in arrow.chunks:
+        if not len(chunk):
+            continue
+        if chunk.null_count == len(chunk):
+            out.append(None)
+        elif chunk.null_count == 0 and pc.all(pc.equal(chunk, chunk[0])).as_py():
+            out.append(chunk[0].as_py())
+        else:
+            return None
+        lengths.append(len(chunk))
+    return out, np.asarray(lengths, dtype=np.int64)
+
+
+def take_rows(values: pd.Series, rows: np.ndarray) -> pd.Series:
+    """``values.iloc[rows]`` with a fresh index; an Arrow column of many chunks is taken chunk by chunk.
+
+    Arrow's take over a chunked array concatenates the chunks first: a copy of the whole column for a few
+    rows. ``rows`` in increasing order (as ``np.flatnonzero`` gives them) are cut per chunk instead.
+    """
+    arrow = getattr(values.array, "_pa_array", None)
+    if arrow is None or arrow.num_chunks <= 1 or not len(rows) or (np.diff(rows) < 0).any():
+        return values.iloc[rows].reset_index(drop=True)
+    bounds = np.cumsum([0, *(len(chunk) for chunk in arrow.chunks)])
+    which = np.searchsorted(bounds, rows, side="right") - 1
+    cuts = np.searchsorted(which, np.arange(arrow.num_chunks + 1))
+    pieces = [arrow.chunk(i).take(pa.array(rows[cuts[i]:cuts[i + 1]] - bounds[i]))
+              for i in range(arrow.num_chunks) if cuts[i + 1] > cuts[i]]
+    return pd.Series(pd.array(pa.chunked_array(pieces, arrow.type), dtype=values.dtype), name=values.name)
+
+
+def _dictionary(arr: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
+    """Arrow's dictionary encoding of a string column: a code per row (-1 for null) and the distinct values."""
+    encoded = pc.dictionary_encode(arr).combine_chunks()
+    indices = encoded.indices
+    codes = (indices.fill_null(-1) if indices.null_count else indices).to_numpy(zero_copy_only=False)
+    dictionary = pd.Series(pd.array(encoded.dictionary.cast(pa.large_string()), dtype=_ARROW_STRING))
+    return codes.astype(np.int64, copy=False), dictionary
+
+
+def _type_encoded(arr: pa.ChunkedArray, logical_type: str, index: pd.Index):
+    """Type a delivered CSV column once per distinct value and spread the result over the rows.
+
+    Returns:
+        ``(typed, bad, raw, present, first_bad)``: the typed column, the mask of values that did not parse,
+        the delivered strings as a categorical (one small code per row), the number of non-blank values
+        and the first value that did not parse (None if all did).
+    """
+    codes, dictionary = _dictionary(arr)
+    raw = pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(dictionary)), index=index)
+    cleaned = _blank_to_null(dictionary)
+    typed_values, bad_values = _type_column(cleaned, logical_type)
+    counts = np.bincount(codes + 1, minlength=len(dictionary) + 1)[1:]
+    present = int(counts[cleaned.notna().to_numpy()].sum())
+    bad = np.append(bad_values, False)[codes]
+    first_bad = None
+    if bad_values.any():
+        first_bad = str(dictionary.iloc[codes[np.argmax(bad)]])
+    typed = pd.Series(typed_values.array.take(codes, allow_fill=True), index=index)
+    return typed, bad, raw, present, first_bad
 
 
 def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.ndarray]:
@@ -460,35 +625,73 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
         raws.append(raw)
         structure.update({offset + k: v for k, v in errors.items()})
         offset += len(raw)
-        lineage.append(pd.DataFrame({"_ds": pd.Timestamp(ds), "_source_file": path, "_source_line": lines}))
+        lineage.append((pd.Timestamp(ds), path, lines))
     raw = pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0].reset_index(drop=True)
-    lineage_frame = pd.concat(lineage, ignore_index=True) if len(lineage) > 1 else lineage[0]
+    del raws
     missing = [c for c in contract.column_names if c not in raw.columns]
     extra = [str(c) for c in raw.columns if c not in contract.column_names]
+    index = raw.index
+    # The delivered values by column; a column typed by value is replaced by its compact (encoded) form as
+    # soon as it is typed, so Arrow's strings of one column at a time are alive, not the whole file's.
+    delivered = {c: raw[c] for c in raw.columns}
+    del raw
     columns: dict[str, pd.Series] = {}
     type_errors: dict[str, np.ndarray] = {}
     retyped: dict[str, str] = {}
     for col in contract.columns:
         if col.name in missing:
             continue
-        source = raw[col.name]
+        source = delivered[col.name]
         if contract.file_format == "parquet":
             found = _parquet_retyped(source, col.type)
             if found is not None:
                 retyped[col.name] = f"{found}, contract says {col.type}"
-        if contract.file_format == "csv":
-            source = _blank_to_null(source)
-        typed, bad = _type_column(source, col.type)
+        arrow = _arrow(source) if contract.file_format == "csv" else None
+        if arrow is not None and len(source) and col.type != "string":
+            typed, bad, delivered[col.name], present, first_bad = _type_encoded(arrow, col.type, index)
+            del arrow
+        else:
+            if arrow is not None and len(arrow) and arrow.null_count == len(arrow):
+                # A column delivered empty (an optional one): shared blocks of nulls, no offsets per row.
+                source = delivered[col.name] = repeated_strings([None], [len(arrow)], _ARROW_STRING).set_axis(index)
+            elif arrow is not None and arrow.num_chunks > 1:
+                # One chunk per kept column: taking rows from many chunks concatenates them every time.
+                source = delivered[col.name] = pd.Series(
+                    pd.array(arrow.combine_chunks(), dtype=_ARROW_STRING), index=index)
+            del arrow
+            if contract.file_format == "csv":
+                source = _blank_to_null(source)
+            typed, bad = _type_column(source, col.type)
+            present = int(source.notna().sum()) if bad.any() else 0
+            first_bad = str(source[bad].iloc[0]) if bad.any() else None
         columns[col.name] = typed
+        if len(index) >= _RELEASE_ROWS:
+            release_memory()  # this column's delivered strings, now encoded (or its chunks, now combined)
         if bad.any():
             type_errors[col.name] = bad
-            present = int(source.notna().sum())
             if col.name not in retyped and present and bad.sum() >= RETYPED_SHARE * present and present >= 2:
                 retyped[col.name] = (f"{int(bad.sum())} of {present} values are not a valid {col.type}, "
-                                     f"e.g. {str(source[bad].iloc[0])[:40]!r}")
-    frame = pd.DataFrame(columns, index=raw.index)
-    for col in LINEAGE_COLUMNS:
-        frame[col] = lineage_frame[col].to_numpy()
+                                     f"e.g. {first_bad[:40]!r}")
+        del source, typed, bad
+    raw = pd.DataFrame(delivered, index=index, copy=False)
+    del delivered
+    # The file name is shared blocks, not a copy per row; a file without rows keeps the column type pandas
+    # gives an empty broadcast column.
+    shared = all(len(lines) for _, _, lines in lineage)
+    stamps = [pd.DataFrame({"_ds": ds, "_source_line": lines} if shared else
+                           {"_ds": ds, "_source_file": path, "_source_line": lines}) for ds, path, lines in lineage]
+    stamp = pd.concat(stamps, ignore_index=True) if len(stamps) > 1 else stamps[0]
+    del stamps
+    columns["_ds"] = stamp["_ds"].set_axis(index)
+    columns["_source_file"] = repeated_strings([path for _, path, _ in lineage],
+                                               [len(lines) for _, _, lines in lineage]).set_axis(index) \
+        if shared else pd.Series(stamp["_source_file"].to_numpy(), index=index)
+    columns["_source_line"] = stamp["_source_line"].set_axis(index)
+    # Without consolidation: stacking same-typed columns into one block would copy them all.
+    frame = pd.DataFrame(columns, index=index, copy=False)
+    del columns, stamp
+    if len(index) >= _RELEASE_ROWS:
+        release_memory()  # the file's bytes and Arrow's strings of the typed columns
     if extra:
         log.warning("%s: columns not in contract %s v%s: %s", files[0][0], contract.id, contract.version, extra)
     return ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,

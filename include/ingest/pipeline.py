@@ -111,6 +111,7 @@ def ingest_source(
                     reference_values({c.id: c for c in mine if c.id == contract.id}, ds, root)
                 result, curated, quarantine = validate_extract(
                     contract, parsed, ds, refs, history_counts=delivered_counts(contract, ds, root))
+                del parsed  # the typed and delivered rows are not needed for writing the split
         if result.outcome == BLOCKED:
             # A blocked extract must not leave an older curated partition that looks current.
             curated = (curated.iloc[0:0] if curated is not None else pd.DataFrame())
@@ -144,14 +145,7 @@ def parse_with_corrections(contract: Contract, path: str, corrections: str, ds: 
     keep = np.flatnonzero(~replaced)
     log.info("%s: %d corrected rows from %s replace %d delivered rows", contract.id, int(is_fix.sum()),
              corrections, int(replaced.sum()))
-    position = {int(old): new for new, old in enumerate(keep)}
-    return ParsedExtract(
-        frame=parsed.frame.iloc[keep].reset_index(drop=True), raw=parsed.raw.iloc[keep].reset_index(drop=True),
-        type_errors={k: v[keep] for k, v in parsed.type_errors.items() if v[keep].any()},
-        structure_errors={position[k]: v for k, v in parsed.structure_errors.items() if k in position},
-        missing_columns=parsed.missing_columns, extra_columns=parsed.extra_columns,
-        retyped_columns=parsed.retyped_columns, column_types=parsed.column_types,
-    )
+    return parsed.take(keep)
 
 
 def delivered_counts(contract: Contract, ds: str, root: str) -> list[int] | None:
