@@ -95,3 +95,26 @@ def test_ruff_airflow3_rules():
     out = subprocess.run([str(ruff), "check", "--select", "AIR3", "dags", "plugins", "include", "models"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_contract_and_the_policy_load():
+    """The files the DAG reads at run time are checked here, so a typo fails before a night does."""
+    from include.contracts.contract import load_contracts
+    from include.governance.policy import load_policy
+
+    contracts = load_contracts()
+    assert len(contracts) == 10
+    assert load_policy().gate_timeout_hours > 0
+
+
+def test_a_malformed_contract_fails_with_file_and_line(tmp_path):
+    from include.contracts.contract import ContractError, load_contracts
+
+    good = (ROOT / "data_contracts" / "returns.yaml").read_text()
+    for path in (ROOT / "data_contracts").glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "returns.yaml").write_text(good + "\nownr: typo\n")
+    with pytest.raises(ContractError) as err:
+        load_contracts(tmp_path)
+    line = len(good.splitlines()) + 2
+    assert f"returns.yaml:{line}:" in str(err.value) and "unknown key 'ownr'" in str(err.value)
