@@ -13,6 +13,9 @@ import math
 import numpy as np
 import pandas as pd
 
+# The same metric code the replay simulator reports with, so nightly KPIs and replays agree.
+from include.simulation import metrics
+
 
 def forecast_accuracy(demand: pd.DataFrame, past_forecasts: pd.DataFrame) -> dict[str, float | None]:
     """WAPE and bias of earlier forecasts against the demand that happened, uncensored days only.
@@ -78,15 +81,18 @@ def compute_kpis(
     uncensored = window[~window["censored"]]
     mean_rate = uncensored.groupby("unique_id")["y"].mean()
     censored = window[window["censored"]]
-    lost = float((censored["unique_id"].map(mean_rate).astype(float).fillna(0) - censored["y"]).clip(lower=0).sum())
+    # On a stock-out day demand is at least what sold and, estimated, the series' uncensored mean.
+    expected = censored["unique_id"].map(mean_rate).astype(float).fillna(0)
+    lost = metrics.lost_sales(np.maximum(expected.to_numpy(), censored["y"].to_numpy(float)),
+                              censored["y"].to_numpy(float))
     sold = float(window["y"].sum())
-    fill_rate = sold / (sold + lost) if sold + lost > 0 else None
+    fill_rate = metrics.fill_rate(sold + lost, sold)
 
     cost = items.set_index("sku")["unit_cost"].astype(float)
     cogs = float((window["y"] * window["sku"].map(cost).astype(float).fillna(0)).sum())
     inv_value = float((inventory["on_hand"].astype(float) * inventory["sku"].map(cost).fillna(0)).sum()) \
         if len(inventory) else 0.0
-    turns = cogs * 365.0 / window_days / inv_value if inv_value > 0 else None
+    turns = metrics.inventory_turns(cogs, inv_value, window_days, "D")
 
     today = demand[demand["ds"] == end]
     ecommerce_lines = int((orders_today["status"].astype(str) != "cancelled").sum()) if len(orders_today) else 0
