@@ -34,7 +34,9 @@ class ErpStagingHook(BaseHook):
         return uri.replace("postgres://", "postgresql://", 1)
 
     def get_conn(self):
-        """Open a psycopg connection; the schema is migrated on first use."""
-        conn = db.connect(self.get_uri())
-        db.migrate(conn)
-        return conn
+        """Open a psycopg connection.
+
+        The schema is migrated once per run by the ``prepare_erp_staging`` task, not here: this is
+        called by every task and by the approval gate's trigger on each poll.
+        """
+        return db.connect(self.get_uri())
