@@ -257,14 +257,24 @@ def _margin_and_return_anomalies(day: dt.date, root: str | None, days: int = 118
     return margin, spikes
 
 
-def _received_po_lines(day: dt.date, root: str | None, lookback_days: int = 365) -> pd.DataFrame:
-    """Received PO lines of the last year, with the supplier's promised lead time."""
+def _po_history(day: dt.date, root: str | None, lookback_days: int = 365) -> pd.DataFrame:
+    """Daily purchase-order snapshots of the last year, up to and including ``day``, oldest first."""
+    return read_range("curated", "purchase_orders", day - dt.timedelta(days=lookback_days - 1), day, root)
+
+
+def _received_po_lines(day: dt.date, root: str | None, po_history: pd.DataFrame | None = None,
+                       lookback_days: int = 365) -> pd.DataFrame:
+    """Received PO lines of the last year, with the supplier's promised lead time.
+
+    Args:
+        po_history: :func:`_po_history` when the caller already read it.
+    """
     receipts = read_range("curated", "receipts", day - dt.timedelta(days=lookback_days - 1), day, root)
-    pos = read_partition("curated", "purchase_orders", day, root, missing_ok=True)
-    history_pos = read_range("curated", "purchase_orders", day - dt.timedelta(days=lookback_days - 1), day, root)
-    if receipts.empty or (pos.empty and history_pos.empty):
+    history = _po_history(day, root, lookback_days) if po_history is None else po_history
+    if receipts.empty or history.empty:
         return pd.DataFrame()
-    po = pd.concat([history_pos, pos], ignore_index=True).drop_duplicates(["po_id", "po_line"], keep="last")
+    # Snapshots are read oldest first: the last one of a line is its latest state.
+    po = history.drop_duplicates(["po_id", "po_line"], keep="last")
     first = receipts.groupby(["po_id", "po_line"], as_index=False)["received_date"].min()
     merged = first.merge(po[["po_id", "po_line", "supplier_id", "order_date"]], on=["po_id", "po_line"])
     suppliers = read_partition("curated", "suppliers", day, root)
@@ -355,10 +365,11 @@ def propose(ds: str, *, root: str | None = None) -> dict[str, Any]:
     items = read_partition("curated", "items", ds, root)
     locations = read_partition("curated", "locations", ds, root)
     suppliers = read_partition("curated", "suppliers", ds, root)
-    received = _received_po_lines(day, root)
+    po_history = _po_history(day, root)
+    received = _received_po_lines(day, root, po_history)
     stats = supplier_lead_time_stats(received, as_of=day) if len(received) else pd.DataFrame(
         columns=["supplier_id", "mean_lead_time", "std_lead_time", "late_rate", "n"])
-    stats = _with_fill_rate(stats, day, root)
+    stats = _with_fill_rate(stats, po_history)
     anomalies = read_partition("reports", "demand_anomalies", ds, root, missing_ok=True)
     parts = [
         propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, stats, day,
@@ -375,12 +386,11 @@ def propose(ds: str, *, root: str | None = None) -> dict[str, Any]:
     return summary
 
 
-def _with_fill_rate(stats: pd.DataFrame, day: dt.date, root: str | None, lookback_days: int = 365) -> pd.DataFrame:
+def _with_fill_rate(stats: pd.DataFrame, po_history: pd.DataFrame) -> pd.DataFrame:
     """Add each supplier's fill rate: units received over units ordered on its closed PO lines."""
-    history = read_range("curated", "purchase_orders", day - dt.timedelta(days=lookback_days - 1), day, root)
-    if history.empty:
+    if po_history.empty:
         return stats
-    last = history.sort_values("_ds").drop_duplicates(["po_id", "po_line"], keep="last")
+    last = po_history.sort_values("_ds", kind="stable").drop_duplicates(["po_id", "po_line"], keep="last")
     # A line the supplier cancelled delivered nothing of what was ordered.
     closed = last[last["status"].isin(["received", "cancelled"])]
     if closed.empty:
