@@ -59,17 +59,17 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_json_default, allow_nan=False)
-                      if not _has_nan(value) else json.dumps(_strip_nan(value), default=_json_default))
-
-
-def _has_nan(value: Any) -> bool:
+def _json_text(value: Any) -> str:
+    """JSON text for a jsonb column: dates as ISO strings, numpy scalars as numbers, NaN as null."""
     try:
-        json.dumps(value, default=_json_default, allow_nan=False)
-        return False
+        return json.dumps(value, default=_json_default, allow_nan=False)
     except ValueError:
-        return True
+        return json.dumps(_strip_nan(value), default=_json_default)
+
+
+def _jsonable(value: Any) -> Any:
+    """The same value as plain JSON types, for psycopg's ``Jsonb``."""
+    return json.loads(_json_text(value))
 
 
 def _strip_nan(value: Any) -> Any:
@@ -200,13 +200,6 @@ _LINE_COLUMNS = ("idempotency_key", "business_key", "sku", "from_location", "to_
                  "po_id", "po_line", "action", "quantity", "unit_cost", "value", "need_by", "explanation",
                  "risk_tier", "tier_reasons")
 _UPDATABLE = [c for c in _LINE_COLUMNS if c not in ("idempotency_key", "business_key")]
-
-
-def _json_text(value: Any) -> str:
-    try:
-        return json.dumps(value, default=_json_default, allow_nan=False)
-    except ValueError:
-        return json.dumps(_strip_nan(value), default=_json_default)
 
 
 _NULL = "\\N"
