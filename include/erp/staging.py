@@ -99,20 +99,8 @@ def stage_batch_rowwise(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id
                         ds: str | dt.date) -> StageResult:
     """Stage one run's tiered proposals line by line, in a single transaction.
 
-    Same contract as :func:`stage_batch`, one statement per line; kept as the reference the
-    set-based path is tested and benchmarked against.
-
-    Args:
-        conn: ERP staging connection.
-        lines: proposals with ``doc_type, business_key, sku, action, quantity, unit_cost, value,
-            explanation, risk_tier, tier_reasons, auto_approve`` and optional ``from_location,
-            to_location, supplier_id, po_id, po_line, need_by``.
-        dag_id: the DAG staging them.
-        run_id: the run staging them (recorded, not part of the key).
-        ds: logical date.
-
-    Returns:
-        Counts of what changed.
+    Same arguments, result and contract as :func:`stage_batch`, one statement per line; kept as the
+    reference the set-based path is tested and benchmarked against.
     """
     ds_date = ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds)[:10])
     result = StageResult()
