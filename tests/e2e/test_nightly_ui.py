@@ -12,7 +12,6 @@ decided. Screenshots: ``test-output/e2e/nightly-*.png``.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import time
@@ -25,6 +24,7 @@ import pytest
 from include.erp import db
 from include.erp.staging import run_lines
 from tests.e2e.conftest import USERS, login, shot, start_airflow, wait_message
+from tests.worlds import clear_run_lines, tiny_world
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +38,7 @@ FINISH_TIMEOUT_S = 120
 @pytest.fixture(scope="module")
 def world_root(tmp_path_factory) -> str:
     """The tiny retailer up to ``DS``, its history before ``DS`` loaded as earlier nights did."""
-    from include.ingest.pipeline import load_history
-    from include.sample_data.generator import PRESETS, generate_world, write_landing
-
-    root = str(tmp_path_factory.mktemp("nightly-ui") / "shelfwise")
-    config = dataclasses.replace(PRESETS["tiny"], end_date=DS)
-    write_landing(generate_world(config), root)
-    load_history(DS - dt.timedelta(days=config.history_days - 1), DS - dt.timedelta(days=1), root=root)
-    return root
+    return tiny_world(str(tmp_path_factory.mktemp("nightly-ui") / "shelfwise"), DS)
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +83,7 @@ class Api:
 
 
 def _clean(erp_url: str) -> None:
-    """Remove this date's lines of earlier runs (the audit log is append-only and stays)."""
-    with db.connect(erp_url) as conn, conn.transaction():
-        for table in ("replenishment_order_lines", "stock_transfer_lines", "po_exception_lines"):
-            conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (DAG_ID, DS))
+    clear_run_lines(DAG_ID, DS, erp_url)
 
 
 def _audit(erp_url: str) -> list[tuple]:

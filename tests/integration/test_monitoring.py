@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 
@@ -13,6 +12,7 @@ from include.erp import db
 from include.nightly import build_demand, monitor_forecasts
 from include.storage import read_partition, write_partition
 from models.forecasting import forecast
+from tests.worlds import tiny_world
 
 pytestmark = pytest.mark.integration
 DS = dt.date(2026, 9, 30)
@@ -20,13 +20,7 @@ DS = dt.date(2026, 9, 30)
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> str:
-    from include.ingest.pipeline import load_history
-    from include.sample_data.generator import PRESETS, generate_world, write_landing
-
-    root = str(tmp_path_factory.mktemp("monitoring") / "shelfwise")
-    config = dataclasses.replace(PRESETS["tiny"], end_date=DS)
-    write_landing(generate_world(config), root)
-    load_history(DS - dt.timedelta(days=config.history_days - 1), DS, root=root)
+    root = tiny_world(str(tmp_path_factory.mktemp("monitoring") / "shelfwise"), DS, history_through=DS)
     build_demand(DS.isoformat(), history_days=120, root=root)
     demand = read_partition("curated", "demand", DS, root)
     for weeks_back in (4, 3, 2, 1):

@@ -7,7 +7,6 @@ gate), a re-run of the same date (nothing duplicated, decided lines untouched), 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -24,6 +23,8 @@ from include.erp.staging import decide, pending_count, run_lines
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import required_action  # noqa: E402 - scripts/ is not a package
 
+from tests.worlds import clear_run_lines, tiny_world  # noqa: E402
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,20 +35,11 @@ DAG_ID = "retail_nightly"
 
 @pytest.fixture(scope="module")
 def world_root(tmp_path_factory) -> str:
-    from include.ingest.pipeline import load_history
-    from include.sample_data.generator import PRESETS, generate_world, write_landing
-
-    root = str(tmp_path_factory.mktemp("nightly") / "shelfwise")
-    config = dataclasses.replace(PRESETS["tiny"], end_date=DS)
-    write_landing(generate_world(config), root)
-    load_history(DS - dt.timedelta(days=config.history_days - 1), DS - dt.timedelta(days=1), root=root)
-    return root
+    return tiny_world(str(tmp_path_factory.mktemp("nightly") / "shelfwise"), DS)
 
 
 def _clean(ds: dt.date) -> None:
-    with db.connect() as conn, conn.transaction():
-        for table in ("replenishment_order_lines", "stock_transfer_lines", "po_exception_lines"):
-            conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (DAG_ID, ds))
+    clear_run_lines(DAG_ID, ds)
 
 
 def _start(root: str, ds: dt.date, conf: dict, log_path: Path) -> subprocess.Popen:

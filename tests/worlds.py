@@ -1,0 +1,38 @@
+"""Test worlds: the tiny generated retailer with its history loaded, and clean staging for a date."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from include.erp import db
+from include.erp.staging import TABLES
+
+
+def tiny_world(root: str, end_date: dt.date, *, history_through: dt.date | None = None) -> str:
+    """Generate the tiny world up to ``end_date`` under ``root`` and load its history.
+
+    Args:
+        root: data root to write under.
+        end_date: last generated day (the run date of the tests).
+        history_through: last day loaded as history; the day before ``end_date`` by default, as if
+            earlier nights had run and the night of ``end_date`` had not.
+
+    Returns:
+        ``root``.
+    """
+    from include.ingest.pipeline import load_history
+    from include.sample_data.generator import PRESETS, generate_world, write_landing
+
+    config = dataclasses.replace(PRESETS["tiny"], end_date=end_date)
+    write_landing(generate_world(config), root)
+    last = history_through or end_date - dt.timedelta(days=1)
+    load_history(end_date - dt.timedelta(days=config.history_days - 1), last, root=root)
+    return root
+
+
+def clear_run_lines(dag_id: str, ds: dt.date, url: str | None = None) -> None:
+    """Delete a date's staged lines of earlier test runs (the audit log is append-only and stays)."""
+    with db.connect(url) as conn, conn.transaction():
+        for table in TABLES.values():
+            conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (dag_id, ds))
