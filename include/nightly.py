@@ -113,8 +113,7 @@ def shard_of(unique_ids: pd.Series, n_shards: int) -> np.ndarray:
 
 def plan_forecast_shards(ds: str, *, shard_size: int = 5000, root: str | None = None) -> list[dict[str, int]]:
     """How many shards the forecast fans out to; one mapped task per shard."""
-    demand = read_partition("curated", "demand", ds, root)
-    n_series = int(demand["unique_id"].nunique())
+    n_series = int(read_partition("curated", "demand", ds, root, columns=["unique_id"])["unique_id"].nunique())
     n_shards = max(1, -(-n_series // max(shard_size, 1)))
     return [{"shard": i, "n_shards": n_shards} for i in range(n_shards)]
 

@@ -149,9 +149,10 @@ def partition_exists(zone: str, dataset: str, ds: str | dt.date, root: str | Non
 
 
 def read_partition(
-    zone: str, dataset: str, ds: str | dt.date, root: str | None = None, *, missing_ok: bool = False
+    zone: str, dataset: str, ds: str | dt.date, root: str | None = None, *, missing_ok: bool = False,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Read one partition.
+    """Read one partition (only ``columns`` when given).
 
     Raises:
         FileNotFoundError: naming the partition when it is absent and ``missing_ok`` is false.
@@ -164,7 +165,7 @@ def read_partition(
             return pd.DataFrame()
         raise FileNotFoundError(f"partition {folder} does not exist: has the stage that writes it run?")
     with fs.open(target, "rb") as fh:
-        return pq.read_table(fh).to_pandas()
+        return pq.read_table(fh, columns=columns).to_pandas()
 
 
 def read_range(
