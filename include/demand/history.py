@@ -3,7 +3,8 @@
 Store demand comes from POS item movement, ecommerce demand from order lines (by the fulfilment
 centre that ships them). A day on which the location ended with nothing on hand is flagged
 ``censored``: what sold that day is a floor on demand, not demand, and the forecasting models treat
-it so.
+it so. Each day also carries its known regressors (promotion depth, price, retail event; see
+:mod:`include.demand.regressors`), so models can tell a promotion's lift from a change in demand.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from include.config import as_date
-from include.storage import read_range
+from include.demand.regressors import known_regressors
+from include.storage import read_partition, read_range
 
 SERIES_SEP = "|"
+DEMAND_COLUMNS = ["unique_id", "location_id", "sku", "channel", "ds", "y", "censored", "promo", "price", "event"]
 
 
 def series_id(location_id: pd.Series | str, sku: pd.Series | str):
@@ -35,6 +38,8 @@ def build_demand(
     inventory: pd.DataFrame,
     start: dt.date,
     end: dt.date,
+    promotions: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Dense daily demand for every series seen in the window.
 
@@ -44,10 +49,12 @@ def build_demand(
         inventory: curated ``inventory_snapshot`` rows.
         start: first day of the window.
         end: last day (the logical date).
+        promotions: curated ``promotions`` rows known on ``end`` (``None``: no promotion assumed).
+        items: curated ``items`` rows, for list prices (``None``: ``price`` is ``NaN``).
 
     Returns:
-        Long frame ``unique_id, location_id, sku, channel, ds, y, censored`` with one row per series
-        and day in the window (days without sales are ``y = 0``).
+        Long frame ``unique_id, location_id, sku, channel, ds, y, censored, promo, price, event`` with
+        one row per series and day in the window (days without sales are ``y = 0``).
     """
     parts = []
     if len(pos):
@@ -64,7 +71,7 @@ def build_demand(
             "y": o["quantity"].astype(float),
         }))
     if not parts:
-        return pd.DataFrame(columns=["unique_id", "location_id", "sku", "channel", "ds", "y", "censored"])
+        return pd.DataFrame(columns=DEMAND_COLUMNS)
     sales = pd.concat(parts, ignore_index=True)
     sales = sales[(sales["ds"] >= pd.Timestamp(start)) & (sales["ds"] <= pd.Timestamp(end))]
     sales = sales.groupby(["location_id", "sku", "channel", "ds"], as_index=False)["y"].sum()
@@ -84,7 +91,10 @@ def build_demand(
         demand["censored"] = demand["stockout"].fillna(False).astype(bool)
         demand = demand.drop(columns="stockout")
     demand["unique_id"] = series_id(demand["location_id"], demand["sku"])
-    return demand[["unique_id", "location_id", "sku", "channel", "ds", "y", "censored"]]
+    keys = demand[["unique_id", "location_id", "sku"]].drop_duplicates("unique_id")
+    known = known_regressors(keys, days, promotions, items)
+    demand = demand.merge(known, on=["unique_id", "ds"], how="left", validate="many_to_one")
+    return demand[DEMAND_COLUMNS]
 
 
 def load_demand(ds: str | dt.date, lookback_days: int, root: str | None = None) -> pd.DataFrame:
@@ -94,4 +104,6 @@ def load_demand(ds: str | dt.date, lookback_days: int, root: str | None = None) 
     pos = read_range("curated", "pos_sales", start, end, root)
     orders = read_range("curated", "ecommerce_orders", start, end, root)
     inventory = read_range("curated", "inventory_snapshot", start, end, root)
-    return build_demand(pos, orders, inventory, start, end)
+    promotions = read_partition("curated", "promotions", end, root, missing_ok=True)
+    items = read_partition("curated", "items", end, root, missing_ok=True)
+    return build_demand(pos, orders, inventory, start, end, promotions, items)

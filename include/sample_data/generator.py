@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.config import as_date, partition_path
+from include.demand.calendar import easter as calendar_easter
 
 DEFAULT_END_DATE = dt.date(2026, 11, 27)
 
@@ -475,19 +476,6 @@ def _make_promotions(config: WorldConfig, rng: np.random.Generator, sku: dict, l
 # --------------------------------------------------------------------------------------------- calendar
 
 
-def _easter(year: int) -> dt.date:
-    # Anonymous Gregorian algorithm.
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    g = (b - (b + 8) // 25 + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month = (h + ell - 7 * m + 114) // 31
-    return dt.date(year, month, (h + ell - 7 * m + 114) % 31 + 1)
-
-
 def _holiday_multipliers(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Demand multipliers per day for stores and for the web shop."""
     dates = [d.item() for d in days]
@@ -517,7 +505,7 @@ def _holiday_multipliers(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for offset in range(27, 32):
             bump(dt.date(year, 12, offset), 1.1, 1.1)
         bump(dt.date(year, 1, 1), 0.5, 0.9)
-        easter = _easter(year)
+        easter = calendar_easter(year)
         for offset in range(-14, -2):  # spring peak in the fortnight before Easter
             bump(easter + dt.timedelta(days=offset), 1.1, 1.05)
         for offset in range(-2, 2):

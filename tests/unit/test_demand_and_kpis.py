@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.demand.history import build_demand
+from include.demand.history import DEMAND_COLUMNS, build_demand
 from include.reporting.kpis import compute_kpis, daily_trend, forecast_accuracy, render_chart, render_report
 
 D1, D2, D3 = pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-02"), pd.Timestamp("2026-03-03")
@@ -41,8 +41,10 @@ def test_build_demand_dense_grid_with_channels_and_censoring():
 
     out = build_demand(pos, orders, inventory, dt.date(2026, 3, 1), dt.date(2026, 3, 3))
 
-    assert list(out.columns) == ["unique_id", "location_id", "sku", "channel", "ds", "y", "censored"]
-    got = out.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    assert list(out.columns) == DEMAND_COLUMNS
+    # No promotion calendar, no item master: no promotion, unknown price, and no retail event in March.
+    assert (out["promo"] == 0).all() and out["price"].isna().all() and out["event"].isna().all()
+    got = out.drop(columns=["promo", "price", "event"]).sort_values(["unique_id", "ds"]).reset_index(drop=True)
     expected = pd.DataFrame({
         "unique_id": ["FC1|A"] * 3 + ["S1|A"] * 3,
         "location_id": ["FC1"] * 3 + ["S1"] * 3,
@@ -58,11 +60,23 @@ def test_build_demand_dense_grid_with_channels_and_censoring():
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
+def test_build_demand_carries_the_known_regressors_of_each_day():
+    pos, orders, inventory = _demand_inputs()
+    promotions = pd.DataFrame({"promo_id": ["P1"], "sku": ["A"], "location_id": ["S1"],
+                               "start_date": [D2], "end_date": [D3], "discount_pct": [0.2]})
+    items = pd.DataFrame({"sku": ["A"], "unit_price": [10.0]})
+    out = build_demand(pos, orders, inventory, dt.date(2026, 3, 1), dt.date(2026, 3, 3), promotions, items)
+    got = out.set_index(["unique_id", "ds"])
+    assert list(got.loc["S1|A", "promo"]) == [0.0, 0.2, 0.2]
+    assert list(got.loc["S1|A", "price"]) == [10.0, 8.0, 8.0]
+    assert list(got.loc["FC1|A", "promo"]) == [0.0, 0.0, 0.0]  # a store's promotion is not the web shop's
+
+
 def test_build_demand_without_sales_is_empty():
     empty = pd.DataFrame()
     out = build_demand(empty, empty, empty, dt.date(2026, 3, 1), dt.date(2026, 3, 3))
     assert out.empty
-    assert list(out.columns) == ["unique_id", "location_id", "sku", "channel", "ds", "y", "censored"]
+    assert list(out.columns) == DEMAND_COLUMNS
 
 
 # ---------------------------------------------------------------------------------------------------
