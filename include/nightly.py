@@ -119,23 +119,47 @@ def plan_forecast_shards(ds: str, *, shard_size: int = 5000, root: str | None = 
 
 
 def forecast_shard(ds: str, shard: int, n_shards: int, *, horizon: int = DEFAULT_HORIZON,
-                   root: str | None = None) -> dict[str, Any]:
-    """Forecast the series of one shard; one bad series falls back, never fails the shard."""
-    from models.forecasting import forecast
+                   root: str | None = None, policy_path: str | None = None) -> dict[str, Any]:
+    """Forecast the series of one shard; one bad series falls back, never fails the shard.
+
+    The vectorised selection forecasts every series; the policy's challenger (prophet with promotion,
+    price and event regressors) then takes the valuable series where it wins the backtest. The
+    horizon's regressors are the promotions published by ``ds`` and the item master's list prices.
+    """
+    from include.demand.regressors import REGRESSORS, known_regressors
+    from include.governance.policy import load_policy
+    from models.forecasting import Challenger, forecast
 
     demand = read_partition("curated", "demand", ds, root)
     ids = demand["unique_id"].drop_duplicates()
     mine = set(ids[shard_of(ids, n_shards) == shard])
-    history = demand[demand["unique_id"].isin(mine)][["unique_id", "ds", "y", "censored"]]
-    result = forecast(history, horizon)
+    rows = demand[demand["unique_id"].isin(mine)]
+    # Partitions written before regressors existed have none: the challenger then sees only y.
+    regressors = [c for c in REGRESSORS if c in rows.columns]
+    known = [*regressors, "event"] if "event" in rows.columns else regressors
+    history = rows[["unique_id", "ds", "y", "censored", *known]]
+    day = as_date(ds)
+    keys = rows[["unique_id", "location_id", "sku"]].drop_duplicates("unique_id")
+    future = known_regressors(keys, pd.date_range(day + dt.timedelta(days=1), periods=horizon, freq="D"),
+                              read_partition("curated", "promotions", ds, root, missing_ok=True),
+                              read_partition("curated", "items", ds, root, missing_ok=True))
+    challenger = Challenger.from_policy((load_policy(policy_path) if policy_path else load_policy()).challenger)
+    result = forecast(history, horizon, regressors=regressors, future=future[["unique_id", "ds", *known]],
+                      challenger=challenger)
     drifting = (read_stage_summaries(ds, root).get("monitor_forecasts") or {}).get("fallback_segments") or {}
     if drifting:
         result = fall_back_for_drift(result, history, drifting)
     write_partition(result.forecasts, "forecasts", f"shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
     write_partition(result.series, "forecasts", f"series_shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
     fallback = int(result.series["fallback_reason"].notna().sum())
+    notes = result.series["challenger_note"].dropna() if "challenger_note" in result.series else pd.Series()
     return {"shard": shard, "series": int(len(result.series)), "fallback": fallback,
-            "models": result.series["model"].value_counts().to_dict()}
+            "models": result.series["model"].value_counts().to_dict(),
+            "challenger": None if challenger is None else {
+                "model": challenger.model, "tried": int(len(notes)),
+                # Counted from the models: a drifting class's fallback overrides what the challenger took.
+                "taken": int(result.series["model"].str.startswith(challenger.model).sum()),
+                "warnings": result.notes}}
 
 
 def fall_back_for_drift(result, history: pd.DataFrame, drifting: dict[str, str], window: int = 28):
@@ -176,13 +200,20 @@ def combine_forecasts(ds: str, shard_summaries: list[dict[str, Any]], *, root: s
     series = pd.concat(meta, ignore_index=True) if meta else pd.DataFrame()
     write_partition(forecasts, "forecasts", "demand", ds, root)
     write_partition(series, "forecasts", "series", ds, root)
+    challengers = [s["challenger"] for s in shard_summaries if s.get("challenger")]
     summary = {
         "series": int(len(series)), "shards": n,
         "fallback_series": int(series["fallback_reason"].notna().sum()) if len(series) else 0,
         "models": series["model"].value_counts().to_dict() if len(series) else {},
+        "challenger": None if not challengers else {
+            "model": challengers[0]["model"], "tried": sum(c["tried"] for c in challengers),
+            "taken": sum(c["taken"] for c in challengers),
+            "warnings": sorted({w for c in challengers for w in c["warnings"]})},
     }
     if len(series) and summary["fallback_series"] == len(series):
         log.warning("every series fell back to the deterministic rule: check the model stage")
+    for warning in (summary["challenger"] or {}).get("warnings", []):
+        log.warning("forecast challenger: %s", warning)
     write_stage_summary("forecast", ds, summary, root)
     return summary
 

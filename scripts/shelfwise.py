@@ -243,6 +243,11 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
     lines.append(f"Demand: {dem.get('series', 0)} series, {dem.get('censored_days', 0)} stock-out days censored")
     lines.append(f"Forecast: {fc.get('series', 0)} series in {fc.get('shards', 0)} shard(s); models "
                  f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
+    ch = fc.get("challenger")
+    if ch:
+        lines.append(f"  challenger {ch['model']} (promotions, price, events): took {ch['taken']} of the "
+                     f"{ch['tried']} valuable series it was tried on, by backtest")
+        lines += [f"  WARNING {w}" for w in ch.get("warnings", [])]
     an = s.get("detect_anomalies", {})
     lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand {an.get('by_type', {})}, "
                  f"{an.get('supplier_anomalies', 0)} supplier lead-time drift, "

@@ -54,6 +54,8 @@ class Policy:
     roles: dict[str, str] = field(default_factory=dict)
     #: Forecast monitoring thresholds: ``metric``, ``max_ratio``, ``max_abs_bias``, ``horizon_days``.
     monitoring: dict[str, Any] = field(default_factory=lambda: dict(MONITORING_DEFAULTS))
+    #: The per-series forecast challenger (keys of :data:`CHALLENGER_DEFAULTS`); ``None`` when off.
+    challenger: dict[str, Any] | None = field(default_factory=lambda: dict(CHALLENGER_DEFAULTS))
 
     def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None) -> set[str]:
         """The Shelfwise roles (``planner``, ``manager``, ``admin``) of a user with these Airflow roles."""
@@ -92,6 +94,43 @@ def _monitoring(raw: dict, fail) -> dict[str, Any]:
     return out
 
 
+CHALLENGER_DEFAULTS: dict[str, Any] = {"model": "prophet", "top_n": 50, "margin": 0.1, "windows": 2,
+                                        "min_lift": 0.15, "min_effect_days": 7,
+                                        "classes": ["smooth", "erratic"], "timeout_seconds": 20,
+                                        "budget_seconds": 300}
+
+
+def _challenger(raw: dict, fail) -> dict[str, Any] | None:
+    """The ``forecasting.challenger`` section, checked; ``None`` when ``enabled: false``."""
+    if not isinstance(raw, dict):
+        raise fail("forecasting.challenger must be a mapping")
+    raw = dict(raw)
+    enabled = raw.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail(f"forecasting.challenger.enabled must be true or false, got {enabled!r}")
+    unknown = set(raw) - set(CHALLENGER_DEFAULTS)
+    if unknown:
+        raise fail(f"unknown forecasting.challenger keys {sorted(unknown)} "
+                   f"(known: enabled, {', '.join(sorted(CHALLENGER_DEFAULTS))})")
+    out = {**CHALLENGER_DEFAULTS, **raw}
+    if out["model"] not in ("prophet", "statsmodels_ets"):
+        raise fail(f"forecasting.challenger.model must be prophet or statsmodels_ets, got {out['model']!r}")
+    for key, least in (("top_n", 0), ("windows", 1), ("min_effect_days", 1)):
+        if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < least:
+            raise fail(f"forecasting.challenger.{key} must be a whole number >= {least}, got {out[key]!r}")
+    for key in ("margin", "min_lift"):
+        if not isinstance(out[key], int | float) or isinstance(out[key], bool) or not 0 <= out[key] < 1:
+            raise fail(f"forecasting.challenger.{key} must be in [0, 1), got {out[key]!r}")
+    for key in ("timeout_seconds", "budget_seconds"):
+        if not isinstance(out[key], int | float) or isinstance(out[key], bool) or out[key] <= 0:
+            raise fail(f"forecasting.challenger.{key} must be a positive number, got {out[key]!r}")
+    classes = out["classes"]
+    valid = ("smooth", "erratic", "intermittent", "lumpy")
+    if not isinstance(classes, list) or not classes or any(c not in valid for c in classes):
+        raise fail(f"forecasting.challenger.classes must be a list of {', '.join(valid)}, got {classes!r}")
+    return out if enabled else None
+
+
 def load_policy(path: str | Path = POLICY_FILE) -> Policy:
     """Load and check the policy.
 
@@ -110,7 +149,7 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
     if not isinstance(data, dict):
         raise fail("the policy must be a mapping")
     unknown = set(data) - {"version", "gate", "auto_approve_tiers", "deciders", "rules", "costs", "roles",
-                           "monitoring"}
+                           "monitoring", "forecasting"}
     if unknown:
         raise fail(f"unknown top-level keys {sorted(unknown)}")
     gate = data.get("gate") or {}
@@ -170,7 +209,14 @@ def load_policy(path: str | Path = POLICY_FILE) -> Policy:
         costs={k: float(v) for k, v in (data.get("costs") or {}).items()},
         roles={str(k).lower(): str(v) for k, v in roles.items()},
         monitoring=_monitoring(data.get("monitoring") or {}, fail),
+        challenger=_forecasting(data.get("forecasting") or {}, fail),
     )
+
+
+def _forecasting(raw: dict, fail) -> dict[str, Any] | None:
+    if not isinstance(raw, dict) or set(raw) - {"challenger"}:
+        raise fail(f"forecasting takes one key, challenger; got {sorted(raw) if isinstance(raw, dict) else raw!r}")
+    return _challenger(raw.get("challenger") or {}, fail)
 
 
 def _matches(rule: Rule, line: dict[str, Any]) -> bool:

@@ -186,5 +186,10 @@ def render_report(kpis: dict, summary: dict) -> str:
         lines.append(f"Forecast made on {monitor['origin']} scored per demand class (MASE): "
                      + ", ".join(f"{k} {v:.3f}" for k, v in monitor["mase"].items() if v is not None) + ".")
         lines += [f"- **drift alert** {a}" for a in monitor.get("alerts", [])] or ["No drift alert."]
+    challenger = (summary.get("forecast") or {}).get("challenger")
+    if challenger:
+        lines.append(f"Challenger {challenger['model']} (promotion, price and event regressors) took "
+                     f"{challenger['taken']} of the {challenger['tried']} series it was tried on by backtest.")
+        lines += [f"- **challenger down** {w}" for w in challenger.get("warnings", [])]
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Demand forecasting: vectorised candidates, per-series selection by backtest, fallback rule.
 
-The optional per-series models live in :mod:`models.forecasting.heavy` (imported on demand).
+The per-series challengers (prophet with regressors, statsmodels) live in :mod:`models.forecasting.heavy`;
+the libraries they need are imported only when a challenger runs.
 """
 
 from models.forecasting.core import (
@@ -12,9 +13,11 @@ from models.forecasting.core import (
     ForecastResult,
     forecast,
 )
+from models.forecasting.heavy import Challenger
 
 __all__ = [
     "CANDIDATES",
+    "Challenger",
     "DEMAND_CLASSES",
     "FALLBACK_MOVING_AVERAGE",
     "FALLBACK_ZERO",

@@ -29,9 +29,13 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from models.forecasting.heavy import Challenger
 
 __all__ = [
     "CANDIDATES",
@@ -142,11 +146,13 @@ class ForecastResult:
         scores: Long frame of every candidate's backtest MASE: ``unique_id``, ``model``,
             ``backtest_mase`` (``NaN`` where the candidate is outside the series' family, failed or
             had no usable window). For model monitoring; selection already used it.
+        notes: Run-wide warnings, e.g. a challenger model that could not be loaded.
     """
 
     forecasts: pd.DataFrame
     series: pd.DataFrame
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -551,8 +557,16 @@ def forecast(
     backtest_windows: int = 2,
     min_history: int | None = None,
     freq: str = "D",
+    regressors: Sequence[str] = (),
+    future: pd.DataFrame | None = None,
+    challenger: Challenger | None = None,
 ) -> ForecastResult:
     """Forecast demand for many series at once, choosing a model per series by backtest.
+
+    The vectorised candidates read ``y`` only. Known regressors (``regressors`` and an ``event``
+    column) reach the per-series ``challenger`` (prophet by default in the nightly), which takes a
+    series only where they matter, the series is worth a fit, and its rolling-origin backtest beats
+    the vectorised choice (see :func:`models.forecasting.heavy.challenge`).
 
     Args:
         history: Long frame ``unique_id`` (str), ``ds`` (datetime64 or date, daily), ``y`` (units) and
@@ -570,6 +584,12 @@ def forecast(
             fallback (default 28 days for daily data, 13 weeks for weekly data).
         freq: ``"D"`` (daily, the default) or ``"W"`` (weekly: one row per series and week, every ``ds``
             on the same weekday). Look-back windows keep roughly the same calendar reach.
+        regressors: Numeric known-regressor columns of ``history`` (e.g. ``promo``, ``price``). An
+            ``event`` column (event label or ``None``), when present, names holidays and events.
+        future: ``unique_id, ds`` and the same regressor (and ``event``) columns for every step of
+            the horizon: what is planned, such as the published promotion calendar.
+        challenger: A :class:`~models.forecasting.heavy.Challenger`, or ``None`` for the vectorised
+            selection alone.
 
     Returns:
         A :class:`ForecastResult`. Series are sorted by ``unique_id``, forecasts by ``unique_id, step``.
@@ -593,6 +613,7 @@ def forecast(
         raise ValueError(f"min_history must be >= 1, got {min_history}")
     qlevels = _quantile_levels(quantiles)
     cols = _validate(history)
+    _validate_regressors(history, future, regressors)
     if len(cols.y) == 0:
         return _empty_result([name for _, name in qlevels])
 
@@ -601,9 +622,35 @@ def forecast(
     token = _ACTIVE.set(FREQUENCIES[freq])
     try:
         with np.errstate(all="ignore"):
-            return _forecast_packed(cols, int(horizon), int(season_length), qlevels, backtest_windows, min_history)
+            result = _forecast_packed(cols, int(horizon), int(season_length), qlevels, backtest_windows, min_history)
     finally:
         _ACTIVE.reset(token)
+    if challenger is None:
+        return result
+    from models.forecasting.heavy import challenge
+
+    return challenge(history, result, future, challenger, horizon=int(horizon), season_length=int(season_length),
+                     freq=freq, regressors=tuple(regressors))
+
+
+def _validate_regressors(history: pd.DataFrame, future: pd.DataFrame | None, regressors: Sequence[str]) -> None:
+    """Regressor columns exist and are numeric in ``history`` and ``future``.
+
+    Raises:
+        ValueError: naming the frame and the column.
+    """
+    if isinstance(regressors, str):
+        raise ValueError(f"regressors must be a sequence of column names, got the string {regressors!r}")
+    for frame_name, frame in (("history", history), ("future", future)):
+        if frame is None:
+            continue
+        needed = ["unique_id", "ds"] if frame_name == "future" else []
+        missing = [c for c in [*needed, *regressors] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{frame_name} is missing regressor column(s): {', '.join(missing)}")
+        for col in regressors:
+            if pd.api.types.is_bool_dtype(frame[col]) or not pd.api.types.is_numeric_dtype(frame[col]):
+                raise ValueError(f"{frame_name}.{col} must be numeric, got dtype {frame[col].dtype}")
 
 
 def _forecast_packed(

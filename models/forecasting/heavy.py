@@ -1,16 +1,28 @@
-"""Optional per-series models (statsmodels exponential smoothing, prophet with regressors) for the few
-series worth their cost.
+"""Per-series challengers (prophet with promotion, price and event regressors; statsmodels exponential
+smoothing) for the series where they can pay off.
 
-The vectorised :func:`models.forecasting.forecast` gives every series a forecast; :func:`refine`
-then refits the top-value smooth series one at a time with a heavier model and keeps its forecast
-only when it is sane. Off by default in the nightly: a statsmodels fit costs ~0.3 s and a prophet fit
-~0.5 s per series against well under a millisecond for the vectorised path (see
-``benchmarks/forecast_throughput.py``), so it pays only where regressors such as promotions and price
-matter and the series carries enough value.
+The vectorised :func:`models.forecasting.forecast` gives every series a forecast in well under a
+millisecond. A per-series model costs far more (prophet ~0.07 s a fit, see
+``benchmarks/forecast_throughput.py``), so :func:`challenge` spends it only where it can matter:
 
-Failure isolation, per series: a fit that raises, exceeds ``timeout_s`` or returns non-finite or
-absurd values keeps its vectorised forecast, and ``heavy_note`` says why. A model-wide outage (the
-library cannot be imported) keeps every vectorised forecast and logs a warning; the run completes.
+1. **Eligible**: a modelled series (no fallback) of a class the model suits (smooth or erratic by
+   default: prophet chases the zeros of intermittent demand) with enough history for a backtest.
+2. **Regressors matter** (for a model that uses them): in the series' own history, demand on the days
+   a regressor was off its usual value (promoted, discounted) or an event happened differs from the
+   other days by at least ``min_lift`` (see :func:`regressor_lifts`).
+3. **Worth the cost**: the ``top_n`` of those by value (mean demand times median price, or units).
+4. **Backtest**: over the last ``windows`` rolling origins, each ``horizon`` periods apart, the
+   vectorised selection, the challenger and the average of the two forecast the periods after the
+   origin (regressors as they were). The average takes the series if its mean MASE is lower than the
+   vectorised one's by ``margin``; the challenger alone only if it also beats the average by
+   ``margin``. Combining forecasts is the robust choice: on the generated world's held-out month, the
+   average beat both models on the series tried (``benchmarks/forecast_accuracy.py``).
+   ``challenger_note`` records the three scores either way.
+
+Failure isolation, per series: a fit that raises, exceeds ``timeout_s``, or returns non-finite,
+mis-shaped or absurd values leaves the vectorised forecast in place and says why. A model-wide outage
+(the library cannot be loaded) leaves every vectorised forecast in place with a loud warning, and
+``ForecastResult.notes`` carries it to the stage summary; the run completes.
 """
 
 from __future__ import annotations
@@ -19,26 +31,84 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from models.forecasting.core import ABSURD_FACTOR, ForecastResult
+from models.forecasting.core import ABSURD_FACTOR, FREQUENCIES, ForecastResult
 
-__all__ = ["HEAVY_MODELS", "HeavyModelUnavailable", "refine"]
+__all__ = ["HEAVY_MODELS", "Challenger", "HeavyModel", "HeavyModelUnavailable", "challenge"]
 
 log = logging.getLogger(__name__)
 
-#: ``(y, ds, horizon, season_length, regressors, future_regressors) -> mean[horizon]``.
-HeavyFit = Callable[[np.ndarray, pd.DatetimeIndex, int, int, pd.DataFrame | None, pd.DataFrame | None], np.ndarray]
+#: ``(train, future, season_length, holidays) -> mean[len(future)]``: ``train`` holds ``ds, y`` and the
+#: regressor columns, ``future`` holds ``ds`` and the same regressors, ``holidays`` is prophet-shaped
+#: (``holiday, ds``) or ``None``.
+HeavyFit = Callable[[pd.DataFrame, pd.DataFrame, int, pd.DataFrame | None], np.ndarray]
 
 
 class HeavyModelUnavailable(RuntimeError):
     """The model's library cannot be loaded: every series keeps its vectorised forecast."""
 
 
-def _statsmodels_ets(y, ds, horizon, season_length, regressors, future):  # noqa: ANN001, ARG001
+@dataclass(frozen=True)
+class HeavyModel:
+    """A per-series model and whether it uses known regressors and events."""
+
+    fit: HeavyFit
+    uses_regressors: bool
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """Which per-series model challenges the vectorised selection, and how much time it may use.
+
+    Attributes:
+        model: A key of :data:`HEAVY_MODELS`.
+        top_n: Most series challenged per call (per shard in the nightly), highest value first.
+        margin: Fraction by which the challenger's backtest MASE must beat the vectorised one.
+        windows: Rolling-origin backtest windows of ``horizon`` periods, ending at the origin.
+        min_lift: Smallest relative change of mean demand on regressor or event days, against the
+            other days, that makes a series worth challenging (``0.15``: 15 %).
+        min_effect_days: Fewest days of history on which a regressor is off its usual value (or an
+            event happens) before its lift counts.
+        classes: Demand classes the model may take.
+        timeout_s: Longest one fit may take before the series keeps its vectorised forecast.
+        budget_s: Total time for all fits of the call; series not reached keep theirs.
+    """
+
+    model: str = "prophet"
+    top_n: int = 50
+    margin: float = 0.1
+    windows: int = 2
+    min_lift: float = 0.15
+    min_effect_days: int = 7
+    classes: tuple[str, ...] = ("smooth", "erratic")
+    timeout_s: float = 20.0
+    budget_s: float = 300.0
+
+    @classmethod
+    def from_policy(cls, cfg: dict | None) -> Challenger | None:
+        """The challenger of a policy's ``forecasting.challenger`` section (``None`` when switched off)."""
+        if cfg is None:
+            return None
+        return cls(model=cfg["model"], top_n=cfg["top_n"], margin=cfg["margin"], windows=cfg["windows"],
+                   min_lift=cfg["min_lift"], min_effect_days=cfg["min_effect_days"], classes=tuple(cfg["classes"]),
+                   timeout_s=cfg["timeout_seconds"], budget_s=cfg["budget_seconds"])
+
+    def __post_init__(self) -> None:
+        if self.model not in HEAVY_MODELS:
+            raise ValueError(f"challenger model must be one of {sorted(HEAVY_MODELS)}, got {self.model!r}")
+        if (self.top_n < 0 or not 0 <= self.margin < 1 or self.min_lift < 0 or self.min_effect_days < 1
+                or self.windows < 1):
+            raise ValueError("challenger needs top_n >= 0, 0 <= margin < 1, min_lift >= 0, min_effect_days >= 1 "
+                             f"and windows >= 1: {self}")
+        if self.timeout_s <= 0 or self.budget_s <= 0:
+            raise ValueError(f"challenger timeout_s and budget_s must be positive: {self}")
+
+
+def _statsmodels_ets(train, future, season_length, holidays):  # noqa: ANN001, ARG001
     try:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
     except ImportError as exc:  # pragma: no cover - statsmodels is pinned
@@ -48,36 +118,45 @@ def _statsmodels_ets(y, ds, horizon, season_length, regressors, future):  # noqa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = ExponentialSmoothing(
-            y, trend="add", damped_trend=True, seasonal="add", seasonal_periods=season_length,
-            initialization_method="estimated",
+            train["y"].to_numpy(dtype=np.float64), trend="add", damped_trend=True, seasonal="add",
+            seasonal_periods=season_length, initialization_method="estimated",
         ).fit()
-    return np.asarray(fit.forecast(horizon), dtype=np.float64)
+    return np.asarray(fit.forecast(len(future)), dtype=np.float64)
 
 
-def _prophet(y, ds, horizon, season_length, regressors, future):  # noqa: ANN001, ARG001
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+_QUIET = _warnings_only
+
+
+def _prophet(train, future, season_length, holidays):  # noqa: ANN001
+    # prophet logs an ERROR at import when plotly (plots only) is absent; forecasts need no plots.
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     try:
         from prophet import Prophet
     except Exception as exc:  # noqa: BLE001 - prophet fails to load in many ways (cmdstan, plotly, numpy ABI)
         raise HeavyModelUnavailable(f"prophet cannot be loaded: {type(exc).__name__}: {exc}") from exc
     for name in ("prophet", "cmdstanpy"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    model = Prophet(weekly_seasonality=season_length == 7, yearly_seasonality=True, daily_seasonality=False,
-                    uncertainty_samples=0)
-    frame = pd.DataFrame({"ds": ds, "y": y})
-    if regressors is not None:
-        for col in regressors.columns:
-            model.add_regressor(col)
-        frame = pd.concat([frame, regressors.reset_index(drop=True)], axis=1)
-    model.fit(frame)
-    step = ds[-1] - ds[-2] if len(ds) > 1 else pd.Timedelta(days=1)
-    fut = pd.DataFrame({"ds": ds[-1] + step * np.arange(1, horizon + 1)})
-    if future is not None:
-        fut = pd.concat([fut, future.reset_index(drop=True)], axis=1)
-    return np.asarray(model.predict(fut)["yhat"], dtype=np.float64)
+        # cmdstanpy resets its own level on every fit; a filter holds where a level does not.
+        quiet = logging.getLogger(name)
+        if _QUIET not in quiet.filters:
+            quiet.addFilter(_QUIET)
+    model = Prophet(weekly_seasonality=season_length == 7, yearly_seasonality="auto", daily_seasonality=False,
+                    holidays=holidays, uncertainty_samples=0)
+    regressors = [c for c in train.columns if c not in ("ds", "y")]
+    for col in regressors:
+        model.add_regressor(col)
+    model.fit(train)
+    return np.asarray(model.predict(future[["ds", *regressors]])["yhat"], dtype=np.float64)
 
 
-#: Heavy models by name; tests and deployments may register others.
-HEAVY_MODELS: dict[str, HeavyFit] = {"statsmodels_ets": _statsmodels_ets, "prophet": _prophet}
+#: Per-series models by name; tests and deployments may register others.
+HEAVY_MODELS: dict[str, HeavyModel] = {
+    "statsmodels_ets": HeavyModel(_statsmodels_ets, uses_regressors=False),
+    "prophet": HeavyModel(_prophet, uses_regressors=True),
+}
 
 
 def _run_with_timeout(fn: Callable[[], np.ndarray], timeout_s: float) -> np.ndarray:
@@ -104,118 +183,263 @@ def _run_with_timeout(fn: Callable[[], np.ndarray], timeout_s: float) -> np.ndar
     return box["value"]  # type: ignore[return-value]
 
 
-def refine(
-    history: pd.DataFrame,
-    result: ForecastResult,
-    *,
-    model: str = "statsmodels_ets",
-    top_n: int = 50,
-    season_length: int = 7,
-    value: pd.Series | None = None,
-    regressors: Sequence[str] = (),
-    future_regressors: pd.DataFrame | None = None,
-    timeout_s: float = 10.0,
-    budget_s: float = 300.0,
-) -> ForecastResult:
-    """Refit the top-value smooth series with a per-series model where it gives a sane forecast.
+def _sane(mean: np.ndarray, horizon: int, peak: float, model: str) -> str | None:
+    """Why a fitted forecast cannot be used, or ``None``."""
+    mean = np.asarray(mean, dtype=np.float64)
+    if mean.shape != (horizon,) or not np.isfinite(mean).all():
+        return f"{model} produced a non-finite or mis-shaped forecast"
+    if mean.max() > ABSURD_FACTOR * max(peak, 1e-9):
+        return f"{model} forecast {mean.max():.4g} is more than {ABSURD_FACTOR:g}x the series max {peak:.4g}"
+    return None
 
-    Args:
-        history: The long frame given to :func:`forecast` (``unique_id, ds, y``, optional
-            ``censored``), plus one column per name in ``regressors``.
-        result: What :func:`forecast` returned for ``history``.
-        model: A key of :data:`HEAVY_MODELS` (``statsmodels_ets`` or ``prophet``).
-        top_n: Most series refitted, by value (``value`` per ``unique_id``, e.g. unit margin times
-            ``mean_daily``; default ``mean_daily``). Only ``smooth`` series without a fallback qualify.
-        season_length: Season in periods.
-        regressors: Known regressor columns (price, promotion, holiday) for models that use them.
-        future_regressors: ``unique_id, ds`` and the ``regressors`` over the horizon; required with
-            ``regressors``.
-        timeout_s: Longest a single fit may take before the series keeps its vectorised forecast.
-        budget_s: Total time for all fits; series not reached keep their vectorised forecast.
+
+def _usable_regressors(train: pd.DataFrame, regressors: Sequence[str]) -> list[str]:
+    """Regressors that vary over the training rows and are not a linear copy of one already kept.
+
+    A constant column teaches nothing, and with list prices fixed ``price`` is ``list * (1 - promo)``:
+    fitting both would split one effect between two collinear terms.
+    """
+    kept: list[str] = []
+    for col in regressors:
+        values = train[col].to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all() or np.nanstd(values) == 0:
+            continue
+        if any(abs(np.corrcoef(values, train[k].to_numpy(dtype=np.float64))[0, 1]) > 0.99 for k in kept):
+            continue
+        kept.append(col)
+    return kept
+
+
+def _mase(actual: np.ndarray, predicted: np.ndarray, train: np.ndarray, m: int) -> float:
+    """MASE of ``predicted`` on the finite ``actual`` values, scaled by the training seasonal-naive MAE."""
+    ok = np.isfinite(actual)
+    if not ok.any():
+        return float("nan")
+    diff = np.abs(train[m:] - train[:-m]) if len(train) > m else np.array([])
+    diff = diff[np.isfinite(diff)]
+    scale = diff.mean() if len(diff) and diff.mean() > 0 else max(float(np.nanmean(np.abs(train))), 1.0)
+    return float(np.abs(actual[ok] - np.maximum(predicted[ok], 0.0)).mean() / scale)
+
+
+def regressor_lifts(history: pd.DataFrame, regressors: Sequence[str], min_days: int) -> pd.DataFrame:
+    """How much each regressor and the events moved each series' demand in its own history.
+
+    A regressor is "on" on the days it differs from its most common value (a promotion's discount,
+    a SNAP day, a price below list); events are on on labelled days. The lift is mean demand on those
+    days over mean demand on the others, minus one; it is reported only with ``min_days`` on-days and
+    some demand on the other days.
 
     Returns:
-        A new :class:`ForecastResult`: refitted series get the heavy model's mean (quantiles moved by
-        the same amount, spread kept) and ``model`` set to ``model``; ``series`` gains ``heavy_note``
-        (``None``, or why a selected series kept its vectorised forecast).
-
-    Raises:
-        ValueError: on an unknown model or regressors without their future values.
+        ``unique_id, regressor, lift, days``: one row per series and regressor (``event`` for events).
     """
-    if model not in HEAVY_MODELS:
-        raise ValueError(f"model must be one of {sorted(HEAVY_MODELS)}, got {model!r}")
-    missing = [c for c in regressors if c not in history.columns]
-    if missing:
-        raise ValueError(f"history is missing regressor column(s): {', '.join(missing)}")
-    if regressors and future_regressors is None:
-        raise ValueError("future_regressors is required when regressors are given")
+    parts = []
+    names = [*regressors] + (["event"] if "event" in history.columns else [])
+    for col in names:
+        values = history[col]
+        if col == "event":
+            on = values.notna().to_numpy()
+        else:
+            mode = values.mode(dropna=True)
+            if mode.empty:
+                continue
+            on = (values.notna() & (values != mode.iloc[0])).to_numpy()
+        frame = pd.DataFrame({"unique_id": history["unique_id"].to_numpy(), "on": on,
+                              "y": history["y"].to_numpy(dtype=np.float64)})
+        stats = frame.groupby(["unique_id", "on"])["y"].agg(["mean", "size"]).unstack("on")
+        if (True not in stats.columns.get_level_values(1)) or (False not in stats.columns.get_level_values(1)):
+            continue
+        on_mean, off_mean = stats[("mean", True)], stats[("mean", False)]
+        days = stats[("size", True)].fillna(0).astype(np.int64)
+        usable = (days >= min_days) & (off_mean > 0)
+        parts.append(pd.DataFrame({"unique_id": stats.index[usable], "regressor": col,
+                                   "lift": (on_mean / off_mean - 1.0)[usable].to_numpy(),
+                                   "days": days[usable].to_numpy()}))
+    if not parts:
+        return pd.DataFrame({"unique_id": pd.Series(dtype=object), "regressor": pd.Series(dtype=object),
+                             "lift": pd.Series(dtype=np.float64), "days": pd.Series(dtype=np.int64)})
+    return pd.concat(parts, ignore_index=True)
 
+
+def challenge(
+    history: pd.DataFrame,
+    result: ForecastResult,
+    future: pd.DataFrame | None,
+    challenger: Challenger,
+    *,
+    horizon: int,
+    season_length: int = 7,
+    freq: str = "D",
+    regressors: Sequence[str] = (),
+    forecast_fn: Callable[..., ForecastResult] | None = None,
+) -> ForecastResult:
+    """Let ``challenger`` take the series where regressors matter, value is high, and its backtest wins.
+
+    Args:
+        history: What :func:`forecast` was given: ``unique_id, ds, y``, optional ``censored``, the
+            ``regressors`` columns and an optional ``event`` column (label or ``None``).
+        result: What :func:`forecast` returned for ``history``.
+        future: ``unique_id, ds``, the ``regressors`` and optional ``event`` over the horizon; needed
+            by a model that uses regressors (without it such a model challenges nothing).
+        challenger: The model and its limits.
+        horizon: Periods forecast.
+        season_length: Season in periods.
+        freq: ``"D"`` or ``"W"``.
+        regressors: Numeric known-regressor columns.
+        forecast_fn: The vectorised forecaster, re-run at the backtest origin (default
+            :func:`models.forecasting.forecast`).
+
+    Returns:
+        A new :class:`ForecastResult`: series the challenger took get its mean (quantiles moved by the
+        same amount, spread kept), ``model`` set to the challenger and its backtest MASE; ``series``
+        gains ``challenger_note`` (``None`` for series not challenged); ``notes`` gains a line on a
+        model-wide outage.
+    """
+    spec = HEAVY_MODELS[challenger.model]
+    name = challenger.model
     series = result.series.copy()
-    series["heavy_note"] = pd.Series([None] * len(series), dtype=object)
+    series["challenger_note"] = pd.Series([None] * len(series), dtype=object)
     forecasts = result.forecasts.copy()
-    eligible = series[(series["demand_class"] == "smooth") & series["fallback_reason"].isna()]
-    worth = eligible["mean_daily"] if value is None else eligible["unique_id"].map(value).fillna(0.0)
-    chosen = eligible.assign(_worth=worth.to_numpy()).nlargest(top_n, "_worth")["unique_id"].tolist()
-    if not chosen:
-        return replace(result, forecasts=forecasts, series=series)
+    base = replace(result, forecasts=forecasts, series=series)
+    if challenger.top_n == 0 or series.empty or (spec.uses_regressors and future is None):
+        return base
 
-    fit = HEAVY_MODELS[model]
+    period = pd.Timedelta(days=FREQUENCIES[freq].period_days)
+    hist = history
+    if "censored" in hist.columns:
+        hist = hist[~hist["censored"].astype(bool)]
+    has_events = "event" in hist.columns
+    origin = pd.Timestamp(history["ds"].max())
+    cutoffs = [origin - k * horizon * period for k in range(challenger.windows, 0, -1)]
+
+    # 1-3: eligible, regressors matter, worth the cost.
+    ok = series["fallback_reason"].isna() & series["demand_class"].isin(challenger.classes)
+    n_train = hist[hist["ds"] <= cutoffs[0]].groupby("unique_id").size()
+    ok &= series["unique_id"].map(n_train).fillna(0).to_numpy() >= season_length + 2 * horizon
+    lift_text: dict[str, str] = {}
+    if spec.uses_regressors:
+        lifts = regressor_lifts(hist, regressors, challenger.min_effect_days)
+        strong = lifts[lifts["lift"].abs() >= challenger.min_lift]
+        ok &= series["unique_id"].isin(strong["unique_id"]).to_numpy()
+        lift_text = {uid: ", ".join(f"{r} {v:+.0%} over {n} days" for r, v, n in zip(g["regressor"], g["lift"], g["days"], strict=True))
+                     for uid, g in strong.groupby("unique_id", sort=False)}
+    candidates = series[ok]
+    if candidates.empty:
+        return base
+    worth = candidates["mean_daily"].fillna(0.0)
+    if "price" in hist.columns:
+        worth = worth * candidates["unique_id"].map(hist.groupby("unique_id")["price"].median()).fillna(1.0)
+    chosen = candidates.assign(_worth=worth.to_numpy()).nlargest(challenger.top_n, "_worth")["unique_id"].tolist()
+
+    # 4: the vectorised selection's own forecasts from each backtest origin.
+    if forecast_fn is None:
+        from models.forecasting.core import forecast as forecast_fn
+    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in history.columns else [])
+    mine = history[history["unique_id"].isin(chosen)]
+    vec_bt = []
+    for cutoff in cutoffs:
+        fc = forecast_fn(mine.loc[mine["ds"] <= cutoff, cols], horizon, season_length=season_length, freq=freq)
+        vec_bt.append({uid: g["mean"].to_numpy() for uid, g in fc.forecasts.groupby("unique_id", sort=False)})
+
+    groups = dict(tuple(mine.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=False)))
+    fut_groups = (dict(tuple(future[future["unique_id"].isin(chosen)].sort_values("ds").groupby("unique_id", sort=False)))
+                  if future is not None else {})
     qcols = [c for c in forecasts.columns if c.startswith("q") and c[1:].isdigit()]
-    by_id = history[history["unique_id"].isin(chosen)].sort_values(["unique_id", "ds"])
-    groups = dict(tuple(by_id.groupby("unique_id", sort=False)))
-    deadline = time.monotonic() + budget_s
     row_of = {uid: i for i, uid in enumerate(series["unique_id"])}
+    rows_of = forecasts.groupby("unique_id", sort=False).indices
+    deadline = time.monotonic() + challenger.budget_s
     notes: dict[str, str] = {}
-    refitted = 0
+    taken = 0
+    outage: str | None = None
     for uid in chosen:
         if time.monotonic() > deadline:
-            notes[uid] = f"{model} skipped: budget of {budget_s:g}s used up"
+            notes[uid] = f"{name} not tried: budget of {challenger.budget_s:g}s used up"
             continue
         group = groups.get(uid)
-        mask = forecasts["unique_id"] == uid
-        horizon = int(mask.sum())
-        if group is None or horizon == 0:
+        idx = rows_of.get(uid)
+        if group is None or idx is None:
             continue
-        if "censored" in group.columns:
-            group = group[~group["censored"].astype(bool)]
-        y = group["y"].to_numpy(dtype=np.float64).clip(min=0.0)
-        ds = pd.DatetimeIndex(group["ds"])
-        reg = group[list(regressors)] if regressors else None
+        observed = group[~group["censored"].astype(bool)] if "censored" in group.columns else group
+        regs = _usable_regressors(observed, regressors) if spec.uses_regressors else []
+        train_all = observed[["ds", "y", *regs]].assign(y=observed["y"].clip(lower=0.0))
         fut = None
-        if regressors:
-            fut = future_regressors[future_regressors["unique_id"] == uid].sort_values("ds")[list(regressors)]
-            if len(fut) != horizon:
-                notes[uid] = f"{model} skipped: {len(fut)} future regressor rows for {horizon} steps"
+        if spec.uses_regressors:
+            fut = fut_groups.get(uid)
+            if fut is None or len(fut) != len(idx):
+                notes[uid] = f"{name} not tried: {0 if fut is None else len(fut)} future rows for {len(idx)} steps"
                 continue
+            if fut[list(regs)].isna().to_numpy().any():
+                notes[uid] = f"{name} not tried: missing future values of {', '.join(regs)}"
+                continue
+        holidays = None
+        if spec.uses_regressors and has_events:
+            days = pd.concat([group[["event", "ds"]], fut[["event", "ds"]] if "event" in fut.columns else None])
+            holidays = days.dropna(subset=["event"]).rename(columns={"event": "holiday"})
+            holidays = holidays if len(holidays) else None
+        future_frame = (fut[["ds", *regs]] if fut is not None
+                        else pd.DataFrame({"ds": origin + period * np.arange(1, len(idx) + 1)}))
+        vec_model = series.loc[row_of[uid], "model"]
         try:
-            mean = _run_with_timeout(lambda y=y, ds=ds, reg=reg, fut=fut, h=horizon: fit(y, ds, h, season_length, reg, fut),
-                                     timeout_s)
+            # Backtest: MASE per window of the vectorised choice, the challenger and their average.
+            scores = np.zeros(3)
+            for w, cutoff in enumerate(cutoffs):
+                train = train_all[train_all["ds"] <= cutoff]
+                steps = pd.DataFrame({"ds": cutoff + period * np.arange(1, horizon + 1)})
+                if regs:
+                    steps = steps.merge(group[["ds", *regs]], on="ds", how="left").ffill().bfill()
+                ch = np.asarray(_run_with_timeout(
+                    lambda t=train, f=steps, h=holidays: spec.fit(t, f, season_length, h), challenger.timeout_s),
+                    dtype=np.float64)
+                actual = steps[["ds"]].merge(train_all[["ds", "y"]], on="ds", how="left")["y"].to_numpy(np.float64)
+                vec = vec_bt[w].get(uid, np.full(horizon, np.nan))
+                train_y = train["y"].to_numpy(dtype=np.float64)
+                scores += [_mase(actual, p, train_y, season_length) for p in (vec, ch, (vec + ch) / 2)]
+            scores /= len(cutoffs)
+            m_vec, m_ch, m_blend = scores
+            vs = (f"backtest MASE {vec_model} {m_vec:.3f}, {name} {m_ch:.3f}, average of both {m_blend:.3f}"
+                  f" over {len(cutoffs)} window(s)")
+            with_regs = (f" (regressors: {', '.join(regs) or 'none'}{', events' if holidays is not None else ''}"
+                         + (f"; history shows {lift_text[uid]}" if uid in lift_text else "") + ")")
+            # The average is the robust choice; the challenger alone must beat it by the margin too.
+            best = -1
+            if np.isfinite([m_ch, m_blend]).all():
+                best = 0 if m_ch < (1 - challenger.margin) * m_blend else 1
+            best_score = (m_ch, m_blend)[best] if best >= 0 else np.nan
+            if not (best >= 0 and np.isfinite(m_vec) and best_score < (1 - challenger.margin) * m_vec):
+                notes[uid] = f"kept {vec_model}: {vs}{with_regs}"
+                continue
+            mean = _run_with_timeout(
+                lambda t=train_all, f=future_frame, h=holidays: spec.fit(t, f, season_length, h), challenger.timeout_s)
         except HeavyModelUnavailable as exc:
-            log.warning("heavy model %s is unavailable, every series keeps its vectorised forecast: %s", model, exc)
+            outage = f"{name} unavailable, the vectorised selection stands for every series: {exc}"
+            log.warning("FORECAST CHALLENGER DOWN: %s", outage)
             for other in chosen:
-                notes.setdefault(other, f"{model} unavailable: {exc}")
+                notes.setdefault(other, f"{name} unavailable: {exc}")
             break
         except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
-            notes[uid] = f"{model} failed: {type(exc).__name__}: {exc}"
+            notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
             continue
-        mean = np.asarray(mean, dtype=np.float64)
-        if mean.shape != (horizon,) or not np.isfinite(mean).all():
-            notes[uid] = f"{model} produced a non-finite or mis-shaped forecast"
+        problem = _sane(mean, len(idx), float(group["y"].max()), name)
+        if problem:
+            notes[uid] = problem
             continue
-        peak = float(y.max()) if len(y) else 0.0
-        if mean.max() > ABSURD_FACTOR * max(peak, 1e-9):
-            notes[uid] = f"{model} forecast {mean.max():.4g} is more than {ABSURD_FACTOR:g}x the series max {peak:.4g}"
-            continue
-        mean = np.maximum(mean, 0.0)
-        shift = mean - forecasts.loc[mask, "mean"].to_numpy()
-        forecasts.loc[mask, "mean"] = mean
-        running = np.zeros(horizon)
+        current = forecasts["mean"].to_numpy()[idx]
+        mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
+        label = name
+        if best == 1:
+            mean, label = (mean + current) / 2, f"{name}+{vec_model}"
+        shift = mean - current
+        forecasts.loc[forecasts.index[idx], "mean"] = mean
+        running = np.zeros(len(idx))
         for col in qcols:
-            running = np.maximum(running, np.maximum(forecasts.loc[mask, col].to_numpy() + shift, 0.0))
-            forecasts.loc[mask, col] = running
-        series.loc[row_of[uid], "model"] = model
-        refitted += 1
+            running = np.maximum(running, np.maximum(forecasts[col].to_numpy()[idx] + shift, 0.0))
+            forecasts.loc[forecasts.index[idx], col] = running
+        row = row_of[uid]
+        series.loc[row, "model"] = label
+        series.loc[row, "backtest_mase"] = best_score
+        notes[uid] = f"taken ({label}): {vs}{with_regs}"
+        taken += 1
     for uid, note in notes.items():
-        series.loc[row_of[uid], "heavy_note"] = note
-    log.info("heavy model %s: %d of %d selected series refitted, %d kept their vectorised forecast",
-             model, refitted, len(chosen), len(notes))
-    return replace(result, forecasts=forecasts, series=series)
+        series.loc[row_of[uid], "challenger_note"] = note
+    log.info("challenger %s: took %d of %d series tried", name, taken, len(chosen))
+    out_notes = list(result.notes) + ([outage] if outage else [])
+    return replace(result, forecasts=forecasts, series=series, notes=out_notes)

@@ -97,3 +97,31 @@ def test_a_drifting_demand_class_is_forecast_by_the_fallback_rule(root):
     # Flat over the horizon, quantiles above the mean.
     assert (mine.groupby("unique_id")["mean"].nunique() == 1).all()
     assert (mine["q95"] >= mine["mean"]).all()
+
+
+def test_prophet_challenges_the_series_whose_promotions_move_demand(root, tmp_path):
+    from include.governance.policy import POLICY_FILE
+    from include.nightly import forecast_shard
+
+    demand = read_partition("curated", "demand", DS, root)
+    assert {"promo", "price", "event"} <= set(demand.columns) and (demand["promo"] > 0).any()
+    steady = monitor_forecasts(DS.isoformat(), dag_id="monitor_steady", conn_factory=None, root=root)
+    assert not {"smooth", "erratic"} & set(steady["fallback_segments"])  # the classes prophet may take
+    summary = forecast_shard(DS.isoformat(), 0, 1, root=root)
+    challenger = summary["challenger"]
+    assert challenger["model"] == "prophet" and challenger["warnings"] == []
+    assert challenger["tried"] >= 1, "the tiny world has smooth series that promotions lift"
+    series = read_partition("forecasts", "series_shards/shard=0000-of-0001", DS, root)
+    tried = series[series["challenger_note"].notna()]
+    assert len(tried) == challenger["tried"]
+    assert tried["challenger_note"].str.contains("history shows promo ").all()
+    assert (series["model"].str.startswith("prophet").sum()) == challenger["taken"]
+    fc = read_partition("forecasts", "shards/shard=0000-of-0001", DS, root)
+    assert fc[["mean", "q50", "q80", "q95"]].notna().all().all()
+    assert ((fc["q95"] >= fc["q80"]) & (fc["q80"] >= fc["q50"]) & (fc["q50"] >= 0)).all()
+
+    # Switched off in the policy: the vectorised selection alone.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY_FILE.read_text().replace("    enabled: true", "    enabled: false"))
+    off = forecast_shard(DS.isoformat(), 0, 1, root=root, policy_path=str(policy))
+    assert off["challenger"] is None and not any(m.startswith("prophet") for m in off["models"])

@@ -1,4 +1,4 @@
-"""Unit tests for weekly forecasting, TSB, the optional per-series models and forecast monitoring."""
+"""Unit tests for weekly forecasting, TSB, the per-series challengers and forecast monitoring."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecasting import CANDIDATES, forecast, heavy
-from models.forecasting.heavy import HeavyModelUnavailable, refine
+from models.forecasting import CANDIDATES, Challenger, forecast, heavy
+from models.forecasting.heavy import HeavyModel, HeavyModelUnavailable
 from models.forecasting.monitoring import SCORE_COLUMNS, flag_drift, score_forecasts
 
 WEEKS = 156
@@ -74,110 +74,226 @@ def test_tsb_decays_for_an_item_that_stopped_selling():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Optional per-series models: failure isolation
+# Per-series challengers: who is tried, the backtest decides, failures stay isolated
 # ---------------------------------------------------------------------------------------------------
+
+H = 14
+
+
+def _promoted(uid: str, level: float, lift: float, n_days: int = 200, seed: int = 0, promo_every: int = 20):
+    """A series whose demand jumps by ``lift`` units on promoted days (8 of every ``promo_every``)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_days + H)
+    promo = ((t % promo_every) < 8).astype(float) * 0.3
+    y = level + lift * (promo > 0) + rng.normal(0, 0.5, len(t))
+    days = pd.date_range(DAILY, periods=n_days + H, freq="D")
+    frame = pd.DataFrame({"unique_id": uid, "ds": days, "y": np.maximum(y, 0), "promo": promo})
+    return frame.iloc[:n_days].reset_index(drop=True), frame.iloc[n_days:][["unique_id", "ds", "promo"]]
 
 
 @pytest.fixture
-def base():
-    history = pd.concat([_daily(f"s{i}", 5.0 + 5 * i, seed=i) for i in range(4)], ignore_index=True)
-    return history, forecast(history, 14)
+def promo_world():
+    """Two series promotions lift, one they do not move, one never promoted, and the horizon's promotions."""
+    parts = [_promoted("p_big", 40.0, 30.0, seed=1), _promoted("p_small", 10.0, 8.0, seed=2),
+             _promoted("p_dud", 30.0, 0.0, seed=5)]
+    flat = _daily("flat", 20.0, seed=3).assign(promo=0.0)
+    history = pd.concat([*(p[0] for p in parts), flat], ignore_index=True)
+    future_flat = pd.DataFrame({"unique_id": "flat", "ds": parts[0][1]["ds"], "promo": 0.0})
+    future = pd.concat([*(p[1] for p in parts), future_flat], ignore_index=True)
+    return history, future
 
 
-def _register(monkeypatch, fn):
-    monkeypatch.setitem(heavy.HEAVY_MODELS, "mock", fn)
+def _regression(train, future, m, holidays):  # noqa: ARG001
+    """Least squares on the regressors: the model that knows how promotions work."""
+    cols = [c for c in train.columns if c not in ("ds", "y")]
+    X = np.c_[np.ones(len(train)), train[cols].to_numpy()]
+    beta = np.linalg.lstsq(X, train["y"].to_numpy(), rcond=None)[0]
+    return np.c_[np.ones(len(future)), future[cols].to_numpy()] @ beta
 
 
-def test_heavy_model_replaces_the_top_value_series(monkeypatch, base):
-    history, result = base
-    _register(monkeypatch, lambda y, ds, h, m, reg, fut: np.full(h, 42.0))
-    out = refine(history, result, model="mock", top_n=2)
-
-    models = out.series.set_index("unique_id")["model"]
-    assert list(models[models == "mock"].index) == ["s2", "s3"]  # highest mean_daily
-    top = out.forecasts[out.forecasts["unique_id"] == "s3"]
-    assert np.allclose(top["mean"], 42.0)
-    assert (top["q95"] >= top["q80"]).all() and (top["q80"] >= top["q50"]).all()
-    assert out.series["heavy_note"].isna().all()
-    untouched = out.forecasts["unique_id"] == "s0"
-    assert out.forecasts[untouched].equals(result.forecasts[untouched])
+def _register(monkeypatch, fn, uses_regressors: bool = True):
+    monkeypatch.setitem(heavy.HEAVY_MODELS, "mock", HeavyModel(fn, uses_regressors))
 
 
-def test_a_raising_heavy_model_keeps_the_vectorised_forecast_for_that_series_only(monkeypatch, base):
-    history, result = base
+def _run(history, future, **kw):
+    return forecast(history, H, regressors=["promo"], future=future, challenger=Challenger(model="mock", **kw))
 
-    def flaky(y, ds, h, m, reg, fut):
-        if y.mean() > 15:
-            raise RuntimeError("singular matrix")
-        return np.full(h, 7.0)
 
-    _register(monkeypatch, flaky)
-    out = refine(history, result, model="mock", top_n=4)
+def test_the_challenger_takes_promoted_series_when_it_wins_the_backtest(monkeypatch, promo_world):
+    history, future = promo_world
+    _register(monkeypatch, _regression)
+    plain = forecast(history, H)
+    out = _run(history, future)
 
     s = out.series.set_index("unique_id")
-    assert s.loc["s3", "heavy_note"] == "mock failed: RuntimeError: singular matrix"
-    assert s.loc["s3", "model"] == result.series.set_index("unique_id").loc["s3", "model"]
-    assert s.loc["s0", "model"] == "mock"
-    keep = out.forecasts["unique_id"] == "s3"
-    assert out.forecasts[keep].equals(result.forecasts[keep])
+    assert list(s.loc[["p_big", "p_small"], "model"]) == ["mock", "mock"]
+    assert s.loc["p_big", "challenger_note"].startswith("taken (mock): backtest MASE ")
+    assert "over 2 window(s)" in s.loc["p_big", "challenger_note"]
+    assert "(regressors: promo; history shows promo +75% over 80 days)" in s.loc["p_big", "challenger_note"]
+    assert s.loc["p_big", "backtest_mase"] < plain.series.set_index("unique_id").loc["p_big", "backtest_mase"]
+    # Never promoted, or promoted without any effect on demand: regressors do not matter, so the
+    # challenger is not even tried, though p_dud is worth more than p_small.
+    assert s.loc["flat", "model"] != "mock" and s.loc["flat", "challenger_note"] is None
+    assert s.loc["p_dud", "model"] != "mock" and s.loc["p_dud", "challenger_note"] is None
+    big = out.forecasts[out.forecasts["unique_id"] == "p_big"]
+    on_promo = future[future["unique_id"] == "p_big"]["promo"].to_numpy() > 0
+    assert big["mean"].to_numpy()[on_promo].mean() - big["mean"].to_numpy()[~on_promo].mean() == pytest.approx(30, abs=2)
+    assert (big["q95"] >= big["q80"]).all() and (big["q80"] >= big["q50"]).all() and (big["q50"] >= 0).all()
+    flat = out.forecasts["unique_id"] == "flat"
+    assert out.forecasts[flat].equals(plain.forecasts[flat])
+
+
+def test_a_challenger_that_loses_the_backtest_changes_nothing(monkeypatch, promo_world):
+    history, future = promo_world
+    _register(monkeypatch, lambda train, fut, m, hol: np.full(len(fut), train["y"].mean() * 3))
+    out = _run(history, future)
+    assert out.forecasts.equals(forecast(history, H).forecasts)
+    note = out.series.set_index("unique_id").loc["p_big", "challenger_note"]
+    assert note.startswith("kept ") and ", mock " in note and "average of both" in note
+
+
+def test_top_n_tries_the_most_valuable_series_first(monkeypatch, promo_world):
+    history, future = promo_world
+    _register(monkeypatch, _regression)
+    s = _run(history, future, top_n=1).series.set_index("unique_id")
+    assert s.loc["p_big", "model"] == "mock" and s.loc["p_small", "challenger_note"] is None
+
+
+def test_a_raising_challenger_keeps_the_vectorised_forecast_for_that_series_only(monkeypatch, promo_world):
+    history, future = promo_world
+
+    def flaky(train, fut, m, hol):
+        if train["y"].mean() > 30:
+            raise RuntimeError("singular matrix")
+        return _regression(train, fut, m, hol)
+
+    _register(monkeypatch, flaky)
+    out = _run(history, future)
+    s = out.series.set_index("unique_id")
+    assert s.loc["p_big", "challenger_note"] == "mock failed: RuntimeError: singular matrix"
+    assert s.loc["p_small", "model"] == "mock"
+    keep = out.forecasts["unique_id"] == "p_big"
+    assert out.forecasts[keep].equals(forecast(history, H).forecasts[keep])
 
 
 @pytest.mark.parametrize(
     ("values", "note"),
-    [
-        (np.array([np.nan] * 14), "non-finite"),
-        (np.full(14, 1e9), "more than 10x the series max"),
-        (np.full(3, 1.0), "mis-shaped"),
-    ],
+    [(lambda n: np.full(n, np.nan), "non-finite"), (lambda n: np.full(n, 1e9), "more than 10x the series max"),
+     (lambda n: np.ones(3), "mis-shaped")],
 )
-def test_insane_heavy_forecasts_are_rejected(monkeypatch, base, values, note):
-    history, result = base
-    _register(monkeypatch, lambda y, ds, h, m, reg, fut: values)
-    out = refine(history, result, model="mock", top_n=1)
-    row = out.series.set_index("unique_id").loc["s3"]
-    assert note in row["heavy_note"]
-    assert row["model"] != "mock"
+def test_insane_final_forecasts_are_rejected(monkeypatch, promo_world, values, note):
+    history, future = promo_world
+    calls = []
+
+    def fit(train, fut, m, hol):  # wins both backtest windows, then returns nonsense for the horizon
+        calls.append(1)
+        return _regression(train, fut, m, hol) if len(calls) <= 2 else values(len(fut))
+
+    _register(monkeypatch, fit)
+    row = _run(history, future, top_n=1).series.set_index("unique_id").loc["p_big"]
+    assert note in row["challenger_note"] and row["model"] != "mock"
 
 
-def test_a_slow_heavy_fit_times_out_and_keeps_the_vectorised_forecast(monkeypatch, base):
-    history, result = base
+def test_a_slow_fit_times_out_and_keeps_the_vectorised_forecast(monkeypatch, promo_world):
+    history, future = promo_world
 
-    def slow(y, ds, h, m, reg, fut):
+    def slow(train, fut, m, hol):
         time.sleep(1.0)
-        return np.full(h, 1.0)
+        return np.full(len(fut), 1.0)
 
     _register(monkeypatch, slow)
     started = time.monotonic()
-    out = refine(history, result, model="mock", top_n=1, timeout_s=0.05)
+    out = _run(history, future, top_n=1, timeout_s=0.05)
     assert time.monotonic() - started < 0.9
-    assert "TimeoutError" in out.series.set_index("unique_id").loc["s3", "heavy_note"]
+    assert "TimeoutError" in out.series.set_index("unique_id").loc["p_big", "challenger_note"]
 
 
-def test_a_model_wide_outage_degrades_every_series_loudly(monkeypatch, base, caplog):
-    history, result = base
+def test_a_model_wide_outage_keeps_every_vectorised_forecast_loudly(monkeypatch, promo_world, caplog):
+    history, future = promo_world
     calls = []
 
-    def unavailable(y, ds, h, m, reg, fut):
+    def unavailable(train, fut, m, hol):
         calls.append(1)
         raise HeavyModelUnavailable("prophet cannot be loaded: ImportError: no cmdstan")
 
     _register(monkeypatch, unavailable)
     with caplog.at_level(logging.WARNING, logger="models.forecasting.heavy"):
-        out = refine(history, result, model="mock", top_n=3)
+        out = _run(history, future)
 
     assert len(calls) == 1  # no point retrying a missing library per series
-    assert out.forecasts.equals(result.forecasts)
-    notes = out.series.set_index("unique_id")["heavy_note"]
-    assert notes[["s1", "s2", "s3"]].str.startswith("mock unavailable: prophet cannot be loaded").all()
-    assert "unavailable" in caplog.text
+    assert out.forecasts.equals(forecast(history, H).forecasts)
+    notes = out.series.set_index("unique_id")["challenger_note"]
+    assert notes[["p_big", "p_small"]].str.startswith("mock unavailable: prophet cannot be loaded").all()
+    assert out.notes and "vectorised selection stands for every series" in out.notes[0]
+    assert "FORECAST CHALLENGER DOWN" in caplog.text
 
 
-def test_heavy_refine_validates_its_arguments(base):
-    history, result = base
-    with pytest.raises(ValueError, match="model must be one of"):
-        refine(history, result, model="arima")
-    with pytest.raises(ValueError, match="missing regressor column"):
-        refine(history, result, regressors=["price"])
+def test_a_challenger_without_regressors_is_tried_on_any_valuable_series(monkeypatch):
+    history = pd.concat([_daily(f"s{i}", 5.0 + 5 * i, seed=i) for i in range(3)], ignore_index=True)
+    _register(monkeypatch, lambda train, fut, m, hol: np.full(len(fut), 1e-3), uses_regressors=False)
+    out = forecast(history, H, challenger=Challenger(model="mock", top_n=2))
+    notes = out.series.set_index("unique_id")["challenger_note"]
+    assert notes[["s1", "s2"]].str.startswith("kept ").all() and notes["s0"] is None
+
+
+def test_the_average_of_both_models_wins_when_their_errors_cancel(monkeypatch):
+    """Vectorised forecasts 4 under, the challenger 4 over: their average is exact, so it is taken."""
+    history = pd.DataFrame({"unique_id": "c", "ds": pd.date_range(DAILY, periods=120, freq="D"), "y": 10.0})
+    result = forecast(history, H)
+    _register(monkeypatch, lambda train, fut, m, hol: np.full(len(fut), 14.0), uses_regressors=False)
+
+    def under(train, horizon, **kw):
+        fc = forecast(train, horizon, **kw)
+        fc.forecasts["mean"] = 6.0
+        return fc
+
+    out = heavy.challenge(history, result, None, Challenger(model="mock"), horizon=H, forecast_fn=under)
+    row = out.series.iloc[0]
+    assert row["model"] == f"mock+{result.series.iloc[0]['model']}"
+    assert row["challenger_note"].startswith(f"taken ({row['model']}): ") and row["backtest_mase"] == 0
+    assert np.allclose(out.forecasts["mean"], (14.0 + result.forecasts["mean"]) / 2)
+
+
+def test_regressor_lifts_measure_each_series_against_its_own_ordinary_days(promo_world):
+    history, _ = promo_world
+    history = history.assign(event=np.where(history["ds"].dt.day == 1, "month_start", None))
+    lifts = heavy.regressor_lifts(history, ["promo"], min_days=8).set_index(["unique_id", "regressor"])
+    assert lifts.loc[("p_big", "promo"), "lift"] == pytest.approx(30 / 40, abs=0.03)
+    assert lifts.loc[("p_big", "promo"), "days"] == 80
+    assert abs(lifts.loc[("p_dud", "promo"), "lift"]) < 0.03
+    assert ("flat", "promo") not in lifts.index  # never off its usual value
+    assert ("p_big", "event") not in lifts.index  # 7 month starts in 200 days: fewer than min_days
+    assert ("p_big", "event") in heavy.regressor_lifts(history, ["promo"], min_days=7).set_index(
+        ["unique_id", "regressor"]).index
+
+
+def test_regressors_and_challengers_are_validated(promo_world):
+    history, future = promo_world
+    with pytest.raises(ValueError, match="history is missing regressor column"):
+        forecast(history, H, regressors=["price"])
+    with pytest.raises(ValueError, match="future is missing regressor column"):
+        forecast(history, H, regressors=["promo"], future=future.drop(columns="promo"))
+    with pytest.raises(ValueError, match="must be numeric"):
+        forecast(history.assign(promo="yes"), H, regressors=["promo"])
+    with pytest.raises(ValueError, match="challenger model must be one of"):
+        Challenger(model="arima")
+
+
+def test_prophet_learns_promotion_lift_and_events_from_the_history():
+    """The real thing: prophet with a promotion regressor and an event beats the vectorised choice."""
+    history, future = _promoted("p", 20.0, 25.0, n_days=360, seed=4, promo_every=23)
+    assert history["ds"].max() > pd.Timestamp("2024-11-27")
+    spike = history["ds"].dt.strftime("%m-%d") == "11-27"
+    history.loc[spike, "y"] += 60
+    history["event"] = np.where(spike, "black_friday", None)
+    future["event"] = None
+    out = forecast(history, H, regressors=["promo"], future=future, challenger=Challenger(model="prophet"))
+    row = out.series.iloc[0]
+    assert row["model"] == "prophet", row["challenger_note"]
+    assert "regressors: promo, events" in row["challenger_note"]
+    fc = out.forecasts["mean"].to_numpy()
+    on_promo = future["promo"].to_numpy() > 0
+    assert fc[on_promo].mean() - fc[~on_promo].mean() == pytest.approx(25, rel=0.2)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import yaml
 
 from include.config import POLICY_FILE
 from include.governance.policy import PolicyError, assign_tier, load_policy, tier_proposals
+from models.forecasting import Challenger
 
 POLICY = load_policy()
 
@@ -123,6 +124,19 @@ def test_tier_proposals_adds_tier_reasons_and_auto_approve():
     assert "risk_tier" not in proposals.columns  # the input frame is left alone
 
 
+def test_the_forecast_challenger_is_read_from_the_policy_and_can_be_switched_off(tmp_path):
+    shipped = load_policy()
+    assert shipped.challenger["model"] == "prophet" and shipped.challenger["top_n"] > 0
+    challenger = Challenger.from_policy(shipped.challenger)
+    assert (challenger.model, challenger.top_n, challenger.timeout_s) == (
+        "prophet", shipped.challenger["top_n"], shipped.challenger["timeout_seconds"])
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy_text(_set(["forecasting", "challenger"], {"enabled": False})))
+    assert load_policy(path).challenger is None and Challenger.from_policy(None) is None
+    path.write_text(_policy_text(_set(["forecasting", "challenger"], {"model": "statsmodels_ets", "top_n": 5})))
+    assert load_policy(path).challenger == {**shipped.challenger, "model": "statsmodels_ets", "top_n": 5}
+
+
 def _policy_text(mutate) -> str:
     data = yaml.safe_load(POLICY_FILE.read_text())
     mutate(data)
@@ -173,6 +187,22 @@ def _set(path: list, value):
                      id="zero-timeout"),
         pytest.param(_set(["gate", "timeout_hours"], -2.5),
                      "gate.timeout_hours must be a positive number, got -2.5", id="negative-timeout"),
+        pytest.param(_set(["forecasting", "challenger", "model"], "arima"),
+                     "forecasting.challenger.model must be prophet or statsmodels_ets, got 'arima'",
+                     id="unknown-challenger"),
+        pytest.param(_set(["forecasting", "challenger", "margin"], 1.5),
+                     "forecasting.challenger.margin must be in [0, 1), got 1.5", id="challenger-margin"),
+        pytest.param(_set(["forecasting", "challenger", "windows"], 0),
+                     "forecasting.challenger.windows must be a whole number >= 1, got 0", id="challenger-windows"),
+        pytest.param(_set(["forecasting", "challenger", "classes"], ["seasonal"]),
+                     "forecasting.challenger.classes must be a list of smooth, erratic, intermittent, lumpy",
+                     id="challenger-classes"),
+        pytest.param(_set(["forecasting", "challenger", "top"], 5),
+                     "unknown forecasting.challenger keys ['top']", id="challenger-unknown-key"),
+        pytest.param(_set(["forecasting", "challenger", "enabled"], "no"),
+                     "forecasting.challenger.enabled must be true or false, got 'no'", id="challenger-enabled"),
+        pytest.param(_set(["forecasting", "champion"], {}), "forecasting takes one key, challenger",
+                     id="forecasting-unknown-key"),
     ],
 )
 def test_invalid_policy_names_file_and_problem(tmp_path, mutate, message):
