@@ -1,13 +1,22 @@
 """Forecast accuracy on real retail data: Shelfwise's default selection against seasonal naive and AutoETS.
 
-Datasets (read-only, from ``../shared/data/``):
+Datasets (read-only, from ``../shared/data/``, except the generated world):
 
 * **M5 sample**: 50 Walmart item x store series, daily units; the last 28 days are held out (the M5
-  evaluation horizon), one origin. Dates and events come from ``calendar.csv``.
+  evaluation horizon), one origin. Dates, events and SNAP days come from ``calendar.csv``.
 * **Walmart**: weekly sales per store x department (series complete over the 143 weeks), season length
-  52; the last 39 weeks are held out by rolling origin, 3 origins of 13 weeks each.
+  52; the last 39 weeks are held out by rolling origin, 3 origins of 13 weeks each. Holiday weeks
+  (``IsHoliday``) are its events.
+* **world_small** (``--datasets world``): the generated ``small`` world's uncensored demand per location x
+  SKU, with its promotion calendar, list prices and retail events as known regressors; the last 28 days
+  (Black Friday 2026 and the weeks before it) are held out.
 * ``--input FILE``: any long-format history (``unique_id, ds, y``; CSV or Parquet) with ``--freq``,
-  ``--horizon``, ``--season-length`` and ``--origins``.
+  ``--horizon``, ``--season-length`` and ``--origins``. Extra numeric columns are known regressors and
+  an ``event`` column names events; they must cover the held-out periods too.
+
+``shelfwise_challenger`` is the default selection plus the nightly's challenger (prophet with the
+dataset's regressors and events), tried here on every eligible series rather than the nightly's top
+``top_n`` per shard, and taking a series only where it wins the backtest before the origin.
 
 Every model sees exactly the same training data per origin. Series start at their first positive sale
 (as the M5 scaling does) and negative values (net returns) count as zero demand for every model.
@@ -40,7 +49,7 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 
 ensure_project_on_path()
 
-from models.forecasting import forecast  # noqa: E402
+from models.forecasting import Challenger, forecast  # noqa: E402
 
 FREQ_DAYS = {"D": 1, "W": 7}
 
@@ -51,17 +60,24 @@ FREQ_DAYS = {"D": 1, "W": 7}
 
 
 def load_m5(data_dir: Path) -> pd.DataFrame:
-    """M5 sample in long format, dated by ``calendar.csv``."""
+    """M5 sample in long format, dated by ``calendar.csv``, with its events and SNAP days.
+
+    Known columns: ``event`` (``event_name_1``) and ``snap`` (1 on the SNAP days of the series' state).
+    """
     wide = pd.read_csv(data_dir / "m5_sample50" / "m5_sample50_d1_d1969.csv.gz")
-    calendar = pd.read_csv(data_dir / "m5_sample50" / "calendar.csv", usecols=["date", "d"])
+    calendar = pd.read_csv(data_dir / "m5_sample50" / "calendar.csv",
+                           usecols=["date", "d", "event_name_1", "snap_CA", "snap_TX", "snap_WI"])
     days = [c for c in wide.columns if c.startswith("d_")]
-    long = wide.melt(id_vars=["id"], value_vars=days, var_name="d", value_name="y")
+    long = wide.melt(id_vars=["id", "state_id"], value_vars=days, var_name="d", value_name="y")
     long = long.merge(calendar, on="d", how="left", validate="many_to_one")
     if long["date"].isna().any():
         raise ValueError("calendar.csv does not cover every day column of the M5 sample")
-    return pd.DataFrame(
-        {"unique_id": long["id"].astype(str), "ds": pd.to_datetime(long["date"]), "y": long["y"].astype(float)}
-    )
+    snap = np.select([long["state_id"] == s for s in ("CA", "TX", "WI")],
+                     [long[f"snap_{s}"] for s in ("CA", "TX", "WI")], 0)
+    return pd.DataFrame({
+        "unique_id": long["id"].astype(str), "ds": pd.to_datetime(long["date"]), "y": long["y"].astype(float),
+        "snap": snap.astype(float), "event": long["event_name_1"].astype(object).where(long["event_name_1"].notna(), None),
+    })
 
 
 def m5_holdout_events(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
@@ -75,11 +91,14 @@ def m5_holdout_events(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) ->
 def load_walmart(data_dir: Path) -> pd.DataFrame:
     """Walmart store x department weekly sales, series complete over the whole period only."""
     raw = pd.read_csv(data_dir / "walmart_recruiting" / "train.csv.zip", parse_dates=["Date"])
+    # The four holiday weeks (Super Bowl, Labor Day, Thanksgiving, Christmas) fall in different months.
+    event = ("holiday_week_" + raw["Date"].dt.month_name().str.lower()).where(raw["IsHoliday"].astype(bool), None)
     frame = pd.DataFrame(
         {
             "unique_id": raw["Store"].astype(str) + "_" + raw["Dept"].astype(str),
             "ds": raw["Date"],
             "y": raw["Weekly_Sales"].astype(float),
+            "event": event.astype(object),
         }
     )
     weeks = frame["ds"].nunique()
@@ -87,26 +106,51 @@ def load_walmart(data_dir: Path) -> pd.DataFrame:
     return frame[counts == weeks].reset_index(drop=True)
 
 
+def load_world(preset: str) -> pd.DataFrame:
+    """A generated world's uncensored daily demand with its promotion depth, price and retail events."""
+    from include.demand.regressors import known_regressors
+    from include.sample_data.generator import PRESETS, generate_world
+
+    world = generate_world(PRESETS[preset])
+    td = world.true_demand
+    frame = pd.DataFrame({"unique_id": td["location_id"] + "|" + td["sku"], "location_id": td["location_id"],
+                          "sku": td["sku"], "ds": pd.to_datetime(td["date"]), "y": td["demand"].astype(float)})
+    keys = frame[["unique_id", "location_id", "sku"]].drop_duplicates("unique_id")
+    known = known_regressors(keys, pd.DatetimeIndex(np.sort(frame["ds"].unique())), world.promotions, world.items)
+    return frame[["unique_id", "ds", "y"]].merge(known, on=["unique_id", "ds"], how="left", validate="one_to_one")
+
+
 def load_file(path: Path) -> pd.DataFrame:
-    """Long-format history from CSV or Parquet, with ``unique_id, ds, y``."""
+    """Long-format history from CSV or Parquet: ``unique_id, ds, y``, numeric regressors, ``event``."""
     frame = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
     missing = {"unique_id", "ds", "y"} - set(frame.columns)
     if missing:
         raise SystemExit(f"{path} is missing column(s) {sorted(missing)}; expected unique_id, ds, y")
-    return pd.DataFrame(
-        {"unique_id": frame["unique_id"].astype(str), "ds": pd.to_datetime(frame["ds"]), "y": frame["y"].astype(float)}
-    )
+    out = frame.assign(unique_id=frame["unique_id"].astype(str), ds=pd.to_datetime(frame["ds"]),
+                       y=frame["y"].astype(float))
+    extra = [c for c in out.columns if c not in ("unique_id", "ds", "y", "event")
+             and pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c])]
+    keep = ["unique_id", "ds", "y", *extra] + (["event"] if "event" in out.columns else [])
+    if "event" in out.columns:
+        out["event"] = out["event"].astype(object).where(out["event"].notna(), None)
+    return out[keep]
+
+
+def known_columns(history: pd.DataFrame) -> list[str]:
+    """Numeric known-regressor columns of a loaded history (``event`` aside)."""
+    return [c for c in history.columns if c not in ("unique_id", "ds", "y", "event")]
 
 
 def prepare(history: pd.DataFrame) -> pd.DataFrame:
-    """Clip net returns to zero demand and start each series at its first positive value."""
+    """Clip net returns to zero demand and start each series at its first positive value (regressors kept)."""
     frame = history.assign(y=history["y"].clip(lower=0.0)).sort_values(["unique_id", "ds"], kind="stable")
     started = frame.groupby("unique_id")["y"].transform(lambda s: (s > 0).cummax())
     return frame[started.astype(bool)].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
-# Models: each maps (train, horizon, season_length, freq) to a frame unique_id, ds, y_hat
+# Models: each maps (train, horizon, season_length, freq, future) to a frame unique_id, ds, y_hat.
+# ``train`` and ``future`` carry the dataset's known regressor and event columns, if any.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -123,7 +167,7 @@ def _future(ids: pd.Index, origin: pd.Timestamp, horizon: int, freq: str) -> pd.
     return pd.DataFrame({"unique_id": np.repeat(ids.to_numpy(), horizon), "ds": np.tile(dates, len(ids))})
 
 
-def seasonal_naive_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.DataFrame:
+def seasonal_naive_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: pd.DataFrame) -> pd.DataFrame:
     """Textbook seasonal naive: repeat the last ``m`` periods (the last value when history is shorter)."""
     wide = _wide(train)
     values = wide.to_numpy()
@@ -134,19 +178,35 @@ def seasonal_naive_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -
     return out.assign(y_hat=y_hat.ravel())
 
 
-def shelfwise_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.DataFrame:
-    """Shelfwise's default selection, exactly as the nightly DAG calls it (plus the data's frequency)."""
-    result = forecast(train, horizon, season_length=m, freq=freq)
+def shelfwise_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: pd.DataFrame) -> pd.DataFrame:
+    """Shelfwise's vectorised selection alone (``y`` only), with the data's frequency."""
+    result = forecast(train[["unique_id", "ds", "y"]], horizon, season_length=m, freq=freq)
     return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
 
 
-def autoets_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.DataFrame:
+#: What the challenger did in the last run, per dataset (filled by ``shelfwise_challenger_model``).
+CHALLENGER_STATS: dict[str, int] = {}
+
+
+def shelfwise_challenger_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
+                               future: pd.DataFrame) -> pd.DataFrame:
+    """The vectorised selection plus the prophet challenger with the dataset's regressors and events."""
+    regs = known_columns(train)
+    result = forecast(train, horizon, season_length=m, freq=freq, regressors=regs, future=future,
+                      challenger=Challenger(model="prophet", top_n=1_000_000, budget_s=3600.0))
+    notes = result.series["challenger_note"].dropna()
+    CHALLENGER_STATS["tried"] = CHALLENGER_STATS.get("tried", 0) + len(notes)
+    CHALLENGER_STATS["taken"] = CHALLENGER_STATS.get("taken", 0) + int(notes.str.startswith("taken").sum())
+    return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
+
+
+def autoets_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: pd.DataFrame) -> pd.DataFrame:
     """statsforecast AutoETS with the same season length (statsforecast drops seasonality above 24)."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS
 
     pandas_freq = "D" if freq == "D" else f"W-{train['ds'].iloc[0].day_name()[:3].upper()}"
-    dense = _wide(train).stack().rename("y").reset_index()
+    dense = _wide(train[["unique_id", "ds", "y"]]).stack().rename("y").reset_index()
     sf = StatsForecast(models=[AutoETS(season_length=m)], freq=pandas_freq, n_jobs=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -155,10 +215,11 @@ def autoets_model(train: pd.DataFrame, horizon: int, m: int, freq: str) -> pd.Da
     return pd.DataFrame({"unique_id": fc["unique_id"].astype(str), "ds": fc["ds"], "y_hat": fc["AutoETS"].clip(lower=0)})
 
 
-MODELS: dict[str, Callable[[pd.DataFrame, int, int, str], pd.DataFrame]] = {
+MODELS: dict[str, Callable[[pd.DataFrame, int, int, str, pd.DataFrame], pd.DataFrame]] = {
     "seasonal_naive": seasonal_naive_model,
     "statsforecast_autoets": autoets_model,
     "shelfwise_default": shelfwise_model,
+    "shelfwise_challenger": shelfwise_challenger_model,
 }
 
 
@@ -220,12 +281,13 @@ def evaluate(
         test = test[test["unique_id"].isin(keep)]
         n_series = max(n_series, len(keep))
         scales = _scales(train, season_length)
+        future = test.drop(columns="y")
         for name in models:
             if name in skipped:
                 continue
             started = time.perf_counter()
             try:
-                pred = MODELS[name](train, horizon, season_length, freq)
+                pred = MODELS[name](train, horizon, season_length, freq, future)
             except ImportError as exc:
                 skipped[name] = f"not installed ({exc.name}); pip install -r requirements-bench.txt"
                 continue
@@ -236,6 +298,7 @@ def evaluate(
         if name in skipped:
             out[name] = {"skipped": skipped[name]}
             continue
+
         scored = pd.concat(per_model[name])
         out[name] = {
             "rmsse": float(scored["rmsse"].mean()),
@@ -243,6 +306,9 @@ def evaluate(
             "seconds": round(seconds[name], 3),
             "series": n_series,
         }
+        if name == "shelfwise_challenger":
+            out[name].update({f"challenger_{k}": v for k, v in CHALLENGER_STATS.items()})
+            CHALLENGER_STATS.clear()
     return out
 
 
@@ -268,6 +334,8 @@ def _rows(dataset: str, results: dict[str, dict[str, float]]) -> list[dict[str, 
                 "rmsse_vs_snaive": gain,
                 "seconds": res["seconds"],
                 "series": res["series"],
+                "note": (f"challenger took {res['challenger_taken']} of {res['challenger_tried']} tried"
+                         if "challenger_tried" in res else None),
             }
         )
     return rows
@@ -276,7 +344,9 @@ def _rows(dataset: str, results: dict[str, dict[str, float]]) -> list[dict[str, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder with m5_sample50/ and walmart_recruiting/")
-    parser.add_argument("--datasets", default="m5,walmart", help="comma list of m5, walmart (ignored with --input)")
+    parser.add_argument("--datasets", default="m5,walmart,world",
+                        help="comma list of m5, walmart, world (ignored with --input)")
+    parser.add_argument("--world", default="small", help="generator preset of the world dataset")
     parser.add_argument("--input", type=Path, help="long-format history file (unique_id, ds, y), CSV or Parquet")
     parser.add_argument("--freq", choices=sorted(FREQ_DAYS), default="D", help="frequency of --input")
     parser.add_argument("--horizon", type=int, default=28, help="periods held out per origin for --input")
@@ -310,10 +380,13 @@ def main(argv: list[str] | None = None) -> None:
                 picked = ids[np.linspace(0, len(ids) - 1, args.walmart_series).round().astype(int)]
                 jobs.append((f"walmart_sample{len(picked)}", walmart[walmart["unique_id"].isin(picked)], spec))
                 # The cheap models also run on every complete series, so the sample can be checked.
-                cheap = {**spec, "models": [m for m in models if m != "statsforecast_autoets"]}
+                cheap = {**spec, "models": [m for m in models if m not in ("statsforecast_autoets", "shelfwise_challenger")]}
                 jobs.append((f"walmart_all{len(ids)}", walmart, cheap))
             else:
                 jobs.append((f"walmart_all{len(ids)}", walmart, spec))
+        if "world" in wanted:
+            jobs.append((f"world_{args.world}", load_world(args.world),
+                         {"freq": "D", "horizon": 28, "season_length": 7, "origins": 1}))
 
     rows: list[dict[str, object]] = []
     payload: dict[str, object] = {"benchmark": "forecast_accuracy", "cores": cpu_count(), "datasets": {}}
