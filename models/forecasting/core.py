@@ -119,6 +119,8 @@ FREQUENCIES: dict[str, Windows] = {
 # The active windows of the running forecast() call. Candidates keep the plain
 # ``(Y, horizon, season_length)`` signature (easy to test and to swap), and read their windows here.
 DEFAULT_MIN_HISTORY = {"D": 28, "W": 13}
+#: The regressor the vectorised path understands: the discount fraction of a promotion (0 when none).
+PROMO = "promo"
 
 _ACTIVE: ContextVar[Windows] = ContextVar("shelfwise_forecast_windows", default=FREQUENCIES["D"])
 
@@ -147,12 +149,14 @@ class ForecastResult:
             ``backtest_mase`` (``NaN`` where the candidate is outside the series' family, failed or
             had no usable window). For model monitoring; selection already used it.
         notes: Run-wide warnings, e.g. a challenger model that could not be loaded.
+        decision: What the challenger decided and on which pooled scores (``None`` without one).
     """
 
     forecasts: pd.DataFrame
     series: pd.DataFrame
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    decision: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -563,7 +567,10 @@ def forecast(
 ) -> ForecastResult:
     """Forecast demand for many series at once, choosing a model per series by backtest.
 
-    The vectorised candidates read ``y`` only. Known regressors (``regressors`` and an ``event``
+    The vectorised candidates read ``y``. With a ``promo`` regressor (the discount fraction of each
+    day) they forecast the promotion-free level and each step is multiplied by the lift of the
+    promotion planned for it, at the series' estimated price elasticity (see
+    :mod:`models.forecasting.promotions`). All known regressors (``regressors`` and an ``event``
     column) reach the per-series ``challenger`` (prophet by default in the nightly), which takes a
     series only where they matter, the series is worth a fit, and its rolling-origin backtest beats
     the vectorised choice (see :func:`models.forecasting.heavy.challenge`).
@@ -586,6 +593,7 @@ def forecast(
             on the same weekday). Look-back windows keep roughly the same calendar reach.
         regressors: Numeric known-regressor columns of ``history`` (e.g. ``promo``, ``price``). An
             ``event`` column (event label or ``None``), when present, names holidays and events.
+            ``promo``, when listed, must be a discount fraction in [0, 1).
         future: ``unique_id, ds`` and the same regressor (and ``event``) columns for every step of
             the horizon: what is planned, such as the published promotion calendar.
         challenger: A :class:`~models.forecasting.heavy.Challenger`, or ``None`` for the vectorised
@@ -612,8 +620,16 @@ def forecast(
     if min_history < 1:
         raise ValueError(f"min_history must be >= 1, got {min_history}")
     qlevels = _quantile_levels(quantiles)
-    cols = _validate(history)
+    _validate(history)
     _validate_regressors(history, future, regressors)
+    elasticity = None
+    fit_on = history
+    if PROMO in regressors and len(history):
+        from models.forecasting.promotions import depromote, promotion_elasticity
+
+        elasticity = promotion_elasticity(history, PROMO)
+        fit_on = depromote(history, elasticity, PROMO)
+    cols = _validate(fit_on)
     if len(cols.y) == 0:
         return _empty_result([name for _, name in qlevels])
 
@@ -625,6 +641,12 @@ def forecast(
             result = _forecast_packed(cols, int(horizon), int(season_length), qlevels, backtest_windows, min_history)
     finally:
         _ACTIVE.reset(token)
+    if elasticity is not None:
+        from models.forecasting.promotions import repromote
+
+        result.series["promo_elasticity"] = result.series["unique_id"].map(elasticity).astype(np.float64)
+        if future is not None:
+            result.forecasts = repromote(result.forecasts, future, elasticity, PROMO)
     if challenger is None:
         return result
     from models.forecasting.heavy import challenge
