@@ -14,9 +14,11 @@ Datasets (read-only, from ``../shared/data/``, except the generated world):
   ``--horizon``, ``--season-length`` and ``--origins``. Extra numeric columns are known regressors and
   an ``event`` column names events; they must cover the held-out periods too.
 
-``shelfwise_challenger`` is the default selection plus the nightly's challenger (prophet with the
-dataset's regressors and events), tried here on every eligible series rather than the nightly's top
-``top_n`` per shard, and taking a series only where it wins the backtest before the origin.
+``shelfwise_default`` forecasts as the nightly does: with the dataset's known regressors (a ``promo``
+discount column drives the vectorised path's promotion lift) and the policy's challenger (prophet with
+the regressors and events on its ``top_n`` most valuable sensitive series, taking a series only where
+it wins the backtest before the origin). ``shelfwise_vectorised`` is the vectorised selection on
+``y`` alone, for comparison.
 
 Every model sees exactly the same training data per origin. Series start at their first positive sale
 (as the M5 scaling does) and negative values (net returns) count as zero demand for every model.
@@ -178,25 +180,32 @@ def seasonal_naive_model(train: pd.DataFrame, horizon: int, m: int, freq: str, f
     return out.assign(y_hat=y_hat.ravel())
 
 
-def shelfwise_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: pd.DataFrame) -> pd.DataFrame:
-    """Shelfwise's vectorised selection alone (``y`` only), with the data's frequency."""
+def shelfwise_vectorised_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
+                               future: pd.DataFrame) -> pd.DataFrame:
+    """Shelfwise's vectorised selection on ``y`` alone, with the data's frequency."""
     result = forecast(train[["unique_id", "ds", "y"]], horizon, season_length=m, freq=freq)
     return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
 
 
-#: What the challenger did in the last run, per dataset (filled by ``shelfwise_challenger_model``).
+#: What the challenger did in the last run, per dataset (filled by ``shelfwise_default_model``).
 CHALLENGER_STATS: dict[str, int] = {}
 
 
-def shelfwise_challenger_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
-                               future: pd.DataFrame) -> pd.DataFrame:
-    """The vectorised selection plus the prophet challenger with the dataset's regressors and events."""
+def shelfwise_default_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
+                            future: pd.DataFrame) -> pd.DataFrame:
+    """As the nightly forecasts a shard: the known regressors (promotion lift in the vectorised path)
+    and the policy's prophet challenger on its ``top_n`` most valuable promotion- or event-sensitive series."""
+    from include.governance.policy import load_policy
+
     regs = known_columns(train)
+    challenger = Challenger.from_policy(load_policy().challenger)
     result = forecast(train, horizon, season_length=m, freq=freq, regressors=regs, future=future,
-                      challenger=Challenger(model="prophet", top_n=1_000_000, budget_s=3600.0))
-    notes = result.series["challenger_note"].dropna()
-    CHALLENGER_STATS["tried"] = CHALLENGER_STATS.get("tried", 0) + len(notes)
-    CHALLENGER_STATS["taken"] = CHALLENGER_STATS.get("taken", 0) + int(notes.str.startswith("taken").sum())
+                      challenger=challenger)
+    if challenger is not None:
+        notes = result.series["challenger_note"].dropna()
+        CHALLENGER_STATS["tried"] = CHALLENGER_STATS.get("tried", 0) + len(notes)
+        CHALLENGER_STATS["taken"] = (CHALLENGER_STATS.get("taken", 0)
+                                     + int(result.series["model"].str.startswith(challenger.model).sum()))
     return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
 
 
@@ -218,8 +227,8 @@ def autoets_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: 
 MODELS: dict[str, Callable[[pd.DataFrame, int, int, str, pd.DataFrame], pd.DataFrame]] = {
     "seasonal_naive": seasonal_naive_model,
     "statsforecast_autoets": autoets_model,
-    "shelfwise_default": shelfwise_model,
-    "shelfwise_challenger": shelfwise_challenger_model,
+    "shelfwise_vectorised": shelfwise_vectorised_model,
+    "shelfwise_default": shelfwise_default_model,
 }
 
 
@@ -306,7 +315,7 @@ def evaluate(
             "seconds": round(seconds[name], 3),
             "series": n_series,
         }
-        if name == "shelfwise_challenger":
+        if name == "shelfwise_default":
             out[name].update({f"challenger_{k}": v for k, v in CHALLENGER_STATS.items()})
             CHALLENGER_STATS.clear()
     return out
@@ -380,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
                 picked = ids[np.linspace(0, len(ids) - 1, args.walmart_series).round().astype(int)]
                 jobs.append((f"walmart_sample{len(picked)}", walmart[walmart["unique_id"].isin(picked)], spec))
                 # The cheap models also run on every complete series, so the sample can be checked.
-                cheap = {**spec, "models": [m for m in models if m not in ("statsforecast_autoets", "shelfwise_challenger")]}
+                cheap = {**spec, "models": [m for m in models if m != "statsforecast_autoets"]}
                 jobs.append((f"walmart_all{len(ids)}", walmart, cheap))
             else:
                 jobs.append((f"walmart_all{len(ids)}", walmart, spec))

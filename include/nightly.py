@@ -159,7 +159,7 @@ def forecast_shard(ds: str, shard: int, n_shards: int, *, horizon: int = DEFAULT
                 "model": challenger.model, "tried": int(len(notes)),
                 # Counted from the models: a drifting class's fallback overrides what the challenger took.
                 "taken": int(result.series["model"].str.startswith(challenger.model).sum()),
-                "warnings": result.notes}}
+                "warnings": result.notes, "decision": result.decision}}
 
 
 def fall_back_for_drift(result, history: pd.DataFrame, drifting: dict[str, str], window: int = 28):
@@ -208,7 +208,8 @@ def combine_forecasts(ds: str, shard_summaries: list[dict[str, Any]], *, root: s
         "challenger": None if not challengers else {
             "model": challengers[0]["model"], "tried": sum(c["tried"] for c in challengers),
             "taken": sum(c["taken"] for c in challengers),
-            "warnings": sorted({w for c in challengers for w in c["warnings"]})},
+            "warnings": sorted({w for c in challengers for w in c["warnings"]}),
+            "decisions": [c["decision"] for c in challengers if c.get("decision")]},
     }
     if len(series) and summary["fallback_series"] == len(series):
         log.warning("every series fell back to the deterministic rule: check the model stage")

@@ -245,8 +245,9 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
                  f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
     ch = fc.get("challenger")
     if ch:
-        lines.append(f"  challenger {ch['model']} (promotions, price, events): took {ch['taken']} of the "
-                     f"{ch['tried']} valuable series it was tried on, by backtest")
+        lines.append(f"  challenger {ch['model']} (promotions, price, events): tried on {ch['tried']} valuable "
+                     f"series, took {ch['taken']}")
+        lines += [f"    {d}" for d in ch.get("decisions", [])]
         lines += [f"  WARNING {w}" for w in ch.get("warnings", [])]
     an = s.get("detect_anomalies", {})
     lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand {an.get('by_type', {})}, "

@@ -98,7 +98,9 @@ def retail_events(start: str | dt.date, end: str | dt.date) -> pd.DataFrame:
             if start <= day <= end]
     frame = pd.DataFrame(rows, columns=["event", "ds"])
     frame["ds"] = pd.to_datetime(frame["ds"])
-    frame = pd.concat([frame, _extra_events(start, end)], ignore_index=True)
+    extra = _extra_events(start, end)
+    if len(extra):
+        frame = pd.concat([frame, extra], ignore_index=True)
     return frame.drop_duplicates("ds", keep="first").sort_values("ds", ignore_index=True)
 
 

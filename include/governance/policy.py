@@ -94,7 +94,7 @@ def _monitoring(raw: dict, fail) -> dict[str, Any]:
     return out
 
 
-CHALLENGER_DEFAULTS: dict[str, Any] = {"model": "prophet", "top_n": 50, "margin": 0.1, "windows": 2,
+CHALLENGER_DEFAULTS: dict[str, Any] = {"model": "prophet", "top_n": 50, "margin": 0.02, "windows": 2, "min_series": 10,
                                         "min_lift": 0.15, "min_effect_days": 7,
                                         "classes": ["smooth", "erratic"], "timeout_seconds": 20,
                                         "budget_seconds": 300}
@@ -115,7 +115,7 @@ def _challenger(raw: dict, fail) -> dict[str, Any] | None:
     out = {**CHALLENGER_DEFAULTS, **raw}
     if out["model"] not in ("prophet", "statsmodels_ets"):
         raise fail(f"forecasting.challenger.model must be prophet or statsmodels_ets, got {out['model']!r}")
-    for key, least in (("top_n", 0), ("windows", 1), ("min_effect_days", 1)):
+    for key, least in (("top_n", 0), ("windows", 1), ("min_series", 1), ("min_effect_days", 1)):
         if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < least:
             raise fail(f"forecasting.challenger.{key} must be a whole number >= {least}, got {out[key]!r}")
     for key in ("margin", "min_lift"):

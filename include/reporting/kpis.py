@@ -188,8 +188,9 @@ def render_report(kpis: dict, summary: dict) -> str:
         lines += [f"- **drift alert** {a}" for a in monitor.get("alerts", [])] or ["No drift alert."]
     challenger = (summary.get("forecast") or {}).get("challenger")
     if challenger:
-        lines.append(f"Challenger {challenger['model']} (promotion, price and event regressors) took "
-                     f"{challenger['taken']} of the {challenger['tried']} series it was tried on by backtest.")
+        lines.append(f"Challenger {challenger['model']} (promotion, price and event regressors) was tried on "
+                     f"{challenger['tried']} series and took {challenger['taken']}.")
+        lines += [f"- {d}" for d in challenger.get("decisions", [])]
         lines += [f"- **challenger down** {w}" for w in challenger.get("warnings", [])]
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)

@@ -13,11 +13,14 @@ millisecond. A per-series model costs far more (prophet ~0.07 s a fit, see
 3. **Worth the cost**: the ``top_n`` of those by value (mean demand times median price, or units).
 4. **Backtest**: over the last ``windows`` rolling origins, each ``horizon`` periods apart, the
    vectorised selection, the challenger and the average of the two forecast the periods after the
-   origin (regressors as they were). The average takes the series if its mean MASE is lower than the
-   vectorised one's by ``margin``; the challenger alone only if it also beats the average by
-   ``margin``. Combining forecasts is the robust choice: on the generated world's held-out month, the
-   average beat both models on the series tried (``benchmarks/forecast_accuracy.py``).
-   ``challenger_note`` records the three scores either way.
+   origin (regressors as they were).
+5. **One decision, pooled**: over all the series tried, the average of both models takes them if
+   its mean backtest MASE is lower than the vectorised one's by ``margin``; the challenger alone only
+   if it also beats the average by ``margin`` (or beats the vectorised choice by ``margin`` when the
+   average does not); with fewer than ``min_series`` series the vectorised choice stands. Two short windows of one series are too noisy to choose on: picking per series
+   lost accuracy on the held-out month of the generated world, while the pooled average won
+   (``benchmarks/forecast_accuracy.py``). ``challenger_note`` records the pooled and the series' own
+   scores either way.
 
 Failure isolation, per series: a fit that raises, exceeds ``timeout_s``, or returns non-finite,
 mis-shaped or absurd values leaves the vectorised forecast in place and says why. A model-wide outage
@@ -67,8 +70,11 @@ class Challenger:
     Attributes:
         model: A key of :data:`HEAVY_MODELS`.
         top_n: Most series challenged per call (per shard in the nightly), highest value first.
-        margin: Fraction by which the challenger's backtest MASE must beat the vectorised one.
+        margin: Fraction by which the pooled backtest MASE of the average (or of the challenger) must
+            beat the vectorised one's.
         windows: Rolling-origin backtest windows of ``horizon`` periods, ending at the origin.
+        min_series: Fewest series with a backtest before the pooled decision may take any; with fewer,
+            the comparison is noise and the vectorised choice stands.
         min_lift: Smallest relative change of mean demand on regressor or event days, against the
             other days, that makes a series worth challenging (``0.15``: 15 %).
         min_effect_days: Fewest days of history on which a regressor is off its usual value (or an
@@ -80,8 +86,9 @@ class Challenger:
 
     model: str = "prophet"
     top_n: int = 50
-    margin: float = 0.1
+    margin: float = 0.02
     windows: int = 2
+    min_series: int = 10
     min_lift: float = 0.15
     min_effect_days: int = 7
     classes: tuple[str, ...] = ("smooth", "erratic")
@@ -94,6 +101,7 @@ class Challenger:
         if cfg is None:
             return None
         return cls(model=cfg["model"], top_n=cfg["top_n"], margin=cfg["margin"], windows=cfg["windows"],
+                   min_series=cfg["min_series"],
                    min_lift=cfg["min_lift"], min_effect_days=cfg["min_effect_days"], classes=tuple(cfg["classes"]),
                    timeout_s=cfg["timeout_seconds"], budget_s=cfg["budget_seconds"])
 
@@ -101,9 +109,9 @@ class Challenger:
         if self.model not in HEAVY_MODELS:
             raise ValueError(f"challenger model must be one of {sorted(HEAVY_MODELS)}, got {self.model!r}")
         if (self.top_n < 0 or not 0 <= self.margin < 1 or self.min_lift < 0 or self.min_effect_days < 1
-                or self.windows < 1):
-            raise ValueError("challenger needs top_n >= 0, 0 <= margin < 1, min_lift >= 0, min_effect_days >= 1 "
-                             f"and windows >= 1: {self}")
+                or self.windows < 1 or self.min_series < 1):
+            raise ValueError("challenger needs top_n >= 0, 0 <= margin < 1, min_lift >= 0, min_effect_days >= 1, "
+                             f"windows >= 1 and min_series >= 1: {self}")
         if self.timeout_s <= 0 or self.budget_s <= 0:
             raise ValueError(f"challenger timeout_s and budget_s must be positive: {self}")
 
@@ -272,7 +280,7 @@ def challenge(
     regressors: Sequence[str] = (),
     forecast_fn: Callable[..., ForecastResult] | None = None,
 ) -> ForecastResult:
-    """Let ``challenger`` take the series where regressors matter, value is high, and its backtest wins.
+    """Let ``challenger`` take the series where regressors matter and value is high, if the backtest says so.
 
     Args:
         history: What :func:`forecast` was given: ``unique_id, ds, y``, optional ``censored``, the
@@ -289,10 +297,11 @@ def challenge(
             :func:`models.forecasting.forecast`).
 
     Returns:
-        A new :class:`ForecastResult`: series the challenger took get its mean (quantiles moved by the
-        same amount, spread kept), ``model`` set to the challenger and its backtest MASE; ``series``
-        gains ``challenger_note`` (``None`` for series not challenged); ``notes`` gains a line on a
-        model-wide outage.
+        A new :class:`ForecastResult`: series taken get the challenger's mean, or its average with the
+        vectorised mean (quantiles moved by the same amount, spread kept), ``model`` set to the
+        challenger (``prophet``) or the pair (``prophet+seasonal_es``) and the matching backtest MASE;
+        ``series`` gains ``challenger_note`` (``None`` for series not challenged); ``notes`` gains a
+        line on a model-wide outage.
     """
     spec = HEAVY_MODELS[challenger.model]
     name = challenger.model
@@ -333,11 +342,15 @@ def challenge(
     # 4: the vectorised selection's own forecasts from each backtest origin.
     if forecast_fn is None:
         from models.forecasting.core import forecast as forecast_fn
-    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in history.columns else [])
+    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in history.columns else []) + list(regressors)
     mine = history[history["unique_id"].isin(chosen)]
     vec_bt = []
     for cutoff in cutoffs:
-        fc = forecast_fn(mine.loc[mine["ds"] <= cutoff, cols], horizon, season_length=season_length, freq=freq)
+        # The regressors of the backtest window are what was planned for it: the history's own values.
+        ahead = mine.loc[(mine["ds"] > cutoff) & (mine["ds"] <= cutoff + horizon * period),
+                         ["unique_id", "ds", *regressors]]
+        fc = forecast_fn(mine.loc[mine["ds"] <= cutoff, cols], horizon, season_length=season_length, freq=freq,
+                         regressors=tuple(regressors), future=ahead)
         vec_bt.append({uid: g["mean"].to_numpy() for uid, g in fc.forecasts.groupby("unique_id", sort=False)})
 
     groups = dict(tuple(mine.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=False)))
@@ -348,8 +361,22 @@ def challenge(
     rows_of = forecasts.groupby("unique_id", sort=False).indices
     deadline = time.monotonic() + challenger.budget_s
     notes: dict[str, str] = {}
-    taken = 0
+    trials: dict[str, dict] = {}
     outage: str | None = None
+
+    def fit(train: pd.DataFrame, steps: pd.DataFrame, holidays: pd.DataFrame | None) -> np.ndarray:
+        return np.asarray(_run_with_timeout(lambda: spec.fit(train, steps, season_length, holidays),
+                                            challenger.timeout_s), dtype=np.float64)
+
+    def down(exc: HeavyModelUnavailable) -> str:
+        message = f"{name} unavailable, the vectorised selection stands for every series: {exc}"
+        log.warning("FORECAST CHALLENGER DOWN: %s", message)
+        for other in chosen:
+            notes.setdefault(other, f"{name} unavailable: {exc}")
+        return message
+
+    # 4a: backtest every chosen series: MASE per window of the vectorised choice, the challenger and
+    # their average, the regressors of each window being what was planned for it.
     for uid in chosen:
         if time.monotonic() > deadline:
             notes[uid] = f"{name} not tried: budget of {challenger.budget_s:g}s used up"
@@ -375,57 +402,79 @@ def challenge(
             days = pd.concat([group[["event", "ds"]], fut[["event", "ds"]] if "event" in fut.columns else None])
             holidays = days.dropna(subset=["event"]).rename(columns={"event": "holiday"})
             holidays = holidays if len(holidays) else None
-        future_frame = (fut[["ds", *regs]] if fut is not None
-                        else pd.DataFrame({"ds": origin + period * np.arange(1, len(idx) + 1)}))
-        vec_model = series.loc[row_of[uid], "model"]
         try:
-            # Backtest: MASE per window of the vectorised choice, the challenger and their average.
             scores = np.zeros(3)
             for w, cutoff in enumerate(cutoffs):
                 train = train_all[train_all["ds"] <= cutoff]
                 steps = pd.DataFrame({"ds": cutoff + period * np.arange(1, horizon + 1)})
                 if regs:
                     steps = steps.merge(group[["ds", *regs]], on="ds", how="left").ffill().bfill()
-                ch = np.asarray(_run_with_timeout(
-                    lambda t=train, f=steps, h=holidays: spec.fit(t, f, season_length, h), challenger.timeout_s),
-                    dtype=np.float64)
+                ch = fit(train, steps, holidays)
                 actual = steps[["ds"]].merge(train_all[["ds", "y"]], on="ds", how="left")["y"].to_numpy(np.float64)
                 vec = vec_bt[w].get(uid, np.full(horizon, np.nan))
                 train_y = train["y"].to_numpy(dtype=np.float64)
                 scores += [_mase(actual, p, train_y, season_length) for p in (vec, ch, (vec + ch) / 2)]
-            scores /= len(cutoffs)
-            m_vec, m_ch, m_blend = scores
-            vs = (f"backtest MASE {vec_model} {m_vec:.3f}, {name} {m_ch:.3f}, average of both {m_blend:.3f}"
-                  f" over {len(cutoffs)} window(s)")
-            with_regs = (f" (regressors: {', '.join(regs) or 'none'}{', events' if holidays is not None else ''}"
-                         + (f"; history shows {lift_text[uid]}" if uid in lift_text else "") + ")")
-            # The average is the robust choice; the challenger alone must beat it by the margin too.
-            best = -1
-            if np.isfinite([m_ch, m_blend]).all():
-                best = 0 if m_ch < (1 - challenger.margin) * m_blend else 1
-            best_score = (m_ch, m_blend)[best] if best >= 0 else np.nan
-            if not (best >= 0 and np.isfinite(m_vec) and best_score < (1 - challenger.margin) * m_vec):
-                notes[uid] = f"kept {vec_model}: {vs}{with_regs}"
-                continue
-            mean = _run_with_timeout(
-                lambda t=train_all, f=future_frame, h=holidays: spec.fit(t, f, season_length, h), challenger.timeout_s)
         except HeavyModelUnavailable as exc:
-            outage = f"{name} unavailable, the vectorised selection stands for every series: {exc}"
-            log.warning("FORECAST CHALLENGER DOWN: %s", outage)
-            for other in chosen:
-                notes.setdefault(other, f"{name} unavailable: {exc}")
+            outage = down(exc)
             break
         except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
             notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
             continue
-        problem = _sane(mean, len(idx), float(group["y"].max()), name)
+        trials[uid] = {
+            "scores": scores / len(cutoffs), "train": train_all, "holidays": holidays, "idx": idx,
+            "future": (fut[["ds", *regs]] if fut is not None
+                       else pd.DataFrame({"ds": origin + period * np.arange(1, len(idx) + 1)})),
+            "about": (f"regressors: {', '.join(regs) or 'none'}{', events' if holidays is not None else ''}"
+                      + (f"; history shows {lift_text[uid]}" if uid in lift_text else "")),
+        }
+
+    # 4b: one decision for all the series tried, on their pooled backtest: one series' two windows
+    # are too few to choose on, and choosing on noise loses accuracy. The average of both models is the
+    # robust choice; the challenger alone must also beat the average by the margin.
+    table = np.array([t["scores"] for t in trials.values()]).reshape(-1, 3)
+    usable = np.isfinite(table).all(axis=1)
+    pooled = table[usable].mean(axis=0) if usable.any() else np.full(3, np.nan)
+    keep = 1 - challenger.margin
+    enough = int(usable.sum()) >= challenger.min_series
+    choice = 0
+    if enough and pooled[2] < keep * pooled[0]:
+        choice = 1 if pooled[1] < keep * pooled[2] else 2
+    elif enough and pooled[1] < keep * pooled[0]:
+        choice = 1
+    verdict = ("kept the vectorised choice", f"took {name}", f"took the average of {name} and the vectorised choice")
+    pooled_text = (f"pooled backtest MASE over {int(usable.sum())} series and {len(cutoffs)} window(s): vectorised "
+                   f"{pooled[0]:.3f}, {name} {pooled[1]:.3f}, average {pooled[2]:.3f}"
+                   + ("" if enough else f" (fewer than {challenger.min_series} series: too few to decide on)"))
+
+    # 4c: refit on the whole history and forecast the horizon where the pooled decision says so.
+    taken = 0
+    for k, (uid, trial) in enumerate(trials.items()):
+        m_vec, m_ch, m_blend = trial["scores"]
+        vec_model = series.loc[row_of[uid], "model"]
+        mine_text = f"this series: {vec_model} {m_vec:.3f}, {name} {m_ch:.3f}, average {m_blend:.3f}"
+        if choice == 0 or not usable[k] or outage:
+            notes.setdefault(uid, f"kept {vec_model}: {pooled_text}; {mine_text} ({trial['about']})")
+            continue
+        if time.monotonic() > deadline:
+            notes[uid] = f"kept {vec_model}: budget of {challenger.budget_s:g}s used up before the final fit"
+            continue
+        idx = trial["idx"]
+        try:
+            mean = fit(trial["train"], trial["future"], trial["holidays"])
+        except HeavyModelUnavailable as exc:
+            outage = down(exc)
+            break
+        except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
+            notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
+            continue
+        problem = _sane(mean, len(idx), float(trial["train"]["y"].max()), name)
         if problem:
             notes[uid] = problem
             continue
         current = forecasts["mean"].to_numpy()[idx]
-        mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
+        mean = np.maximum(mean, 0.0)
         label = name
-        if best == 1:
+        if choice == 2:
             mean, label = (mean + current) / 2, f"{name}+{vec_model}"
         shift = mean - current
         forecasts.loc[forecasts.index[idx], "mean"] = mean
@@ -435,11 +484,12 @@ def challenge(
             forecasts.loc[forecasts.index[idx], col] = running
         row = row_of[uid]
         series.loc[row, "model"] = label
-        series.loc[row, "backtest_mase"] = best_score
-        notes[uid] = f"taken ({label}): {vs}{with_regs}"
+        series.loc[row, "backtest_mase"] = (m_vec, m_ch, m_blend)[choice]
+        notes[uid] = f"taken ({label}): {pooled_text}; {mine_text} ({trial['about']})"
         taken += 1
     for uid, note in notes.items():
         series.loc[row_of[uid], "challenger_note"] = note
-    log.info("challenger %s: took %d of %d series tried", name, taken, len(chosen))
+    log.info("challenger %s: %s; %s on %d of %d series", name, pooled_text, verdict[choice], taken, len(chosen))
     out_notes = list(result.notes) + ([outage] if outage else [])
-    return replace(result, forecasts=forecasts, series=series, notes=out_notes)
+    decision = f"{pooled_text}: {verdict[choice]} on {taken} of {len(chosen)} series" if trials else None
+    return replace(result, forecasts=forecasts, series=series, notes=out_notes, decision=decision)
