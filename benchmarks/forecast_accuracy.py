@@ -35,6 +35,7 @@ AutoETS row is reported as skipped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -189,6 +190,8 @@ def shelfwise_vectorised_model(train: pd.DataFrame, horizon: int, m: int, freq: 
 
 #: What the challenger did in the last run, per dataset (filled by ``shelfwise_default_model``).
 CHALLENGER_STATS: dict[str, int] = {}
+#: ``--challenger-top-n``: the policy's ``top_n`` replaced, to see what a larger budget would buy.
+CHALLENGER_TOP_N: list[int] = []
 
 
 def shelfwise_default_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
@@ -199,6 +202,8 @@ def shelfwise_default_model(train: pd.DataFrame, horizon: int, m: int, freq: str
 
     regs = known_columns(train)
     challenger = Challenger.from_policy(load_policy().challenger)
+    if challenger is not None and CHALLENGER_TOP_N:
+        challenger = dataclasses.replace(challenger, top_n=CHALLENGER_TOP_N[0])
     result = forecast(train, horizon, season_length=m, freq=freq, regressors=regs, future=future,
                       challenger=challenger)
     if challenger is not None:
@@ -365,7 +370,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="evenly spaced sample of Walmart series scored by every model (AutoETS with a "
                              "52-week season costs ~0.2 s per series and origin); 0: all")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
+    parser.add_argument("--challenger-top-n", type=int,
+                        help="series the challenger may try per call (default: the policy's top_n)")
     args = parser.parse_args(argv)
+    if args.challenger_top_n is not None:
+        CHALLENGER_TOP_N[:] = [args.challenger_top_n]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
@@ -398,7 +407,8 @@ def main(argv: list[str] | None = None) -> None:
                          {"freq": "D", "horizon": 28, "season_length": 7, "origins": 1}))
 
     rows: list[dict[str, object]] = []
-    payload: dict[str, object] = {"benchmark": "forecast_accuracy", "cores": cpu_count(), "datasets": {}}
+    payload: dict[str, object] = {"benchmark": "forecast_accuracy", "cores": cpu_count(),
+                                  "challenger_top_n": args.challenger_top_n, "datasets": {}}
     for name, history, spec in jobs:
         spec = {"models": models, **spec}
         results = evaluate(history, **spec)  # type: ignore[arg-type]
