@@ -125,3 +125,23 @@ def test_prophet_challenges_the_series_whose_promotions_move_demand(root, tmp_pa
     policy.write_text(POLICY_FILE.read_text().replace("    enabled: true", "    enabled: false"))
     off = forecast_shard(DS.isoformat(), 0, 1, root=root, policy_path=str(policy))
     assert off["challenger"] is None and not any(m.startswith("prophet") for m in off["models"])
+
+
+def test_a_prophet_outage_keeps_the_vectorised_forecasts_and_says_so_in_the_run_summary(root, monkeypatch):
+    from include.nightly import combine_forecasts, forecast_shard, read_stage_summaries
+    from models.forecasting import heavy
+
+    def no_prophet(train, future, season_length, holidays):
+        raise heavy.HeavyModelUnavailable("prophet cannot be loaded: ImportError: no cmdstan")
+
+    monkeypatch.setitem(heavy.HEAVY_MODELS, "prophet", heavy.HeavyModel(no_prophet, uses_regressors=True))
+    shard = forecast_shard(DS.isoformat(), 0, 1, root=root)
+    assert shard["challenger"]["taken"] == 0 and shard["fallback"] < shard["series"]
+    assert shard["challenger"]["warnings"] == [
+        "prophet unavailable, the vectorised selection stands for every series: "
+        "prophet cannot be loaded: ImportError: no cmdstan"]
+    combine_forecasts(DS.isoformat(), [shard], root=root)
+    summary = read_stage_summaries(DS.isoformat(), root)["forecast"]
+    assert summary["challenger"]["warnings"] == shard["challenger"]["warnings"]
+    series = read_partition("forecasts", "series", DS, root)
+    assert series["challenger_note"].dropna().str.startswith("prophet unavailable: ").all()
