@@ -8,6 +8,11 @@ high-tier line is refused to the planner and approved by the manager, and the pl
 Required Action in Airflow's own UI ("Reject all pending" for the rest). The run must finish
 ``success``, releasing exactly the approved and auto-approved lines, with the audit log naming who
 decided. Screenshots: ``test-output/e2e/nightly-*.png``.
+
+Then, on the same services, an analyst backfills the night before (``POST /api/v2/backfills``, what
+``airflow backfill create`` does): the scheduler runs it in replay, it must succeed without a Required
+Action, write what it would have proposed to ``reports/replay_proposals``, stage nothing, and leave the
+live night's lines and the audit log exactly as they were.
 """
 
 from __future__ import annotations
@@ -117,6 +122,18 @@ def _wait_for_review(airflow: dict, api: Api, run_path: str) -> None:
     _fail(airflow, api, run_path, f"review_batch did not wait for input within {REVIEW_TIMEOUT_S} s")
 
 
+def _ready(airflow: dict) -> Api:
+    """The admin's API once ``retail_nightly`` is parsed, unpaused."""
+    admin = Api(airflow["base"], "admin")
+    deadline = time.monotonic() + 120
+    while admin.status(f"/api/v2/dags/{DAG_ID}") != 200:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{DAG_ID} was not parsed within 120 s:\n{airflow['log'].read_text()[-3000:]}")
+        time.sleep(2)
+    admin.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    return admin
+
+
 def _pick(page, keys: list[str]) -> None:
     page.locator("#message").evaluate("m => { m.textContent = ''; }")
     for key in keys:
@@ -139,13 +156,7 @@ def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow
     _clean(erp_url)
     audit_before = len(_audit(erp_url))
 
-    admin = Api(base, "admin")
-    deadline = time.monotonic() + 120
-    while admin.status(f"/api/v2/dags/{DAG_ID}") != 200:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{DAG_ID} was not parsed within 120 s:\n{airflow['log'].read_text()[-3000:]}")
-        time.sleep(2)
-    admin.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    admin = _ready(airflow)
     run = admin.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
                      {"logical_date": f"{DS.isoformat()}T00:00:00+00:00", "conf": CONF})
     run_id = run["dag_run_id"]
@@ -242,3 +253,44 @@ def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow
     assert {a[2] for a in audit if a[1] == "released"} == auto | approved
     print(f"e2e nightly: {time.monotonic() - started:.1f} s; {len(auto)} auto, {len(approved)} approved "
           f"({len(high)} high by the manager), {len(rejected)} rejected ({len(left)} by the Required Action)")
+
+
+def test_a_backfill_replays_a_past_night_without_touching_the_erp(airflow, erp_url, world_root):
+    """An analyst's backfill, run by the scheduler: everything is computed, nothing reaches the ERP."""
+    from include.storage import read_partition
+
+    past = DS - dt.timedelta(days=1)
+    clear_run_lines(DAG_ID, past, erp_url)
+    admin = _ready(airflow)
+    with db.connect(erp_url) as conn:
+        live_before = run_lines(conn, DAG_ID, DS)[["idempotency_key", "status"]].sort_values("idempotency_key")
+        audit_before = conn.execute("SELECT count(*) FROM erp_staging.audit_log").fetchone()[0]
+    backfill = admin.call("POST", "/api/v2/backfills", {
+        "dag_id": DAG_ID, "from_date": f"{past.isoformat()}T00:00:00+00:00",
+        "to_date": f"{past.isoformat()}T23:59:59+00:00", "dag_run_conf": CONF, "max_active_runs": 1,
+        "reprocess_behavior": "completed"})
+    deadline = time.monotonic() + FINISH_TIMEOUT_S + 60
+    run = None
+    while time.monotonic() < deadline:
+        runs = admin.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")["dag_runs"]
+        run = next((r for r in runs if r["logical_date"].startswith(past.isoformat())), None)
+        if run and run["state"] in ("success", "failed"):
+            break
+        time.sleep(3)
+    assert run is not None, f"backfill {backfill['id']} created no run for {past}"
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    if run["state"] != "success":
+        _fail(airflow, admin, run_path, f"the backfill run ended {run['state']!r}, expected success")
+    states = _task_states(admin, run_path)
+    assert states["report_kpis[-1]"] == "success" and states["review_batch[-1]"] == "skipped", states
+
+    # What would have been proposed is on disk for the analyst; the ERP saw none of it, and the live
+    # night's lines are exactly as they were.
+    replayed = read_partition("reports", "replay_proposals", past, world_root)
+    assert len(replayed) > 0 and {"doc_type", "risk_tier"} <= set(replayed.columns)
+    with db.connect(erp_url) as conn:
+        assert run_lines(conn, DAG_ID, past).empty
+        live_after = run_lines(conn, DAG_ID, DS)[["idempotency_key", "status"]].sort_values("idempotency_key")
+        audit_after = conn.execute("SELECT count(*) FROM erp_staging.audit_log").fetchone()[0]
+    assert live_after.reset_index(drop=True).equals(live_before.reset_index(drop=True))
+    assert audit_after == audit_before
