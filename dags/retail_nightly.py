@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_current_context, task
 
-from include.erp.gate import ApprovalGateSensor
+from include.erp.gate import ApprovalGateSensor, BatchReviewOperator
 
 # Mirrors include.nightly.REVIEW_*; kept literal so parsing imports nothing heavy.
 REVIEW_OPTIONS = ["Approve all pending", "Reject all pending", "I have reviewed the lines"]
@@ -162,13 +161,15 @@ def retail_nightly():
 
     # Batch-level review where Airflow users look (Required Actions). The approval gate after it, not
     # this task, decides when release may run: line-level decisions made elsewhere count just as well.
-    review_batch = HITLOperator(
+    review_batch = BatchReviewOperator(
         task_id="review_batch",
         subject="Shelfwise {{ ds }}: proposals waiting for a planner",
         body="{{ ti.xcom_pull(task_ids='needs_review') }}",
         options=REVIEW_OPTIONS,
         defaults=["I have reviewed the lines"],
-        response_timeout=dt.timedelta(hours=12),
+        # Times out at the gate's deadline, so the review never outlasts the gate that follows it.
+        timeout_minutes="{{ params.gate_timeout_minutes }}",
+        staged_at="{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}",
         retries=0,
     )
 

@@ -60,3 +60,4 @@ def partition_path(zone: str, dataset: str, ds: str | dt.date, root: str | None 
     if zone not in ZONES:
         raise ValueError(f"unknown zone {zone!r}; expected one of {', '.join(ZONES)}")
     return f"{root or data_root()}/{zone}/{dataset}/ds={as_date(ds).isoformat()}"
+

@@ -13,10 +13,34 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseSensorOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 log = logging.getLogger(__name__)
+
+
+def _given(value: object) -> bool:
+    """Whether a templated value was set (an empty param renders as ``""`` or ``"None"``)."""
+    return value not in (None, "", "None")
+
+
+def gate_timeout_hours(timeout_minutes: str | float | None) -> float:
+    """The gate's timeout: ``timeout_minutes`` when given, else the governance policy's."""
+    from include.governance.policy import load_policy
+
+    hours = float(timeout_minutes) / 60.0 if _given(timeout_minutes) else load_policy().gate_timeout_hours
+    if hours <= 0:
+        raise ValueError(f"approval gate needs a positive timeout, got {hours} h")
+    return hours
+
+
+def gate_deadline(timeout_hours: float, staged_at: str | None, now: dt.datetime) -> dt.datetime:
+    """When the gate gives up: ``timeout_hours`` after staging (after ``now`` when staging time is unknown)."""
+    start = now
+    if _given(staged_at):
+        start = min(start, dt.datetime.fromisoformat(str(staged_at)))
+    return start + dt.timedelta(hours=timeout_hours)
 
 
 def _pending(conn_id: str, dag_id: str, ds: str) -> int:
@@ -104,12 +128,9 @@ class ApprovalGateSensor(BaseSensorOperator):
         """Timeout (hours) and poke interval (s): explicit values, else the governance policy."""
         from include.governance.policy import load_policy
 
-        policy = load_policy()
-        timeout = policy.gate_timeout_hours
-        if self.timeout_minutes not in (None, "", "None"):
-            timeout = float(self.timeout_minutes) / 60.0
-        poke = policy.poke_interval_seconds
-        if self.poke_interval_seconds not in (None, "", "None"):
+        timeout = gate_timeout_hours(self.timeout_minutes)
+        poke = load_policy().poke_interval_seconds
+        if _given(self.poke_interval_seconds):
             poke = float(self.poke_interval_seconds)
         if timeout <= 0 or poke <= 0:
             raise ValueError(f"approval gate needs a positive timeout and poke interval, got {timeout} h, {poke} s")
@@ -128,10 +149,7 @@ class ApprovalGateSensor(BaseSensorOperator):
             log.info("no line of %s ds=%s waits for a planner", dag_id, ds)
             return {"status": "decided", "pending": 0}
         timeout_hours, poke = self._settings()
-        start = dt.datetime.now(dt.UTC)
-        if self.staged_at not in (None, "", "None"):
-            start = min(start, dt.datetime.fromisoformat(str(self.staged_at)))
-        deadline = start + dt.timedelta(hours=timeout_hours)
+        deadline = gate_deadline(timeout_hours, self.staged_at, dt.datetime.now(dt.UTC))
         log.info("%d lines of %s ds=%s wait for a planner until %s", pending, dag_id, ds, deadline.isoformat())
         self.defer(
             trigger=ApprovalGateTrigger(dag_id=dag_id, ds=ds, deadline=deadline.isoformat(),
@@ -154,3 +172,37 @@ class ApprovalGateSensor(BaseSensorOperator):
         if event.get("status") != "decided":
             raise ValueError(f"approval gate got an unexpected event: {event!r}")
         return {"status": "decided", "expired": 0}
+
+
+class BatchReviewOperator(HITLOperator):
+    """The batch review (a Required Action) that times out with the approval gate after it.
+
+    The gate's deadline counts from staging time and the review runs before the gate, so a review
+    that waited longer than the gate's timeout would stretch the gate to its own. The response
+    timeout is therefore worked out when the task runs: what is left until the gate's deadline, from
+    the run's ``gate_timeout_minutes`` or the governance policy. On timeout Airflow answers with the
+    operator's ``defaults``.
+
+    Args:
+        timeout_minutes: templated; as for :class:`ApprovalGateSensor` (empty: the policy's).
+        staged_at: templated ISO timestamp of staging.
+        **kwargs: :class:`HITLOperator`'s arguments, except ``response_timeout``.
+    """
+
+    template_fields = (*HITLOperator.template_fields, "timeout_minutes", "staged_at")
+
+    def __init__(self, *, timeout_minutes: str | float | None = None, staged_at: str | None = None,
+                 **kwargs: Any) -> None:
+        if "response_timeout" in kwargs:
+            raise ValueError("BatchReviewOperator takes its timeout from the approval gate, not response_timeout")
+        super().__init__(**kwargs)
+        self.timeout_minutes = timeout_minutes
+        self.staged_at = staged_at
+
+    def execute(self, context) -> Any:
+        now = dt.datetime.now(dt.UTC)
+        deadline = gate_deadline(gate_timeout_hours(self.timeout_minutes), self.staged_at, now)
+        # A deadline already past still gets a moment, so Airflow records the default answer.
+        self.response_timeout = max(deadline - now, dt.timedelta(seconds=1))
+        log.info("the batch review waits until %s, the approval gate's deadline", deadline.isoformat())
+        return super().execute(context)

@@ -51,6 +51,13 @@ def test_contract_tasks_do_not_retry(dagbag):
     assert all(t.retries == 0 for t in ingest)
 
 
+def test_the_review_times_out_with_the_gate(dagbag):
+    review = dagbag.get_dag("retail_nightly").get_task("review_batch")
+    gate_task = dagbag.get_dag("retail_nightly").get_task("wait_for_approval")
+    assert (review.timeout_minutes, review.staged_at) == (gate_task.timeout_minutes, gate_task.staged_at)
+    assert review.response_timeout is None  # worked out when the task runs, from the gate's deadline
+
+
 def test_chain_order(dagbag):
     dag = dagbag.get_dag("retail_nightly")
     order = ["prepare_erp_staging", "ingest_master", "ingest_pos", "build_demand", "plan_forecast_shards",

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from include.erp import gate
-from include.erp.gate import ApprovalGateSensor, ApprovalGateTrigger
+from include.erp.gate import ApprovalGateSensor, ApprovalGateTrigger, BatchReviewOperator
 
 
 def _trigger(deadline: dt.datetime) -> ApprovalGateTrigger:
@@ -136,3 +136,31 @@ def test_bad_settings_are_refused():
     sensor = ApprovalGateSensor(task_id="wait_for_approval", timeout_minutes="0")
     with pytest.raises(ValueError, match="positive timeout"):
         sensor._settings()
+
+
+def _review(**kw) -> BatchReviewOperator:
+    return BatchReviewOperator(task_id="review_batch", subject="s", options=["Approve all pending", "Fine"],
+                               defaults=["Fine"], **kw)
+
+
+@pytest.mark.parametrize(
+    ("timeout_minutes", "staged_minutes_ago", "low", "high"),
+    [("90", 30, 59, 61),  # the run's own gate timeout, counted from staging
+     ("None", 60, 11 * 60 - 1, 11 * 60 + 1),  # the policy's 12 h
+     ("30", 45, 0, 0.02)],  # the gate's deadline has passed: a moment, for Airflow to record the default
+)
+def test_the_batch_review_times_out_at_the_gates_deadline(monkeypatch, timeout_minutes, staged_minutes_ago,
+                                                          low, high):
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    seen = {}
+    monkeypatch.setattr(HITLOperator, "execute", lambda self, context: seen.setdefault("t", self.response_timeout))
+    staged = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=staged_minutes_ago)
+    _review(timeout_minutes=timeout_minutes, staged_at=staged.isoformat()).execute(_context())
+    assert dt.timedelta(minutes=low) <= seen["t"] <= dt.timedelta(minutes=high)
+
+
+def test_the_batch_review_refuses_a_timeout_of_its_own():
+    assert {"timeout_minutes", "staged_at", "subject", "body"} <= set(BatchReviewOperator.template_fields)
+    with pytest.raises(ValueError, match="takes its timeout from the approval gate"):
+        _review(response_timeout=dt.timedelta(hours=1))
