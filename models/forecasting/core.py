@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
@@ -620,16 +620,15 @@ def forecast(
     if min_history < 1:
         raise ValueError(f"min_history must be >= 1, got {min_history}")
     qlevels = _quantile_levels(quantiles)
-    _validate(history)
+    cols = _validate(history)
     _validate_regressors(history, future, regressors)
     elasticity = None
-    fit_on = history
     if PROMO in regressors and len(history):
-        from models.forecasting.promotions import depromote, promotion_elasticity
+        from models.forecasting.promotions import promotion_elasticity, promotion_lift
 
+        # The models see the promotion-free level: each promoted day divided by its lift.
         elasticity = promotion_elasticity(history, PROMO)
-        fit_on = depromote(history, elasticity, PROMO)
-    cols = _validate(fit_on)
+        cols = replace(cols, y=cols.y / promotion_lift(history, elasticity, PROMO))
     if len(cols.y) == 0:
         return _empty_result([name for _, name in qlevels])
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["ELASTICITY_GRID", "MIN_PROMO_MASS", "depromote", "promotion_elasticity", "repromote"]
+__all__ = ["ELASTICITY_GRID", "MIN_PROMO_MASS", "depromote", "promotion_elasticity", "promotion_lift", "repromote"]
 
 #: Elasticities tried: lift = (1 - discount) ** -e.
 ELASTICITY_GRID = np.linspace(0.0, 5.0, 26)
@@ -72,14 +72,15 @@ def promotion_elasticity(history: pd.DataFrame, col: str = "promo") -> pd.Series
     return elasticity.reindex(ids).fillna(pooled).astype(np.float64)
 
 
-def _lift(frame: pd.DataFrame, elasticity: pd.Series, col: str) -> np.ndarray:
+def promotion_lift(frame: pd.DataFrame, elasticity: pd.Series, col: str = "promo") -> np.ndarray:
+    """``(1 - discount) ** -elasticity`` of each row of ``frame`` (1 where nothing is promoted)."""
     e = frame["unique_id"].map(elasticity).fillna(0.0).to_numpy(dtype=np.float64)
     return (1.0 - _discount(frame[col])) ** -e
 
 
 def depromote(history: pd.DataFrame, elasticity: pd.Series, col: str = "promo") -> pd.DataFrame:
     """``history`` with each day's demand divided by the lift of the promotion running that day."""
-    return history.assign(y=history["y"].to_numpy(dtype=np.float64) / _lift(history, elasticity, col))
+    return history.assign(y=history["y"].to_numpy(dtype=np.float64) / promotion_lift(history, elasticity, col))
 
 
 def repromote(forecasts: pd.DataFrame, future: pd.DataFrame, elasticity: pd.Series, col: str = "promo") -> pd.DataFrame:
@@ -89,7 +90,7 @@ def repromote(forecasts: pd.DataFrame, future: pd.DataFrame, elasticity: pd.Seri
     """
     planned = forecasts[["unique_id", "ds"]].merge(future[["unique_id", "ds", col]], on=["unique_id", "ds"],
                                                    how="left", validate="many_to_one")
-    lift = _lift(planned, elasticity, col)
+    lift = promotion_lift(planned, elasticity, col)
     values = [c for c in forecasts.columns if c == "mean" or (c.startswith("q") and c[1:].isdigit())]
     out = forecasts.copy()
     for c in values:
