@@ -232,8 +232,8 @@ def _mase(actual: np.ndarray, predicted: np.ndarray, train: np.ndarray, m: int) 
 def regressor_lifts(history: pd.DataFrame, regressors: Sequence[str], min_days: int) -> pd.DataFrame:
     """How much each regressor and the events moved each series' demand in its own history.
 
-    A regressor is "on" on the days it differs from its most common value (a promotion's discount,
-    a SNAP day, a price below list); events are on on labelled days. The lift is mean demand on those
+    A regressor is "on" on the days it differs from the series' own most common value (a promotion's
+    discount, a SNAP day, a price below list); events are on on labelled days. The lift is mean demand on those
     days over mean demand on the others, minus one; it is reported only with ``min_days`` on-days and
     some demand on the other days.
 
@@ -247,10 +247,14 @@ def regressor_lifts(history: pd.DataFrame, regressors: Sequence[str], min_days: 
         if col == "event":
             on = values.notna().to_numpy()
         else:
-            mode = values.mode(dropna=True)
-            if mode.empty:
+            # Each series' own usual value (its most common, the smallest on a tie): list prices differ
+            # from item to item, so one value for the whole shard would call every day of most series "on".
+            counts = history[["unique_id", col]].dropna().groupby(["unique_id", col]).size().reset_index(name="n")
+            if counts.empty:
                 continue
-            on = (values.notna() & (values != mode.iloc[0])).to_numpy()
+            usual = (counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("unique_id")
+                     .set_index("unique_id")[col])
+            on = (values.notna() & (values != history["unique_id"].map(usual))).to_numpy()
         frame = pd.DataFrame({"unique_id": history["unique_id"].to_numpy(), "on": on,
                               "y": history["y"].to_numpy(dtype=np.float64)})
         stats = frame.groupby(["unique_id", "on"])["y"].agg(["mean", "size"]).unstack("on")

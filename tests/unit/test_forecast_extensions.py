@@ -281,6 +281,11 @@ def test_regressor_lifts_measure_each_series_against_its_own_ordinary_days(promo
     assert ("p_big", "event") not in lifts.index  # 7 month starts in 200 days: fewer than min_days
     assert ("p_big", "event") in heavy.regressor_lifts(history, ["promo"], min_days=7).set_index(
         ["unique_id", "regressor"]).index
+    # A price is on when it leaves the series' own list price, whatever the other items cost.
+    priced = history.assign(price=np.where(history["unique_id"] == "p_big", 8.0, 3.0) * (1 - history["promo"]))
+    by_price = heavy.regressor_lifts(priced, ["price"], min_days=8).set_index(["unique_id", "regressor"])
+    assert by_price.loc[("p_big", "price"), "lift"] == pytest.approx(lifts.loc[("p_big", "promo"), "lift"])
+    assert by_price.loc[("p_small", "price"), "lift"] == pytest.approx(lifts.loc[("p_small", "promo"), "lift"])
 
 
 def test_regressors_and_challengers_are_validated(promo_world):
