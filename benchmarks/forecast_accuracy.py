@@ -53,6 +53,7 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 ensure_project_on_path()
 
 from models.forecasting import Challenger, forecast  # noqa: E402
+from models.forecasting.heavy import challenger_counts  # noqa: E402
 
 FREQ_DAYS = {"D": 1, "W": 7}
 
@@ -207,10 +208,8 @@ def shelfwise_default_model(train: pd.DataFrame, horizon: int, m: int, freq: str
     result = forecast(train, horizon, season_length=m, freq=freq, regressors=regs, future=future,
                       challenger=challenger)
     if challenger is not None:
-        notes = result.series["challenger_note"].dropna()
-        CHALLENGER_STATS["tried"] = CHALLENGER_STATS.get("tried", 0) + len(notes)
-        CHALLENGER_STATS["taken"] = (CHALLENGER_STATS.get("taken", 0)
-                                     + int(result.series["model"].str.startswith(challenger.model).sum()))
+        for key, n in challenger_counts(result.series, challenger.model).items():
+            CHALLENGER_STATS[key] = CHALLENGER_STATS.get(key, 0) + n
     return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
 
 

@@ -116,13 +116,13 @@ CHALLENGED = {"tried": 0, "taken": 0}
 def run_nightly(history: pd.DataFrame, future: pd.DataFrame) -> int:
     from include.governance.policy import load_policy
     from models.forecasting import Challenger, forecast
+    from models.forecasting.heavy import challenger_counts
 
     challenger = Challenger.from_policy(load_policy().challenger)
     result = forecast(history, HORIZON, regressors=["promo"], future=future, challenger=challenger)
     if challenger is not None:
-        notes = result.series["challenger_note"].dropna()
-        CHALLENGED["tried"] += len(notes)
-        CHALLENGED["taken"] += int(result.series["model"].str.startswith(challenger.model).sum())
+        for key, n in challenger_counts(result.series, challenger.model).items():
+            CHALLENGED[key] += n
     return int(len(result.series))
 
 

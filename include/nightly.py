@@ -129,6 +129,7 @@ def forecast_shard(ds: str, shard: int, n_shards: int, *, horizon: int = DEFAULT
     from include.demand.regressors import REGRESSORS, known_regressors
     from include.governance.policy import load_policy
     from models.forecasting import Challenger, forecast
+    from models.forecasting.heavy import challenger_counts
 
     demand = read_partition("curated", "demand", ds, root)
     ids = demand["unique_id"].drop_duplicates()
@@ -152,13 +153,10 @@ def forecast_shard(ds: str, shard: int, n_shards: int, *, horizon: int = DEFAULT
     write_partition(result.forecasts, "forecasts", f"shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
     write_partition(result.series, "forecasts", f"series_shards/shard={shard:04d}-of-{n_shards:04d}", ds, root)
     fallback = int(result.series["fallback_reason"].notna().sum())
-    notes = result.series["challenger_note"].dropna() if "challenger_note" in result.series else pd.Series()
     return {"shard": shard, "series": int(len(result.series)), "fallback": fallback,
             "models": result.series["model"].value_counts().to_dict(),
             "challenger": None if challenger is None else {
-                "model": challenger.model, "tried": int(len(notes)),
-                # Counted from the models: a drifting class's fallback overrides what the challenger took.
-                "taken": int(result.series["model"].str.startswith(challenger.model).sum()),
+                "model": challenger.model, **challenger_counts(result.series, challenger.model),
                 "warnings": result.notes, "decision": result.decision}}
 
 

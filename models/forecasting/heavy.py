@@ -41,7 +41,7 @@ import pandas as pd
 
 from models.forecasting.core import ABSURD_FACTOR, FREQUENCIES, ForecastResult
 
-__all__ = ["HEAVY_MODELS", "Challenger", "HeavyModel", "HeavyModelUnavailable", "challenge"]
+__all__ = ["HEAVY_MODELS", "Challenger", "HeavyModel", "HeavyModelUnavailable", "challenge", "challenger_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,16 @@ def _mase(actual: np.ndarray, predicted: np.ndarray, train: np.ndarray, m: int) 
     diff = diff[np.isfinite(diff)]
     scale = diff.mean() if len(diff) and diff.mean() > 0 else max(float(np.nanmean(np.abs(train))), 1.0)
     return float(np.abs(actual[ok] - np.maximum(predicted[ok], 0.0)).mean() / scale)
+
+
+def challenger_counts(series: pd.DataFrame, model: str) -> dict[str, int]:
+    """How many series the challenger ``model`` was tried on, and how many it forecasts in the end.
+
+    Taken series are counted from the final ``model`` column, so a later override (a drifting class's
+    fallback rule) is not counted as taken.
+    """
+    tried = int(series["challenger_note"].notna().sum()) if "challenger_note" in series.columns else 0
+    return {"tried": tried, "taken": int(series["model"].astype(str).str.startswith(model).sum())}
 
 
 def regressor_lifts(history: pd.DataFrame, regressors: Sequence[str], min_days: int) -> pd.DataFrame:
