@@ -54,6 +54,7 @@ def walmart_panel(data: Path, max_series: int | None) -> DemandPanel:
 
 def world_panel(preset: str) -> DemandPanel:
     """A generated world's uncensored demand; lead time = the SKU's supplier's promised lead time."""
+    from include.demand.regressors import known_regressors
     from include.sample_data.generator import PRESETS, generate_world
 
     world = generate_world(PRESETS[preset])
@@ -63,29 +64,16 @@ def world_panel(preset: str) -> DemandPanel:
     sku = wide.index.str.split("|").str[1]
     items = world.items.set_index("sku")
     lead = items["supplier_id"].map(world.suppliers.set_index("supplier_id")["promised_lead_time_days"])
+    # The planned discount of each series and day, as the nightly reads it. The generator publishes
+    # promotions six weeks ahead, longer than any supplier lead time plus review, so the whole
+    # calendar is fair to use.
+    keys = pd.DataFrame({"unique_id": wide.index, "location_id": wide.index.str.split("|").str[0], "sku": sku})
+    discount = known_regressors(keys, wide.columns, world.promotions, None)["promo"].to_numpy().reshape(wide.shape)
     return DemandPanel(ids=wide.index.to_numpy(), dates=pd.DatetimeIndex(wide.columns),
                        demand=wide.to_numpy(float), freq="D",
                        unit_cost=items["unit_cost"].reindex(sku).to_numpy(float),
                        lead_time=lead.reindex(sku).to_numpy(float),
-                       discount=promotion_calendar(world.promotions, wide.index, wide.columns))
-
-
-def promotion_calendar(promotions: pd.DataFrame, ids: pd.Index, dates: pd.Index) -> np.ndarray:
-    """Planned discount per ``location|sku`` series and day from the world's promotions table.
-
-    A promotion without a location runs at every selling location. The generator publishes promotions
-    six weeks ahead, longer than any supplier lead time plus review, so the whole calendar is fair to use.
-    """
-    loc = ids.str.split("|").str[0]
-    sku = ids.str.split("|").str[1]
-    day = pd.DatetimeIndex(dates).to_numpy("datetime64[D]")
-    out = np.zeros((len(ids), len(day)))
-    for p in promotions.itertuples():
-        rows = (sku == p.sku) & ((loc == p.location_id) if isinstance(p.location_id, str) else True)
-        cols = (day >= np.datetime64(p.start_date, "D")) & (day <= np.datetime64(p.end_date, "D"))
-        if rows.any() and cols.any():
-            out[np.ix_(np.asarray(rows), cols)] = np.maximum(out[np.ix_(np.asarray(rows), cols)], p.discount_pct)
-    return out
+                       discount=discount)
 
 
 def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> dict:
