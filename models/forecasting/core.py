@@ -571,9 +571,9 @@ def forecast(
     day) they forecast the promotion-free level and each step is multiplied by the lift of the
     promotion planned for it, at the series' estimated price elasticity (see
     :mod:`models.forecasting.promotions`). All known regressors (``regressors`` and an ``event``
-    column) reach the per-series ``challenger`` (prophet by default in the nightly), which takes a
-    series only where they matter, the series is worth a fit, and its rolling-origin backtest beats
-    the vectorised choice (see :func:`models.forecasting.heavy.challenge`).
+    column) reach the per-series ``challenger`` (prophet by default in the nightly), tried where they
+    matter and the series is worth a fit, and taking the series tried only where their pooled
+    rolling-origin backtest beats the vectorised choice (see :func:`models.forecasting.heavy.challenge`).
 
     Args:
         history: Long frame ``unique_id`` (str), ``ds`` (datetime64 or date, daily), ``y`` (units) and
