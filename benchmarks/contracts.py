@@ -94,7 +94,8 @@ def _references() -> dict[tuple[str, str], list[str]]:
 def measure(mode: str, path: str, out: str) -> dict:
     """Run one measurement in this process (called in a fresh subprocess)."""
     from include.contracts.contract import load_contracts
-    from include.contracts.validate import _run_gx, build_suite, gx_context, validate_extract
+    from include.contracts.expectations import build_suite, gx_context, run_gx
+    from include.contracts.validate import validate_extract
     from include.ingest.parse import parse_extract
     from include.storage import write_partition
 
@@ -109,7 +110,7 @@ def measure(mode: str, path: str, out: str) -> dict:
         warm.write_bytes(b"".join(src.readline() for _ in range(2001)))
     warm_parsed = parse_extract(contract, str(warm), DS)
     if mode == "gx":
-        _run_gx(warm_parsed.frame[[*contract.column_names, "_ds"]], build_suite(contract, refs)[0], contract.id,
+        run_gx(warm_parsed.frame[[*contract.column_names, "_ds"]], build_suite(contract, refs)[0], contract.id,
                 result_format="COMPLETE")
     else:
         _, warm_curated, _ = validate_extract(contract, warm_parsed, DS, refs)
@@ -124,7 +125,7 @@ def measure(mode: str, path: str, out: str) -> dict:
         del parsed
         base_rss = _rss_mb()
         start = time.perf_counter()
-        validation = _run_gx(frame, suite, contract.id, result_format="COMPLETE")
+        validation = run_gx(frame, suite, contract.id, result_format="COMPLETE")
         figures["seconds"] = time.perf_counter() - start
         figures["success"] = bool(validation.success)
         figures["unexpected"] = {er.expectation_config.type: er.result.get("unexpected_count")

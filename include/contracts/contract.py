@@ -1,143 +1,347 @@
-"""Data contracts: one YAML file per extract in ``data_contracts/``, loaded into typed objects.
+"""Data contracts: one YAML file per extract in ``data_contracts/``, loaded into typed pydantic models.
 
 The shape follows the Open Data Contract Standard (``kind``/``apiVersion`` header, id, version, status,
 owner, description, schema with logical types, required, primary key, allowed values and ranges,
 patterns, relationships to master data, and a ``quality`` list of extract-level rules with a severity:
 freshness, row count, volume against the trailing median, duplicate keys, share of quarantined rows).
-Loading is strict: an unknown key or a wrong type is a :class:`ContractError` naming the file and line,
-so a typo fails the DAG parse test instead of silently switching a rule off.
+Loading is strict: an unknown key or a wrong type (``"5"`` for a number, ``true`` for a count) is a
+:class:`ContractError` naming the file, line and field, so a typo fails the DAG parse test instead of
+silently switching a rule off. Each rule's parameters and their defaults are declared once, on its model.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from include.config import CONTRACTS_DIR
+from include.contracts.errors import ContractError, contract_error, duplicate_key, line_of, problem
 
-LOGICAL_TYPES = ("string", "integer", "number", "date", "timestamp", "boolean")
-FORMATS = ("csv", "jsonl", "parquet")
-SEVERITIES = ("error", "warning")
+__all__ = [
+    "FORMATS", "LOGICAL_TYPES", "MASTER_SOURCE", "QUALITY_RULES", "SEVERITIES", "Column", "Contract",
+    "ContractError", "DuplicateKey", "FileSpec", "Freshness", "QualityRule", "QuarantineShare", "Reference",
+    "RowCount", "Volume", "contracts_by_source", "load_contract", "load_contracts",
+]
 
-KIND = "DataContract"
-API_VERSIONS = ("v3.0.0",)
-STATUSES = ("draft", "active", "deprecated")
+LogicalType = Literal["string", "integer", "number", "date", "timestamp", "boolean"]
+FileFormat = Literal["csv", "jsonl", "parquet"]
+Severity = Literal["error", "warning"]
+Status = Literal["draft", "active", "deprecated"]
+Kind = Literal["DataContract"]
+ApiVersion = Literal["v3.0.0"]
+LOGICAL_TYPES: tuple[str, ...] = get_args(LogicalType)
+FORMATS: tuple[str, ...] = get_args(FileFormat)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+STATUSES: tuple[str, ...] = get_args(Status)
+KIND: str = get_args(Kind)[0]
+API_VERSIONS: tuple[str, ...] = get_args(ApiVersion)
 
-_CONTRACT_KEYS = {
-    "kind", "apiVersion", "id", "version", "status", "owner", "description", "source", "file", "primary_key",
-    "schema", "quality", "tags",
-}
-_REQUIRED_KEYS = ("kind", "apiVersion", "id", "version", "owner", "source", "file", "schema")
-_FILE_KEYS = {"name", "format", "delimiter", "encoding"}
-_COLUMN_KEYS = {
-    "name", "type", "required", "description", "min", "max", "allowed_values", "references", "severity",
-    "pattern", "max_length",
-}
-#: Extract-level rules and the parameters each accepts (besides ``rule``, ``severity``, ``description``).
-QUALITY_RULES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    # The file for the date arrived, and its newest date is not older than ``max_age_days``.
-    "freshness": {"column": str, "max_age_days": int},
-    # An absolute floor on the rows of one delivery.
-    "row_count": {"min_rows": int},
-    # Rows of the delivery against the median of the earlier curated partitions.
-    "volume": {"trailing_days": int, "min_history": int, "min_ratio": (int, float), "max_ratio": (int, float)},
-    # Rows sharing a primary key; exact repeats (a file polled twice) are told apart from conflicting ones.
-    "duplicate_key": {"exact_repeat_severity": str},
-    # Share of quarantined rows above which the extract is blocked.
-    "quarantine_share": {"max_pct": (int, float)},
-}
-_QUALITY_COMMON = {"rule", "severity", "description"}
+T = TypeVar("T")
 
 
-class ContractError(ValueError):
-    """A contract file that cannot be used; the message names the file and line."""
+def _sequence(value: Any) -> Any:
+    # A YAML sequence loads as a list; the models hold tuples, and strict mode takes only a tuple.
+    return tuple(value) if isinstance(value, list) else value
 
 
-@dataclass(frozen=True)
-class Column:
+#: A YAML list, held as a tuple.
+Listed = Annotated[tuple[T, ...], BeforeValidator(_sequence)]
+
+
+class _Strict(BaseModel):
+    """No coercion, no unknown keys, immutable once loaded."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # Before pydantic's own check, to name the keys that are allowed (the fix of a typo is among them).
+        if isinstance(data, dict):
+            allowed = sorted(field.alias or name for name, field in cls.model_fields.items())
+            for key in data:
+                if key not in allowed:
+                    raise problem("unknown_key", f"unknown key {key!r} (allowed: {', '.join(allowed)})", (key,))
+        return data
+
+
+class Reference(NamedTuple):
+    """A column of another contract (master data) that holds every value of the referring column."""
+
+    contract: str
+    column: str
+
+
+def _mapping(value: Any) -> Any:
+    if isinstance(value, dict | tuple):
+        return value
+    raise problem("mapping", f"must be a mapping with 'contract' and 'column', got {value!r}")
+
+
+class Column(_Strict):
     """One column of an extract and the row-level rules it carries."""
 
     name: str
-    type: str
+    type: LogicalType
     required: bool = False
     description: str = ""
     min: float | None = None
     max: float | None = None
-    allowed_values: tuple[str, ...] | None = None
-    references: tuple[str, str] | None = None  # (contract id, column)
-    severity: str = "error"
+    allowed_values: Listed[str] | None = None
+    references: Annotated[Reference, BeforeValidator(_mapping)] | None = None
+    severity: Severity = "error"
     pattern: str | None = None
-    max_length: int | None = None
+    max_length: Annotated[int, Field(ge=1)] | None = None
     #: Line of the column (of its ``references`` entry when it has one) in the contract file, for errors
     #: found only once every contract is loaded.
-    line: int = field(default=0, compare=False)
+    _line: int = PrivateAttr(default=0)
+
+    @property
+    def line(self) -> int:
+        """Line of the column (of its ``references`` entry when it has one) in its contract file."""
+        return self._line
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise problem("pattern", f"{pattern!r} is not a regular expression: {exc}") from exc
+        return pattern
 
 
-@dataclass(frozen=True)
-class QualityRule:
-    """One extract-level rule of the ``quality`` list."""
+class FileSpec(_Strict):
+    """The extract file: its name in the landing folder and how to read it."""
 
-    rule: str
-    severity: str = "error"
-    description: str = ""
-    params: dict[str, Any] = field(default_factory=dict, compare=False)
-    line: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Contract:
-    """A data contract for one extract file."""
-
-    id: str
-    version: str
-    owner: str
-    description: str
-    source: str
-    file_name: str
-    file_format: str
-    primary_key: tuple[str, ...]
-    columns: tuple[Column, ...]
-    path: str
-    max_age_days: int = 0
-    min_rows: int = 0
-    #: Share of quarantined rows above which the whole extract is blocked.
-    max_quarantine_pct: float = 5.0
-    extras: dict[str, Any] = field(default_factory=dict)
-    quality: tuple[QualityRule, ...] = ()
-    status: str = "active"
-    delimiter: str = ","
+    name: str
+    format: FileFormat
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     encoding: str = "utf-8"
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise problem("encoding", f"unknown encoding {encoding!r}") from exc
+        return encoding
+
+
+class QualityRule(_Strict):
+    """One extract-level rule of the ``quality`` list; each rule is a subclass with its parameters."""
+
+    rule: str
+    severity: Severity = "error"
+    description: str = ""
+    _line: int = PrivateAttr(default=0)
+
+    @property
+    def line(self) -> int:
+        """Line of the rule in its contract file."""
+        return self._line
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The rule's parameters as the contract writes them (defaults left out)."""
+        return self.model_dump(exclude_unset=True, exclude=set(QualityRule.model_fields))
+
+
+class Freshness(QualityRule):
+    """The file for the date arrived, and its newest ``column`` date is not older than ``max_age_days``."""
+
+    rule: Literal["freshness"]
+    column: str | None = None
+    max_age_days: Annotated[int, Field(ge=0)] = 0
+
+
+class RowCount(QualityRule):
+    """An absolute floor on the rows of one delivery."""
+
+    rule: Literal["row_count"]
+    min_rows: Annotated[int, Field(ge=0)] = 0
+
+
+class Volume(QualityRule):
+    """Rows of the delivery against the median of the earlier delivered days."""
+
+    rule: Literal["volume"]
+    trailing_days: Annotated[int, Field(ge=1)] = 28
+    min_history: Annotated[int, Field(ge=0)] = 7
+    min_ratio: Annotated[float, Field(ge=0)] = 0.5
+    max_ratio: Annotated[float, Field(ge=0)] = 2.0
+
+
+class DuplicateKey(QualityRule):
+    """Rows sharing a primary key; exact repeats (a file polled twice) are told apart from conflicting ones."""
+
+    rule: Literal["duplicate_key"]
+    exact_repeat_severity: Severity = "warning"
+
+
+class QuarantineShare(QualityRule):
+    """Share of quarantined rows (percent) above which the extract is blocked."""
+
+    rule: Literal["quarantine_share"]
+    max_pct: Annotated[float, Field(ge=0, le=100)] = 5.0
+
+
+_RULE_MODELS = (Freshness, RowCount, Volume, DuplicateKey, QuarantineShare)
+AnyQualityRule = Annotated[Freshness | RowCount | Volume | DuplicateKey | QuarantineShare,
+                           Field(discriminator="rule")]
+#: Extract-level rules and the parameters each accepts (besides ``rule``, ``severity``, ``description``).
+QUALITY_RULES: dict[str, dict[str, Any]] = {
+    get_args(model.model_fields["rule"].annotation)[0]: {
+        name: field.annotation for name, field in model.model_fields.items() if name not in QualityRule.model_fields
+    }
+    for model in _RULE_MODELS
+}
+
+
+class Contract(_Strict):
+    """A data contract for one extract file, as its YAML file declares it."""
+
+    kind: Kind
+    api_version: ApiVersion = Field(alias="apiVersion")
+    id: str
+    version: str
+    status: Status = "active"
+    owner: str
+    description: str = ""
+    source: str
+    file: FileSpec
+    primary_key: Listed[str] = ()
+    columns: Listed[Column] = Field(alias="schema", min_length=1)
+    quality: Listed[AnyQualityRule] = ()
+    tags: Listed[str] = ()
+    _path: str = PrivateAttr(default="")
+
+    @field_validator("id")
+    @classmethod
+    def _named_after_file(cls, value: str, info: ValidationInfo) -> str:
+        stem = (info.context or {}).get("file_stem")
+        if stem is not None and value != stem:
+            raise problem("id", f"{value!r} must match the file name {stem!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        names = self.column_names
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise problem("schema", f"duplicate column name {name!r} (also schema[{names.index(name)}])",
+                              ("schema", index, "name"))
+        for index, key in enumerate(self.primary_key):
+            if key not in names:
+                raise problem("primary_key", f"{key!r} is not a column of the schema", ("primary_key", index))
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.quality):
+            if rule.rule in seen:
+                raise problem("quality", f"rule {rule.rule!r} is listed twice (also quality[{seen[rule.rule]}])",
+                              ("quality", index, "rule"))
+            seen[rule.rule] = index
+        freshness = self.rule("freshness")
+        if isinstance(freshness, Freshness) and freshness.column is not None:
+            if freshness.column not in names or self.column(freshness.column).type not in ("date", "timestamp"):
+                raise problem("freshness", f"{freshness.column!r} must be a date or timestamp column of the "
+                              "schema", ("quality", seen["freshness"], "column"))
+        return self
+
+    @property
+    def path(self) -> str:
+        """The contract file."""
+        return self._path
+
+    @property
+    def file_name(self) -> str:
+        """Name of the extract file in the landing folder."""
+        return self.file.name
+
+    @property
+    def file_format(self) -> str:
+        """``csv``, ``jsonl`` or ``parquet``."""
+        return self.file.format
+
+    @property
+    def delimiter(self) -> str:
+        """Field delimiter of a CSV extract."""
+        return self.file.delimiter
+
+    @property
+    def encoding(self) -> str:
+        """Text encoding of the extract."""
+        return self.file.encoding
+
+    @property
+    def max_age_days(self) -> int:
+        """Days the newest date of a delivery may lag its logical date (``freshness``)."""
+        rule = self.rule("freshness")
+        return rule.max_age_days if isinstance(rule, Freshness) else Freshness.model_fields["max_age_days"].default
+
+    @property
+    def min_rows(self) -> int:
+        """Fewest rows a delivery may have (``row_count``)."""
+        rule = self.rule("row_count")
+        return rule.min_rows if isinstance(rule, RowCount) else RowCount.model_fields["min_rows"].default
+
+    @property
+    def max_quarantine_pct(self) -> float:
+        """Share of quarantined rows above which the whole extract is blocked (``quarantine_share``)."""
+        rule = self.rule("quarantine_share")
+        return rule.max_pct if isinstance(rule, QuarantineShare) else QuarantineShare.model_fields["max_pct"].default
+
+    @property
+    def column_names(self) -> list[str]:
+        """Names of the schema's columns, in order."""
+        return [c.name for c in self.columns]
+
     def rule(self, name: str) -> QualityRule | None:
-        """The quality rule called ``name``, or None when the contract does not list it."""
+        """The contract's quality rule called ``name``.
+
+        Args:
+            name: the rule (``freshness``, ``volume``...).
+
+        Returns:
+            The rule, typed by its model (:class:`Volume`...), or None when the contract does not list it.
+        """
         for rule in self.quality:
             if rule.rule == name:
                 return rule
         return None
 
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
     def column(self, name: str) -> Column:
+        """The schema's column called ``name``.
+
+        Args:
+            name: the column.
+
+        Returns:
+            The column.
+
+        Raises:
+            KeyError: when the schema has no such column.
+        """
         for col in self.columns:
             if col.name == name:
                 return col
         raise KeyError(f"contract {self.id} has no column {name!r}")
-
-
-def _line(node: yaml.Node | None) -> int:
-    return node.start_mark.line + 1 if node is not None else 0
-
-
-def _key_nodes(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: (k, v) for k, v in node.value}
 
 
 def load_contract(path: str | Path) -> Contract:
@@ -150,201 +354,56 @@ def load_contract(path: str | Path) -> Contract:
         The contract.
 
     Raises:
-        ContractError: naming the file and line of the first problem found.
+        ContractError: naming the file, line and field of each problem found.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ContractError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ContractError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
     if not isinstance(data, dict) or root is None:
         raise ContractError(f"{path}:1: a contract must be a mapping")
-    nodes = _key_nodes(root)
-
-    def fail(key: str, message: str, node: yaml.Node | None = None) -> ContractError:
-        line = _line(node if node is not None else nodes.get(key, (None, None))[0])
-        return ContractError(f"{path}:{line}: {message}")
-
-    for key in data:
-        if key not in _CONTRACT_KEYS:
-            raise fail(key, f"unknown key {key!r} (allowed: {', '.join(sorted(_CONTRACT_KEYS))})")
-    for key in _REQUIRED_KEYS:
-        if key not in data:
-            raise ContractError(f"{path}:1: missing required key {key!r}")
-    if data["kind"] != KIND:
-        raise fail("kind", f"kind {data['kind']!r} must be {KIND!r}")
-    if str(data["apiVersion"]) not in API_VERSIONS:
-        raise fail("apiVersion", f"apiVersion {data['apiVersion']!r} is not one of {', '.join(API_VERSIONS)}")
-    status = data.get("status", "active")
-    if status not in STATUSES:
-        raise fail("status", f"status {status!r} is not one of {', '.join(STATUSES)}")
-    if data["id"] != path.stem:
-        raise fail("id", f"id {data['id']!r} must match the file name {path.stem!r}")
-    file_spec = data["file"]
-    if not isinstance(file_spec, dict) or not {"name", "format"} <= set(file_spec) or set(file_spec) - _FILE_KEYS:
-        raise fail("file", f"file must be a mapping with 'name' and 'format' (allowed: {', '.join(sorted(_FILE_KEYS))})")
-    if file_spec["format"] not in FORMATS:
-        raise fail("file", f"file format {file_spec['format']!r} is not one of {', '.join(FORMATS)}")
-    delimiter = str(file_spec.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise fail("file", f"file delimiter {delimiter!r} must be one character")
-
-    schema_node = nodes["schema"][1]
-    if not isinstance(data["schema"], list) or not data["schema"]:
-        raise fail("schema", "schema must be a non-empty list of columns")
-    columns: list[Column] = []
-    for item, item_node in zip(data["schema"], schema_node.value, strict=True):
-        columns.append(_column(item, item_node, fail))
-    names = [c.name for c in columns]
-    if len(set(names)) != len(names):
-        raise fail("schema", f"duplicate column names in schema: {names}")
-    pk = tuple(data.get("primary_key") or ())
-    for key in pk:
-        if key not in names:
-            raise fail("primary_key", f"primary key column {key!r} is not in the schema")
-    quality = _quality(data.get("quality"), nodes.get("quality", (None, None))[1], names, fail)
-    by_rule = {q.rule: q for q in quality}
-    freshness = by_rule.get("freshness")
-    if freshness is not None and "column" in freshness.params:
-        column = freshness.params["column"]
-        kinds = {c.name: c.type for c in columns}
-        if kinds.get(column) not in ("date", "timestamp"):
-            raise fail("quality", f"freshness column {column!r} must be a date or timestamp column of the schema",
-                       _node_at(nodes["quality"][1], quality.index(freshness)))
-    return Contract(
-        id=str(data["id"]),
-        version=str(data["version"]),
-        owner=str(data["owner"]),
-        description=str(data.get("description", "")),
-        source=str(data["source"]),
-        file_name=str(file_spec["name"]),
-        file_format=str(file_spec["format"]),
-        primary_key=pk,
-        columns=tuple(columns),
-        path=str(path),
-        max_age_days=int(freshness.params.get("max_age_days", 0)) if freshness else 0,
-        min_rows=int(by_rule["row_count"].params.get("min_rows", 0)) if "row_count" in by_rule else 0,
-        max_quarantine_pct=float(by_rule["quarantine_share"].params.get("max_pct", 5.0))
-        if "quarantine_share" in by_rule else 5.0,
-        quality=tuple(quality),
-        status=str(status),
-        delimiter=delimiter,
-        encoding=str(file_spec.get("encoding", "utf-8")),
-    )
-
-
-def _node_at(node: yaml.Node | None, index: int) -> yaml.Node | None:
-    if isinstance(node, yaml.SequenceNode) and index < len(node.value):
-        return node.value[index]
-    return node
-
-
-def _quality(items: Any, node: yaml.Node | None, names: list[str], fail) -> list[QualityRule]:
-    """Check the ``quality`` list: known rules, their parameters and types, one entry per rule."""
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise fail("quality", "quality must be a list of rules")
-    rules: list[QualityRule] = []
-    for index, item in enumerate(items):
-        item_node = _node_at(node, index)
-        if not isinstance(item, dict) or "rule" not in item:
-            raise fail("quality", "each quality entry must be a mapping with a 'rule'", item_node)
-        keys = _key_nodes(item_node)
-        name = item["rule"]
-        if name not in QUALITY_RULES:
-            raise fail("quality", f"unknown quality rule {name!r} (allowed: {', '.join(sorted(QUALITY_RULES))})",
-                       keys["rule"][1])
-        allowed = QUALITY_RULES[name]
-        for key, value in item.items():
-            if key in _QUALITY_COMMON:
-                continue
-            if key not in allowed:
-                raise fail("quality", f"quality rule {name!r}: unknown key {key!r} (allowed: "
-                           f"{', '.join(sorted({*allowed, *_QUALITY_COMMON}))})", keys[key][0])
-            if isinstance(value, bool) or not isinstance(value, allowed[key]):
-                raise fail("quality", f"quality rule {name!r}: {key} has the wrong type ({value!r})", keys[key][1])
-        severity = item.get("severity", "error")
-        if severity not in SEVERITIES:
-            raise fail("quality", f"quality rule {name!r}: severity {severity!r} is not one of "
-                       f"{', '.join(SEVERITIES)}", keys["severity"][1])
-        if item.get("exact_repeat_severity", "warning") not in SEVERITIES:
-            raise fail("quality", f"quality rule {name!r}: exact_repeat_severity must be one of "
-                       f"{', '.join(SEVERITIES)}", keys["exact_repeat_severity"][1])
-        if any(r.rule == name for r in rules):
-            raise fail("quality", f"quality rule {name!r} is listed twice", item_node)
-        params = {k: v for k, v in item.items() if k not in _QUALITY_COMMON}
-        rules.append(QualityRule(name, severity, str(item.get("description", "")), params, _line(item_node)))
-    return rules
-
-
-def _column(item: Any, node: yaml.Node, fail) -> Column:
-    if not isinstance(item, dict):
-        raise fail("schema", "each schema entry must be a mapping", node)
-    item_nodes = _key_nodes(node)
-    for key in item:
-        if key not in _COLUMN_KEYS:
-            raise fail("schema", f"unknown column key {key!r} (allowed: {', '.join(sorted(_COLUMN_KEYS))})",
-                       item_nodes[key][0])
-    if "name" not in item or "type" not in item:
-        raise fail("schema", "a column needs 'name' and 'type'", node)
-    if item["type"] not in LOGICAL_TYPES:
-        raise fail("schema", f"column {item['name']!r}: type {item['type']!r} is not one of "
-                   f"{', '.join(LOGICAL_TYPES)}", item_nodes["type"][1])
-    severity = item.get("severity", "error")
-    if severity not in SEVERITIES:
-        raise fail("schema", f"column {item['name']!r}: severity {severity!r} is not one of "
-                   f"{', '.join(SEVERITIES)}", item_nodes["severity"][1])
-    refs = item.get("references")
-    if refs is not None and (not isinstance(refs, dict) or set(refs) != {"contract", "column"}):
-        raise fail("schema", f"column {item['name']!r}: references needs 'contract' and 'column'",
-                   item_nodes["references"][1])
-    pattern = item.get("pattern")
-    if pattern is not None:
-        try:
-            re.compile(str(pattern))
-        except re.error as exc:
-            raise fail("schema", f"column {item['name']!r}: pattern {pattern!r} is not a regular expression: "
-                       f"{exc}", item_nodes["pattern"][1]) from exc
-    max_length = item.get("max_length")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise fail("schema", f"column {item['name']!r}: max_length must be a positive integer",
-                   item_nodes["max_length"][1])
-    allowed = item.get("allowed_values")
-    return Column(
-        name=str(item["name"]),
-        type=str(item["type"]),
-        required=bool(item.get("required", False)),
-        description=str(item.get("description", "")),
-        min=item.get("min"),
-        max=item.get("max"),
-        allowed_values=tuple(str(v) for v in allowed) if allowed is not None else None,
-        references=(str(refs["contract"]), str(refs["column"])) if refs else None,
-        severity=severity,
-        pattern=str(pattern) if pattern is not None else None,
-        max_length=max_length,
-        line=_line(item_nodes["references"][0] if "references" in item_nodes else node),
-    )
+    duplicate = duplicate_key(path, root)
+    if duplicate is not None:
+        raise duplicate
+    try:
+        contract = Contract.model_validate(data, context={"file_stem": path.stem})
+    except ValidationError as exc:
+        raise contract_error(path, root, exc) from exc
+    contract._path = str(path)
+    for index, col in enumerate(contract.columns):
+        col._line = line_of(root, ("schema", index, "references") if col.references else ("schema", index))
+    for index, rule in enumerate(contract.quality):
+        rule._line = line_of(root, ("quality", index))
+    return contract
 
 
 def load_contracts(directory: str | Path = CONTRACTS_DIR) -> dict[str, Contract]:
     """Load every contract in a folder, keyed by id, and check references between them.
+
+    Args:
+        directory: the folder; its ``*.yaml`` files are contracts (subfolders are not read).
+
+    Returns:
+        The contracts by id.
 
     Raises:
         ContractError: for the first bad file, or a reference to an unknown contract or column.
     """
     contracts = {c.id: c for c in (load_contract(p) for p in sorted(Path(directory).glob("*.yaml")))}
     for contract in contracts.values():
-        for col in contract.columns:
+        for index, col in enumerate(contract.columns):
             if col.references is None:
                 continue
             ref_id, ref_col = col.references
             if ref_id not in contracts or ref_col not in contracts[ref_id].column_names:
                 raise ContractError(
-                    f"{contract.path}:{col.line}: column {col.name!r} references {ref_id}.{ref_col}, "
-                    "which no contract defines"
+                    f"{contract.path}:{col.line}: schema[{index}].references: column {col.name!r} references "
+                    f"{ref_id}.{ref_col}, which no contract defines"
                 )
     return contracts
 
@@ -354,7 +413,14 @@ MASTER_SOURCE = "master"
 
 
 def contracts_by_source(contracts: dict[str, Contract]) -> dict[str, list[Contract]]:
-    """Group contracts by the landing source folder they read."""
+    """Group contracts by the landing source folder they read.
+
+    Args:
+        contracts: contracts by id.
+
+    Returns:
+        The contracts of each source, in the order given.
+    """
     out: dict[str, list[Contract]] = {}
     for contract in contracts.values():
         out.setdefault(contract.source, []).append(contract)

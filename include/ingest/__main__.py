@@ -20,7 +20,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the process exit code."""
+    """Run the command.
+
+    Args:
+        argv: the arguments; defaults to the process's.
+
+    Returns:
+        The process exit code: 0 when nothing is blocked, 3 when something is.
+    """
     parser = argparse.ArgumentParser(prog="python -m include.ingest", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     reingest = commands.add_parser("reingest", help="ingest one source for one date again (after a fix)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
@@ -29,25 +28,22 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from include.contracts.contract import Contract
+from include.contracts.frames import ARROW_STRING, ParsedExtract, repeated_strings
 from include.storage import release_memory
 
 log = logging.getLogger(__name__)
 
-LINEAGE_COLUMNS = ["_ds", "_source_file", "_source_line"]
 #: Delimiters a CSV export is commonly switched to by mistake.
 _OTHER_DELIMITERS = (";", "\t", "|")
 #: Share of a column's delivered values that must fail to parse before the column counts as retyped.
 RETYPED_SHARE = 0.5
-_ARROW_STRING = pd.StringDtype("pyarrow")
-_TO_PANDAS = {pa.string(): _ARROW_STRING, pa.large_string(): _ARROW_STRING}.get
+_TO_PANDAS = {pa.string(): ARROW_STRING, pa.large_string(): ARROW_STRING}.get
 #: Pool of the CSV reader's buffers. The reader allocates from its worker threads, and mimalloc (Arrow's
 #: default) keeps what a worker allocated until that thread runs again: the file's strings would stay
 #: resident long after they were typed. The system allocator returns them when they are freed.
 _READ_POOL = pa.system_memory_pool()
 #: Rows from which parsing hands freed memory back to the operating system column by column.
 _RELEASE_ROWS = 100_000
-#: Rows per shared block of a repeated lineage value (see :func:`repeated_strings`).
-_REPEAT_BLOCK = 16_384
 #: A decimal number as CSV exports write it (what ``float()`` reads, without inf and nan).
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
@@ -65,100 +61,43 @@ class ExtractUnreadable(ValueError):
         self.kind = kind
 
 
-@dataclass
-class ParsedExtract:
-    """A typed extract plus what parsing found wrong.
-
-    Attributes:
-        frame: typed columns in contract order, plus lineage columns ``_ds``, ``_source_file``,
-            ``_source_line`` (1-based line in the file; for CSV the header is line 1).
-        raw: the same rows as delivered (strings), for quarantine.
-        type_errors: per contract column, a boolean mask of rows whose value did not parse.
-        structure_errors: per row index, the reason a line had the wrong number of fields.
-        missing_columns: contract columns absent from the file.
-        extra_columns: file columns the contract does not know.
-        retyped_columns: contract columns delivered with another type, with what was found.
-    """
-
-    frame: pd.DataFrame
-    raw: pd.DataFrame  # a property below: stored compactly, materialised on access
-    type_errors: dict[str, np.ndarray] = field(default_factory=dict)
-    structure_errors: dict[int, str] = field(default_factory=dict)
-    missing_columns: list[str] = field(default_factory=list)
-    extra_columns: list[str] = field(default_factory=list)
-    retyped_columns: dict[str, str] = field(default_factory=dict)
-    column_types: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def row_breaches(self) -> dict[int, list[tuple[str, str]]]:
-        """Parsing breaches per row index as ``(rule, reason)``; built on demand (slow on big files)."""
-        out: dict[int, list[tuple[str, str]]] = {}
-        for idx, reason in self.structure_errors.items():
-            out.setdefault(idx, []).append(("parse:fields", reason))
-        for name, mask in self.type_errors.items():
-            for idx, reason in zip(np.flatnonzero(mask).tolist(), self.type_reasons(name, mask), strict=True):
-                out.setdefault(idx, []).append((f"type:{name}", reason))
-        return {k: out[k] for k in sorted(out)}
-
-    def type_reasons(self, name: str, mask: np.ndarray) -> list[str]:
-        """Reasons for the rows of ``mask`` whose ``name`` value did not parse, with line and column."""
-        rows = np.flatnonzero(mask)
-        values = take_rows(self._raw_store[name], rows).astype(object).tolist()
-        lines = self.frame["_source_line"].to_numpy()[rows].tolist()
-        position = list(self._raw_store.columns).index(name) + 1
-        kind = self.column_types.get(name, "value")
-        return [f"{name}={str(v)[:80]!r} is not a valid {kind} (line {line}, column {position})"
-                for v, line in zip(values, lines, strict=True)]
-
-    @property
-    def raw_columns(self) -> list[str]:
-        """Columns of :attr:`raw`, in file order, without materialising it."""
-        return [str(c) for c in self._raw_store.columns]
-
-    def raw_rows(self, rows: np.ndarray) -> pd.DataFrame:
-        """The delivered strings of some rows (``string`` columns, fresh index): what quarantine keeps."""
-        store = self._raw_store
-        return pd.DataFrame({c: take_rows(store[c], rows).astype("string") for c in store.columns})
-
-    def take(self, rows: np.ndarray) -> ParsedExtract:
-        """The same extract restricted to ``rows`` (positions, in order), with breaches renumbered."""
-        position = {int(old): new for new, old in enumerate(rows)}
-        return ParsedExtract(
-            frame=self.frame.iloc[rows].reset_index(drop=True),
-            raw=self._raw_store.iloc[rows].reset_index(drop=True),
-            type_errors={k: v[rows] for k, v in self.type_errors.items() if v[rows].any()},
-            structure_errors={position[k]: v for k, v in self.structure_errors.items() if k in position},
-            missing_columns=self.missing_columns, extra_columns=self.extra_columns,
-            retyped_columns=self.retyped_columns, column_types=self.column_types,
-        )
-
-
-def _get_raw(self: ParsedExtract) -> pd.DataFrame:
-    store = self._raw_store
-    encoded = [c for c in store.columns if isinstance(store[c].dtype, pd.CategoricalDtype)]
-    return store.astype({c: _ARROW_STRING for c in encoded}) if encoded else store
-
-
-def _set_raw(self: ParsedExtract, value: pd.DataFrame) -> None:
-    self._raw_store = value
-
-
-# The delivered rows are kept compactly (dictionary-encoded columns as categoricals) and given back as
-# strings: ``parsed.raw`` reads as before, without a second copy of every value alive during validation.
-ParsedExtract.raw = property(_get_raw, _set_raw, doc="The rows as delivered (strings), for quarantine.")
-
-
 def landing_file(root: str, contract: Contract, ds: str) -> str:
-    """Path where a contract's extract for a logical date lands."""
+    """Path where a contract's extract for a logical date lands.
+
+    Args:
+        root: data root.
+        contract: the extract's contract.
+        ds: logical date.
+
+    Returns:
+        ``<root>/landing/<source>/ds=<ds>/<file name>``.
+    """
     return f"{root}/landing/{contract.source}/ds={ds}/{contract.file_name}"
 
 
 def corrections_file(root: str, contract: Contract, ds: str) -> str:
-    """Path where a data engineer places corrected rows for a date (see README, "Data contracts")."""
+    """Path where a data engineer places corrected rows for a date (see README, "Data contracts").
+
+    Args:
+        root: data root.
+        contract: the extract's contract.
+        ds: logical date.
+
+    Returns:
+        ``<root>/landing/<source>/ds=<ds>/corrections/<file name>``.
+    """
     return f"{root}/landing/{contract.source}/ds={ds}/corrections/{contract.file_name}"
 
 
 def file_exists(path: str) -> bool:
+    """Whether a file exists, on any filesystem fsspec reads (local, ``zip://``, object stores).
+
+    Args:
+        path: the file.
+
+    Returns:
+        True when it exists.
+    """
     fs, _, paths = fsspec.get_fs_token_paths(path)
     return fs.exists(paths[0])
 
@@ -354,7 +293,7 @@ def _read_csv(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, 
         lines = _quoted_lines(data, contract, len(raw))
     if malformed:
         extra = pd.DataFrame([(cells + [None] * len(header))[: len(header)] for _, cells in malformed],
-                             columns=header).astype(_ARROW_STRING)
+                             columns=header).astype(ARROW_STRING)
         raw = pd.concat([raw, extra], ignore_index=True)
         lines = np.concatenate([lines, [n for n, _ in malformed]])
         order = np.argsort(lines, kind="stable")
@@ -399,7 +338,7 @@ def _read_raw(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, 
 
 def _arrow(values: pd.Series) -> pa.ChunkedArray | None:
     """Zero-copy Arrow view of a column read by Arrow, else None."""
-    if values.dtype == _ARROW_STRING:
+    if values.dtype == ARROW_STRING:
         return values.array._pa_array  # noqa: SLF001 - no public zero-copy accessor in pandas 2
     return None
 
@@ -415,7 +354,7 @@ def _blank_to_null(values: pd.Series) -> pd.Series:
         blank = _blank(arr)
         if not pc.any(blank).as_py():
             return values
-        return pd.Series(pd.array(pc.if_else(blank, None, arr), dtype=_ARROW_STRING), index=values.index)
+        return pd.Series(pd.array(pc.if_else(blank, None, arr), dtype=ARROW_STRING), index=values.index)
     out = values.astype("string")
     return out.mask(out.str.strip() == "")
 
@@ -429,74 +368,12 @@ def _parse_by_value(values: pd.Series, parse) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
-def repeated_strings(values: list[str | None], counts: list[int], dtype=None) -> pd.Series:
-    """A text column holding ``values[i]`` on ``counts[i]`` consecutive rows, built from shared blocks.
-
-    Every chunk of the column is a view of one block of repeats of its value (None: nulls), so a file name
-    stamped on millions of rows, or an optional column left empty, costs a few hundred kilobytes instead of
-    a copy of the value (or an offset) per row. ``dtype`` defaults to ``str``.
-    """
-    chunks, blocks = [], {}
-    for value, count in zip(values, counts, strict=True):
-        if value not in blocks:
-            blocks[value] = pa.array([value] * min(count, _REPEAT_BLOCK), pa.large_string())
-        block = blocks[value]
-        full, rest = divmod(count, len(block)) if len(block) else (0, 0)
-        chunks += [block] * full
-        if rest:
-            chunks.append(block.slice(0, rest))
-    array = pa.chunked_array(chunks, pa.large_string())
-    return pd.Series(pd.array(array, dtype=dtype or pd.StringDtype("pyarrow", na_value=np.nan)))
-
-
-def constant_chunks(values: pd.Series) -> tuple[list[str | None], np.ndarray] | None:
-    """Value and length of each chunk of an Arrow text column whose chunks each hold one value (or nulls).
-
-    That is the shape :func:`repeated_strings` builds; None for any other column (without looking at a
-    single-chunk column's values unless it is all null).
-    """
-    arrow = getattr(values.array, "_pa_array", None)
-    if arrow is None or not pa.types.is_large_string(arrow.type) or not len(arrow):
-        return None
-    if arrow.num_chunks == 1 and arrow.null_count != len(arrow):
-        return None
-    out, lengths = [], []
-    for chunk in arrow.chunks:
-        if not len(chunk):
-            continue
-        if chunk.null_count == len(chunk):
-            out.append(None)
-        elif chunk.null_count == 0 and pc.all(pc.equal(chunk, chunk[0])).as_py():
-            out.append(chunk[0].as_py())
-        else:
-            return None
-        lengths.append(len(chunk))
-    return out, np.asarray(lengths, dtype=np.int64)
-
-
-def take_rows(values: pd.Series, rows: np.ndarray) -> pd.Series:
-    """``values.iloc[rows]`` with a fresh index; an Arrow column of many chunks is taken chunk by chunk.
-
-    Arrow's take over a chunked array concatenates the chunks first: a copy of the whole column for a few
-    rows. ``rows`` in increasing order (as ``np.flatnonzero`` gives them) are cut per chunk instead.
-    """
-    arrow = getattr(values.array, "_pa_array", None)
-    if arrow is None or arrow.num_chunks <= 1 or not len(rows) or (np.diff(rows) < 0).any():
-        return values.iloc[rows].reset_index(drop=True)
-    bounds = np.cumsum([0, *(len(chunk) for chunk in arrow.chunks)])
-    which = np.searchsorted(bounds, rows, side="right") - 1
-    cuts = np.searchsorted(which, np.arange(arrow.num_chunks + 1))
-    pieces = [arrow.chunk(i).take(pa.array(rows[cuts[i]:cuts[i + 1]] - bounds[i]))
-              for i in range(arrow.num_chunks) if cuts[i + 1] > cuts[i]]
-    return pd.Series(pd.array(pa.chunked_array(pieces, arrow.type), dtype=values.dtype), name=values.name)
-
-
 def _dictionary(arr: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
     """Arrow's dictionary encoding of a string column: a code per row (-1 for null) and the distinct values."""
     encoded = pc.dictionary_encode(arr).combine_chunks()
     indices = encoded.indices
     codes = (indices.fill_null(-1) if indices.null_count else indices).to_numpy(zero_copy_only=False)
-    dictionary = pd.Series(pd.array(encoded.dictionary.cast(pa.large_string()), dtype=_ARROW_STRING))
+    dictionary = pd.Series(pd.array(encoded.dictionary.cast(pa.large_string()), dtype=ARROW_STRING))
     return codes.astype(np.int64, copy=False), dictionary
 
 
@@ -526,7 +403,7 @@ def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.nd
     """Return the typed column and a mask of values that were present but did not parse."""
     present = values.notna().to_numpy()
     if logical_type == "string":
-        if values.dtype == _ARROW_STRING:
+        if values.dtype == ARROW_STRING:
             return values, np.zeros(len(values), dtype=bool)
         out = values.astype("string")
         return out.mask(out.str.strip() == ""), np.zeros(len(values), dtype=bool)
@@ -615,6 +492,13 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
 
     Typing once over the concatenated rows is what keeps a year of daily files fast.
 
+    Args:
+        contract: the extract's contract.
+        files: ``(path, ds)`` of each delivery, in order.
+
+    Returns:
+        One parsed extract; each row's ``_ds``, ``_source_file`` and ``_source_line`` say where it came from.
+
     Raises:
         ExtractUnreadable: naming the first file that cannot be read at all.
     """
@@ -653,11 +537,11 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
         else:
             if arrow is not None and len(arrow) and arrow.null_count == len(arrow):
                 # A column delivered empty (an optional one): shared blocks of nulls, no offsets per row.
-                source = delivered[col.name] = repeated_strings([None], [len(arrow)], _ARROW_STRING).set_axis(index)
+                source = delivered[col.name] = repeated_strings([None], [len(arrow)], ARROW_STRING).set_axis(index)
             elif arrow is not None and arrow.num_chunks > 1:
                 # One chunk per kept column: taking rows from many chunks concatenates them every time.
                 source = delivered[col.name] = pd.Series(
-                    pd.array(arrow.combine_chunks(), dtype=_ARROW_STRING), index=index)
+                    pd.array(arrow.combine_chunks(), dtype=ARROW_STRING), index=index)
             del arrow
             if contract.file_format == "csv":
                 source = _blank_to_null(source)

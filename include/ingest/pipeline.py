@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from include.config import as_date, data_root, partition_path
 from include.contracts.contract import MASTER_SOURCE, Contract, load_contracts
+from include.contracts.frames import ParsedExtract
 from include.contracts.validate import (
     BLOCKED,
     ContractResult,
@@ -31,7 +32,6 @@ from include.contracts.validate import (
 )
 from include.ingest.parse import (
     ExtractUnreadable,
-    ParsedExtract,
     corrections_file,
     file_exists,
     landing_file,
@@ -52,7 +52,16 @@ def _ordered(contracts: list[Contract]) -> list[Contract]:
 
 
 def reference_values(contracts: dict[str, Contract], ds: str, root: str) -> dict[tuple[str, str], list[str]]:
-    """Values of every referenced master column, from the curated master partitions of ``ds``."""
+    """Values of every referenced master column, from the curated master partitions of ``ds``.
+
+    Args:
+        contracts: the contracts whose references are looked up.
+        ds: logical date.
+        root: data root.
+
+    Returns:
+        Sorted distinct values by referenced ``(contract, column)``; a master not curated yet is left out.
+    """
     refs: dict[tuple[str, str], list[str]] = {}
     for contract in contracts.values():
         for col in contract.columns:
@@ -134,6 +143,18 @@ def parse_with_corrections(contract: Contract, path: str, corrections: str, ds: 
 
     The landing file stays as delivered; the corrections file is a second delivery that wins for the
     keys it holds, so a fixed quarantined row reaches curated with its correction as its source.
+
+    Args:
+        contract: the extract's contract.
+        path: the delivered file.
+        corrections: where corrected rows would be.
+        ds: logical date.
+
+    Returns:
+        The parsed extract, corrections included.
+
+    Raises:
+        ExtractUnreadable: when either file cannot be read at all.
     """
     if not file_exists(corrections):
         return parse_extracts(contract, [(path, ds)])
@@ -153,13 +174,21 @@ def delivered_counts(contract: Contract, ds: str, root: str) -> list[int] | None
 
     Read from the Parquet footers only, so the check costs a few small reads. Only days before ``ds``
     count: a re-run of the date does not compare the delivery with itself.
+
+    Args:
+        contract: the extract's contract.
+        ds: logical date.
+        root: data root.
+
+    Returns:
+        Rows of each earlier day that has partitions, or None when the contract has no ``volume`` rule.
     """
     rule = contract.rule("volume")
     if rule is None:
         return None
     day = as_date(ds)
     counts = []
-    for back in range(int(rule.params.get("trailing_days", 28)), 0, -1):
+    for back in range(rule.trailing_days, 0, -1):
         total, seen = 0, False
         for zone in ("curated", "quarantine"):
             target = f"{partition_path(zone, contract.id, day - dt.timedelta(days=back), root)}/{PART_FILE}"
@@ -173,7 +202,13 @@ def delivered_counts(contract: Contract, ds: str, root: str) -> list[int] | None
 
 
 def log_summary(source: str, ds: str, results: list[ContractResult]) -> None:
-    """A few lines in the task log: one per contract, then the totals of the source."""
+    """A few lines in the task log: one per contract, then the totals of the source.
+
+    Args:
+        source: landing source folder.
+        ds: logical date.
+        results: one per contract of the source.
+    """
     for r in results:
         log.info("contract %s", r.summary())
     log.info("source %s ds=%s: %d contracts, %d rows in, %d passed, %d quarantined, outcomes %s", source, ds,
@@ -194,6 +229,12 @@ def load_history(
     Used once when a retailer starts with Shelfwise (and by the demo) so that forecasting has
     history. Each extract is parsed per file and validated with one GX run per contract over the
     whole period, then split back into daily partitions. Master data is loaded for ``end`` only.
+
+    Args:
+        start: first day.
+        end: last day.
+        root: data root; defaults to ``SHELFWISE_DATA_ROOT``.
+        contracts: loaded contracts; defaults to ``data_contracts/``.
 
     Returns:
         Rows curated per contract.

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from include.config import CONTRACTS_DIR
-from include.contracts.contract import ContractError, load_contract, load_contracts
+from include.config import CONTRACTS_DIR, PROJECT_ROOT
+from include.contracts.contract import (
+    FORMATS,
+    LOGICAL_TYPES,
+    QUALITY_RULES,
+    SEVERITIES,
+    ContractError,
+    load_contract,
+    load_contracts,
+)
 from include.contracts.validate import (
     BLOCKED,
     PASSED,
@@ -129,48 +140,97 @@ def test_base_contract_loads(tmp_path):
         contract.column("colour")
 
 
+_CONTRACT_KEYS = "apiVersion, description, file, id, kind, owner, primary_key, quality, schema, source, status, tags, version"
+_COLUMN_KEYS = "allowed_values, description, max, max_length, min, name, pattern, references, required, severity, type"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "marker", "message"),
     [
         pytest.param("owner: logistics\n", "owner: logistics\nownr: typo\n", "ownr: typo",
-                     "unknown key 'ownr'", id="unknown-top-level-key"),
+                     f"unknown key 'ownr' (allowed: {_CONTRACT_KEYS})", id="unknown-top-level-key"),
         pytest.param("    min: 0\n    max: 100\n", "    min: 0\n    maximum: 100\n", "maximum: 100",
-                     "unknown column key 'maximum'", id="unknown-column-key"),
+                     f"schema[3]: unknown key 'maximum' (allowed: {_COLUMN_KEYS})", id="unknown-column-key"),
         pytest.param("  - name: shipped_on\n    type: date\n", "  - name: shipped_on\n    type: datetime\n",
-                     "type: datetime", "column 'shipped_on': type 'datetime' is not one of string, integer",
-                     id="bad-type"),
+                     "type: datetime",
+                     "schema[5].type: must be one of string, integer, number, date, timestamp, boolean, got "
+                     "'datetime'", id="bad-type"),
         pytest.param("    severity: warning\n", "    severity: fatal\n", "severity: fatal",
-                     "column 'weight': severity 'fatal' is not one of error, warning", id="bad-severity"),
+                     "schema[4].severity: must be one of error, warning, got 'fatal'", id="bad-severity"),
         pytest.param("id: shipments\n", "id: shipment\n", "id: shipment",
-                     "id 'shipment' must match the file name 'shipments'", id="id-not-file-name"),
+                     "id: 'shipment' must match the file name 'shipments'", id="id-not-file-name"),
         pytest.param("primary_key: [shipment_id]\n", "primary_key: [shipment_no]\n", "primary_key:",
-                     "primary key column 'shipment_no' is not in the schema", id="primary-key-not-in-schema"),
+                     "primary_key[0]: 'shipment_no' is not a column of the schema", id="primary-key-not-in-schema"),
         pytest.param("file: {name: shipments.csv, format: csv}\n", "file: {name: shipments.xls, format: xls}\n",
-                     "file:", "file format 'xls' is not one of csv, jsonl, parquet", id="bad-format"),
-        pytest.param("kind: DataContract\n", "kind: DataProduct\n", "kind:", "kind 'DataProduct' must be 'DataContract'",
-                     id="bad-kind"),
+                     "file:", "file.format: must be one of csv, jsonl, parquet, got 'xls'", id="bad-format"),
+        pytest.param("kind: DataContract\n", "kind: DataProduct\n", "kind:",
+                     "kind: must be DataContract, got 'DataProduct'", id="bad-kind"),
         pytest.param("apiVersion: v3.0.0\n", "apiVersion: v2.2.0\n", "apiVersion:",
-                     "apiVersion 'v2.2.0' is not one of v3.0.0", id="bad-api-version"),
+                     "apiVersion: must be v3.0.0, got 'v2.2.0'", id="bad-api-version"),
         pytest.param("  - rule: row_count\n", "  - rule: row_cont\n", "rule: row_cont",
-                     "unknown quality rule 'row_cont' (allowed: duplicate_key, freshness, quarantine_share, "
+                     "quality[1].rule: unknown rule 'row_cont' (allowed: duplicate_key, freshness, quarantine_share, "
                      "row_count, volume)", id="unknown-quality-rule"),
         pytest.param("    min_rows: 1\n", "    min_rows: one\n", "min_rows: one",
-                     "quality rule 'row_count': min_rows has the wrong type ('one')", id="quality-param-type"),
+                     "quality[1].min_rows: must be a whole number, got 'one'", id="quality-param-type"),
         pytest.param("    max_pct: 70\n", "    max_pct: 70\n    threshold: 3\n", "threshold: 3",
-                     "quality rule 'quarantine_share': unknown key 'threshold'", id="quality-unknown-param"),
+                     "quality[2]: unknown key 'threshold' (allowed: description, max_pct, rule, severity)",
+                     id="quality-unknown-param"),
+        # A parameter of another rule: each rule accepts only its own.
+        pytest.param("  - rule: freshness\n", "  - rule: freshness\n    min_rows: 3\n", "min_rows: 3",
+                     "quality[0]: unknown key 'min_rows' (allowed: column, description, max_age_days, rule, "
+                     "severity)", id="quality-parameter-of-another-rule"),
         pytest.param("  - rule: freshness\n    severity: error\n",
                      "  - rule: freshness\n    severity: fatal\n", "severity: fatal",
-                     "quality rule 'freshness': severity 'fatal' is not one of error, warning",
-                     id="quality-bad-severity"),
-        pytest.param("  - rule: freshness\n", "  - rule: freshness\n    column: store_id\n", "rule: freshness",
-                     "freshness column 'store_id' must be a date or timestamp column of the schema",
+                     "quality[0].severity: must be one of error, warning, got 'fatal'", id="quality-bad-severity"),
+        pytest.param("  - rule: freshness\n", "  - rule: freshness\n    column: store_id\n", "column: store_id",
+                     "quality[0].column: 'store_id' must be a date or timestamp column of the schema",
                      id="freshness-column-not-a-date"),
         pytest.param("    type: string\n    required: true\n    references:",
                      "    type: string\n    required: true\n    pattern: '[a-'\n    references:", "pattern: '[a-'",
-                     "column 'store_id': pattern '[a-' is not a regular expression", id="bad-pattern"),
+                     "schema[1].pattern: '[a-' is not a regular expression: unterminated character set at "
+                     "position 0", id="bad-pattern"),
+        # Wrong types are refused, never coerced: a quoted number, a boolean for a count, text for a flag.
+        pytest.param("    min: 0\n    max: 100\n", "    min: '0'\n    max: 100\n", "min: '0'",
+                     "schema[3].min: must be a number, got '0'", id="column-number-quoted"),
+        pytest.param("    min_rows: 1\n", "    min_rows: true\n", "min_rows: true",
+                     "quality[1].min_rows: must be a whole number, got True", id="quality-bool-for-int"),
+        pytest.param("    min_rows: 1\n", "    min_rows: '1'\n", "min_rows: '1'",
+                     "quality[1].min_rows: must be a whole number, got '1'", id="quality-int-quoted"),
+        pytest.param("    min: 0\n    max: 100\n", "    min: 0\n    max: true\n", "max: true",
+                     "schema[3].max: must be a number, got True", id="column-bool-for-number"),
+        pytest.param("  - name: shipment_id\n    type: string\n",
+                     "  - name: shipment_id\n    type: string\n    max_length: true\n", "max_length: true",
+                     "schema[0].max_length: must be a whole number, got True", id="column-bool-for-int"),
+        pytest.param("  - name: shipment_id\n    type: string\n    required: true\n",
+                     "  - name: shipment_id\n    type: string\n    required: 'true'\n", "required: 'true'",
+                     "schema[0].required: must be true or false, got 'true'", id="column-text-for-flag"),
+        pytest.param("version: 2.1.0\n", "version: 2.1\n", "version: 2.1",
+                     "version: must be a string, got 2.1", id="version-not-text"),
+        pytest.param("    max_pct: 70\n", "    max_pct: 170\n", "max_pct: 170",
+                     "quality[2].max_pct: must be at most 100, got 170", id="share-above-100"),
+        pytest.param("file: {name: shipments.csv, format: csv}\n",
+                     "file: {name: shipments.csv, format: csv, delimiter: ';;'}\n", "file:",
+                     "file.delimiter: must be at most 1 character, got ';;'", id="long-delimiter"),
+        pytest.param("  - name: shipped_on\n", "  - {name: units, type: integer}\n  - name: shipped_on\n",
+                     "{name: units, type: integer}", "schema[5].name: duplicate column name 'units' (also schema[3])",
+                     id="duplicate-column"),
+        pytest.param("  - rule: quarantine_share\n", "  - {rule: row_count, severity: warning}\n"
+                     "  - rule: quarantine_share\n", "{rule: row_count, severity: warning}",
+                     "quality[2].rule: rule 'row_count' is listed twice (also quality[1])", id="rule-listed-twice"),
+        pytest.param("  - rule: row_count\n    min_rows: 1\n", "  - min_rows: 1\n", "- min_rows: 1",
+                     "quality[1]: missing required key 'rule'", id="quality-rule-without-name"),
+        pytest.param("references: {contract: locations, column: location_id}",
+                     "references: [locations, location_id]", "references:",
+                     "schema[1].references: must be a mapping with 'contract' and 'column', got "
+                     "['locations', 'location_id']", id="references-not-a-mapping"),
+        pytest.param("  - name: weight\n", "  - weight\n  - name: weight\n", "- weight",
+                     "schema[4]: must be a mapping, got 'weight'", id="column-not-a-mapping"),
+        # yaml.safe_load would keep the last of two values silently.
+        pytest.param("    min: 0\n    max: 100\n", "    min: 0\n    max: 100\n    min: 1\n", "min: 1",
+                     "schema[3]: duplicate key 'min'", id="duplicate-key"),
     ],
 )
-def test_broken_contract_names_file_and_line(tmp_path, old, new, marker, message):
+def test_broken_contract_names_file_line_and_field(tmp_path, old, new, marker, message):
     assert old in BASE
     text = BASE.replace(old, new)
     path = _write(tmp_path, text)
@@ -178,24 +238,81 @@ def test_broken_contract_names_file_and_line(tmp_path, old, new, marker, message
     with pytest.raises(ContractError) as caught:
         load_contract(path)
 
-    assert str(caught.value).startswith(f"{path}:{_line_of(text, marker)}: ")
-    assert message in str(caught.value)
+    assert str(caught.value) == f"{path}:{_line_of(text, marker)}: {message}"
+
+
+def test_every_problem_of_a_file_is_reported_in_file_order(tmp_path):
+    text = (BASE.replace("version: 2.1.0\n", "version: 2\n")
+            .replace("column: location_id}", "col: location_id}")
+            .replace("    min_rows: 1\n", "    min_rows: true\n"))
+    path = _write(tmp_path, text)
+
+    with pytest.raises(ContractError) as caught:
+        load_contract(path)
+
+    refs = _line_of(text, "references:")
+    assert str(caught.value).splitlines() == [
+        f"{path}:{_line_of(text, 'version: 2')}: version: must be a string, got 2",
+        f"{path}:{refs}: schema[1].references: missing required key 'column'",
+        f"{path}:{refs}: schema[1].references: unknown key 'col'",
+        f"{path}:{_line_of(text, 'min_rows: true')}: quality[1].min_rows: must be a whole number, got True",
+    ]
 
 
 def test_missing_required_key_points_at_line_one(tmp_path):
     path = _write(tmp_path, BASE.replace("owner: logistics\n", ""))
 
-    with pytest.raises(ContractError, match="missing required key 'owner'") as caught:
+    with pytest.raises(ContractError) as caught:
         load_contract(path)
-    assert str(caught.value).startswith(f"{path}:1: ")
+    assert str(caught.value) == f"{path}:1: missing required key 'owner'"
 
 
-def test_invalid_yaml_names_the_file(tmp_path):
-    path = _write(tmp_path, BASE.replace("schema:\n", "schema: [\n"))
+def test_invalid_yaml_names_the_file_and_line(tmp_path):
+    text = BASE.replace("schema:\n", "schema: [\n")
+    path = _write(tmp_path, text)
 
-    with pytest.raises(ContractError, match="not valid YAML") as caught:
+    with pytest.raises(ContractError) as caught:
         load_contract(path)
-    assert str(caught.value).startswith(f"{path}: ")
+    # The parser stops at the first column, on the line after the unclosed bracket.
+    line = _line_of(text, "schema: [") + 1
+    assert str(caught.value) == f"{path}:{line}: not valid YAML: expected the node content, but found '-'"
+
+
+def test_contract_model_gives_lines_defaults_and_the_constants(tmp_path):
+    text = BASE.replace("  - rule: row_count\n", "  - rule: volume\n  - rule: row_count\n")
+    contract = load_contract(_write(tmp_path, text))
+
+    assert contract.path == str(tmp_path / "shipments.yaml")
+    assert contract.column("store_id").line == _line_of(text, "references:")
+    assert contract.column("units").line == _line_of(text, "- name: units")
+    assert contract.rule("volume").line == _line_of(text, "rule: volume")
+    # Defaults are declared once, on each rule's model; params are what the file writes.
+    volume = contract.rule("volume")
+    assert (volume.trailing_days, volume.min_history, volume.min_ratio, volume.max_ratio) == (28, 7, 0.5, 2.0)
+    assert volume.params == {}
+    assert contract.rule("freshness").column is None and contract.max_age_days == 0
+    assert contract.column("store_id").references == ("locations", "location_id")
+    assert contract.primary_key == ("shipment_id",) and contract.column("channel").allowed_values == ("web", "app")
+    assert LOGICAL_TYPES == ("string", "integer", "number", "date", "timestamp", "boolean")
+    assert (FORMATS, SEVERITIES) == (("csv", "jsonl", "parquet"), ("error", "warning"))
+    assert {rule: sorted(params) for rule, params in QUALITY_RULES.items()} == {
+        "freshness": ["column", "max_age_days"], "row_count": ["min_rows"],
+        "volume": ["max_ratio", "min_history", "min_ratio", "trailing_days"],
+        "duplicate_key": ["exact_repeat_severity"], "quarantine_share": ["max_pct"],
+    }
+    with pytest.raises(ValidationError):
+        contract.column("units").min = 5  # loaded contracts are immutable
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (PROJECT_ROOT / "include" / "contracts").glob("*.py")))
+def test_contracts_never_import_ingest(module):
+    """Ingest depends on contracts, never the reverse: each module imports alone without include.ingest."""
+    name = "include.contracts" if module == "__init__" else f"include.contracts.{module}"
+    code = (f"import importlib, sys; importlib.import_module({name!r}); "
+            "print(sorted(m for m in sys.modules if m == 'include.ingest' or m.startswith('include.ingest.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_reference_to_unknown_contract_names_file_and_line(tmp_path):
@@ -207,7 +324,8 @@ def test_reference_to_unknown_contract_names_file_and_line(tmp_path):
 
     line = _line_of(BASE, "references: {contract: locations")
     assert str(caught.value) == (
-        f"{path}:{line}: column 'store_id' references locations.location_id, which no contract defines"
+        f"{path}:{line}: schema[1].references: column 'store_id' references locations.location_id, which no "
+        "contract defines"
     )
 
 
@@ -221,7 +339,8 @@ def test_reference_to_unknown_column_of_a_known_contract(tmp_path):
 
     line = _line_of(text, "references: {contract: locations")
     assert str(caught.value) == (
-        f"{path}:{line}: column 'store_id' references locations.store_code, which no contract defines"
+        f"{path}:{line}: schema[1].references: column 'store_id' references locations.store_code, which no "
+        "contract defines"
     )
     # With the right column the pair loads.
     _write(tmp_path, BASE)
@@ -462,9 +581,10 @@ def test_validation_result_counts_and_outcome(mixed):
     )
 
 
-def test_quarantine_above_the_contract_share_blocks(shipments, mixed):
+def test_quarantine_above_the_contract_share_blocks(mixed, tmp_path):
     _, parsed, _, _, _ = mixed
-    strict = dataclasses.replace(shipments, max_quarantine_pct=50.0)
+    strict = load_contract(_write(tmp_path, BASE.replace("max_pct: 70", "max_pct: 50")))
+    assert strict.max_quarantine_pct == 50.0
 
     result, curated, quarantine = validate_extract(strict, parsed, DS, REFS)
 
@@ -492,7 +612,9 @@ def test_clean_extract_passes_and_too_few_rows_block(shipments, tmp_path):
     assert result.breaches == {} and len(quarantine) == 0
     assert curated["shipment_id"].tolist() == ["S01"]
 
-    needs_two = dataclasses.replace(shipments, min_rows=2)
+    (tmp_path / "needs_two").mkdir()
+    needs_two = load_contract(_write(tmp_path / "needs_two", BASE.replace("min_rows: 1", "min_rows: 2")))
+    assert needs_two.min_rows == 2
     result, _, _ = validate_extract(needs_two, parsed, DS, REFS)
     assert result.outcome == BLOCKED
     assert result.reasons == ["row_count: 1 rows, contract expects at least 2 (error)"]
