@@ -29,6 +29,11 @@ def data_root() -> str:
     return os.environ.get("SHELFWISE_DATA_ROOT", str(DEFAULT_DATA_ROOT)).rstrip("/")
 
 
+def policy_file() -> Path:
+    """The governance policy file: ``SHELFWISE_POLICY_FILE`` when set, else the one shipped in the project."""
+    return Path(os.environ.get("SHELFWISE_POLICY_FILE") or POLICY_FILE)
+
+
 def as_date(value: str | dt.date | dt.datetime) -> dt.date:
     """Coerce a ``YYYY-MM-DD`` string, date or datetime to a date.
 

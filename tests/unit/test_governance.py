@@ -5,9 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from include.config import POLICY_FILE
-from include.governance.policy import PolicyError, assign_tier, load_policy, tier_proposals
+from include.governance.policy import (
+    ChallengerPolicy,
+    Gate,
+    Monitoring,
+    PolicyError,
+    assign_tier,
+    load_policy,
+    tier_proposals,
+)
 from models.forecasting import Challenger
 
 POLICY = load_policy()
@@ -126,15 +135,39 @@ def test_tier_proposals_adds_tier_reasons_and_auto_approve():
 
 def test_the_forecast_challenger_is_read_from_the_policy_and_can_be_switched_off(tmp_path):
     shipped = load_policy()
-    assert shipped.challenger["model"] == "prophet" and shipped.challenger["top_n"] > 0
+    assert shipped.challenger.model == "prophet" and shipped.challenger.top_n > 0
     challenger = Challenger.from_policy(shipped.challenger)
     assert (challenger.model, challenger.top_n, challenger.timeout_s) == (
-        "prophet", shipped.challenger["top_n"], shipped.challenger["timeout_seconds"])
+        "prophet", shipped.challenger.top_n, shipped.challenger.timeout_seconds)
     path = tmp_path / "policy.yaml"
     path.write_text(_policy_text(_set(["forecasting", "challenger"], {"enabled": False})))
     assert load_policy(path).challenger is None and Challenger.from_policy(None) is None
     path.write_text(_policy_text(_set(["forecasting", "challenger"], {"model": "statsmodels_ets", "top_n": 5})))
-    assert load_policy(path).challenger == {**shipped.challenger, "model": "statsmodels_ets", "top_n": 5}
+    assert load_policy(path).challenger == shipped.challenger.model_copy(update={"model": "statsmodels_ets", "top_n": 5})
+
+
+def test_monitoring_and_challenger_are_typed_and_frozen():
+    monitoring, challenger = POLICY.monitoring, POLICY.challenger
+    assert (monitoring.metric, monitoring.max_ratio, monitoring.max_abs_bias, monitoring.horizon_days,
+            monitoring.fallback_on_drift) == ("mase", 1.25, 0.3, 7, True)
+    assert (challenger.model, challenger.top_n, challenger.margin, challenger.windows, challenger.min_series,
+            challenger.min_lift, challenger.min_effect_days, challenger.classes, challenger.timeout_seconds,
+            challenger.budget_seconds) == ("prophet", 50, 0.02, 2, 10, 0.15, 7, ("smooth", "erratic"), 20.0, 300.0)
+    assert not hasattr(challenger, "enabled")  # switched off is None, not a flag to check
+    with pytest.raises(ValidationError, match="frozen"):
+        monitoring.horizon_days = 14
+
+
+def test_left_out_keys_take_the_model_defaults(tmp_path):
+    def mutate(data):
+        del data["monitoring"], data["forecasting"], data["gate"]["poke_interval_seconds"]
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy_text(mutate))
+
+    policy = load_policy(path)
+
+    assert policy.monitoring == Monitoring() and policy.challenger == ChallengerPolicy()
+    assert policy.poke_interval_seconds == Gate.model_fields["poke_interval_seconds"].default == 30.0
 
 
 def _policy_text(mutate) -> str:
@@ -153,67 +186,196 @@ def _set(path: list, value):
 
 
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("mutate", "anchor", "message"),
     [
-        pytest.param(_set(["reviewers"], ["x"]), "unknown top-level keys ['reviewers']", id="unknown-key"),
-        pytest.param(_set(["gate", "retries"], 3), "unknown gate keys ['retries']", id="unknown-gate-key"),
-        pytest.param(_set(["rules", 0, "tier"], "critical"),
-                     "rules[0] (large_value): tier 'critical' is not one of low, medium, high", id="bad-tier"),
-        pytest.param(_set(["auto_approve_tiers"], ["none"]),
-                     "auto_approve_tiers: 'none' is not one of low, medium, high", id="bad-auto-tier"),
-        pytest.param(_set(["rules", 2, "when"], {"quantity_vs_usal_above": 3.0}),
-                     "rules[2] (unusual_quantity): unknown condition 'quantity_vs_usal_above'",
+        pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
+                     "reviewers: unknown key (known: auto_approve_tiers, costs, deciders, forecasting, gate, "
+                     "monitoring, roles, rules, version)", id="unknown-key"),
+        pytest.param(_set(["gate", "retries"], 3), "retries:",
+                     "gate.retries: unknown key (known: poke_interval_seconds, timeout_hours)", id="unknown-gate-key"),
+        pytest.param(_set(["rules", 0, "tier"], "critical"), "tier: critical",
+                     "rules[0].tier: must be one of low, medium, high, got 'critical'", id="bad-tier"),
+        pytest.param(_set(["auto_approve_tiers"], ["none"]), "- none",
+                     "auto_approve_tiers[0]: must be one of low, medium, high, got 'none'", id="bad-auto-tier"),
+        pytest.param(_set(["rules", 2, "when"], {"quantity_vs_usal_above": 3.0}), "quantity_vs_usal_above:",
+                     "rules[2].when.quantity_vs_usal_above: unknown key (known: action_in, anomaly, fallback_used, "
+                     "forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, value_above)",
                      id="unknown-condition"),
-        pytest.param(_set(["rules", 0, "when"], {"value_above": "5k"}),
-                     "rules[0] (large_value): value_above must be a float, got '5k'", id="wrong-condition-type"),
-        pytest.param(_set(["rules", 3, "when"], {"fallback_used": "yes"}),
-                     "rules[3] (forecast_fallback): fallback_used must be a bool, got 'yes'", id="not-a-bool"),
-        pytest.param(_set(["rules", 0, "doc_types"], ["invoice"]),
-                     "rules[0] (large_value): doc type 'invoice' is not one of replenishment, transfer, po_exception",
+        pytest.param(_set(["rules", 0, "when"], {"value_above": "5k"}), "value_above: 5k",
+                     "rules[0].when.value_above: must be a number, got '5k'", id="wrong-condition-type"),
+        pytest.param(_set(["rules", 3, "when"], {"fallback_used": "yes"}), "fallback_used: 'yes'",
+                     "rules[3].when.fallback_used: must be true or false, got 'yes'", id="not-a-bool"),
+        pytest.param(_set(["rules", 0, "doc_types"], ["invoice"]), "- invoice",
+                     "rules[0].doc_types[0]: must be one of replenishment, transfer, po_exception, got 'invoice'",
                      id="bad-doc-type"),
-        pytest.param(_set(["rules", 1, "when"], {}),
-                     "rules[1] (medium_value): when must name at least one condition", id="empty-when"),
-        pytest.param(_set(["rules", 1, "priority"], 1),
-                     "rules[1] needs exactly name, doc_types, when and tier", id="extra-rule-key"),
-        pytest.param(_set(["deciders", "high"], []),
+        pytest.param(_set(["rules", 1, "when"], {}), "when: {}",
+                     "rules[1].when: must name at least one condition", id="empty-when"),
+        pytest.param(_set(["rules", 1, "priority"], 1), "priority:",
+                     "rules[1].priority: unknown key (known: doc_types, name, tier, when)", id="extra-rule-key"),
+        pytest.param(_set(["deciders", "high"], []), "high: []",
                      "deciders.high: a tier that is not auto-approved needs at least one role",
                      id="tier-without-deciders"),
-        pytest.param(_set(["roles", "user"], "buyer"),
+        pytest.param(_set(["roles", "user"], "buyer"), "user: buyer",
                      "roles.user: 'buyer' is not a role named in deciders (admin, manager, planner)",
                      id="role-maps-to-unknown-shelfwise-role"),
-        pytest.param(_set(["roles"], ["planner"]), "roles must map Airflow roles to Shelfwise roles",
+        pytest.param(_set(["roles"], ["planner"]), "roles:", "roles: must be a mapping, got ['planner']",
                      id="roles-not-a-mapping"),
-        pytest.param(_set(["gate", "timeout_hours"], 0), "gate.timeout_hours must be a positive number, got 0",
-                     id="zero-timeout"),
-        pytest.param(_set(["gate", "timeout_hours"], -2.5),
-                     "gate.timeout_hours must be a positive number, got -2.5", id="negative-timeout"),
-        pytest.param(_set(["forecasting", "challenger", "model"], "arima"),
-                     "forecasting.challenger.model must be prophet or statsmodels_ets, got 'arima'",
+        pytest.param(_set(["gate", "timeout_hours"], 0), "timeout_hours: 0",
+                     "gate.timeout_hours: must be a positive number, got 0", id="zero-timeout"),
+        pytest.param(_set(["gate", "timeout_hours"], -2.5), "timeout_hours: -2.5",
+                     "gate.timeout_hours: must be a positive number, got -2.5", id="negative-timeout"),
+        pytest.param(_set(["forecasting", "challenger", "model"], "arima"), "model: arima",
+                     "forecasting.challenger.model: must be one of prophet, statsmodels_ets, got 'arima'",
                      id="unknown-challenger"),
-        pytest.param(_set(["forecasting", "challenger", "margin"], 1.5),
-                     "forecasting.challenger.margin must be in [0, 1), got 1.5", id="challenger-margin"),
-        pytest.param(_set(["forecasting", "challenger", "windows"], 0),
-                     "forecasting.challenger.windows must be a whole number >= 1, got 0", id="challenger-windows"),
-        pytest.param(_set(["forecasting", "challenger", "classes"], ["seasonal"]),
-                     "forecasting.challenger.classes must be a list of smooth, erratic, intermittent, lumpy",
-                     id="challenger-classes"),
-        pytest.param(_set(["forecasting", "challenger", "top"], 5),
-                     "unknown forecasting.challenger keys ['top']", id="challenger-unknown-key"),
-        pytest.param(_set(["forecasting", "challenger", "enabled"], "no"),
-                     "forecasting.challenger.enabled must be true or false, got 'no'", id="challenger-enabled"),
-        pytest.param(_set(["forecasting", "champion"], {}), "forecasting takes one key, challenger",
-                     id="forecasting-unknown-key"),
+        pytest.param(_set(["forecasting", "challenger", "margin"], 1.5), "margin: 1.5",
+                     "forecasting.challenger.margin: must be in [0, 1), got 1.5", id="challenger-margin"),
+        pytest.param(_set(["forecasting", "challenger", "windows"], 0), "windows: 0",
+                     "forecasting.challenger.windows: must be at least 1, got 0", id="challenger-windows"),
+        pytest.param(_set(["forecasting", "challenger", "classes"], ["seasonal"]), "- seasonal",
+                     "forecasting.challenger.classes[0]: must be one of smooth, erratic, intermittent, lumpy, "
+                     "got 'seasonal'", id="challenger-classes"),
+        pytest.param(_set(["forecasting", "challenger", "classes"], []), "classes: []",
+                     "forecasting.challenger.classes: must not be empty", id="challenger-no-classes"),
+        pytest.param(_set(["forecasting", "challenger", "top"], 5), "top: 5",
+                     "forecasting.challenger.top: unknown key (known: budget_seconds, classes, enabled, margin, "
+                     "min_effect_days, min_lift, min_series, model, timeout_seconds, top_n, windows)",
+                     id="challenger-unknown-key"),
+        pytest.param(_set(["forecasting", "challenger", "enabled"], "no"), "enabled: 'no'",
+                     "forecasting.challenger.enabled: must be true or false, got 'no'", id="challenger-enabled"),
+        pytest.param(_set(["forecasting", "champion"], {}), "champion:",
+                     "forecasting.champion: unknown key (known: challenger)", id="forecasting-unknown-key"),
+        pytest.param(_set(["monitoring", "threshold"], 2.0), "threshold:",
+                     "monitoring.threshold: unknown key (known: fallback_on_drift, horizon_days, max_abs_bias, "
+                     "max_ratio, metric)", id="monitoring-unknown-key"),
+        pytest.param(_set(["monitoring", "metric"], "mae"), "metric: mae",
+                     "monitoring.metric: must be one of mase, rmsse, got 'mae'", id="monitoring-metric"),
+        pytest.param(_set(["deciders", "critical"], ["admin"]), "critical:",
+                     "deciders.critical: must be one of low, medium, high, got 'critical'", id="decider-tier"),
+        pytest.param(_set(["gate"], None), "gate:", "gate: must be a mapping, got None", id="empty-gate"),
+        pytest.param(_set(["version"], 2), "version:", "version: must be one of 1, got 2", id="version"),
     ],
 )
-def test_invalid_policy_names_file_and_problem(tmp_path, mutate, message):
+def test_invalid_policy_names_file_line_field_and_problem(tmp_path, mutate, anchor, message):
+    text = _policy_text(mutate)
+    assert text.count(anchor) == 1, f"the anchor {anchor!r} must find one line"
+    line = text[:text.index(anchor)].count("\n") + 1
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert str(caught.value) == f"{path}:{line}: {message}"
+
+
+def _shipped_with(old: str, new: str) -> tuple[str, int]:
+    """The shipped file, comments included, with ``old`` replaced once; and the line of the change."""
+    text = POLICY_FILE.read_text()
+    assert text.count(old) == 1
+    return text.replace(old, new), text[:text.index(old)].count("\n") + 1
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        pytest.param("margin: 0.02 ", "margin: 1.5  ", "forecasting.challenger.margin: must be in [0, 1), got 1.5",
+                     id="challenger-margin"),
+        pytest.param("when: {value_above: 5000}", "when: {value_above: 5000, tier: high}",
+                     "rules[0].when.tier: unknown key (known: action_in, anomaly, fallback_used, "
+                     "forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, value_above)",
+                     id="unknown-nested-key"),
+        pytest.param("  fallback_on_drift: true", "  fallback_on_drift: true\n  drift_days: 3",
+                     "monitoring.drift_days: unknown key (known: fallback_on_drift, horizon_days, max_abs_bias, "
+                     "max_ratio, metric)", id="unknown-monitoring-key"),
+    ],
+)
+def test_errors_in_the_shipped_file_name_its_line_and_field(tmp_path, old, new, message):
+    text, line = _shipped_with(old, new)
+    if "\n" in new:
+        line += 1  # the new key is on the line after the one it follows
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert str(caught.value) == f"{path}:{line}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        pytest.param("timeout_hours: 12", "timeout_hours: true", "gate.timeout_hours: must be a number, got True",
+                     id="bool-timeout"),
+        pytest.param("timeout_hours: 12", 'timeout_hours: "12"', "gate.timeout_hours: must be a number, got '12'",
+                     id="string-timeout"),
+        pytest.param("max_ratio: 1.25", "max_ratio: true", "monitoring.max_ratio: must be a number, got True",
+                     id="bool-ratio"),
+        pytest.param("horizon_days: 7", "horizon_days: 7.0", "monitoring.horizon_days: must be a whole number, got 7.0",
+                     id="float-days"),
+        pytest.param("top_n: 50 ", "top_n: true", "forecasting.challenger.top_n: must be a whole number, got True",
+                     id="true-is-not-1"),
+        pytest.param("top_n: 50 ", 'top_n: "5"', "forecasting.challenger.top_n: must be a whole number, got '5'",
+                     id="string-top-n"),
+        pytest.param("when: {value_above: 5000}", "when: {value_above: true}",
+                     "rules[0].when.value_above: must be a number, got True", id="bool-condition"),
+        pytest.param("when: {fallback_used: true}", "when: {fallback_used: 1}",
+                     "rules[3].when.fallback_used: must be true or false, got 1", id="1-is-not-true"),
+        pytest.param("when: {action_in: [expedite]}", "when: {action_in: expedite}",
+                     "rules[8].when.action_in: must be a list, got 'expedite'", id="action-in-not-a-list"),
+        pytest.param("ecommerce_cost_per_order_line: 4.5", "ecommerce_cost_per_order_line: '4.5'",
+                     "costs.ecommerce_cost_per_order_line: must be a number, got '4.5'", id="string-cost"),
+        pytest.param("budget_seconds: 300", "budget_seconds: .nan",
+                     "forecasting.challenger.budget_seconds: must be a finite number, got nan", id="nan-budget"),
+    ],
+)
+def test_no_value_is_coerced(tmp_path, old, new, message):
+    text, line = _shipped_with(old, new)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert str(caught.value) == f"{path}:{line}: {message}"
+
+
+def test_every_problem_is_reported_in_file_order(tmp_path):
+    text, margin_line = _shipped_with("margin: 0.02 ", "margin: -0.1 ")
+    timeout_line = text[:text.index("timeout_hours: 12")].count("\n") + 1
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.replace("timeout_hours: 12", "timeout_hours: 0"))
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert str(caught.value).splitlines() == [
+        f"{path}:{timeout_line}: gate.timeout_hours: must be a positive number, got 0",
+        f"{path}:{margin_line}: forecasting.challenger.margin: must be in [0, 1), got -0.1",
+    ]
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    text, line = _shipped_with("  poke_interval_seconds: 30", "  poke_interval_seconds: 30\n  timeout_hours: 1")
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert str(caught.value) == f"{path}:{line + 1}: gate.timeout_hours: duplicate key"
+
+
+def test_a_missing_section_is_named(tmp_path):
+    def mutate(data):
+        del data["gate"]
     path = tmp_path / "policy.yaml"
     path.write_text(_policy_text(mutate))
 
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
 
-    assert str(caught.value).startswith(f"{path}: ")
-    assert message in str(caught.value)
+    assert str(caught.value) == f"{path}:1: gate: is required"
 
 
 def test_unreadable_policy_names_the_file(tmp_path):
@@ -222,10 +384,18 @@ def test_unreadable_policy_names_the_file(tmp_path):
 
     with pytest.raises(PolicyError, match="cannot be read") as caught:
         load_policy(path)
-    assert str(caught.value).startswith(f"{path}: ")
-    with pytest.raises(PolicyError, match="the policy must be a mapping"):
-        path.write_text("- just a list\n")
+    assert str(caught.value).startswith(f"{path}:2: cannot be read: ")
+    path.write_text("- just a list\n")
+    with pytest.raises(PolicyError) as caught:
         load_policy(path)
+    assert str(caught.value) == f"{path}:1: the policy must be a mapping, got ['just a list']"
+    path.write_text("")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(caught.value) == f"{path}:1: the policy must be a mapping, got None"
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path / "missing.yaml")
+    assert str(caught.value).startswith(f"{tmp_path / 'missing.yaml'}: cannot be read: ")
 
 
 def test_medium_tier_may_be_auto_approved_without_deciders(tmp_path):
@@ -239,3 +409,13 @@ def test_medium_tier_may_be_auto_approved_without_deciders(tmp_path):
 
     assert policy.deciders["medium"] == ()
     assert tier_proposals(pd.DataFrame([_line(value=2000.0)]), policy)["auto_approve"].tolist() == [True]
+
+
+def test_a_retailer_points_shelfwise_at_its_own_policy_file(tmp_path, monkeypatch):
+    own = tmp_path / "policy.yaml"
+    own.write_text(POLICY_FILE.read_text().replace("timeout_hours: 12", "timeout_hours: 4"))
+    monkeypatch.setenv("SHELFWISE_POLICY_FILE", str(own))
+    assert load_policy().gate_timeout_hours == 4.0 and load_policy().path == str(own)
+    monkeypatch.setenv("SHELFWISE_POLICY_FILE", str(tmp_path / "missing.yaml"))
+    with pytest.raises(PolicyError, match=r"missing\.yaml: cannot be read"):
+        load_policy()
