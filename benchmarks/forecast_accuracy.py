@@ -52,8 +52,7 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 
 ensure_project_on_path()
 
-from models.forecasting import Challenger, forecast  # noqa: E402
-from models.forecasting.heavy import challenger_counts  # noqa: E402
+from models.forecasting import Challenger, challenger_counts, forecast  # noqa: E402
 
 FREQ_DAYS = {"D": 1, "W": 7}
 

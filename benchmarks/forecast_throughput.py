@@ -115,8 +115,7 @@ CHALLENGED = {"tried": 0, "taken": 0}
 
 def run_nightly(history: pd.DataFrame, future: pd.DataFrame) -> int:
     from include.governance.policy import load_policy
-    from models.forecasting import Challenger, forecast
-    from models.forecasting.heavy import challenger_counts
+    from models.forecasting import Challenger, challenger_counts, forecast
 
     challenger = Challenger.from_policy(load_policy().challenger)
     result = forecast(history, HORIZON, regressors=["promo"], future=future, challenger=challenger)

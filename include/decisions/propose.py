@@ -60,6 +60,14 @@ def _with_anomalies(frame: pd.DataFrame, anomalies: pd.DataFrame | None) -> list
     return [by_id.get(uid, []) for uid in frame["unique_id"]]
 
 
+def _split_ids(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``forecasts`` with ``location_id`` and ``sku`` split out of ``unique_id`` (``location|sku``)."""
+    fc = forecasts.copy()
+    parts = fc["unique_id"].str.split("|", n=1, expand=True)
+    fc["location_id"], fc["sku"] = parts[0], parts[1]
+    return fc
+
+
 def propose_replenishment(
     forecasts: pd.DataFrame,
     series: pd.DataFrame,
@@ -95,13 +103,36 @@ def propose_replenishment(
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     loc = locations.set_index("location_id")
     item = items.set_index("sku")
-    sup = suppliers.set_index("supplier_id")
-    stats = supplier_stats.set_index("supplier_id") if len(supplier_stats) else pd.DataFrame()
+    all_fc = _with_dc_demand(_split_ids(forecasts), loc)
+    keys = all_fc[["unique_id", "location_id", "sku"]].drop_duplicates().set_index("unique_id")
+    keys = keys[keys["sku"].isin(item.index) & keys["location_id"].isin(loc.index)]
+    supply = _lead_times(keys, loc, item, suppliers, supplier_stats)
+    k = _order_points(all_fc, keys, supply, params)
+    k = _with_inventory_position(k, inventory, open_pos)
+    k = k[k["position"] < k["reorder_point"]].copy()
+    if k.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
 
-    fc = forecasts.copy()
-    parts = fc["unique_id"].str.split("|", n=1, expand=True)
-    fc["location_id"], fc["sku"] = parts[0], parts[1]
-    # DC demand is the sum of its stores' demand; variances add.
+    k["is_store"] = k["location_id"].map(loc["location_type"]) == "store"
+    k["quantity"] = _order_quantity(k, item)
+    k = k[k["quantity"] > 0].copy()
+    if k.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    k["anomalies"] = _with_anomalies(k.reset_index(), anomalies)
+    rows = _replenishment_lines(k, series, item, loc, supply, ds, params)
+    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+
+
+def _with_dc_demand(fc: pd.DataFrame, loc: pd.DataFrame) -> pd.DataFrame:
+    """Every series' forecast, plus one per DC x SKU: the sum of its stores' demand (variances add).
+
+    Args:
+        fc: Forecasts with ``location_id`` and ``sku`` split out (:func:`_split_ids`).
+        loc: Locations indexed by ``location_id``.
+
+    Returns:
+        ``unique_id, location_id, sku, step, mean, q95`` for the series and their DCs.
+    """
     store_parent = loc["parent_dc"].where(loc["location_type"] == "store")
     fc["parent_dc"] = fc["location_id"].map(store_parent)
     dc_fc = fc[fc["parent_dc"].notna() & (fc["parent_dc"].astype(str) != "")].copy()
@@ -111,13 +142,25 @@ def propose_replenishment(
     dc_fc["q95"] = dc_fc["mean"] + Z_95 * np.sqrt(dc_fc["sigma2"])
     dc_fc["location_id"] = dc_fc["parent_dc"]
     dc_fc["unique_id"] = dc_fc["location_id"] + "|" + dc_fc["sku"]
-    all_fc = pd.concat([fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]],
-                        dc_fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]]], ignore_index=True)
-    keys = all_fc[["unique_id", "location_id", "sku"]].drop_duplicates().set_index("unique_id")
-    keys = keys[keys["sku"].isin(item.index) & keys["location_id"].isin(loc.index)]
+    return pd.concat([fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]],
+                      dc_fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]]], ignore_index=True)
 
-    ltype = keys["location_id"].map(loc["location_type"])
-    from_store = ltype == "store"
+
+def _lead_times(keys: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame, suppliers: pd.DataFrame,
+                supplier_stats: pd.DataFrame) -> pd.DataFrame:
+    """Replenishment lead time of each series and its spread, with the supplier facts behind them.
+
+    A store is replenished from its DC (the location's transfer lead time, no spread); a DC or the
+    fulfilment centre from the SKU's supplier: its measured mean lead time, else the promised one,
+    with the measured spread, else a quarter of the lead time.
+
+    Returns:
+        Indexed like ``keys``: ``lead`` (whole days, at least 1), ``lead_sd``, ``measured_lead``
+        (``NaN`` when the supplier has no measured lead time) and the supplier's ``late_rate``.
+    """
+    sup = suppliers.set_index("supplier_id")
+    stats = supplier_stats.set_index("supplier_id") if len(supplier_stats) else pd.DataFrame()
+    from_store = keys["location_id"].map(loc["location_type"]) == "store"
     supplier_id = keys["sku"].map(item["supplier_id"])
     promised = supplier_id.map(sup["promised_lead_time_days"]).astype(float)
     measured = supplier_id.map(stats["mean_lead_time"]) if len(stats) else pd.Series(np.nan, index=keys.index)
@@ -128,12 +171,24 @@ def propose_replenishment(
     lead = pd.Series(np.maximum(np.round(lead), 1), index=keys.index)
     lead_sd = pd.Series(np.where(from_store, 0.0, lt_std.astype(float).fillna(0.25 * supplier_lt)),
                         index=keys.index)
+    return pd.DataFrame({"lead": lead, "lead_sd": lead_sd, "measured_lead": measured, "late_rate": late_rate},
+                        index=keys.index)
 
+
+def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame,
+                  params: DecisionParams) -> pd.DataFrame:
+    """Forecast over the lead time (and over lead time plus review), safety stock, reorder point and
+    order-up-to level of each series with a forecast.
+
+    Safety stock covers the forecast error over lead time plus review and the lead-time spread at the
+    mean daily rate, at ``params.service_z``.
+    """
+    lead = supply["lead"]
     over_l = _forecast_stats(all_fc, lead)
     over_lr = _forecast_stats(all_fc, lead + params.review_days)
     k = keys.join(over_l.add_suffix("_l")).join(over_lr.add_suffix("_lr"))
     k = k.dropna(subset=["demand_l", "demand_lr"])
-    k["lead"], k["lead_sd"] = lead, lead_sd
+    k["lead"], k["lead_sd"] = lead, supply["lead_sd"]
     k["mean_daily"] = k["demand_lr"] / k["steps_lr"].clip(lower=1)
     # Extend past the forecast horizon at the mean daily rate, so long lead times are covered.
     k["demand_l"] += np.maximum(k["lead"] - k["steps_l"], 0) * k["mean_daily"]
@@ -142,7 +197,11 @@ def propose_replenishment(
     k["safety_stock"] = params.service_z * sigma_lr
     k["reorder_point"] = k["demand_l"] + k["safety_stock"]
     k["order_up_to"] = k["demand_lr"] + k["safety_stock"]
+    return k
 
+
+def _with_inventory_position(k: pd.DataFrame, inventory: pd.DataFrame, open_pos: pd.DataFrame) -> pd.DataFrame:
+    """``k`` with its stock columns and ``position``: on hand + in transit + on order - allocated - backorders."""
     inv_cols = ["on_hand", "allocated", "in_transit", "backorders"]
     inv = inventory.reindex(columns=["location_id", "sku", *inv_cols]).set_index(["location_id", "sku"]).astype(float)
     idx = pd.MultiIndex.from_arrays([k["location_id"], k["sku"]])
@@ -156,11 +215,15 @@ def propose_replenishment(
         k["on_order"] = 0.0
     # Backorders (customer orders taken without stock) are owed before any new demand is served.
     k["position"] = k["on_hand"] + k["in_transit"] + k["on_order"] - k["allocated"] - k["backorders"]
-    k = k[k["position"] < k["reorder_point"]].copy()
-    if k.empty:
-        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    return k
 
-    k["is_store"] = k["location_id"].map(loc["location_type"]) == "store"
+
+def _order_quantity(k: pd.DataFrame, item: pd.DataFrame) -> np.ndarray:
+    """Units that bring each position up to its order-up-to level, in whole case packs.
+
+    A supplier order is at least the SKU's minimum order quantity; a store transfer is at most the
+    whole packs that fit the room left on the shelf.
+    """
     need = (k["order_up_to"] - k["position"]).clip(lower=0)
     pack = k["sku"].map(item["case_pack"]).astype(float).to_numpy()
     qty = _round_up(need.to_numpy(), pack)
@@ -168,39 +231,43 @@ def propose_replenishment(
     qty = np.where(k["is_store"], qty, np.maximum(qty, moq))
     shelf = k["sku"].map(item["shelf_capacity"]).astype(float).to_numpy()
     room = np.maximum(shelf - k["position"].to_numpy(), 0)
-    qty = np.where(k["is_store"], np.minimum(qty, np.floor(room / np.maximum(pack, 1)) * pack), qty)
-    k["quantity"] = qty
-    k = k[k["quantity"] > 0].copy()
-    if k.empty:
-        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    return np.where(k["is_store"], np.minimum(qty, np.floor(room / np.maximum(pack, 1)) * pack), qty)
 
+
+def _replenishment_explanation(r: pd.Series, m: pd.Series | None, params: DecisionParams) -> dict:
+    """The numbers behind one replenishment line, rounded for a reviewer; ``m`` is its series' model facts."""
+    return {
+        "forecast_over_lead_time": round(float(r["demand_l"]), 2),
+        "forecast_over_lead_and_review": round(float(r["demand_lr"]), 2),
+        "safety_stock": round(float(r["safety_stock"]), 2),
+        "reorder_point": round(float(r["reorder_point"]), 2),
+        "order_up_to": round(float(r["order_up_to"]), 2),
+        "inventory_position": round(float(r["position"]), 2),
+        "on_hand": float(r["on_hand"]), "in_transit": float(r["in_transit"]),
+        "on_order": float(r["on_order"]), "allocated": float(r["allocated"]),
+        "backorders": float(r["backorders"]),
+        "lead_time_days": float(r["lead"]), "lead_time_sd_days": round(float(r["lead_sd"]), 2),
+        "review_days": params.review_days, "service_z": params.service_z,
+        "mean_daily_forecast": round(float(r["mean_daily"]), 3),
+        "usual_quantity": round(float(r["mean_daily"]) * params.review_days, 2),
+        "model": None if m is None else m.get("model"),
+        "fallback_reason": None if m is None else m.get("fallback_reason"),
+        "backtest_mase": None if m is None or pd.isna(m.get("backtest_mase")) else float(m.get("backtest_mase")),
+        "anomalies": list(r["anomalies"]),
+    }
+
+
+def _replenishment_lines(k: pd.DataFrame, series: pd.DataFrame, item: pd.DataFrame, loc: pd.DataFrame,
+                         supply: pd.DataFrame, ds: dt.date, params: DecisionParams) -> list[dict]:
+    """One proposal line per row of ``k``: a DC -> store ``transfer`` or a supplier ``replenishment`` order."""
     meta = series.set_index("unique_id") if len(series) else pd.DataFrame()
     unit_cost = k["sku"].map(item["unit_cost"]).astype(float)
-    k["anomalies"] = _with_anomalies(k.reset_index(), anomalies)
     rows = []
     for uid, r in k.iterrows():
         m = meta.loc[uid] if len(meta) and uid in meta.index else None
         sku, location = r["sku"], r["location_id"]
         supplier = item.at[sku, "supplier_id"]
-        explanation = {
-            "forecast_over_lead_time": round(float(r["demand_l"]), 2),
-            "forecast_over_lead_and_review": round(float(r["demand_lr"]), 2),
-            "safety_stock": round(float(r["safety_stock"]), 2),
-            "reorder_point": round(float(r["reorder_point"]), 2),
-            "order_up_to": round(float(r["order_up_to"]), 2),
-            "inventory_position": round(float(r["position"]), 2),
-            "on_hand": float(r["on_hand"]), "in_transit": float(r["in_transit"]),
-            "on_order": float(r["on_order"]), "allocated": float(r["allocated"]),
-            "backorders": float(r["backorders"]),
-            "lead_time_days": float(r["lead"]), "lead_time_sd_days": round(float(r["lead_sd"]), 2),
-            "review_days": params.review_days, "service_z": params.service_z,
-            "mean_daily_forecast": round(float(r["mean_daily"]), 3),
-            "usual_quantity": round(float(r["mean_daily"]) * params.review_days, 2),
-            "model": None if m is None else m.get("model"),
-            "fallback_reason": None if m is None else m.get("fallback_reason"),
-            "backtest_mase": None if m is None or pd.isna(m.get("backtest_mase")) else float(m.get("backtest_mase")),
-            "anomalies": list(r["anomalies"]),
-        }
+        explanation = _replenishment_explanation(r, m, params)
         cost = float(unit_cost[uid])
         need_by = ds + dt.timedelta(days=int(r["lead"]))
         if r["is_store"]:
@@ -211,15 +278,16 @@ def propose_replenishment(
                          "value": round(float(r["quantity"]) * cost, 2), "need_by": need_by,
                          "explanation": explanation})
         else:
-            lr = late_rate.get(uid)
+            lr = supply["late_rate"].get(uid)
             explanation["supplier_late_rate"] = None if lr is None or pd.isna(lr) else float(lr)
-            explanation["supplier_lead_time_source"] = "measured" if not pd.isna(measured.get(uid)) else "promised"
+            measured = supply["measured_lead"].get(uid)
+            explanation["supplier_lead_time_source"] = "measured" if not pd.isna(measured) else "promised"
             rows.append({"doc_type": "replenishment", "business_key": f"order:{supplier}>{location}:{sku}",
                          "sku": sku, "from_location": None, "to_location": location, "supplier_id": supplier,
                          "po_id": None, "po_line": None, "action": "order", "quantity": float(r["quantity"]),
                          "unit_cost": cost, "value": round(float(r["quantity"]) * cost, 2), "need_by": need_by,
                          "explanation": explanation})
-    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+    return rows
 
 
 def propose_rebalancing(
@@ -243,9 +311,7 @@ def propose_rebalancing(
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     loc = locations.set_index("location_id")
     item = items.set_index("sku")
-    fc = forecasts.copy()
-    parts = fc["unique_id"].str.split("|", n=1, expand=True)
-    fc["location_id"], fc["sku"] = parts[0], parts[1]
+    fc = _split_ids(forecasts)
     fc = fc[fc["location_id"].map(loc["location_type"]) == "store"]
     if fc.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)

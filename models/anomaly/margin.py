@@ -13,6 +13,8 @@ explained by a larger refund share and the rest (cost or price mix), which names
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -111,6 +113,29 @@ def detect_margin_leakage(
     if sold.empty:
         return empty_frame(MARGIN_COLUMNS, _TEXT, _COUNTS)
 
+    df = _window_totals(sold, refunded, items)
+    rec, base = _shares(df, "recent"), _shares(df, "baseline")
+    drop = _MarginDrop.between(rec, base, df)
+    with np.errstate(invalid="ignore"):
+        flagged = (
+            (rec["units"] >= min_units)
+            & (base["units"] >= min_units)
+            & (rec["gross"] > 0)
+            & (base["gross"] > 0)
+            & (drop.points_lost >= min_points_lost)
+        )
+    if not flagged.any():
+        return empty_frame(MARGIN_COLUMNS, _TEXT, _COUNTS)
+    out = _flag_rows(df, rec, drop, flagged)
+    out["explanation"] = _explanations(out, rec, base, flagged, recent_days, baseline_days)
+    return out.sort_values(["sku", "channel"], ignore_index=True)[MARGIN_COLUMNS]
+
+
+def _window_totals(sold: pd.DataFrame, refunded: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Units, gross sales, discounts and refunds per SKU x channel and window, with list price and cost.
+
+    SKU x channel sold in neither window (returns only) and SKUs missing from ``items`` drop out.
+    """
     keys = ["sku", "channel"]
     df = window_sums(sold, keys, ["units", "gross_sales", "discount_amount"])
     if not refunded.empty:
@@ -119,68 +144,89 @@ def detect_margin_leakage(
     for col in ("refund_amount_recent", "refund_amount_baseline"):
         df[col] = df[col].fillna(0.0) if col in df else 0.0
     prices = items[ITEMS_COLUMNS].assign(sku=lambda f: f["sku"].astype(str)).drop_duplicates("sku")
-    df = df.merge(prices, on="sku", how="inner", validate="many_to_one")
+    return df.merge(prices, on="sku", how="inner", validate="many_to_one")
 
+
+def _shares(df: pd.DataFrame, window: str) -> dict[str, np.ndarray]:
+    """One window's units and gross sales, with discounts, refunds and cost as shares of gross sales.
+
+    A share is ``NaN`` where the window had no gross sales.
+    """
     cost = df["unit_cost"].to_numpy(dtype=np.float64)
-    price = df["unit_price"].to_numpy(dtype=np.float64)
-    shares = {}
-    for window in ("recent", "baseline"):
-        units = df[f"units_{window}"].to_numpy()
-        gross = df[f"gross_sales_{window}"].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shares[window] = {
-                "units": units,
-                "gross": gross,
-                "discount": np.where(gross > 0, df[f"discount_amount_{window}"].to_numpy() / gross, np.nan),
-                "refund": np.where(gross > 0, df[f"refund_amount_{window}"].to_numpy() / gross, np.nan),
-                "cost": np.where(gross > 0, units * cost / gross, np.nan),
-            }
-    rec, base = shares["recent"], shares["baseline"]
-    recent_pct = 100 * (1 - rec["discount"] - rec["refund"] - rec["cost"])
-    baseline_pct = 100 * (1 - base["discount"] - base["refund"] - base["cost"])
-    list_pct = 100 * (price - cost) / price
-    # Rounded so that shares which differ by exactly a threshold land on it, not a hair below.
-    points_lost = np.round(baseline_pct - recent_pct, 9)
-    markdown_points = 100 * (rec["discount"] - base["discount"])
-    returns_points = 100 * (rec["refund"] - base["refund"])
-    money = np.round(points_lost / 100 * rec["gross"], 6)
+    units = df[f"units_{window}"].to_numpy()
+    gross = df[f"gross_sales_{window}"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "units": units,
+            "gross": gross,
+            "discount": np.where(gross > 0, df[f"discount_amount_{window}"].to_numpy() / gross, np.nan),
+            "refund": np.where(gross > 0, df[f"refund_amount_{window}"].to_numpy() / gross, np.nan),
+            "cost": np.where(gross > 0, units * cost / gross, np.nan),
+        }
 
-    with np.errstate(invalid="ignore"):
-        flagged = (
-            (rec["units"] >= min_units)
-            & (base["units"] >= min_units)
-            & (rec["gross"] > 0)
-            & (base["gross"] > 0)
-            & (points_lost >= min_points_lost)
-        )
-        driver = np.select(
-            [
-                (markdown_points >= DRIVER_SHARE * points_lost) & (markdown_points >= returns_points),
-                returns_points >= DRIVER_SHARE * points_lost,
-            ],
-            ["markdown", "returns"],
-            default="mixed",
-        )
-    if not flagged.any():
-        return empty_frame(MARGIN_COLUMNS, _TEXT, _COUNTS)
-    level = np.minimum(_band(points_lost, MEDIUM_POINTS, HIGH_POINTS), _band(money, MEDIUM_MONEY, HIGH_MONEY))
 
-    out = pd.DataFrame(
+@dataclass(frozen=True)
+class _MarginDrop:
+    """Realised margin of both windows (percent of gross sales), the drop and what drove it."""
+
+    recent_pct: np.ndarray
+    baseline_pct: np.ndarray
+    list_pct: np.ndarray
+    points_lost: np.ndarray
+    money: np.ndarray
+    driver: np.ndarray
+
+    @classmethod
+    def between(cls, rec: dict[str, np.ndarray], base: dict[str, np.ndarray], df: pd.DataFrame) -> _MarginDrop:
+        """The drop from the baseline shares ``base`` to the recent ones ``rec`` (see :func:`_shares`)."""
+        cost = df["unit_cost"].to_numpy(dtype=np.float64)
+        price = df["unit_price"].to_numpy(dtype=np.float64)
+        recent_pct = 100 * (1 - rec["discount"] - rec["refund"] - rec["cost"])
+        baseline_pct = 100 * (1 - base["discount"] - base["refund"] - base["cost"])
+        # Rounded so that shares which differ by exactly a threshold land on it, not a hair below.
+        points_lost = np.round(baseline_pct - recent_pct, 9)
+        markdown_points = 100 * (rec["discount"] - base["discount"])
+        returns_points = 100 * (rec["refund"] - base["refund"])
+        with np.errstate(invalid="ignore"):
+            driver = np.select(
+                [
+                    (markdown_points >= DRIVER_SHARE * points_lost) & (markdown_points >= returns_points),
+                    returns_points >= DRIVER_SHARE * points_lost,
+                ],
+                ["markdown", "returns"],
+                default="mixed",
+            )
+        return cls(recent_pct=recent_pct, baseline_pct=baseline_pct, list_pct=100 * (price - cost) / price,
+                   points_lost=points_lost, money=np.round(points_lost / 100 * rec["gross"], 6), driver=driver)
+
+
+def _flag_rows(df: pd.DataFrame, rec: dict[str, np.ndarray], drop: _MarginDrop, flagged: np.ndarray) -> pd.DataFrame:
+    """The flagged SKU x channel rows with every column of :data:`MARGIN_COLUMNS` except ``explanation``.
+
+    Severity is the lower of the points band and the money band.
+    """
+    level = np.minimum(_band(drop.points_lost, MEDIUM_POINTS, HIGH_POINTS), _band(drop.money, MEDIUM_MONEY, HIGH_MONEY))
+    return pd.DataFrame(
         {
             "sku": df["sku"].to_numpy()[flagged],
             "channel": df["channel"].to_numpy()[flagged],
             "anomaly_type": "margin_leakage",
-            "driver": driver[flagged],
+            "driver": drop.driver[flagged],
             "severity": np.array(["low", "medium", "high"], dtype=object)[level[flagged]],
-            "recent_margin_pct": recent_pct[flagged],
-            "baseline_margin_pct": baseline_pct[flagged],
-            "list_margin_pct": list_pct[flagged],
-            "margin_points_lost": points_lost[flagged],
-            "money_at_stake": money[flagged],
+            "recent_margin_pct": drop.recent_pct[flagged],
+            "baseline_margin_pct": drop.baseline_pct[flagged],
+            "list_margin_pct": drop.list_pct[flagged],
+            "margin_points_lost": drop.points_lost[flagged],
+            "money_at_stake": drop.money[flagged],
             "units_recent": rec["units"][flagged].astype(np.int64),
         }
     )
-    out["explanation"] = [
+
+
+def _explanations(out: pd.DataFrame, rec: dict[str, np.ndarray], base: dict[str, np.ndarray], flagged: np.ndarray,
+                  recent_days: int, baseline_days: int) -> list[str]:
+    """One sentence per flagged row: the margins, the points and money lost, and the discount and refund shares."""
+    return [
         (
             f"{drv} margin leakage: margin {r:.1f}% over the last {recent_days} days vs {b:.1f}% in the "
             f"{baseline_days} days before (list {lst:.1f}%): -{pts:.1f} points, {m:,.2f} at stake on "
@@ -201,4 +247,3 @@ def detect_margin_leakage(
             strict=True,
         )
     ]
-    return out.sort_values(["sku", "channel"], ignore_index=True)[MARGIN_COLUMNS]

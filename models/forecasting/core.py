@@ -29,13 +29,10 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from models.forecasting.heavy import Challenger
 
 __all__ = [
     "CANDIDATES",
@@ -44,6 +41,7 @@ __all__ = [
     "FALLBACK_ZERO",
     "FREQUENCIES",
     "ForecastResult",
+    "SeriesChallenger",
     "forecast",
 ]
 
@@ -157,6 +155,29 @@ class ForecastResult:
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     decision: str | None = None
+
+
+class SeriesChallenger(Protocol):
+    """A per-series model that may take series from the vectorised selection (see :func:`forecast`).
+
+    :class:`models.forecasting.challenger.Challenger` is the one Shelfwise ships. ``forecast()`` only
+    calls this method, so this module never imports :mod:`models.forecasting.challenger`: the
+    dependency runs one way.
+    """
+
+    def challenge(
+        self,
+        history: pd.DataFrame,
+        result: ForecastResult,
+        future: pd.DataFrame | None,
+        *,
+        horizon: int,
+        season_length: int,
+        freq: str,
+        regressors: Sequence[str],
+    ) -> ForecastResult:
+        """The vectorised ``result`` of ``history``, with the series the challenger takes replaced."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -563,7 +584,7 @@ def forecast(
     freq: str = "D",
     regressors: Sequence[str] = (),
     future: pd.DataFrame | None = None,
-    challenger: Challenger | None = None,
+    challenger: SeriesChallenger | None = None,
 ) -> ForecastResult:
     """Forecast demand for many series at once, choosing a model per series by backtest.
 
@@ -573,7 +594,7 @@ def forecast(
     :mod:`models.forecasting.promotions`). All known regressors (``regressors`` and an ``event``
     column) reach the per-series ``challenger`` (prophet by default in the nightly), tried where they
     matter and the series is worth a fit, and taking the series tried only where their pooled
-    rolling-origin backtest beats the vectorised choice (see :func:`models.forecasting.heavy.challenge`).
+    rolling-origin backtest beats the vectorised choice (see :func:`models.forecasting.challenger.challenge`).
 
     Args:
         history: Long frame ``unique_id`` (str), ``ds`` (datetime64 or date, daily), ``y`` (units) and
@@ -596,8 +617,8 @@ def forecast(
             ``promo``, when listed, must be a discount fraction in [0, 1).
         future: ``unique_id, ds`` and the same regressor (and ``event``) columns for every step of
             the horizon: what is planned, such as the published promotion calendar.
-        challenger: A :class:`~models.forecasting.heavy.Challenger`, or ``None`` for the vectorised
-            selection alone.
+        challenger: A :class:`~models.forecasting.challenger.Challenger` (any :class:`SeriesChallenger`),
+            or ``None`` for the vectorised selection alone.
 
     Returns:
         A :class:`ForecastResult`. Series are sorted by ``unique_id``, forecasts by ``unique_id, step``.
@@ -648,10 +669,8 @@ def forecast(
             result.forecasts = repromote(result.forecasts, future, elasticity, PROMO)
     if challenger is None:
         return result
-    from models.forecasting.heavy import challenge
-
-    return challenge(history, result, future, challenger, horizon=int(horizon), season_length=int(season_length),
-                     freq=freq, regressors=tuple(regressors))
+    return challenger.challenge(history, result, future, horizon=int(horizon), season_length=int(season_length),
+                                freq=freq, regressors=tuple(regressors))
 
 
 def _validate_regressors(history: pd.DataFrame, future: pd.DataFrame | None, regressors: Sequence[str]) -> None:

@@ -10,10 +10,18 @@ scaled per series, so a segment's figure is comparable across fast and slow sell
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCORE_COLUMNS", "flag_drift", "score_forecasts"]
+__all__ = ["SCORE_COLUMNS", "drift_table", "fall_back_for_drift", "flag_drift", "monitoring_summary",
+           "score_origin", "score_forecasts"]
+
+log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["segment", "n_series", "n_points", "mase", "rmsse", "bias"]
 
@@ -136,3 +144,92 @@ def flag_drift(
     merged["reason"] = reasons
     merged.insert(1, "metric", metric)
     return merged[["segment", "metric", "current", "baseline", "ratio", "bias", "drift", "reason"]]
+
+
+def score_origin(forecasts: pd.DataFrame, series: pd.DataFrame, demand: pd.DataFrame, origin: dt.date,
+                 horizon_days: int) -> pd.DataFrame:
+    """Score the forecast made on ``origin`` per demand class over its first ``horizon_days`` days.
+
+    Args:
+        forecasts: that night's forecasts (``unique_id, ds, step, mean``).
+        series: that night's series table (``unique_id, demand_class``).
+        demand: curated demand up to today (``unique_id, ds, y, censored``); censored days are not scored.
+        origin: the night the forecast was made.
+        horizon_days: how many forecast days to score.
+
+    Returns:
+        :func:`score_forecasts` per ``demand_class``.
+    """
+    actuals = demand[~demand["censored"]][["unique_id", "ds", "y"]]
+    fc = forecasts[forecasts["step"] <= horizon_days].assign(ds=lambda f: pd.to_datetime(f["ds"]))
+    history = demand[demand["ds"] <= pd.Timestamp(origin)][["unique_id", "ds", "y"]]
+    return score_forecasts(fc.merge(series[["unique_id", "demand_class"]], on="unique_id"), actuals, history,
+                           segment_col="demand_class")
+
+
+def drift_table(recent: pd.DataFrame, earlier: list[pd.DataFrame], *, metric: str, max_ratio: float,
+                max_abs_bias: float | None) -> pd.DataFrame:
+    """The recent scores with each segment's baseline (mean of the earlier scores) and drift verdict.
+
+    Returns:
+        ``recent``'s columns plus ``baseline, ratio, drift, reason`` (see :func:`flag_drift`).
+    """
+    earlier = [s for s in earlier if s is not None and len(s)]
+    baseline = (pd.concat(earlier).groupby("segment", as_index=False)[["mase", "rmsse"]].mean() if earlier
+                else recent.iloc[0:0][["segment", "mase", "rmsse"]])
+    drift = flag_drift(recent, baseline, metric=metric, max_ratio=max_ratio, max_abs_bias=max_abs_bias)
+    return recent.merge(drift[["segment", "baseline", "ratio", "drift", "reason"]], on="segment", how="left")
+
+
+def monitoring_summary(table: pd.DataFrame, origin: dt.date, *, fallback_on_drift: bool) -> dict[str, Any]:
+    """The stage summary of a scored night: MASE per segment, drift alerts, segments to fall back.
+
+    Logs the alerts as a warning.
+    """
+    alerts = [f"{r.segment}: {r.reason}" for r in table.itertuples() if r.drift]
+    drifting = {r.segment: r.reason for r in table.itertuples() if r.drift} if fallback_on_drift else {}
+    if alerts:
+        log.warning("forecast drift: %s", "; ".join(alerts))
+    return {"scored": True, "origin": origin.isoformat(), "segments": int(len(table)),
+            "mase": {r.segment: _num(r.mase) for r in table.itertuples()}, "alerts": alerts,
+            "fallback_segments": drifting}
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def fall_back_for_drift(result, history: pd.DataFrame, drifting: dict[str, str], window: int = 28):
+    """Forecast the series of drifting demand classes with the deterministic rule, and say so.
+
+    The rule is the mean of the last ``window`` uncensored days, flat over the horizon; each quantile
+    keeps the model's spread above its mean, so safety stock still reflects the series' uncertainty.
+
+    Args:
+        result: a :class:`models.forecasting.ForecastResult`.
+        history: the history it was made from (``unique_id, ds, y, censored``).
+        drifting: demand class -> reason.
+        window: days of the rule's mean.
+
+    Returns:
+        The result with the drifting classes' forecasts replaced and their ``fallback_reason`` set.
+    """
+    series = result.series.copy()
+    hit = series["demand_class"].astype(str).isin(drifting)
+    if not hit.any():
+        return result
+    ids = set(series.loc[hit, "unique_id"])
+    recent = history[history["unique_id"].isin(ids) & ~history["censored"].astype(bool)]
+    recent = recent[recent["ds"] > recent["ds"].max() - pd.Timedelta(days=window)] if len(recent) else recent
+    level = recent.groupby("unique_id")["y"].mean() if len(recent) else pd.Series(dtype=float)
+    fc = result.forecasts.copy()
+    rows = fc["unique_id"].isin(ids)
+    new_mean = fc.loc[rows, "unique_id"].map(level).fillna(0.0).clip(lower=0)
+    for col in [c for c in fc.columns if c.startswith("q")]:
+        fc.loc[rows, col] = (new_mean + (fc.loc[rows, col] - fc.loc[rows, "mean"]).clip(lower=0)).to_numpy()
+    fc.loc[rows, "mean"] = new_mean.to_numpy()
+    series.loc[hit, "model"] = "fallback_moving_average"
+    series.loc[hit, "fallback_reason"] = [f"demand class {c} in forecast drift: {drifting[c]}"
+                                          for c in series.loc[hit, "demand_class"].astype(str)]
+    log.warning("forecast drift: %d series of %s use the fallback rule", len(ids), sorted(drifting))
+    return dataclasses.replace(result, forecasts=fc, series=series)

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecasting import CANDIDATES, Challenger, forecast, heavy
-from models.forecasting.heavy import HeavyModel, HeavyModelUnavailable
+from models.forecasting import (
+    CANDIDATES,
+    HEAVY_MODELS,
+    Challenger,
+    HeavyModel,
+    HeavyModelUnavailable,
+    challenge,
+    forecast,
+)
+from models.forecasting.challenger import regressor_lifts
 from models.forecasting.monitoring import SCORE_COLUMNS, flag_drift, score_forecasts
 
 WEEKS = 156
@@ -112,7 +125,7 @@ def _regression(train, future, m, holidays):  # noqa: ARG001
 
 
 def _register(monkeypatch, fn, uses_regressors: bool = True):
-    monkeypatch.setitem(heavy.HEAVY_MODELS, "mock", HeavyModel(fn, uses_regressors))
+    monkeypatch.setitem(HEAVY_MODELS, "mock", HeavyModel(fn, uses_regressors))
 
 
 def _vectorised(history, future):
@@ -232,7 +245,7 @@ def test_a_model_wide_outage_keeps_every_vectorised_forecast_loudly(monkeypatch,
         raise HeavyModelUnavailable("prophet cannot be loaded: ImportError: no cmdstan")
 
     _register(monkeypatch, unavailable)
-    with caplog.at_level(logging.WARNING, logger="models.forecasting.heavy"):
+    with caplog.at_level(logging.WARNING, logger="models.forecasting.challenger"):
         out = _run(history, future)
 
     assert len(calls) == 1  # no point retrying a missing library per series
@@ -262,8 +275,7 @@ def test_the_average_of_both_models_wins_when_their_errors_cancel(monkeypatch):
         fc.forecasts["mean"] = 6.0
         return fc
 
-    out = heavy.challenge(history, result, None, Challenger(model="mock", min_series=1), horizon=H,
-                          forecast_fn=under)
+    out = challenge(history, result, None, Challenger(model="mock", min_series=1), horizon=H, forecast_fn=under)
     row = out.series.iloc[0]
     assert row["model"] == f"mock+{result.series.iloc[0]['model']}"
     assert row["challenger_note"].startswith(f"taken ({row['model']}): ") and row["backtest_mase"] == 0
@@ -273,17 +285,17 @@ def test_the_average_of_both_models_wins_when_their_errors_cancel(monkeypatch):
 def test_regressor_lifts_measure_each_series_against_its_own_ordinary_days(promo_world):
     history, _ = promo_world
     history = history.assign(event=np.where(history["ds"].dt.day == 1, "month_start", None))
-    lifts = heavy.regressor_lifts(history, ["promo"], min_days=8).set_index(["unique_id", "regressor"])
+    lifts = regressor_lifts(history, ["promo"], min_days=8).set_index(["unique_id", "regressor"])
     assert lifts.loc[("p_big", "promo"), "lift"] == pytest.approx(30 / 40, abs=0.03)
     assert lifts.loc[("p_big", "promo"), "days"] == 80
     assert abs(lifts.loc[("p_dud", "promo"), "lift"]) < 0.03
     assert ("flat", "promo") not in lifts.index  # never off its usual value
     assert ("p_big", "event") not in lifts.index  # 7 month starts in 200 days: fewer than min_days
-    assert ("p_big", "event") in heavy.regressor_lifts(history, ["promo"], min_days=7).set_index(
+    assert ("p_big", "event") in regressor_lifts(history, ["promo"], min_days=7).set_index(
         ["unique_id", "regressor"]).index
     # A price is on when it leaves the series' own list price, whatever the other items cost.
     priced = history.assign(price=np.where(history["unique_id"] == "p_big", 8.0, 3.0) * (1 - history["promo"]))
-    by_price = heavy.regressor_lifts(priced, ["price"], min_days=8).set_index(["unique_id", "regressor"])
+    by_price = regressor_lifts(priced, ["price"], min_days=8).set_index(["unique_id", "regressor"])
     assert by_price.loc[("p_big", "price"), "lift"] == pytest.approx(lifts.loc[("p_big", "promo"), "lift"])
     assert by_price.loc[("p_small", "price"), "lift"] == pytest.approx(lifts.loc[("p_small", "promo"), "lift"])
 
@@ -298,6 +310,35 @@ def test_regressors_and_challengers_are_validated(promo_world):
         forecast(history.assign(promo="yes"), H, regressors=["promo"])
     with pytest.raises(ValueError, match="challenger model must be one of"):
         Challenger(model="arima")
+
+
+def test_the_vectorised_core_imports_without_the_challenger_module():
+    """The dependency runs one way: challenger -> core, so core loads alone in a fresh interpreter."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, models.forecasting.core, models.forecasting; "
+            "print(sorted(m for m in sys.modules if m.startswith('models.forecasting')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "models.forecasting.challenger" not in done.stdout
+    assert "'models.forecasting.core'" in done.stdout
+
+
+def test_forecast_hands_its_result_to_the_challenger_object_it_is_given(promo_world):
+    history, future = promo_world
+    calls = []
+
+    class Recording:
+        def challenge(self, history, result, future, **kw):
+            calls.append((history, future, kw))
+            return replace(result, decision="recorded")
+
+    out = forecast(history, H, season_length=7, regressors=["promo"], future=future, challenger=Recording())
+    assert out.decision == "recorded"
+    assert out.forecasts.equals(_vectorised(history, future).forecasts)
+    [(seen_history, seen_future, kw)] = calls
+    assert seen_history is history and seen_future is future
+    assert kw == {"horizon": H, "season_length": 7, "freq": "D", "regressors": ("promo",)}
 
 
 def test_prophet_learns_promotion_lift_and_events_from_the_history():

@@ -26,6 +26,9 @@ Failure isolation, per series: a fit that raises, exceeds ``timeout_s``, or retu
 mis-shaped or absurd values leaves the vectorised forecast in place and says why. A model-wide outage
 (the library cannot be loaded) leaves every vectorised forecast in place with a loud warning, and
 ``ForecastResult.notes`` carries it to the stage summary; the run completes.
+
+This module depends on :mod:`models.forecasting.core`, never the other way round: ``forecast()`` reaches
+the challenger only through the :class:`Challenger` object it is given (:meth:`Challenger.challenge`).
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.forecasting.core import ABSURD_FACTOR, FREQUENCIES, ForecastResult
+from models.forecasting.core import ABSURD_FACTOR, FREQUENCIES, ForecastResult, forecast
 
 __all__ = ["HEAVY_MODELS", "Challenger", "HeavyModel", "HeavyModelUnavailable", "challenge", "challenger_counts"]
 
@@ -96,14 +100,23 @@ class Challenger:
     budget_s: float = 300.0
 
     @classmethod
-    def from_policy(cls, cfg: dict | None) -> Challenger | None:
-        """The challenger of a policy's ``forecasting.challenger`` section (``None`` when switched off)."""
+    def from_policy(cls, cfg: Any) -> Challenger | None:
+        """The challenger of a policy's ``forecasting.challenger`` section.
+
+        Args:
+            cfg: The section as :func:`include.governance.policy.load_policy` returns it (attributes
+                ``model``, ``top_n``, ``margin``, ``windows``, ``min_series``, ``min_lift``,
+                ``min_effect_days``, ``classes``, ``timeout_seconds``, ``budget_seconds``), or ``None``
+                when the challenger is switched off.
+
+        Returns:
+            The challenger, or ``None`` when ``cfg`` is ``None``.
+        """
         if cfg is None:
             return None
-        return cls(model=cfg["model"], top_n=cfg["top_n"], margin=cfg["margin"], windows=cfg["windows"],
-                   min_series=cfg["min_series"],
-                   min_lift=cfg["min_lift"], min_effect_days=cfg["min_effect_days"], classes=tuple(cfg["classes"]),
-                   timeout_s=cfg["timeout_seconds"], budget_s=cfg["budget_seconds"])
+        return cls(model=cfg.model, top_n=cfg.top_n, margin=cfg.margin, windows=cfg.windows,
+                   min_series=cfg.min_series, min_lift=cfg.min_lift, min_effect_days=cfg.min_effect_days,
+                   classes=tuple(cfg.classes), timeout_s=cfg.timeout_seconds, budget_s=cfg.budget_seconds)
 
     def __post_init__(self) -> None:
         if self.model not in HEAVY_MODELS:
@@ -114,6 +127,39 @@ class Challenger:
                              f"windows >= 1 and min_series >= 1: {self}")
         if self.timeout_s <= 0 or self.budget_s <= 0:
             raise ValueError(f"challenger timeout_s and budget_s must be positive: {self}")
+
+    def challenge(
+        self,
+        history: pd.DataFrame,
+        result: ForecastResult,
+        future: pd.DataFrame | None,
+        *,
+        horizon: int,
+        season_length: int = 7,
+        freq: str = "D",
+        regressors: Sequence[str] = (),
+        forecast_fn: Callable[..., ForecastResult] | None = None,
+    ) -> ForecastResult:
+        """Challenge the vectorised ``result`` of ``history``: :func:`challenge` with this challenger.
+
+        This is what :func:`models.forecasting.forecast` calls, so the vectorised core never imports
+        this module.
+
+        Args:
+            history: What :func:`~models.forecasting.forecast` was given.
+            result: What it returned for ``history``.
+            future: The horizon's ``unique_id, ds``, regressors and optional ``event``, or ``None``.
+            horizon: Periods forecast.
+            season_length: Season in periods.
+            freq: ``"D"`` or ``"W"``.
+            regressors: Numeric known-regressor columns.
+            forecast_fn: The vectorised forecaster re-run at the backtest origins (default ``forecast``).
+
+        Returns:
+            ``result`` with the series this challenger takes replaced, as :func:`challenge` describes.
+        """
+        return challenge(history, result, future, self, horizon=horizon, season_length=season_length, freq=freq,
+                         regressors=regressors, forecast_fn=forecast_fn)
 
 
 def _statsmodels_ets(train, future, season_length, holidays):  # noqa: ANN001, ARG001
@@ -282,6 +328,96 @@ def regressor_lifts(history: pd.DataFrame, regressors: Sequence[str], min_days: 
     return pd.concat(parts, ignore_index=True)
 
 
+#: What the pooled decision did, by its choice: 0 vectorised, 1 challenger, 2 the average of both.
+_VERDICTS = ("kept the vectorised choice", "took {name}", "took the average of {name} and the vectorised choice")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The fixed facts of one :func:`challenge` call: model, limits, horizon and backtest origins."""
+
+    challenger: Challenger
+    spec: HeavyModel
+    horizon: int
+    season_length: int
+    freq: str
+    regressors: tuple[str, ...]
+    origin: pd.Timestamp
+    period: pd.Timedelta
+    cutoffs: list[pd.Timestamp]
+
+    @classmethod
+    def of(cls, history: pd.DataFrame, challenger: Challenger, horizon: int, season_length: int, freq: str,
+           regressors: Sequence[str]) -> _Plan:
+        """The plan for ``history``: backtest origins ``horizon`` periods apart, ending at its last day."""
+        period = pd.Timedelta(days=FREQUENCIES[freq].period_days)
+        origin = pd.Timestamp(history["ds"].max())
+        cutoffs = [origin - k * horizon * period for k in range(challenger.windows, 0, -1)]
+        return cls(challenger, HEAVY_MODELS[challenger.model], horizon, season_length, freq, tuple(regressors),
+                   origin, period, cutoffs)
+
+    @property
+    def name(self) -> str:
+        return self.challenger.model
+
+
+@dataclass
+class _Run:
+    """One call's fits under its time limits, with what they found: a note per series, an outage."""
+
+    plan: _Plan
+    chosen: list[str]
+    deadline: float
+    notes: dict[str, str] = field(default_factory=dict)
+    outage: str | None = None
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def fit(self, train: pd.DataFrame, steps: pd.DataFrame, holidays: pd.DataFrame | None) -> np.ndarray:
+        plan = self.plan
+        return np.asarray(_run_with_timeout(lambda: plan.spec.fit(train, steps, plan.season_length, holidays),
+                                            plan.challenger.timeout_s), dtype=np.float64)
+
+    def down(self, exc: HeavyModelUnavailable) -> None:
+        """Record a model-wide outage: every chosen series keeps its vectorised forecast."""
+        name = self.plan.name
+        self.outage = f"{name} unavailable, the vectorised selection stands for every series: {exc}"
+        log.warning("FORECAST CHALLENGER DOWN: %s", self.outage)
+        for other in self.chosen:
+            self.notes.setdefault(other, f"{name} unavailable: {exc}")
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the challenger fits one series on: observed rows, usable regressors, the horizon's rows, holidays."""
+
+    regs: list[str]
+    train: pd.DataFrame
+    future: pd.DataFrame | None
+    holidays: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """One series' backtest: mean MASE of the vectorised choice, the challenger and their average."""
+
+    scores: np.ndarray
+    inputs: _Inputs
+    future: pd.DataFrame
+    idx: np.ndarray
+    about: str
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """The pooled decision: ``choice`` 0 (vectorised), 1 (challenger) or 2 (average), and why."""
+
+    choice: int
+    usable: np.ndarray
+    text: str
+
+
 def challenge(
     history: pd.DataFrame,
     result: ForecastResult,
@@ -317,135 +453,190 @@ def challenge(
         ``series`` gains ``challenger_note`` (``None`` for series not challenged); ``notes`` gains a
         line on a model-wide outage.
     """
-    spec = HEAVY_MODELS[challenger.model]
-    name = challenger.model
     series = result.series.copy()
     series["challenger_note"] = pd.Series([None] * len(series), dtype=object)
     forecasts = result.forecasts.copy()
     base = replace(result, forecasts=forecasts, series=series)
-    if challenger.top_n == 0 or series.empty or (spec.uses_regressors and future is None):
+    uses_regressors = HEAVY_MODELS[challenger.model].uses_regressors
+    if challenger.top_n == 0 or series.empty or (uses_regressors and future is None):
+        return base
+    plan = _Plan.of(history, challenger, horizon, season_length, freq, regressors)
+    chosen, lift_text = _choose_series(plan, series, _observed(history))
+    if not chosen:
         return base
 
-    period = pd.Timedelta(days=FREQUENCIES[freq].period_days)
-    hist = history
-    if "censored" in hist.columns:
-        hist = hist[~hist["censored"].astype(bool)]
-    has_events = "event" in hist.columns
-    origin = pd.Timestamp(history["ds"].max())
-    cutoffs = [origin - k * horizon * period for k in range(challenger.windows, 0, -1)]
+    mine = history[history["unique_id"].isin(chosen)]
+    vec_bt = _vectorised_backtests(plan, mine, forecast if forecast_fn is None else forecast_fn)
+    groups = _by_series(mine, ["unique_id", "ds"])
+    fut_groups = _by_series(future[future["unique_id"].isin(chosen)], "ds") if future is not None else {}
+    rows_of = forecasts.groupby("unique_id", sort=False).indices
+    run = _Run(plan, chosen, deadline=time.monotonic() + challenger.budget_s)
+    trials = _backtest_chosen(run, groups, fut_groups, rows_of, vec_bt, lift_text,
+                              has_events="event" in history.columns)
+    decision = _pooled_decision(plan, trials)
+    row_of = {uid: i for i, uid in enumerate(series["unique_id"])}
+    taken = _take_decided(run, trials, decision, series, forecasts, row_of)
+    for uid, note in run.notes.items():
+        series.loc[row_of[uid], "challenger_note"] = note
+    verdict = _VERDICTS[decision.choice].format(name=plan.name)
+    log.info("challenger %s: %s; %s on %d of %d series", plan.name, decision.text, verdict, taken, len(chosen))
+    out_notes = list(result.notes) + ([run.outage] if run.outage else [])
+    summary = f"{decision.text}: {verdict} on {taken} of {len(chosen)} series" if trials else None
+    return replace(result, forecasts=forecasts, series=series, notes=out_notes, decision=summary)
 
-    # 1-3: eligible, regressors matter, worth the cost.
+
+def _observed(history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` without its censored (stocked-out) rows, whose sales are not demand."""
+    if "censored" in history.columns:
+        return history[~history["censored"].astype(bool)]
+    return history
+
+
+def _by_series(frame: pd.DataFrame, order: str | list[str]) -> dict[str, pd.DataFrame]:
+    """``frame`` sorted by ``order`` and split by ``unique_id``."""
+    return dict(tuple(frame.sort_values(order).groupby("unique_id", sort=False)))
+
+
+def _choose_series(plan: _Plan, series: pd.DataFrame, hist: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """Steps 1-3: eligible series on which regressors matter, the ``top_n`` most valuable first.
+
+    Args:
+        plan: The call's model, limits and backtest origins.
+        series: The vectorised result's per-series facts.
+        hist: The observed (uncensored) history.
+
+    Returns:
+        The chosen ``unique_id`` values, and per series the lifts that made it worth challenging.
+    """
+    challenger = plan.challenger
     ok = series["fallback_reason"].isna() & series["demand_class"].isin(challenger.classes)
-    n_train = hist[hist["ds"] <= cutoffs[0]].groupby("unique_id").size()
-    ok &= series["unique_id"].map(n_train).fillna(0).to_numpy() >= season_length + 2 * horizon
+    n_train = hist[hist["ds"] <= plan.cutoffs[0]].groupby("unique_id").size()
+    ok &= series["unique_id"].map(n_train).fillna(0).to_numpy() >= plan.season_length + 2 * plan.horizon
     lift_text: dict[str, str] = {}
-    if spec.uses_regressors:
-        lifts = regressor_lifts(hist, regressors, challenger.min_effect_days)
+    if plan.spec.uses_regressors:
+        lifts = regressor_lifts(hist, plan.regressors, challenger.min_effect_days)
         strong = lifts[lifts["lift"].abs() >= challenger.min_lift]
         ok &= series["unique_id"].isin(strong["unique_id"]).to_numpy()
-        lift_text = {uid: ", ".join(f"{r} {v:+.0%} over {n} days" for r, v, n in zip(g["regressor"], g["lift"], g["days"], strict=True))
+        lift_text = {uid: ", ".join(f"{r} {v:+.0%} over {n} days"
+                                    for r, v, n in zip(g["regressor"], g["lift"], g["days"], strict=True))
                      for uid, g in strong.groupby("unique_id", sort=False)}
     candidates = series[ok]
     if candidates.empty:
-        return base
+        return [], lift_text
     worth = candidates["mean_daily"].fillna(0.0)
     if "price" in hist.columns:
         worth = worth * candidates["unique_id"].map(hist.groupby("unique_id")["price"].median()).fillna(1.0)
     chosen = candidates.assign(_worth=worth.to_numpy()).nlargest(challenger.top_n, "_worth")["unique_id"].tolist()
+    return chosen, lift_text
 
-    # 4: the vectorised selection's own forecasts from each backtest origin.
-    if forecast_fn is None:
-        from models.forecasting.core import forecast as forecast_fn
-    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in history.columns else []) + list(regressors)
-    mine = history[history["unique_id"].isin(chosen)]
+
+def _vectorised_backtests(plan: _Plan, mine: pd.DataFrame,
+                          forecast_fn: Callable[..., ForecastResult]) -> list[dict[str, np.ndarray]]:
+    """Step 4: the vectorised selection's own mean forecast of each chosen series from each origin."""
+    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in mine.columns else []) + list(plan.regressors)
     vec_bt = []
-    for cutoff in cutoffs:
+    for cutoff in plan.cutoffs:
         # The regressors of the backtest window are what was planned for it: the history's own values.
-        ahead = mine.loc[(mine["ds"] > cutoff) & (mine["ds"] <= cutoff + horizon * period),
-                         ["unique_id", "ds", *regressors]]
-        fc = forecast_fn(mine.loc[mine["ds"] <= cutoff, cols], horizon, season_length=season_length, freq=freq,
-                         regressors=tuple(regressors), future=ahead)
+        ahead = mine.loc[(mine["ds"] > cutoff) & (mine["ds"] <= cutoff + plan.horizon * plan.period),
+                         ["unique_id", "ds", *plan.regressors]]
+        fc = forecast_fn(mine.loc[mine["ds"] <= cutoff, cols], plan.horizon, season_length=plan.season_length,
+                         freq=plan.freq, regressors=tuple(plan.regressors), future=ahead)
         vec_bt.append({uid: g["mean"].to_numpy() for uid, g in fc.forecasts.groupby("unique_id", sort=False)})
+    return vec_bt
 
-    groups = dict(tuple(mine.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=False)))
-    fut_groups = (dict(tuple(future[future["unique_id"].isin(chosen)].sort_values("ds").groupby("unique_id", sort=False)))
-                  if future is not None else {})
-    qcols = [c for c in forecasts.columns if c.startswith("q") and c[1:].isdigit()]
-    row_of = {uid: i for i, uid in enumerate(series["unique_id"])}
-    rows_of = forecasts.groupby("unique_id", sort=False).indices
-    deadline = time.monotonic() + challenger.budget_s
-    notes: dict[str, str] = {}
-    trials: dict[str, dict] = {}
-    outage: str | None = None
 
-    def fit(train: pd.DataFrame, steps: pd.DataFrame, holidays: pd.DataFrame | None) -> np.ndarray:
-        return np.asarray(_run_with_timeout(lambda: spec.fit(train, steps, season_length, holidays),
-                                            challenger.timeout_s), dtype=np.float64)
+def _series_inputs(plan: _Plan, group: pd.DataFrame, fut: pd.DataFrame | None, n_steps: int,
+                   has_events: bool) -> _Inputs | str:
+    """What the challenger fits one series on, or why the series is not tried."""
+    observed = _observed(group)
+    regs = _usable_regressors(observed, plan.regressors) if plan.spec.uses_regressors else []
+    train = observed[["ds", "y", *regs]].assign(y=observed["y"].clip(lower=0.0))
+    if not plan.spec.uses_regressors:
+        return _Inputs(regs, train, None, None)
+    if fut is None or len(fut) != n_steps:
+        return f"{plan.name} not tried: {0 if fut is None else len(fut)} future rows for {n_steps} steps"
+    if fut[list(regs)].isna().to_numpy().any():
+        return f"{plan.name} not tried: missing future values of {', '.join(regs)}"
+    holidays = None
+    if has_events:
+        days = pd.concat([group[["event", "ds"]], fut[["event", "ds"]] if "event" in fut.columns else None])
+        holidays = days.dropna(subset=["event"]).rename(columns={"event": "holiday"})
+        holidays = holidays if len(holidays) else None
+    return _Inputs(regs, train, fut, holidays)
 
-    def down(exc: HeavyModelUnavailable) -> str:
-        message = f"{name} unavailable, the vectorised selection stands for every series: {exc}"
-        log.warning("FORECAST CHALLENGER DOWN: %s", message)
-        for other in chosen:
-            notes.setdefault(other, f"{name} unavailable: {exc}")
-        return message
 
-    # 4a: backtest every chosen series: MASE per window of the vectorised choice, the challenger and
-    # their average, the regressors of each window being what was planned for it.
-    for uid in chosen:
-        if time.monotonic() > deadline:
-            notes[uid] = f"{name} not tried: budget of {challenger.budget_s:g}s used up"
+def _backtest_scores(run: _Run, uid: str, group: pd.DataFrame, inputs: _Inputs,
+                     vec_bt: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Mean MASE over the backtest windows of the vectorised choice, the challenger and their average.
+
+    Raises:
+        HeavyModelUnavailable: when the model cannot be loaded; any error of the fit itself.
+    """
+    plan = run.plan
+    scores = np.zeros(3)
+    for w, cutoff in enumerate(plan.cutoffs):
+        train = inputs.train[inputs.train["ds"] <= cutoff]
+        steps = pd.DataFrame({"ds": cutoff + plan.period * np.arange(1, plan.horizon + 1)})
+        if inputs.regs:
+            steps = steps.merge(group[["ds", *inputs.regs]], on="ds", how="left").ffill().bfill()
+        ch = run.fit(train, steps, inputs.holidays)
+        actual = steps[["ds"]].merge(inputs.train[["ds", "y"]], on="ds", how="left")["y"].to_numpy(np.float64)
+        vec = vec_bt[w].get(uid, np.full(plan.horizon, np.nan))
+        train_y = train["y"].to_numpy(dtype=np.float64)
+        scores += [_mase(actual, p, train_y, plan.season_length) for p in (vec, ch, (vec + ch) / 2)]
+    return scores / len(plan.cutoffs)
+
+
+def _backtest_chosen(
+    run: _Run,
+    groups: dict[str, pd.DataFrame],
+    fut_groups: dict[str, pd.DataFrame],
+    rows_of: dict[str, np.ndarray],
+    vec_bt: list[dict[str, np.ndarray]],
+    lift_text: dict[str, str],
+    *,
+    has_events: bool,
+) -> dict[str, _Trial]:
+    """Step 4a: backtest every chosen series within the budget; a failure notes that series only."""
+    plan = run.plan
+    trials: dict[str, _Trial] = {}
+    for uid in run.chosen:
+        if run.out_of_time():
+            run.notes[uid] = f"{plan.name} not tried: budget of {plan.challenger.budget_s:g}s used up"
             continue
-        group = groups.get(uid)
-        idx = rows_of.get(uid)
+        group, idx = groups.get(uid), rows_of.get(uid)
         if group is None or idx is None:
             continue
-        observed = group[~group["censored"].astype(bool)] if "censored" in group.columns else group
-        regs = _usable_regressors(observed, regressors) if spec.uses_regressors else []
-        train_all = observed[["ds", "y", *regs]].assign(y=observed["y"].clip(lower=0.0))
-        fut = None
-        if spec.uses_regressors:
-            fut = fut_groups.get(uid)
-            if fut is None or len(fut) != len(idx):
-                notes[uid] = f"{name} not tried: {0 if fut is None else len(fut)} future rows for {len(idx)} steps"
-                continue
-            if fut[list(regs)].isna().to_numpy().any():
-                notes[uid] = f"{name} not tried: missing future values of {', '.join(regs)}"
-                continue
-        holidays = None
-        if spec.uses_regressors and has_events:
-            days = pd.concat([group[["event", "ds"]], fut[["event", "ds"]] if "event" in fut.columns else None])
-            holidays = days.dropna(subset=["event"]).rename(columns={"event": "holiday"})
-            holidays = holidays if len(holidays) else None
+        inputs = _series_inputs(plan, group, fut_groups.get(uid), len(idx), has_events)
+        if isinstance(inputs, str):
+            run.notes[uid] = inputs
+            continue
         try:
-            scores = np.zeros(3)
-            for w, cutoff in enumerate(cutoffs):
-                train = train_all[train_all["ds"] <= cutoff]
-                steps = pd.DataFrame({"ds": cutoff + period * np.arange(1, horizon + 1)})
-                if regs:
-                    steps = steps.merge(group[["ds", *regs]], on="ds", how="left").ffill().bfill()
-                ch = fit(train, steps, holidays)
-                actual = steps[["ds"]].merge(train_all[["ds", "y"]], on="ds", how="left")["y"].to_numpy(np.float64)
-                vec = vec_bt[w].get(uid, np.full(horizon, np.nan))
-                train_y = train["y"].to_numpy(dtype=np.float64)
-                scores += [_mase(actual, p, train_y, season_length) for p in (vec, ch, (vec + ch) / 2)]
+            scores = _backtest_scores(run, uid, group, inputs, vec_bt)
         except HeavyModelUnavailable as exc:
-            outage = down(exc)
+            run.down(exc)
             break
         except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
-            notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
+            run.notes[uid] = f"{plan.name} failed: {type(exc).__name__}: {exc}"
             continue
-        trials[uid] = {
-            "scores": scores / len(cutoffs), "train": train_all, "holidays": holidays, "idx": idx,
-            "future": (fut[["ds", *regs]] if fut is not None
-                       else pd.DataFrame({"ds": origin + period * np.arange(1, len(idx) + 1)})),
-            "about": (f"regressors: {', '.join(regs) or 'none'}{', events' if holidays is not None else ''}"
-                      + (f"; history shows {lift_text[uid]}" if uid in lift_text else "")),
-        }
+        future = (inputs.future[["ds", *inputs.regs]] if inputs.future is not None
+                  else pd.DataFrame({"ds": plan.origin + plan.period * np.arange(1, len(idx) + 1)}))
+        events = ", events" if inputs.holidays is not None else ""
+        about = (f"regressors: {', '.join(inputs.regs) or 'none'}{events}"
+                 + (f"; history shows {lift_text[uid]}" if uid in lift_text else ""))
+        trials[uid] = _Trial(scores, inputs, future, idx, about)
+    return trials
 
-    # 4b: one decision for all the series tried, on their pooled backtest: one series' two windows
-    # are too few to choose on, and choosing on noise loses accuracy. The average of both models is the
-    # robust choice; the challenger alone must also beat the average by the margin.
-    table = np.array([t["scores"] for t in trials.values()]).reshape(-1, 3)
+
+def _pooled_decision(plan: _Plan, trials: dict[str, _Trial]) -> _Decision:
+    """Step 4b: one decision for all the series tried, on their pooled backtest.
+
+    One series' two windows are too few to choose on, and choosing on noise loses accuracy. The
+    average of both models is the robust choice; the challenger alone must also beat the average by
+    the margin.
+    """
+    challenger = plan.challenger
+    table = np.array([t.scores for t in trials.values()]).reshape(-1, 3)
     usable = np.isfinite(table).all(axis=1)
     pooled = table[usable].mean(axis=0) if usable.any() else np.full(3, np.nan)
     keep = 1 - challenger.margin
@@ -455,55 +646,73 @@ def challenge(
         choice = 1 if pooled[1] < keep * pooled[2] else 2
     elif enough and pooled[1] < keep * pooled[0]:
         choice = 1
-    verdict = ("kept the vectorised choice", f"took {name}", f"took the average of {name} and the vectorised choice")
-    pooled_text = (f"pooled backtest MASE over {int(usable.sum())} series and {len(cutoffs)} window(s): vectorised "
-                   f"{pooled[0]:.3f}, {name} {pooled[1]:.3f}, average {pooled[2]:.3f}"
-                   + ("" if enough else f" (fewer than {challenger.min_series} series: too few to decide on)"))
+    text = (f"pooled backtest MASE over {int(usable.sum())} series and {len(plan.cutoffs)} window(s): vectorised "
+            f"{pooled[0]:.3f}, {plan.name} {pooled[1]:.3f}, average {pooled[2]:.3f}"
+            + ("" if enough else f" (fewer than {challenger.min_series} series: too few to decide on)"))
+    return _Decision(choice, usable, text)
 
-    # 4c: refit on the whole history and forecast the horizon where the pooled decision says so.
+
+def _final_fit(run: _Run, uid: str, trial: _Trial) -> np.ndarray | None:
+    """The challenger's forecast of the horizon, fitted on the whole history; ``None`` when unusable.
+
+    Why a forecast is unusable goes to the run's notes (or, for a model-wide outage, its ``outage``).
+    """
+    name = run.plan.name
+    try:
+        mean = run.fit(trial.inputs.train, trial.future, trial.inputs.holidays)
+    except HeavyModelUnavailable as exc:
+        run.down(exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
+        run.notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
+        return None
+    problem = _sane(mean, len(trial.idx), float(trial.inputs.train["y"].max()), name)
+    if problem:
+        run.notes[uid] = problem
+        return None
+    return mean
+
+
+def _move_forecast(forecasts: pd.DataFrame, idx: np.ndarray, mean: np.ndarray, current: np.ndarray) -> None:
+    """Set one series' mean to ``mean`` and move its quantiles by the same amount, kept monotone and >= 0."""
+    qcols = [c for c in forecasts.columns if c.startswith("q") and c[1:].isdigit()]
+    shift = mean - current
+    forecasts.loc[forecasts.index[idx], "mean"] = mean
+    running = np.zeros(len(idx))
+    for col in qcols:
+        running = np.maximum(running, np.maximum(forecasts[col].to_numpy()[idx] + shift, 0.0))
+        forecasts.loc[forecasts.index[idx], col] = running
+
+
+def _take_decided(run: _Run, trials: dict[str, _Trial], decision: _Decision, series: pd.DataFrame,
+                  forecasts: pd.DataFrame, row_of: dict[str, int]) -> int:
+    """Step 4c: refit and forecast the series the pooled decision takes; how many were taken."""
+    plan = run.plan
     taken = 0
     for k, (uid, trial) in enumerate(trials.items()):
-        m_vec, m_ch, m_blend = trial["scores"]
+        m_vec, m_ch, m_blend = trial.scores
         vec_model = series.loc[row_of[uid], "model"]
-        mine_text = f"this series: {vec_model} {m_vec:.3f}, {name} {m_ch:.3f}, average {m_blend:.3f}"
-        if choice == 0 or not usable[k] or outage:
-            notes.setdefault(uid, f"kept {vec_model}: {pooled_text}; {mine_text} ({trial['about']})")
+        mine_text = f"this series: {vec_model} {m_vec:.3f}, {plan.name} {m_ch:.3f}, average {m_blend:.3f}"
+        if decision.choice == 0 or not decision.usable[k] or run.outage:
+            run.notes.setdefault(uid, f"kept {vec_model}: {decision.text}; {mine_text} ({trial.about})")
             continue
-        if time.monotonic() > deadline:
-            notes[uid] = f"kept {vec_model}: budget of {challenger.budget_s:g}s used up before the final fit"
+        if run.out_of_time():
+            budget = plan.challenger.budget_s
+            run.notes[uid] = f"kept {vec_model}: budget of {budget:g}s used up before the final fit"
             continue
-        idx = trial["idx"]
-        try:
-            mean = fit(trial["train"], trial["future"], trial["holidays"])
-        except HeavyModelUnavailable as exc:
-            outage = down(exc)
+        mean = _final_fit(run, uid, trial)
+        if run.outage:
             break
-        except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
-            notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
+        if mean is None:
             continue
-        problem = _sane(mean, len(idx), float(trial["train"]["y"].max()), name)
-        if problem:
-            notes[uid] = problem
-            continue
-        current = forecasts["mean"].to_numpy()[idx]
+        current = forecasts["mean"].to_numpy()[trial.idx]
         mean = np.maximum(mean, 0.0)
-        label = name
-        if choice == 2:
-            mean, label = (mean + current) / 2, f"{name}+{vec_model}"
-        shift = mean - current
-        forecasts.loc[forecasts.index[idx], "mean"] = mean
-        running = np.zeros(len(idx))
-        for col in qcols:
-            running = np.maximum(running, np.maximum(forecasts[col].to_numpy()[idx] + shift, 0.0))
-            forecasts.loc[forecasts.index[idx], col] = running
-        row = row_of[uid]
-        series.loc[row, "model"] = label
-        series.loc[row, "backtest_mase"] = (m_vec, m_ch, m_blend)[choice]
-        notes[uid] = f"taken ({label}): {pooled_text}; {mine_text} ({trial['about']})"
+        label = plan.name
+        if decision.choice == 2:
+            mean, label = (mean + current) / 2, f"{plan.name}+{vec_model}"
+        _move_forecast(forecasts, trial.idx, mean, current)
+        series.loc[row_of[uid], "model"] = label
+        series.loc[row_of[uid], "backtest_mase"] = (m_vec, m_ch, m_blend)[decision.choice]
+        run.notes[uid] = f"taken ({label}): {decision.text}; {mine_text} ({trial.about})"
         taken += 1
-    for uid, note in notes.items():
-        series.loc[row_of[uid], "challenger_note"] = note
-    log.info("challenger %s: %s; %s on %d of %d series", name, pooled_text, verdict[choice], taken, len(chosen))
-    out_notes = list(result.notes) + ([outage] if outage else [])
-    decision = f"{pooled_text}: {verdict[choice]} on {taken} of {len(chosen)} series" if trials else None
-    return replace(result, forecasts=forecasts, series=series, notes=out_notes, decision=decision)
+    return taken
