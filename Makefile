@@ -6,13 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: help install demo approve airflow test lint lock bench-env clean
+.PHONY: help install demo approve airflow test browser lint lock bench-env clean
 
 help:
 	@echo "make demo     generate a retail world and run retail_nightly end to end"
 	@echo "make approve  the demo planner approves the lines waiting at the gate"
 	@echo "make airflow  airflow standalone on http://localhost:8080 with the demo users"
 	@echo "make test     the whole test suite (unit, DAG integrity, integration, e2e)"
+	@echo "make browser  one-time setup for the browser tests: Debian's chromium (apt-get, as root)"
 	@echo "make lint     ruff, including the Airflow 3 rules"
 	@echo "make lock     re-resolve requirements.lock from requirements*.txt"
 	@echo "make bench-env  .venv-bench for the forecasting benchmarks (statsforecast needs pandas<3)"
@@ -36,6 +37,11 @@ airflow: install
 
 test: install
 	$(PY) scripts/shelfwise.py test
+
+# Not part of `make test`, which never installs anything from the network. Needs no venv (stdlib only),
+# so `sudo make browser` leaves no root-owned .venv behind.
+browser:
+	$(PYTHON) scripts/ensure_browser.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,9 @@
-"""Make sure a Chromium the browser tests can drive is installed; print its path.
+"""Make sure a Chromium the browser tests can drive is installed; print its path (``make browser``).
 
-Uses Debian's ``chromium`` package (never a browser download): when no chromium is on PATH and this runs
-as root, ``apt-get install -y chromium`` installs it. Exit status 0 with the path on stdout when a browser
-is available, 1 with the reason on stderr otherwise.
+One-time setup, never part of ``make test``. Uses Debian's ``chromium`` package (never a browser
+download, never ``playwright install``): when no chromium is on PATH and this runs as root,
+``apt-get install -y chromium`` installs it. Exit status 0 with the path on stdout when a browser is
+available, 1 with the reason on stderr otherwise. Standard library only: runs without the venv.
 
     python scripts/ensure_browser.py
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from models.anomaly import detect_demand_anomalies, detect_lead_time_drift, supplier_lead_time_stats
 from models.anomaly.demand import OUTPUT_COLUMNS
 from models.anomaly.supplier import DRIFT_COLUMNS, STATS_COLUMNS
+from tests.shared_data import shared_data
 
 DAY = pd.Timestamp("2024-06-01")
 AS_OF = pd.Timestamp("2024-12-31")
@@ -211,14 +210,12 @@ def test_supplier_functions_validate_columns():
 # Real purchase orders (USAID SCMS): the lead-time models on dirty real dates
 # ---------------------------------------------------------------------------------------------------
 
-SCMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "usaid_scms" / "SCMS_Delivery_History_Dataset.csv.zip"
+SCMS = "usaid_scms/SCMS_Delivery_History_Dataset.csv.zip"
 
 
 @pytest.fixture(scope="module")
 def scms_receipts() -> pd.DataFrame:
-    if not SCMS.exists():
-        pytest.skip(f"real purchase orders not found at {SCMS}")
-    raw = pd.read_csv(SCMS, dtype=str)
+    raw = pd.read_csv(shared_data(SCMS), dtype=str)
     # Dates come in two formats and with text such as "Date Not Captured" or "N/A - From RDC" (orders
     # served from a regional centre have no PO date): parse each column with its own format, keep NaT.
     order = pd.to_datetime(raw["PO Sent to Vendor Date"], format="%m/%d/%y", errors="coerce")

@@ -8,20 +8,14 @@ worth counting. So the contract's ``Weekly_Sales >= 0`` rule has severity ``warn
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from include.config import CONTRACTS_DIR, PROJECT_ROOT
+from include.config import CONTRACTS_DIR
 from include.contracts.contract import load_contract, load_contracts
 from include.contracts.validate import WARNED, validate_extract
 from include.ingest.parse import parse_extract
+from tests.shared_data import shared_data
 
-DATA = PROJECT_ROOT.parent / "shared" / "data" / "walmart_recruiting" / "train.csv.zip"
+DATA = "walmart_recruiting/train.csv.zip"  # in ../shared/data
 CONTRACT = CONTRACTS_DIR / "external" / "walmart_weekly_sales.yaml"
-
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason=f"real data not present at {DATA}")
-
 
 def test_external_contracts_are_not_loaded_by_the_nightly():
     assert "walmart_weekly_sales" not in load_contracts()
@@ -30,7 +24,7 @@ def test_external_contracts_are_not_loaded_by_the_nightly():
 def test_negative_weekly_sales_are_kept_and_counted_as_net_returns():
     contract = load_contract(CONTRACT)
     # Read inside the zip as published: the real file is never copied.
-    parsed = parse_extract(contract, f"zip://train.csv::{Path(DATA).as_posix()}", "2012-10-26")
+    parsed = parse_extract(contract, f"zip://train.csv::{shared_data(DATA).as_posix()}", "2012-10-26")
 
     result, curated, quarantine = validate_extract(contract, parsed, "2012-10-26")
 
