@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest size the row-by-row baseline is run at (it is slow)")
     parser.add_argument("--url", default=None, help="ERP staging database (default: ERP_STAGING_URL or local)")
     args = parser.parse_args(argv)
-    url = args.url or db.erp_url()
+    url = args.url or db.resolve_erp_url()
     db.ensure_database(url)
     with db.connect(url) as conn:
         db.migrate(conn)

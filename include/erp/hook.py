@@ -1,4 +1,4 @@
-"""``ErpStagingHook``: the one place that knows how to reach the ERP staging database."""
+"""``ErpStagingHook``: the one place that knows how to reach the ERP staging database from Airflow."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from include.erp import db
 class ErpStagingHook(BaseHook):
     """Connection to the ERP staging PostgreSQL database.
 
+    The database is the Airflow connection ``erp_staging_conn_id``, else ``ERP_STAGING_URL``; with
+    neither, or with a connection that is not a PostgreSQL database, every call fails with an error that
+    names the connection (:func:`include.erp.db.resolve_erp_url`). There is no default database.
+
     Args:
-        erp_staging_conn_id: Airflow connection id; ``erp_staging`` by default. When the connection
-            is not defined, ``ERP_STAGING_URL`` (or the embedded default) is used.
+        erp_staging_conn_id: Airflow connection id; ``erp_staging`` by default.
     """
 
     conn_name_attr = "erp_staging_conn_id"
-    default_conn_name = "erp_staging"
+    default_conn_name = db.CONN_ID
     conn_type = "postgres"
     hook_name = "Shelfwise ERP staging"
 
@@ -25,13 +28,12 @@ class ErpStagingHook(BaseHook):
         self.erp_staging_conn_id = erp_staging_conn_id
 
     def get_uri(self) -> str:
-        """The connection as a ``postgresql://`` URL."""
-        try:
-            conn = self.get_connection(self.erp_staging_conn_id)
-        except Exception:  # noqa: BLE001 - an undefined connection falls back to the environment
-            return db.erp_url()
-        uri = conn.get_uri()
-        return uri.replace("postgres://", "postgresql://", 1)
+        """The connection as a ``postgresql://`` URL.
+
+        Raises:
+            include.erp.db.ErpConnectionError: naming the connection when it is missing or broken.
+        """
+        return db.resolve_erp_url(self.erp_staging_conn_id, lookup=self.get_connection)
 
     def get_conn(self):
         """Open a psycopg connection.
