@@ -11,6 +11,7 @@ the Airflow UI or the CLI) -> release of approved lines to the ERP -> KPIs and r
 Runs at 02:00 UTC for the previous day. A re-run of a date replaces that date's outputs and the lines
 nobody has decided yet. A backfill (or `mode=replay`) computes everything but stages nothing for
 planners and releases nothing: what would have been proposed is written to `reports/replay_proposals`.
+Each task calls one stage adapter of `include/stages/nightly.py`.
 """
 
 from __future__ import annotations
@@ -20,19 +21,14 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_current_context, task
 
 from include.erp.gate import ApprovalGateSensor, BatchReviewOperator
+from include.runs import MODES, NIGHTLY_DEFAULTS, REPLAY_TEMPLATE, REVIEW_DONE, REVIEW_OPTIONS, Run
 
-# Mirrors include.nightly.REVIEW_*; kept literal so parsing imports nothing heavy.
-REVIEW_OPTIONS = ["Approve all pending", "Reject all pending", "I have reviewed the lines"]
-
-REPLAY = "{{ dag_run.run_type == 'backfill' or params.mode == 'replay' }}"
+SOURCES = ("pos", "ecommerce", "wms", "supplier", "returns")
+STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}"
 
 
-def _run_facts() -> tuple[str, str, str, bool]:
-    from include.nightly import is_replay
-
-    context = get_current_context()
-    run = context["dag_run"]
-    return context["dag"].dag_id, run.run_id, context["ds"], is_replay(run.run_type, context["params"]["mode"])
+def _run() -> Run:
+    return Run.from_context(get_current_context())
 
 
 def _erp_conn():
@@ -49,10 +45,13 @@ def _erp_conn():
     tags=["shelfwise", "nightly", "erp"],
     default_args={"owner": "shelfwise", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
     params={
-        "mode": Param("live", enum=["live", "replay"], description="replay computes but stages nothing"),
-        "history_days": Param(365, type="integer", minimum=28, description="days of demand history"),
-        "horizon": Param(28, type="integer", minimum=1, maximum=120, description="forecast horizon, days"),
-        "shard_size": Param(5000, type="integer", minimum=1, description="series per forecast shard"),
+        "mode": Param(NIGHTLY_DEFAULTS["mode"], enum=list(MODES), description="replay computes but stages nothing"),
+        "history_days": Param(NIGHTLY_DEFAULTS["history_days"], type="integer", minimum=28,
+                              description="days of demand history"),
+        "horizon": Param(NIGHTLY_DEFAULTS["horizon"], type="integer", minimum=1, maximum=120,
+                         description="forecast horizon, days"),
+        "shard_size": Param(NIGHTLY_DEFAULTS["shard_size"], type="integer", minimum=1,
+                            description="series per forecast shard"),
         "gate_timeout_minutes": Param(None, type=["null", "number"],
                                       description="approval gate timeout; empty uses the policy"),
         "gate_poke_seconds": Param(None, type=["null", "number"],
@@ -63,90 +62,82 @@ def _erp_conn():
 def retail_nightly():
     @task
     def prepare_erp_staging() -> dict:
-        from include.erp.hook import ErpStagingHook
-        from include.nightly import prepare_erp_staging as prepare
+        from include.stages import nightly
 
-        return prepare(ErpStagingHook().get_uri())
+        return nightly.prepare_erp_staging(_run(), conn_factory=_erp_conn)
 
     def ingest_task(source: str):
         # A broken contract is deterministic: retrying cannot fix the data.
         @task(task_id=f"ingest_{source}", retries=0)
         def ingest_source() -> dict:
-            from include.nightly import ingest
+            from include.stages import nightly
 
-            dag_id, run_id, ds, _ = _run_facts()
-            return ingest(source, ds, dag_id=dag_id, run_id=run_id, conn_factory=_erp_conn)
+            return nightly.ingest(_run(), source, conn_factory=_erp_conn)
 
         return ingest_source()
 
     @task
     def build_demand() -> dict:
-        from include.nightly import build_demand as run
+        from include.stages import nightly
 
-        context = get_current_context()
-        return run(context["ds"], history_days=int(context["params"]["history_days"]))
+        return nightly.build_demand(_run())
 
     @task
     def plan_forecast_shards() -> list[dict]:
-        from include.nightly import plan_forecast_shards as run
+        from include.stages import nightly
 
-        context = get_current_context()
-        return run(context["ds"], shard_size=int(context["params"]["shard_size"]))
+        return nightly.plan_forecast_shards(_run())
 
     @task
     def forecast_demand(shard: dict) -> dict:
-        from include.nightly import forecast_shard
+        from include.stages import nightly
 
-        context = get_current_context()
-        return forecast_shard(context["ds"], shard["shard"], shard["n_shards"],
-                              horizon=int(context["params"]["horizon"]))
+        return nightly.forecast_demand(_run(), shard["shard"], shard["n_shards"])
 
     @task
     def combine_forecasts(shards: list[dict]) -> dict:
-        from include.nightly import combine_forecasts as run
+        from include.stages import nightly
 
-        return run(get_current_context()["ds"], list(shards))
+        return nightly.combine_forecasts(_run(), list(shards))
 
     @task
     def monitor_forecasts() -> dict:
-        from include.nightly import monitor_forecasts as run
+        from include.stages import nightly
 
-        dag_id, _, ds, _ = _run_facts()
-        return run(ds, dag_id=dag_id, conn_factory=_erp_conn)
+        return nightly.monitor_forecasts(_run(), conn_factory=_erp_conn)
 
     @task
     def detect_anomalies() -> dict:
-        from include.nightly import detect_anomalies as run
+        from include.stages import nightly
 
-        return run(get_current_context()["ds"])
+        return nightly.detect_anomalies(_run())
 
     @task
     def propose_decisions() -> dict:
-        from include.nightly import propose
+        from include.stages import nightly
 
-        return propose(get_current_context()["ds"])
+        return nightly.propose_decisions(_run())
 
     @task
     def tier_proposals() -> dict:
-        from include.nightly import tier
+        from include.stages import nightly
 
-        return tier(get_current_context()["ds"])
+        return nightly.tier_proposals(_run())
 
     @task
     def stage_proposals() -> dict:
-        from include.nightly import stage
+        from include.stages import nightly
 
-        dag_id, run_id, ds, replay = _run_facts()
-        return stage(ds, dag_id=dag_id, run_id=run_id, replay=replay, conn_factory=_erp_conn)
+        return nightly.stage_proposals(_run(), conn_factory=_erp_conn)
 
     # Runs after the batch review (or when none was needed): its deadline counts from staging time,
     # so the review and the gate share one timeout rather than adding up.
     wait_for_approval = ApprovalGateSensor(
         task_id="wait_for_approval",
-        replay=REPLAY,
+        replay=REPLAY_TEMPLATE,
         timeout_minutes="{{ params.gate_timeout_minutes }}",
         poke_interval_seconds="{{ params.gate_poke_seconds }}",
-        staged_at="{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}",
+        staged_at=STAGED_AT,
         trigger_rule="none_failed",
         retries=0,
     )
@@ -154,10 +145,9 @@ def retail_nightly():
     @task.short_circuit(retries=0, ignore_downstream_trigger_rules=False)
     def needs_review() -> str:
         """The Required Action's text, or empty (skip the review) when nothing waits for a planner."""
-        from include.nightly import review_summary
+        from include.stages import nightly
 
-        dag_id, _, ds, replay = _run_facts()
-        return "" if replay else review_summary(ds, dag_id=dag_id, conn_factory=_erp_conn)
+        return nightly.review_text(_run(), conn_factory=_erp_conn)
 
     # Batch-level review where Airflow users look (Required Actions). The approval gate after it, not
     # this task, decides when release may run: line-level decisions made elsewhere count just as well.
@@ -166,39 +156,35 @@ def retail_nightly():
         subject="Shelfwise {{ ds }}: proposals waiting for a planner",
         body="{{ ti.xcom_pull(task_ids='needs_review') }}",
         options=REVIEW_OPTIONS,
-        defaults=["I have reviewed the lines"],
+        defaults=[REVIEW_DONE],
         # Times out at the gate's deadline, so the review never outlasts the gate that follows it.
         timeout_minutes="{{ params.gate_timeout_minutes }}",
-        staged_at="{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}",
+        staged_at=STAGED_AT,
         retries=0,
     )
 
     @task(retries=0)
     def apply_review(response: dict) -> dict:
-        from include.nightly import apply_batch_decision, shelfwise_roles
+        from include.governance.roles import airflow_roles_of
+        from include.stages import nightly
 
-        dag_id, _, ds, _ = _run_facts()
-        user = (response.get("responded_by_user") or {}).get("name") or "unknown"
-        return apply_batch_decision(ds, dag_id=dag_id, choice=response["chosen_options"][0], user=user,
-                                    roles=shelfwise_roles(user), conn_factory=_erp_conn)
+        return nightly.apply_review(_run(), response, conn_factory=_erp_conn, roles_of=airflow_roles_of)
 
     @task
     def release_approved() -> dict:
-        from include.nightly import release
+        from include.stages import nightly
 
-        dag_id, run_id, ds, replay = _run_facts()
-        return release(ds, dag_id=dag_id, run_id=run_id, replay=replay, conn_factory=_erp_conn)
+        return nightly.release_approved(_run(), conn_factory=_erp_conn)
 
     @task
     def report_kpis() -> dict:
-        from include.nightly import report
+        from include.stages import nightly
 
-        dag_id, _, ds, replay = _run_facts()
-        return report(ds, dag_id=dag_id, replay=replay, conn_factory=_erp_conn)
+        return nightly.report_kpis(_run(), conn_factory=_erp_conn)
 
     prepared = prepare_erp_staging()
     master = ingest_task("master")
-    pos, ecommerce, wms, supplier, returns = (ingest_task(s) for s in ("pos", "ecommerce", "wms", "supplier", "returns"))
+    pos, ecommerce, wms, supplier, returns = (ingest_task(s) for s in SOURCES)
     chain(prepared, master, [pos, ecommerce, wms, supplier, returns])
     demand = build_demand()
     chain([pos, ecommerce, wms], demand)

@@ -10,7 +10,9 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import gc
+import json
 import logging
+from typing import Any
 
 import fsspec
 import pandas as pd
@@ -195,3 +197,64 @@ def read_range(
     if not tables:
         return pd.DataFrame()
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def write_json(obj: Any, zone: str, dataset: str, ds: str | dt.date, name: str, root: str | None = None) -> str:
+    """Write ``obj`` as ``<name>.json`` in one partition folder, beside whatever else the folder holds.
+
+    Returns:
+        The path of the written file.
+    """
+    folder = partition_path(zone, dataset, ds, root)
+    fs, local = _fs(folder)
+    fs.makedirs(local, exist_ok=True)
+    with fs.open(f"{local}/{name}.json", "w") as fh:
+        json.dump(obj, fh, indent=2, default=str)
+    return f"{folder}/{name}.json"
+
+
+def read_json_files(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> dict[str, Any]:
+    """Every ``<name>.json`` of one partition folder, keyed by name (empty when the folder is absent)."""
+    fs, local = _fs(partition_path(zone, dataset, ds, root))
+    if not fs.exists(local):
+        return {}
+    out = {}
+    for path in sorted(fs.ls(local, detail=False)):
+        if path.endswith(".json"):
+            with fs.open(path, "r") as fh:
+                out[path.rsplit("/", 1)[-1][:-5]] = json.load(fh)
+    return out
+
+
+def write_text(text: str | bytes, zone: str, dataset: str, ds: str | dt.date, name: str,
+               root: str | None = None) -> str:
+    """Write a report file (Markdown, PNG bytes...) named ``name`` in one partition folder."""
+    folder = partition_path(zone, dataset, ds, root)
+    fs, local = _fs(folder)
+    fs.makedirs(local, exist_ok=True)
+    with fs.open(f"{local}/{name}", "wb" if isinstance(text, bytes) else "w") as fh:
+        fh.write(text)
+    return f"{folder}/{name}"
+
+
+#: Columns of proposal frames that hold free-form nested values (Parquet cannot hold them across rows).
+NESTED_COLUMNS = ("explanation", "tier_reasons")
+
+
+def write_nested_partition(frame: pd.DataFrame, zone: str, dataset: str, ds: str | dt.date,
+                           root: str | None = None) -> str:
+    """:func:`write_partition` with the nested columns (:data:`NESTED_COLUMNS`) kept as JSON text."""
+    out = frame.copy()
+    for col in NESTED_COLUMNS:
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: json.dumps(v, default=str))
+    return write_partition(out, zone, dataset, ds, root)
+
+
+def read_nested_partition(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> pd.DataFrame:
+    """Read a partition written by :func:`write_nested_partition`, nested columns parsed back."""
+    frame = read_partition(zone, dataset, ds, root)
+    for col in NESTED_COLUMNS:
+        if col in frame.columns:
+            frame[col] = frame[col].map(json.loads)
+    return frame

@@ -41,30 +41,27 @@ def _policy():
     return load_policy()
 
 
+def _airflow_connection(conn_id: str):
+    """An Airflow connection from the API server's secrets backends (environment, metadata DB...)."""
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets(conn_id)
+
+
 @cache
-def _migrated_url() -> str:
-    """The ERP staging URL, migrated once per API server process."""
+def _erp_url() -> str:
+    """The ERP staging URL, resolved as the DAGs resolve it (connection ``erp_staging``, else
+    ``ERP_STAGING_URL``); a missing or broken one is an error naming what to fix. The schema is the
+    nightly's business (``prepare_erp_staging``): a request never migrates it."""
     from include.erp import db
 
-    url = db.erp_url()
-    with db.connect(url) as conn:
-        db.migrate(conn)
-    return url
+    return db.resolve_erp_url(lookup=_airflow_connection)
 
 
 def _connect():
     from include.erp import db
 
-    return db.connect(_migrated_url())
-
-
-def _airflow_roles(user: Any) -> list[str]:
-    """Role names of an Airflow user, whatever the auth manager (simple: ``role``; FAB: ``roles``)."""
-    role = getattr(user, "role", None)
-    if isinstance(role, str):
-        return [role]
-    roles = getattr(user, "roles", None) or []
-    return [getattr(r, "name", r) for r in roles if r]
+    return db.connect(_erp_url())
 
 
 async def _current_user(request: Request):
@@ -78,8 +75,9 @@ async def _current_user(request: Request):
 
 def _approver(user: Any):
     from include.erp.approvals import approver
+    from include.governance.roles import airflow_roles
 
-    return approver(user.get_name(), _airflow_roles(user), _policy())
+    return approver(user.get_name(), airflow_roles(user), _policy())
 
 
 CurrentUser = Annotated[Any, Depends(_current_user)]
@@ -95,7 +93,14 @@ class DecisionBody(BaseModel):
 
 def create_app() -> FastAPI:
     """The approvals app, mounted by the Airflow API server at ``/shelfwise``."""
+    from include.erp.db import ErpConnectionError
+
     app = FastAPI(title="Shelfwise approvals", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(ErpConnectionError)
+    async def _erp_unavailable(request: Request, exc: ErpConnectionError):
+        log.error("ERP staging unavailable: %s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):

@@ -189,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say(f"retail world for {ds} already generated ({stamp.name}); reusing it")
 
     _stop_previous(env)
-    stages_dir = Path(root) / "reports" / "stages" / f"ds={ds}"
+    stages_dir = Path(root) / "reports" / "stages" / "retail_nightly" / f"ds={ds}"
     shutil.rmtree(stages_dir, ignore_errors=True)
     log_path = Path(root).parent / "demo" / f"retail_nightly_{ds}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = proc.poll()
         if code is not None:
             break
-        stage_file = stages_dir / "stage.json"
+        stage_file = stages_dir / "stage_proposals.json"
         text = log_path.read_text(errors="replace") if stage_file.exists() else ""
         if "Waiting for Human-in-the-loop input" in text or "wait for a planner" in text:
             waiting = True
@@ -217,7 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summaries = _summaries(ds, root)
     if not waiting:
         text = log_path.read_text(errors="replace")
-        if proc.returncode != 0 or "failed" in text.rsplit("\n", 40)[-1].lower() and "report" not in summaries:
+        if proc.returncode != 0 or "failed" in text.rsplit("\n", 40)[-1].lower() and "report_kpis" not in summaries:
             _say(f"retail_nightly failed; last lines of {log_path}:")
             print("\n".join(text.splitlines()[-40:]))
             return 1
@@ -226,9 +226,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _summaries(ds, root: str) -> dict:
-    from include.nightly import read_stage_summaries
+    from include.stages.summaries import read_stage_summaries
 
-    return read_stage_summaries(ds, root)
+    return read_stage_summaries("retail_nightly", ds, root)
 
 
 def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, seconds: float) -> str:
@@ -239,7 +239,7 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
             outcomes = ", ".join(f"{c}: {v['outcome']}" for c, v in ing["contracts"].items())
             lines.append(f"  {source:<10} {ing['rows_in']:>8} in, {ing['rows_passed']:>8} passed, "
                          f"{ing['rows_quarantined']:>5} quarantined   ({outcomes})")
-    dem, fc = s.get("build_demand", {}), s.get("forecast", {})
+    dem, fc = s.get("build_demand", {}), s.get("combine_forecasts", {})
     lines.append(f"Demand: {dem.get('series', 0)} series, {dem.get('censored_days', 0)} stock-out days censored")
     lines.append(f"Forecast: {fc.get('series', 0)} series in {fc.get('shards', 0)} shard(s); models "
                  f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
@@ -253,23 +253,23 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
     lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand {an.get('by_type', {})}, "
                  f"{an.get('supplier_anomalies', 0)} supplier lead-time drift, "
                  f"{an.get('margin_anomalies', 0)} margin leakage, {an.get('return_anomalies', 0)} return spikes")
-    tier = s.get("tier", {})
+    tier = s.get("tier_proposals", {})
     lines.append("Proposals by type and risk tier:")
     for key, n in sorted(tier.get("by_type_and_tier", {}).items()):
         lines.append(f"  {key:<28} {n:>6}")
-    st = s.get("stage", {})
+    st = s.get("stage_proposals", {})
     lines.append(f"Staged in ERP: {st.get('auto_approved', 0)} lines auto-approved, "
                  f"{st.get('pending', 0)} waiting for a planner"
                  + (f", {st['kept_decided']} already decided or released and kept as they were"
                     if st.get("kept_decided") else ""))
-    if "release" in s:
-        lines.append(f"Released to the ERP: {s['release'].get('released')}")
-    if "report" in s:
-        lines.append(f"KPIs: {json.dumps(s['report']['kpis'])}")
+    if "release_approved" in s:
+        lines.append(f"Released to the ERP: {s['release_approved'].get('released')}")
+    if "report_kpis" in s:
+        lines.append(f"KPIs: {json.dumps(s['report_kpis']['kpis'])}")
     lines += ["", "Outputs:", f"  data root       {root}", f"  ERP staging     {_redact(env['ERP_STAGING_URL'])}"
               " (schema erp_staging)"]
-    if "report" in s:
-        lines.append(f"  report          {s['report']['report']}")
+    if "report_kpis" in s:
+        lines.append(f"  report          {s['report_kpis']['report']}")
     if waiting:
         lines += [
             "",
@@ -295,17 +295,22 @@ def cmd_approve(args: argparse.Namespace) -> int:
     os.environ.update(env)
     from include.erp import db
     from include.erp.staging import pending_count
-    from include.nightly import REVIEW_APPROVE_ALL, REVIEW_REJECT_ALL, apply_batch_decision, shelfwise_roles
+    from include.governance.policy import load_policy
+    from include.governance.review import apply_review
+    from include.runs import REVIEW_APPROVE_ALL, REVIEW_REJECT_ALL
 
     sys.path.insert(0, str(ROOT / "scripts"))
     import required_action
 
     choice = REVIEW_REJECT_ALL if args.reject else REVIEW_APPROVE_ALL
     role = DEMO_USERS.get(args.user, (None, "viewer"))[1]
-    run_id = required_action.awaiting_run_id("retail_nightly", args.ds)
+    try:
+        run_id = _answer_required_action(env, args.user, args.ds, choice)
+    except (required_action.AirflowApiError, RuntimeError, OSError) as exc:
+        _say(f"{args.user} (role {role}) could not answer the run's Required Action: {exc}")
+        return 1
     if run_id:
-        required_action.answer("retail_nightly", run_id, choice, user=args.user, role=role)
-        _say(f"{args.user} answered the run's Required Action: {choice!r}")
+        _say(f"{args.user} answered the Required Action of {run_id} through Airflow's REST API: {choice!r}")
         deadline = time.time() + 120
         while time.time() < deadline:
             summary = _summaries(args.ds, env["SHELFWISE_DATA_ROOT"]).get("apply_review")
@@ -313,9 +318,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
                 break
             time.sleep(2)
     else:
-        result = apply_batch_decision(args.ds, dag_id="retail_nightly", choice=choice, user=args.user,
-                                      roles=shelfwise_roles(args.user, env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]),
-                                      conn_factory=lambda: db.connect(env["ERP_STAGING_URL"]))
+        policy = load_policy()
+        result = apply_review(lambda: db.connect(env["ERP_STAGING_URL"]), "retail_nightly", args.ds, choice=choice,
+                              user=args.user, roles=policy.shelfwise_roles(role), policy=policy)
         _say(f"{args.user}: {result['decided']} pending lines decided ({choice!r})")
     with db.connect(env["ERP_STAGING_URL"]) as conn:
         left = pending_count(conn, "retail_nightly", args.ds)
@@ -335,11 +340,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
             except ChildProcessError:
                 pass
     s = _summaries(args.ds, env["SHELFWISE_DATA_ROOT"])
-    if "release" in s:
-        _say(f"released to the ERP: {s['release'].get('released')}")
-    if "report" in s:
-        _say(f"KPIs: {json.dumps(s['report']['kpis'])}")
-        _say(f"report: {s['report']['report']}  chart: {s['report']['chart']}")
+    if "release_approved" in s:
+        _say(f"released to the ERP: {s['release_approved'].get('released')}")
+    if "report_kpis" in s:
+        _say(f"KPIs: {json.dumps(s['report_kpis']['kpis'])}")
+        _say(f"report: {s['report_kpis']['report']}  chart: {s['report_kpis']['chart']}")
     return 0
 
 
@@ -353,11 +358,12 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    data_root = ROOT / "data" / "test" / "shelfwise"
-    env = environment(airflow_home=ROOT / ".airflow-test", data_root=data_root, erp_db="shelfwise_test")
+    # The same environment plain `pytest` prepares on demand (tests/conftest.py holds its one definition).
+    from tests.conftest import suite_environment
+
+    env = suite_environment()
     prepare(env)
-    # The browser test drives Debian's chromium; install it up front where it is missing (as root).
-    subprocess.call([str(VENV_BIN / "python"), str(ROOT / "scripts" / "ensure_browser.py")], cwd=ROOT)
+    # Installs nothing: the browser tests use the chromium `make browser` installed, or skip (fail under CI).
     cmd = [str(VENV_BIN / "python"), "-m", "pytest", *args.pytest_args]
     _say("running " + " ".join(cmd[2:]))
     return subprocess.call(cmd, env={**os.environ, **env, "SHELFWISE_TEST_ENV": "1"}, cwd=ROOT)
@@ -368,6 +374,51 @@ def cmd_env(args: argparse.Namespace) -> int:
     for key, value in sorted(env.items()):
         print(f"export {key}={value!r}")
     return 0
+
+
+def _answer_required_action(env: dict[str, str], user: str, ds: str, choice: str) -> str | None:
+    """Answer the demo run's Required Action as ``user`` through Airflow's REST API.
+
+    Signs in with the demo password of ``user`` (the Airflow home's simple auth manager passwords file).
+
+    Returns:
+        The id of the run answered, or ``None`` when no run of ``ds`` waits for an answer.
+
+    Raises:
+        required_action.AirflowApiError: the API refused (bad password, a role that may not answer...).
+        RuntimeError: no demo password for ``user``, or no API server could be started.
+    """
+    import required_action
+
+    passwords_file = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    passwords = json.loads(passwords_file.read_text())
+    if user not in passwords:
+        raise RuntimeError(f"no password for {user!r} in {passwords_file}; demo users: {', '.join(passwords)}")
+    with _demo_api_server(env) as base_url:
+        api = required_action.ApiSession.login(base_url, user, passwords[user])
+        run_id = required_action.awaiting_run_id(api, "retail_nightly", ds)
+        if run_id:
+            required_action.answer(api, "retail_nightly", run_id, choice)
+    return run_id
+
+
+def _demo_api_server(env: dict[str, str]):
+    """A context giving the base URL of an API server on the demo's metadata DB.
+
+    The one at ``AIRFLOW__API__BASE_URL`` when its health endpoint answers (``make airflow`` runs);
+    otherwise ``airflow api-server`` alone, started on a free loopback port for the demo's Airflow home
+    and stopped when the context ends.
+    """
+    from contextlib import nullcontext
+
+    from airflow_services import api_server, health_status
+
+    base_url = env["AIRFLOW__API__BASE_URL"].rstrip("/")
+    if health_status(base_url) == 200:
+        _say(f"answering through the Airflow API server at {base_url}")
+        return nullcontext(base_url)
+    _say(f"no Airflow API server at {base_url}: starting one on loopback for {env['AIRFLOW_HOME']}")
+    return api_server({**os.environ, **env})
 
 
 def main(argv: list[str] | None = None) -> int:

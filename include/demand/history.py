@@ -98,7 +98,11 @@ def build_demand(
 
 
 def load_demand(ds: str | dt.date, lookback_days: int, root: str | None = None) -> pd.DataFrame:
-    """Read the curated partitions of the window ending at ``ds`` and build demand."""
+    """Read the curated partitions of the window ending at ``ds`` and build demand.
+
+    Raises:
+        ValueError: when the window holds no curated sales at all, saying how to load history.
+    """
     end = as_date(ds)
     start = end - dt.timedelta(days=lookback_days - 1)
     pos = read_range("curated", "pos_sales", start, end, root)
@@ -106,4 +110,14 @@ def load_demand(ds: str | dt.date, lookback_days: int, root: str | None = None) 
     inventory = read_range("curated", "inventory_snapshot", start, end, root)
     promotions = read_partition("curated", "promotions", end, root, missing_ok=True)
     items = read_partition("curated", "items", end, root, missing_ok=True)
-    return build_demand(pos, orders, inventory, start, end, promotions, items)
+    demand = build_demand(pos, orders, inventory, start, end, promotions, items)
+    if demand.empty:
+        raise ValueError(f"no curated sales found for the {lookback_days} days up to {end}: load history first "
+                         "(python -m include.ingest history --start YYYY-MM-DD --end YYYY-MM-DD)")
+    return demand
+
+
+def demand_summary(demand: pd.DataFrame) -> dict:
+    """Series, rows, censored (stock-out) days and units of a demand frame."""
+    return {"series": int(demand["unique_id"].nunique()), "rows": int(len(demand)),
+            "censored_days": int(demand["censored"].sum()), "units": float(demand["y"].sum())}

@@ -44,6 +44,11 @@ class StageResult:
     auto_approved: int = 0
     pending: int = 0
 
+    def as_summary(self) -> dict[str, int]:
+        """The counts as a run's stage summary names them."""
+        return {"inserted": self.inserted, "updated": self.updated, "kept_decided": self.unchanged_decided,
+                "withdrawn": self.withdrawn, "auto_approved": self.auto_approved, "pending": self.pending}
+
 
 def idempotency_key(dag_id: str, ds: str | dt.date, doc_type: str, business_key: str) -> str:
     """The key that makes a proposal unique across re-runs of the same date."""
@@ -475,6 +480,17 @@ def release_approved(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *
     return counts
 
 
+def pending_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.DataFrame:
+    """The lines of a run waiting for a planner, largest value first, with explanation and tier reasons."""
+    cur = conn.execute(
+        "SELECT doc_type, line_id, risk_tier, business_key, sku, from_location, to_location, supplier_id, action,"
+        " quantity, value, tier_reasons, explanation FROM erp_staging.all_lines"
+        " WHERE dag_id=%s AND ds=%s AND status='pending_approval' ORDER BY value DESC, doc_type, line_id",
+        (dag_id, _as_date(ds)),
+    )
+    return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+
+
 def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.DataFrame:
     """Every staged line of a run, all document types."""
     cur = conn.execute(
@@ -499,3 +515,29 @@ def record_contract_runs(conn: psycopg.Connection, records: list[dict], *, dag_i
                  r["rows_in"], r["rows_passed"], r["rows_quarantined"], Jsonb(r["breaches"]), r["outcome"],
                  Jsonb(r["reasons"]), Jsonb(r["sample_keys"])),
             )
+
+
+def record_forecast_scores(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, origin: dt.date,
+                           table: pd.DataFrame) -> None:
+    """Replace a night's forecast scores per segment in ``ops.forecast_scores``, in one transaction.
+
+    Args:
+        table: one row per segment: ``segment, n_series, n_points, mase, rmsse, bias, baseline, ratio,
+            drift, reason`` (``models.forecasting.monitoring.drift_table``).
+    """
+    with conn.transaction():
+        for r in table.itertuples():
+            conn.execute(
+                "INSERT INTO ops.forecast_scores (dag_id, ds, origin, segment, n_series, n_points, mase, rmsse,"
+                " bias, baseline, ratio, drift, reason) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (dag_id, ds, segment) DO UPDATE SET origin=EXCLUDED.origin,"
+                " n_series=EXCLUDED.n_series, n_points=EXCLUDED.n_points, mase=EXCLUDED.mase,"
+                " rmsse=EXCLUDED.rmsse, bias=EXCLUDED.bias, baseline=EXCLUDED.baseline, ratio=EXCLUDED.ratio,"
+                " drift=EXCLUDED.drift, reason=EXCLUDED.reason, recorded_at=now()",
+                (dag_id, _as_date(ds), origin, r.segment, int(r.n_series), int(r.n_points), _opt_float(r.mase),
+                 _opt_float(r.rmsse), _opt_float(r.bias), _opt_float(r.baseline), _opt_float(r.ratio),
+                 bool(r.drift), r.reason))
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)

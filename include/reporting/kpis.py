@@ -186,7 +186,7 @@ def render_report(kpis: dict, summary: dict) -> str:
         lines.append(f"Forecast made on {monitor['origin']} scored per demand class (MASE): "
                      + ", ".join(f"{k} {v:.3f}" for k, v in monitor["mase"].items() if v is not None) + ".")
         lines += [f"- **drift alert** {a}" for a in monitor.get("alerts", [])] or ["No drift alert."]
-    challenger = (summary.get("forecast") or {}).get("challenger")
+    challenger = (summary.get("combine_forecasts") or {}).get("challenger")
     if challenger:
         lines.append(f"Challenger {challenger['model']} (promotion, price and event regressors) was tried on "
                      f"{challenger['tried']} series and took {challenger['taken']}.")

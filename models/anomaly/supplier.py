@@ -16,7 +16,10 @@ __all__ = [
     "DRIFT_COLUMNS",
     "STATS_COLUMNS",
     "detect_lead_time_drift",
+    "received_po_lines",
     "supplier_lead_time_stats",
+    "supplier_stats",
+    "with_fill_rate",
 ]
 
 DRIFT_COLUMNS = [
@@ -219,3 +222,48 @@ def detect_lead_time_drift(
     if not rows:
         return _empty(DRIFT_COLUMNS)
     return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+
+
+def received_po_lines(receipts: pd.DataFrame, po_history: pd.DataFrame, suppliers: pd.DataFrame) -> pd.DataFrame:
+    """Received PO lines with their order date, supplier and the supplier's promised lead time.
+
+    Args:
+        receipts: curated receipts of the window (``po_id, po_line, received_date``).
+        po_history: daily purchase-order snapshots of the window, oldest first.
+        suppliers: curated supplier master (``supplier_id, promised_lead_time_days``).
+
+    Returns:
+        ``po_id, po_line, received_date, supplier_id, order_date, promised_lead_time_days``, one row
+        per line (its first receipt); empty when either input is.
+    """
+    if receipts.empty or po_history.empty:
+        return pd.DataFrame()
+    # Snapshots are read oldest first: the last one of a line is its latest state.
+    po = po_history.drop_duplicates(["po_id", "po_line"], keep="last")
+    first = receipts.groupby(["po_id", "po_line"], as_index=False)["received_date"].min()
+    merged = first.merge(po[["po_id", "po_line", "supplier_id", "order_date"]], on=["po_id", "po_line"])
+    merged["promised_lead_time_days"] = merged["supplier_id"].map(
+        suppliers.set_index("supplier_id")["promised_lead_time_days"])
+    return merged.dropna(subset=["promised_lead_time_days"])
+
+
+def with_fill_rate(stats: pd.DataFrame, po_history: pd.DataFrame) -> pd.DataFrame:
+    """Add each supplier's fill rate: units received over units ordered on its closed PO lines."""
+    if po_history.empty:
+        return stats
+    last = po_history.sort_values("_ds", kind="stable").drop_duplicates(["po_id", "po_line"], keep="last")
+    # A line the supplier cancelled delivered nothing of what was ordered.
+    closed = last[last["status"].isin(["received", "cancelled"])]
+    if closed.empty:
+        return stats
+    sums = closed.groupby("supplier_id")[["quantity_received", "quantity_ordered"]].sum().astype(float)
+    fill = (sums["quantity_received"] / sums["quantity_ordered"]).clip(upper=1.0).rename("fill_rate")
+    if stats.empty:
+        return fill.reset_index()
+    return stats.merge(fill.reset_index(), on="supplier_id", how="left")
+
+
+def supplier_stats(received: pd.DataFrame, po_history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Lead-time statistics (:func:`supplier_lead_time_stats`) and fill rate per supplier, as of a date."""
+    stats = supplier_lead_time_stats(received, as_of=as_of) if len(received) else _empty(STATS_COLUMNS)
+    return with_fill_rate(stats, po_history)

@@ -33,7 +33,7 @@ def test_every_dag_file_has_a_dag_named_after_it(dagbag):
 
 @pytest.mark.parametrize("dag_id", ["retail_nightly"])
 def test_conventions(dagbag, dag_id):
-    dag = dagbag.get_dag(dag_id)
+    dag = dagbag.dags[dag_id]
     assert dag.tags and "shelfwise" in dag.tags
     assert dag.max_active_runs == 1, "a DAG that writes must not overlap itself"
     assert dag.catchup is False
@@ -44,7 +44,7 @@ def test_conventions(dagbag, dag_id):
 
 
 def test_contract_tasks_do_not_retry(dagbag):
-    dag = dagbag.get_dag("retail_nightly")
+    dag = dagbag.dags["retail_nightly"]
     ingest = [t for t in dag.tasks if t.task_id.startswith("ingest_")]
     assert {t.task_id for t in ingest} == {f"ingest_{s}" for s in
                                            ("master", "pos", "ecommerce", "wms", "supplier", "returns")}
@@ -52,14 +52,14 @@ def test_contract_tasks_do_not_retry(dagbag):
 
 
 def test_the_review_times_out_with_the_gate(dagbag):
-    review = dagbag.get_dag("retail_nightly").get_task("review_batch")
-    gate_task = dagbag.get_dag("retail_nightly").get_task("wait_for_approval")
+    review = dagbag.dags["retail_nightly"].get_task("review_batch")
+    gate_task = dagbag.dags["retail_nightly"].get_task("wait_for_approval")
     assert (review.timeout_minutes, review.staged_at) == (gate_task.timeout_minutes, gate_task.staged_at)
     assert review.response_timeout is None  # worked out when the task runs, from the gate's deadline
 
 
 def test_chain_order(dagbag):
-    dag = dagbag.get_dag("retail_nightly")
+    dag = dagbag.dags["retail_nightly"]
     order = ["prepare_erp_staging", "ingest_master", "ingest_pos", "build_demand", "plan_forecast_shards",
              "forecast_demand", "combine_forecasts", "detect_anomalies", "propose_decisions", "tier_proposals",
              "stage_proposals", "wait_for_approval", "release_approved", "report_kpis"]
@@ -72,7 +72,7 @@ def test_chain_order(dagbag):
 def test_gate_is_deferrable_sensor(dagbag):
     from include.erp.gate import ApprovalGateSensor
 
-    gate = dagbag.get_dag("retail_nightly").get_task("wait_for_approval")
+    gate = dagbag.dags["retail_nightly"].get_task("wait_for_approval")
     assert isinstance(gate, ApprovalGateSensor)
     assert set(gate.template_fields) >= {"replay", "timeout_minutes", "poke_interval_seconds"}
 
@@ -125,3 +125,40 @@ def test_a_malformed_contract_fails_with_file_and_line(tmp_path):
         load_contracts(tmp_path)
     line = len(good.splitlines()) + 2
     assert f"returns.yaml:{line}:" in str(err.value) and "unknown key 'ownr'" in str(err.value)
+
+
+def test_the_dag_and_the_domain_agree(dagbag):
+    """Params, review choices and the replay rule the DAG wires come from include.runs, and mean the same."""
+    from types import SimpleNamespace
+
+    import jinja2
+    from airflow.utils.types import DagRunType
+
+    from include.runs import MODES, NIGHTLY_DEFAULTS, REPLAY_TEMPLATE, REVIEW_OPTIONS, is_replay
+
+    dag = dagbag.dags["retail_nightly"]
+    assert {name: dag.params[name] for name in NIGHTLY_DEFAULTS} == NIGHTLY_DEFAULTS
+    assert dag.get_task("review_batch").options == REVIEW_OPTIONS
+    assert dag.get_task("review_batch").defaults == [REVIEW_OPTIONS[-1]]
+    assert dag.get_task("wait_for_approval").replay == REPLAY_TEMPLATE
+    for run_type in DagRunType:
+        for mode in MODES:
+            rendered = jinja2.Template(REPLAY_TEMPLATE).render(dag_run=SimpleNamespace(run_type=run_type),
+                                                               params={"mode": mode})
+            assert (rendered == "True") is is_replay(run_type, mode), (run_type, mode, rendered)
+
+
+def test_every_task_calls_its_stage_adapter(dagbag):
+    """One adapter per task, named after it, in include/stages/nightly.py."""
+    import inspect
+
+    from include.stages import nightly
+
+    dag = dagbag.dags["retail_nightly"]
+    renamed = {"needs_review": "review_text"}
+    for task in dag.tasks:
+        if not hasattr(task, "python_callable"):
+            continue  # the gate sensor and the Required Action are operators of their own
+        name = "ingest" if task.task_id.startswith("ingest_") else renamed.get(task.task_id, task.task_id)
+        assert callable(getattr(nightly, name, None)), f"no stage adapter {name} for task {task.task_id}"
+        assert f"nightly.{name}(" in inspect.getsource(task.python_callable), task.task_id

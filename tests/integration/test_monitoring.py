@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from include.erp import db
-from include.nightly import build_demand, monitor_forecasts
+from include.runs import Run
+from include.stages import nightly
+from include.stages.summaries import read_stage_summaries
 from include.storage import read_partition, write_partition
 from models.forecasting import forecast
 from tests.worlds import tiny_world
@@ -21,7 +23,7 @@ DS = dt.date(2026, 9, 30)
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> str:
     root = tiny_world(str(tmp_path_factory.mktemp("monitoring") / "shelfwise"), DS, history_through=DS)
-    build_demand(DS.isoformat(), history_days=120, root=root)
+    nightly.build_demand(_run("build_demand", params={"history_days": 120}), root=root)
     demand = read_partition("curated", "demand", DS, root)
     for weeks_back in (4, 3, 2, 1):
         origin = DS - dt.timedelta(days=7 * weeks_back)
@@ -30,6 +32,20 @@ def root(tmp_path_factory) -> str:
         write_partition(result.forecasts, "forecasts", "demand", origin, root)
         write_partition(result.series, "forecasts", "series", origin, root)
     return root
+
+
+def _run(task_id: str, dag_id: str = "retail_nightly", ds: dt.date = DS, **kwargs) -> Run:
+    return Run(dag_id=dag_id, run_id=f"test__{ds}", ds=ds.isoformat(), task_id=task_id, **kwargs)
+
+
+def monitor_forecasts(ds: str, *, dag_id: str, conn_factory, root: str) -> dict:
+    return nightly.monitor_forecasts(_run("monitor_forecasts", dag_id, dt.date.fromisoformat(ds)),
+                                     conn_factory=conn_factory, root=root)
+
+
+def forecast_shard(ds: str, shard: int, n_shards: int, *, root: str, dag_id: str = "retail_nightly") -> dict:
+    return nightly.forecast_demand(_run("forecast_demand", dag_id, dt.date.fromisoformat(ds)), shard, n_shards,
+                                   root=root)
 
 
 def _scores(dag_id: str) -> list[tuple]:
@@ -72,19 +88,18 @@ def test_first_night_has_nothing_to_score(root):
 
 
 def test_a_drifting_demand_class_is_forecast_by_the_fallback_rule(root):
-    from include.nightly import forecast_shard
-
     origin = DS - dt.timedelta(days=7)
     good = read_partition("forecasts", "demand", origin, root)
     try:
         write_partition(good.assign(mean=good["mean"] * 4 + 2), "forecasts", "demand", origin, root)
-        summary = monitor_forecasts(DS.isoformat(), dag_id=f"monitor_{uuid.uuid4().hex[:8]}",
-                                    conn_factory=None, root=root)
+        dag_id = f"monitor_{uuid.uuid4().hex[:8]}"
+        summary = monitor_forecasts(DS.isoformat(), dag_id=dag_id, conn_factory=None, root=root)
     finally:
         write_partition(good, "forecasts", "demand", origin, root)
     drifting = summary["fallback_segments"]
     assert drifting
-    forecast_shard(DS.isoformat(), 0, 1, root=root)
+    # The forecast of the same run reads the monitoring summary filed under its task id.
+    forecast_shard(DS.isoformat(), 0, 1, root=root, dag_id=dag_id)
     series = read_partition("forecasts", "series_shards/shard=0000-of-0001", DS, root)
     hit = series[series["demand_class"].isin(list(drifting))]
     assert len(hit) and (hit["model"] == "fallback_moving_average").all()
@@ -99,13 +114,11 @@ def test_a_drifting_demand_class_is_forecast_by_the_fallback_rule(root):
     assert (mine["q95"] >= mine["mean"]).all()
 
 
-def test_prophet_challenges_the_series_whose_promotions_move_demand(root, tmp_path):
-    from include.governance.policy import POLICY_FILE
-    from include.nightly import forecast_shard
-
+def test_prophet_challenges_the_series_whose_promotions_move_demand(root, tmp_path, monkeypatch):
+    from include.config import POLICY_FILE
     demand = read_partition("curated", "demand", DS, root)
     assert {"promo", "price", "event"} <= set(demand.columns) and (demand["promo"] > 0).any()
-    steady = monitor_forecasts(DS.isoformat(), dag_id="monitor_steady", conn_factory=None, root=root)
+    steady = monitor_forecasts(DS.isoformat(), dag_id="retail_nightly", conn_factory=None, root=root)
     assert not {"smooth", "erratic"} & set(steady["fallback_segments"])  # the classes prophet may take
     summary = forecast_shard(DS.isoformat(), 0, 1, root=root)
     challenger = summary["challenger"]
@@ -123,25 +136,25 @@ def test_prophet_challenges_the_series_whose_promotions_move_demand(root, tmp_pa
     # Switched off in the policy: the vectorised selection alone.
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY_FILE.read_text().replace("    enabled: true", "    enabled: false"))
-    off = forecast_shard(DS.isoformat(), 0, 1, root=root, policy_path=str(policy))
+    monkeypatch.setenv("SHELFWISE_POLICY_FILE", str(policy))
+    off = forecast_shard(DS.isoformat(), 0, 1, root=root)
     assert off["challenger"] is None and not any(m.startswith("prophet") for m in off["models"])
 
 
 def test_a_prophet_outage_keeps_the_vectorised_forecasts_and_says_so_in_the_run_summary(root, monkeypatch):
-    from include.nightly import combine_forecasts, forecast_shard, read_stage_summaries
-    from models.forecasting import heavy
+    from models.forecasting import HEAVY_MODELS, HeavyModel, HeavyModelUnavailable
 
     def no_prophet(train, future, season_length, holidays):
-        raise heavy.HeavyModelUnavailable("prophet cannot be loaded: ImportError: no cmdstan")
+        raise HeavyModelUnavailable("prophet cannot be loaded: ImportError: no cmdstan")
 
-    monkeypatch.setitem(heavy.HEAVY_MODELS, "prophet", heavy.HeavyModel(no_prophet, uses_regressors=True))
+    monkeypatch.setitem(HEAVY_MODELS, "prophet", HeavyModel(no_prophet, uses_regressors=True))
     shard = forecast_shard(DS.isoformat(), 0, 1, root=root)
     assert shard["challenger"]["taken"] == 0 and shard["fallback"] < shard["series"]
     assert shard["challenger"]["warnings"] == [
         "prophet unavailable, the vectorised selection stands for every series: "
         "prophet cannot be loaded: ImportError: no cmdstan"]
-    combine_forecasts(DS.isoformat(), [shard], root=root)
-    summary = read_stage_summaries(DS.isoformat(), root)["forecast"]
+    nightly.combine_forecasts(_run("combine_forecasts"), [shard], root=root)
+    summary = read_stage_summaries("retail_nightly", DS, root)["combine_forecasts"]
     assert summary["challenger"]["warnings"] == shard["challenger"]["warnings"]
     series = read_partition("forecasts", "series", DS, root)
     assert series["challenger_note"].dropna().str.startswith("prophet unavailable: ").all()

@@ -3,6 +3,9 @@
 Covers the approval path (planner approves some lines and rejects others while the run waits at the
 gate), a re-run of the same date (nothing duplicated, decided lines untouched), a gate timeout
 (pending lines expire and are never released) and a replay run (nothing staged for planners).
+
+The run's Required Action is answered as a user would: through Airflow's REST API, served by an
+``airflow api-server`` on the metadata DB of the ``airflow dags test`` runs (one per module).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from include.erp.staging import decide, pending_count, run_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import required_action  # noqa: E402 - scripts/ is not a package
+from airflow_services import api_server  # noqa: E402 - scripts/ is not a package
 
 from tests.worlds import clear_run_lines, tiny_world  # noqa: E402
 
@@ -36,6 +41,23 @@ DAG_ID = "retail_nightly"
 @pytest.fixture(scope="module")
 def world_root(tmp_path_factory) -> str:
     return tiny_world(str(tmp_path_factory.mktemp("nightly") / "shelfwise"), DS)
+
+
+@pytest.fixture(scope="module")
+def airflow_api(tmp_path_factory) -> Iterator[str]:
+    """Base URL of an API server on the metadata DB that ``airflow dags test`` uses (``AIRFLOW_HOME``)."""
+    with api_server(os.environ, log_path=tmp_path_factory.mktemp("api-server") / "api-server.log") as base:
+        yield base
+
+
+def _login(base: str, user: str) -> required_action.ApiSession:
+    passwords = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
+    return required_action.ApiSession.login(base, user, passwords[user])
+
+
+@pytest.fixture(scope="module")
+def planner(airflow_api) -> required_action.ApiSession:
+    return _login(airflow_api, "planner")
 
 
 def _clean(ds: dt.date) -> None:
@@ -63,31 +85,41 @@ def _finish(proc: subprocess.Popen, log_path: Path, timeout: float = 300) -> str
     return text
 
 
-def _wait_pending(proc: subprocess.Popen, ds: dt.date, log_path: Path, timeout: float = 300) -> int:
+def _wait_pending(api: required_action.ApiSession, proc: subprocess.Popen, ds: dt.date, log_path: Path,
+                  timeout: float = 300) -> int:
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
         with db.connect() as conn:
             n = pending_count(conn, DAG_ID, ds)
-        if n and required_action.awaiting_run_id(DAG_ID, ds.isoformat()):
+        if n and required_action.awaiting_run_id(api, DAG_ID, ds):
             return n
         time.sleep(1)
     os.killpg(proc.pid, 9)
     pytest.fail(f"no line reached pending_approval in {timeout} s; log {log_path}")
 
 
-def _answer_review(ds: dt.date, option: str, proc: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
-    """Answer the run's Required Action as the planner once it waits for input."""
+def _awaiting_run(api: required_action.ApiSession, ds: dt.date, proc: subprocess.Popen, log_path: Path,
+                  timeout: float = 120) -> str:
+    """The id of the run whose Required Action waits for input, once it does."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, log_path.read_text(errors="replace")[-4000:]
-        run_id = required_action.awaiting_run_id(DAG_ID, ds.isoformat())
+        run_id = required_action.awaiting_run_id(api, DAG_ID, ds)
         if run_id:
-            required_action.answer(DAG_ID, run_id, option, user="planner", role="user")
-            return
+            return run_id
         time.sleep(1)
     os.killpg(proc.pid, 9)
     pytest.fail(f"the Required Action never waited for input; log {log_path}")
+
+
+def _answer_review(api: required_action.ApiSession, ds: dt.date, option: str, proc: subprocess.Popen,
+                   log_path: Path) -> None:
+    """Answer the run's Required Action through the REST API as ``api``'s user once it waits for input."""
+    run_id = _awaiting_run(api, ds, proc, log_path)
+    response = required_action.answer(api, DAG_ID, run_id, option)
+    assert response["chosen_options"] == [option]
+    assert response["responded_by"]["name"] == api.user
 
 
 def _audit(run_ds: dt.date) -> list[tuple]:
@@ -97,11 +129,12 @@ def _audit(run_ds: dt.date) -> list[tuple]:
             " WHERE dag_id=%s AND ds=%s ORDER BY audit_id", (DAG_ID, run_ds)).fetchall()
 
 
-def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(world_root, tmp_path):
+def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(world_root, tmp_path, airflow_api,
+                                                                                planner):
     _clean(DS)
     audit_before = len(_audit(DS))
     proc = _start(world_root, DS, {"gate_poke_seconds": 1}, tmp_path / "run1.log")
-    pending = _wait_pending(proc, DS, tmp_path / "run1.log")
+    pending = _wait_pending(planner, proc, DS, tmp_path / "run1.log")
     assert pending > 0
     with db.connect() as conn:
         lines = run_lines(conn, DAG_ID, DS)
@@ -121,8 +154,13 @@ def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(w
                 by_user[row.idempotency_key] = user
     rejected = set(waiting["idempotency_key"]) - approved
     by_user.update({k: "planner" for k in rejected})
+    # An analyst (viewer) may read the Required Action but not answer it: the API says so.
+    run_id = _awaiting_run(planner, DS, proc, tmp_path / "run1.log")
+    with pytest.raises(required_action.AirflowApiError, match="as analyst: HTTP 403") as refused:
+        required_action.answer(_login(airflow_api, "analyst"), DAG_ID, run_id, "Reject all pending")
+    assert refused.value.status == 403
     # ...and the rest through the run's Required Action, as the planner.
-    _answer_review(DS, "Reject all pending", proc, tmp_path / "run1.log")
+    _answer_review(planner, DS, "Reject all pending", proc, tmp_path / "run1.log")
     _finish(proc, tmp_path / "run1.log")
 
     with db.connect() as conn:
@@ -157,13 +195,13 @@ def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(w
     assert [a for a in rerun_audit if a[1] in ("proposed", "released", "approved")] == []
 
 
-def test_gate_timeout_expires_pending_lines_and_never_releases_them(world_root, tmp_path):
+def test_gate_timeout_expires_pending_lines_and_never_releases_them(world_root, tmp_path, planner):
     ds = DS - dt.timedelta(days=1)
     _clean(ds)
     audit_before = len(_audit(ds))  # the audit log is append-only: earlier runs' entries stay
     proc = _start(world_root, ds, {"gate_poke_seconds": 1, "gate_timeout_minutes": 0.1}, tmp_path / "run.log")
     # The review closes without deciding anything; the gate then finds its deadline passed.
-    _answer_review(ds, "I have reviewed the lines", proc, tmp_path / "run.log")
+    _answer_review(planner, ds, "I have reviewed the lines", proc, tmp_path / "run.log")
     _finish(proc, tmp_path / "run.log")
     with db.connect() as conn:
         lines = run_lines(conn, DAG_ID, ds)
@@ -187,6 +225,6 @@ def test_replay_computes_everything_but_stages_nothing(world_root, tmp_path):
     replayed = read_partition("reports", "replay_proposals", ds, world_root)
     assert len(replayed) > 0
     assert set(replayed["risk_tier"]) <= {"low", "medium", "high"}
-    stages = Path(world_root) / "reports" / "stages" / f"ds={ds}"
-    assert json.loads((stages / "stage.json").read_text())["mode"] == "replay"
-    assert json.loads((stages / "release.json").read_text()) == {"mode": "replay", "released": {}}
+    stages = Path(world_root) / "reports" / "stages" / DAG_ID / f"ds={ds}"
+    assert json.loads((stages / "stage_proposals.json").read_text())["mode"] == "replay"
+    assert json.loads((stages / "release_approved.json").read_text()) == {"mode": "replay", "released": {}}

@@ -190,7 +190,7 @@ def test_render_report_lists_kpis(kpis):
 def test_render_report_says_what_the_forecast_challenger_did_and_when_it_was_down(kpis):
     challenger = {"model": "prophet", "tried": 50, "taken": 0, "warnings": ["prophet unavailable, the vectorised "
                   "selection stands for every series: no cmdstan"], "decisions": ["pooled backtest MASE ...: kept"]}
-    text = render_report(kpis, {"forecast": {"challenger": challenger}})
+    text = render_report(kpis, {"combine_forecasts": {"challenger": challenger}})
     assert "Challenger prophet (promotion, price and event regressors) was tried on 50 series and took 0." in text
     assert "- pooled backtest MASE ...: kept" in text
     assert "- **challenger down** prophet unavailable, the vectorised selection stands" in text

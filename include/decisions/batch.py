@@ -1,0 +1,59 @@
+"""The nightly's decisions in one batch: replenishment, rebalancing transfers and PO exceptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from include.decisions.propose import propose_po_exceptions, propose_rebalancing, propose_replenishment
+
+#: Curated master and state partitions the batch reads, as of the run's date.
+INPUTS = ("inventory_snapshot", "purchase_orders", "items", "locations", "suppliers")
+OPEN_PO_STATUSES = ("open", "partial")
+
+
+def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mapping[str, pd.DataFrame],
+                  supplier_stats: pd.DataFrame, day: dt.date, *,
+                  anomalies: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every proposal of the night, explained, one row per line.
+
+    Args:
+        forecasts: the night's forecasts per series and day, with quantiles.
+        series: the night's series table (model, fallback, backtest error).
+        curated: the partitions named in :data:`INPUTS`, as of ``day``.
+        supplier_stats: lead-time statistics and fill rate per supplier.
+        day: the run's logical date.
+        anomalies: today's demand anomalies (lines involving one say so).
+
+    Returns:
+        The proposals of all three document types (``doc_type`` tells them apart).
+    """
+    pos = curated["purchase_orders"]
+    open_pos = pos[pos["status"].isin(OPEN_PO_STATUSES)] if len(pos) else pos
+    inventory, items = curated["inventory_snapshot"], curated["items"]
+    locations, suppliers = curated["locations"], curated["suppliers"]
+    parts = [
+        propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, supplier_stats,
+                              day, anomalies=anomalies),
+        propose_rebalancing(forecasts, inventory, items, locations, day),
+        propose_po_exceptions(open_pos, supplier_stats, suppliers, inventory, series, locations, day),
+    ]
+    found = [p for p in parts if len(p)]
+    return pd.concat(found, ignore_index=True) if found else parts[0]
+
+
+def batch_summary(proposals: pd.DataFrame) -> dict[str, Any]:
+    """Proposals in all and by document type."""
+    return {"proposals": int(len(proposals)),
+            "by_type": proposals["doc_type"].value_counts().to_dict() if len(proposals) else {}}
+
+
+def tier_summary(tiered: pd.DataFrame) -> dict[str, Any]:
+    """Tiered proposals by ``doc_type/tier``, and how many auto-approve or need a planner."""
+    counts = tiered.groupby(["doc_type", "risk_tier"]).size() if len(tiered) else pd.Series(dtype=int)
+    return {"by_type_and_tier": {f"{d}/{t}": int(n) for (d, t), n in counts.items()},
+            "auto_approve": int(tiered["auto_approve"].sum()) if len(tiered) else 0,
+            "needs_planner": int((~tiered["auto_approve"]).sum()) if len(tiered) else 0}

@@ -1,0 +1,33 @@
+"""What ingesting one source came to: every contract's result, whether an extract blocked, the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ingest_results(source: str, ds: str, root: str | None = None) -> tuple[list, Exception | None]:
+    """Ingest and validate every extract of ``source`` for ``ds``.
+
+    Returns:
+        ``(results, blocked)``: one ``ContractResult`` per contract, and the ``ContractViolation`` to
+        raise once the results are recorded (None when no extract blocked).
+    """
+    from include.contracts.validate import ContractViolation
+    from include.ingest.pipeline import ingest_source
+
+    try:
+        return ingest_source(source, ds, root=root), None
+    except ContractViolation as exc:
+        return exc.all_results, exc
+
+
+def source_summary(source: str, results: list) -> dict[str, Any]:
+    """Rows in, passed and quarantined per contract and in all, with each contract's outcome."""
+    return {
+        "source": source,
+        "contracts": {r.contract_id: {"outcome": r.outcome, "rows_in": r.rows_in, "rows_passed": r.rows_passed,
+                                      "rows_quarantined": r.rows_quarantined} for r in results},
+        "rows_in": sum(r.rows_in for r in results),
+        "rows_passed": sum(r.rows_passed for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+    }

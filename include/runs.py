@@ -1,0 +1,76 @@
+"""What a workflow's DAG file needs at parse time, and what a task knows about its run.
+
+This module is the light wiring between the thin DAG files and the stage adapters: the batch review's
+choices, the one rule that says whether a run is a replay, the parameter defaults that the DAG's
+``Param``s and the adapters share, and :class:`Run`, the facts of the running task. It imports
+nothing heavy (no pandas, no database driver), so a DAG file may import it at module level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Choices of a workflow's batch review (the Required Action before its approval gate).
+REVIEW_APPROVE_ALL = "Approve all pending"
+REVIEW_REJECT_ALL = "Reject all pending"
+REVIEW_DONE = "I have reviewed the lines"
+REVIEW_OPTIONS = [REVIEW_APPROVE_ALL, REVIEW_REJECT_ALL, REVIEW_DONE]
+
+#: Run modes of the ``mode`` param: ``replay`` computes everything and stages nothing for people.
+MODES = ("live", "replay")
+
+#: The same rule as :func:`is_replay`, for templated operator fields (the gate sensor).
+REPLAY_TEMPLATE = "{{ dag_run.run_type == 'backfill' or params.mode == 'replay' }}"
+
+#: Defaults of the nightly's params; the DAG's ``Param``s and the adapters both read them from here.
+NIGHTLY_DEFAULTS: dict[str, Any] = {"mode": "live", "history_days": 365, "horizon": 28, "shard_size": 5000}
+
+
+def is_replay(run_type: object, mode: str | None) -> bool:
+    """Whether a run computes everything but stages nothing for planners and releases nothing.
+
+    Args:
+        run_type: the DAG run's type (an Airflow ``DagRunType`` or its string value).
+        mode: the run's ``mode`` param.
+
+    Returns:
+        True for a backfill run and for any run with ``mode=replay``.
+    """
+    value = getattr(run_type, "value", run_type)
+    return str(value) == "backfill" or mode == "replay"
+
+
+@dataclass(frozen=True)
+class Run:
+    """The facts of the running task that every stage adapter needs.
+
+    Attributes:
+        dag_id: the workflow.
+        run_id: the DAG run.
+        ds: the logical date, ``YYYY-MM-DD``.
+        task_id: the task; its stage summary is filed under this name.
+        replay: see :func:`is_replay`.
+        params: the run's params (defaults filled in by Airflow).
+    """
+
+    dag_id: str
+    run_id: str
+    ds: str
+    task_id: str
+    replay: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_context(cls, context: Any) -> Run:
+        """Build from an Airflow task context (``get_current_context()``)."""
+        run = context["dag_run"]
+        params = dict(context.get("params") or {})
+        return cls(dag_id=context["dag"].dag_id, run_id=run.run_id, ds=context["ds"],
+                   task_id=context["ti"].task_id, replay=is_replay(run.run_type, params.get("mode")),
+                   params=params)
+
+    def param(self, name: str, defaults: dict[str, Any] = NIGHTLY_DEFAULTS) -> Any:
+        """A param of the run, else its default."""
+        value = self.params.get(name)
+        return defaults[name] if value is None else value
