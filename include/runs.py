@@ -8,6 +8,7 @@ nothing heavy (no pandas, no database driver), so a DAG file may import it at mo
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class Run:
         task_id: the task; its stage summary is filed under this name.
         replay: see :func:`is_replay`.
         params: the run's params (defaults filled in by Airflow).
+        started: ``time.monotonic()`` when the task began (the stage's seconds count from it).
     """
 
     dag_id: str
@@ -60,6 +62,7 @@ class Run:
     task_id: str
     replay: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic, compare=False)
 
     @classmethod
     def from_context(cls, context: Any) -> Run:

@@ -266,6 +266,13 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
         lines.append(f"Released to the ERP: {s['release_approved'].get('released')}")
     if "report_kpis" in s:
         lines.append(f"KPIs: {json.dumps(s['report_kpis']['kpis'])}")
+    from include.stages.summaries import read_stage_metrics
+
+    metrics = read_stage_metrics("retail_nightly", ds, root)
+    if metrics:
+        slowest = sorted(metrics.items(), key=lambda item: -item[1]["seconds"])[:5]
+        lines.append("Slowest stages: " + ", ".join(f"{name} {m['seconds']:.1f} s" for name, m in slowest)
+                     + f"; peak memory {max(m['peak_rss_mb'] for m in metrics.values()):,.0f} MB")
     lines += ["", "Outputs:", f"  data root       {root}", f"  ERP staging     {_redact(env['ERP_STAGING_URL'])}"
               " (schema erp_staging)"]
     if "report_kpis" in s:

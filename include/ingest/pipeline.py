@@ -37,6 +37,7 @@ from include.ingest.parse import (
     landing_file,
     parse_extracts,
 )
+from include.progress import Progress
 from include.storage import PART_FILE, read_partition, write_partition
 
 log = logging.getLogger(__name__)
@@ -246,13 +247,14 @@ def load_history(
     refs = reference_values(contracts, end_d.isoformat(), root)
     days = [start_d + dt.timedelta(days=i) for i in range((end_d - start_d).days + 1)]
     counts: dict[str, int] = {}
-    for contract in contracts.values():
-        if contract.source == MASTER_SOURCE:
-            continue
+    transactional = [c for c in contracts.values() if c.source != MASTER_SOURCE]
+    progress = Progress(f"history load {start_d}..{end_d}", len(transactional))
+    for contract in transactional:
         files = [(landing_file(root, contract, d.isoformat()), d.isoformat()) for d in days]
         files = [(path, d) for path, d in files if file_exists(path)]
         if not files:
             counts[contract.id] = 0
+            progress.step()
             continue
         merged = parse_extracts(contract, files)
         result, curated, quarantine = validate_extract(contract, merged, end_d.isoformat(), refs)
@@ -264,4 +266,5 @@ def load_history(
             write_partition(good_by_day.get(stamp, curated.iloc[0:0]), "curated", contract.id, day, root)
             write_partition(bad_by_day.get(stamp, quarantine.iloc[0:0]), "quarantine", contract.id, day, root)
         counts[contract.id] = len(curated)
+        progress.step(result.rows_in)
     return counts

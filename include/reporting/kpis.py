@@ -172,8 +172,14 @@ def render_chart(trend: pd.DataFrame, kpis: dict, path: str) -> str:
     return path
 
 
-def render_report(kpis: dict, summary: dict) -> str:
-    """A short Markdown report of the night."""
+def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]] | None = None) -> str:
+    """A short Markdown report of the night.
+
+    Args:
+        kpis: the night's KPIs.
+        summary: the stage summaries, by task id.
+        metrics: seconds and peak memory per stage, by task id (a table of them when given).
+    """
     lines = [f"# Shelfwise nightly report, {kpis['ds']}", "", "| KPI | value |", "| --- | --- |"]
     for key in ("stockout_rate_7d", "fill_rate", "inventory_turns", "forecast_wape", "forecast_bias",
                 "fulfilment_cost", "fulfilment_cost_per_unit", "units_sold", "lost_sales_units_est"):
@@ -192,5 +198,15 @@ def render_report(kpis: dict, summary: dict) -> str:
                      f"{challenger['tried']} series and took {challenger['taken']}.")
         lines += [f"- {d}" for d in challenger.get("decisions", [])]
         lines += [f"- **challenger down** {w}" for w in challenger.get("warnings", [])]
+    lines += stage_table(metrics or {})
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def stage_table(metrics: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown lines: each stage's seconds and peak memory, slowest first."""
+    if not metrics:
+        return []
+    rows = sorted(metrics.items(), key=lambda item: -item[1].get("seconds", 0.0))
+    return ["", "## Stages", "", "| stage | seconds | peak memory (MB) |", "| --- | ---: | ---: |",
+            *[f"| {name} | {m.get('seconds', 0):,.1f} | {m.get('peak_rss_mb', 0):,.0f} |" for name, m in rows]]

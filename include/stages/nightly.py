@@ -13,7 +13,7 @@ from typing import Any
 
 from include.config import as_date
 from include.runs import Run
-from include.stages.summaries import read_stage_summaries, record
+from include.stages.summaries import read_stage_metrics, read_stage_summaries, record, record_metrics
 from include.storage import (
     partition_exists,
     read_nested_partition,
@@ -89,6 +89,7 @@ def forecast_demand(run: Run, shard: int, n_shards: int, *, root: str | None = N
     name = f"shard={shard:04d}-of-{n_shards:04d}"
     write_partition(result.forecasts, "forecasts", f"shards/{name}", run.ds, root)
     write_partition(result.series, "forecasts", f"series_shards/{name}", run.ds, root)
+    record_metrics(run, f"forecast_demand_{name}", root)
     return shard_summary(shard, result, challenger)
 
 
@@ -260,8 +261,8 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
     kpis = compute_kpis(day, demand, curated["inventory_snapshot"], curated["items"], curated["ecommerce_orders"],
                         step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
                         load_policy().costs)
-    return record(run, publish_report(kpis, demand, read_stage_summaries(run.dag_id, run.ds, root), run.ds, root),
-                  root)
+    return record(run, publish_report(kpis, demand, read_stage_summaries(run.dag_id, run.ds, root), run.ds, root,
+                                      metrics=read_stage_metrics(run.dag_id, run.ds, root)), root)
 
 
 def _curated_for_kpis(ds: str, root: str | None) -> dict[str, Any]:

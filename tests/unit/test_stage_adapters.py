@@ -41,3 +41,39 @@ def test_no_parse_of_the_auth_manager_users_setting():
     hits = [str(p.relative_to(ROOT)) for folder in ("include", "plugins") for p in (ROOT / folder).rglob("*.py")
             if "SIMPLE_AUTH_MANAGER_USERS" in p.read_text()]
     assert hits == []
+
+
+def test_every_recorded_stage_files_its_seconds_and_peak_memory(tmp_path):
+    from include.runs import Run
+    from include.stages.summaries import read_stage_metrics, read_stage_summaries, record
+
+    run = Run(dag_id="retail_nightly", run_id="r1", ds="2026-11-27", task_id="tier_proposals", started=0.0)
+    assert record(run, {"proposals": 3}, str(tmp_path)) == {"proposals": 3}
+    assert read_stage_summaries("retail_nightly", "2026-11-27", str(tmp_path)) == {"tier_proposals": {"proposals": 3}}
+    metrics = read_stage_metrics("retail_nightly", "2026-11-27", str(tmp_path))["tier_proposals"]
+    assert metrics["seconds"] > 0 and metrics["peak_rss_mb"] > 50  # a Python process with pandas loaded
+
+
+def test_progress_is_logged_at_a_steady_cadence_and_at_the_end(caplog):
+    import logging
+
+    from include.progress import Progress
+
+    now = [0.0]
+    progress = Progress("history load", 4, every_s=30, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="include.progress"):
+        for t, rows in ((10, 100), (31, 200), (40, 300), (45, 400)):
+            now[0] = t
+            progress.step(rows)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2  # at 31 s (cadence) and at the last step
+    assert lines[0].startswith("history load: 2/4 done, 300 rows in 31.0 s (10 rows/s), RSS ")
+    assert lines[1].startswith("history load: 4/4 done, 1,000 rows in 45.0 s (22 rows/s), RSS ")
+
+
+def test_the_report_lists_stages_slowest_first():
+    from include.reporting.kpis import stage_table
+
+    table = stage_table({"build_demand": {"seconds": 5.0, "peak_rss_mb": 900.0},
+                         "combine_forecasts": {"seconds": 12.5, "peak_rss_mb": 1200.0}})
+    assert table[-2:] == ["| combine_forecasts | 12.5 | 1,200 |", "| build_demand | 5.0 | 900 |"]
