@@ -5,8 +5,8 @@ owner, description, schema with logical types, required, primary key, allowed va
 patterns, relationships to master data, and a ``quality`` list of extract-level rules with a severity:
 freshness, row count, volume against the trailing median, duplicate keys, share of quarantined rows).
 Loading is strict: an unknown key or a wrong type (``"5"`` for a number, ``true`` for a count) is a
-:class:`ContractError` naming the file, line and field, so a typo fails the DAG parse test instead of
-silently switching a rule off. Each rule's parameters and their defaults are declared once, on its model.
+:class:`ContractError` naming the file, line and field (worded by :mod:`include.yaml_errors`, as the
+policy's are), so a typo fails the DAG parse test instead of silently switching a rule off. Each rule's parameters and their defaults are declared once, on its model.
 """
 
 from __future__ import annotations
@@ -16,21 +16,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from include.config import CONTRACTS_DIR
-from include.contracts.errors import ContractError, contract_error, duplicate_key, line_of, problem
+from include.yaml_errors import line_of, problem, read_yaml, validate
 
 __all__ = [
     "FORMATS", "LOGICAL_TYPES", "MASTER_SOURCE", "QUALITY_RULES", "SEVERITIES", "Column", "Contract",
@@ -54,6 +52,10 @@ API_VERSIONS: tuple[str, ...] = get_args(ApiVersion)
 T = TypeVar("T")
 
 
+class ContractError(ValueError):
+    """A contract file that cannot be used; the message names the file, line and field."""
+
+
 def _sequence(value: Any) -> Any:
     # A YAML sequence loads as a list; the models hold tuples, and strict mode takes only a tuple.
     return tuple(value) if isinstance(value, list) else value
@@ -67,17 +69,6 @@ class _Strict(BaseModel):
     """No coercion, no unknown keys, immutable once loaded."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        # Before pydantic's own check, to name the keys that are allowed (the fix of a typo is among them).
-        if isinstance(data, dict):
-            allowed = sorted(field.alias or name for name, field in cls.model_fields.items())
-            for key in data:
-                if key not in allowed:
-                    raise problem("unknown_key", f"unknown key {key!r} (allowed: {', '.join(allowed)})", (key,))
-        return data
 
 
 class Reference(NamedTuple):
@@ -356,29 +347,13 @@ def load_contract(path: str | Path) -> Contract:
     Raises:
         ContractError: naming the file, line and field of each problem found.
     """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ContractError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
-    if not isinstance(data, dict) or root is None:
-        raise ContractError(f"{path}:1: a contract must be a mapping")
-    duplicate = duplicate_key(path, root)
-    if duplicate is not None:
-        raise duplicate
-    try:
-        contract = Contract.model_validate(data, context={"file_stem": path.stem})
-    except ValidationError as exc:
-        raise contract_error(path, root, exc) from exc
-    contract._path = str(path)
+    file = read_yaml(path, ContractError, "a contract")
+    contract = validate(Contract, file, ContractError, file_stem=file.path.stem)
+    contract._path = str(file.path)
     for index, col in enumerate(contract.columns):
-        col._line = line_of(root, ("schema", index, "references") if col.references else ("schema", index))
+        col._line = line_of(file.root, ("schema", index, *(("references",) if col.references else ())))
     for index, rule in enumerate(contract.quality):
-        rule._line = line_of(root, ("quality", index))
+        rule._line = line_of(file.root, ("quality", index))
     return contract
 
 

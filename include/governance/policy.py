@@ -2,18 +2,18 @@
 
 The file is meant to be read and edited by planners, so loading is strict: the file is validated by
 the pydantic models below (unknown keys refused at every level, no coercion of ``"5"`` or ``true``
-into numbers) and every problem is reported as ``<file>:<line>: <field path>: <problem>``. Each
-default lives once, as the default of its model field.
+into numbers) and every problem is reported as ``<file>:<line>: <field path>: <problem>``, in the
+words of the data contracts (:mod:`include.yaml_errors`). Each default lives once, as the default of its
+model field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_type_hints
 
 import pandas as pd
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,14 +23,14 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
     with_config,
 )
-from typing_extensions import TypedDict, is_typeddict
+from typing_extensions import TypedDict
 
 from include.config import policy_file
+from include.yaml_errors import problem, read_yaml, validate
 
 Tier = Literal["low", "medium", "high"]
 DocType = Literal["replenishment", "transfer", "po_exception"]
@@ -43,17 +43,9 @@ class PolicyError(ValueError):
     """The policy file cannot be used; the message names the file, the line and the field."""
 
 
-class _Invalid(ValueError):
-    """A cross-field problem found by a model's own check, at ``loc`` below that model."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
 def _fraction(value: float) -> float:
     if not 0 <= value < 1:
-        raise ValueError(f"must be in [0, 1), got {value!r}")
+        raise problem("fraction", f"must be in [0, 1), got {value!r}")
     return value
 
 
@@ -115,7 +107,7 @@ class RuleSpec(_Strict):
     @classmethod
     def _names_a_condition(cls, when: Conditions) -> Conditions:
         if not when:
-            raise ValueError("must name at least one condition")
+            raise problem("when", "must name at least one condition")
         return when
 
 
@@ -190,12 +182,13 @@ class PolicyFile(_Strict):
     def _deciders_and_roles_agree(self) -> PolicyFile:
         for tier in TIERS:
             if tier not in self.auto_approve_tiers and not self.deciders.get(tier):
-                raise _Invalid(("deciders", tier), "a tier that is not auto-approved needs at least one role")
+                raise problem("deciders", "a tier that is not auto-approved needs at least one role",
+                              ("deciders", tier))
         named = sorted({role for names in self.deciders.values() for role in names})
         for airflow_role, role in self.roles.items():
             if role not in named:
-                raise _Invalid(("roles", airflow_role),
-                               f"{role!r} is not a role named in deciders ({', '.join(named)})")
+                raise problem("roles", f"{role!r} is not a role named in deciders ({', '.join(named)})",
+                              ("roles", airflow_role))
         return self
 
 
@@ -292,149 +285,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
         PolicyError: naming the file, and the line and field path of every problem found.
     """
     path = Path(path) if path is not None else policy_file()
-    try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot be read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise PolicyError(f"{where}: cannot be read: {exc}") from exc
-    duplicate = _duplicate_key(root, ())
-    if duplicate is not None:
-        raise PolicyError(f"{path}:{duplicate[0]}: {_field(duplicate[1])}: duplicate key")
-    try:
-        doc = PolicyFile.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(_report(path, root, exc, PolicyFile)) from exc
+    doc = validate(PolicyFile, read_yaml(path, PolicyError, "the policy"), PolicyError)
     return Policy.from_file(doc, path)
-
-
-def _report(path: Path, root: yaml.Node | None, exc: ValidationError, model: type[BaseModel]) -> str:
-    """One ``<file>:<line>: <field>: <problem>`` line per error, in file order."""
-    problems = sorted((_line(root, loc), _field(loc), message)
-                      for loc, message in (_problem(e, model) for e in exc.errors(include_url=False)))
-    return "\n".join(f"{path}:{line}: {name}: {message}" if name else f"{path}:{line}: the policy {message}"
-                     for line, name, message in problems)
-
-
-_EXPECTED = {
-    "float_type": "a number", "int_type": "a whole number", "bool_type": "true or false", "string_type": "a string",
-    "tuple_type": "a list", "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
-    "finite_number": "a finite number",
-}
-
-
-def _problem(error: dict[str, Any], model: type[BaseModel]) -> tuple[tuple[str | int, ...], str]:
-    """The location and the planner-readable text of one pydantic error of ``model``."""
-    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
-    got = _shown(error.get("input"))
-    if kind == "value_error":
-        cause = ctx["error"]
-        return loc + getattr(cause, "loc", ()), str(cause)
-    if kind == "extra_forbidden":
-        return loc, f"unknown key (known: {', '.join(_known_keys(model, loc[:-1]))})"
-    if kind == "missing":
-        return loc, "is required"
-    if kind == "literal_error":
-        return loc, f"must be one of {', '.join(map(str, get_args(_type_at(model, loc))))}, got {got}"
-    if kind in _EXPECTED:
-        return loc, f"must be {_EXPECTED[kind]}, got {got}"
-    if kind == "greater_than":
-        bound = "a positive number" if ctx["gt"] == 0 else f"greater than {ctx['gt']}"
-        return loc, f"must be {bound}, got {got}"
-    if kind == "greater_than_equal":
-        return loc, f"must be at least {ctx['ge']}, got {got}"
-    if kind == "too_short":
-        return loc, "must not be empty"
-    return loc, f"{error['msg']}, got {got}"
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
-def _unwrap(tp: Any) -> Any:
-    while get_origin(tp) is Annotated:
-        tp = get_args(tp)[0]
-    return tp
-
-
-def _type_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> Any:
-    """The type ``model`` expects at ``loc``, a pydantic error location."""
-    if loc[-1:] == ("[key]",):  # a mapping's key: pydantic puts the key's value before the marker
-        return _unwrap(get_args(_type_at(model, loc[:-2]))[0])
-    tp: Any = model
-    for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            tp = tp.model_fields[part].annotation
-        elif is_typeddict(tp):
-            tp = get_type_hints(tp)[part]
-        elif get_origin(tp) is dict:
-            tp = get_args(tp)[1]
-        elif get_origin(tp) is tuple:
-            tp = get_args(tp)[0]
-    return _unwrap(tp)
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    tp = _type_at(model, loc)
-    return sorted(tp.model_fields if isinstance(tp, type) and issubclass(tp, BaseModel) else get_type_hints(tp))
-
-
-def _field(loc: tuple[str | int, ...]) -> str:
-    """``rules[0].when.value_above`` for ``("rules", 0, "when", "value_above")``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part != "[key]":
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
-    """The 1-based line of ``loc`` in the file: its key's, or the nearest enclosing one's if it is absent."""
-    if root is None:
-        return 1
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and part != "[key]":
-            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        elif part != "[key]":
-            break
-    return line
-
-
-def _duplicate_key(node: yaml.Node | None, loc: tuple[str | int, ...]) -> tuple[int, tuple[str | int, ...]] | None:
-    """The line and location of the first key given twice (YAML would silently keep the last)."""
-    if isinstance(node, yaml.SequenceNode):
-        children = [((*loc, i), item) for i, item in enumerate(node.value)]
-    elif isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        children = []
-        for key, value in node.value:
-            if key.value in seen:
-                return key.start_mark.line + 1, (*loc, key.value)
-            seen.add(key.value)
-            children.append(((*loc, key.value), value))
-    else:
-        return None
-    for child_loc, child in children:
-        found = _duplicate_key(child, child_loc)
-        if found is not None:
-            return found
-    return None
 
 
 def _matches(rule: Rule, line: dict[str, Any]) -> bool:

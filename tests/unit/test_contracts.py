@@ -228,6 +228,8 @@ _COLUMN_KEYS = "allowed_values, description, max, max_length, min, name, pattern
         # yaml.safe_load would keep the last of two values silently.
         pytest.param("    min: 0\n    max: 100\n", "    min: 0\n    max: 100\n    min: 1\n", "min: 1",
                      "schema[3]: duplicate key 'min'", id="duplicate-key"),
+        pytest.param("owner: logistics\n", "owner: logistics\nowner: planning\n", "owner: planning",
+                     "duplicate key 'owner'", id="duplicate-top-level-key"),
     ],
 )
 def test_broken_contract_names_file_line_and_field(tmp_path, old, new, marker, message):
@@ -241,22 +243,60 @@ def test_broken_contract_names_file_line_and_field(tmp_path, old, new, marker, m
     assert str(caught.value) == f"{path}:{_line_of(text, marker)}: {message}"
 
 
-def test_every_problem_of_a_file_is_reported_in_file_order(tmp_path):
-    text = (BASE.replace("version: 2.1.0\n", "version: 2\n")
-            .replace("column: location_id}", "col: location_id}")
-            .replace("    min_rows: 1\n", "    min_rows: true\n"))
+@pytest.mark.parametrize(
+    ("edits", "problems"),
+    [
+        pytest.param([("version: 2.1.0\n", "version: 2\n"), ("column: location_id}", "col: location_id}"),
+                      ("    min_rows: 1\n", "    min_rows: true\n")],
+                     [("version: 2", "version: must be a string, got 2"),
+                      ("references:", "schema[1].references: missing required key 'column'"),
+                      ("references:", "schema[1].references: unknown key 'col' (allowed: column, contract)"),
+                      ("min_rows: true", "quality[1].min_rows: must be a whole number, got True")],
+                     id="across-the-file"),
+        # Every unknown key of a mapping, and its other problems too: not only the first.
+        pytest.param([("    min: 0\n    max: 100\n", "    min: '0'\n    maximum: 100\n    colour: red\n")],
+                     [("min: '0'", "schema[3].min: must be a number, got '0'"),
+                      ("maximum: 100", f"schema[3]: unknown key 'maximum' (allowed: {_COLUMN_KEYS})"),
+                      ("colour: red", f"schema[3]: unknown key 'colour' (allowed: {_COLUMN_KEYS})")],
+                     id="in-one-mapping"),
+    ],
+)
+def test_every_problem_of_a_file_is_reported_in_file_order(tmp_path, edits, problems):
+    text = BASE
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
     path = _write(tmp_path, text)
 
     with pytest.raises(ContractError) as caught:
         load_contract(path)
 
-    refs = _line_of(text, "references:")
-    assert str(caught.value).splitlines() == [
-        f"{path}:{_line_of(text, 'version: 2')}: version: must be a string, got 2",
-        f"{path}:{refs}: schema[1].references: missing required key 'column'",
-        f"{path}:{refs}: schema[1].references: unknown key 'col'",
-        f"{path}:{_line_of(text, 'min_rows: true')}: quality[1].min_rows: must be a whole number, got True",
-    ]
+    assert str(caught.value).splitlines() == [f"{path}:{_line_of(text, marker)}: {message}"
+                                              for marker, message in problems]
+
+
+_LATIN_1 = BASE.replace("Shipments per store.", "Envíos por tienda.")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("- kind: DataContract\n", "{path}:1: a contract must be a mapping, got a list", id="a-list"),
+        pytest.param("# nothing yet\n", "{path}:1: a contract must be a mapping, got None", id="empty"),
+        pytest.param(_LATIN_1.encode("latin-1"), "{path}: cannot be read: 'utf-8' codec can't decode byte 0xed in "
+                     f"position {_LATIN_1.index('í')}: invalid continuation byte", id="not-utf-8"),
+        pytest.param(None, "{path}: cannot be read: [Errno 2] No such file or directory: '{path}'", id="missing"),
+    ],
+)
+def test_a_file_that_is_not_a_readable_mapping_is_a_contract_error(tmp_path, content, message):
+    path = tmp_path / "shipments.yaml"
+    if content is not None:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    with pytest.raises(ContractError) as caught:
+        load_contract(path)
+
+    assert str(caught.value) == message.format(path=path)
 
 
 def test_missing_required_key_points_at_line_one(tmp_path):

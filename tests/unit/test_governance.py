@@ -189,17 +189,19 @@ def _set(path: list, value):
     ("mutate", "anchor", "message"),
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
-                     "reviewers: unknown key (known: auto_approve_tiers, costs, deciders, forecasting, gate, "
+                     "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, forecasting, gate, "
                      "monitoring, roles, rules, version)", id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
-                     "gate.retries: unknown key (known: poke_interval_seconds, timeout_hours)", id="unknown-gate-key"),
+                     "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
+                     id="unknown-gate-key"),
         pytest.param(_set(["rules", 0, "tier"], "critical"), "tier: critical",
                      "rules[0].tier: must be one of low, medium, high, got 'critical'", id="bad-tier"),
         pytest.param(_set(["auto_approve_tiers"], ["none"]), "- none",
                      "auto_approve_tiers[0]: must be one of low, medium, high, got 'none'", id="bad-auto-tier"),
         pytest.param(_set(["rules", 2, "when"], {"quantity_vs_usal_above": 3.0}), "quantity_vs_usal_above:",
-                     "rules[2].when.quantity_vs_usal_above: unknown key (known: action_in, anomaly, fallback_used, "
-                     "forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, value_above)",
+                     "rules[2].when: unknown key 'quantity_vs_usal_above' (allowed: action_in, anomaly, "
+                     "fallback_used, forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, "
+                     "value_above)",
                      id="unknown-condition"),
         pytest.param(_set(["rules", 0, "when"], {"value_above": "5k"}), "value_above: 5k",
                      "rules[0].when.value_above: must be a number, got '5k'", id="wrong-condition-type"),
@@ -211,14 +213,14 @@ def _set(path: list, value):
         pytest.param(_set(["rules", 1, "when"], {}), "when: {}",
                      "rules[1].when: must name at least one condition", id="empty-when"),
         pytest.param(_set(["rules", 1, "priority"], 1), "priority:",
-                     "rules[1].priority: unknown key (known: doc_types, name, tier, when)", id="extra-rule-key"),
+                     "rules[1]: unknown key 'priority' (allowed: doc_types, name, tier, when)", id="extra-rule-key"),
         pytest.param(_set(["deciders", "high"], []), "high: []",
                      "deciders.high: a tier that is not auto-approved needs at least one role",
                      id="tier-without-deciders"),
         pytest.param(_set(["roles", "user"], "buyer"), "user: buyer",
                      "roles.user: 'buyer' is not a role named in deciders (admin, manager, planner)",
                      id="role-maps-to-unknown-shelfwise-role"),
-        pytest.param(_set(["roles"], ["planner"]), "roles:", "roles: must be a mapping, got ['planner']",
+        pytest.param(_set(["roles"], ["planner"]), "roles:", "roles: must be a mapping, got a list",
                      id="roles-not-a-mapping"),
         pytest.param(_set(["gate", "timeout_hours"], 0), "timeout_hours: 0",
                      "gate.timeout_hours: must be a positive number, got 0", id="zero-timeout"),
@@ -237,22 +239,22 @@ def _set(path: list, value):
         pytest.param(_set(["forecasting", "challenger", "classes"], []), "classes: []",
                      "forecasting.challenger.classes: must not be empty", id="challenger-no-classes"),
         pytest.param(_set(["forecasting", "challenger", "top"], 5), "top: 5",
-                     "forecasting.challenger.top: unknown key (known: budget_seconds, classes, enabled, margin, "
+                     "forecasting.challenger: unknown key 'top' (allowed: budget_seconds, classes, enabled, margin, "
                      "min_effect_days, min_lift, min_series, model, timeout_seconds, top_n, windows)",
                      id="challenger-unknown-key"),
         pytest.param(_set(["forecasting", "challenger", "enabled"], "no"), "enabled: 'no'",
                      "forecasting.challenger.enabled: must be true or false, got 'no'", id="challenger-enabled"),
         pytest.param(_set(["forecasting", "champion"], {}), "champion:",
-                     "forecasting.champion: unknown key (known: challenger)", id="forecasting-unknown-key"),
+                     "forecasting: unknown key 'champion' (allowed: challenger)", id="forecasting-unknown-key"),
         pytest.param(_set(["monitoring", "threshold"], 2.0), "threshold:",
-                     "monitoring.threshold: unknown key (known: fallback_on_drift, horizon_days, max_abs_bias, "
+                     "monitoring: unknown key 'threshold' (allowed: fallback_on_drift, horizon_days, max_abs_bias, "
                      "max_ratio, metric)", id="monitoring-unknown-key"),
         pytest.param(_set(["monitoring", "metric"], "mae"), "metric: mae",
                      "monitoring.metric: must be one of mase, rmsse, got 'mae'", id="monitoring-metric"),
         pytest.param(_set(["deciders", "critical"], ["admin"]), "critical:",
                      "deciders.critical: must be one of low, medium, high, got 'critical'", id="decider-tier"),
         pytest.param(_set(["gate"], None), "gate:", "gate: must be a mapping, got None", id="empty-gate"),
-        pytest.param(_set(["version"], 2), "version:", "version: must be one of 1, got 2", id="version"),
+        pytest.param(_set(["version"], 2), "version:", "version: must be 1, got 2", id="version"),
     ],
 )
 def test_invalid_policy_names_file_line_field_and_problem(tmp_path, mutate, anchor, message):
@@ -281,12 +283,12 @@ def _shipped_with(old: str, new: str) -> tuple[str, int]:
         pytest.param("margin: 0.02 ", "margin: 1.5  ", "forecasting.challenger.margin: must be in [0, 1), got 1.5",
                      id="challenger-margin"),
         pytest.param("when: {value_above: 5000}", "when: {value_above: 5000, tier: high}",
-                     "rules[0].when.tier: unknown key (known: action_in, anomaly, fallback_used, "
+                     "rules[0].when: unknown key 'tier' (allowed: action_in, anomaly, fallback_used, "
                      "forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, value_above)",
                      id="unknown-nested-key"),
         pytest.param("  fallback_on_drift: true", "  fallback_on_drift: true\n  drift_days: 3",
-                     "monitoring.drift_days: unknown key (known: fallback_on_drift, horizon_days, max_abs_bias, "
-                     "max_ratio, metric)", id="unknown-monitoring-key"),
+                     "monitoring: unknown key 'drift_days' (allowed: fallback_on_drift, horizon_days, "
+                     "max_abs_bias, max_ratio, metric)", id="unknown-monitoring-key"),
     ],
 )
 def test_errors_in_the_shipped_file_name_its_line_and_field(tmp_path, old, new, message):
@@ -363,7 +365,7 @@ def test_a_key_given_twice_is_refused(tmp_path):
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
 
-    assert str(caught.value) == f"{path}:{line + 1}: gate.timeout_hours: duplicate key"
+    assert str(caught.value) == f"{path}:{line + 1}: gate: duplicate key 'timeout_hours'"
 
 
 def test_a_missing_section_is_named(tmp_path):
@@ -375,20 +377,20 @@ def test_a_missing_section_is_named(tmp_path):
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
 
-    assert str(caught.value) == f"{path}:1: gate: is required"
+    assert str(caught.value) == f"{path}:1: missing required key 'gate'"
 
 
 def test_unreadable_policy_names_the_file(tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text("rules: [\n")
 
-    with pytest.raises(PolicyError, match="cannot be read") as caught:
+    with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    assert str(caught.value).startswith(f"{path}:2: cannot be read: ")
+    assert str(caught.value) == f"{path}:2: not valid YAML: expected the node content, but found '<stream end>'"
     path.write_text("- just a list\n")
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    assert str(caught.value) == f"{path}:1: the policy must be a mapping, got ['just a list']"
+    assert str(caught.value) == f"{path}:1: the policy must be a mapping, got a list"
     path.write_text("")
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
