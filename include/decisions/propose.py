@@ -6,36 +6,23 @@ plus safety stock); below it, the order brings the position up to the forecast o
 review period plus safety stock. Safety stock combines forecast error (from the forecast quantiles)
 and lead-time variability (from the supplier's measured lead times). Stores are replenished from
 their DC by transfer; DCs and the ecommerce fulfilment centre from suppliers by purchase order.
+
+PO exceptions live in :mod:`include.decisions.po_exceptions` and the proposal columns and policy knobs in
+:mod:`include.decisions.params`; both are importable from here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-PROPOSAL_COLUMNS = [
-    "doc_type", "business_key", "sku", "from_location", "to_location", "supplier_id", "po_id", "po_line",
-    "action", "quantity", "unit_cost", "value", "need_by", "explanation",
-]
-Z_95 = 1.6449
+from include.decisions.params import DEFAULT_PARAMS, PROPOSAL_COLUMNS, Z_95, DecisionParams
+from include.decisions.po_exceptions import propose_po_exceptions
 
-
-@dataclass(frozen=True)
-class DecisionParams:
-    """Knobs of the decision policies."""
-
-    review_days: int = 7
-    service_z: float = Z_95
-    po_late_threshold_days: int = 2
-    rebalance_min_units: int = 1
-    #: A supplier delivering less than this share of ordered units makes its open lines short.
-    po_short_fill_rate: float = 0.9
-    #: A late line is cancelled when stock covers this many days beyond its expected arrival.
-    po_cancel_cover_days: int = 180
+__all__ = ["PROPOSAL_COLUMNS", "Z_95", "DecisionParams", "propose_po_exceptions", "propose_rebalancing",
+           "propose_replenishment", "solve_transfers"]
 
 
 def _round_up(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
@@ -80,7 +67,7 @@ def propose_replenishment(
     ds: dt.date,
     *,
     anomalies: pd.DataFrame | None = None,
-    params: DecisionParams = DecisionParams(),
+    params: DecisionParams = DEFAULT_PARAMS,
 ) -> pd.DataFrame:
     """Propose replenishment for every location x SKU that has a forecast.
 
@@ -297,7 +284,7 @@ def propose_rebalancing(
     locations: pd.DataFrame,
     ds: dt.date,
     *,
-    params: DecisionParams = DecisionParams(),
+    params: DecisionParams = DEFAULT_PARAMS,
 ) -> pd.DataFrame:
     """Store-to-store transfers within a region where one store will run out and another has excess.
 
@@ -311,10 +298,26 @@ def propose_rebalancing(
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     loc = locations.set_index("location_id")
     item = items.set_index("sku")
+    frame = _store_positions(forecasts, inventory, loc, params)
+    if frame is None:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    rows = []
+    for (sku, region), grp in frame.groupby(["sku", "region"]):
+        if sku not in item.index:
+            continue
+        rows.extend(_regional_transfers(sku, region, grp, item, loc, ds, params))
+    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+
+
+def _store_positions(forecasts: pd.DataFrame, inventory: pd.DataFrame, loc: pd.DataFrame,
+                     params: DecisionParams) -> pd.DataFrame | None:
+    """Per store x SKU with a forecast: its need over the lead time and over lead time + two reviews,
+    usable stock, region, shortfall and excess; ``None`` when no store has a forecast.
+    """
     fc = _split_ids(forecasts)
     fc = fc[fc["location_id"].map(loc["location_type"]) == "store"]
     if fc.empty:
-        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+        return None
     lead = fc["location_id"].map(loc["transfer_lead_time_days"]).astype(float).clip(lower=1)
     horizon_l = fc[fc["step"] <= lead].groupby(["location_id", "sku"])["mean"].sum()
     horizon_lr = fc[fc["step"] <= lead + params.review_days * 2].groupby(["location_id", "sku"])["mean"].sum()
@@ -326,41 +329,44 @@ def propose_rebalancing(
     frame["region"] = frame["location_id"].map(loc["region"])
     frame["short"] = (frame["need_l"] - frame["usable"]).clip(lower=0)
     frame["excess"] = (frame["usable"] - frame["need_lr"]).clip(lower=0)
+    return frame
+
+
+def _regional_transfers(sku: str, region: str, grp: pd.DataFrame, item: pd.DataFrame, loc: pd.DataFrame,
+                        ds: dt.date, params: DecisionParams) -> list[dict]:
+    """The transfer lines of one SKU between the stores of one region (``grp``), solved together."""
+    short = grp[grp["short"] >= params.rebalance_min_units]
+    donors = grp[grp["excess"] >= params.rebalance_min_units]
+    if short.empty or donors.empty:
+        return []
+    margin = float(item.at[sku, "unit_price"] - item.at[sku, "unit_cost"])
+    unit_cost_transfer = short["location_id"].map(loc["transfer_cost_per_unit"]).astype(float).to_numpy()
+    moves = solve_transfers(np.ceil(short["short"].to_numpy()), np.floor(donors["excess"].to_numpy()),
+                            margin - unit_cost_transfer[:, None] + np.zeros((len(short), len(donors))))
+    cost = float(item.at[sku, "unit_cost"])
     rows = []
-    for (sku, region), grp in frame.groupby(["sku", "region"]):
-        if sku not in item.index:
-            continue
-        short = grp[grp["short"] >= params.rebalance_min_units]
-        donors = grp[grp["excess"] >= params.rebalance_min_units]
-        if short.empty or donors.empty:
-            continue
-        margin = float(item.at[sku, "unit_price"] - item.at[sku, "unit_cost"])
-        unit_cost_transfer = short["location_id"].map(loc["transfer_cost_per_unit"]).astype(float).to_numpy()
-        moves = solve_transfers(np.ceil(short["short"].to_numpy()), np.floor(donors["excess"].to_numpy()),
-                                margin - unit_cost_transfer[:, None] + np.zeros((len(short), len(donors))))
-        cost = float(item.at[sku, "unit_cost"])
-        for i, j in zip(*np.nonzero(moves >= params.rebalance_min_units), strict=True):
-            s_row, d_row, move = short.iloc[i], donors.iloc[j], float(moves[i, j])
-            unit_transfer = float(unit_cost_transfer[i])
-            rows.append({
-                "doc_type": "transfer", "business_key": f"rebalance:{d_row['location_id']}>{s_row['location_id']}:{sku}",
-                "sku": sku, "from_location": d_row["location_id"], "to_location": s_row["location_id"],
-                "supplier_id": None, "po_id": None, "po_line": None, "action": "rebalance", "quantity": move,
-                "unit_cost": cost, "value": round(move * cost, 2),
-                "need_by": ds + dt.timedelta(days=int(loc.at[s_row["location_id"], "transfer_lead_time_days"])),
-                "explanation": {
-                    "region": region, "receiver_shortfall": round(float(s_row["short"]), 2),
-                    "receiver_usable_stock": float(s_row["usable"]),
-                    "receiver_forecast_over_lead_time": round(float(s_row["need_l"]), 2),
-                    "donor_excess": float(np.floor(d_row["excess"])),
-                    "donor_forecast_over_lead_and_review": round(float(d_row["need_lr"]), 2),
-                    "margin_at_risk": round(move * margin, 2), "transfer_cost": round(move * unit_transfer, 2),
-                    "net_benefit": round(move * (margin - unit_transfer), 2),
-                    "locations_solved_together": int(len(grp)),
-                    "usual_quantity": round(float(s_row["need_l"]), 2),
-                },
-            })
-    return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+    for i, j in zip(*np.nonzero(moves >= params.rebalance_min_units), strict=True):
+        s_row, d_row, move = short.iloc[i], donors.iloc[j], float(moves[i, j])
+        unit_transfer = float(unit_cost_transfer[i])
+        rows.append({
+            "doc_type": "transfer", "business_key": f"rebalance:{d_row['location_id']}>{s_row['location_id']}:{sku}",
+            "sku": sku, "from_location": d_row["location_id"], "to_location": s_row["location_id"],
+            "supplier_id": None, "po_id": None, "po_line": None, "action": "rebalance", "quantity": move,
+            "unit_cost": cost, "value": round(move * cost, 2),
+            "need_by": ds + dt.timedelta(days=int(loc.at[s_row["location_id"], "transfer_lead_time_days"])),
+            "explanation": {
+                "region": region, "receiver_shortfall": round(float(s_row["short"]), 2),
+                "receiver_usable_stock": float(s_row["usable"]),
+                "receiver_forecast_over_lead_time": round(float(s_row["need_l"]), 2),
+                "donor_excess": float(np.floor(d_row["excess"])),
+                "donor_forecast_over_lead_and_review": round(float(d_row["need_lr"]), 2),
+                "margin_at_risk": round(move * margin, 2), "transfer_cost": round(move * unit_transfer, 2),
+                "net_benefit": round(move * (margin - unit_transfer), 2),
+                "locations_solved_together": int(len(grp)),
+                "usual_quantity": round(float(s_row["need_l"]), 2),
+            },
+        })
+    return rows
 
 
 def solve_transfers(shortfall: np.ndarray, excess: np.ndarray, unit_benefit: np.ndarray) -> np.ndarray:
@@ -397,130 +403,3 @@ def solve_transfers(shortfall: np.ndarray, excess: np.ndarray, unit_benefit: np.
         return moves
     moves[pairs[:, 0], pairs[:, 1]] = np.round(res.x)
     return moves
-
-
-def propose_po_exceptions(
-    open_pos: pd.DataFrame,
-    supplier_stats: pd.DataFrame,
-    suppliers: pd.DataFrame,
-    inventory: pd.DataFrame,
-    series: pd.DataFrame,
-    locations: pd.DataFrame,
-    ds: dt.date,
-    *,
-    alternates: pd.DataFrame | None = None,
-    params: DecisionParams = DecisionParams(),
-) -> pd.DataFrame:
-    """Open PO lines predicted to arrive late or short, ranked by the stock-out they would cause.
-
-    The expected arrival is the order date plus the supplier's measured mean lead time (its promised
-    lead time when it has no history), and never before tomorrow for a line still open. A line late by
-    at least ``po_late_threshold_days`` is late; a line whose supplier's fill rate (``fill_rate`` in
-    ``supplier_stats``: received over ordered units, when measured) is below
-    ``po_short_fill_rate`` is short by ``remaining x (1 - fill_rate)``.
-
-    Lost units: a late line loses the destination's demand between running out (its usable stock over
-    its daily demand, its stores' included) and the expected arrival; a short line loses what the
-    missing units would have served before a new order from the same supplier could arrive. The action:
-
-    - ``cancel``: late, and the stock already there lasts ``po_cancel_cover_days`` beyond the arrival;
-    - ``accept_delay``: no stock-out follows;
-    - ``move_supplier``: late, and an alternate supplier of the SKU delivers before the expected arrival
-      (``alternates``: ``sku, supplier_id, lead_time_days``);
-    - ``split``: short, and an alternate supplier exists for the missing part;
-    - ``expedite``: otherwise, when a stock-out follows.
-
-    Args:
-        alternates: optional alternate sources per SKU; without them, lines are expedited or accepted.
-    """
-    if open_pos.empty:
-        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
-    po = open_pos.copy()
-    stats = supplier_stats.set_index("supplier_id") if len(supplier_stats) else pd.DataFrame()
-    promised_lt = po["supplier_id"].map(suppliers.set_index("supplier_id")["promised_lead_time_days"]).astype(float)
-    measured = po["supplier_id"].map(stats["mean_lead_time"]).astype(float) if len(stats) else promised_lt * np.nan
-    lt = measured.fillna(promised_lt)
-    fill = (po["supplier_id"].map(stats["fill_rate"]).astype(float)
-            if len(stats) and "fill_rate" in stats else pd.Series(np.nan, index=po.index))
-    order_date = pd.to_datetime(po["order_date"])
-    promised_date = pd.to_datetime(po["promised_date"])
-    tomorrow = pd.Timestamp(ds) + pd.Timedelta(days=1)
-    expected = (order_date + pd.to_timedelta(np.round(lt), unit="D")).clip(lower=tomorrow)
-    po["expected_arrival"] = expected
-    po["late_days"] = (expected - promised_date).dt.days
-    po["fill_rate"] = fill
-    po["remaining"] = (po["quantity_ordered"] - po["quantity_received"]).astype(float)
-    po["short_units"] = np.where(fill < params.po_short_fill_rate, np.floor(po["remaining"] * (1 - fill.fillna(1))),
-                                 0.0)
-    po = po[(po["late_days"] >= params.po_late_threshold_days) | (po["short_units"] > 0)]
-    if po.empty:
-        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
-    inv = inventory.set_index(["location_id", "sku"])
-    usable = (inv["on_hand"] + inv["in_transit"] - inv["allocated"]).astype(float)
-    mean_daily = series.set_index("unique_id")["mean_daily"] if len(series) else pd.Series(dtype=float)
-    alt_lt: dict[str, tuple[str, float]] = {}
-    if alternates is not None and len(alternates):
-        for alt in alternates.sort_values("lead_time_days").itertuples():
-            alt_lt.setdefault(alt.sku, (alt.supplier_id, float(alt.lead_time_days)))
-    # DC demand is its stores' demand.
-    loc = locations.set_index("location_id")
-    rows = []
-    for i, r in po.iterrows():
-        dest, sku = r["destination_location_id"], r["sku"]
-        stores = loc.index[(loc["parent_dc"] == dest)].tolist() if "parent_dc" in loc else []
-        daily = float(mean_daily.get(f"{dest}|{sku}", 0.0)) + sum(float(mean_daily.get(f"{s}|{sku}", 0.0))
-                                                                  for s in stores)
-        stock = float(usable.get((dest, sku), 0.0))
-        cover_days = stock / daily if daily > 0 else float("inf")
-        days_to_arrival = (r["expected_arrival"] - pd.Timestamp(ds)).days
-        late = r["late_days"] >= params.po_late_threshold_days
-        stockout_days = max(0.0, days_to_arrival - cover_days) if late and math.isfinite(cover_days) else 0.0
-        lost_late = stockout_days * daily
-        remaining, short = float(r["remaining"]), float(r["short_units"])
-        # The short part is missed until a new order from the same supplier could arrive.
-        wait = days_to_arrival + float(lt.loc[i])
-        lost_short = min(short, max(0.0, daily * wait - stock - (remaining - short))) if short > 0 else 0.0
-        lost = lost_late + lost_short
-        alternate = alt_lt.get(sku)
-        alt_arrival_days = None if alternate is None else max(1.0, alternate[1])
-        # Unknown demand (no forecast) never cancels a line: cover is then infinite.
-        if late and math.isfinite(cover_days) and cover_days - days_to_arrival >= params.po_cancel_cover_days:
-            action = "cancel"
-        elif lost <= 0:
-            action = "accept_delay"
-        elif lost_late > 0 and alt_arrival_days is not None and alt_arrival_days < days_to_arrival:
-            action = "move_supplier"
-        elif lost_short > 0 and alternate is not None:
-            action = "split"
-        else:
-            action = "expedite"
-        rate = stats["late_rate"].get(r["supplier_id"]) if len(stats) else None
-        reasons = (["late"] if late else []) + (["short"] if short > 0 else [])
-        rows.append({
-            "doc_type": "po_exception", "business_key": f"po:{r['po_id']}-{int(r['po_line'])}", "sku": sku,
-            "from_location": None, "to_location": dest, "supplier_id": r["supplier_id"], "po_id": r["po_id"],
-            "po_line": int(r["po_line"]), "action": action, "quantity": remaining,
-            "unit_cost": float(r["unit_cost"]), "value": round(remaining * float(r["unit_cost"]), 2),
-            "need_by": pd.Timestamp(r["promised_date"]).date(),
-            "explanation": {
-                "reasons": reasons,
-                "promised_date": pd.Timestamp(r["promised_date"]).date().isoformat(),
-                "expected_arrival": r["expected_arrival"].date().isoformat(),
-                "late_days": int(r["late_days"]), "supplier_lead_time_days": float(lt.loc[i]),
-                "supplier_lead_time_source": "promised" if pd.isna(measured.loc[i]) else "measured",
-                "supplier_fill_rate": None if pd.isna(r["fill_rate"]) else float(r["fill_rate"]),
-                "expected_short_units": short,
-                "days_of_cover": None if not math.isfinite(cover_days) else round(cover_days, 1),
-                "projected_stockout_days": round(stockout_days, 1),
-                "lost_units_if_late": round(lost_late, 1),
-                "lost_units_if_short": round(lost_short, 1),
-                "lost_units": round(lost, 1),
-                "alternate_supplier": None if alternate is None else alternate[0],
-                "alternate_lead_time_days": None if alternate is None else alternate[1],
-                "supplier_late_rate": None if rate is None or pd.isna(rate) else float(rate),
-                "anomalies": [],
-            },
-        })
-    out = pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
-    rank = out["explanation"].map(lambda e: e["lost_units"])
-    return out.iloc[np.argsort(-rank.to_numpy(), kind="stable")].reset_index(drop=True)

@@ -1,9 +1,10 @@
 """Demand forecasting: vectorised candidates, per-series selection by backtest, fallback rule.
 
-The per-series challengers (prophet with regressors, statsmodels) live in
-:mod:`models.forecasting.challenger`, which depends on :mod:`models.forecasting.core` and never the other
-way round. Their names are exported here but the module is loaded on first use, so importing the
-vectorised core (``models.forecasting.core``) does not load it; the libraries the challengers need are
+The per-series challengers live in :mod:`models.forecasting.challenger` (which series, the backtest, the
+pooled decision) and :mod:`models.forecasting.per_series` (the models, prophet with regressors and
+statsmodels, and their registry); both depend on :mod:`models.forecasting.core` and never the other way
+round. Their names are exported here but those modules are loaded on first use, so importing the
+vectorised core (``models.forecasting.core``) does not load them; the libraries the challengers need are
 imported only when one runs.
 """
 
@@ -24,19 +25,14 @@ from models.forecasting.core import (
 )
 
 if TYPE_CHECKING:
-    from models.forecasting.challenger import (
-        HEAVY_MODELS,
-        Challenger,
-        HeavyModel,
-        HeavyModelUnavailable,
-        challenge,
-        challenger_counts,
-    )
+    from models.forecasting.challenger import Challenger, challenge, challenger_counts
+    from models.forecasting.per_series import HEAVY_MODELS, HeavyModel, HeavyModelUnavailable
 
-#: Names of :mod:`models.forecasting.challenger` exported here, loaded on first access.
-_FROM_CHALLENGER = frozenset(
-    {"HEAVY_MODELS", "Challenger", "HeavyModel", "HeavyModelUnavailable", "challenge", "challenger_counts"}
-)
+#: Names exported here from the challenger modules, by the module that loads on first access.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("Challenger", "challenge", "challenger_counts"), "models.forecasting.challenger"),
+    **dict.fromkeys(("HEAVY_MODELS", "HeavyModel", "HeavyModelUnavailable"), "models.forecasting.per_series"),
+}
 
 __all__ = [
     "CANDIDATES",
@@ -57,9 +53,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load a challenger name from :mod:`models.forecasting.challenger` on first access (PEP 562)."""
-    if name in _FROM_CHALLENGER:
-        value = getattr(import_module("models.forecasting.challenger"), name)
+    """Load a challenger name from the module that holds it on first access (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,14 +27,16 @@ mis-shaped or absurd values leaves the vectorised forecast in place and says why
 (the library cannot be loaded) leaves every vectorised forecast in place with a loud warning, and
 ``ForecastResult.notes`` carries it to the stage summary; the run completes.
 
-This module depends on :mod:`models.forecasting.core`, never the other way round: ``forecast()`` reaches
-the challenger only through the :class:`Challenger` object it is given (:meth:`Challenger.challenge`).
+The models themselves, their registry :data:`HEAVY_MODELS` and the guards around one fit (timeout,
+usable regressors, sanity of the result) live in :mod:`models.forecasting.per_series`; this module
+chooses the series, backtests and decides. Both depend on :mod:`models.forecasting.core`, never the other
+way round: ``forecast()`` reaches the challenger only through the :class:`Challenger` object it is given
+(:meth:`Challenger.challenge`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,28 +45,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.forecasting.core import ABSURD_FACTOR, FREQUENCIES, ForecastResult, forecast
+from models.forecasting.core import FREQUENCIES, ForecastResult, forecast
+from models.forecasting.per_series import (
+    HEAVY_MODELS,
+    HeavyModel,
+    HeavyModelUnavailable,
+    run_with_timeout,
+    unusable_reason,
+    usable_regressors,
+)
 
 __all__ = ["HEAVY_MODELS", "Challenger", "HeavyModel", "HeavyModelUnavailable", "challenge", "challenger_counts"]
 
 log = logging.getLogger(__name__)
-
-#: ``(train, future, season_length, holidays) -> mean[len(future)]``: ``train`` holds ``ds, y`` and the
-#: regressor columns, ``future`` holds ``ds`` and the same regressors, ``holidays`` is prophet-shaped
-#: (``holiday, ds``) or ``None``.
-HeavyFit = Callable[[pd.DataFrame, pd.DataFrame, int, pd.DataFrame | None], np.ndarray]
-
-
-class HeavyModelUnavailable(RuntimeError):
-    """The model's library cannot be loaded: every series keeps its vectorised forecast."""
-
-
-@dataclass(frozen=True)
-class HeavyModel:
-    """A per-series model and whether it uses known regressors and events."""
-
-    fit: HeavyFit
-    uses_regressors: bool
 
 
 @dataclass(frozen=True)
@@ -160,108 +153,6 @@ class Challenger:
         """
         return challenge(history, result, future, self, horizon=horizon, season_length=season_length, freq=freq,
                          regressors=regressors, forecast_fn=forecast_fn)
-
-
-def _statsmodels_ets(train, future, season_length, holidays):  # noqa: ANN001, ARG001
-    try:
-        from statsmodels.tsa.holtwinters import ExponentialSmoothing
-    except ImportError as exc:  # pragma: no cover - statsmodels is pinned
-        raise HeavyModelUnavailable(f"statsmodels cannot be imported: {exc}") from exc
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = ExponentialSmoothing(
-            train["y"].to_numpy(dtype=np.float64), trend="add", damped_trend=True, seasonal="add",
-            seasonal_periods=season_length, initialization_method="estimated",
-        ).fit()
-    return np.asarray(fit.forecast(len(future)), dtype=np.float64)
-
-
-def _warnings_only(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING
-
-
-_QUIET = _warnings_only
-
-
-def _prophet(train, future, season_length, holidays):  # noqa: ANN001
-    # prophet logs an ERROR at import when plotly (plots only) is absent; forecasts need no plots.
-    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
-    try:
-        from prophet import Prophet
-    except Exception as exc:  # noqa: BLE001 - prophet fails to load in many ways (cmdstan, plotly, numpy ABI)
-        raise HeavyModelUnavailable(f"prophet cannot be loaded: {type(exc).__name__}: {exc}") from exc
-    for name in ("prophet", "cmdstanpy"):
-        # cmdstanpy resets its own level on every fit; a filter holds where a level does not.
-        quiet = logging.getLogger(name)
-        if _QUIET not in quiet.filters:
-            quiet.addFilter(_QUIET)
-    model = Prophet(weekly_seasonality=season_length == 7, yearly_seasonality="auto", daily_seasonality=False,
-                    holidays=holidays, uncertainty_samples=0)
-    regressors = [c for c in train.columns if c not in ("ds", "y")]
-    for col in regressors:
-        model.add_regressor(col)
-    model.fit(train)
-    return np.asarray(model.predict(future[["ds", *regressors]])["yhat"], dtype=np.float64)
-
-
-#: Per-series models by name; tests and deployments may register others.
-HEAVY_MODELS: dict[str, HeavyModel] = {
-    "statsmodels_ets": HeavyModel(_statsmodels_ets, uses_regressors=False),
-    "prophet": HeavyModel(_prophet, uses_regressors=True),
-}
-
-
-def _run_with_timeout(fn: Callable[[], np.ndarray], timeout_s: float) -> np.ndarray:
-    """Run ``fn`` in a daemon thread; raise ``TimeoutError`` when it is not done in ``timeout_s``.
-
-    A fit that overruns is abandoned, not killed (Python cannot stop a thread): it finishes in the
-    background and its result is dropped, which is why the total work is also bounded by ``budget_s``.
-    """
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        raise TimeoutError(f"no result after {timeout_s:g}s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
-
-
-def _sane(mean: np.ndarray, horizon: int, peak: float, model: str) -> str | None:
-    """Why a fitted forecast cannot be used, or ``None``."""
-    mean = np.asarray(mean, dtype=np.float64)
-    if mean.shape != (horizon,) or not np.isfinite(mean).all():
-        return f"{model} produced a non-finite or mis-shaped forecast"
-    if mean.max() > ABSURD_FACTOR * max(peak, 1e-9):
-        return f"{model} forecast {mean.max():.4g} is more than {ABSURD_FACTOR:g}x the series max {peak:.4g}"
-    return None
-
-
-def _usable_regressors(train: pd.DataFrame, regressors: Sequence[str]) -> list[str]:
-    """Regressors that vary over the training rows and are not a linear copy of one already kept.
-
-    A constant column teaches nothing, and with list prices fixed ``price`` is ``list * (1 - promo)``:
-    fitting both would split one effect between two collinear terms.
-    """
-    kept: list[str] = []
-    for col in regressors:
-        values = train[col].to_numpy(dtype=np.float64)
-        if not np.isfinite(values).all() or np.nanstd(values) == 0:
-            continue
-        if any(abs(np.corrcoef(values, train[k].to_numpy(dtype=np.float64))[0, 1]) > 0.99 for k in kept):
-            continue
-        kept.append(col)
-    return kept
 
 
 def _mase(actual: np.ndarray, predicted: np.ndarray, train: np.ndarray, m: int) -> float:
@@ -376,7 +267,7 @@ class _Run:
 
     def fit(self, train: pd.DataFrame, steps: pd.DataFrame, holidays: pd.DataFrame | None) -> np.ndarray:
         plan = self.plan
-        return np.asarray(_run_with_timeout(lambda: plan.spec.fit(train, steps, plan.season_length, holidays),
+        return np.asarray(run_with_timeout(lambda: plan.spec.fit(train, steps, plan.season_length, holidays),
                                             plan.challenger.timeout_s), dtype=np.float64)
 
     def down(self, exc: HeavyModelUnavailable) -> None:
@@ -549,7 +440,7 @@ def _series_inputs(plan: _Plan, group: pd.DataFrame, fut: pd.DataFrame | None, n
                    has_events: bool) -> _Inputs | str:
     """What the challenger fits one series on, or why the series is not tried."""
     observed = _observed(group)
-    regs = _usable_regressors(observed, plan.regressors) if plan.spec.uses_regressors else []
+    regs = usable_regressors(observed, plan.regressors) if plan.spec.uses_regressors else []
     train = observed[["ds", "y", *regs]].assign(y=observed["y"].clip(lower=0.0))
     if not plan.spec.uses_regressors:
         return _Inputs(regs, train, None, None)
@@ -666,7 +557,7 @@ def _final_fit(run: _Run, uid: str, trial: _Trial) -> np.ndarray | None:
     except Exception as exc:  # noqa: BLE001 - one bad series keeps its vectorised forecast
         run.notes[uid] = f"{name} failed: {type(exc).__name__}: {exc}"
         return None
-    problem = _sane(mean, len(trial.idx), float(trial.inputs.train["y"].max()), name)
+    problem = unusable_reason(mean, len(trial.idx), float(trial.inputs.train["y"].max()), name)
     if problem:
         run.notes[uid] = problem
         return None

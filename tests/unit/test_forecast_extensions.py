@@ -313,7 +313,7 @@ def test_regressors_and_challengers_are_validated(promo_world):
 
 
 def test_the_vectorised_core_imports_without_the_challenger_module():
-    """The dependency runs one way: challenger -> core, so core loads alone in a fresh interpreter."""
+    """The dependency runs one way: challenger, per_series -> core, so core loads alone in a fresh interpreter."""
     root = Path(__file__).resolve().parents[2]
     code = ("import sys, models.forecasting.core, models.forecasting; "
             "print(sorted(m for m in sys.modules if m.startswith('models.forecasting')))")
@@ -321,6 +321,7 @@ def test_the_vectorised_core_imports_without_the_challenger_module():
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "models.forecasting.challenger" not in done.stdout
+    assert "models.forecasting.per_series" not in done.stdout
     assert "'models.forecasting.core'" in done.stdout
 
 

@@ -339,3 +339,58 @@ def test_invalid_arguments_raise_with_a_clear_message(kwargs, message):
     with pytest.raises(ValueError) as err:
         forecast(_valid(), **kwargs)
     assert message in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The steps of forecast(), one module each
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_selection_keeps_the_family_default_unless_another_candidate_wins_by_the_margin():
+    from models.forecasting.selection import SELECTION_MARGIN, chosen_forecast, eligibility, select
+
+    names = list(CANDIDATES)
+    es, naive = names.index("seasonal_es"), names.index("seasonal_naive")
+    classes = np.array(["smooth", "smooth", "intermittent"], dtype=object)
+    eligible = eligibility(classes, names)
+    assert eligible[0, es] and eligible[0, naive] and not eligible[2, es]
+    mase = np.full((3, len(names)), np.nan)
+    mase[0, [es, naive]] = [1.0, 1.0 / (1 + SELECTION_MARGIN) + 0.01]  # close, but not by the margin
+    mase[1, [es, naive]] = [1.0, 0.5]
+    best, chosen = select(mase, classes, names)
+    assert [names[k] for k in best] == ["seasonal_es", "seasonal_naive", "croston_sba"]
+    assert chosen[0] == 1.0 and chosen[1] == 0.5 and np.isnan(chosen[2])  # nothing scored: the default
+    point = {"seasonal_es": np.full((3, 2), 1.0), "seasonal_naive": np.full((3, 2), 2.0)}
+    assert np.array_equal(chosen_forecast(point, best, names, 2)[:2], [[1.0, 1.0], [2.0, 2.0]])
+    assert np.isnan(chosen_forecast(point, best, names, 2)[2]).all()  # croston_sba did not run
+
+
+def test_a_candidate_returning_the_wrong_shape_is_recorded_as_failed(monkeypatch):
+    from models.forecasting.selection import backtest_candidates
+
+    monkeypatch.setitem(CANDIDATES, "moving_average", lambda Y, h, m: np.zeros((1, h + 1)))
+    bt = backtest_candidates(np.tile(WEEK, 10)[None, :], 7, 7, np.ones((1, 2), dtype=bool), 2,
+                             ["seasonal_es", "moving_average"])
+    assert bt.errors == {"moving_average": "moving_average failed: ValueError: returned shape (1, 8), expected (1, 7)"}
+    assert "seasonal_es" in bt.point and np.isfinite(bt.mase[0, 0]) and bt.n_res[0, 0] == 14
+    assert np.isnan(bt.mase[0, 1]) and bt.n_res[0, 1] == 0
+
+
+def test_spread_uses_backtest_error_only_with_enough_residuals_and_quantiles_stay_monotone():
+    from models.forecasting.quantiles import MIN_RESIDUALS, forecast_spread, quantile_columns, quantile_levels
+
+    spread = forecast_spread(np.array([2.0, 2.0, 2.0, np.nan]), np.array([MIN_RESIDUALS, MIN_RESIDUALS - 1, 50, 50]),
+                             np.array([False, False, True, False]), np.array([5.0, 5.0, 5.0, np.nan]), 7, 7)
+    assert np.allclose(spread[:, 0], [2.0, 5.0, 5.0, 0.0])
+    qcols = quantile_columns(np.full((4, 7), 1.0), spread, quantile_levels([0.95, 0.05, 0.5]))
+    assert list(qcols) == ["q5", "q50", "q95"]
+    assert (qcols["q5"] >= 0).all() and (qcols["q50"] >= qcols["q5"]).all() and (qcols["q95"] >= qcols["q50"]).all()
+
+
+def test_check_arguments_fills_the_default_min_history_of_the_frequency():
+    from models.forecasting.inputs import check_arguments
+
+    assert check_arguments(7, 7, 2, "D", None) == 28 and check_arguments(4, 52, 2, "W", None) == 13
+    assert check_arguments(7, 7, 2, "W", 5) == 5
+    with pytest.raises(ValueError, match="min_history must be >= 1, got 0"):
+        check_arguments(7, 7, 2, "D", 0)
