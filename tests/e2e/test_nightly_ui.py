@@ -18,16 +18,19 @@ live night's lines and the audit log exactly as they were.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from pathlib import Path
 
 import pytest
 
 from include.erp import db
 from include.erp.staging import run_lines
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from required_action import AirflowApiError, ApiSession  # noqa: E402 - scripts/ is not a package
+
 from tests.e2e.conftest import USERS, login, shot, start_airflow, wait_message
 from tests.worlds import clear_run_lines, tiny_world
 
@@ -59,32 +62,13 @@ def airflow(tmp_path_factory, erp_url, world_root):
         yield services
 
 
-class Api:
-    """Airflow's REST API as one user (JWT from ``POST /auth/token``)."""
-
-    def __init__(self, base: str, user: str):
-        self.base = base
-        self.token = self.call("POST", "/auth/token", {"username": user, "password": USERS[user][0]},
-                               auth=False)["access_token"]
-
-    def call(self, method: str, path: str, body: dict | None = None, *, auth: bool = True) -> dict:
-        headers = {"Content-Type": "application/json"}
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{method} {path}: HTTP {exc.code} {exc.read()[:500]!r}") from exc
-
-    def status(self, path: str) -> int:
-        try:
-            self.call("GET", path)
-            return 200
-        except AssertionError as exc:
-            return int(str(exc).split("HTTP ", 1)[1][:3])
+def _status(api: ApiSession, path: str) -> int:
+    """HTTP status of a GET as ``api``'s user."""
+    try:
+        api.call("GET", path)
+        return 200
+    except AirflowApiError as exc:
+        return exc.status
 
 
 def _clean(erp_url: str) -> None:
@@ -98,18 +82,18 @@ def _audit(erp_url: str) -> list[tuple]:
             " ORDER BY audit_id", (DAG_ID, DS)).fetchall()
 
 
-def _task_states(api: Api, run_path: str) -> dict[str, str | None]:
+def _task_states(api: ApiSession, run_path: str) -> dict[str, str | None]:
     tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
     return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis}
 
 
-def _fail(airflow: dict, api: Api, run_path: str, what: str) -> None:
+def _fail(airflow: dict, api: ApiSession, run_path: str, what: str) -> None:
     states = _task_states(api, run_path)
     tail = airflow["log"].read_text(errors="replace")[-3000:]
     pytest.fail(f"{what}\ntask states: {states}\nservices log tail:\n{tail}")
 
 
-def _wait_for_review(airflow: dict, api: Api, run_path: str) -> None:
+def _wait_for_review(airflow: dict, api: ApiSession, run_path: str) -> None:
     deadline = time.monotonic() + REVIEW_TIMEOUT_S
     while time.monotonic() < deadline:
         run = api.call("GET", run_path)
@@ -122,15 +106,15 @@ def _wait_for_review(airflow: dict, api: Api, run_path: str) -> None:
     _fail(airflow, api, run_path, f"review_batch did not wait for input within {REVIEW_TIMEOUT_S} s")
 
 
-def _ready(airflow: dict) -> Api:
+def _ready(airflow: dict) -> ApiSession:
     """The admin's API once ``retail_nightly`` is parsed, unpaused."""
-    admin = Api(airflow["base"], "admin")
+    admin = ApiSession.login(airflow["base"], "admin", USERS["admin"][0])
     deadline = time.monotonic() + 120
-    while admin.status(f"/api/v2/dags/{DAG_ID}") != 200:
+    while _status(admin, f"/api/v2/dags/{DAG_ID}") != 200:
         if time.monotonic() > deadline:
             pytest.fail(f"{DAG_ID} was not parsed within 120 s:\n{airflow['log'].read_text()[-3000:]}")
         time.sleep(2)
-    admin.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    admin.call("PATCH", f"/api/v2/dags/{DAG_ID}", body={"is_paused": False})
     return admin
 
 
@@ -158,7 +142,7 @@ def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow
 
     admin = _ready(airflow)
     run = admin.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
-                     {"logical_date": f"{DS.isoformat()}T00:00:00+00:00", "conf": CONF})
+                     body={"logical_date": f"{DS.isoformat()}T00:00:00+00:00", "conf": CONF})
     run_id = run["dag_run_id"]
     run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
     _wait_for_review(airflow, admin, run_path)
@@ -265,7 +249,7 @@ def test_a_backfill_replays_a_past_night_without_touching_the_erp(airflow, erp_u
     with db.connect(erp_url) as conn:
         live_before = run_lines(conn, DAG_ID, DS)[["idempotency_key", "status"]].sort_values("idempotency_key")
         audit_before = conn.execute("SELECT count(*) FROM erp_staging.audit_log").fetchone()[0]
-    backfill = admin.call("POST", "/api/v2/backfills", {
+    backfill = admin.call("POST", "/api/v2/backfills", body={
         "dag_id": DAG_ID, "from_date": f"{past.isoformat()}T00:00:00+00:00",
         "to_date": f"{past.isoformat()}T23:59:59+00:00", "dag_run_conf": CONF, "max_active_runs": 1,
         "reprocess_behavior": "completed"})
