@@ -6,12 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: help install demo approve airflow test browser lint lock bench-env clean
+.PHONY: help install demo approve airflow celery test browser lint lock bench-env clean
 
 help:
 	@echo "make demo     generate a retail world and run retail_nightly end to end"
 	@echo "make approve  the demo planner approves the lines waiting at the gate"
 	@echo "make airflow  airflow standalone on http://localhost:8080 with the demo users"
+	@echo "make celery   the demo on the CeleryExecutor: PostgreSQL, Redis, 2 workers (Ctrl-C stops it)"
 	@echo "make test     the whole test suite (unit, DAG integrity, integration, e2e)"
 	@echo "make browser  one-time setup for the browser tests: Debian's chromium (apt-get, as root)"
 	@echo "make lint     ruff, including the Airflow 3 rules"
@@ -34,6 +35,10 @@ approve: install
 
 airflow: install
 	$(PY) scripts/shelfwise.py airflow
+
+# Needs PostgreSQL and Redis on this machine (README: "Celery on one machine"); CELERY_ARGS="--port 0 ..."
+celery: install
+	$(PY) scripts/shelfwise.py celery $(CELERY_ARGS)
 
 test: install
 	$(PY) scripts/shelfwise.py test

@@ -364,6 +364,70 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     os.execvpe(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], {**os.environ, **env})
 
 
+def cmd_celery(args: argparse.Namespace) -> int:
+    """``make celery``: the demo on Airflow's CeleryExecutor, on this machine's PostgreSQL and Redis.
+
+    Prepares the demo environment (its world, ERP database and users) and a PostgreSQL metadata DB, then
+    runs the API server, scheduler, DAG processor, triggerer and ``args.workers`` Celery workers on
+    127.0.0.1 until Ctrl-C, which stops them all.
+
+    Returns:
+        0 once stopped by Ctrl-C; 1 when Redis or the port is not available or a service exits by itself.
+    """
+    import airflow_services as services
+
+    from include.erp import db
+
+    if problem := services.broker_problem(args.broker_url):
+        _say(f"{problem}. Start Redis (`apt-get install redis-server`, then `redis-server --daemonize yes "
+             "--bind 127.0.0.1 --port 6379 --save ''`), pass --broker-url, or use `docker compose up -d`")
+        return 1
+    if args.port and _port_open("127.0.0.1", args.port):
+        _say(f"127.0.0.1:{args.port} is taken (`make airflow`?): pass --port N, or --port 0 for a free one")
+        return 1
+    data_root = Path(os.environ.get("SHELFWISE_DATA_ROOT", ROOT / "data" / "shelfwise"))
+    ds, home = dt.date.fromisoformat(args.ds), Path(args.airflow_home)
+    env = environment(airflow_home=home, data_root=data_root, erp_db=args.erp_db)
+    db.ensure_database(env["ERP_STAGING_URL"])
+    with db.connect(env["ERP_STAGING_URL"]) as conn:
+        db.migrate(conn)
+    metadata_url = with_database(resolve_server_url(data_root), args.metadata_db)
+    db.ensure_database(metadata_url)
+    if not (data_root / "landing" / "pos" / f"ds={ds}").exists():  # no `make demo` yet
+        from include.ingest.pipeline import load_history
+        from include.sample_data.generator import PRESETS, generate_world, write_landing
+
+        config = type(PRESETS[args.preset])(**{**PRESETS[args.preset].__dict__, "end_date": ds})
+        _say(f"generating the '{args.preset}' retail world to {ds} and loading its history into {data_root}")
+        write_landing(generate_world(config), str(data_root))
+        load_history(ds - dt.timedelta(days=config.history_days - 1), ds - dt.timedelta(days=1), root=str(data_root))
+    env.update({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": services.sqlalchemy_url(metadata_url),
+                "AIRFLOW__CORE__FERNET_KEY": services.home_fernet_key(home),
+                # Only the nights you trigger: switching retail_nightly on starts no scheduled night.
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
+    _say(f"starting Airflow with the CeleryExecutor and {args.workers} workers (metadata DB {args.metadata_db}, "
+         f"broker {args.broker_url}); logs in {home / 'services'}")
+    try:
+        with services.airflow_stack({**os.environ, **env}, executor=services.CELERY, workers=args.workers,
+                                    port=args.port, broker_url=args.broker_url) as stack:
+            users = ", ".join(f"{u} / {p} ({r})" for u, (p, r) in DEMO_USERS.items())
+            replay = services.trigger_commands(stack.base_url, "retail_nightly", args.ds, {"mode": "replay"},
+                                      user="admin", password=DEMO_USERS["admin"][0])
+            print(f"\nAirflow UI: {stack.base_url}   (Ctrl-C stops every service)\nusers: {users}\n"
+                  f"Run retail_nightly for {args.ds}: in the UI switch it on and Trigger it for that logical date "
+                  "(a live night then waits for a planner: decide on /shelfwise/approvals), or replay it "
+                  f"(computes, stages nothing) from a shell:\n{replay}\n", flush=True)
+            exited = services.serve_until_stopped(stack)
+            _say(f"services exited: {exited}; stopping the rest (logs in {stack.log_dir})" if exited else "stopping")
+    except KeyboardInterrupt:  # while starting
+        exited = {}
+    except (RuntimeError, ValueError) as exc:
+        _say(str(exc))
+        return 1
+    _say("stopped")
+    return 1 if exited else 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     # The same environment plain `pytest` prepares on demand (tests/conftest.py holds its one definition).
     from tests.conftest import suite_environment
@@ -444,6 +508,18 @@ def main(argv: list[str] | None = None) -> int:
     approve.add_argument("--note", default="approved from the command line")
     approve.set_defaults(func=cmd_approve)
     sub.add_parser("airflow", help="airflow standalone with the demo users").set_defaults(func=cmd_airflow)
+    celery = sub.add_parser("celery", help="the demo on the CeleryExecutor (PostgreSQL, Redis, N workers)")
+    celery.add_argument("--ds", default=DEMO_DS, help="the demo night's logical date (YYYY-MM-DD)")
+    celery.add_argument("--preset", default="small", help="world size, when no world exists yet: tiny, small, large")
+    celery.add_argument("--workers", type=int, default=2, help="Celery workers to start")
+    celery.add_argument("--port", type=int, default=8080, help="the UI's port on 127.0.0.1; 0 for a free one")
+    celery.add_argument("--broker-url", default=os.environ.get("SHELFWISE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="Redis broker (default: SHELFWISE_REDIS_URL, else database 0 on 127.0.0.1:6379)")
+    celery.add_argument("--metadata-db", default="shelfwise_airflow", help="PostgreSQL metadata database")
+    celery.add_argument("--erp-db", default="shelfwise_erp", help="ERP staging database (the demo's)")
+    celery.add_argument("--airflow-home", default=str(ROOT / "data" / "airflow-celery"),
+                        help="Airflow home: config, Fernet key, task and service logs")
+    celery.set_defaults(func=cmd_celery)
     test = sub.add_parser("test", help="run the test suite")
     test.add_argument("pytest_args", nargs="*")
     test.set_defaults(func=cmd_test)
