@@ -3,8 +3,9 @@
 
 The whole Shelfwise chain for the business day that just closed (the logical date `ds`):
 
-ingest + validate every extract against its data contract -> daily demand (stock-outs censored) ->
-forecast, fanned out by shards of series -> anomalies -> replenishment, transfers and PO exceptions ->
+ingest + validate every extract against its data contract -> daily demand (stock-outs censored), written
+in shards of SKUs -> forecast and demand anomalies, one mapped task per shard, shards side by side ->
+supplier, margin and return anomalies -> replenishment, transfers and PO exceptions ->
 risk tiers from the governance policy -> ERP staging (idempotent) -> approval gate (planners decide in
 the Airflow UI or the CLI) -> release of approved lines to the ERP -> KPIs and report.
 
@@ -20,6 +21,7 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_current_context, task
 
+from include.config import shard_concurrency
 from include.erp.gate import ApprovalGateSensor, BatchReviewOperator
 from include.runs import MODES, NIGHTLY_DEFAULTS, REPLAY_TEMPLATE, REVIEW_DONE, REVIEW_OPTIONS, Run
 
@@ -88,7 +90,8 @@ def retail_nightly():
 
         return nightly.plan_forecast_shards(_run())
 
-    @task
+    # Shards run side by side up to a bound (config.shard_concurrency), so memory stays within the machine.
+    @task(**shard_concurrency())
     def forecast_demand(shard: dict) -> dict:
         from include.stages import nightly
 

@@ -34,6 +34,22 @@ def policy_file() -> Path:
     return Path(os.environ.get("SHELFWISE_POLICY_FILE") or POLICY_FILE)
 
 
+def shard_concurrency() -> dict[str, object]:
+    """How the forecast shards of one run share the workers, from the environment.
+
+    ``SHELFWISE_SHARD_PARALLELISM`` (default 2): most shards of one run at a time, so a night's memory is
+    about that many shards' whatever the number of series; ``SHELFWISE_SHARD_POOL`` (default Airflow's
+    ``default_pool``): the pool they take slots from, for a limit across runs and workflows.
+
+    Raises:
+        ValueError: when the parallelism is not a positive integer.
+    """
+    raw = os.environ.get("SHELFWISE_SHARD_PARALLELISM", "2")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"SHELFWISE_SHARD_PARALLELISM must be a positive integer, got {raw!r}")
+    return {"max_active_tis_per_dagrun": int(raw), "pool": os.environ.get("SHELFWISE_SHARD_POOL") or "default_pool"}
+
+
 def as_date(value: str | dt.date | dt.datetime) -> dt.date:
     """Coerce a ``YYYY-MM-DD`` string, date or datetime to a date.
 

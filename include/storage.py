@@ -1,7 +1,10 @@
 """Partitioned Parquet reads and writes under the data root, through fsspec.
 
-A partition is a folder ``<zone>/<dataset>/ds=YYYY-MM-DD`` holding one ``part-0.parquet``. Writing a
-partition replaces it whole, which is what makes re-runs and backfills idempotent.
+A partition is a folder ``<zone>/<dataset>/ds=YYYY-MM-DD`` holding one ``part-0.parquet``, or one
+``part-shard-SSSS-of-NNNN.parquet`` per shard of series when the stage that writes it works shard by shard
+(:func:`write_shard`). Writing a whole partition replaces it, and a shard replaces only its own file, which
+is what makes re-runs, retries and backfills idempotent. Reads take every part file of the folder, so a
+reader does not care how the partition was written; :func:`read_shard` reads one shard's file only.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from include.config import as_date, partition_path
 log = logging.getLogger(__name__)
 
 PART_FILE = "part-0.parquet"
+#: The part files of a partition (a whole one, or one per shard).
+PART_GLOB = "part-*.parquet"
 #: Rows converted to Arrow and written at a time: Parquet's default row group, so the file's layout is
 #: the same as writing the whole table at once, with only one row group's Arrow copy alive at a time.
 _WRITE_ROWS = 1024 * 1024
@@ -144,30 +149,143 @@ def _write_sliced(frame: pd.DataFrame, fh) -> bool:
     return True
 
 
-def partition_exists(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> bool:
-    """Whether a partition was written for that date."""
+def shard_file(shard: int, n_shards: int) -> str:
+    """The file name of one shard's part of a partition."""
+    return f"part-shard-{shard:04d}-of-{n_shards:04d}.parquet"
+
+
+def clear_partition(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> None:
+    """Remove a partition (before its shards are written anew, so no shard of an earlier plan survives)."""
     fs, local = _fs(partition_path(zone, dataset, ds, root))
-    return fs.exists(f"{local}/{PART_FILE}")
+    if fs.exists(local):
+        fs.rm(local, recursive=True)
+
+
+def write_shard(df: pd.DataFrame, zone: str, dataset: str, ds: str | dt.date, shard: int, n_shards: int,
+                root: str | None = None) -> str:
+    """Replace one shard's file of a partition, leaving the other shards' files alone.
+
+    Returns:
+        The path of the written file.
+    """
+    folder = partition_path(zone, dataset, ds, root)
+    fs, local = _fs(folder)
+    fs.makedirs(local, exist_ok=True)
+    table = _to_arrow(df.reset_index(drop=True))
+    with fs.open(f"{local}/{shard_file(shard, n_shards)}", "wb") as fh:
+        pq.write_table(table, fh, use_dictionary=_dictionary_columns(table.schema))
+    del table
+    if len(df) >= _RELEASE_ROWS:
+        release_memory()
+    return f"{folder}/{shard_file(shard, n_shards)}"
+
+
+def _part_files(fs: fsspec.AbstractFileSystem, local: str) -> list[str]:
+    return sorted(fs.glob(f"{local}/{PART_GLOB}")) if fs.exists(local) else []
+
+
+def list_shards(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> list[dict[str, int]]:
+    """The shards a partition was written in (``{"shard": i, "n_shards": n}``), in order; empty if whole."""
+    fs, local = _fs(partition_path(zone, dataset, ds, root))
+    out = []
+    for path in _part_files(fs, local):
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith("part-shard-"):
+            shard, n_shards = name[len("part-shard-"):-len(".parquet")].split("-of-")
+            out.append({"shard": int(shard), "n_shards": int(n_shards)})
+    return out
+
+
+def partition_exists(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> bool:
+    """Whether a partition was written for that date (whole or in shards)."""
+    fs, local = _fs(partition_path(zone, dataset, ds, root))
+    return bool(_part_files(fs, local))
+
+
+def _read_files(fs: fsspec.AbstractFileSystem, paths: list[str], columns: list[str] | None,
+                filters: Any) -> pa.Table | None:
+    tables = []
+    for path in paths:
+        with fs.open(path, "rb") as fh:
+            tables.append(pq.read_table(fh, columns=columns, filters=filters))
+    if not tables:
+        return None
+    # A shard with no rows says nothing about a column's type (pandas writes its empty columns as null or
+    # double): only the shards with rows decide it.
+    rows = [t for t in tables if t.num_rows] or tables[:1]
+    return rows[0] if len(rows) == 1 else pa.concat_tables(rows, promote_options="permissive")
 
 
 def read_partition(
     zone: str, dataset: str, ds: str | dt.date, root: str | None = None, *, missing_ok: bool = False,
-    columns: list[str] | None = None,
+    columns: list[str] | None = None, filters: Any = None,
 ) -> pd.DataFrame:
-    """Read one partition (only ``columns`` when given).
+    """Read one partition, every part file of it (only ``columns``, only rows passing ``filters``).
+
+    Args:
+        filters: pyarrow filters (``[("ds", ">=", day)]``), applied while reading.
 
     Raises:
         FileNotFoundError: naming the partition when it is absent and ``missing_ok`` is false.
     """
     folder = partition_path(zone, dataset, ds, root)
     fs, local = _fs(folder)
-    target = f"{local}/{PART_FILE}"
-    if not fs.exists(target):
+    table = _read_files(fs, _part_files(fs, local), columns, filters)
+    if table is None:
         if missing_ok:
             return pd.DataFrame()
         raise FileNotFoundError(f"partition {folder} does not exist: has the stage that writes it run?")
-    with fs.open(target, "rb") as fh:
-        return pq.read_table(fh, columns=columns).to_pandas()
+    return table.to_pandas()
+
+
+def read_shard(zone: str, dataset: str, ds: str | dt.date, shard: int, n_shards: int, root: str | None = None, *,
+               missing_ok: bool = False, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read one shard's file of a partition written by :func:`write_shard`.
+
+    Raises:
+        FileNotFoundError: naming the file when it is absent and ``missing_ok`` is false.
+    """
+    folder = partition_path(zone, dataset, ds, root)
+    fs, local = _fs(folder)
+    path = f"{local}/{shard_file(shard, n_shards)}"
+    if not fs.exists(path):
+        if missing_ok:
+            return pd.DataFrame()
+        raise FileNotFoundError(f"shard {folder}/{shard_file(shard, n_shards)} does not exist")
+    return _read_files(fs, [path], columns, None).to_pandas()
+
+
+def iter_shards(zone: str, dataset: str, ds: str | dt.date, root: str | None = None, *,
+                columns: list[str] | None = None, filters: Any = None):
+    """Yield each part file's rows of a partition in turn: one shard at a time (the whole partition once
+    when it was written whole), so a reader of every series holds one shard, not the retailer."""
+    fs, local = _fs(partition_path(zone, dataset, ds, root))
+    for path in _part_files(fs, local):
+        yield _read_files(fs, [path], columns, filters).to_pandas()
+
+
+def iter_range(zone: str, dataset: str, start: str | dt.date, end: str | dt.date, root: str | None = None, *,
+               columns: list[str] | None = None):
+    """Yield ``(day, table)`` for every existing partition with ``start <= ds <= end``, oldest first.
+
+    One day's Arrow table at a time (only ``columns`` where the partition has them), so a reader that
+    streams over a year holds one day, not the year.
+    """
+    start_d, end_d = as_date(start), as_date(end)
+    fs, base = _fs(partition_path(zone, dataset, end_d, root).rsplit("/ds=", 1)[0])
+    if not fs.exists(base):
+        return
+    for entry in sorted(fs.ls(base, detail=False)):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if not name.startswith("ds="):
+            continue
+        day = as_date(name[3:])
+        paths = _part_files(fs, entry) if start_d <= day <= end_d else []
+        if paths:
+            with fs.open(paths[0], "rb") as fh:
+                present = pq.read_schema(fh).names
+            wanted = None if columns is None else [c for c in columns if c in present]
+            yield day, _read_files(fs, paths, wanted, None)
 
 
 def read_range(
@@ -176,24 +294,14 @@ def read_range(
     start: str | dt.date,
     end: str | dt.date,
     root: str | None = None,
+    *,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Read every existing partition with ``start <= ds <= end``, concatenated.
+    """Read every existing partition with ``start <= ds <= end``, concatenated (only ``columns``).
 
     Only dates up to ``end`` are read, so a run never sees data from after its logical date.
     """
-    start_d, end_d = as_date(start), as_date(end)
-    fs, base = _fs(partition_path(zone, dataset, end_d, root).rsplit("/ds=", 1)[0])
-    if not fs.exists(base):
-        return pd.DataFrame()
-    tables = []
-    for entry in sorted(fs.ls(base, detail=False)):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if not name.startswith("ds="):
-            continue
-        day = as_date(name[3:])
-        if start_d <= day <= end_d and fs.exists(f"{entry}/{PART_FILE}"):
-            with fs.open(f"{entry}/{PART_FILE}", "rb") as fh:
-                tables.append(pq.read_table(fh))
+    tables = [table for _, table in iter_range(zone, dataset, start, end, root, columns=columns)]
     if not tables:
         return pd.DataFrame()
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()

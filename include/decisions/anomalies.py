@@ -16,27 +16,27 @@ import pandas as pd
 MARGIN_WINDOW_DAYS = 118
 
 
-def detect_anomalies(demand: pd.DataFrame, received: pd.DataFrame, pos: pd.DataFrame, orders: pd.DataFrame,
-                     returns: pd.DataFrame, items: pd.DataFrame, day: dt.date) -> dict[str, pd.DataFrame]:
-    """Every anomaly of the night, by the name of the report partition it belongs in.
+def detect_anomalies(received: pd.DataFrame, sales: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFrame,
+                     day: dt.date) -> dict[str, pd.DataFrame]:
+    """The night's anomalies beyond demand (demand anomalies are scored by each forecast shard), by the
+    name of the report partition each belongs in.
 
     Args:
-        demand: curated demand up to ``day``.
         received: received PO lines of the past year (``models.anomaly.supplier.received_po_lines``).
-        pos, orders, returns: curated sales and returns of the last :data:`MARGIN_WINDOW_DAYS` days.
+        sales: sales per channel x SKU x day of the last :data:`MARGIN_WINDOW_DAYS` days
+            (``include.finance.sales.daily_sales``).
+        returns: curated returns of those days.
         items: curated item master.
         day: the run's logical date.
 
     Returns:
-        ``demand_anomalies``, ``supplier_anomalies``, ``margin_anomalies``, ``return_anomalies``.
+        ``supplier_anomalies``, ``margin_anomalies``, ``return_anomalies``.
     """
-    from include.demand.forecasting import demand_anomalies
     from include.finance.sales import margin_and_return_anomalies
     from models.anomaly import detect_lead_time_drift
 
-    margin, return_spikes = margin_and_return_anomalies(pos, orders, returns, items, day)
-    return {"demand_anomalies": demand_anomalies(demand, day),
-            "supplier_anomalies": detect_lead_time_drift(received, as_of=day) if len(received) else pd.DataFrame(),
+    margin, return_spikes = margin_and_return_anomalies(sales, returns, items, day)
+    return {"supplier_anomalies": detect_lead_time_drift(received, as_of=day) if len(received) else pd.DataFrame(),
             "margin_anomalies": margin, "return_anomalies": return_spikes}
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from include.decisions.propose import propose_po_exceptions, propose_rebalancing, propose_replenishment
@@ -43,6 +44,42 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
     ]
     found = [p for p in parts if len(p)]
     return pd.concat(found, ignore_index=True) if found else parts[0]
+
+
+#: The inputs that hold rows per SKU: a shard of SKUs reads only its own.
+PER_SKU_INPUTS = ("inventory_snapshot", "purchase_orders")
+
+
+def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated: Mapping[str, pd.DataFrame],
+                   supplier_stats: pd.DataFrame, day: dt.date, *,
+                   anomalies: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`propose_batch` one shard of SKUs at a time, the lines of every shard together.
+
+    A shard holds every location of its SKUs (``include.demand.shards``), so transfers between them and
+    the destinations of a SKU's PO lines are all in the shard; PO exceptions are ranked again across
+    shards by the units they would lose.
+
+    Args:
+        shards: ``(forecasts, series)`` of each shard (an iterator, so one shard is held at a time).
+        curated, supplier_stats, day, anomalies: as for :func:`propose_batch`, for every SKU.
+    """
+    parts = []
+    for forecasts, series in shards:
+        skus = set(forecasts["unique_id"].str.split("|", n=1).str[1].unique()) if len(forecasts) else set()
+        mine = {name: frame[frame["sku"].isin(skus)] if name in PER_SKU_INPUTS and len(frame) else frame
+                for name, frame in curated.items()}
+        parts.append(propose_batch(forecasts, series, mine, supplier_stats, day, anomalies=anomalies))
+    if not parts:
+        raise ValueError("no forecast shards to decide on: has forecast_demand run for this date?")
+    found = [p for p in parts if len(p)]
+    if len(found) <= 1:
+        return found[0] if found else parts[0]
+    out = pd.concat(found, ignore_index=True)
+    exception = (out["doc_type"] == "po_exception").to_numpy()
+    lost = out["explanation"].map(lambda e: e.get("lost_units", 0) if isinstance(e, dict) else 0).to_numpy(float)
+    # Every other line in shard order, then the PO exceptions by units lost, as one shard would have them.
+    order = np.lexsort((np.where(exception, -lost, 0.0), exception))
+    return out.iloc[order].reset_index(drop=True)
 
 
 def batch_summary(proposals: pd.DataFrame) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Stable shards of series: the same series lands in the same shard every night, on any worker."""
+"""Stable shards of series: the same series lands in the same shard every night, on any worker.
+
+A shard holds whole SKUs (every location and channel of a SKU), by CRC-32 of the SKU, so a shard can be
+forecast, scored and decided on its own, transfers between a SKU's locations included.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +12,19 @@ import numpy as np
 import pandas as pd
 
 
-def shard_of(unique_ids: pd.Series, n_shards: int) -> np.ndarray:
-    """Shard number of each series: CRC-32 of its id modulo ``n_shards``.
+def shard_of(skus: pd.Series, n_shards: int) -> np.ndarray:
+    """Shard number of each SKU: CRC-32 of the SKU modulo ``n_shards``.
 
     Args:
-        unique_ids: series ids (``location|sku``).
+        skus: SKU codes as text.
         n_shards: how many shards there are.
 
     Returns:
-        One int64 shard number per id.
+        One int64 shard number per SKU.
     """
-    return np.array([zlib.crc32(u.encode()) % n_shards for u in unique_ids], dtype=np.int64)
+    return np.fromiter((zlib.crc32(str(s).encode()) % n_shards for s in skus), dtype=np.int64, count=len(skus))
 
 
-def plan_shards(n_series: int, shard_size: int) -> list[dict[str, int]]:
-    """One entry per shard (``{"shard": i, "n_shards": n}``) for ``n_series`` series.
-
-    Args:
-        n_series: series to forecast.
-        shard_size: series per shard (at least 1).
-    """
-    n_shards = max(1, -(-n_series // max(shard_size, 1)))
-    return [{"shard": i, "n_shards": n_shards} for i in range(n_shards)]
-
-
-def shard_rows(frame: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
-    """The rows of ``frame`` whose ``unique_id`` belongs to ``shard``."""
-    ids = frame["unique_id"].drop_duplicates()
-    mine = set(ids[shard_of(ids, n_shards) == shard])
-    return frame[frame["unique_id"].isin(mine)]
+def n_shards_for(n_series: int, shard_size: int) -> int:
+    """Shards for ``n_series`` series of about ``shard_size`` each (at least one)."""
+    return max(1, -(-n_series // max(shard_size, 1)))

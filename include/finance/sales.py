@@ -7,6 +7,7 @@ order lines are valued at the item's shelf price, the discount being what the or
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -52,18 +53,47 @@ def return_lines(returns: pd.DataFrame) -> pd.DataFrame:
     return returns.rename(columns={"returned_at": "date"})[RETURN_COLUMNS]
 
 
-def margin_and_return_anomalies(pos: pd.DataFrame, orders: pd.DataFrame, returns: pd.DataFrame,
-                                items: pd.DataFrame, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+def daily_sales(pos_days: Iterable[pd.DataFrame], order_days: Iterable[pd.DataFrame],
+                items: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sales_lines` summed per channel x SKU x day, one day's extract at a time.
+
+    Args:
+        pos_days: curated POS sales, one frame per day (an iterator, so only one day is held).
+        order_days: curated ecommerce order lines, likewise.
+        items: curated item master.
+
+    Returns:
+        :data:`SALES_COLUMNS`, one row per channel, SKU and day: what the margin and return detectors read.
+    """
+    empty = pd.DataFrame()
+    parts = [sales_lines(frame, empty, items) for frame in pos_days if len(frame)]
+    parts += [sales_lines(empty, frame, items) for frame in order_days if len(frame)]
+    parts = [p.groupby(["channel", "sku", "date"], as_index=False)[["units", "gross_sales", "discount_amount"]].sum()
+             for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=SALES_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    return out.groupby(["channel", "sku", "date"], as_index=False)[["units", "gross_sales", "discount_amount"]].sum()[
+        SALES_COLUMNS]
+
+
+def margin_and_return_anomalies(sales: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFrame,
+                                day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Margin leakage and return-rate spikes per SKU x channel, as of ``day``.
+
+    Args:
+        sales: :func:`daily_sales` (or :func:`sales_lines`) of the window.
+        returns: curated returns of the window.
+        items: curated item master.
+        day: the run's logical date.
 
     Returns:
         ``(margin anomalies, return spikes)``; two empty frames when there were no sales.
     """
     from models.anomaly import detect_margin_leakage, detect_return_spikes
 
-    if not len(pos) and not len(orders):
+    if not len(sales):
         return pd.DataFrame(), pd.DataFrame()
-    sales = sales_lines(pos, orders, items)
     rets = return_lines(returns)
     margin = detect_margin_leakage(sales, rets, items[["sku", "unit_price", "unit_cost"]], as_of=day)
     return margin, detect_return_spikes(sales, rets, as_of=day)

@@ -143,6 +143,9 @@ class ChallengerPolicy(_Strict):
         classes: Demand classes the challenger may take.
         timeout_seconds: Longest one fit may take.
         budget_seconds: Total time for all fits of one shard.
+        night_budget_seconds: Total time for all fits of a night, shared equally by its shards (a shard
+            gets the smaller of this share and ``budget_seconds``), so the challenger never dominates a
+            night however many shards it has.
     """
 
     model: Literal["prophet", "statsmodels_ets"] = "prophet"
@@ -155,6 +158,7 @@ class ChallengerPolicy(_Strict):
     classes: Annotated[Items[DemandClass], Field(min_length=1)] = ("smooth", "erratic")
     timeout_seconds: PositiveNumber = 20.0
     budget_seconds: PositiveNumber = 300.0
+    night_budget_seconds: PositiveNumber = 600.0
 
 
 class _ChallengerSection(ChallengerPolicy):

@@ -15,12 +15,18 @@ from include.config import as_date
 from include.runs import Run
 from include.stages.summaries import read_stage_metrics, read_stage_summaries, record, record_metrics
 from include.storage import (
+    clear_partition,
+    iter_range,
+    iter_shards,
+    list_shards,
     partition_exists,
     read_nested_partition,
     read_partition,
     read_range,
+    read_shard,
     write_nested_partition,
     write_partition,
+    write_shard,
 )
 
 ConnFactory = Callable[[], Any]
@@ -55,57 +61,61 @@ def ingest(run: Run, source: str, *, conn_factory: ConnFactory | None = None,
 
 
 def build_demand(run: Run, *, root: str | None = None) -> dict[str, Any]:
-    """Daily demand per series for the trailing window, with stock-out days censored."""
-    from include.demand.history import demand_summary, load_demand
+    """Daily demand per series for the trailing window, stock-out days censored, written shard by shard."""
+    from include.demand.history import demand_shards, demand_summary
 
-    demand = load_demand(run.ds, int(run.param("history_days")), root)
-    write_partition(demand, "curated", "demand", run.ds, root)
-    return record(run, demand_summary(demand), root)
+    clear_partition("curated", "demand", run.ds, root)
+    summary: dict[str, Any] = {}
+    for part in demand_shards(run.ds, int(run.param("history_days")), int(run.param("shard_size")), root):
+        write_shard(part.frame, "curated", "demand", run.ds, part.shard, part.n_shards, root)
+        summary = {**demand_summary(part.frame, summary), "shards": part.n_shards}
+    return record(run, summary, root)
+
+
+#: What the forecast shards write, shard by shard, for the date.
+SHARD_OUTPUTS = (("forecasts", "demand"), ("forecasts", "series"), ("reports", "demand_anomalies"))
 
 
 def plan_forecast_shards(run: Run, *, root: str | None = None) -> list[dict[str, int]]:
-    """How many shards the forecast fans out to; one mapped task per shard."""
-    from include.demand.shards import plan_shards
-
-    ids = read_partition("curated", "demand", run.ds, root, columns=["unique_id"])["unique_id"]
-    return plan_shards(int(ids.nunique()), int(run.param("shard_size")))
+    """The shards the demand was written in (one mapped forecast task each); clears their outputs."""
+    for zone, dataset in SHARD_OUTPUTS:
+        clear_partition(zone, dataset, run.ds, root)
+    return list_shards("curated", "demand", run.ds, root)
 
 
 def forecast_demand(run: Run, shard: int, n_shards: int, *, root: str | None = None) -> dict[str, Any]:
-    """Forecast the series of one shard (the mapped task's summary is its XCom, combined downstream)."""
-    from include.demand.forecasting import forecast_shard, shard_summary
-    from include.demand.shards import shard_rows
+    """Forecast the series of one shard and score its day for demand anomalies; writes the shard's files."""
+    from include.demand.forecasting import demand_anomalies, forecast_shard, shard_summary
+
+    demand = read_shard("curated", "demand", run.ds, shard, n_shards, root)
+    inputs = _forecast_inputs(run, n_shards, root)
+    result = forecast_shard(demand, as_date(run.ds), int(run.param("horizon")), **inputs)
+    anomalies = demand_anomalies(demand, as_date(run.ds))
+    for (zone, dataset), frame in zip(SHARD_OUTPUTS, (result.forecasts, result.series, anomalies), strict=True):
+        write_shard(frame, zone, dataset, run.ds, shard, n_shards, root)
+    record_metrics(run, f"forecast_demand_shard={shard:04d}-of-{n_shards:04d}", root)
+    return {**shard_summary(shard, result, inputs["challenger"]), "demand_anomalies": int(len(anomalies))}
+
+
+def _forecast_inputs(run: Run, n_shards: int, root: str | None) -> dict[str, Any]:
+    """What every shard's forecast shares: the challenger on its share of the night's budget, the
+    promotions and prices of the horizon, and the demand classes in drift."""
     from include.governance.policy import load_policy
     from models.forecasting import Challenger
 
-    demand = shard_rows(read_partition("curated", "demand", run.ds, root), shard, n_shards)
-    challenger = Challenger.from_policy(load_policy().challenger)
     drifting = (read_stage_summaries(run.dag_id, run.ds, root).get("monitor_forecasts") or {}).get(
         "fallback_segments") or {}
-    result = forecast_shard(demand, as_date(run.ds), int(run.param("horizon")), challenger=challenger,
-                            promotions=read_partition("curated", "promotions", run.ds, root, missing_ok=True),
-                            items=read_partition("curated", "items", run.ds, root, missing_ok=True),
-                            drifting=drifting)
-    name = f"shard={shard:04d}-of-{n_shards:04d}"
-    write_partition(result.forecasts, "forecasts", f"shards/{name}", run.ds, root)
-    write_partition(result.series, "forecasts", f"series_shards/{name}", run.ds, root)
-    record_metrics(run, f"forecast_demand_{name}", root)
-    return shard_summary(shard, result, challenger)
+    return {"challenger": Challenger.from_policy(load_policy().challenger, n_shards=n_shards),
+            "promotions": read_partition("curated", "promotions", run.ds, root, missing_ok=True),
+            "items": read_partition("curated", "items", run.ds, root, missing_ok=True), "drifting": drifting}
 
 
 def combine_forecasts(run: Run, shard_summaries: list[dict[str, Any]], *, root: str | None = None) -> dict[str, Any]:
-    """Gather the shards into ``forecasts/demand`` and ``forecasts/series`` for the date."""
-    import pandas as pd
-
+    """The night's forecast in one summary (the shards' files together are ``forecasts/demand``)."""
     from include.demand.forecasting import combined_summary
 
-    n = len(shard_summaries)
-    combined = {}
-    for kind, target in (("shards", "demand"), ("series_shards", "series")):
-        parts = [read_partition("forecasts", f"{kind}/shard={s:04d}-of-{n:04d}", run.ds, root) for s in range(n)]
-        combined[target] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        write_partition(combined[target], "forecasts", target, run.ds, root)
-    return record(run, combined_summary(combined["series"], shard_summaries), root)
+    series = read_partition("forecasts", "series", run.ds, root, columns=["model", "fallback_reason"])
+    return record(run, combined_summary(series, list(shard_summaries)), root)
 
 
 def monitor_forecasts(run: Run, *, conn_factory: ConnFactory | None = None, root: str | None = None) -> dict[str, Any]:
@@ -130,29 +140,50 @@ def monitor_forecasts(run: Run, *, conn_factory: ConnFactory | None = None, root
 
 
 def _scores(ds: str, origins: list[dt.date], horizon_days: int, root: str | None) -> list:
-    """The score per demand class of each origin's forecast (None where no forecast was made)."""
-    from models.forecasting.monitoring import score_origin
+    """The score per demand class of each origin's forecast (None where no forecast was made).
+
+    Today's demand is read one shard at a time; each origin's forecasts only for the days scored.
+    """
+    import pandas as pd
+
+    from models.forecasting.monitoring import score_origin, segment_scores
 
     made = [o for o in origins if partition_exists("forecasts", "demand", o, root)]
-    demand = read_partition("curated", "demand", ds, root) if made else None
-    return [score_origin(read_partition("forecasts", "demand", o, root), read_partition("forecasts", "series", o, root),
-                         demand, o, horizon_days) if o in made else None for o in origins]
+    made_fc = {o: (read_partition("forecasts", "demand", o, root, columns=["unique_id", "ds", "step", "mean"],
+                                  filters=[("step", "<=", horizon_days)]),
+                   read_partition("forecasts", "series", o, root, columns=["unique_id", "demand_class"]))
+               for o in made}
+    per: dict[dt.date, list] = {o: [] for o in made}
+    for demand in iter_shards("curated", "demand", ds, root, columns=["unique_id", "ds", "y", "censored"]):
+        for o, (forecasts, series) in made_fc.items():
+            mine = forecasts[forecasts["unique_id"].isin(demand["unique_id"].unique())]
+            per[o].append(score_origin(mine, series, demand, o, horizon_days))
+    return [segment_scores(pd.concat(per[o], ignore_index=True)) if o in made and per[o] else None
+            for o in origins]
 
 
 def detect_anomalies(run: Run, *, root: str | None = None) -> dict[str, Any]:
-    """Demand anomalies, supplier lead-time drift, margin leakage and return spikes for the date."""
+    """Supplier lead-time drift, margin leakage and return spikes for the date, beside the demand anomalies
+    the forecast shards scored."""
     from include.decisions.anomalies import MARGIN_WINDOW_DAYS, anomaly_summary
     from include.decisions.anomalies import detect_anomalies as detect
+    from include.finance.sales import daily_sales
 
-    day = as_date(run.ds)
+    day, items = as_date(run.ds), read_partition("curated", "items", run.ds, root)
     start = day - dt.timedelta(days=MARGIN_WINDOW_DAYS - 1)
-    sales = {name: read_range("curated", name, start, day, root) for name in ("pos_sales", "ecommerce_orders", "returns")}
-    found = detect(read_partition("curated", "demand", run.ds, root), _received_po_lines(day, root)[0],
-                   sales["pos_sales"], sales["ecommerce_orders"], sales["returns"],
-                   read_partition("curated", "items", run.ds, root), day)
+    days = {name: (t.to_pandas() for _, t in iter_range("curated", name, start, day, root, columns=columns))
+            for name, columns in _SALES_COLUMNS.items()}
+    found = detect(_received_po_lines(day, root)[0], daily_sales(days["pos_sales"], days["ecommerce_orders"], items),
+                   read_range("curated", "returns", start, day, root), items, day)
     for name, frame in found.items():
         write_partition(frame, "reports", name, run.ds, root)
-    return record(run, anomaly_summary(found), root)
+    demand_anomalies = read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True)
+    return record(run, anomaly_summary({"demand_anomalies": demand_anomalies, **found}), root)
+
+
+#: The columns of the sales extracts the margin and return detectors read.
+_SALES_COLUMNS = {"pos_sales": ["sku", "business_date", "units_sold", "gross_sales", "discount_amount"],
+                  "ecommerce_orders": ["sku", "ordered_at", "quantity", "unit_price", "status"]}
 
 
 def _received_po_lines(day: dt.date, root: str | None):
@@ -166,15 +197,16 @@ def _received_po_lines(day: dt.date, root: str | None):
 
 
 def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
-    """Replenishment, rebalancing transfers and PO exceptions, explained."""
-    from include.decisions.batch import INPUTS, batch_summary, propose_batch
+    """Replenishment, rebalancing transfers and PO exceptions, explained, one forecast shard at a time."""
+    from include.decisions.batch import INPUTS, batch_summary, propose_shards
     from models.anomaly.supplier import supplier_stats
 
     day = as_date(run.ds)
     received, po_history = _received_po_lines(day, root)
-    proposals = propose_batch(
-        read_partition("forecasts", "demand", run.ds, root), read_partition("forecasts", "series", run.ds, root),
-        {name: read_partition("curated", name, run.ds, root) for name in INPUTS},
+    shards = zip(iter_shards("forecasts", "demand", run.ds, root), iter_shards("forecasts", "series", run.ds, root),
+                 strict=True)
+    proposals = propose_shards(
+        shards, {name: read_partition("curated", name, run.ds, root) for name in INPUTS},
         supplier_stats(received, po_history, day), day,
         anomalies=read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True))
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
@@ -255,14 +287,27 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
     from include.reporting.publish import publish_report
 
     day = as_date(run.ds)
-    earlier = [read_partition("forecasts", "demand", d, root) for d in (day - dt.timedelta(days=k) for k in range(1, 29))
+    earlier = [read_partition("forecasts", "demand", d, root, columns=["unique_id", "ds", "step", "mean"],
+                              filters=[("step", "==", 1)])
+               for d in (day - dt.timedelta(days=k) for k in range(1, KPI_WINDOW_DAYS + 1))
                if partition_exists("forecasts", "demand", d, root)]
-    demand, curated = read_partition("curated", "demand", run.ds, root), _curated_for_kpis(run.ds, root)
+    demand, curated = _kpi_demand(run.ds, root), _curated_for_kpis(run.ds, root)
     kpis = compute_kpis(day, demand, curated["inventory_snapshot"], curated["items"], curated["ecommerce_orders"],
                         step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
                         load_policy().costs)
     return record(run, publish_report(kpis, demand, read_stage_summaries(run.dag_id, run.ds, root), run.ds, root,
                                       metrics=read_stage_metrics(run.dag_id, run.ds, root)), root)
+
+
+#: Days of demand and earlier forecasts the KPIs and their trend chart look back over.
+KPI_WINDOW_DAYS = 28
+
+
+def _kpi_demand(ds: str, root: str | None):
+    """The last :data:`KPI_WINDOW_DAYS` days of demand, only the columns the KPIs read."""
+    since = dt.datetime.combine(as_date(ds) - dt.timedelta(days=KPI_WINDOW_DAYS - 1), dt.time())
+    return read_partition("curated", "demand", ds, root, columns=["unique_id", "sku", "channel", "ds", "y", "censored"],
+                          filters=[("ds", ">=", since)])
 
 
 def _curated_for_kpis(ds: str, root: str | None) -> dict[str, Any]:

@@ -37,6 +37,7 @@ way round: ``forecast()`` reaches the challenger only through the :class:`Challe
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -93,14 +94,16 @@ class Challenger:
     budget_s: float = 300.0
 
     @classmethod
-    def from_policy(cls, cfg: Any) -> Challenger | None:
-        """The challenger of a policy's ``forecasting.challenger`` section.
+    def from_policy(cls, cfg: Any, *, n_shards: int = 1) -> Challenger | None:
+        """The challenger of a policy's ``forecasting.challenger`` section, for one of ``n_shards`` shards.
 
         Args:
             cfg: The section as :func:`include.governance.policy.load_policy` returns it (attributes
                 ``model``, ``top_n``, ``margin``, ``windows``, ``min_series``, ``min_lift``,
-                ``min_effect_days``, ``classes``, ``timeout_seconds``, ``budget_seconds``), or ``None``
-                when the challenger is switched off.
+                ``min_effect_days``, ``classes``, ``timeout_seconds``, ``budget_seconds`` and optionally
+                ``night_budget_seconds``), or ``None`` when the challenger is switched off.
+            n_shards: shards of the night; each gets the smaller of ``budget_seconds`` and an equal
+                share of ``night_budget_seconds``.
 
         Returns:
             The challenger, or ``None`` when ``cfg`` is ``None``.
@@ -109,7 +112,9 @@ class Challenger:
             return None
         return cls(model=cfg.model, top_n=cfg.top_n, margin=cfg.margin, windows=cfg.windows,
                    min_series=cfg.min_series, min_lift=cfg.min_lift, min_effect_days=cfg.min_effect_days,
-                   classes=tuple(cfg.classes), timeout_s=cfg.timeout_seconds, budget_s=cfg.budget_seconds)
+                   classes=tuple(cfg.classes), timeout_s=cfg.timeout_seconds,
+                   budget_s=min(cfg.budget_seconds,
+                                getattr(cfg, "night_budget_seconds", math.inf) / max(n_shards, 1)))
 
     def __post_init__(self) -> None:
         if self.model not in HEAVY_MODELS:

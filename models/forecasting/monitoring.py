@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["SCORE_COLUMNS", "drift_table", "fall_back_for_drift", "flag_drift", "monitoring_summary",
-           "score_origin", "score_forecasts"]
+           "score_origin", "score_forecasts", "segment_scores", "series_scores"]
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["segment", "n_series", "n_points", "mase", "rmsse", "bias"]
+_SERIES_SCORE_COLUMNS = ["segment", "unique_id", "mae", "mse", "fc", "act", "n", "mase", "rmsse"]
 
 
 def _scales(history: pd.DataFrame, season_length: int) -> pd.DataFrame:
@@ -69,6 +70,26 @@ def score_forecasts(
     Raises:
         ValueError: naming a missing column.
     """
+    return segment_scores(series_scores(forecasts, actuals, history, segment_col=segment_col,
+                                        season_length=season_length))
+
+
+def series_scores(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    segment_col: str | None = None,
+    season_length: int = 7,
+) -> pd.DataFrame:
+    """The per-series half of :func:`score_forecasts` (same arguments).
+
+    Series are scored on their own, so the series scores of disjoint shards concatenate into the night's
+    and :func:`segment_scores` of the concatenation is :func:`score_forecasts` of the whole.
+
+    Returns:
+        ``segment, unique_id, mae, mse, fc, act, n, mase, rmsse``, one row per scored series.
+    """
     for name, frame, cols in (
         ("forecasts", forecasts, ["unique_id", "ds", "mean"]),
         ("actuals", actuals, ["unique_id", "ds", "y"]),
@@ -85,7 +106,8 @@ def score_forecasts(
     else:
         raise ValueError(f"segment column {segment_col!r} is in neither forecasts nor actuals")
     if joined.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object if c == "segment" else np.float64) for c in SCORE_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("segment", "unique_id") else np.float64)
+                             for c in _SERIES_SCORE_COLUMNS})
     joined = joined.assign(ae=(joined["mean"] - joined["y"]).abs(), se=(joined["mean"] - joined["y"]) ** 2)
     per = joined.groupby(["segment", "unique_id"]).agg(
         mae=("ae", "mean"), mse=("se", "mean"), fc=("mean", "sum"), act=("y", "sum"), n=("y", "size")
@@ -93,6 +115,13 @@ def score_forecasts(
     per = per.merge(_scales(history, season_length), on="unique_id", how="left")
     per["mase"] = per["mae"] / per["mae_scale"].where(per["mae_scale"] > 0)
     per["rmsse"] = np.sqrt(per["mse"] / per["mse_scale"].where(per["mse_scale"] > 0))
+    return per[_SERIES_SCORE_COLUMNS]
+
+
+def segment_scores(per: pd.DataFrame) -> pd.DataFrame:
+    """``SCORE_COLUMNS`` per segment from :func:`series_scores` (of one shard or several concatenated)."""
+    if per.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "segment" else np.float64) for c in SCORE_COLUMNS})
     seg = per.groupby("segment").agg(
         n_series=("unique_id", "nunique"), n_points=("n", "sum"), mase=("mase", "mean"), rmsse=("rmsse", "mean"),
         fc=("fc", "sum"), act=("act", "sum"),
@@ -148,23 +177,25 @@ def flag_drift(
 
 def score_origin(forecasts: pd.DataFrame, series: pd.DataFrame, demand: pd.DataFrame, origin: dt.date,
                  horizon_days: int) -> pd.DataFrame:
-    """Score the forecast made on ``origin`` per demand class over its first ``horizon_days`` days.
+    """Score the forecast made on ``origin`` per series over its first ``horizon_days`` days.
 
     Args:
         forecasts: that night's forecasts (``unique_id, ds, step, mean``).
         series: that night's series table (``unique_id, demand_class``).
-        demand: curated demand up to today (``unique_id, ds, y, censored``); censored days are not scored.
+        demand: curated demand up to today (``unique_id, ds, y, censored``), of every series scored or of
+            one shard of them; censored days are not scored.
         origin: the night the forecast was made.
         horizon_days: how many forecast days to score.
 
     Returns:
-        :func:`score_forecasts` per ``demand_class``.
+        :func:`series_scores` with ``demand_class`` as the segment; :func:`segment_scores` of it (of all
+        shards concatenated) scores the night per demand class.
     """
     actuals = demand[~demand["censored"]][["unique_id", "ds", "y"]]
     fc = forecasts[forecasts["step"] <= horizon_days].assign(ds=lambda f: pd.to_datetime(f["ds"]))
     history = demand[demand["ds"] <= pd.Timestamp(origin)][["unique_id", "ds", "y"]]
-    return score_forecasts(fc.merge(series[["unique_id", "demand_class"]], on="unique_id"), actuals, history,
-                           segment_col="demand_class")
+    return series_scores(fc.merge(series[["unique_id", "demand_class"]], on="unique_id"), actuals, history,
+                         segment_col="demand_class")
 
 
 def drift_table(recent: pd.DataFrame, earlier: list[pd.DataFrame], *, metric: str, max_ratio: float,

@@ -4,7 +4,9 @@ A promotion that takes ``d`` off the price multiplies demand by ``(1 - d) ** -e`
 price elasticity of promoted demand. Per series, ``e`` is the value on a grid for which the series'
 baseline (its mean demand on ordinary days over the last year) times that lift adds up to the demand it
 actually had on its promoted days. A series with too little promoted history (less than
-``MIN_PROMO_MASS`` baseline units on promotion) takes the elasticity pooled over the shard.
+``MIN_PROMO_MASS`` baseline units on promotion) takes the elasticity pooled over its item's other
+locations (series ids ``location|sku``), and an item with too little takes the one pooled over the shard.
+A shard holds whole items, so only that last resort depends on which items share a shard.
 
 :func:`depromote` divides each promoted day's demand by its lift, so the vectorised models see the
 level without promotion spikes; :func:`repromote` multiplies each forecast step by the lift of the
@@ -34,8 +36,9 @@ def _discount(values: pd.Series) -> np.ndarray:
 
 
 def promotion_elasticity(history: pd.DataFrame, col: str = "promo") -> pd.Series:
-    """Price elasticity of promoted demand per series: its own, or the pooled one (0 when the shard has
-    too little promoted history to tell).
+    """Price elasticity of promoted demand per series: its own, else its item's pooled over the item's
+    locations, else the one pooled over every series given (0 when they have too little promoted
+    history to tell).
 
     Args:
         history: ``unique_id, ds, y``, optional ``censored`` and the discount column ``col``.
@@ -54,22 +57,34 @@ def promotion_elasticity(history: pd.DataFrame, col: str = "promo") -> pd.Series
     ids = pd.Index(history["unique_id"].unique())
     if on.empty:
         return pd.Series(0.0, index=ids, dtype=np.float64)
-    actual = on.groupby("unique_id")["y"].sum()
+    own, mass = _solve(on, on["unique_id"])
+    item_of = on["unique_id"].astype(str).str.split("|", n=1).str[-1]
+    by_item, item_mass = _solve(on, item_of)
+    everywhere, all_mass = _solve(on, pd.Series("all", index=on.index))
+    pooled = float(everywhere.iloc[0]) if float(all_mass.iloc[0]) >= MIN_PROMO_MASS else 0.0
+    item_e = by_item.where(item_mass >= MIN_PROMO_MASS)
+    series_item = pd.Series(ids.astype(str).str.split("|", n=1).str[-1], index=ids)
+    fallback = series_item.map(item_e).fillna(pooled)
+    elasticity = own.where(mass >= MIN_PROMO_MASS).reindex(ids)
+    return elasticity.fillna(fallback).astype(np.float64)
+
+
+def _solve(on: pd.DataFrame, group: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Elasticity of each group of promoted rows, and the group's baseline units on promotion.
+
+    The solution lies between the last grid value whose predicted promoted demand is below the actual
+    and the first above: the midpoint is taken.
+    """
+    actual = on["y"].groupby(group).sum()
     below = pd.Series(0, index=actual.index, dtype=np.int64)
-    below_all, act_all, mass = 0, float(actual.sum()), None
+    mass = None
     for e in ELASTICITY_GRID:
-        pred = (on["base"] * (1.0 - on["d"]) ** -e).groupby(on["unique_id"]).sum()
+        pred = (on["base"] * (1.0 - on["d"]) ** -e).groupby(group).sum()
         if mass is None:
             mass = pred
         below += (pred < actual).astype(np.int64)
-        below_all += int(pred.sum() < act_all)
     step = ELASTICITY_GRID[1] - ELASTICITY_GRID[0]
-    top = ELASTICITY_GRID[-1]
-    # The solution lies between the last grid value below and the first above: take the midpoint.
-    own = ((below - 0.5) * step).clip(0.0, top)
-    pooled = float(np.clip((below_all - 0.5) * step, 0.0, top)) if float(mass.sum()) >= MIN_PROMO_MASS else 0.0
-    elasticity = own.where(mass >= MIN_PROMO_MASS, pooled)
-    return elasticity.reindex(ids).fillna(pooled).astype(np.float64)
+    return ((below - 0.5) * step).clip(0.0, ELASTICITY_GRID[-1]), mass
 
 
 def promotion_lift(frame: pd.DataFrame, elasticity: pd.Series, col: str = "promo") -> np.ndarray:

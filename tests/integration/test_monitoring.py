@@ -100,14 +100,14 @@ def test_a_drifting_demand_class_is_forecast_by_the_fallback_rule(root):
     assert drifting
     # The forecast of the same run reads the monitoring summary filed under its task id.
     forecast_shard(DS.isoformat(), 0, 1, root=root, dag_id=dag_id)
-    series = read_partition("forecasts", "series_shards/shard=0000-of-0001", DS, root)
+    series = read_partition("forecasts", "series", DS, root)
     hit = series[series["demand_class"].isin(list(drifting))]
     assert len(hit) and (hit["model"] == "fallback_moving_average").all()
     assert hit["fallback_reason"].str.startswith("demand class ").all()
     assert hit["fallback_reason"].str.contains("in forecast drift").all()
     others = series[~series["demand_class"].isin(list(drifting))]
     assert not others["fallback_reason"].fillna("").str.contains("drift").any()
-    fc = read_partition("forecasts", "shards/shard=0000-of-0001", DS, root)
+    fc = read_partition("forecasts", "demand", DS, root)
     mine = fc[fc["unique_id"].isin(set(hit["unique_id"]))]
     # Flat over the horizon, quantiles above the mean.
     assert (mine.groupby("unique_id")["mean"].nunique() == 1).all()
@@ -124,12 +124,12 @@ def test_prophet_challenges_the_series_whose_promotions_move_demand(root, tmp_pa
     challenger = summary["challenger"]
     assert challenger["model"] == "prophet" and challenger["warnings"] == []
     assert challenger["tried"] >= 1, "the tiny world has smooth series that promotions lift"
-    series = read_partition("forecasts", "series_shards/shard=0000-of-0001", DS, root)
+    series = read_partition("forecasts", "series", DS, root)
     tried = series[series["challenger_note"].notna()]
     assert len(tried) == challenger["tried"]
     assert tried["challenger_note"].str.contains("history shows promo ").all()
     assert (series["model"].str.startswith("prophet").sum()) == challenger["taken"]
-    fc = read_partition("forecasts", "shards/shard=0000-of-0001", DS, root)
+    fc = read_partition("forecasts", "demand", DS, root)
     assert fc[["mean", "q50", "q80", "q95"]].notna().all().all()
     assert ((fc["q95"] >= fc["q80"]) & (fc["q80"] >= fc["q50"]) & (fc["q50"] >= 0)).all()
 

@@ -240,7 +240,7 @@ def _set(path: list, value):
                      "forecasting.challenger.classes: must not be empty", id="challenger-no-classes"),
         pytest.param(_set(["forecasting", "challenger", "top"], 5), "top: 5",
                      "forecasting.challenger: unknown key 'top' (allowed: budget_seconds, classes, enabled, margin, "
-                     "min_effect_days, min_lift, min_series, model, timeout_seconds, top_n, windows)",
+                     "min_effect_days, min_lift, min_series, model, night_budget_seconds, timeout_seconds, top_n, windows)",
                      id="challenger-unknown-key"),
         pytest.param(_set(["forecasting", "challenger", "enabled"], "no"), "enabled: 'no'",
                      "forecasting.challenger.enabled: must be true or false, got 'no'", id="challenger-enabled"),

@@ -44,6 +44,20 @@ def test_series_with_too_little_promoted_history_take_the_pooled_elasticity():
     assert promotion_elasticity(never).eq(0.0).all()  # nothing promoted anywhere: no lift at all
 
 
+def test_a_thin_series_takes_its_items_elasticity_before_the_shards():
+    # Item X sells at two locations: one with a rich promoted history (elasticity 2.5), one thin. Item Y's
+    # only location has a rich history with elasticity 0.5, which dominates the pool over everything.
+    x_rich, _ = _series("S1|X", 15.0, 2.5, seed=5)
+    x_thin, _ = _series("S2|X", 0.5, 0.0, seed=6, promo_every=400)
+    y_rich, _ = _series("S1|Y", 60.0, 0.5, seed=7)
+    z_thin, _ = _series("S2|Z", 0.5, 0.0, seed=8, promo_every=400)
+
+    e = promotion_elasticity(pd.concat([x_rich, x_thin, y_rich, z_thin], ignore_index=True))
+
+    assert e["S2|X"] == pytest.approx(e["S1|X"], abs=0.25) and e["S1|X"] == pytest.approx(2.5, abs=0.3)
+    assert e["S2|Z"] != e["S2|X"] and e["S2|Z"] < 1.5  # no promoted history of its item: the pool
+
+
 def test_depromote_and_repromote_are_inverse_on_promoted_days():
     history, future = _series("a", 10.0, 2.0)
     e = pd.Series({"a": 2.0})
