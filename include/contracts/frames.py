@@ -38,6 +38,9 @@ class ParsedExtract:
         missing_columns: contract columns absent from the file.
         extra_columns: file columns the contract does not know.
         retyped_columns: contract columns delivered with another type, with what was found.
+        type_counts: per typed contract column, ``(bad, present, first_bad)``: how many values did not
+            parse, how many were delivered, and the first that did not (None if all did). What the retyped
+            decision weighs; a load parsing a history in parts adds them up. Not kept by :meth:`take`.
     """
 
     frame: pd.DataFrame
@@ -48,6 +51,7 @@ class ParsedExtract:
     extra_columns: list[str] = field(default_factory=list)
     retyped_columns: dict[str, str] = field(default_factory=dict)
     column_types: dict[str, str] = field(default_factory=dict)
+    type_counts: dict[str, tuple[int, int, str | None]] = field(default_factory=dict)
 
     @property
     def row_breaches(self) -> dict[int, list[tuple[str, str]]]:

@@ -11,7 +11,10 @@ volume against the trailing median, duplicate keys, schema drift, share of bad r
 their severity, whether the extract passes, warns or blocks everything downstream of its source.
 
 The suite and GX's verdict are in :mod:`include.contracts.expectations`, the row masks in
-:mod:`include.contracts.row_rules`; this module puts them together and splits the rows.
+:mod:`include.contracts.row_rules`, the extract-level rules in :mod:`include.contracts.extract_rules`; this
+module puts them together and splits the rows. The row-level half (:func:`validate_rows`) and the verdict on
+the whole delivery (:func:`judge_extract`) are also called apart, by a load that validates a long history in
+parts and judges it once.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.contracts.contract import Contract, QualityRule, Volume
+from include.contracts.contract import Contract
 from include.contracts.expectations import gx_verdict
+from include.contracts.extract_rules import ExtractStats, extract_rules
 from include.contracts.frames import (
     LINEAGE_COLUMNS,
     ParsedExtract,
@@ -129,10 +133,6 @@ def _key_reasons(frame: pd.DataFrame, contract: Contract, rows: np.ndarray) -> l
     return [f"primary_key broken by {'/'.join(contract.primary_key)}={key!r}" for key in keys]
 
 
-def _severity(rule: QualityRule | None, default: str = "error") -> str:
-    return rule.severity if rule is not None else default
-
-
 @dataclass
 class _Breaches:
     """Row-level breaches collected rule by rule: masks over the rows, reasons only for flagged rows."""
@@ -198,29 +198,81 @@ def validate_extract(
     frame = parsed.frame
     file = str(frame["_source_file"].iloc[0]) if len(frame) else ""
     result = ContractResult(contract.id, contract.version, ds, file, rows_in=len(frame))
-    _note_extra_columns(parsed, result)
+    note_extra_columns(parsed.extra_columns, result)
     drift = _schema_drift(parsed)
     if drift:
         return _blocked_by_drift(contract, parsed, drift, result)
-    breaches = _Breaches(len(frame))
-    type_bad = _parse_breaches(parsed, breaches, result)
-    warned, exact, conflicting = _row_rules(contract, frame, reference_values or {}, type_bad, breaches, result)
-    if len(frame) >= _LARGE:
-        release_memory()  # the rules' intermediates, before the split copies the good rows
-    curated, quarantine, bad_mask = _split(contract, parsed, breaches, warned, result)
-    fired = _extract_rules(contract, frame, ds, history_counts, exact, conflicting, bad_mask, result)
-    if any(severity == "error" for severity, _ in fired):
-        result.outcome = BLOCKED
-    elif fired or result.rows_quarantined or warned.any() or parsed.extra_columns:
-        result.outcome = WARNED
+    curated, quarantine, stats = validate_rows(contract, parsed, reference_values or {}, result)
+    judge_extract(contract, stats, ds, history_counts, result, extra_columns=parsed.extra_columns)
     return result, curated, quarantine
 
 
-def _note_extra_columns(parsed: ParsedExtract, result: ContractResult) -> None:
-    """Columns the contract does not know are ignored, and recorded as a schema drift warning."""
-    if parsed.extra_columns:
-        result.breaches["schema:extra_columns"] = len(parsed.extra_columns)
-        result.reasons.append(f"schema:extra_columns: extra columns {parsed.extra_columns} ignored (schema drift, "
+def validate_rows(
+    contract: Contract,
+    parsed: ParsedExtract,
+    reference_values: dict[tuple[str, str], list[str]],
+    result: ContractResult,
+) -> tuple[pd.DataFrame, pd.DataFrame, ExtractStats]:
+    """The row-level half of :func:`validate_extract`: parsing breaches and row rules, and the split.
+
+    Counts the rows, their breaches, GX's failed rules and sample keys into ``result``; the extract-level
+    rules are left to :func:`judge_extract`, so that a delivery validated in parts is judged once, whole.
+    Schema drift is not looked at.
+
+    Args:
+        contract: the extract's contract.
+        parsed: the rows, parsed.
+        reference_values: master data values for reference checks.
+        result: the result the row-level counts are added to.
+
+    Returns:
+        ``(curated, quarantine, stats)``: the split as :func:`validate_extract` returns it, and what the
+        extract-level rules need to know about the rows.
+
+    Raises:
+        RuntimeError: when GX's verdict on a rule and the vectorised row split disagree.
+    """
+    frame = parsed.frame
+    breaches = _Breaches(len(frame))
+    type_bad = _parse_breaches(parsed, breaches, result)
+    warned, exact, conflicting = _row_rules(contract, frame, reference_values, type_bad, breaches, result)
+    if len(frame) >= _LARGE:
+        release_memory()  # the rules' intermediates, before the split copies the good rows
+    curated, quarantine, bad_mask = _split(contract, parsed, breaches, warned, result)
+    stats = ExtractStats.of(contract, frame, warned=warned, exact=exact, conflicting=conflicting,
+                            bad=bad_mask)
+    return curated, quarantine, stats
+
+
+def judge_extract(contract: Contract, stats: ExtractStats, ds: str, history_counts: list[int] | None,
+                  result: ContractResult, *, extra_columns: list[str]) -> None:
+    """Apply the extract-level rules to a delivery's row stats and set the result's outcome.
+
+    Args:
+        contract: the extract's contract.
+        stats: the rows' stats (:func:`validate_rows`, added up over the parts of a delivery).
+        ds: logical date.
+        history_counts: rows delivered on earlier days, for the ``volume`` rule; None skips it.
+        result: the result holding the row-level counts; fired rules and the outcome are added.
+        extra_columns: delivered columns the contract does not know (a warning).
+    """
+    fired = extract_rules(contract, stats, ds, history_counts, result)
+    if any(rule_severity == "error" for rule_severity, _ in fired):
+        result.outcome = BLOCKED
+    elif fired or result.rows_quarantined or stats.warned or extra_columns:
+        result.outcome = WARNED
+
+
+def note_extra_columns(extra_columns: list[str], result: ContractResult) -> None:
+    """Columns the contract does not know are ignored, and recorded as a schema drift warning.
+
+    Args:
+        extra_columns: delivered columns the contract does not know.
+        result: the result the warning is recorded in.
+    """
+    if extra_columns:
+        result.breaches["schema:extra_columns"] = len(extra_columns)
+        result.reasons.append(f"schema:extra_columns: extra columns {extra_columns} ignored (schema drift, "
                               "warning)")
 
 
@@ -372,67 +424,6 @@ def _split(contract: Contract, parsed: ParsedExtract, breaches: _Breaches, warne
     result.rows_warned = int((warned & ~bad_mask).sum())
     result.sample_keys = [_key_text(frame, contract, i) for i in bad[:5].tolist()]
     return curated, quarantine, bad_mask
-
-
-def _extract_rules(contract: Contract, frame: pd.DataFrame, ds: str, history_counts: list[int] | None,
-                   exact: np.ndarray, conflicting: np.ndarray, bad_mask: np.ndarray,
-                   result: ContractResult) -> list[tuple[str, str]]:
-    """Apply the contract's extract-level ``quality`` rules, recording in the result those that fire.
-
-    Returns:
-        ``(severity, reason)`` of each rule that fired.
-    """
-    n = len(frame)
-    fired: list[tuple[str, str]] = []
-
-    def fire(rule: str, severity: str, reason: str, count: int = 1) -> None:
-        fired.append((severity, reason))
-        result.breaches[rule] = count
-        result.reasons.append(f"{rule}: {reason} ({severity})")
-
-    if n < contract.min_rows:
-        fire("row_count", _severity(contract.rule("row_count")),
-             f"{n} rows, contract expects at least {contract.min_rows}")
-    freshness = contract.rule("freshness")
-    if freshness is not None and freshness.column is not None and n:
-        newest = frame[freshness.column].max()
-        oldest_ok = pd.Timestamp(ds) - pd.Timedelta(days=contract.max_age_days)
-        if pd.notna(newest) and pd.Timestamp(newest).normalize() < oldest_ok:
-            fire("freshness", freshness.severity,
-                 f"newest {freshness.column} is {pd.Timestamp(newest).date()}, the file for {ds} must hold "
-                 f"{oldest_ok.date()} or later (an earlier file sent again?)")
-    volume = contract.rule("volume")
-    if volume is not None and history_counts is not None:
-        _volume_rule(volume, n, history_counts, fire)
-    duplicates = contract.rule("duplicate_key")
-    if duplicates is not None:
-        if conflicting.any():
-            fire("duplicate_key", duplicates.severity,
-                 f"{int(conflicting.sum())} rows repeat a primary key with other values", int(conflicting.sum()))
-        if exact.any():
-            fire("duplicate_key:exact", duplicates.exact_repeat_severity,
-                 f"{int(exact.sum())} rows are exact repeats of earlier rows (first kept)", int(exact.sum()))
-    # Exact repeats lose no information, so they do not count against the share of bad rows.
-    counted = int((bad_mask & ~exact).sum())
-    pct = 100.0 * counted / n if n else 0.0
-    if pct > contract.max_quarantine_pct:
-        fire("quarantine_share", _severity(contract.rule("quarantine_share")),
-             f"{pct:.1f}% of rows quarantined, above the contract's {contract.max_quarantine_pct:g}%", counted)
-    return fired
-
-
-def _volume_rule(volume: Volume, n: int, history_counts: list[int], fire) -> None:
-    """Rows of the delivery against the median of the earlier delivered days in the rule's window."""
-    window = [c for c in history_counts if c > 0][-volume.trailing_days:]
-    if len(window) < volume.min_history:
-        return
-    median = float(np.median(window))
-    low, high = volume.min_ratio, volume.max_ratio
-    ratio = n / median if median else float("inf")
-    if not low <= ratio <= high:
-        fire("volume", volume.severity,
-             f"{n} rows is {ratio:.2f}x the median of {median:g} over the last {len(window)} delivered "
-             f"days (expected {low:g}x to {high:g}x)", n)
 
 
 def _select(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:

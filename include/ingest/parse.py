@@ -470,6 +470,36 @@ def _parquet_retyped(values: pd.Series, logical_type: str) -> str | None:
     return None
 
 
+def fill_missing_columns(contract: Contract, parsed: ParsedExtract) -> ParsedExtract:
+    """The extract with each missing contract column delivered empty: typed nulls, and null as delivered.
+
+    What typing the rows together with a delivery that has the column gives them, for a load that parses
+    a history in parts and decides schema drift on the whole.
+
+    Args:
+        contract: the extract's contract.
+        parsed: the parsed extract.
+
+    Returns:
+        The same extract (same objects) with no missing columns.
+    """
+    if not parsed.missing_columns:
+        return parsed
+    n = len(parsed.frame)
+    nulls = repeated_strings([None], [n], ARROW_STRING)
+    typed = {col.name: _type_column(nulls, col.type)[0].set_axis(parsed.frame.index)
+             for col in contract.columns if col.name in parsed.missing_columns}
+    frame = parsed.frame
+    order = [c for c in contract.column_names if c in typed or c in frame.columns] + \
+        [c for c in frame.columns if c not in contract.column_names]
+    parsed.frame = pd.DataFrame({c: typed[c] if c in typed else frame[c] for c in order}, copy=False)
+    store = parsed._raw_store  # noqa: SLF001 - the compact store, not a materialised copy
+    parsed.raw = pd.DataFrame({**{c: store[c] for c in store.columns},
+                               **{c: nulls.set_axis(store.index) for c in typed}}, copy=False)
+    parsed.missing_columns = []
+    return parsed
+
+
 def parse_extract(contract: Contract, path: str, ds: str) -> ParsedExtract:
     """Read and type one extract.
 
@@ -487,14 +517,34 @@ def parse_extract(contract: Contract, path: str, ds: str) -> ParsedExtract:
     return parse_extracts(contract, [(path, ds)])
 
 
-def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedExtract:
-    """Read several deliveries of one extract (e.g. a history load) and type them together.
+def retyped_by_share(bad: int, present: int, first_bad: str | None, logical_type: str) -> str | None:
+    """Why a column counts as retyped when most of its delivered values do not parse, else None.
 
-    Typing once over the concatenated rows is what keeps a year of daily files fast.
+    Args:
+        bad: values that did not parse as ``logical_type``.
+        present: values delivered (not blank).
+        first_bad: the first value that did not parse (None when all did).
+        logical_type: the contract's type of the column.
+
+    Returns:
+        The reason recorded in ``retyped_columns``, or None below :data:`RETYPED_SHARE`.
+    """
+    if bad and present >= 2 and bad >= RETYPED_SHARE * present:
+        return f"{bad} of {present} values are not a valid {logical_type}, e.g. {first_bad[:40]!r}"
+    return None
+
+
+def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
+                   decide_retyped: bool = True) -> ParsedExtract:
+    """Read several deliveries of one extract (e.g. a batch of days of a history load) and type them together.
+
+    Typing once over the concatenated rows is what keeps many small daily files fast.
 
     Args:
         contract: the extract's contract.
         files: ``(path, ds)`` of each delivery, in order.
+        decide_retyped: whether a column most of whose values do not parse is reported as retyped; a
+            caller parsing a delivery in parts decides on the parts' ``type_counts`` added up instead.
 
     Returns:
         One parsed extract; each row's ``_ds``, ``_source_file`` and ``_source_line`` say where it came from.
@@ -521,6 +571,7 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
     del raw
     columns: dict[str, pd.Series] = {}
     type_errors: dict[str, np.ndarray] = {}
+    type_counts: dict[str, tuple[int, int, str | None]] = {}
     retyped: dict[str, str] = {}
     for col in contract.columns:
         if col.name in missing:
@@ -546,16 +597,17 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
             if contract.file_format == "csv":
                 source = _blank_to_null(source)
             typed, bad = _type_column(source, col.type)
-            present = int(source.notna().sum()) if bad.any() else 0
+            present = int(source.notna().sum())
             first_bad = str(source[bad].iloc[0]) if bad.any() else None
         columns[col.name] = typed
         if len(index) >= _RELEASE_ROWS:
             release_memory()  # this column's delivered strings, now encoded (or its chunks, now combined)
+        type_counts[col.name] = (int(bad.sum()), present, first_bad)
         if bad.any():
             type_errors[col.name] = bad
-            if col.name not in retyped and present and bad.sum() >= RETYPED_SHARE * present and present >= 2:
-                retyped[col.name] = (f"{int(bad.sum())} of {present} values are not a valid {col.type}, "
-                                     f"e.g. {first_bad[:40]!r}")
+            share = retyped_by_share(*type_counts[col.name], col.type) if decide_retyped else None
+            if col.name not in retyped and share is not None:
+                retyped[col.name] = share
         del source, typed, bad
     raw = pd.DataFrame(delivered, index=index, copy=False)
     del delivered
@@ -580,4 +632,4 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]]) -> ParsedEx
         log.warning("%s: columns not in contract %s v%s: %s", files[0][0], contract.id, contract.version, extra)
     return ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,
                          missing_columns=missing, extra_columns=extra, retyped_columns=retyped,
-                         column_types={c.name: c.type for c in contract.columns})
+                         column_types={c.name: c.type for c in contract.columns}, type_counts=type_counts)

@@ -30,6 +30,7 @@ from include.contracts.validate import (
     unreadable_result,
     validate_extract,
 )
+from include.ingest.history import BATCH_ROWS, load_contract_history, plan_batches
 from include.ingest.parse import (
     ExtractUnreadable,
     corrections_file,
@@ -224,21 +225,28 @@ def load_history(
     *,
     root: str | None = None,
     contracts: dict[str, Contract] | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> dict[str, int]:
     """Initial load: ingest every landed day in ``[start, end]`` for the transactional sources.
 
     Used once when a retailer starts with Shelfwise (and by the demo) so that forecasting has
-    history. Each extract is parsed per file and validated with one GX run per contract over the
-    whole period, then split back into daily partitions. Master data is loaded for ``end`` only.
+    history. Each extract is streamed in batches of days (:mod:`include.ingest.history`): parsed,
+    validated and written to its daily partitions a batch at a time, with the verdict of one validation
+    over the whole period, so memory follows the batch and not the history. Master data is loaded for
+    ``end`` only.
 
     Args:
         start: first day.
         end: last day.
         root: data root; defaults to ``SHELFWISE_DATA_ROOT``.
         contracts: loaded contracts; defaults to ``data_contracts/``.
+        batch_rows: rows parsed and validated together.
 
     Returns:
         Rows curated per contract.
+
+    Raises:
+        ExtractUnreadable: when a landed file cannot be read at all.
     """
     root = root or data_root()
     contracts = contracts or load_contracts()
@@ -246,25 +254,15 @@ def load_history(
     ingest_source(MASTER_SOURCE, end_d, root=root, contracts=contracts)
     refs = reference_values(contracts, end_d.isoformat(), root)
     days = [start_d + dt.timedelta(days=i) for i in range((end_d - start_d).days + 1)]
-    counts: dict[str, int] = {}
     transactional = [c for c in contracts.values() if c.source != MASTER_SOURCE]
-    progress = Progress(f"history load {start_d}..{end_d}", len(transactional))
+    plans = {c.id: plan_batches(c, days, root, batch_rows=batch_rows) for c in transactional}
+    progress = Progress(f"history load {start_d}..{end_d}", sum(len(b) for b in plans.values()))
+    counts: dict[str, int] = {}
     for contract in transactional:
-        files = [(landing_file(root, contract, d.isoformat()), d.isoformat()) for d in days]
-        files = [(path, d) for path, d in files if file_exists(path)]
-        if not files:
+        if not plans[contract.id]:
             counts[contract.id] = 0
-            progress.step()
             continue
-        merged = parse_extracts(contract, files)
-        result, curated, quarantine = validate_extract(contract, merged, end_d.isoformat(), refs)
+        result = load_contract_history(contract, plans[contract.id], refs, end_d.isoformat(), root, progress)
         log.info("history %s", result.summary())
-        good_by_day = dict(tuple(curated.groupby("_ds"))) if len(curated) else {}
-        bad_by_day = dict(tuple(quarantine.groupby(pd.to_datetime(quarantine["_ds"])))) if len(quarantine) else {}
-        for day in days:
-            stamp = pd.Timestamp(day)
-            write_partition(good_by_day.get(stamp, curated.iloc[0:0]), "curated", contract.id, day, root)
-            write_partition(bad_by_day.get(stamp, quarantine.iloc[0:0]), "quarantine", contract.id, day, root)
-        counts[contract.id] = len(curated)
-        progress.step(result.rows_in)
+        counts[contract.id] = result.rows_passed
     return counts
