@@ -158,7 +158,7 @@ class ChallengerPolicy(_Strict):
     classes: Annotated[Items[DemandClass], Field(min_length=1)] = ("smooth", "erratic")
     timeout_seconds: PositiveNumber = 20.0
     budget_seconds: PositiveNumber = 300.0
-    night_budget_seconds: PositiveNumber = 600.0
+    night_budget_seconds: PositiveNumber = 300.0
 
 
 class _ChallengerSection(ChallengerPolicy):

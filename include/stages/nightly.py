@@ -187,11 +187,12 @@ _SALES_COLUMNS = {"pos_sales": ["sku", "business_date", "units_sold", "gross_sal
 
 
 def _received_po_lines(day: dt.date, root: str | None):
-    """Received PO lines of the past year and the PO snapshots they were read from."""
-    from models.anomaly.supplier import received_po_lines
+    """Received PO lines of the past year, and the latest snapshot of every PO line of the year."""
+    from models.anomaly.supplier import PO_HISTORY_COLUMNS, latest_po_lines, received_po_lines
 
     start = day - dt.timedelta(days=PO_LOOKBACK_DAYS - 1)
-    po_history = read_range("curated", "purchase_orders", start, day, root)
+    po_history = latest_po_lines(t.to_pandas() for _, t in iter_range("curated", "purchase_orders", start, day, root,
+                                                                      columns=PO_HISTORY_COLUMNS))
     receipts = read_range("curated", "receipts", start, day, root)
     return received_po_lines(receipts, po_history, read_partition("curated", "suppliers", day, root)), po_history
 

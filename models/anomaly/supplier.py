@@ -8,6 +8,7 @@ a slow but steady supplier is already priced into its safety stock; one that is 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -222,6 +223,31 @@ def detect_lead_time_drift(
     if not rows:
         return _empty(DRIFT_COLUMNS)
     return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+
+
+#: The purchase-order snapshot columns the supplier statistics read.
+PO_HISTORY_COLUMNS = ["po_id", "po_line", "supplier_id", "order_date", "status", "quantity_ordered",
+                      "quantity_received", "_ds"]
+
+
+def latest_po_lines(snapshots: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """The latest state of every PO line seen in daily snapshots, read one snapshot at a time.
+
+    :func:`received_po_lines` and :func:`with_fill_rate` only read each line's last snapshot, so a year
+    of snapshots reduces to one row per line as it is read, never held whole.
+
+    Args:
+        snapshots: daily purchase-order snapshots, oldest first (an iterator: one day is held at a time).
+
+    Returns:
+        One row per ``po_id, po_line``: its latest snapshot, oldest line first.
+    """
+    latest = pd.DataFrame()
+    for day in snapshots:
+        if len(day):
+            both = pd.concat([latest, day], ignore_index=True) if len(latest) else day
+            latest = both.drop_duplicates(["po_id", "po_line"], keep="last").reset_index(drop=True)
+    return latest
 
 
 def received_po_lines(receipts: pd.DataFrame, po_history: pd.DataFrame, suppliers: pd.DataFrame) -> pd.DataFrame:

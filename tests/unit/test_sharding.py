@@ -176,3 +176,30 @@ def test_the_challenger_budget_of_a_night_is_shared_by_its_shards():
     cfg = ChallengerPolicy(budget_seconds=300, night_budget_seconds=600)
     assert Challenger.from_policy(cfg, n_shards=1).budget_s == 300  # the shard's own cap is the smaller
     assert Challenger.from_policy(cfg, n_shards=20).budget_s == 30
+
+
+def test_the_latest_po_lines_of_a_year_are_kept_one_snapshot_at_a_time():
+    from models.anomaly.supplier import latest_po_lines, received_po_lines, with_fill_rate
+
+    rng = np.random.default_rng(5)
+    days = []
+    for k in range(30):  # each day's snapshot: open lines, some moving on to received or cancelled
+        lines = rng.choice(60, size=25, replace=False)
+        days.append(pd.DataFrame({"po_id": [f"PO{i // 3}" for i in lines], "po_line": lines % 3 + 1,
+                                  "supplier_id": [f"SUP{i % 4}" for i in lines], "order_date": START,
+                                  "status": rng.choice(["open", "received", "cancelled"], size=25),
+                                  "quantity_ordered": 10.0, "quantity_received": rng.integers(0, 11, 25).astype(float),
+                                  "_ds": START + dt.timedelta(days=k)}))
+    whole = pd.concat(days, ignore_index=True)
+
+    latest = latest_po_lines(iter(days))
+
+    assert len(latest) == whole[["po_id", "po_line"]].drop_duplicates().shape[0]
+    receipts = whole[["po_id", "po_line"]].drop_duplicates().assign(received_date=START + dt.timedelta(days=9))
+    suppliers = pd.DataFrame({"supplier_id": [f"SUP{i}" for i in range(4)], "promised_lead_time_days": 7})
+    key = ["po_id", "po_line"]
+    pd.testing.assert_frame_equal(
+        received_po_lines(receipts, latest, suppliers).sort_values(key, ignore_index=True),
+        received_po_lines(receipts, whole, suppliers).sort_values(key, ignore_index=True))
+    stats = pd.DataFrame({"supplier_id": [f"SUP{i}" for i in range(4)]})
+    pd.testing.assert_frame_equal(with_fill_rate(stats, latest), with_fill_rate(stats, whole))
