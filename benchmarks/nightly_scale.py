@@ -1,26 +1,30 @@
 """A retailer's scale: ``retail_nightly`` under Airflow's scheduler, per number of series, to the approval gate.
 
-For each requested size the benchmark:
+For each requested size, and each requested executor (``--executor local,celery`` runs both on the same
+world), the benchmark:
 
 1. generates a world of (stores + 1 ecommerce centre) x SKUs over a 365-day window
    (``include.sample_data.generator``) under a data root of its own, writes the landing files, and loads
    the history before the run date with ``include.ingest.pipeline.load_history`` in a child process,
-   timing it and taking its peak resident memory (the child's ``ru_maxrss``, and psutil samples);
-2. starts Airflow's services (API server, scheduler with the LocalExecutor, DAG processor, triggerer) on
-   a fresh metadata DB (PostgreSQL ``shelfwise_airflow_scale`` or SQLite) with the ERP staging DB
-   ``shelfwise_erp_scale``, and triggers ``retail_nightly`` for the run date through the REST API with
+   timing it and taking its peak resident memory (the child's ``ru_maxrss``, and psutil samples); a
+   second executor reuses the world, with the run date's outputs of the first removed;
+2. starts Airflow's whole stack with ``scripts/airflow_services.airflow_stack`` (API server, scheduler,
+   DAG processor, triggerer; with the CeleryExecutor two ``airflow celery worker`` processes on the
+   Redis broker and a queue of the run's own) on a fresh metadata DB (PostgreSQL
+   ``<prefix>_airflow_scale``, or SQLite under the LocalExecutor) with a fresh ERP staging DB
+   ``<prefix>_erp_scale``, and triggers ``retail_nightly`` for the run date through the REST API with
    ``{"mode": "live", "history_days": 365, "shard_size": 5000}``;
 3. runs it to the approval gate: when ``review_batch`` (the Required Action) waits for input it is
    answered "I have reviewed the lines" (decides nothing) through the REST API, then the run goes on
    until ``wait_for_approval`` is deferred (or the run ends). Every ~0.5 s psutil samples the process
-   tree of each running task (the LocalExecutor runs each task in a process titled
-   ``airflow worker -- <task instance id>``; its children count), so each task's peak RSS is its own;
-   seconds per task come from the task instances' start and end dates in the REST API;
-4. prints a table per size and a summary against the issue's baseline and targets, and ends with one
+   tree of each running task: the task process (``airflow worker -- <task instance id>``) under its
+   supervisor, which the LocalExecutor titles ``airflow worker -- LocalExecutor: <ti id>`` and a Celery
+   worker's pool process ``airflow supervisor: <ti id>``; its children count, so each task's peak RSS is
+   its own. Seconds per task come from the task instances' start and end dates in the REST API;
+4. reads the lines the run staged in the ERP DB (``include.erp.staging.run_lines``) and, where two
+   executors ran the same size, compares them;
+5. prints a table per run and a summary against the issue's baseline and targets, and ends with one
    line of JSON holding every figure.
-
-``--executor celery`` is reserved for the shared services module (``scripts/airflow_services.py``),
-which is gaining a context manager that starts the whole stack, Celery workers included.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -42,8 +47,12 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 try:
     from benchmarks._common import ROOT, cpu_count, emit_json, ensure_project_on_path, format_table
@@ -51,16 +60,20 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
     from _common import ROOT, cpu_count, emit_json, ensure_project_on_path, format_table
 
 ensure_project_on_path()
-sys.path.insert(0, str(ROOT / "scripts"))  # required_action: the REST client `make approve` uses
+# airflow_services: the stack `make celery` runs; required_action: the REST client `make approve` uses
+sys.path.insert(0, str(ROOT / "scripts"))
+from airflow_services import CELERY, LOCAL, airflow_stack, broker_problem, drop_queue  # noqa: E402
 
 DAG_ID = "retail_nightly"
 RUN_DATE = dt.date(2026, 11, 27)
 HISTORY_DAYS = 365
-ERP_DB, AIRFLOW_DB = "shelfwise_erp_scale", "shelfwise_airflow_scale"
 SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-USERS = {"admin": ("admin", "admin")}  # user: (password, role)
-VENV_BIN = Path(sys.executable).parent
+BROKER_URL = "redis://127.0.0.1:6379/0"
+EXECUTORS = {"local": LOCAL, "celery": CELERY}
 MB = 1024 * 1024
+#: What two runs of one size must have staged alike: the ERP lines' business content (no ids, no status).
+LINE_COLUMNS = ["doc_type", "business_key", "sku", "from_location", "to_location", "supplier_id", "action",
+                "quantity", "value", "risk_tier"]
 #: The issue's table of the code before this work (seconds to the gate, peak memory of the run).
 BASELINE = [(1_950, 40, 1.2), (14_000, 127, 6.0), (32_000, 272, 11.6)]
 TARGETS = {"series": 100_000, "seconds_to_gate": 15 * 60, "task_rss_mb": 4096, "history_load_mb": 4096,
@@ -68,9 +81,11 @@ TARGETS = {"series": 100_000, "seconds_to_gate": 15 * 60, "task_rss_mb": 4096, "
 #: Seconds to leave the scheduler after the deferring process of ``review_batch`` is gone (see run_to_gate).
 ANSWER_SETTLE_S = 5.0
 _TI_ID = r"([0-9a-f]{8}-[0-9a-f-]{27})"
-#: Process titles: the task (``task_runner.startup``) and its supervisor (``LocalExecutor._run_worker``).
-TASK_TITLE = re.compile(rf"airflow worker -- (?:LocalExecutor[^:]*: )?{_TI_ID}")
-SUPERVISOR_TITLE = re.compile(rf"airflow worker -- LocalExecutor[^:]*: {_TI_ID}")
+#: A task's supervisor: the LocalExecutor's worker process (``LocalExecutor._run_worker``) or a Celery
+#: worker's pool process (``BaseExecutor.run_workload``, which the CeleryExecutor's task calls).
+SUPERVISOR_TITLE = re.compile(rf"airflow (?:worker -- LocalExecutor[^:]*|supervisor): {_TI_ID}")
+#: The task process (``task_runner.startup``), or the supervisor's title it was forked with until it renames itself.
+TASK_TITLE = re.compile(rf"airflow (?:worker -- (?:LocalExecutor[^:]*: )?|supervisor: ){_TI_ID}")
 
 
 def log(msg: str) -> None:
@@ -147,21 +162,23 @@ def data_sizes(root: Path) -> dict[str, Any]:
 
 
 class TreeSampler(threading.Thread):
-    """Samples RSS of a process tree every ``interval`` s: the whole tree, and each task instance's subtree.
+    """Samples RSS of process trees every ``interval`` s: all of them, and each task instance's subtree.
 
-    A task's subtree is the child of the process titled ``airflow worker -- LocalExecutor: <ti id>`` (the
-    supervisor) that carries the same id (``airflow worker -- <ti id>``, or the supervisor's title until the
-    task renames itself), with its descendants.
+    A task's subtree is the process carrying a task instance id in its title (:data:`TASK_TITLE`) whose
+    parent is that task instance's supervisor (:data:`SUPERVISOR_TITLE`, same id), with its descendants.
+    A Celery pool process keeps the title of its last task once it is done, so only a supervisor with
+    such a child counts as running the task.
     """
 
-    def __init__(self, root_pid: int, interval: float = 0.5) -> None:
+    def __init__(self, roots: int | Iterable[int], interval: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.root_pid, self.interval = root_pid, interval
+        self.roots, self.interval = [roots] if isinstance(roots, int) else list(roots), interval
         self.peak_total = self.peak_tasks_together = 0
         self.max_load = 0.0  # highest 1-minute load average seen
-        self.live_ids: set[str] = set()  # task instance ids with a process in the latest sample
+        self.live_ids: set[str] = set()  # task instance ids with a task process in the latest sample
         self.task_peaks: dict[str, int] = {}  # by task instance id
         self.pid_peaks: dict[int, int] = {}  # by task process id (the TI's ``pid``, also for earlier tries)
+        self.task_titles: set[str] = set()  # "supervisor title > task title", ids replaced, as matched
         self._stop_event = threading.Event()
 
     def __enter__(self) -> TreeSampler:
@@ -179,35 +196,52 @@ class TreeSampler(threading.Thread):
             self._stop_event.wait(self.interval)
 
     def sample(self) -> None:
-        import psutil
-
-        root = psutil.Process(self.root_pid)
-        procs: dict[int, tuple[int, str, int]] = {}
-        for p in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                procs[p.pid] = (p.ppid(), " ".join(p.cmdline()), p.memory_info().rss)
+        procs = _process_table(self.roots)
         self.peak_total = max(self.peak_total, sum(rss for _, _, rss in procs.values()))
-        self.live_ids = {m[1] for _, title, _ in procs.values() if (m := TASK_TITLE.search(title))}
         self.max_load = max(self.max_load, os.getloadavg()[0])
-        together = 0
+        together, live = 0, set()
         for pid, (ppid, title, _) in procs.items():
-            # The task is the child of its supervisor (the executor's worker, titled with the same id).
-            match, parent = TASK_TITLE.search(title), SUPERVISOR_TITLE.search(procs.get(ppid, (0, "", 0))[1])
-            if not (match and parent and parent[1] == match[1]):
+            parent = procs.get(ppid, (0, "", 0))[1]
+            match, supervisor = TASK_TITLE.search(title), SUPERVISOR_TITLE.search(parent)
+            if not (match and supervisor and supervisor[1] == match[1]):
                 continue
             rss = _subtree_rss(pid, procs)
             together += rss
+            live.add(match[1])
             self.task_peaks[match[1]] = max(self.task_peaks.get(match[1], 0), rss)
             self.pid_peaks[pid] = max(self.pid_peaks.get(pid, 0), rss)
+            self.task_titles.add(re.sub(_TI_ID, "<ti>", f"{supervisor[0]} > {match[0]}"))
+        self.live_ids = live
         self.peak_tasks_together = max(self.peak_tasks_together, together)
 
 
+def _process_table(roots: list[int]) -> dict[int, tuple[int, str, int]]:
+    """``pid -> (parent pid, command line, RSS)`` of the trees under ``roots`` (those still running)."""
+    import psutil
+
+    procs: dict[int, tuple[int, str, int]] = {}
+    for root_pid in roots:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(root_pid)
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    procs[p.pid] = (p.ppid(), " ".join(p.cmdline()), p.memory_info().rss)
+    return procs
+
+
 def _subtree_rss(pid: int, procs: dict[int, tuple[int, str, int]]) -> int:
+    """RSS of ``pid`` and its descendants, less the forks that have not run another program yet.
+
+    Such a child (the task's command line still, as between ``fork`` and ``exec`` of a subprocess such
+    as prophet's Stan binary) reports its parent's pages as its own: counting it once made a 390 MB
+    forecast shard a 775 MB one in a sample.
+    """
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
-        total += procs[current][2]
-        todo += [p for p, (ppid, _, _) in procs.items() if ppid == current]
+        ppid, cmdline, rss = procs[current]
+        total += 0 if current != pid and cmdline == procs.get(ppid, (0, "", 0))[1] else rss
+        todo += [p for p, (parent, _, _) in procs.items() if parent == current]
     return total
 
 
@@ -235,68 +269,36 @@ def recreate_database(server: str, name: str, *, create: bool = True) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def services_env(home: Path, root: Path, erp_url: str, metadata_url: str, parallelism: int) -> dict[str, str]:
-    """The services' environment, as ``start_airflow`` in tests/e2e/conftest.py builds it."""
-    passwords = home / "simple_auth_manager_passwords.json"
-    passwords.write_text(json.dumps({u: p for u, (p, _) in USERS.items()}))
+def database_names(prefix: str) -> tuple[str, str]:
+    """The ERP staging DB and Airflow metadata DB of a run: ``<prefix>_erp_scale``, ``<prefix>_airflow_scale``."""
+    return f"{prefix}_erp_scale", f"{prefix}_airflow_scale"
+
+
+def services_env(home: Path, root: Path, *, erp_db: str, erp_url: str, metadata_url: str,
+                 parallelism: int) -> dict[str, str]:
+    """The services' environment: the project's own (``scripts/shelfwise.py``'s, as ``make celery``'s), on
+    this run's Airflow home, data root and databases, with no scheduled night.
+
+    The executor, API, secrets and broker are :func:`airflow_services.airflow_stack`'s to add.
+    """
+    from shelfwise import environment
+
+    env = {**os.environ, **environment(airflow_home=home, data_root=root, erp_db=erp_db)}
     return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
+        **env,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The LocalExecutor's worker processes; the scheduler's cap on running tasks under Celery too.
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, (_, r) in USERS.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the triggered run, no scheduled night
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "AIRFLOW_CONN_ERP_STAGING": erp_url,
         "ERP_STAGING_URL": erp_url,
-        "SHELFWISE_DATA_ROOT": str(root),
-        "GX_ANALYTICS_ENABLED": "false",
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
 
-@contextlib.contextmanager
-def airflow_stack(env: dict[str, str], *, start_timeout: float = 300):
-    """API server, scheduler, DAG processor and triggerer on loopback; yields ``{"base", "proc", "log"}``.
-
-    The same approach as ``start_airflow`` in tests/e2e/conftest.py (one process group, always stopped).
-    To be replaced by the whole-stack context manager of ``scripts/airflow_services.py`` once it lands.
-    """
-    from airflow_services import free_port, health_status, stop_group
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**env, "AIRFLOW__API__BASE_URL": base, "AIRFLOW__API__HOST": "127.0.0.1",
-           "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__WORKERS": "1",
-           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-           # Other Airflow instances on this machine hold the default log server ports (8793, 8794).
-           "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-           "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
-    home, airflow = Path(env["AIRFLOW_HOME"]), str(VENV_BIN / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    log_path = home / "services.log"
-    services = (f"{airflow} api-server --host 127.0.0.1 --port {port} & {airflow} scheduler & "
-                f"{airflow} dag-processor & {airflow} triggerer & wait")
-    with log_path.open("w") as out:
-        proc = subprocess.Popen(["/bin/sh", "-c", services], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=home)
-        try:
-            deadline = time.monotonic() + start_timeout
-            while health_status(base, timeout=2) != 200:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Airflow did not come up on {base}; see {log_path}")
-                time.sleep(1)
-            yield {"base": base, "proc": proc, "log": log_path}
-        finally:
-            stop_group(proc)
+def admin_password(env: dict[str, str]) -> str:
+    """The admin's password in the simple auth manager's passwords file of ``env``."""
+    return json.loads(Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())["admin"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -313,11 +315,11 @@ def task_instances(api, run_path: str) -> list[dict[str, Any]]:
             return out
 
 
-def ready_api(base: str, timeout: float = 300):
+def ready_api(base: str, password: str, timeout: float = 300):
     """The admin's session once ``retail_nightly`` is parsed; the DAG unpaused."""
     from required_action import AirflowApiError, ApiSession
 
-    api = ApiSession.login(base, "admin", USERS["admin"][0])
+    api = ApiSession.login(base, "admin", password)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -404,15 +406,83 @@ def stage_rows(tis: list[dict[str, Any]], sampler: TreeSampler, in_process: dict
 
 
 def own_metrics(root: Path, ds: dt.date) -> dict[str, Any]:
-    """Stage metrics the tasks filed themselves (``ru_maxrss``), where this tree records them."""
-    from include.stages import summaries
+    """Stage metrics the tasks filed themselves (``ru_maxrss``) under ``reports/stage_metrics/``."""
+    from include.stages.summaries import read_stage_metrics
 
-    reader = getattr(summaries, "read_stage_metrics", None)
-    return reader(DAG_ID, ds, str(root)) if reader else {}
+    return read_stage_metrics(DAG_ID, ds, str(root))
+
+
+def most_at_once(tis: list[dict[str, Any]], task_id: str) -> int:
+    """The most instances of ``task_id`` (a mapped task's shards) that ran at the same time."""
+    events = sorted((dt.datetime.fromisoformat(t[edge]), step) for t in tis
+                    if t["task_id"] == task_id and t.get("start_date") and t.get("end_date")
+                    and not t.get("earlier_try") for edge, step in (("start_date", 1), ("end_date", -1)))
+    running = most = 0
+    for _, step in events:  # at one instant, an end (-1) sorts before a start
+        running += step
+        most = max(most, running)
+    return most
 
 
 # --------------------------------------------------------------------------------------------------
-# One size
+# What the run staged
+# --------------------------------------------------------------------------------------------------
+
+
+def staged_lines(erp_url: str, ds: dt.date) -> pd.DataFrame:
+    """The run's staged ERP lines, :data:`LINE_COLUMNS` as text, sorted: comparable across runs."""
+    from include.erp import db
+    from include.erp.staging import run_lines
+
+    with db.connect(erp_url) as conn:
+        lines = run_lines(conn, DAG_ID, ds)
+    return lines.reindex(columns=LINE_COLUMNS).astype(str).sort_values(LINE_COLUMNS).reset_index(drop=True)
+
+
+def lines_digest(lines: pd.DataFrame) -> str:
+    """A short fingerprint of staged lines (what the JSON shows instead of the commercial rows)."""
+    return hashlib.sha256(lines.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def compare_staged(series: int, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]]) -> list[dict[str, Any]]:
+    """Each executor's staged lines against the first's, for one size: counts and keys, never rows.
+
+    Args:
+        series: the size.
+        runs: ``executor -> (result, staged lines)``, in the order they ran.
+
+    Returns:
+        One comparison per executor after the first: ``identical`` (None when a run failed or stopped
+        before the gate), line counts, and how many lines only one of the two staged.
+    """
+    (first, (first_result, first_lines)), *others = runs.items()
+    out = []
+    for name, (result, lines) in others:
+        both = first_lines.merge(lines, how="outer", on=LINE_COLUMNS, indicator=True)["_merge"].value_counts()
+        at_gate = all(str(r.get("stopped_at", "")).startswith("wait_for_approval") for r in (first_result, result))
+        out.append({"series": series, "executors": [first, name], "both_reached_gate": at_gate,
+                    "identical": first_lines.equals(lines) if at_gate else None,
+                    "lines": {first: len(first_lines), name: len(lines)},
+                    "only_in": {first: int(both.get("left_only", 0)), name: int(both.get("right_only", 0))}})
+    return out
+
+
+def clear_run_outputs(root: Path, ds: dt.date) -> int:
+    """Remove the run date's partitions outside ``landing/`` (what a run writes), so that a kept world's or
+    the other executor's run neither shows through nor is read back; the world and its history stay.
+
+    Returns:
+        How many partitions were removed.
+    """
+    parts = [p for zone in root.iterdir() if zone.is_dir() and zone.name != "landing"
+             for p in zone.rglob(f"ds={ds.isoformat()}") if p.is_dir()]
+    for part in parts:
+        shutil.rmtree(part, ignore_errors=True)
+    return len(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# One size under one executor
 # --------------------------------------------------------------------------------------------------
 
 
@@ -421,7 +491,7 @@ def prepare_world(series: int, work: Path, ds: dt.date) -> dict[str, Any]:
     root = work / "shelfwise"
     stamp = work / f"world-{series}-{ds}.json"
     if stamp.exists():
-        log(f"{series:,} series: reusing the world kept in {root}")
+        log(f"{series:,} series: reusing the world in {root}")
         return {**json.loads(stamp.read_text()), "reused": True}
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -435,61 +505,91 @@ def prepare_world(series: int, work: Path, ds: dt.date) -> dict[str, Any]:
     return world
 
 
-def measure_size(series: int, args: argparse.Namespace) -> dict[str, Any]:
-    work = args.work_dir / str(series)
-    world = prepare_world(series, work, args.ds)
-    config = world["generate"]["config"]
-    actual = (int(config["n_regions"]) * int(config["stores_per_region"]) + 1) * int(config["n_skus"])
-    erp_url = db_url(args.server, ERP_DB)
-    recreate_database(args.server, ERP_DB)
-    from include.config import partition_path
+def fresh_databases(work: Path, executor: str, args: argparse.Namespace) -> tuple[str, str, str, Path]:
+    """A new ERP staging DB (migrated), metadata DB and Airflow home: ``(erp_db, erp_url, metadata_url, home)``."""
     from include.erp import db
 
+    erp_db, airflow_db = database_names(args.db_prefix)
+    erp_url = db_url(args.server, erp_db)
+    recreate_database(args.server, erp_db)
     with db.connect(erp_url) as conn:
         db.migrate(conn)
-    home = work / "airflow"
+    home = work / f"airflow-{executor}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     if args.metadata_db == "postgres":
-        recreate_database(args.server, AIRFLOW_DB)
-        metadata_url = db_url(args.server, AIRFLOW_DB, "postgresql+psycopg2")
+        recreate_database(args.server, airflow_db)
+        metadata_url = db_url(args.server, airflow_db, "postgresql+psycopg2")
     else:
         metadata_url = f"sqlite:///{home / 'airflow.db'}"
-    env = services_env(home, work / "shelfwise", erp_url, metadata_url, args.parallelism)
-    for dataset in ("stages", "stage_metrics"):  # a kept world's last run must not show through
-        shutil.rmtree(partition_path("reports", f"{dataset}/{DAG_ID}", args.ds, str(work / "shelfwise")),
-                      ignore_errors=True)
+    return erp_db, erp_url, metadata_url, home
+
+
+def measure_size(series: int, executor: str, args: argparse.Namespace) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run the night of one size under one executor to the gate: its figures, and the lines it staged."""
+    work = args.work_dir / str(series)
+    world = prepare_world(series, work, args.ds)
+    root = work / "shelfwise"
+    config = world["generate"]["config"]
+    actual = (int(config["n_regions"]) * int(config["stores_per_region"]) + 1) * int(config["n_skus"])
+    erp_db, erp_url, metadata_url, home = fresh_databases(work, executor, args)
+    env = services_env(home, root, erp_db=erp_db, erp_url=erp_url, metadata_url=metadata_url,
+                       parallelism=args.parallelism)
+    if cleared := clear_run_outputs(root, args.ds):
+        log(f"{actual:,} series: removed {cleared} partitions an earlier run wrote for {args.ds}")
     conf = {"mode": "live", "history_days": HISTORY_DAYS, "shard_size": args.shard_size}
-    log(f"{actual:,} series: starting Airflow ({args.metadata_db} metadata DB, parallelism {args.parallelism})")
-    with airflow_stack(env) as stack, TreeSampler(stack["proc"].pid) as sampler:
-        api = ready_api(stack["base"])
-        log(f"{actual:,} series: triggering {DAG_ID} for {args.ds} with {conf}")
-        run = run_to_gate(api, sampler, args.ds, conf, args.timeout)
-    log(f"{actual:,} series: stopped at {run['stopped']!r}, {run['seconds_to_gate']} s after the trigger")
-    return summarise(series, actual, world, run, sampler, work / "shelfwise", args)
+    celery = executor == CELERY
+    queue = f"shelfwise-scale-{secrets.token_hex(4)}" if celery else None
+    workers = f", {args.workers} workers x {worker_slots(args)} slots, queue {queue}" if celery else ""
+    log(f"{actual:,} series: starting Airflow ({executor}{workers}, {args.metadata_db} metadata DB, "
+        f"parallelism {args.parallelism}); logs in {home / 'services'}")
+    try:
+        with (airflow_stack(env, executor=executor, workers=args.workers, worker_concurrency=worker_slots(args),
+                            broker_url=args.broker_url if celery else None, queue=queue) as stack,
+              TreeSampler(proc.pid for proc in stack.processes.values()) as sampler):
+            api = ready_api(stack.base_url, admin_password(env))
+            log(f"{actual:,} series: triggering {DAG_ID} for {args.ds} with {conf}")
+            run = run_to_gate(api, sampler, args.ds, conf, args.timeout)
+    finally:
+        if queue:
+            drop_queue(args.broker_url, queue)
+    log(f"{actual:,} series, {executor}: stopped at {run['stopped']!r}, {_round(run['seconds_to_gate'])} s after "
+        f"the trigger; task processes matched as {sorted(sampler.task_titles) or 'none'}")
+    lines = staged_lines(erp_url, args.ds)
+    return summarise(series, actual, executor, world, run, sampler, lines, root, args), lines
 
 
-def summarise(requested: int, series: int, world: dict[str, Any], run: dict[str, Any], sampler: TreeSampler,
-              root: Path, args: argparse.Namespace) -> dict[str, Any]:
+def worker_slots(args: argparse.Namespace) -> int:
+    """Task slots per Celery worker: the workers together have ``--parallelism`` slots, as the LocalExecutor."""
+    return max(1, math.ceil(args.parallelism / args.workers))
+
+
+def summarise(requested: int, series: int, executor: str, world: dict[str, Any], run: dict[str, Any],
+              sampler: TreeSampler, lines: pd.DataFrame, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     from include.stages.summaries import read_stage_summaries
 
     stages = stage_rows(run["tis"], sampler, own_metrics(root, args.ds))
     summaries = read_stage_summaries(DAG_ID, args.ds, str(root))
-    measured = [r for r in stages if r["peak_rss_mb"] is not None]
-    top = max(measured, key=lambda r: r["peak_rss_mb"], default={"stage": None, "peak_rss_mb": None})
+    # psutil's samples where the task processes were matched; else what the tasks filed themselves.
+    source = "sampled" if any(r["peak_rss_mb"] is not None for r in stages) else "in_process"
+    peak = "peak_rss_mb" if source == "sampled" else "in_process_peak_mb"
+    top = max((r for r in stages if r[peak] is not None), key=lambda r: r[peak], default={"stage": None, peak: None})
     load = world["history_load"]
     cfg = world["generate"]["config"]
     return {
-        "series": series, "requested_series": requested,
+        "series": series, "requested_series": requested, "executor": executor,
         "world": {k: int(cfg[k]) for k in ("n_regions", "stores_per_region", "n_skus", "n_suppliers",
                                             "history_days")},
         "run_state": run["run_state"], "stopped_at": run["stopped"], "timed_out": run["stopped"] == "timeout",
         "seconds_to_review": _round(run["seconds_to_review"]), "seconds_to_gate": _round(run["seconds_to_gate"]),
         "review_answered_after_s": _round(run["review_answered_after"]),
         "max_load_average": round(sampler.max_load, 1),
-        "peak_task_rss_mb": top["peak_rss_mb"], "peak_task": top["stage"],
+        "peak_task_rss_mb": top[peak], "peak_task": top["stage"], "peak_task_rss_source": source,
         "peak_tasks_together_mb": round(sampler.peak_tasks_together / MB, 1),
         "peak_services_tree_mb": round(sampler.peak_total / MB, 1),
+        "task_process_titles": sorted(sampler.task_titles),
+        "forecast_shards": sum(t["task_id"] == "forecast_demand" and not t.get("earlier_try") for t in run["tis"]),
+        "forecast_shards_at_once": most_at_once(run["tis"], "forecast_demand"),
         "history_load_seconds": _round(load["seconds"]),
         "history_load_peak_mb": max(load["peak_rss_mb"], load["sampled_peak_mb"]),
         "generate_seconds": _round(world["generate"]["generate_seconds"] + world["generate"]["write_seconds"]),
@@ -497,6 +597,7 @@ def summarise(requested: int, series: int, world: dict[str, Any], run: dict[str,
         "stage_seconds": {r["stage"]: r["seconds"] for r in stages},
         "stage_peak_rss_mb": {r["stage"]: r["peak_rss_mb"] for r in stages},
         "stages": stages,
+        "staged_lines": len(lines), "staged_lines_sha256": lines_digest(lines),
         "rows": {"history_curated": load["rows"],
                  "run_date_in": {s["source"]: s["rows_in"] for s in summaries.values() if "source" in s},
                  "demand": summaries.get("build_demand")},
@@ -536,28 +637,35 @@ def verdicts(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def print_report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def print_report(results: list[dict[str, Any]], compared: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for failed in (r for r in results if "error" in r):
-        print(f"\n{failed['requested_series']:,} series: FAILED: {failed['error']}")
-    results = [r for r in results if "error" not in r]
-    for r in results:
+        print(f"\n{failed['requested_series']:,} series, {failed['executor']}: FAILED: {failed['error']}")
+    done = [r for r in results if "error" not in r]
+    for r in done:
         print(f"\n{DAG_ID} at {r['series']:,} series ({r['world']['n_regions'] * r['world']['stores_per_region']}"
-              f" stores + 1 ecommerce centre x {r['world']['n_skus']:,} SKUs, {HISTORY_DAYS} days), "
-              f"stopped at: {r['stopped_at']}; highest load average {r['max_load_average']}")
+              f" stores + 1 ecommerce centre x {r['world']['n_skus']:,} SKUs, {HISTORY_DAYS} days) on the "
+              f"{r['executor']}, stopped at: {r['stopped_at']}; highest load average {r['max_load_average']}")
         print(format_table(r["stages"], ["stage", "state", "seconds", "peak_rss_mb", "in_process_peak_mb"]))
         print(f"history load: {r['history_load_seconds']} s, peak {r['history_load_peak_mb']:,.0f} MB; "
               f"tasks together at most {r['peak_tasks_together_mb']:,.0f} MB; "
+              f"forecast shards {r['forecast_shards']}, at most {r['forecast_shards_at_once']} at once; "
               f"review waiting after {r['seconds_to_review']} s (answered {r['review_answered_after_s']} s later), "
-              f"gate after {r['seconds_to_gate']} s")
+              f"gate after {r['seconds_to_gate']} s; {r['staged_lines']:,} lines staged")
     rows = [{"run": "baseline (issue)", "series": f"{n:,}", "seconds_to_gate": s,
              "peak_task_rss_mb": round(gb * 1024)} for n, s, gb in BASELINE]
-    rows += [{"run": f"this run ({args.executor})", "series": f"{r['series']:,}",
+    rows += [{"run": f"this run ({r['executor']})", "series": f"{r['series']:,}",
               "seconds_to_review": r["seconds_to_review"], "seconds_to_gate": r["seconds_to_gate"],
-              "peak_task_rss_mb": r["peak_task_rss_mb"],
-              "history_load_peak_mb": r["history_load_peak_mb"], "largest_task": r["peak_task"]} for r in results]
+              "peak_task_rss_mb": r["peak_task_rss_mb"], "history_load_peak_mb": r["history_load_peak_mb"],
+              "largest_task": r["peak_task"], "staged_lines": r["staged_lines"]} for r in done]
     print(f"\nSummary ({cpu_count()} cores, shard size {args.shard_size}, parallelism {args.parallelism}):")
     print(format_table(rows, ["run", "series", "seconds_to_review", "seconds_to_gate", "peak_task_rss_mb",
-                              "history_load_peak_mb", "largest_task"]))
+                              "history_load_peak_mb", "largest_task", "staged_lines"]))
+    for c in compared:
+        first, other = c["executors"]
+        verdict = {True: "identical", False: "DIFFERENT", None: "not compared (a run did not reach the gate)"}
+        print(f"staged lines at {c['series']:,} series, {first} vs {other}: {verdict[c['identical']]} "
+              f"({c['lines'][first]:,} and {c['lines'][other]:,} lines; only under {first}: {c['only_in'][first]}, "
+              f"only under {other}: {c['only_in'][other]})")
     print("targets: " + "; ".join(f"{k}: {v}" for k, v in verdicts(results).items()))
 
 
@@ -579,22 +687,33 @@ def worker_main(argv: list[str]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", default="2000,10000", help="comma list of series counts (sizes)")
-    parser.add_argument("--executor", choices=("local", "celery"), default="local")
+    parser.add_argument("--executor", default="local",
+                        help="local, celery, or local,celery: each size under each, on the same world")
     parser.add_argument("--metadata-db", choices=("postgres", "sqlite"), default="postgres",
-                        help=f"Airflow's metadata DB: PostgreSQL {AIRFLOW_DB} or SQLite in the Airflow home")
+                        help="Airflow's metadata DB: PostgreSQL <prefix>_airflow_scale or SQLite in the Airflow "
+                             "home (LocalExecutor only)")
     parser.add_argument("--server", default=SERVER_URL, help="PostgreSQL server for the *_scale databases")
+    parser.add_argument("--db-prefix", default="shelfwise",
+                        help="the databases are <prefix>_erp_scale and <prefix>_airflow_scale")
+    parser.add_argument("--broker-url", default=BROKER_URL, help="Redis broker of the Celery workers")
+    parser.add_argument("--workers", type=int, default=2, help="Celery workers")
     parser.add_argument("--shard-size", type=int, default=5000)
-    parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor worker processes")
-    parser.add_argument("--timeout", type=float, default=720, help="seconds from trigger to gate, per size")
+    parser.add_argument("--parallelism", type=int, default=4,
+                        help="tasks at once: LocalExecutor worker processes, Celery slots of all workers together")
+    parser.add_argument("--timeout", type=float, default=720, help="seconds from trigger to gate, per run")
     parser.add_argument("--ds", type=dt.date.fromisoformat, default=RUN_DATE, help="run date")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "data" / "scale")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the generated worlds (reused by the next run) and the last size's databases")
+                        help="keep the generated worlds (reused by the next run) and the last run's databases")
     args = parser.parse_args(argv)
-    if args.executor == "celery":
-        parser.error("--executor celery comes with the shared services module (scripts/airflow_services.py, "
-                     "whose whole-stack context manager starts Celery workers); until it lands, use "
-                     "--executor local")
+    names = [name.strip() for name in args.executor.split(",") if name.strip()]
+    if not names or any(name not in EXECUTORS for name in names) or len(set(names)) < len(names):
+        parser.error(f"--executor {args.executor!r}: one or both of {', '.join(EXECUTORS)}, comma-separated")
+    args.executors = [EXECUTORS[name] for name in names]
+    if CELERY in args.executors and args.metadata_db == "sqlite":
+        parser.error("the CeleryExecutor needs the PostgreSQL metadata DB: drop --metadata-db sqlite")
+    if args.parallelism < 2 or args.workers < 1:
+        parser.error("--parallelism 2 or more (the forecast shards run two at a time), --workers 1 or more")
     return args
 
 
@@ -604,26 +723,38 @@ def main(argv: list[str] | None = None) -> None:
         worker_main(argv[1:])
         return
     args = parse_args(argv)
-    args.executor = "LocalExecutor"
+    if CELERY in args.executors and (problem := broker_problem(args.broker_url)):
+        sys.exit(f"nightly_scale: {problem}; start Redis or pass --broker-url")
     results: list[dict[str, Any]] = []
+    compared: list[dict[str, Any]] = []
     try:
         for size in [int(s) for s in args.series.split(",") if s.strip()]:
-            try:
-                results.append(measure_size(size, args))
-            except Exception as exc:  # noqa: BLE001 - one size failing still reports the others
-                log(f"{size:,} series failed: {type(exc).__name__}: {exc}")
-                results.append({"requested_series": size, "error": f"{type(exc).__name__}: {exc}"})
+            runs: dict[str, tuple[dict[str, Any], pd.DataFrame]] = {}
+            for executor in args.executors:
+                try:
+                    result, lines = measure_size(size, executor, args)
+                    runs[executor] = (result, lines)
+                    results.append(result)
+                except Exception as exc:  # noqa: BLE001 - one run failing still reports the others
+                    log(f"{size:,} series on the {executor} failed: {type(exc).__name__}: {exc}")
+                    results.append({"requested_series": size, "executor": executor,
+                                    "error": f"{type(exc).__name__}: {exc}"})
+            if len(runs) > 1:
+                compared += compare_staged(size, runs)
             if not args.keep:
                 shutil.rmtree(args.work_dir / str(size), ignore_errors=True)
     finally:
         if not args.keep:
-            for name in (ERP_DB, AIRFLOW_DB):
+            for name in database_names(args.db_prefix):
                 recreate_database(args.server, name, create=False)
-    print_report(results, args)
-    emit_json({"benchmark": "nightly_scale", "cores": os.cpu_count(), "executor": args.executor,
+    print_report(results, compared, args)
+    emit_json({"benchmark": "nightly_scale", "cores": os.cpu_count(), "executor": ",".join(args.executors),
                "metadata_db": args.metadata_db, "shard_size": args.shard_size, "parallelism": args.parallelism,
+               "celery_workers": args.workers if CELERY in args.executors else None,
+               "celery_worker_slots": worker_slots(args) if CELERY in args.executors else None,
                "history_days": HISTORY_DAYS, "run_date": args.ds.isoformat(),
                "results": [{k: v for k, v in r.items() if k != "stages"} for r in results],
+               "staged_lines_compared": compared,
                "baseline": [{"series": n, "seconds_to_gate": s, "peak_gb": gb} for n, s, gb in BASELINE],
                "targets": {k: list(v) if isinstance(v, tuple) else v for k, v in TARGETS.items()},
                "verdicts": verdicts(results)})

@@ -4,11 +4,12 @@
 loopback port with the environment it is given, so it serves the REST API on the same metadata DB as
 the ``airflow dags test`` processes started with that environment (the SQLite DB that ``airflow db
 migrate`` configured under its ``AIRFLOW_HOME``). It is what the integration tests and ``make approve``
-answer a run's Required Action through. Modelled on ``start_airflow`` in ``tests/e2e/conftest.py``.
+answer a run's Required Action through.
 
 ``airflow_stack`` starts everything a scheduled run needs: the API server, scheduler, DAG processor and
 triggerer, and with the CeleryExecutor N ``airflow celery worker`` processes, all in one process group
-that is always stopped as a whole. ``make celery`` and ``tests/e2e/test_celery.py`` use it.
+that is always stopped as a whole. ``make celery``, the end-to-end tests (``tests/e2e``) and the scale
+benchmark (``benchmarks/nightly_scale.py``) use it.
 """
 
 from __future__ import annotations
@@ -47,15 +48,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def health_status(base_url: str, timeout: float = 5.0) -> int:
-    """HTTP status of ``GET {base_url}/api/v2/monitor/health``; 0 when nothing answers."""
+def http_status(url: str, timeout: float = 5.0) -> int:
+    """HTTP status of ``GET url``; 0 when nothing answers."""
     try:
-        with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
     except (OSError, ValueError):
         return 0
+
+
+def health_status(base_url: str, timeout: float = 5.0) -> int:
+    """HTTP status of ``GET {base_url}/api/v2/monitor/health``; 0 when nothing answers."""
+    return http_status(f"{base_url}/api/v2/monitor/health", timeout)
 
 
 @contextlib.contextmanager
@@ -274,6 +280,23 @@ def broker_problem(url: str, timeout: float = 2.0) -> str | None:
     except (redis.RedisError, OSError, ValueError) as exc:
         return f"no Redis answers at {url}: {str(exc).rstrip('.')}"
     return None
+
+
+def drop_queue(url: str, queue: str) -> int:
+    """Remove a Celery queue of a stack's own (its messages and bindings) from the Redis broker at ``url``.
+
+    Args:
+        url: ``redis://host:port/db``.
+        queue: the queue's name, as given to :func:`airflow_stack`; unique enough that no other key holds it.
+
+    Returns:
+        How many keys were removed.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    keys = list(client.scan_iter(match=f"*{queue}*"))
+    return client.delete(*keys) if keys else 0
 
 
 def stack_health(base_url: str, timeout: float = 5.0) -> dict[str, str]:

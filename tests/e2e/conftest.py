@@ -1,8 +1,9 @@
 """Shared end-to-end setup: Airflow's four services on loopback, headless Chromium, login.
 
 ``start_airflow`` runs the API server, scheduler, DAG processor and triggerer (LocalExecutor, SQLite)
-with an Airflow home of its own, in one process group that is always stopped; tests pass the extra
-environment their DAG runs need (it reaches the task subprocesses through the scheduler).
+with an Airflow home of its own through ``scripts/airflow_services.airflow_stack``, in one process
+group that is always stopped; tests pass the extra environment their DAG runs need (it reaches the
+task subprocesses through the scheduler).
 """
 
 from __future__ import annotations
@@ -10,24 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from airflow_services import LOCAL, airflow_stack, http_status  # noqa: E402 - scripts/ is not a package
+
 SHOTS = ROOT / "test-output" / "e2e"
 USERS = {"admin": ("admin", "admin"), "planner": ("planner", "user"), "manager": ("manager", "op"),
          "analyst": ("analyst", "viewer")}
-START_TIMEOUT_S = 240
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,7 +37,6 @@ def chromium() -> str:
     Missing, it fails the browser tests under CI (``CI=true``), where a skip would hide them, and skips
     them elsewhere.
     """
-    sys.path.insert(0, str(ROOT / "scripts"))
     from ensure_browser import CANDIDATES, find_chromium
 
     path = find_chromium()
@@ -68,98 +62,49 @@ def browser(chromium):
         launched.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 5.0) -> int:
-    """Status of a GET, 0 when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
+#: The status of a GET, 0 when nothing answers (the browser tests check the plugin's endpoints with it).
+http_get = http_status
 
 
 @contextlib.contextmanager
 def start_airflow(home: Path, erp_url: str, extra_env: dict[str, str] | None = None):
-    """Airflow's four services on loopback under ``home``; yields ``{"base", "home", "env"}``."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    """Airflow's four services (LocalExecutor, SQLite) on loopback under ``home``, for as long as the block runs.
+
+    The services run with the prepared test environment (``os.environ`` once the session's
+    ``_environment`` fixture ran: DAGs and plugins of this checkout, the users' roles, the data root),
+    with ``home`` as the Airflow home, a SQLite metadata DB in it, ``USERS``' passwords, the ERP
+    database ``erp_url`` and ``extra_env`` on top; ``scripts/airflow_services.airflow_stack`` starts
+    and always stops them.
+
+    Args:
+        home: an empty Airflow home of the test's own.
+        erp_url: the ERP staging database the DAG runs stage into.
+        extra_env: more variables for every service and the task processes they start.
+
+    Yields:
+        ``{"base": API server URL, "home": home, "env": the services' environment, "log": the
+        scheduler's log, "proc": the API server's process}``.
+    """
     passwords = home / "simple_auth_manager_passwords.json"
     passwords.write_text(json.dumps({u: p for u, (p, _) in USERS.items()}))
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, (_, r) in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "AIRFLOW_CONN_ERP_STAGING": erp_url,
         "ERP_STAGING_URL": erp_url,
-        "GX_ANALYTICS_ENABLED": "false",
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra_env or {}),
     }
-    airflow_bin = str(VENV_BIN / "airflow")
-    subprocess.run([airflow_bin, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    log_path = home / "services.log"
-    log = log_path.open("w")
-    services = (f"{airflow_bin} api-server --host 127.0.0.1 --port {port} & {airflow_bin} scheduler & "
-                f"{airflow_bin} dag-processor & {airflow_bin} triggerer & wait")
-    proc = subprocess.Popen(["/bin/sh", "-c", services], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=home)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while http_get(f"{base}/api/v2/monitor/health") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"Airflow did not come up on {base} (exit {proc.poll()}):\n"
-                            f"{log_path.read_text()[-3000:]}")
-            time.sleep(1)
-        yield {"base": base, "home": home, "env": env, "log": log_path, "proc": proc}
-    finally:
-        stop_group(proc)
-        log.close()
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """Stop every service of the group: TERM, then KILL what is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    with contextlib.ExitStack() as running:
         try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            stack = running.enter_context(airflow_stack(env, executor=LOCAL))
+        except RuntimeError as exc:  # the message has the services' logs
+            pytest.fail(f"Airflow did not come up under {home}: {exc}", pytrace=False)
+        yield {"base": stack.base_url, "home": home, "env": stack.env, "log": stack.log("scheduler"),
+               "proc": stack.processes["api-server"]}
 
 
 def login(browser, base: str, user: str, next_path: str, wait_for: str | None = "#who"):

@@ -4,8 +4,9 @@ On a tiny generated world, the same replay night (2026-10-30, ``mode=replay``: n
 planner) runs twice through Airflow's own scheduler, triggered and polled through the REST API: first
 on the LocalExecutor, then on the CeleryExecutor with two ``airflow celery worker`` processes, Redis
 (database 5 unless ``SHELFWISE_TEST_REDIS_URL`` says otherwise) as the broker. Both stacks share a
-PostgreSQL metadata DB of the test's own (its name ends in ``_celery``; dropped afterwards) and a Celery
-queue of their own, so another stack on the same Redis database never takes these tasks.
+PostgreSQL metadata DB of the test's own (named after the ERP test database, ending in ``_celery``;
+dropped afterwards) and a Celery queue of their own, so another stack on the same Redis database never
+takes these tasks.
 
 The Celery run must succeed with the forecast fanned out to more than one shard, every shard run by
 one of the two workers (their logs name each task instance they execute), and write replay proposals
@@ -36,7 +37,7 @@ from tests.worlds import tiny_world
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from airflow_services import CELERY, LOCAL, Stack, airflow_stack, broker_problem, sqlalchemy_url  # noqa: E402
+from airflow_services import CELERY, LOCAL, Stack, airflow_stack, broker_problem, drop_queue, sqlalchemy_url  # noqa: E402
 from required_action import AirflowApiError, ApiSession  # noqa: E402
 from shelfwise import with_database  # noqa: E402
 
@@ -72,20 +73,19 @@ def broker() -> str:
 @pytest.fixture
 def queue(broker) -> Iterator[str]:
     """A Celery queue of the test's own; its keys are removed from the broker afterwards."""
-    import redis
-
     name = f"shelfwise-e2e-{secrets.token_hex(4)}"
     yield name
-    client = redis.Redis.from_url(broker)
-    keys = list(client.scan_iter(match=f"*{name}*"))
-    if keys:
-        client.delete(*keys)
+    drop_queue(broker, name)
 
 
 @pytest.fixture(scope="module")
 def metadata_db(erp_url) -> Iterator[str]:
-    """A PostgreSQL metadata DB of the test's own, on the ERP test database's server, dropped after."""
-    name = f"shelfwise_e2e_{secrets.token_hex(4)}_celery"
+    """A PostgreSQL metadata DB of the test's own, on the ERP test database's server, dropped after.
+
+    Named after the ERP test database (``<its name>_<random>_celery``), so that it stays within the names
+    that ``SHELFWISE_TEST_ERP_DB`` gives an engineer on a shared server.
+    """
+    name = f"{psycopg.conninfo.conninfo_to_dict(erp_url)['dbname']}_{secrets.token_hex(4)}_celery"
     admin = psycopg.conninfo.make_conninfo(erp_url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
