@@ -327,7 +327,7 @@ def test_errors_in_the_shipped_file_name_its_line_and_field(tmp_path, old, new, 
                      "rules[8].when.action_in: must be a list, got 'expedite'", id="action-in-not-a-list"),
         pytest.param("ecommerce_cost_per_order_line: 4.5", "ecommerce_cost_per_order_line: '4.5'",
                      "costs.ecommerce_cost_per_order_line: must be a number, got '4.5'", id="string-cost"),
-        pytest.param("budget_seconds: 300", "budget_seconds: .nan",
+        pytest.param(" budget_seconds: 300", " budget_seconds: .nan",
                      "forecasting.challenger.budget_seconds: must be a finite number, got nan", id="nan-budget"),
     ],
 )
