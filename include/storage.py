@@ -91,12 +91,18 @@ def write_partition(
     Returns:
         The path of the written file.
     """
+    clear_partition(zone, dataset, ds, root)
+    path = _write_file(df, zone, dataset, ds, PART_FILE, root)
+    log.info("wrote %s/%s ds=%s: %d rows", zone, dataset, as_date(ds), len(df))
+    return path
+
+
+def _write_file(df: pd.DataFrame, zone: str, dataset: str, ds: str | dt.date, name: str, root: str | None) -> str:
+    """Write ``df`` as the Parquet file ``name`` of a partition folder (created if absent); its path."""
     folder = partition_path(zone, dataset, ds, root)
     fs, local = _fs(folder)
-    if fs.exists(local):
-        fs.rm(local, recursive=True)
     fs.makedirs(local, exist_ok=True)
-    target = f"{local}/{PART_FILE}"
+    target = f"{local}/{name}"
     frame = df.reset_index(drop=True)
     if len(frame) > _WRITE_ROWS:
         with fs.open(target, "wb") as fh:
@@ -110,8 +116,7 @@ def write_partition(
         del table
     if len(frame) >= _RELEASE_ROWS:
         release_memory()  # the Arrow copies and the writer's buffers
-    log.info("wrote %s/%s ds=%s: %d rows", zone, dataset, as_date(ds), len(df))
-    return f"{folder}/{PART_FILE}"
+    return f"{folder}/{name}"
 
 
 def _unit_us(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,16 +173,7 @@ def write_shard(df: pd.DataFrame, zone: str, dataset: str, ds: str | dt.date, sh
     Returns:
         The path of the written file.
     """
-    folder = partition_path(zone, dataset, ds, root)
-    fs, local = _fs(folder)
-    fs.makedirs(local, exist_ok=True)
-    table = _to_arrow(df.reset_index(drop=True))
-    with fs.open(f"{local}/{shard_file(shard, n_shards)}", "wb") as fh:
-        pq.write_table(table, fh, use_dictionary=_dictionary_columns(table.schema))
-    del table
-    if len(df) >= _RELEASE_ROWS:
-        release_memory()
-    return f"{folder}/{shard_file(shard, n_shards)}"
+    return _write_file(df, zone, dataset, ds, shard_file(shard, n_shards), root)
 
 
 def _part_files(fs: fsspec.AbstractFileSystem, local: str) -> list[str]:

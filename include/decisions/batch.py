@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from include.decisions.propose import propose_po_exceptions, propose_rebalancing, propose_replenishment
+from include.demand.history import split_series_id
 
 #: Curated master and state partitions the batch reads, as of the run's date.
 INPUTS = ("inventory_snapshot", "purchase_orders", "items", "locations", "suppliers")
@@ -65,7 +66,7 @@ def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated:
     """
     parts = []
     for forecasts, series in shards:
-        skus = set(forecasts["unique_id"].str.split("|", n=1).str[1].unique()) if len(forecasts) else set()
+        skus = set(split_series_id(forecasts["unique_id"].drop_duplicates())[1]) if len(forecasts) else set()
         mine = {name: frame[frame["sku"].isin(skus)] if name in PER_SKU_INPUTS and len(frame) else frame
                 for name, frame in curated.items()}
         parts.append(propose_batch(forecasts, series, mine, supplier_stats, day, anomalies=anomalies))

@@ -57,14 +57,13 @@ def promotion_elasticity(history: pd.DataFrame, col: str = "promo") -> pd.Series
     ids = pd.Index(history["unique_id"].unique())
     if on.empty:
         return pd.Series(0.0, index=ids, dtype=np.float64)
+    # The item of each series id (``location|sku``), split once per series rather than once per row.
+    series_item = pd.Series(ids.astype(str).str.split("|", n=1).str[-1], index=ids)
     own, mass = _solve(on, on["unique_id"])
-    item_of = on["unique_id"].astype(str).str.split("|", n=1).str[-1]
-    by_item, item_mass = _solve(on, item_of)
+    by_item, item_mass = _solve(on, on["unique_id"].map(series_item))
     everywhere, all_mass = _solve(on, pd.Series("all", index=on.index))
     pooled = float(everywhere.iloc[0]) if float(all_mass.iloc[0]) >= MIN_PROMO_MASS else 0.0
-    item_e = by_item.where(item_mass >= MIN_PROMO_MASS)
-    series_item = pd.Series(ids.astype(str).str.split("|", n=1).str[-1], index=ids)
-    fallback = series_item.map(item_e).fillna(pooled)
+    fallback = series_item.map(by_item.where(item_mass >= MIN_PROMO_MASS)).fillna(pooled)
     elasticity = own.where(mass >= MIN_PROMO_MASS).reindex(ids)
     return elasticity.fillna(fallback).astype(np.float64)
 
