@@ -1,8 +1,8 @@
 """The vectorised candidate models and their registry: each maps ``Y[n, t]`` (``NaN`` = unknown demand) to
 ``forecasts[n, horizon]`` for every series at once.
 
-``seasonal_naive``, ``moving_average`` and ``seasonal_es`` serve smooth and erratic series, ``croston_sba``
-and ``tsb`` intermittent and lumpy ones (:data:`FAMILIES`). Candidates keep the plain
+``seasonal_naive``, ``moving_average``, ``seasonal_es``, ``damped_trend`` and ``naive`` serve smooth and erratic
+series, ``croston_sba`` and ``tsb`` intermittent and lumpy ones (:data:`FAMILIES`). Candidates keep the plain
 ``(Y, horizon, season_length)`` signature and read their look-back windows from
 :func:`models.forecasting.windows.active_windows`.
 """
@@ -15,10 +15,14 @@ import numpy as np
 
 from models.forecasting.windows import active_windows, last_observed, masked_mean, tail
 
-__all__ = ["CANDIDATES", "FAMILIES", "Candidate", "croston_sba", "moving_average", "seasonal_es", "seasonal_naive",
-           "tsb"]
+__all__ = ["CANDIDATES", "FAMILIES", "Candidate", "croston_sba", "damped_trend", "moving_average", "naive",
+           "seasonal_es", "seasonal_naive", "tsb"]
 
 ES_ALPHAS = np.array([0.05, 0.1, 0.2, 0.3, 0.5])
+#: Damped-trend grid: level alpha, trend beta (as a share of alpha's correction) and damping phi.
+DAMPED_ALPHAS = (0.05, 0.1, 0.2, 0.4)
+DAMPED_BETAS = (0.02, 0.1)
+DAMPED_PHIS = (0.8, 0.9, 0.98)
 CROSTON_ALPHA = 0.1
 TSB_SIZE_ALPHA = 0.1
 TSB_PROB_BETA = 0.1
@@ -74,14 +78,23 @@ def moving_average(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarra
     return np.repeat(level[:, None], horizon, axis=1)
 
 
-def seasonal_es(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
-    """Simple exponential smoothing of the deseasonalised level, times the seasonal index.
+def naive(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """Random walk: the last observed value, flat over the horizon (``NaN`` when nothing was observed)."""
+    W = tail(Y, active_windows().recent)
+    obs = np.isfinite(W)
+    last = np.where(obs, np.arange(W.shape[1])[None, :], -1).max(axis=1)
+    value = np.where(last >= 0, W[np.arange(W.shape[0]), np.maximum(last, 0)], np.nan)
+    return np.repeat(value[:, None], horizon, axis=1)
 
-    Alpha is chosen per series from ``ES_ALPHAS`` by in-sample one-step squared error; all alphas run
-    side by side as an ``[n, len(alphas)]`` state, so the time loop is the only Python loop. Unknown
-    days leave the level unchanged, which is the same as imputing them by the model's own fit.
+
+def _deseasonalised(Y: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The smoothing window of ``Y`` divided by its seasonal index, for the level models.
+
+    Returns:
+        ``(idx, S, D, level0, warm)``: seasonal indices ``[n, m]``, the index of every column of the
+        window, the deseasonalised window (``NaN`` where unknown or on near-closed days), the starting
+        level and the warm-up columns that are not scored.
     """
-    n, m = Y.shape[0], max(season_length, 1)
     idx = _seasonal_indices(Y, m)
     w = active_windows()
     W = tail(Y, w.smoothing)
@@ -92,16 +105,27 @@ def seasonal_es(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     # would turn noise into level swings, so they are skipped.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         D = np.where(S >= 0.2, W / S, np.nan)
-
     warm = min(int(w.min_train_seasons * m), length // 2)
     first = masked_mean(D[:, :warm], np.isfinite(D[:, :warm]))
     level0 = np.where(np.isfinite(first), first, masked_mean(D, np.isfinite(D)))
     level0 = np.where(np.isfinite(level0), level0, 0.0)
+    return idx, S, D, level0, warm
+
+
+def seasonal_es(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """Simple exponential smoothing of the deseasonalised level, times the seasonal index.
+
+    Alpha is chosen per series from ``ES_ALPHAS`` by in-sample one-step squared error; all alphas run
+    side by side as an ``[n, len(alphas)]`` state, so the time loop is the only Python loop. Unknown
+    days leave the level unchanged, which is the same as imputing them by the model's own fit.
+    """
+    n, m = Y.shape[0], max(season_length, 1)
+    idx, S, D, level0, warm = _deseasonalised(Y, m)
     level = np.repeat(level0[:, None], len(ES_ALPHAS), axis=1)
     sse = np.zeros_like(level)
     alphas = ES_ALPHAS[None, :]
     with np.errstate(invalid="ignore", over="ignore"):
-        for j in range(length):
+        for j in range(D.shape[1]):
             d = D[:, j]
             ok = np.isfinite(d)[:, None]
             err = np.where(ok, d[:, None] - level, 0.0)
@@ -111,6 +135,39 @@ def seasonal_es(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
     best = np.argmin(np.where(np.isfinite(sse), sse, np.inf), axis=1)
     final = level[np.arange(n), best]
     return final[:, None] * idx[:, np.arange(horizon) % m]
+
+
+def damped_trend(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """Damped-trend exponential smoothing (additive damped Holt) of the deseasonalised level, times the
+    seasonal index.
+
+    Every ``(alpha, beta, phi)`` of the grid runs side by side as an ``[n, grid]`` state and each series
+    keeps the one with the lowest in-sample one-step squared error. The trend's contribution to step
+    ``h`` is ``phi + ... + phi**h`` times the last trend, so the forecast follows a trend at first and
+    flattens out. Unknown days carry the level forward along the damped trend without a correction.
+    """
+    n, m = Y.shape[0], max(season_length, 1)
+    idx, S, D, level0, warm = _deseasonalised(Y, m)
+    grid = np.array([(a, b, p) for a in DAMPED_ALPHAS for b in DAMPED_BETAS for p in DAMPED_PHIS])
+    alpha, beta, phi = (grid[None, :, k] for k in range(3))
+    level = np.repeat(level0[:, None], len(grid), axis=1)
+    trend = np.zeros_like(level)
+    sse = np.zeros_like(level)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in range(D.shape[1]):
+            d = D[:, j]
+            ok = np.isfinite(d)[:, None]
+            fit = level + phi * trend
+            err = np.where(ok, d[:, None] - fit, 0.0)
+            if j >= warm:
+                sse += (err * S[:, j : j + 1]) ** 2
+            level = fit + alpha * err
+            trend = phi * trend + alpha * beta * err
+    best = np.argmin(np.where(np.isfinite(sse), sse, np.inf), axis=1)
+    rows = np.arange(n)
+    damping = np.cumsum(grid[best, 2][:, None] ** np.arange(1, horizon + 1)[None, :], axis=1)
+    path = level[rows, best][:, None] + damping * trend[rows, best][:, None]
+    return np.maximum(path, 0.0) * idx[:, np.arange(horizon) % m]
 
 
 def croston_sba(Y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
@@ -169,13 +226,15 @@ CANDIDATES: dict[str, Candidate] = {
     "seasonal_es": seasonal_es,
     "seasonal_naive": seasonal_naive,
     "moving_average": moving_average,
+    "damped_trend": damped_trend,
+    "naive": naive,
     "croston_sba": croston_sba,
     "tsb": tsb,
 }
 #: Model family per demand class; the first entry is the default when no backtest is possible.
 FAMILIES: dict[str, tuple[str, ...]] = {
-    "smooth": ("seasonal_es", "seasonal_naive", "moving_average"),
-    "erratic": ("seasonal_es", "seasonal_naive", "moving_average"),
+    "smooth": ("seasonal_es", "seasonal_naive", "moving_average", "damped_trend", "naive"),
+    "erratic": ("seasonal_es", "seasonal_naive", "moving_average", "damped_trend", "naive"),
     "intermittent": ("croston_sba", "tsb"),
     "lumpy": ("croston_sba", "tsb"),
 }

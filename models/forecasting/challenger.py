@@ -429,12 +429,13 @@ def _choose_series(plan: _Plan, series: pd.DataFrame, hist: pd.DataFrame) -> tup
 def _vectorised_backtests(plan: _Plan, mine: pd.DataFrame,
                           forecast_fn: Callable[..., ForecastResult]) -> list[dict[str, np.ndarray]]:
     """Step 4: the vectorised selection's own mean forecast of each chosen series from each origin."""
-    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in mine.columns else []) + list(plan.regressors)
+    known = [*plan.regressors, *(["event"] if "event" in mine.columns else [])]
+    cols = ["unique_id", "ds", "y"] + (["censored"] if "censored" in mine.columns else []) + known
     vec_bt = []
     for cutoff in plan.cutoffs:
-        # The regressors of the backtest window are what was planned for it: the history's own values.
+        # The regressors and events of the backtest window are what was planned for it: the history's own.
         ahead = mine.loc[(mine["ds"] > cutoff) & (mine["ds"] <= cutoff + plan.horizon * plan.period),
-                         ["unique_id", "ds", *plan.regressors]]
+                         ["unique_id", "ds", *known]]
         fc = forecast_fn(mine.loc[mine["ds"] <= cutoff, cols], plan.horizon, season_length=plan.season_length,
                          freq=plan.freq, regressors=tuple(plan.regressors), future=ahead)
         vec_bt.append({uid: g["mean"].to_numpy() for uid, g in fc.forecasts.groupby("unique_id", sort=False)})

@@ -8,16 +8,20 @@ with the number of series only through numpy array sizes, not through Python loo
 
 How a series gets its forecast:
 
+0. With known drivers (regressors, an ``event`` column) the history is divided by each period's driver
+   multiplier first, so the models see driver-free demand (:mod:`~models.forecasting.drivers`).
 1. It is classified by Syntetos-Boylan (ADI / CV² of non-zero demand) into ``smooth``, ``erratic``,
-   ``intermittent`` or ``lumpy``. The class picks the model family: ``seasonal_naive``,
-   ``moving_average`` and ``seasonal_es`` for smooth and erratic series, ``croston_sba`` for intermittent
-   and lumpy ones, with ``tsb`` as the challenger (level models chase the zeros of intermittent demand).
+   ``intermittent`` or ``lumpy``. The class picks the model family: ``seasonal_es``, ``seasonal_naive``,
+   ``moving_average``, ``damped_trend`` and ``naive`` for smooth and erratic series, ``croston_sba`` for
+   intermittent and lumpy ones, with ``tsb`` as the challenger (level models chase the zeros of
+   intermittent demand).
 2. Within the family, a rolling-origin backtest over the last ``backtest_windows`` windows of ``horizon``
    periods scores every candidate by MASE; the lowest wins, but a candidate other than the family's
    default must beat the default by ``SELECTION_MARGIN`` (a short backtest is noisy). Without a usable backtest (history too short for
    a window) the family's default is used (``seasonal_es`` or ``croston_sba``).
 3. Quantiles come from the chosen model's backtest residuals (normal approximation, spread widening with
-   the step), clipped at zero and kept monotone.
+   the step), clipped at zero and kept monotone; ``sigma_cum`` from the same residuals summed over the
+   steps. Every step is then multiplied by the multiplier of the drivers planned for it.
 4. A series with too little history, no demand at all, a failed model, or a non-finite / absurd forecast
    gets a deterministic fallback (recent mean of observed days, or zero) and a ``fallback_reason``; one
    bad series never fails the batch.
@@ -25,27 +29,37 @@ How a series gets its forecast:
 The steps live in modules named after them: :mod:`~models.forecasting.inputs` (validation and packing),
 :mod:`~models.forecasting.windows` (look-back windows and NaN-aware helpers),
 :mod:`~models.forecasting.candidates` (the models), :mod:`~models.forecasting.selection` (classification,
-backtest, choice), :mod:`~models.forecasting.quantiles` (spread and quantiles); this module holds the entry
-point, the fallback rule and the result.
+backtest, choice), :mod:`~models.forecasting.quantiles` (spread and quantiles),
+:mod:`~models.forecasting.drivers` (known drivers), :mod:`~models.forecasting.results` (the result); this
+module holds the entry point and the fallback rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from models.forecasting.candidates import CANDIDATES
-from models.forecasting.inputs import Columns, check_arguments, pack, validate_history, validate_regressors
-from models.forecasting.quantiles import forecast_spread, quantile_columns, quantile_levels
+from models.forecasting.drivers import DriverFit, driver_columns, driver_names, fit_drivers
+from models.forecasting.inputs import check_arguments, pack_grid, validate_history, validate_regressors
+from models.forecasting.quantiles import (
+    MIN_RESIDUALS,
+    cumulative_sigma,
+    forecast_spread,
+    quantile_columns,
+    quantile_levels,
+)
+from models.forecasting.results import ForecastResult, SeriesFacts, build_result, empty_result
 from models.forecasting.selection import (
     DEMAND_CLASSES,
     Backtest,
     backtest_candidates,
     chosen_forecast,
+    chosen_residuals,
     classify,
     eligibility,
     select,
@@ -75,37 +89,6 @@ FALLBACK_ZERO = "fallback_zero"
 
 #: A forecast above this multiple of the largest observed day is treated as a model failure.
 ABSURD_FACTOR = 10.0
-#: The regressor the vectorised path understands: the discount fraction of a promotion (0 when none).
-PROMO = "promo"
-
-
-@dataclass
-class ForecastResult:
-    """Forecasts and a per-series record of how they were made.
-
-    Attributes:
-        forecasts: Long frame, one row per series and step: ``unique_id``, ``ds`` (forecast day),
-            ``step`` (1..horizon), ``mean`` and one column per quantile named ``q{int(q * 100)}``
-            (``q50``, ``q80``, ``q95`` by default). All values are finite, non-negative and monotone
-            across quantiles.
-        series: One row per series: ``unique_id``, ``model`` (the model used, ``fallback_*`` when the
-            fallback rule applied), ``fallback_reason`` (``None`` or why the fallback was used),
-            ``backtest_mase`` (``NaN`` when not computed), ``n_obs`` (observed, uncensored days),
-            ``demand_class`` and ``mean_daily`` (mean observed demand over the last year, ``NaN`` when
-            there is none).
-        scores: Long frame of every candidate's backtest MASE: ``unique_id``, ``model``,
-            ``backtest_mase`` (``NaN`` where the candidate is outside the series' family, failed or
-            had no usable window). For model monitoring; selection already used it.
-        notes: Run-wide warnings, e.g. a challenger model that could not be loaded.
-        decision: What the challenger decided and on which pooled scores (``None`` without one).
-    """
-
-    forecasts: pd.DataFrame
-    series: pd.DataFrame
-    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
-    notes: list[str] = field(default_factory=list)
-    decision: str | None = None
-
 
 class SeriesChallenger(Protocol):
     """A per-series model that may take series from the vectorised selection (see :func:`forecast`).
@@ -145,13 +128,14 @@ def forecast(
 ) -> ForecastResult:
     """Forecast demand for many series at once, choosing a model per series by backtest.
 
-    The vectorised candidates read ``y``. With a ``promo`` regressor (the discount fraction of each
-    day) they forecast the promotion-free level and each step is multiplied by the lift of the
-    promotion planned for it, at the series' estimated price elasticity (see
-    :mod:`models.forecasting.promotions`). All known regressors (``regressors`` and an ``event``
-    column) reach the per-series ``challenger`` (prophet by default in the nightly), tried where they
-    matter and the series is worth a fit, and taking the series tried only where their pooled
-    rolling-origin backtest beats the vectorised choice (see :func:`models.forecasting.challenger.challenge`).
+    The vectorised candidates read ``y``. Every known driver (the numeric ``regressors`` and an
+    ``event`` column) multiplies demand: per series, its effects are estimated from the history
+    (shrunk toward the item's and the call's), the candidates forecast the driver-free demand, and each
+    step (mean, quantiles and ``sigma_cum``) is multiplied by the effect of the drivers planned for it in
+    ``future`` (see :mod:`models.forecasting.drivers`). The same regressors and events reach the
+    per-series ``challenger`` (prophet by default in the nightly), tried where they matter and the series
+    is worth a fit, and taking the series tried only where their pooled rolling-origin backtest beats
+    the vectorised choice (see :func:`models.forecasting.challenger.challenge`).
 
     Args:
         history: Long frame ``unique_id`` (str), ``ds`` (datetime64 or date, daily), ``y`` (units) and
@@ -169,11 +153,13 @@ def forecast(
             fallback (default 28 days for daily data, 13 weeks for weekly data).
         freq: ``"D"`` (daily, the default) or ``"W"`` (weekly: one row per series and week, every ``ds``
             on the same weekday). Look-back windows keep roughly the same calendar reach.
-        regressors: Numeric known-regressor columns of ``history`` (e.g. ``promo``, ``price``). An
-            ``event`` column (event label or ``None``), when present, names holidays and events.
-            ``promo``, when listed, must be a discount fraction in [0, 1).
+        regressors: Numeric known-regressor columns of ``history`` (e.g. ``promo``, ``price``, a SNAP or
+            display flag, markdown amounts); ``NaN`` is the regular level. An ``event`` column (event
+            label or ``None``), when present, names holidays and events. ``promo``, when listed, must
+            be a discount fraction in [0, 1).
         future: ``unique_id, ds`` and the same regressor (and ``event``) columns for every step of
-            the horizon: what is planned, such as the published promotion calendar.
+            the horizon: what is planned, such as the published promotion calendar. A step without a
+            row, or with a missing value, is at the regular level; ``None``: every step is.
         challenger: A :class:`~models.forecasting.challenger.Challenger` (any :class:`SeriesChallenger`),
             or ``None`` for the vectorised selection alone.
 
@@ -189,30 +175,30 @@ def forecast(
     qlevels = quantile_levels(quantiles)
     cols = validate_history(history)
     validate_regressors(history, future, regressors)
-    elasticity = None
-    if PROMO in regressors and len(history):
-        from models.forecasting.promotions import promotion_elasticity, promotion_lift
-
-        # The models see the promotion-free level: each promoted day divided by its lift.
-        elasticity = promotion_elasticity(history, PROMO)
-        cols = replace(cols, y=cols.y / promotion_lift(history, elasticity, PROMO))
+    regressors = list(regressors)
+    with_drivers = driver_columns(history, regressors)
     if len(cols.y) == 0:
-        return _empty_result([name for _, name in qlevels])
+        extra = list(driver_names(history, regressors)) if with_drivers else []
+        return empty_result([name for _, name in qlevels], extra)
 
     # Over- and underflow in one series must not reach the caller as warnings or errors: every
     # non-finite number is caught below and turned into a fallback for that series only.
-    token = ACTIVE_WINDOWS.set(FREQUENCIES[freq])
+    windows = FREQUENCIES[freq]
+    token = ACTIVE_WINDOWS.set(windows)
     try:
         with np.errstate(all="ignore"):
-            result = _forecast_packed(cols, int(horizon), int(season_length), qlevels, backtest_windows, min_history)
+            Y, grid = pack_grid(cols, windows.period_days)
+            fit = None
+            if with_drivers:
+                fit = fit_drivers(history, grid, Y, regressors, future, horizon=int(horizon),
+                                  season_length=int(season_length), period_days=windows.period_days,
+                                  backtest_windows=backtest_windows)
+                Y = Y / fit.history
+            packed = _packed(Y, grid.ids, grid.origin)
+            result = _forecast_packed(packed, cols.unique_id.dtype, int(horizon), int(season_length), qlevels,
+                                      backtest_windows, min_history, fit)
     finally:
         ACTIVE_WINDOWS.reset(token)
-    if elasticity is not None:
-        from models.forecasting.promotions import repromote
-
-        result.series["promo_elasticity"] = result.series["unique_id"].map(elasticity).astype(np.float64)
-        if future is not None:
-            result.forecasts = repromote(result.forecasts, future, elasticity, PROMO)
     if challenger is None:
         return result
     return challenger.challenge(history, result, future, horizon=int(horizon), season_length=int(season_length),
@@ -249,15 +235,16 @@ class _Choice:
 
 
 def _forecast_packed(
-    cols: Columns,
+    packed: _Packed,
+    id_dtype: object,
     horizon: int,
     m: int,
     qlevels: list[tuple[float, str]],
     backtest_windows: int,
     min_history: int,
+    fit: DriverFit | None,
 ) -> ForecastResult:
-    """Body of :func:`forecast` once the arguments are validated."""
-    packed = _packed(cols)
+    """Body of :func:`forecast` once the history is packed (and divided by its drivers' multiplier)."""
     names = list(CANDIDATES)
     eligible = eligibility(packed.demand_class, names)
     bt = backtest_candidates(packed.Y, horizon, m, eligible, backtest_windows, names)
@@ -266,16 +253,26 @@ def _forecast_packed(
     chosen_name = np.array(names, dtype=object)[best]
     reason = _fallback_reasons(packed, bt, eligible, names, mean, chosen_name, min_history)
     choice = _Choice(best, chosen_name, chosen_mase, mean, reason)
-    choice, recent_std = _fall_back(packed.Y, choice, bt.mase, eligible, names)
+    choice, recent_std, rmse = _fall_back(packed.Y, choice, bt, eligible, names)
     rows = np.arange(len(best))
-    spread = forecast_spread(bt.rmse[rows, best], bt.n_res[rows, best], choice.fallback, recent_std, horizon, m)
+    step_rmse, n_res = bt.rmse[rows, best], bt.n_res[rows, best]
+    spread = forecast_spread(step_rmse, n_res, choice.fallback, recent_std, horizon, m)
+    multiplier = None if fit is None else fit.future
+    scored = (n_res >= MIN_RESIDUALS) & np.isfinite(step_rmse) & ~choice.fallback
+    sigma_cum = cumulative_sigma(chosen_residuals(bt, best, names, horizon), step_rmse, scored, recent_std,
+                                 packed.demand_class, multiplier)
+    mean = choice.mean if multiplier is None else choice.mean * multiplier
     qcols = quantile_columns(choice.mean, spread, qlevels)
-    return _result(packed, cols.unique_id.dtype, horizon, choice, qcols, bt.mase, names)
+    if multiplier is not None:
+        qcols = {col: q * multiplier for col, q in qcols.items()}
+    facts = SeriesFacts(packed.ids, choice.model, choice.reason, choice.mase, rmse, packed.n_obs,
+                        packed.demand_class, packed.mean_daily, {} if fit is None else fit.series_columns())
+    values = {"mean": mean, **qcols, "sigma_cum": sigma_cum}
+    return build_result(facts, id_dtype, packed.origin, active_windows().period_days, values, bt.mase, names)
 
 
-def _packed(cols: Columns) -> _Packed:
-    """Pack ``cols`` on the active frequency's grid and measure each series."""
-    Y, ids, origin = pack(cols, active_windows().period_days)
+def _packed(Y: np.ndarray, ids: np.ndarray, origin: pd.Timestamp) -> _Packed:
+    """Measure each series of the packed history ``Y``."""
     obs = np.isfinite(Y)
     n_obs = obs.sum(axis=1)
     with np.errstate(invalid="ignore"):
@@ -320,12 +317,13 @@ def _fallback_reasons(packed: _Packed, bt: Backtest, eligible: np.ndarray, names
     return reason
 
 
-def _fall_back(Y: np.ndarray, choice: _Choice, mase: np.ndarray, eligible: np.ndarray,
-               names: list[str]) -> tuple[_Choice, np.ndarray]:
-    """``choice`` with the fallback rule applied where it has a reason, and the recent spread of demand.
+def _fall_back(Y: np.ndarray, choice: _Choice, bt: Backtest, eligible: np.ndarray,
+               names: list[str]) -> tuple[_Choice, np.ndarray, np.ndarray]:
+    """``choice`` with the fallback rule applied where it has a reason, the recent spread of demand, and
+    the backtest RMSE of the model each series reports.
 
     A fallback series forecasts the recent mean of its observed days (``fallback_moving_average``), or
-    zero (``fallback_zero``) when it has none, and reports the ``moving_average`` backtest MASE.
+    zero (``fallback_zero``) when it has none, and reports the ``moving_average`` backtest MASE and RMSE.
     """
     fallback = choice.fallback
     recent_mean, recent_std = recent_mean_std(Y)
@@ -335,77 +333,10 @@ def _fall_back(Y: np.ndarray, choice: _Choice, mase: np.ndarray, eligible: np.nd
     mean = choice.mean.copy()
     mean[fallback] = fb_level[fallback, None]
     ma_k = names.index("moving_average")
-    chosen_mase = np.where(fallback, np.where(eligible[:, ma_k], mase[:, ma_k], np.nan), choice.mase)
+    rows = np.arange(len(choice.best))
+    chosen_mase = np.where(fallback, np.where(eligible[:, ma_k], bt.mase[:, ma_k], np.nan), choice.mase)
+    scored = np.isfinite(chosen_mase)
+    rmse = np.where(fallback, bt.rmse[:, ma_k], bt.rmse[rows, choice.best])
+    rmse = np.where(scored, rmse, np.nan)
     mean = np.maximum(mean, 0.0)
-    return replace(choice, model=model_name, mase=chosen_mase, mean=mean), recent_std
-
-
-def _result(packed: _Packed, id_dtype: object, horizon: int, choice: _Choice, qcols: dict[str, np.ndarray],
-            mase: np.ndarray, names: list[str]) -> ForecastResult:
-    """The documented frames of :class:`ForecastResult` from the per-series arrays."""
-    n = len(packed.ids)
-    steps = np.arange(1, horizon + 1)
-    # Build the id column once in the input's string dtype and repeat it by position: converting a
-    # repeated object array would re-infer the dtype of every row.
-    id_col = pd.Series(packed.ids).astype(id_dtype).array
-    period_days = active_windows().period_days
-    forecasts = pd.DataFrame(
-        {
-            "unique_id": id_col.take(np.repeat(np.arange(n), horizon)),
-            "ds": np.tile(packed.origin + pd.to_timedelta(steps * period_days, unit="D"), n),
-            "step": np.tile(steps, n),
-            "mean": choice.mean.ravel(),
-            **{col: values.ravel() for col, values in qcols.items()},
-        }
-    )
-    series = pd.DataFrame(
-        {
-            "unique_id": id_col,
-            "model": pd.Series(choice.model, dtype=object),
-            "fallback_reason": pd.Series(choice.reason, dtype=object),
-            "backtest_mase": choice.mase.astype(np.float64),
-            "n_obs": packed.n_obs.astype(np.int64),
-            "demand_class": pd.Series(packed.demand_class, dtype=object),
-            "mean_daily": packed.mean_daily.astype(np.float64),
-        }
-    )
-    scores = pd.DataFrame(
-        {
-            "unique_id": id_col.take(np.repeat(np.arange(n), len(names))),
-            "model": np.tile(np.array(names, dtype=object), n),
-            "backtest_mase": mase.ravel(),
-        }
-    )
-    return ForecastResult(forecasts=forecasts, series=series, scores=scores)
-
-
-def _empty_result(qcols: list[str]) -> ForecastResult:
-    """Result with the documented columns and no rows."""
-    forecasts = pd.DataFrame(
-        {
-            "unique_id": pd.Series(dtype=object),
-            "ds": pd.Series(dtype="datetime64[us]"),
-            "step": pd.Series(dtype=np.int64),
-            "mean": pd.Series(dtype=np.float64),
-            **{c: pd.Series(dtype=np.float64) for c in qcols},
-        }
-    )
-    series = pd.DataFrame(
-        {
-            "unique_id": pd.Series(dtype=object),
-            "model": pd.Series(dtype=object),
-            "fallback_reason": pd.Series(dtype=object),
-            "backtest_mase": pd.Series(dtype=np.float64),
-            "n_obs": pd.Series(dtype=np.int64),
-            "demand_class": pd.Series(dtype=object),
-            "mean_daily": pd.Series(dtype=np.float64),
-        }
-    )
-    scores = pd.DataFrame(
-        {
-            "unique_id": pd.Series(dtype=object),
-            "model": pd.Series(dtype=object),
-            "backtest_mase": pd.Series(dtype=np.float64),
-        }
-    )
-    return ForecastResult(forecasts=forecasts, series=series, scores=scores)
+    return replace(choice, model=model_name, mase=chosen_mase, mean=mean), recent_std, rmse

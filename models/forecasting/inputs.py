@@ -14,7 +14,7 @@ import pandas as pd
 
 from models.forecasting.windows import DEFAULT_MIN_HISTORY, FREQUENCIES
 
-__all__ = ["Columns", "check_arguments", "pack", "validate_history", "validate_regressors"]
+__all__ = ["Columns", "Grid", "check_arguments", "grid", "pack", "pack_grid", "validate_history", "validate_regressors"]
 
 
 def check_arguments(horizon: int, season_length: int, backtest_windows: int, freq: str,
@@ -107,21 +107,27 @@ def validate_history(history: pd.DataFrame) -> Columns:
     )
 
 
-def pack(cols: Columns, period_days: int = 1) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
-    """Pack long history into ``Y[n_series, T]`` on a common index of periods ending at the origin.
+@dataclass(frozen=True)
+class Grid:
+    """Where each history row falls on the packed ``[n_series, T]`` grid (see :func:`grid`)."""
 
-    A period is ``period_days`` days (1: daily, 7: weekly); every ``ds`` must fall on the grid that
-    starts at the earliest ``ds``, so weekly data must be stamped on one weekday.
+    codes: np.ndarray  # row index of each history row's series
+    period: np.ndarray  # column index of each history row
+    ids: np.ndarray  # sorted series ids, one per row of the grid
+    n_periods: int
+    origin: pd.Timestamp
 
-    Days between a series' first row and the origin without a row are zero sales; days before its
-    first row, censored days and non-finite ``y`` are ``NaN`` (unknown demand). Negative ``y`` (net
-    returns) count as zero demand: returns are not negative customer demand.
+    @property
+    def key(self) -> np.ndarray:
+        """Flat cell index of each history row in a C-ordered ``[n_series, T]`` matrix."""
+        return self.codes.astype(np.int64) * self.n_periods + self.period
 
-    Returns:
-        ``(Y, ids, origin)`` with ``ids`` sorted, matching the rows of ``Y``.
+
+def grid(cols: Columns, period_days: int = 1) -> Grid:
+    """The packed grid of the validated history: series sorted by id, periods ending at the origin.
 
     Raises:
-        ValueError: on duplicate ``(unique_id, ds)`` rows, or weekly dates off the weekly grid.
+        ValueError: on weekly dates off the weekly grid.
     """
     codes, ids = pd.factorize(cols.unique_id, sort=True)
     start = int(cols.day.min())
@@ -134,25 +140,52 @@ def pack(cols: Columns, period_days: int = 1) -> tuple[np.ndarray, np.ndarray, p
                 f"weekly history must have every ds on the same weekday as the first "
                 f"({np.datetime64(start, 'D')}); {int(off_grid.sum())} row(s) are not, e.g. ds={bad}"
             )
-    day = offset // period_days
-    n, t = len(ids), int(day.max()) + 1
+    period = offset // period_days
+    t = int(period.max()) + 1
     origin = pd.Timestamp(np.datetime64(start + (t - 1) * period_days, "D"))
+    return Grid(codes, period, np.asarray(ids, dtype=object), t, origin)
 
+
+def pack(cols: Columns, period_days: int = 1) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """:func:`pack_grid` without the grid: ``(Y, ids, origin)``."""
+    Y, g = pack_grid(cols, period_days)
+    return Y, g.ids, g.origin
+
+
+def pack_grid(cols: Columns, period_days: int = 1) -> tuple[np.ndarray, Grid]:
+    """Pack long history into ``Y[n_series, T]`` on a common index of periods ending at the origin.
+
+    A period is ``period_days`` days (1: daily, 7: weekly); every ``ds`` must fall on the grid that
+    starts at the earliest ``ds``, so weekly data must be stamped on one weekday.
+
+    Days between a series' first row and the origin without a row are zero sales; days before its
+    first row, censored days and non-finite ``y`` are ``NaN`` (unknown demand). Negative ``y`` (net
+    returns) count as zero demand: returns are not negative customer demand.
+
+    Returns:
+        ``(Y, grid)``: the matrix and where each history row sits in it (``grid.ids`` sorted, matching
+        the rows of ``Y``).
+
+    Raises:
+        ValueError: on duplicate ``(unique_id, ds)`` rows, or weekly dates off the weekly grid.
+    """
+    g = grid(cols, period_days)
+    n, t = len(g.ids), g.n_periods
     # Duplicate check on the packed key: a bincount over the cells is far cheaper than a frame-level
     # duplicated() on millions of rows.
-    key = codes.astype(np.int64) * t + day
+    key = g.key
     counts = np.bincount(key, minlength=n * t)
     if (counts > 1).any():
         cell = int(np.flatnonzero(counts > 1)[0])
-        first_day = np.datetime64(start + (cell % t) * period_days, "D")
+        first_day = g.origin - pd.Timedelta(days=(t - 1 - cell % t) * period_days)
         raise ValueError(
             f"history has {int((counts > 1).sum())} duplicate (unique_id, ds) pair(s), "
-            f"e.g. unique_id={ids[cell // t]!r} ds={first_day}"
+            f"e.g. unique_id={g.ids[cell // t]!r} ds={np.datetime64(first_day, 'D')}"
         )
     del counts
 
     first = np.full(n, t, dtype=np.int64)
-    np.minimum.at(first, codes, day)
+    np.minimum.at(first, g.codes, g.period)
     Y = np.where(np.arange(t)[None, :] >= first[:, None], 0.0, np.nan)
     flat = Y.ravel()
     y = cols.y
@@ -160,7 +193,7 @@ def pack(cols: Columns, period_days: int = 1) -> tuple[np.ndarray, np.ndarray, p
         flat[key] = np.where(np.isfinite(y), np.maximum(y, 0.0), np.nan)
     if cols.censored is not None:
         flat[key[cols.censored]] = np.nan
-    return Y, np.asarray(ids, dtype=object), origin
+    return Y, g
 
 
 def validate_regressors(history: pd.DataFrame, future: pd.DataFrame | None, regressors: Sequence[str]) -> None:

@@ -144,9 +144,12 @@ def test_the_challenger_takes_promoted_series_when_it_wins_the_backtest(monkeypa
     out = _run(history, future)
 
     s = out.series.set_index("unique_id")
-    assert s.loc["p_big", "model"] == "mock"
+    # Taken alone or averaged with the vectorised choice: the promotion-aware vectorised path is close
+    # enough to the true regression that the average may win.
+    assert s.loc["p_big", "model"] in ("mock", "mock+seasonal_es")
     assert s.loc["p_small", "challenger_note"] is not None  # tried; the promotion-aware vectorised path may hold
-    assert s.loc["p_big", "challenger_note"].startswith("taken (mock): pooled backtest MASE over 2 series and 2 window(s)")
+    assert s.loc["p_big", "challenger_note"].startswith(f"taken ({s.loc['p_big', 'model']}): pooled backtest MASE over "
+                                                        "2 series and 2 window(s)")
     assert "; this series: " in s.loc["p_big", "challenger_note"]
     assert "(regressors: promo; history shows promo +75% over 80 days)" in s.loc["p_big", "challenger_note"]
     assert s.loc["p_big", "backtest_mase"] < plain.series.set_index("unique_id").loc["p_big", "backtest_mase"]
@@ -184,7 +187,7 @@ def test_top_n_tries_the_most_valuable_series_first(monkeypatch, promo_world):
     history, future = promo_world
     _register(monkeypatch, _regression)
     s = _run(history, future, top_n=1).series.set_index("unique_id")
-    assert s.loc["p_big", "model"] == "mock" and s.loc["p_small", "challenger_note"] is None
+    assert s.loc["p_big", "model"].startswith("mock") and s.loc["p_small", "challenger_note"] is None
 
 
 def test_a_raising_challenger_keeps_the_vectorised_forecast_for_that_series_only(monkeypatch, promo_world):
@@ -199,7 +202,7 @@ def test_a_raising_challenger_keeps_the_vectorised_forecast_for_that_series_only
     out = _run(history, future)
     s = out.series.set_index("unique_id")
     assert s.loc["p_small", "challenger_note"] == "mock failed: RuntimeError: singular matrix"
-    assert s.loc["p_big", "model"] == "mock"
+    assert s.loc["p_big", "model"].startswith("mock")
     keep = out.forecasts["unique_id"] == "p_small"
     assert out.forecasts[keep].equals(_vectorised(history, future).forecasts[keep])
 

@@ -227,7 +227,7 @@ def test_quantiles_are_monotone_non_negative_and_named():
     )
     result = forecast(history, 21, quantiles=(0.95, 0.05, 0.5, 0.8))
     fc = result.forecasts
-    assert list(fc.columns) == ["unique_id", "ds", "step", "mean", "q5", "q50", "q80", "q95"]
+    assert list(fc.columns) == ["unique_id", "ds", "step", "mean", "q5", "q50", "q80", "q95", "sigma_cum"]
     values = fc[["q5", "q50", "q80", "q95"]].to_numpy()
     assert np.isfinite(values).all()
     assert (values >= 0).all()
@@ -281,16 +281,32 @@ def test_empty_history_returns_empty_frames():
     )
     result = forecast(empty, 7)
     assert result.forecasts.empty and result.series.empty
-    assert {"unique_id", "ds", "step", "mean", "q50", "q80", "q95"} <= set(result.forecasts.columns)
+    assert list(result.forecasts.columns) == ["unique_id", "ds", "step", "mean", "q50", "q80", "q95", "sigma_cum"]
     assert list(result.series.columns) == [
         "unique_id",
         "model",
         "fallback_reason",
         "backtest_mase",
+        "backtest_rmse",
         "n_obs",
         "demand_class",
         "mean_daily",
     ]
+    full = forecast(_frame("sku", _seasonal(60)), 7)
+    assert list(full.forecasts.columns) == list(result.forecasts.columns)
+    assert list(full.series.columns) == list(result.series.columns)
+
+
+def test_empty_history_with_drivers_has_the_driver_columns_of_a_full_result():
+    columns = {"unique_id": pd.Series(dtype=object), "ds": pd.Series(dtype="datetime64[ns]"),
+               "y": pd.Series(dtype=float), "promo": pd.Series(dtype=float), "event": pd.Series(dtype=object)}
+    empty = forecast(pd.DataFrame(columns), 7, regressors=["promo"])
+    frame = _frame("sku", _seasonal(60)).assign(promo=0.0, event=None)
+    frame.loc[frame.index[::10], "promo"] = 0.2
+    frame.loc[frame.index[5], "event"] = "sale"
+    full = forecast(frame, 7, regressors=["promo"])
+    assert empty.series.empty and list(empty.series.columns) == list(full.series.columns)
+    assert {"coef_promo", "coef_event", "promo_elasticity"} <= set(full.series.columns)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -394,3 +410,110 @@ def test_check_arguments_fills_the_default_min_history_of_the_frequency():
     assert check_arguments(7, 7, 2, "W", 5) == 5
     with pytest.raises(ValueError, match="min_history must be >= 1, got 0"):
         check_arguments(7, 7, 2, "D", 0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Naive and damped-trend candidates
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_naive_repeats_the_last_observed_value():
+    Y = np.array([[1.0, 2.0, 7.0, np.nan, np.nan], [3.0, 0.0, 4.0, 5.0, 0.0], [np.nan] * 5])
+    fc = CANDIDATES["naive"](Y, 4, 7)
+    assert fc.shape == (3, 4)
+    assert (fc[0] == 7.0).all() and (fc[1] == 0.0).all() and np.isnan(fc[2]).all()
+
+
+def test_damped_trend_follows_a_trend_then_flattens():
+    t = np.arange(200)
+    Y = (20.0 + 0.5 * t + np.random.default_rng(0).normal(0, 0.5, 200))[None, :]
+    fc = CANDIDATES["damped_trend"](Y, 60, 1)[0]
+    es = CANDIDATES["seasonal_es"](Y, 60, 1)[0]
+    assert fc[0] == pytest.approx(20.0 + 0.5 * 200, rel=0.03)  # on the trend, where the flat level lags
+    assert abs(es[0] - 120.0) > 2 * abs(fc[0] - 120.0)
+    steps = np.diff(fc)
+    assert (steps > 0).all() and (np.diff(steps) <= 1e-9).all()  # rising ever more slowly
+    assert fc[-1] < 20.0 + 0.5 * 259  # below the straight line: the trend is damped
+
+
+def test_damped_trend_keeps_the_weekly_shape_of_a_seasonal_series():
+    y = _seasonal(140) * np.linspace(1.0, 1.5, 140)
+    fc = CANDIDATES["damped_trend"](y[None, :], 14, 7)[0]
+    # Phase 0 of the forecast continues the week where the history stopped (day 140 is a Monday-like 0).
+    assert np.argmax(fc[:7]) == (5 - 140) % 7 and np.argmin(fc[:7]) == (6 - 140) % 7
+
+
+def test_the_random_walk_needs_a_larger_margin_than_the_others():
+    from models.forecasting.selection import CANDIDATE_MARGINS, SELECTION_MARGIN, select
+
+    names = list(CANDIDATES)
+    es, naive, ma = names.index("seasonal_es"), names.index("naive"), names.index("moving_average")
+    beats = 1.0 / (1 + SELECTION_MARGIN) - 0.01  # wins by the common margin, not by naive's
+    assert CANDIDATE_MARGINS["naive"] > SELECTION_MARGIN
+    for k in (naive, ma):
+        mase = np.full((1, len(names)), np.nan)
+        mase[0, [es, k]] = [1.0, beats]
+        best, _ = select(mase, np.array(["smooth"], dtype=object), names)
+        assert best[0] == (ma if k == ma else es)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Error over the protection interval
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_the_growth_of_the_cumulative_error_is_one_for_independent_errors_and_root_k_for_a_level_error():
+    from models.forecasting.quantiles import cumulative_growth
+
+    rng = np.random.default_rng(0)
+    n, w, h = 400, 2, 28
+    independent = rng.normal(0, 2.0, (n, w, h))
+    level = rng.normal(0, 2.0, (n, w, 1)) + rng.normal(0, 0.2, (n, w, h))
+    cls = np.array(["smooth"] * n, dtype=object)
+    rmse = np.sqrt((independent**2).mean(axis=(1, 2)))
+    g = cumulative_growth(independent, rmse, np.ones(n, dtype=bool), cls)
+    assert (g >= 1.0).all() and g[0, -1] == pytest.approx(1.0, abs=0.15)
+    rmse = np.sqrt((level**2).mean(axis=(1, 2)))
+    g = cumulative_growth(level, rmse, np.ones(n, dtype=bool), cls)
+    assert g[0, -1] == pytest.approx(np.sqrt(h), rel=0.15)
+    assert (np.diff(g, axis=1) >= 0).all()
+
+
+def test_sigma_cum_pools_the_growth_by_demand_class_and_scales_with_the_multiplier():
+    from models.forecasting.quantiles import cumulative_sigma
+
+    rng = np.random.default_rng(1)
+    n, w, h = 200, 2, 7
+    res = np.concatenate([rng.normal(0, 1, (n // 2, w, h)), rng.normal(0, 1, (n // 2, w, 1)).repeat(h, axis=2)])
+    cls = np.array(["smooth"] * (n // 2) + ["erratic"] * (n // 2), dtype=object)
+    rmse = np.full(n, 2.0)
+    scored = np.ones(n, dtype=bool)
+    scored[0] = False  # a fallback: its recent spread stands in for the step RMSE
+    recent = np.full(n, 5.0)
+    mult = np.ones((n, h))
+    mult[:, 3] = 2.0  # a promotion on step 4
+    sigma = cumulative_sigma(res * 2.0, rmse, scored, recent, cls, None)
+    lifted = cumulative_sigma(res * 2.0, rmse, scored, recent, cls, mult)
+    k = np.arange(1, h + 1)
+    assert np.isfinite(sigma).all() and (sigma >= 0).all() and (np.diff(lifted, axis=1) >= 0).all()
+    assert (sigma[n // 2 :, -1] > 1.5 * 2.0 * np.sqrt(h)).all()  # correlated: wider than sqrt(k)
+    assert sigma[1, -1] < 1.3 * 2.0 * np.sqrt(h)
+    assert sigma[0] / sigma[1] == pytest.approx(np.full(h, 5.0 / 2.0))
+    weight = np.sqrt(np.cumsum(mult[1] ** 2) / k)
+    assert lifted[1] == pytest.approx(sigma[1] * weight)
+
+
+def test_forecast_reports_sigma_cum_and_backtest_rmse():
+    rng = np.random.default_rng(3)
+    walk = np.maximum(50 + np.cumsum(rng.normal(0, 3, 300)), 1.0)  # a wandering level: errors persist
+    history = pd.concat([_frame("walk", rng.poisson(walk).astype(float)), _frame("weekly", _seasonal(300)),
+                         _frame("short", np.array([3.0, 1.0, 4.0, 1.0, 5.0]), start=START + pd.Timedelta(days=295))])
+    result = forecast(history, 28)
+    fc, s = result.forecasts, result.series.set_index("unique_id")
+    sigma = fc.pivot(index="unique_id", columns="step", values="sigma_cum")
+    assert np.isfinite(sigma.to_numpy()).all() and (sigma.to_numpy() >= 0).all()
+    assert (np.diff(sigma.to_numpy(), axis=1) >= 0).all()
+    assert s.loc["walk", "backtest_rmse"] > 0 and np.isnan(s.loc["short", "backtest_rmse"])
+    assert sigma.loc["walk", 28] > 1.2 * np.sqrt(28) * s.loc["walk", "backtest_rmse"]
+    assert sigma.loc["weekly", 1] >= s.loc["weekly", "backtest_rmse"] * 0.99
+    assert sigma.loc["short", 28] > 0  # the fallback's recent spread
