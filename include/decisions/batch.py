@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from include.decisions.params import DEFAULT_PARAMS, DecisionParams
 from include.decisions.propose import propose_po_exceptions, propose_rebalancing, propose_replenishment
 from include.demand.history import split_series_id
 
@@ -19,7 +20,7 @@ OPEN_PO_STATUSES = ("open", "partial")
 
 def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mapping[str, pd.DataFrame],
                   supplier_stats: pd.DataFrame, day: dt.date, *,
-                  anomalies: pd.DataFrame | None = None) -> pd.DataFrame:
+                  anomalies: pd.DataFrame | None = None, params: DecisionParams = DEFAULT_PARAMS) -> pd.DataFrame:
     """Every proposal of the night, explained, one row per line.
 
     Args:
@@ -29,6 +30,7 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
         supplier_stats: lead-time statistics and fill rate per supplier.
         day: the run's logical date.
         anomalies: today's demand anomalies (lines involving one say so).
+        params: the policy's knobs (fill-rate targets, order cycle).
 
     Returns:
         The proposals of all three document types (``doc_type`` tells them apart).
@@ -39,9 +41,9 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
     locations, suppliers = curated["locations"], curated["suppliers"]
     parts = [
         propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, supplier_stats,
-                              day, anomalies=anomalies),
-        propose_rebalancing(forecasts, inventory, items, locations, day),
-        propose_po_exceptions(open_pos, supplier_stats, suppliers, inventory, series, locations, day),
+                              day, anomalies=anomalies, params=params),
+        propose_rebalancing(forecasts, inventory, items, locations, day, params=params),
+        propose_po_exceptions(open_pos, supplier_stats, suppliers, inventory, series, locations, day, params=params),
     ]
     found = [p for p in parts if len(p)]
     return pd.concat(found, ignore_index=True) if found else parts[0]
@@ -53,7 +55,7 @@ PER_SKU_INPUTS = ("inventory_snapshot", "purchase_orders")
 
 def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated: Mapping[str, pd.DataFrame],
                    supplier_stats: pd.DataFrame, day: dt.date, *,
-                   anomalies: pd.DataFrame | None = None) -> pd.DataFrame:
+                   anomalies: pd.DataFrame | None = None, params: DecisionParams = DEFAULT_PARAMS) -> pd.DataFrame:
     """:func:`propose_batch` one shard of SKUs at a time, the lines of every shard together.
 
     A shard holds every location of its SKUs (``include.demand.shards``), so transfers between them and
@@ -62,14 +64,14 @@ def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated:
 
     Args:
         shards: ``(forecasts, series)`` of each shard (an iterator, so one shard is held at a time).
-        curated, supplier_stats, day, anomalies: as for :func:`propose_batch`, for every SKU.
+        curated, supplier_stats, day, anomalies, params: as for :func:`propose_batch`, for every SKU.
     """
     parts = []
     for forecasts, series in shards:
         skus = set(split_series_id(forecasts["unique_id"].drop_duplicates())[1]) if len(forecasts) else set()
         mine = {name: frame[frame["sku"].isin(skus)] if name in PER_SKU_INPUTS and len(frame) else frame
                 for name, frame in curated.items()}
-        parts.append(propose_batch(forecasts, series, mine, supplier_stats, day, anomalies=anomalies))
+        parts.append(propose_batch(forecasts, series, mine, supplier_stats, day, anomalies=anomalies, params=params))
     if not parts:
         raise ValueError("no forecast shards to decide on: has forecast_demand run for this date?")
     found = [p for p in parts if len(p)]

@@ -3,29 +3,66 @@ policies (:class:`DecisionParams`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-__all__ = ["DEFAULT_PARAMS", "PROPOSAL_COLUMNS", "Z_95", "DecisionParams"]
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from include.governance.policy import Replenishment
+
+__all__ = ["DEFAULT_PARAMS", "PROPOSAL_COLUMNS", "DecisionParams"]
 
 PROPOSAL_COLUMNS = [
     "doc_type", "business_key", "sku", "from_location", "to_location", "supplier_id", "po_id", "po_line",
     "action", "quantity", "unit_cost", "value", "need_by", "explanation",
 ]
-Z_95 = 1.6449
 
 
 @dataclass(frozen=True)
 class DecisionParams:
-    """Knobs of the decision policies."""
+    """Knobs of the decision policies.
+
+    Attributes:
+        review_days: Days of demand a replenishment order adds above the reorder point (the order
+            cycle); every series is reviewed every night.
+        fill_rate: Target share of demand served from stock, for series no rule below names.
+        fill_rate_by_category: Target per item category (the item master's ``category``); first match.
+        fill_rate_by_demand_class: Target per demand class of the series' forecast (``smooth``,
+            ``erratic``, ``intermittent``, ``lumpy``), when its category has none.
+    """
 
     review_days: int = 7
-    service_z: float = Z_95
+    fill_rate: float = 0.98
+    fill_rate_by_category: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    fill_rate_by_demand_class: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     po_late_threshold_days: int = 2
     rebalance_min_units: int = 1
     #: A supplier delivering less than this share of ordered units makes its open lines short.
     po_short_fill_rate: float = 0.9
     #: A late line is cancelled when stock covers this many days beyond its expected arrival.
     po_cancel_cover_days: int = 180
+
+    @classmethod
+    def from_policy(cls, section: Replenishment) -> DecisionParams:
+        """The knobs of the policy file's ``replenishment`` section (:class:`include.governance.policy.Replenishment`)."""
+        return cls(review_days=section.review_days, fill_rate=section.fill_rate,
+                   fill_rate_by_category=MappingProxyType(dict(section.fill_rate_by_category)),
+                   fill_rate_by_demand_class=MappingProxyType(dict(section.fill_rate_by_demand_class)))
+
+    def fill_rates(self, category: pd.Series, demand_class: pd.Series) -> np.ndarray:
+        """The fill-rate target of each series, from its item's category, else its demand class, else the default."""
+        by_class = demand_class.map(dict(self.fill_rate_by_demand_class)) if self.fill_rate_by_demand_class else None
+        target = category.map(dict(self.fill_rate_by_category)) if self.fill_rate_by_category else None
+        out = pd.Series(self.fill_rate, index=category.index, dtype=float)
+        if by_class is not None:
+            out = by_class.astype(float).fillna(out)
+        if target is not None:
+            out = target.astype(float).fillna(out)
+        return out.to_numpy(float)
 
 
 #: The default knobs, shared by every policy's signature (the instance is frozen).

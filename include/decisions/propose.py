@@ -1,11 +1,13 @@
 """Replenishment orders, stock transfers and PO exceptions, each line explained by its numbers.
 
-Replenishment is a periodic-review (s, S) policy per SKU x location: the inventory position (on hand
-+ in transit + on order - allocated - backorders) is compared with a reorder point (forecast over the lead time
-plus safety stock); below it, the order brings the position up to the forecast over lead time plus
-review period plus safety stock. Safety stock combines forecast error (from the forecast quantiles)
-and lead-time variability (from the supplier's measured lead times). Stores are replenished from
-their DC by transfer; DCs and the ecommerce fulfilment centre from suppliers by purchase order.
+Replenishment runs the one policy of :mod:`include.decisions.replenishment` on the night's forecasts:
+every SKU x location is reviewed every night; its inventory position (on hand + in transit + on order -
+allocated - backorders) is compared with a reorder point (forecast over the lead time plus safety stock
+sized for the series' fill-rate target from the forecast's measured error and the lead-time spread);
+below it, the order brings the position up to the reorder point plus the demand of one order cycle
+(``review_days``), in whole case packs, at least the MOQ, within a store's shelf. Stores are replenished
+from their DC by transfer; DCs and the ecommerce fulfilment centre from suppliers by purchase order. The
+replay simulator (:mod:`include.simulation`) runs the same policy on the same forecaster.
 
 PO exceptions live in :mod:`include.decisions.po_exceptions` and the proposal columns and policy knobs in
 :mod:`include.decisions.params`; both are importable from here too.
@@ -18,26 +20,15 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from include.decisions.params import DEFAULT_PARAMS, PROPOSAL_COLUMNS, Z_95, DecisionParams
+from include.decisions.params import DEFAULT_PARAMS, PROPOSAL_COLUMNS, DecisionParams
 from include.decisions.po_exceptions import propose_po_exceptions
+from include.decisions.replenishment import order_levels, order_quantity
 
-__all__ = ["PROPOSAL_COLUMNS", "Z_95", "DecisionParams", "propose_po_exceptions", "propose_rebalancing",
+__all__ = ["PROPOSAL_COLUMNS", "DecisionParams", "propose_po_exceptions", "propose_rebalancing",
            "propose_replenishment", "solve_transfers"]
 
-
-def _round_up(qty: np.ndarray, pack: np.ndarray) -> np.ndarray:
-    pack = np.maximum(pack, 1)
-    return np.ceil(qty / pack) * pack
-
-
-def _forecast_stats(forecasts: pd.DataFrame, days: pd.Series, key: str = "unique_id") -> pd.DataFrame:
-    """Sum of mean and combined sigma over the first ``days`` steps of each series."""
-    f = forecasts.merge(days.rename("days").reset_index(), on=key)
-    f = f[f["step"] <= f["days"].clip(lower=1)]
-    f["sigma"] = ((f["q95"] - f["mean"]).clip(lower=0) / Z_95)
-    f["var"] = f["sigma"] ** 2
-    g = f.groupby(key).agg(demand=("mean", "sum"), var=("var", "sum"), steps=("step", "max"))
-    return g
+#: Columns of a series' forecast the policy reads.
+FORECAST_COLUMNS = ["unique_id", "step", "mean", "sigma_cum"]
 
 
 def _with_anomalies(frame: pd.DataFrame, anomalies: pd.DataFrame | None) -> list[list[str]]:
@@ -72,15 +63,16 @@ def propose_replenishment(
     """Propose replenishment for every location x SKU that has a forecast.
 
     Args:
-        forecasts: ``unique_id (location|sku), step, mean, q95`` from the forecast stage.
-        series: per-series model facts (``unique_id, model, fallback_reason, backtest_mase, mean_daily``).
+        forecasts: ``unique_id (location|sku), step, mean, sigma_cum`` from the forecast stage
+            (``sigma_cum``: the error of the forecast summed through each step).
+        series: per-series model facts (``unique_id, model, fallback_reason, backtest_mase, demand_class``).
         inventory: curated inventory snapshot of ``ds``.
         open_pos: purchase order lines with status ``open`` or ``partial``.
         items, locations, suppliers: curated master data.
         supplier_stats: measured ``supplier_id, mean_lead_time, std_lead_time, late_rate``.
         ds: the logical date.
         anomalies: demand anomalies (``unique_id, anomaly_type``) to attach to lines.
-        params: policy knobs.
+        params: policy knobs (fill-rate targets, order cycle).
 
     Returns:
         Proposal lines (:data:`PROPOSAL_COLUMNS`): ``transfer`` lines DC -> store and
@@ -88,13 +80,19 @@ def propose_replenishment(
     """
     if forecasts.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
+    missing = [c for c in FORECAST_COLUMNS if c not in forecasts.columns]
+    if missing:
+        raise ValueError(f"forecasts lack column(s) {missing}: they come from an older forecaster; "
+                         "run forecast_demand for this date again")
     loc = locations.set_index("location_id")
     item = items.set_index("sku")
-    all_fc = _with_dc_demand(_split_ids(forecasts), loc)
+    all_fc = _with_dc_demand(_split_ids(forecasts[FORECAST_COLUMNS]), loc)
     keys = all_fc[["unique_id", "location_id", "sku"]].drop_duplicates().set_index("unique_id")
     keys = keys[keys["sku"].isin(item.index) & keys["location_id"].isin(loc.index)]
+    if keys.empty:
+        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     supply = _lead_times(keys, loc, item, suppliers, supplier_stats)
-    k = _order_points(all_fc, keys, supply, params)
+    k = _order_points(all_fc, keys, supply, series, item, params)
     k = _with_inventory_position(k, inventory, open_pos)
     k = k[k["position"] < k["reorder_point"]].copy()
     if k.empty:
@@ -111,26 +109,27 @@ def propose_replenishment(
 
 
 def _with_dc_demand(fc: pd.DataFrame, loc: pd.DataFrame) -> pd.DataFrame:
-    """Every series' forecast, plus one per DC x SKU: the sum of its stores' demand (variances add).
+    """Every series' forecast, plus one per DC x SKU: the sum of its stores' demand (their errors are
+    taken as independent, so the variances of their cumulative errors add).
 
     Args:
         fc: Forecasts with ``location_id`` and ``sku`` split out (:func:`_split_ids`).
         loc: Locations indexed by ``location_id``.
 
     Returns:
-        ``unique_id, location_id, sku, step, mean, q95`` for the series and their DCs.
+        ``unique_id, location_id, sku, step, mean, sigma_cum`` for the series and their DCs.
     """
     store_parent = loc["parent_dc"].where(loc["location_type"] == "store")
     fc["parent_dc"] = fc["location_id"].map(store_parent)
     dc_fc = fc[fc["parent_dc"].notna() & (fc["parent_dc"].astype(str) != "")].copy()
-    dc_fc["sigma2"] = ((dc_fc["q95"] - dc_fc["mean"]).clip(lower=0) / Z_95) ** 2
+    dc_fc["var_cum"] = dc_fc["sigma_cum"] ** 2
     dc_fc = dc_fc.groupby(["parent_dc", "sku", "step"], as_index=False).agg(mean=("mean", "sum"),
-                                                                          sigma2=("sigma2", "sum"))
-    dc_fc["q95"] = dc_fc["mean"] + Z_95 * np.sqrt(dc_fc["sigma2"])
+                                                                          var_cum=("var_cum", "sum"))
+    dc_fc["sigma_cum"] = np.sqrt(dc_fc["var_cum"])
     dc_fc["location_id"] = dc_fc["parent_dc"]
     dc_fc["unique_id"] = dc_fc["location_id"] + "|" + dc_fc["sku"]
-    return pd.concat([fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]],
-                      dc_fc[["unique_id", "location_id", "sku", "step", "mean", "q95"]]], ignore_index=True)
+    cols = ["unique_id", "location_id", "sku", "step", "mean", "sigma_cum"]
+    return pd.concat([fc[cols], dc_fc[cols]], ignore_index=True)
 
 
 def _lead_times(keys: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame, suppliers: pd.DataFrame,
@@ -162,28 +161,35 @@ def _lead_times(keys: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame, suppl
                         index=keys.index)
 
 
-def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame,
-                  params: DecisionParams) -> pd.DataFrame:
-    """Forecast over the lead time (and over lead time plus review), safety stock, reorder point and
-    order-up-to level of each series with a forecast.
+def _matrices(all_fc: pd.DataFrame, ids: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, horizon]`` mean and cumulative-error matrices of the series ``ids``, in that order."""
+    f = all_fc[all_fc["unique_id"].isin(ids)]
+    rows = ids.get_indexer(f["unique_id"])
+    steps = f["step"].to_numpy(int) - 1
+    horizon = int(steps.max()) + 1 if len(steps) else 1
+    mean = np.zeros((len(ids), horizon))
+    sigma = np.zeros((len(ids), horizon))
+    mean[rows, steps] = f["mean"].to_numpy(float)
+    sigma[rows, steps] = f["sigma_cum"].to_numpy(float)
+    return mean, sigma
 
-    Safety stock covers the forecast error over lead time plus review and the lead-time spread at the
-    mean daily rate, at ``params.service_z``.
-    """
-    lead = supply["lead"]
-    over_l = _forecast_stats(all_fc, lead)
-    over_lr = _forecast_stats(all_fc, lead + params.review_days)
-    k = keys.join(over_l.add_suffix("_l")).join(over_lr.add_suffix("_lr"))
-    k = k.dropna(subset=["demand_l", "demand_lr"])
-    k["lead"], k["lead_sd"] = lead, supply["lead_sd"]
-    k["mean_daily"] = k["demand_lr"] / k["steps_lr"].clip(lower=1)
-    # Extend past the forecast horizon at the mean daily rate, so long lead times are covered.
-    k["demand_l"] += np.maximum(k["lead"] - k["steps_l"], 0) * k["mean_daily"]
-    k["demand_lr"] += np.maximum(k["lead"] + params.review_days - k["steps_lr"], 0) * k["mean_daily"]
-    sigma_lr = np.sqrt(k["var_lr"] + (k["mean_daily"] * k["lead_sd"]) ** 2)
-    k["safety_stock"] = params.service_z * sigma_lr
-    k["reorder_point"] = k["demand_l"] + k["safety_stock"]
-    k["order_up_to"] = k["demand_lr"] + k["safety_stock"]
+
+def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame, series: pd.DataFrame,
+                  item: pd.DataFrame, params: DecisionParams) -> pd.DataFrame:
+    """The policy's levels (:func:`include.decisions.replenishment.order_levels`) of each series with a
+    forecast: reviewed nightly, the order cycle ``params.review_days``, the series' fill-rate target."""
+    mean, sigma = _matrices(all_fc, keys.index)
+    category = keys["sku"].map(item["category"]) if "category" in item.columns else pd.Series(None, index=keys.index)
+    demand_class = (keys.index.to_series().map(series.set_index("unique_id")["demand_class"])
+                    if "demand_class" in series.columns else pd.Series(None, index=keys.index))
+    levels = order_levels(mean, sigma, lead=supply["lead"].to_numpy(float), lead_sd=supply["lead_sd"].to_numpy(float),
+                          review=1, order_cycle=params.review_days,
+                          fill_rate=params.fill_rates(category, demand_class))
+    k = keys.copy()
+    k["lead"], k["lead_sd"] = supply["lead"], supply["lead_sd"]
+    for name in ("demand", "rate", "forecast_sigma", "sigma", "fill_rate", "safety_factor", "safety_stock",
+                 "reorder_point", "order_up_to"):
+        k[name] = getattr(levels, name)
     return k
 
 
@@ -211,21 +217,22 @@ def _order_quantity(k: pd.DataFrame, item: pd.DataFrame) -> np.ndarray:
     A supplier order is at least the SKU's minimum order quantity; a store transfer is at most the
     whole packs that fit the room left on the shelf.
     """
-    need = (k["order_up_to"] - k["position"]).clip(lower=0)
     pack = k["sku"].map(item["case_pack"]).astype(float).to_numpy()
-    qty = _round_up(need.to_numpy(), pack)
-    moq = k["sku"].map(item["moq_units"]).astype(float).to_numpy()
-    qty = np.where(k["is_store"], qty, np.maximum(qty, moq))
+    moq = np.where(k["is_store"], 0.0, k["sku"].map(item["moq_units"]).astype(float).to_numpy())
     shelf = k["sku"].map(item["shelf_capacity"]).astype(float).to_numpy()
-    room = np.maximum(shelf - k["position"].to_numpy(), 0)
-    return np.where(k["is_store"], np.minimum(qty, np.floor(room / np.maximum(pack, 1)) * pack), qty)
+    room = np.where(k["is_store"], shelf - k["position"].to_numpy(), np.inf)
+    return order_quantity(k["order_up_to"].to_numpy(), k["position"].to_numpy(), case_pack=np.maximum(pack, 1),
+                          moq=moq, room=room)
 
 
 def _replenishment_explanation(r: pd.Series, m: pd.Series | None, params: DecisionParams) -> dict:
     """The numbers behind one replenishment line, rounded for a reviewer; ``m`` is its series' model facts."""
     return {
-        "forecast_over_lead_time": round(float(r["demand_l"]), 2),
-        "forecast_over_lead_and_review": round(float(r["demand_lr"]), 2),
+        "forecast_over_lead_time": round(float(r["demand"]), 2),
+        "forecast_error_over_lead_time": round(float(r["forecast_sigma"]), 2),
+        "demand_sigma_with_lead_time_spread": round(float(r["sigma"]), 2),
+        "fill_rate_target": float(r["fill_rate"]),
+        "safety_factor": round(float(r["safety_factor"]), 3),
         "safety_stock": round(float(r["safety_stock"]), 2),
         "reorder_point": round(float(r["reorder_point"]), 2),
         "order_up_to": round(float(r["order_up_to"]), 2),
@@ -234,9 +241,9 @@ def _replenishment_explanation(r: pd.Series, m: pd.Series | None, params: Decisi
         "on_order": float(r["on_order"]), "allocated": float(r["allocated"]),
         "backorders": float(r["backorders"]),
         "lead_time_days": float(r["lead"]), "lead_time_sd_days": round(float(r["lead_sd"]), 2),
-        "review_days": params.review_days, "service_z": params.service_z,
-        "mean_daily_forecast": round(float(r["mean_daily"]), 3),
-        "usual_quantity": round(float(r["mean_daily"]) * params.review_days, 2),
+        "order_cycle_days": params.review_days,
+        "mean_daily_forecast": round(float(r["rate"]), 3),
+        "usual_quantity": round(float(r["rate"]) * params.review_days, 2),
         "model": None if m is None else m.get("model"),
         "fallback_reason": None if m is None else m.get("fallback_reason"),
         "backtest_mase": None if m is None or pd.isna(m.get("backtest_mase")) else float(m.get("backtest_mase")),

@@ -165,6 +165,34 @@ class _ChallengerSection(ChallengerPolicy):
     enabled: StrictBool = True
 
 
+def _target(value: float) -> float:
+    if not 0 < value < 1:
+        raise problem("fill rate", f"must lie strictly between 0 and 1, got {value!r}")
+    return value
+
+
+FillRate = Annotated[float, AfterValidator(_target)]
+
+
+class Replenishment(_Strict):
+    """How much stock replenishment plans for: the service it must give, and the order cycle.
+
+    Attributes:
+        fill_rate: Target share of demand served from stock (the unit fill rate), for series no rule
+            below names. Safety stock is sized from the forecast's measured error over the lead time
+            and the lead-time spread so that the expected fill rate meets it.
+        fill_rate_by_category: Target per item category (the item master's ``category``).
+        fill_rate_by_demand_class: Target per demand class of the series (used when its category has
+            none).
+        review_days: Days of demand an order adds above the reorder point (the order cycle).
+    """
+
+    fill_rate: FillRate = 0.98
+    fill_rate_by_category: dict[StrictStr, FillRate] = Field(default_factory=dict)
+    fill_rate_by_demand_class: dict[DemandClass, FillRate] = Field(default_factory=dict)
+    review_days: Annotated[StrictInt, Field(gt=0)] = 7
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
 
@@ -180,6 +208,7 @@ class PolicyFile(_Strict):
     rules: Items[RuleSpec] = ()
     monitoring: Monitoring = Field(default_factory=Monitoring)
     forecasting: _Forecasting = Field(default_factory=_Forecasting)
+    replenishment: Replenishment = Field(default_factory=Replenishment)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -233,6 +262,7 @@ class Policy:
     monitoring: Monitoring = field(default_factory=Monitoring)
     #: The per-series forecast challenger; ``None`` when ``enabled: false``.
     challenger: ChallengerPolicy | None = field(default_factory=ChallengerPolicy)
+    replenishment: Replenishment = field(default_factory=Replenishment)
 
     @classmethod
     def from_file(cls, doc: PolicyFile, path: str | Path) -> Policy:
@@ -257,6 +287,7 @@ class Policy:
             roles={k.lower(): v for k, v in doc.roles.items()},
             monitoring=doc.monitoring,
             challenger=ChallengerPolicy(**section.model_dump(exclude={"enabled"})) if section.enabled else None,
+            replenishment=doc.replenishment,
         )
 
     def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None) -> set[str]:

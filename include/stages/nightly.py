@@ -200,6 +200,8 @@ def _received_po_lines(day: dt.date, root: str | None):
 def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
     """Replenishment, rebalancing transfers and PO exceptions, explained, one forecast shard at a time."""
     from include.decisions.batch import INPUTS, batch_summary, propose_shards
+    from include.decisions.params import DecisionParams
+    from include.governance.policy import load_policy
     from models.anomaly.supplier import supplier_stats
 
     day = as_date(run.ds)
@@ -209,7 +211,8 @@ def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
     proposals = propose_shards(
         shards, {name: read_partition("curated", name, run.ds, root) for name in INPUTS},
         supplier_stats(received, po_history, day), day,
-        anomalies=read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True))
+        anomalies=read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True),
+        params=DecisionParams.from_policy(load_policy().replenishment))
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
     return record(run, batch_summary(proposals), root)
 

@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import brentq
+from scipy.stats import norm
 
+from include.decisions.params import DecisionParams
 from include.decisions.propose import (
     PROPOSAL_COLUMNS,
-    Z_95,
     propose_po_exceptions,
     propose_rebalancing,
     propose_replenishment,
@@ -52,9 +54,16 @@ NO_POS = pd.DataFrame(columns=["po_id", "po_line", "supplier_id", "sku", "destin
 
 
 def _forecast(unique_id: str, mean: float, sigma: float, steps: int = HORIZON) -> pd.DataFrame:
-    """A flat forecast whose q95 sits ``sigma`` standard deviations' worth above the mean."""
-    return pd.DataFrame({"unique_id": unique_id, "step": range(1, steps + 1), "mean": mean,
-                         "q95": mean + Z_95 * sigma})
+    """A flat forecast with independent errors of ``sigma`` a day: the cumulative error grows as sqrt(step)."""
+    step = np.arange(1, steps + 1)
+    return pd.DataFrame({"unique_id": unique_id, "step": step, "mean": mean, "sigma_cum": sigma * np.sqrt(step)})
+
+
+def _k(target: float, sigma: float, cycle_demand: float) -> float:
+    """The safety factor whose expected shortage ``sigma * G(k)`` is ``(1 - target)`` of a cycle's demand,
+    solved with scipy's normal distribution (independently of the module under test)."""
+    g = (1 - target) * cycle_demand / sigma
+    return brentq(lambda k: norm.pdf(k) - k * norm.sf(k) - g, -4, 6)
 
 
 def _inventory(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
@@ -79,8 +88,8 @@ def replenishment() -> pd.DataFrame:
         _forecast("FC1|C", 1.0, 0.0),
     ], ignore_index=True)
     inventory = _inventory([
-        ("DC1", "A", 20, 4, 3),
-        ("S1", "A", 3, 0, 0),
+        ("DC1", "A", 12, 4, 3),
+        ("S1", "A", 2, 0, 0),
         ("S2", "A", 100, 0, 0),
         ("S1", "B", 0, 0, 0),
         ("DC1", "B", 0, 0, 0),
@@ -105,21 +114,23 @@ def test_replenishment_lines(replenishment):
 def test_dc_order_from_supplier(replenishment):
     line = _by_key(replenishment)["order:SUP1>DC1:A"]
     e = line["explanation"]
-    # The DC's demand is its stores': 2 + 3 = 5 a day, per-step variance 1^2 + 2^2 = 5.
-    # Measured lead time 3 days (sd 1); review 7, so 10 days of forecast.
-    # Forecast over lead time: 3 * 5 = 15; over lead + review: 10 * 5 = 50; mean daily 50 / 10 = 5.
+    # The DC's demand is its stores': 2 + 3 = 5 a day; cumulative error variance (1^2 + 2^2) x days.
+    # Measured lead time 3 days (sd 1), reviewed nightly: protection over the 3 days of lead time.
+    # Forecast 15, its error sqrt(15), with the lead-time spread sqrt(15 + (5 x 1)^2) = sqrt(40).
     assert e["forecast_over_lead_time"] == 15.0
-    assert e["forecast_over_lead_and_review"] == 50.0
+    assert e["forecast_error_over_lead_time"] == round(math.sqrt(15), 2)
+    assert e["demand_sigma_with_lead_time_spread"] == round(math.sqrt(40), 2)
     assert e["mean_daily_forecast"] == 5.0
-    # Safety stock: z * sqrt(10 steps * 5 + (5 * 1)^2) = 1.6449 * sqrt(75) = 14.2452...
-    safety = Z_95 * math.sqrt(75)
-    assert e["safety_stock"] == pytest.approx(14.25, abs=0.005) == round(safety, 2)
-    assert e["reorder_point"] == round(15 + safety, 2) == 29.25
-    assert e["order_up_to"] == round(50 + safety, 2) == 64.25
-    # Position: on hand 20 + in transit 3 + on order (10 - 2) - allocated 4 = 27, below 29.25.
-    assert (e["on_hand"], e["in_transit"], e["on_order"], e["allocated"]) == (20.0, 3.0, 8.0, 4.0)
-    assert e["inventory_position"] == 27.0
-    # Need 64.245 - 27 = 37.245 -> 4 cases of 12 = 48, above the MOQ of 24.
+    # 98% fill: expected shortage per 7-day cycle (35 units) of 2%, k = 0.846 (normal loss tables).
+    k = _k(0.98, math.sqrt(40), 35)
+    assert k == pytest.approx(0.846, abs=0.001)
+    assert e["fill_rate_target"] == 0.98 and e["safety_factor"] == pytest.approx(k, abs=0.001)
+    assert e["safety_stock"] == round(k * math.sqrt(40), 2) == 5.35
+    assert e["reorder_point"] == 20.35 and e["order_up_to"] == 55.35  # + 7 days x 5
+    # Position: on hand 12 + in transit 3 + on order (10 - 2) - allocated 4 = 19, below 20.35.
+    assert (e["on_hand"], e["in_transit"], e["on_order"], e["allocated"]) == (12.0, 3.0, 8.0, 4.0)
+    assert e["inventory_position"] == 19.0
+    # Need 55.35 - 19 = 36.35 -> 4 cases of 12 = 48, above the MOQ of 24.
     assert line["quantity"] == 48.0
     assert (line["doc_type"], line["action"], line["supplier_id"], line["to_location"]) == (
         "replenishment", "order", "SUP1", "DC1")
@@ -129,20 +140,20 @@ def test_dc_order_from_supplier(replenishment):
     assert (e["lead_time_days"], e["lead_time_sd_days"]) == (3.0, 1.0)
     assert e["supplier_lead_time_source"] == "measured"
     assert e["supplier_late_rate"] == 0.1
-    assert e["usual_quantity"] == 35.0  # 5 a day over the 7-day review
+    assert e["usual_quantity"] == 35.0 and e["order_cycle_days"] == 7
     assert e["model"] is None  # the DC has no series of its own
 
 
 def test_store_transfer_capped_by_shelf(replenishment):
     line = _by_key(replenishment)["replenish:DC1>S1:A"]
     e = line["explanation"]
-    # Transfer lead time 1 day, lead + review 8 days at 2 a day: 2 and 16; no lead-time variance.
-    # Safety stock 1.6449 * sqrt(8 * 1^2) = 4.6525; reorder point 6.65; order up to 20.65.
-    assert e["forecast_over_lead_time"] == 2.0 and e["forecast_over_lead_and_review"] == 16.0
-    assert e["safety_stock"] == round(Z_95 * math.sqrt(8), 2) == 4.65
-    assert e["reorder_point"] == 6.65 and e["order_up_to"] == 20.65
-    assert e["inventory_position"] == 3.0
-    # Need 17.65 -> 2 cases = 24, but the shelf holds 20: room 17 -> one whole case of 12.
+    # Transfer lead time 1 day at 2 a day, error 1, no lead-time spread; cycle 7 x 2 = 14.
+    k = _k(0.98, 1.0, 14)
+    assert e["forecast_over_lead_time"] == 2.0 and e["demand_sigma_with_lead_time_spread"] == 1.0
+    assert e["safety_stock"] == round(k, 2) == 0.27
+    assert e["reorder_point"] == 2.27 and e["order_up_to"] == 16.27
+    assert e["inventory_position"] == 2.0
+    # Need 14.27 -> 2 cases = 24, but the shelf holds 20: room 18 -> one whole case of 12.
     assert line["quantity"] == 12.0
     assert (line["doc_type"], line["action"], line["from_location"], line["to_location"]) == (
         "transfer", "replenish", "DC1", "S1")
@@ -157,15 +168,16 @@ def test_store_transfer_capped_by_shelf(replenishment):
 def test_promised_lead_time_and_moq(replenishment):
     line = _by_key(replenishment)["order:SUP2>FC1:C"]
     e = line["explanation"]
-    # SUP2 has no history: promised 4 days, sd 0.25 * 4 = 1. 1 a day with no forecast error:
-    # over lead 4, over lead + review 11; safety 1.6449 * sqrt(0 + (1 * 1)^2) = 1.6449.
+    # SUP2 has no history: promised 4 days, sd 0.25 * 4 = 1. 1 a day with no forecast error: over
+    # the lead time 4, sigma from the lead-time spread alone 1 x 1 = 1, cycle 7.
+    k = _k(0.98, 1.0, 7)
     assert e["supplier_lead_time_source"] == "promised"
     assert (e["lead_time_days"], e["lead_time_sd_days"]) == (4.0, 1.0)
-    assert (e["forecast_over_lead_time"], e["forecast_over_lead_and_review"]) == (4.0, 11.0)
-    assert e["safety_stock"] == 1.64 and e["reorder_point"] == 5.64 and e["order_up_to"] == 12.64
-    # Need 12.64 - 2 = 10.64 -> 2 cases of 6 = 12, raised to the MOQ of 50.
-    assert line["quantity"] == 50.0
-    assert line["value"] == 200.0
+    assert e["forecast_over_lead_time"] == 4.0 and e["forecast_error_over_lead_time"] == 0.0
+    assert e["safety_stock"] == round(k, 2) == 0.71 and e["reorder_point"] == 4.71 and e["order_up_to"] == 11.71
+    # Need 11.71 - 2 = 9.71 -> 2 cases of 6 = 12, raised to the MOQ of 50 in whole cases: 9 x 6 = 54.
+    assert line["quantity"] == 54.0
+    assert line["value"] == 216.0
     assert line["need_by"] == dt.date(2026, 3, 14)
     assert e["supplier_late_rate"] is None
     assert (e["model"], e["fallback_reason"], e["backtest_mase"]) == ("naive", "short_history", None)
@@ -173,22 +185,45 @@ def test_promised_lead_time_and_moq(replenishment):
 
 def test_no_line_at_or_above_reorder_point():
     forecasts = _forecast("FC1|C", 1.0, 0.0)
-    # Reorder point 5.6449 (see above); a position of 6 is enough.
-    out = propose_replenishment(forecasts, SERIES, _inventory([("FC1", "C", 6, 0, 0)]), NO_POS, ITEMS, LOCATIONS,
-                                SUPPLIERS, STATS, DS)
-    assert out.empty and list(out.columns) == PROPOSAL_COLUMNS
+    # Reorder point 4.71 (see above); a position of 5 is enough.
     out = propose_replenishment(forecasts, SERIES, _inventory([("FC1", "C", 5, 0, 0)]), NO_POS, ITEMS, LOCATIONS,
                                 SUPPLIERS, STATS, DS)
-    assert out["quantity"].tolist() == [50.0]
+    assert out.empty and list(out.columns) == PROPOSAL_COLUMNS
+    out = propose_replenishment(forecasts, SERIES, _inventory([("FC1", "C", 4, 0, 0)]), NO_POS, ITEMS, LOCATIONS,
+                                SUPPLIERS, STATS, DS)
+    assert out["quantity"].tolist() == [54.0]
+
+
+def test_fill_rate_targets_by_category_then_demand_class():
+    # A higher target raises the safety stock of the same series; the category's target wins over the class's.
+    series = SERIES.assign(demand_class=["smooth", "smooth", "smooth", "lumpy"])
+    items = ITEMS.assign(category=["snacks", "snacks", "bulky"])
+    inv = _inventory([("FC1", "C", 0, 0, 0)])
+
+    def safety(params: DecisionParams) -> tuple[float, float]:
+        e = propose_replenishment(_forecast("FC1|C", 1.0, 0.5), series, inv, NO_POS, items, LOCATIONS, SUPPLIERS,
+                                  STATS, DS, params=params).iloc[0]["explanation"]
+        return e["fill_rate_target"], e["safety_stock"]
+
+    default = safety(DecisionParams())
+    by_class = safety(DecisionParams(fill_rate_by_demand_class={"lumpy": 0.9}))
+    by_category = safety(DecisionParams(fill_rate_by_demand_class={"lumpy": 0.9}, fill_rate_by_category={"bulky": 0.995}))
+    assert [t for t, _ in (default, by_class, by_category)] == [0.98, 0.9, 0.995]
+    assert by_class[1] < default[1] < by_category[1]
+
+
+def test_forecasts_without_their_error_are_refused():
+    with pytest.raises(ValueError, match=r"sigma_cum"):
+        propose_replenishment(_forecast("FC1|C", 1.0, 0.0).drop(columns="sigma_cum"), SERIES, _inventory([]), NO_POS,
+                              ITEMS, LOCATIONS, SUPPLIERS, STATS, DS)
 
 
 def test_forecast_shorter_than_lead_time_is_extended_at_the_mean_rate():
-    # SUP2 promises 4 days; only 2 forecast steps at 1 a day. Over lead: 2 + (4 - 2) * 1 = 4;
-    # over lead + review: 2 + (11 - 2) * 1 = 11.
+    # SUP2 promises 4 days; only 2 forecast steps at 1 a day. Over lead: 2 + (4 - 2) * 1 = 4.
     out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0, steps=2), SERIES, _inventory([]), NO_POS, ITEMS,
                                 LOCATIONS, SUPPLIERS, STATS, DS)
     e = out.iloc[0]["explanation"]
-    assert (e["forecast_over_lead_time"], e["forecast_over_lead_and_review"]) == (4.0, 11.0)
+    assert e["forecast_over_lead_time"] == 4.0 and e["mean_daily_forecast"] == 1.0
 
 
 def test_empty_forecasts_give_no_lines():
@@ -314,14 +349,15 @@ def test_no_open_lines_no_exceptions():
 
 
 def test_backorders_lower_the_inventory_position():
-    # FC1|C: reorder point 5.64, order up to 12.64 (see above). 8 on hand but 4 owed to customers:
-    # position 4, below the reorder point; need 8.64 -> 2 cases of 6 = 12, raised to the MOQ of 50.
+    # FC1|C: reorder point 4.71, order up to 11.71 (see above). 8 on hand but 4 owed to customers:
+    # position 4, below the reorder point; need 7.71 -> 2 cases of 6 = 12, raised to the MOQ of 50 in
+    # whole cases of 6: 54.
     inv = _inventory([("FC1", "C", 8, 0, 0)]).assign(backorders=4.0)
     out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0), SERIES, inv, NO_POS, ITEMS, LOCATIONS, SUPPLIERS,
                                 STATS, DS)
     e = out.iloc[0]["explanation"]
     assert (e["inventory_position"], e["backorders"]) == (4.0, 4.0)
-    assert out.iloc[0]["quantity"] == 50.0  # MOQ larger than need
+    assert out.iloc[0]["quantity"] == 54.0  # MOQ larger than need
     # Without backorders the same stock is above the reorder point: no line.
     out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0), SERIES, _inventory([("FC1", "C", 8, 0, 0)]), NO_POS,
                                 ITEMS, LOCATIONS, SUPPLIERS, STATS, DS)
@@ -329,14 +365,16 @@ def test_backorders_lower_the_inventory_position():
 
 
 def test_intermittent_demand_safety_stock_from_forecast_error():
-    # Mean 0.2 a day with sigma 0.5 a day (intermittent): S1 lead 1 + review 7 = 8 days, demand 1.6,
-    # safety 1.6449 * sqrt(8 * 0.25) = 2.33, reorder point 0.2 + 2.33 = 2.53; position 0 orders
-    # up to 3.93 -> one case of 12 for item A, within the shelf of 20.
+    # Mean 0.2 a day with an error of 0.5 over S1's 1-day lead time (intermittent): the cycle's demand
+    # is 7 x 0.2 = 1.4, k = 1.20, safety 0.60, reorder point 0.80; position 0 orders up to 2.20 ->
+    # one case of 12 for item A, within the shelf of 20.
     out = propose_replenishment(_forecast("S1|A", 0.2, 0.5), SERIES, _inventory([]), NO_POS, ITEMS, LOCATIONS,
                                 SUPPLIERS, STATS, DS)
     e = out.iloc[0]["explanation"]
-    assert e["safety_stock"] == round(Z_95 * math.sqrt(2.0), 2) == 2.33
-    assert (e["reorder_point"], e["order_up_to"]) == (2.53, 3.93)
+    k = _k(0.98, 0.5, 1.4)
+    assert k == pytest.approx(1.20, abs=0.005)
+    assert e["safety_stock"] == round(0.5 * k, 2) == 0.6
+    assert (e["reorder_point"], e["order_up_to"]) == (0.8, 2.2)
     assert out.iloc[0]["quantity"] == 12.0
 
 
@@ -415,3 +453,12 @@ def test_late_line_moved_to_faster_alternate_or_cancelled_when_stock_is_ample():
     out = propose_po_exceptions(open_pos, PO_STATS, PO_SUPPLIERS, _inventory([("DC1", "A", 1000, 0, 0)]), SERIES,
                                 LOCATIONS, DS)
     assert out.iloc[0]["action"] == "cancel"
+
+
+def test_the_shipped_policy_sets_the_fill_rate_targets():
+    from include.governance.policy import load_policy
+
+    params = DecisionParams.from_policy(load_policy().replenishment)
+    assert (params.fill_rate, params.review_days) == (0.98, 7)
+    targets = params.fill_rates(pd.Series(["snacks", "snacks"]), pd.Series(["smooth", "lumpy"]))
+    assert targets.tolist() == [0.98, 0.95]

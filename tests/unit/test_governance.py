@@ -190,7 +190,7 @@ def _set(path: list, value):
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
                      "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, forecasting, gate, "
-                     "monitoring, roles, rules, version)", id="unknown-key"),
+                     "monitoring, replenishment, roles, rules, version)", id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
                      "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
                      id="unknown-gate-key"),
@@ -255,6 +255,11 @@ def _set(path: list, value):
                      "deciders.critical: must be one of low, medium, high, got 'critical'", id="decider-tier"),
         pytest.param(_set(["gate"], None), "gate:", "gate: must be a mapping, got None", id="empty-gate"),
         pytest.param(_set(["version"], 2), "version:", "version: must be 1, got 2", id="version"),
+        pytest.param(_set(["replenishment", "fill_rate"], 1.0), "fill_rate: 1.0",
+                     "replenishment.fill_rate: must lie strictly between 0 and 1, got 1.0", id="fill-rate-one"),
+        pytest.param(_set(["replenishment", "fill_rate_by_demand_class"], {"seasonal": 0.9}), "seasonal: 0.9",
+                     "replenishment.fill_rate_by_demand_class.seasonal: must be one of smooth, erratic, intermittent, "
+                     "lumpy, got 'seasonal'", id="fill-rate-class"),
     ],
 )
 def test_invalid_policy_names_file_line_field_and_problem(tmp_path, mutate, anchor, message):

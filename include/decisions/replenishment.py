@@ -1,0 +1,281 @@
+"""The one replenishment policy: order levels and order quantities from a forecast, for every series at once.
+
+The nightly's replenishment proposals (:func:`include.decisions.propose.propose_replenishment`) and the
+replay simulator (:mod:`include.simulation.replay`) both call these functions on the output of the
+production forecaster (:func:`models.forecasting.forecast`), so what the replay measures is what the
+nightly orders.
+
+Timing, in periods of the data (days or weeks): an order placed at the end of period ``t`` arrives at the
+start of period ``t + L`` (the lead time) and serves that period. The next review is at ``t + R`` and its
+order arrives at ``t + R + L``, so stock on hand and on order at ``t`` must cover the ``L + R - 1``
+periods in between: that is the *protection interval*. The nightly reviews every item every night
+(``R = 1``: the interval is the lead time); the replay reviews every ``R`` periods.
+
+Levels, per series:
+
+- ``demand``: the forecast summed over the protection interval (linear between whole periods for a
+  fractional lead time; past the forecast horizon at the horizon's mean rate).
+- ``sigma``: the forecast error of that sum, measured by the forecaster's backtest (``sigma_cum``, the
+  spread of the cumulative error, which grows faster than the square root of the periods when errors are
+  correlated), combined with lead-time variability: ``sqrt(sigma_f^2 + (rate * sd_L)^2)``.
+- ``safety_factor`` ``k``: the one for which the expected units short per order cycle,
+  ``sigma * G(k)`` (``G`` the standard normal loss function), is ``(1 - fill_rate)`` of the demand of one
+  cycle, so the expected share of demand served from stock is the target fill rate. ``k`` is negative
+  when the target is low and the cycle long: the cycle's own stock then serves enough.
+- ``reorder_point`` ``s = demand + k * sigma``; ``order_up_to`` ``S = s + rate * order_cycle``
+  (``order_cycle = 0``: order up to ``s`` at every review, an (R, S) policy; the nightly uses its review
+  days, an (s, S) policy that orders about a week of demand at a time).
+
+:func:`order_quantity` turns ``S`` minus the inventory position into units: whole case packs, at least
+the minimum order quantity, at most what fits the room left (a store's shelf).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = ["OrderLevels", "expected_shortfall", "level_for_fill_rate", "normal_loss", "order_levels",
+           "order_quantity", "protection_sums", "safety_factor_for_fill_rate"]
+
+_K_GRID = np.linspace(-4.0, 6.0, 4001)
+_PDF = np.exp(-0.5 * _K_GRID**2) / np.sqrt(2 * np.pi)
+_CDF = np.array([NormalDist().cdf(k) for k in _K_GRID])
+#: Standard normal loss function ``G(k) = E[(Z - k)+]``, decreasing in ``k``.
+_LOSS = _PDF - _K_GRID * (1.0 - _CDF)
+
+
+def normal_loss(k: np.ndarray | float) -> np.ndarray:
+    """Standard normal loss function ``G(k) = phi(k) - k (1 - Phi(k))``."""
+    return np.interp(k, _K_GRID, _LOSS)
+
+
+def safety_factor_for_fill_rate(target: np.ndarray | float, sigma: np.ndarray, cycle_demand: np.ndarray) -> np.ndarray:
+    """Safety factor ``k`` with ``sigma * G(k) = (1 - target) * cycle_demand``.
+
+    Args:
+        target: Fill-rate target in (0, 1), one for all or one per element.
+        sigma: Standard deviation of demand over the protection interval.
+        cycle_demand: Expected demand per order cycle.
+
+    Returns:
+        ``k`` per element, within ``[-4, 6]``; 0 where ``sigma`` is 0 (nothing uncertain to protect).
+    """
+    sigma = np.asarray(sigma, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (1.0 - np.asarray(target, float)) * np.asarray(cycle_demand, float) / sigma
+    g = np.where(np.isfinite(g), g, _LOSS[0])
+    # np.interp needs increasing x: G is decreasing in k.
+    k = np.interp(g, _LOSS[::-1], _K_GRID[::-1])
+    return np.where(sigma > 0, k, 0.0)
+
+
+def protection_sums(mean: np.ndarray, sigma_cum: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Forecast demand over the first ``periods`` steps of each series, its error, and its rate.
+
+    Args:
+        mean: ``[n, horizon]`` forecast per step.
+        sigma_cum: ``[n, horizon]`` standard deviation of the cumulative forecast error through each step.
+        periods: ``[n]`` length of the interval in periods (fractional allowed, >= 0).
+
+    Returns:
+        ``(demand, sigma, rate)``, each ``[n]``: the sum over the interval (linear inside a period; past
+        the horizon at the horizon's mean rate), the error of that sum (past the horizon it grows with the
+        square root of the length), and the mean forecast per period over the interval (over the horizon
+        when the interval is empty).
+    """
+    mean = np.maximum(np.asarray(mean, float), 0.0)
+    sigma_cum = np.maximum(np.asarray(sigma_cum, float), 0.0)
+    n, h = mean.shape
+    periods = np.maximum(np.broadcast_to(np.asarray(periods, float), (n,)), 0.0)
+    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(mean, axis=1)], axis=1)
+    sig = np.concatenate([np.zeros((n, 1)), sigma_cum], axis=1)
+    inside = np.minimum(periods, h)
+    whole = np.minimum(np.floor(inside).astype(int), h - 1)
+    frac = inside - whole
+    rows = np.arange(n)
+    demand = cum[rows, whole] + frac * (cum[rows, whole + 1] - cum[rows, whole])
+    sigma = sig[rows, whole] + frac * (sig[rows, whole + 1] - sig[rows, whole])
+    horizon_rate = cum[:, h] / h
+    beyond = np.maximum(periods - h, 0.0)
+    demand = demand + beyond * horizon_rate
+    sigma = np.where(beyond > 0, sig[:, h] * np.sqrt(np.maximum(periods, 1e-12) / h), sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(periods > 0, demand / periods, horizon_rate)
+    return demand, sigma, rate
+
+
+def expected_shortfall(mean: np.ndarray, sigma: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``E[(X - level)+]`` for a normal ``X`` of ``mean`` and ``sigma`` (``(mean - level)+`` when ``sigma`` is 0)."""
+    mean, sigma, level = np.broadcast_arrays(np.asarray(mean, float), np.asarray(sigma, float),
+                                             np.asarray(level, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (level - mean) / sigma
+    return np.where(sigma > 0, sigma * normal_loss(np.where(sigma > 0, z, 0.0)), np.maximum(mean - level, 0.0))
+
+
+#: Rounds of the fixed point between a cycle's lost sales and the losses before its order arrives.
+LOST_SALES_ROUNDS = 4
+
+
+def cycle_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray], before: tuple[np.ndarray, np.ndarray],
+                   cycle: tuple[np.ndarray, np.ndarray] | None, headroom: np.ndarray) -> np.ndarray:
+    """Expected units short per order cycle at stock level ``level``, demand being lost, not backordered.
+
+    Periodic review (``cycle`` given, an (R, S) policy): the units short are those of the protection
+    interval beyond the level, less those already short before the cycle's order arrives (Hadley and
+    Whitin's form). With lost sales the losses before the arrival, ``x``, did not consume stock, so the
+    order serves the cycle as if the level were ``x`` higher; ``x`` is the tail of the previous cycle's
+    losses, found by a short fixed point::
+
+        short = E[(D_P - s - x)+] - E[(D_B - s - x)+]      x = E[(D_P - s - short)+] - E[(D_R - s - short)+]
+
+    ``D_P`` is demand over the protection interval, ``D_B`` over its periods before the cycle and
+    ``D_R`` over one cycle (all normal). Without the correction a low target, whose cycles end in
+    stock-outs, would be over-served by several points.
+
+    Nightly review with an order cycle (``cycle`` None, an (s, S) policy): the units short beyond ``s``
+    less those beyond ``s + headroom`` over the same interval.
+    """
+    mean_p, sigma_p = interval
+    mean_b, sigma_b = before
+    if cycle is None:
+        return expected_shortfall(mean_p, sigma_p, level) - expected_shortfall(mean_p, sigma_p, level + headroom)
+    mean_r, sigma_r = cycle
+    short = np.zeros_like(level)
+    for _ in range(LOST_SALES_ROUNDS):
+        ahead = level + short
+        x = np.maximum(expected_shortfall(mean_p, sigma_p, ahead) - expected_shortfall(mean_r, sigma_r, ahead), 0.0)
+        short = expected_shortfall(mean_p, sigma_p, level + x) - expected_shortfall(mean_b, sigma_b, level + x)
+    return short
+
+
+def level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, shortage, start: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """The stock level whose expected units short per order cycle, ``shortage(level)``, are
+    ``(1 - target) * cycle_demand``; solved by bisection for every series at once.
+
+    Args:
+        target: Fill-rate target per series.
+        cycle_demand: Expected demand of one order cycle.
+        shortage: Expected units short per cycle at a level (decreasing), e.g. :func:`cycle_shortage`.
+        start: A level that is usually enough (the upper end of the first bracket; raised where not).
+
+    Returns:
+        The level per series; 0 where no demand is expected (there is no share of nothing to serve).
+    """
+    cycle_demand = np.asarray(cycle_demand, float)
+    goal = (1.0 - np.asarray(target, float)) * cycle_demand
+    none = cycle_demand <= 1e-9
+    goal = np.where(none, np.inf, goal)
+    scale = np.maximum(cycle_demand, 1e-9)
+    # Shortage falls as the level rises: bracket between no stock and far above the cycle's needs.
+    lo = np.zeros_like(goal)
+    hi = np.maximum(np.asarray(start, float), 1.0)
+    for _ in range(40):  # grow the upper bracket until it is short by less than the goal
+        too_low = shortage(hi) > goal
+        if not too_low.any():
+            break
+        hi = np.where(too_low, 2.0 * hi + scale, hi)
+    for _ in range(BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        above = shortage(mid) > goal
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return np.where(none, 0.0, 0.5 * (lo + hi))
+
+
+#: Bisection steps of :func:`level_for_fill_rate` (a thousandth of the bracket or better).
+BISECTIONS = 30
+
+
+@dataclass(frozen=True)
+class OrderLevels:
+    """Order levels of every series (each attribute ``[n]``); see the module docstring."""
+
+    protection_periods: np.ndarray
+    demand: np.ndarray
+    rate: np.ndarray
+    forecast_sigma: np.ndarray
+    sigma: np.ndarray
+    fill_rate: np.ndarray
+    safety_factor: np.ndarray
+    safety_stock: np.ndarray
+    reorder_point: np.ndarray
+    order_up_to: np.ndarray
+
+
+def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | float, lead_sd: np.ndarray | float,
+                 review: np.ndarray | float, fill_rate: np.ndarray | float,
+                 order_cycle: np.ndarray | float = 0.0) -> OrderLevels:
+    """Reorder point and order-up-to level of every series for its fill-rate target.
+
+    Args:
+        mean: ``[n, horizon]`` forecast per period from the origin (step 1 is the period after it).
+        sigma_cum: ``[n, horizon]`` error of the cumulative forecast through each step.
+        lead: Mean lead time in periods (``[n]`` or one for all, >= 1).
+        lead_sd: Standard deviation of the lead time in periods.
+        review: Periods between reviews (1: every period).
+        fill_rate: Target share of demand served from stock, in (0, 1).
+        order_cycle: Periods of demand the order-up-to level adds above the reorder point.
+
+    Returns:
+        The :class:`OrderLevels`.
+    """
+    n = np.asarray(mean).shape[0]
+
+    def per_series(x: np.ndarray | float) -> np.ndarray:
+        return np.broadcast_to(np.asarray(x, float), (n,)).astype(float)
+
+    lead, lead_sd, review = per_series(lead), per_series(lead_sd), per_series(review)
+    target, cycle = per_series(fill_rate), per_series(order_cycle)
+    if ((target <= 0) | (target >= 1)).any():
+        raise ValueError(f"fill_rate targets must lie strictly between 0 and 1, got {sorted(set(target[(target <= 0) | (target >= 1)]))}")
+    lead, review = np.maximum(lead, 1.0), np.maximum(review, 1.0)
+    protection = lead + review - 1.0
+    demand, forecast_sigma, rate = protection_sums(mean, sigma_cum, protection)
+    spread = rate * np.maximum(lead_sd, 0.0)
+    sigma = np.sqrt(forecast_sigma**2 + spread**2)
+    periodic = cycle <= 0
+    cycle_demand = rate * np.where(periodic, review, cycle)
+    # The periods of the interval before the cycle (the lead time but one) and one cycle's demand.
+    demand_b, sigma_fb, _ = protection_sums(mean, sigma_cum, protection - review)
+    demand_r, sigma_fr, _ = protection_sums(mean, sigma_cum, review)
+    before = (demand_b, np.sqrt(sigma_fb**2 + spread**2))
+    if periodic.all():
+        def shortage(level: np.ndarray) -> np.ndarray:
+            return cycle_shortage(level, (demand, sigma), before, (demand_r, sigma_fr), cycle_demand)
+    elif not periodic.any():
+        def shortage(level: np.ndarray) -> np.ndarray:
+            return cycle_shortage(level, (demand, sigma), before, None, cycle_demand)
+    else:
+        raise ValueError("order_cycle must be 0 for every series (periodic review) or positive for every one")
+    reorder = level_for_fill_rate(target, cycle_demand, shortage, demand + 6.0 * sigma + cycle_demand)
+    reorder = np.maximum(reorder, 0.0)
+    safety = reorder - demand
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(sigma > 0, safety / sigma, 0.0)
+    return OrderLevels(protection_periods=protection, demand=demand, rate=rate, forecast_sigma=forecast_sigma,
+                       sigma=sigma, fill_rate=target, safety_factor=k, safety_stock=safety, reorder_point=reorder,
+                       order_up_to=reorder + np.where(periodic, 0.0, cycle_demand))
+
+
+def order_quantity(order_up_to: np.ndarray, position: np.ndarray, *, case_pack: np.ndarray | float = 1.0,
+                   moq: np.ndarray | float = 0.0, room: np.ndarray | float = np.inf) -> np.ndarray:
+    """Units that bring each position up to its order-up-to level.
+
+    Rounded up to whole case packs (``case_pack <= 0``: no rounding), at least the minimum order
+    quantity (itself in whole packs), and at most the whole packs that fit ``room`` (a store's shelf
+    space left). Nothing is ordered where the position already reaches the level.
+    """
+    need = np.maximum(np.asarray(order_up_to, float) - np.asarray(position, float), 0.0)
+    pack = np.broadcast_to(np.asarray(case_pack, float), need.shape)
+    rounded = pack > 0
+    safe_pack = np.where(rounded, pack, 1.0)
+    qty = np.where(rounded, np.ceil(need / safe_pack - 1e-9) * safe_pack, need)
+    min_qty = np.where(rounded, np.ceil(np.asarray(moq, float) / safe_pack - 1e-9) * safe_pack, moq)
+    qty = np.where(qty > 0, np.maximum(qty, min_qty), 0.0)
+    room = np.maximum(np.broadcast_to(np.asarray(room, float), need.shape), 0.0)
+    fits = np.where(rounded, np.floor(room / safe_pack + 1e-9) * safe_pack, room)
+    return np.minimum(qty, fits)
