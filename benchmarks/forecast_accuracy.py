@@ -1,327 +1,318 @@
-"""Forecast accuracy on real retail data: Shelfwise's default selection against seasonal naive and AutoETS.
+"""Forecast accuracy on real retail data: Shelfwise's default selection against named peers.
 
-Datasets (read-only, from ``../shared/data/``, except the generated world):
+Datasets (:mod:`benchmarks.accuracy_data`; real ones read-only from ``../shared/data/``):
 
-* **M5 sample**: 50 Walmart item x store series, daily units; the last 28 days are held out (the M5
-  evaluation horizon), one origin. Dates, events and SNAP days come from ``calendar.csv``.
-* **Walmart**: weekly sales per store x department (series complete over the 143 weeks), season length
-  52; the last 39 weeks are held out by rolling origin, 3 origins of 13 weeks each. Holiday weeks
-  (``IsHoliday``) are its events.
-* **world_small** (``--datasets world``): the generated ``small`` world's uncensored demand per location x
-  SKU, with its promotion calendar, list prices and retail events as known regressors; the last 28 days
-  (Black Friday 2026 and the weeks before it) are held out.
-* ``--input FILE``: any long-format history (``unique_id, ds, y``; CSV or Parquet) with ``--freq``,
-  ``--horizon``, ``--season-length`` and ``--origins``. Extra numeric columns are known regressors and
-  an ``event`` column names events; they must cover the held-out periods too.
+* **M5 sample** (daily, 50 series, last 28 days held out) with SNAP days and calendar events.
+* **Walmart** (weekly store x department, 3 rolling origins of 13 weeks) with markdowns and holidays
+  (``--walmart-regressors`` picks among them). The markdowns start in November 2011, so the first
+  origin's training sees them only in holiday weeks: a model that learns from them can mistake the
+  holiday lift for a markdown effect.
+* **world** (``--datasets world``): the generated ``small`` world with promotion depth, price and events.
+* ``--input FILE``: an analyst history file (``item, location, date, units`` and the regressors named in
+  ``--regressors``; see :mod:`include.demand.history_file`) with ``--freq``, ``--fill-missing``,
+  ``--horizon``, ``--season-length`` and ``--origins``.
 
-``shelfwise_default`` forecasts as the nightly does: with the dataset's known regressors (a ``promo``
-discount column drives the vectorised path's promotion lift) and the policy's challenger (prophet with
-the regressors and events on its ``top_n`` most valuable sensitive series, taking a series only where
-it wins the backtest before the origin). ``shelfwise_vectorised`` is the vectorised selection on
-``y`` alone, for comparison.
+Models, each given the same training data per origin:
 
-Every model sees exactly the same training data per origin. Series start at their first positive sale
-(as the M5 scaling does) and negative values (net returns) count as zero demand for every model.
-Metrics per series and origin, averaged with equal weight:
+* ``naive`` (last value) and ``seasonal_naive`` (last season repeated).
+* ``statsforecast_autoets``, ``statsforecast_croston_sba`` and ``statsforecast_tsb`` (alpha_d = alpha_p =
+  0.1), from statsforecast, a benchmark-only dependency (``requirements-bench.txt``); without it they
+  are reported as skipped.
+* ``ols_loglog``: per series, statsmodels OLS of ``log1p(y)`` on the dataset's regressors (the log of
+  a strictly positive one such as a price, the others as they are), event dummies, a trend and season
+  dummies (day of week for daily data; week of year for weekly data with two years of history, else
+  three yearly Fourier pairs); the forecast is ``expm1`` of the prediction, clipped at 0.
+* ``shelfwise_default``: the production ``models.forecasting.forecast`` as the nightly calls it, with the
+  regressors, events and the policy's challenger (prophet on its ``top_n`` most valuable sensitive series).
+* ``shelfwise_vectorised``: the same call without the challenger: the vectorised selection with the
+  same regressors and events.
 
-* RMSSE: RMSE over the horizon divided by the in-sample RMSE of the one-step naive forecast (M5).
-* MASE: MAE over the horizon divided by the in-sample MAE of the seasonal naive forecast.
+Series start at their first positive sale (as the M5 scaling does); negative values (net returns) count
+as zero demand. Peers that need a complete series read a missing period (NaN) as zero sales; Shelfwise
+leaves it out of fitting. A series is scored at an origin when every held-out period has an actual.
+Metrics per series and origin, averaged with equal weight: RMSSE (RMSE over the horizon / in-sample RMSE
+of the one-step naive forecast, as M5) and MASE (MAE / in-sample MAE of the seasonal naive forecast).
 
-Prints one table and, as the last line, one JSON object with every figure, the core count and the data
-sizes. ``statsforecast`` is a benchmark-only dependency (``requirements-bench.txt``); without it the
-AutoETS row is reported as skipped.
+``--output OUT`` (CSV, or Parquet by suffix) writes every model's forecasts as ``item, location, date,
+model, forecast`` (plus ``dataset`` when several datasets run) so they can be scored independently.
+Prints one table and, as the last line, one JSON object: per dataset the models' figures and a
+``targets`` block (M5: shelfwise_default at least 10% below seasonal naive and below AutoETS,
+CrostonSBA and naive; Walmart and the others: below every peer).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 try:
+    from benchmarks import accuracy_data
     from benchmarks._common import SHARED_DATA, cpu_count, emit_json, ensure_project_on_path, format_table
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    import accuracy_data
     from _common import SHARED_DATA, cpu_count, emit_json, ensure_project_on_path, format_table
 
 ensure_project_on_path()
 
+from include.demand.history_file import HistoryFileError, add_history_arguments, history_from_args  # noqa: E402
 from models.forecasting import Challenger, challenger_counts, forecast  # noqa: E402
 
 FREQ_DAYS = {"D": 1, "W": 7}
+SHELFWISE = ("shelfwise_default", "shelfwise_vectorised")
+
+
+
+@dataclasses.dataclass
+class Task:
+    """One origin of one dataset: what every model gets."""
+
+    train: pd.DataFrame  # unique_id, ds, y, regressors, event (when the dataset has events)
+    future: pd.DataFrame  # unique_id, ds, regressors, event over the horizon
+    horizon: int
+    season_length: int
+    freq: str
+    regressors: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------------------------------
-# Data
+# Models: each maps a Task to a frame unique_id, ds, y_hat.
 # --------------------------------------------------------------------------------------------------
-
-
-def load_m5(data_dir: Path) -> pd.DataFrame:
-    """M5 sample in long format, dated by ``calendar.csv``, with its events and SNAP days.
-
-    Known columns: ``event`` (``event_name_1``) and ``snap`` (1 on the SNAP days of the series' state).
-    """
-    wide = pd.read_csv(data_dir / "m5_sample50" / "m5_sample50_d1_d1969.csv.gz")
-    calendar = pd.read_csv(data_dir / "m5_sample50" / "calendar.csv",
-                           usecols=["date", "d", "event_name_1", "snap_CA", "snap_TX", "snap_WI"])
-    days = [c for c in wide.columns if c.startswith("d_")]
-    long = wide.melt(id_vars=["id", "state_id"], value_vars=days, var_name="d", value_name="y")
-    long = long.merge(calendar, on="d", how="left", validate="many_to_one")
-    if long["date"].isna().any():
-        raise ValueError("calendar.csv does not cover every day column of the M5 sample")
-    snap = np.select([long["state_id"] == s for s in ("CA", "TX", "WI")],
-                     [long[f"snap_{s}"] for s in ("CA", "TX", "WI")], 0)
-    return pd.DataFrame({
-        "unique_id": long["id"].astype(str), "ds": pd.to_datetime(long["date"]), "y": long["y"].astype(float),
-        "snap": snap.astype(float), "event": long["event_name_1"].astype(object).where(long["event_name_1"].notna(), None),
-    })
-
-
-def m5_holdout_events(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
-    """Named events (holidays, sporting, cultural) that fall inside the held-out window."""
-    cal = pd.read_csv(data_dir / "m5_sample50" / "calendar.csv", parse_dates=["date"])
-    window = cal[(cal["date"] >= start) & (cal["date"] <= end)]
-    names = pd.concat([window["event_name_1"], window["event_name_2"]]).dropna()
-    return sorted(set(names))
-
-
-def load_walmart(data_dir: Path) -> pd.DataFrame:
-    """Walmart store x department weekly sales, series complete over the whole period only."""
-    raw = pd.read_csv(data_dir / "walmart_recruiting" / "train.csv.zip", parse_dates=["Date"])
-    # The four holiday weeks (Super Bowl, Labor Day, Thanksgiving, Christmas) fall in different months.
-    event = ("holiday_week_" + raw["Date"].dt.month_name().str.lower()).where(raw["IsHoliday"].astype(bool), None)
-    frame = pd.DataFrame(
-        {
-            "unique_id": raw["Store"].astype(str) + "_" + raw["Dept"].astype(str),
-            "ds": raw["Date"],
-            "y": raw["Weekly_Sales"].astype(float),
-            "event": event.astype(object),
-        }
-    )
-    weeks = frame["ds"].nunique()
-    counts = frame.groupby("unique_id")["ds"].transform("size")
-    return frame[counts == weeks].reset_index(drop=True)
-
-
-def load_world(preset: str) -> pd.DataFrame:
-    """A generated world's uncensored daily demand with its promotion depth, price and retail events."""
-    from include.demand.regressors import known_regressors
-    from include.sample_data.generator import PRESETS, generate_world
-
-    world = generate_world(PRESETS[preset])
-    td = world.true_demand
-    frame = pd.DataFrame({"unique_id": td["location_id"] + "|" + td["sku"], "location_id": td["location_id"],
-                          "sku": td["sku"], "ds": pd.to_datetime(td["date"]), "y": td["demand"].astype(float)})
-    keys = frame[["unique_id", "location_id", "sku"]].drop_duplicates("unique_id")
-    known = known_regressors(keys, pd.DatetimeIndex(np.sort(frame["ds"].unique())), world.promotions, world.items)
-    return frame[["unique_id", "ds", "y"]].merge(known, on=["unique_id", "ds"], how="left", validate="one_to_one")
-
-
-def load_file(path: Path) -> pd.DataFrame:
-    """Long-format history from CSV or Parquet: ``unique_id, ds, y``, numeric regressors, ``event``."""
-    frame = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
-    missing = {"unique_id", "ds", "y"} - set(frame.columns)
-    if missing:
-        raise SystemExit(f"{path} is missing column(s) {sorted(missing)}; expected unique_id, ds, y")
-    out = frame.assign(unique_id=frame["unique_id"].astype(str), ds=pd.to_datetime(frame["ds"]),
-                       y=frame["y"].astype(float))
-    extra = [c for c in out.columns if c not in ("unique_id", "ds", "y", "event")
-             and pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c])]
-    keep = ["unique_id", "ds", "y", *extra] + (["event"] if "event" in out.columns else [])
-    if "event" in out.columns:
-        out["event"] = out["event"].astype(object).where(out["event"].notna(), None)
-    return out[keep]
-
-
-def known_columns(history: pd.DataFrame) -> list[str]:
-    """Numeric known-regressor columns of a loaded history (``event`` aside)."""
-    return [c for c in history.columns if c not in ("unique_id", "ds", "y", "event")]
-
-
-def prepare(history: pd.DataFrame) -> pd.DataFrame:
-    """Clip net returns to zero demand and start each series at its first positive value (regressors kept)."""
-    frame = history.assign(y=history["y"].clip(lower=0.0)).sort_values(["unique_id", "ds"], kind="stable")
-    started = frame.groupby("unique_id")["y"].transform(lambda s: (s > 0).cummax())
-    return frame[started.astype(bool)].reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Models: each maps (train, horizon, season_length, freq, future) to a frame unique_id, ds, y_hat.
-# ``train`` and ``future`` carry the dataset's known regressor and event columns, if any.
-# --------------------------------------------------------------------------------------------------
-
-
-def _wide(train: pd.DataFrame) -> pd.DataFrame:
-    """Training history as a ``series x period`` frame; gaps inside a series count as zero sales."""
-    wide = train.pivot(index="unique_id", columns="ds", values="y")
-    started = wide.notna().cumsum(axis=1) > 0
-    return wide.fillna(0.0).where(started)
 
 
 def _future(ids: pd.Index, origin: pd.Timestamp, horizon: int, freq: str) -> pd.DataFrame:
-    steps = np.arange(1, horizon + 1)
-    dates = origin + pd.to_timedelta(steps * FREQ_DAYS[freq], unit="D")
+    dates = origin + pd.to_timedelta(np.arange(1, horizon + 1) * FREQ_DAYS[freq], unit="D")
     return pd.DataFrame({"unique_id": np.repeat(ids.to_numpy(), horizon), "ds": np.tile(dates, len(ids))})
 
 
-def seasonal_naive_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: pd.DataFrame) -> pd.DataFrame:
-    """Textbook seasonal naive: repeat the last ``m`` periods (the last value when history is shorter)."""
-    wide = _wide(train)
+def _repeat_last(task: Task, width: int) -> pd.DataFrame:
+    wide = accuracy_data.dense(task.train)
     values = wide.to_numpy()
-    last = values[:, -m:] if values.shape[1] >= m else values[:, -1:]
+    last = values[:, -width:] if values.shape[1] >= width else values[:, -1:]
     last = np.where(np.isfinite(last), last, 0.0)
-    y_hat = last[:, np.arange(horizon) % last.shape[1]]
-    out = _future(wide.index, wide.columns.max(), horizon, freq)
-    return out.assign(y_hat=y_hat.ravel())
+    y_hat = last[:, np.arange(task.horizon) % last.shape[1]]
+    return _future(wide.index, wide.columns.max(), task.horizon, task.freq).assign(y_hat=y_hat.ravel())
 
 
-def shelfwise_vectorised_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
-                               future: pd.DataFrame) -> pd.DataFrame:
-    """Shelfwise's vectorised selection on ``y`` alone, with the data's frequency."""
-    result = forecast(train[["unique_id", "ds", "y"]], horizon, season_length=m, freq=freq)
-    return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
+def naive_model(task: Task) -> pd.DataFrame:
+    """Random walk: the last observed period, repeated over the horizon."""
+    return _repeat_last(task, 1)
 
 
-#: What the challenger did in the last run, per dataset (filled by ``shelfwise_default_model``).
-CHALLENGER_STATS: dict[str, int] = {}
-#: ``--challenger-top-n``: the policy's ``top_n`` replaced, to see what a larger budget would buy.
-CHALLENGER_TOP_N: list[int] = []
+def seasonal_naive_model(task: Task) -> pd.DataFrame:
+    """Textbook seasonal naive: repeat the last season (the last value when history is shorter)."""
+    return _repeat_last(task, task.season_length)
 
 
-def shelfwise_default_model(train: pd.DataFrame, horizon: int, m: int, freq: str,
-                            future: pd.DataFrame) -> pd.DataFrame:
-    """As the nightly forecasts a shard: the known regressors (promotion lift in the vectorised path)
-    and the policy's prophet challenger on its ``top_n`` most valuable promotion- or event-sensitive series."""
-    from include.governance.policy import load_policy
+def _statsforecast(task: Task, model, column: str) -> pd.DataFrame:
+    from statsforecast import StatsForecast
 
-    regs = known_columns(train)
-    challenger = Challenger.from_policy(load_policy().challenger)
-    if challenger is not None and CHALLENGER_TOP_N:
-        challenger = dataclasses.replace(challenger, top_n=CHALLENGER_TOP_N[0])
-    result = forecast(train, horizon, season_length=m, freq=freq, regressors=regs, future=future,
-                      challenger=challenger)
+    pandas_freq = "D" if task.freq == "D" else f"W-{task.train['ds'].iloc[0].day_name()[:3].upper()}"
+    long = accuracy_data.dense(task.train).stack().rename("y").reset_index()
+    sf = StatsForecast(models=[model], freq=pandas_freq, n_jobs=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = sf.forecast(df=long, h=task.horizon)
+    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    return pd.DataFrame({"unique_id": fc["unique_id"].astype(str), "ds": fc["ds"], "y_hat": fc[column].clip(lower=0)})
+
+
+def autoets_model(task: Task) -> pd.DataFrame:
+    """statsforecast AutoETS with the same season length (statsforecast drops seasonality above 24)."""
+    from statsforecast.models import AutoETS
+
+    return _statsforecast(task, AutoETS(season_length=task.season_length), "AutoETS")
+
+
+def croston_sba_model(task: Task) -> pd.DataFrame:
+    """statsforecast CrostonSBA (Syntetos-Boylan approximation), the intermittent-demand standard."""
+    from statsforecast.models import CrostonSBA
+
+    return _statsforecast(task, CrostonSBA(), "CrostonSBA")
+
+
+def tsb_model(task: Task) -> pd.DataFrame:
+    """statsforecast TSB (Teunter-Syntetos-Babai) with alpha_d = alpha_p = 0.1."""
+    from statsforecast.models import TSB
+
+    return _statsforecast(task, TSB(alpha_d=0.1, alpha_p=0.1), "TSB")
+
+
+def _design(frame: pd.DataFrame, task: Task, events: list[str], logged: list[str], t0: pd.Timestamp,
+            season: str) -> np.ndarray:
+    """OLS drivers of the rows of ``frame``: regressors, event dummies, trend, season terms, intercept."""
+    cols = [np.ones(len(frame)), ((frame["ds"] - t0).dt.days / 365.25).to_numpy()]
+    cols += [np.log(frame[r].clip(lower=1e-6)).to_numpy() if r in logged else frame[r].to_numpy(float)
+             for r in task.regressors]
+    if "event" in frame.columns:
+        cols += [(frame["event"] == e).to_numpy(float) for e in events]
+    if task.freq == "D":
+        cols += [(frame["ds"].dt.day_of_week == d).to_numpy(float) for d in range(1, 7)]
+    if season == "weeks":
+        week = ((frame["ds"].dt.day_of_year - 1) // 7).clip(upper=51).to_numpy()
+        cols += [(week == w).astype(float) for w in range(1, 52)]
+    elif season == "fourier":
+        angle = 2 * np.pi * frame["ds"].dt.day_of_year.to_numpy() / 365.25
+        cols += [f(k * angle) for k in (1, 2, 3) for f in (np.sin, np.cos)]
+    return np.column_stack(cols)
+
+
+def ols_loglog_model(task: Task) -> pd.DataFrame:
+    """Per series: statsmodels OLS of log1p(y) on the drivers; forecast expm1 of the prediction, >= 0."""
+    import statsmodels.api as sm
+
+    train = task.train.assign(y=task.train["y"].clip(lower=0.0))
+    logged = [r for r in task.regressors if (train[r] > 0).all() and train[r].nunique() > 2]
+    out = []
+    futures = dict(tuple(task.future.groupby("unique_id", sort=False)))
+    for uid, part in train.groupby("unique_id", sort=False):
+        part = part[part["y"].notna()]
+        fut = futures[uid].sort_values("ds")
+        events = []
+        if "event" in part.columns:
+            seen = set(part["event"].dropna())
+            events = sorted(e for e in set(fut["event"].dropna()) if e in seen)
+        season = "weeks" if task.freq == "W" and len(part) >= 2 * task.season_length else \
+            "fourier" if task.freq == "W" or len(part) >= 365 else "none"
+        t0 = part["ds"].min()
+        x = _design(part, task, events, logged, t0, season)
+        with warnings.catch_warnings():  # collinear dummies (an event always on a weekend) are expected
+            warnings.simplefilter("ignore")
+            fit = sm.OLS(np.log1p(part["y"].to_numpy()), x).fit()
+        pred = np.expm1(fit.predict(_design(fut, task, events, logged, t0, season)))
+        y_max = part["y"].max()
+        out.append(pd.DataFrame({"unique_id": uid, "ds": fut["ds"].to_numpy(),
+                                 "y_hat": np.clip(np.nan_to_num(pred, nan=0.0), 0.0, 10 * y_max + 1)}))
+    return pd.concat(out, ignore_index=True)
+
+
+def _shelfwise(task: Task, challenger) -> pd.DataFrame:
+    cols = ["unique_id", "ds", "y", *task.regressors] + (["event"] if "event" in task.train.columns else [])
+    result = forecast(task.train[cols], task.horizon, season_length=task.season_length, freq=task.freq,
+                      regressors=list(task.regressors), future=task.future, challenger=challenger)
     if challenger is not None:
         for key, n in challenger_counts(result.series, challenger.model).items():
             CHALLENGER_STATS[key] = CHALLENGER_STATS.get(key, 0) + n
     return result.forecasts[["unique_id", "ds"]].assign(y_hat=result.forecasts["mean"].to_numpy())
 
 
-def autoets_model(train: pd.DataFrame, horizon: int, m: int, freq: str, future: pd.DataFrame) -> pd.DataFrame:
-    """statsforecast AutoETS with the same season length (statsforecast drops seasonality above 24)."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
-
-    pandas_freq = "D" if freq == "D" else f"W-{train['ds'].iloc[0].day_name()[:3].upper()}"
-    dense = _wide(train[["unique_id", "ds", "y"]]).stack().rename("y").reset_index()
-    sf = StatsForecast(models=[AutoETS(season_length=m)], freq=pandas_freq, n_jobs=-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fc = sf.forecast(df=dense, h=horizon)
-    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
-    return pd.DataFrame({"unique_id": fc["unique_id"].astype(str), "ds": fc["ds"], "y_hat": fc["AutoETS"].clip(lower=0)})
+#: What the challenger did in the last run of a dataset (filled by ``shelfwise_default_model``).
+CHALLENGER_STATS: dict[str, int] = {}
+#: ``--challenger-top-n``: the policy's ``top_n`` replaced, to see what a larger budget would buy.
+CHALLENGER_TOP_N: list[int] = []
 
 
-MODELS: dict[str, Callable[[pd.DataFrame, int, int, str, pd.DataFrame], pd.DataFrame]] = {
+def shelfwise_vectorised_model(task: Task) -> pd.DataFrame:
+    """The production forecast without the challenger: vectorised selection with regressors and events."""
+    return _shelfwise(task, None)
+
+
+def shelfwise_default_model(task: Task) -> pd.DataFrame:
+    """As the nightly forecasts a shard: regressors, events and the policy's prophet challenger."""
+    from include.governance.policy import load_policy
+
+    challenger = Challenger.from_policy(load_policy().challenger)
+    if challenger is not None and CHALLENGER_TOP_N:
+        challenger = dataclasses.replace(challenger, top_n=CHALLENGER_TOP_N[0])
+    return _shelfwise(task, challenger)
+
+
+MODELS: dict[str, Callable[[Task], pd.DataFrame]] = {
+    "naive": naive_model,
     "seasonal_naive": seasonal_naive_model,
     "statsforecast_autoets": autoets_model,
+    "statsforecast_croston_sba": croston_sba_model,
+    "statsforecast_tsb": tsb_model,
+    "ols_loglog": ols_loglog_model,
     "shelfwise_vectorised": shelfwise_vectorised_model,
     "shelfwise_default": shelfwise_default_model,
 }
 
 
 # --------------------------------------------------------------------------------------------------
-# Scoring
+# Evaluation
 # --------------------------------------------------------------------------------------------------
 
 
-def _scales(train: pd.DataFrame, m: int) -> pd.DataFrame:
-    """Per series: mean squared one-step naive difference (RMSSE) and seasonal naive MAE (MASE)."""
-    wide = _wide(train).to_numpy()
-    with np.errstate(invalid="ignore"):
-        d1 = np.diff(wide, axis=1)
-        dm = wide[:, m:] - wide[:, :-m] if wide.shape[1] > m else np.full((len(wide), 1), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rmsse_scale = np.nanmean(d1**2, axis=1)
-        mase_scale = np.nanmean(np.abs(dm), axis=1)
-    ids = np.sort(train["unique_id"].unique())
-    return pd.DataFrame({"unique_id": ids, "rmsse_scale": rmsse_scale, "mase_scale": mase_scale})
-
-
-def score(pred: pd.DataFrame, test: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
-    """Per-series RMSSE and MASE of ``pred`` on ``test`` (series with a zero scale are left out)."""
-    joined = test.merge(pred, on=["unique_id", "ds"], how="left")
-    if joined["y_hat"].isna().any():
-        missing = int(joined["y_hat"].isna().sum())
-        raise RuntimeError(f"{missing} test point(s) have no forecast")
-    err = joined.assign(se=(joined["y"] - joined["y_hat"]) ** 2, ae=(joined["y"] - joined["y_hat"]).abs())
-    per = err.groupby("unique_id").agg(mse=("se", "mean"), mae=("ae", "mean")).reset_index()
-    per = per.merge(scales, on="unique_id")
-    per["rmsse"] = np.sqrt(per["mse"] / per["rmsse_scale"].where(per["rmsse_scale"] > 0))
-    per["mase"] = per["mae"] / per["mase_scale"].where(per["mase_scale"] > 0)
-    return per[["unique_id", "rmsse", "mase"]]
-
-
-def evaluate(
-    history: pd.DataFrame, *, freq: str, horizon: int, season_length: int, origins: int, models: list[str]
-) -> dict[str, dict[str, float]]:
-    """Rolling-origin evaluation: ``origins`` windows of ``horizon`` periods ending at the last date."""
-    history = prepare(history)
-    dates = np.sort(history["ds"].unique())
-    if len(dates) <= origins * horizon:
-        raise SystemExit(f"history has {len(dates)} periods, not enough for {origins} x {horizon} held out")
+def evaluate(data: accuracy_data.Dataset, models: list[str]) -> tuple[dict[str, dict], pd.DataFrame]:
+    """Rolling-origin evaluation of ``models`` on ``data``; the figures and every forecast made."""
+    history = accuracy_data.prepare(data.frame)
     per_model: dict[str, list[pd.DataFrame]] = {name: [] for name in models}
-    seconds: dict[str, float] = dict.fromkeys(models, 0.0)
+    seconds = dict.fromkeys(models, 0.0)
     skipped: dict[str, str] = {}
-    n_series = 0
-    for k in range(origins, 0, -1):
-        cutoff = pd.Timestamp(dates[len(dates) - k * horizon - 1])
-        test_end = pd.Timestamp(dates[len(dates) - (k - 1) * horizon - 1])
-        train = history[history["ds"] <= cutoff]
-        test = history[(history["ds"] > cutoff) & (history["ds"] <= test_end)]
-        # Only series with history before the origin and actuals in every held-out period are scored.
-        trained = set(train["unique_id"])
-        full = test.groupby("unique_id")["ds"].size()
-        keep = sorted(set(full[full == horizon].index) & trained)
-        train = train[train["unique_id"].isin(keep)]
-        test = test[test["unique_id"].isin(keep)]
-        n_series = max(n_series, len(keep))
-        scales = _scales(train, season_length)
-        future = test.drop(columns="y")
+    forecasts, n_series = [], 0
+    for train, test in accuracy_data.origins(data, history):
+        n_series = max(n_series, test["unique_id"].nunique())
+        cols = ["unique_id", "ds", *data.regressors] + (["event"] if "event" in test.columns else [])
+        task = Task(train.drop(columns=["item", "location"]), test[cols].reset_index(drop=True), data.horizon,
+                    data.season_length, data.freq, data.regressors)
+        scale = accuracy_data.scales(task.train, data.season_length)
         for name in models:
             if name in skipped:
                 continue
             started = time.perf_counter()
             try:
-                pred = MODELS[name](train, horizon, season_length, freq, future)
+                pred = MODELS[name](task)
             except ImportError as exc:
                 skipped[name] = f"not installed ({exc.name}); pip install -r requirements-bench.txt"
                 continue
             seconds[name] += time.perf_counter() - started
-            per_model[name].append(score(pred, test, scales))
-    out: dict[str, dict[str, float]] = {}
+            pred = pred.assign(ds=pd.to_datetime(pred["ds"]).astype("datetime64[ns]"))
+            per_model[name].append(accuracy_data.score(pred, test, scale))
+            forecasts.append(pred.assign(model=name))
+    out: dict[str, dict] = {}
     for name in models:
         if name in skipped:
             out[name] = {"skipped": skipped[name]}
             continue
-
         scored = pd.concat(per_model[name])
-        out[name] = {
-            "rmsse": float(scored["rmsse"].mean()),
-            "mase": float(scored["mase"].mean()),
-            "seconds": round(seconds[name], 3),
-            "series": n_series,
-        }
+        out[name] = {"rmsse": float(scored["rmsse"].mean()), "mase": float(scored["mase"].mean()),
+                     "seconds": round(seconds[name], 3), "series": n_series}
         if name == "shelfwise_default":
             out[name].update({f"challenger_{k}": v for k, v in CHALLENGER_STATS.items()})
             CHALLENGER_STATS.clear()
-    return out
+    return out, _labelled(forecasts, data.frame)
+
+
+def _labelled(forecasts: list[pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
+    """Forecasts as ``item, location, date, model, forecast``."""
+    if not forecasts:
+        return pd.DataFrame(columns=["item", "location", "date", "model", "forecast"])
+    keys = frame[["unique_id", "item", "location"]].drop_duplicates("unique_id")
+    fc = pd.concat(forecasts, ignore_index=True).merge(keys, on="unique_id", how="left")
+    return pd.DataFrame({"item": fc["item"], "location": fc["location"], "date": fc["ds"].dt.date,
+                         "model": fc["model"], "forecast": fc["y_hat"].astype(float)})
+
+
+def targets(dataset: str, results: dict[str, dict]) -> dict[str, bool | None]:
+    """Whether shelfwise_default meets its accuracy targets on ``dataset`` (None: a figure is missing).
+
+    M5: at least 10% below seasonal naive and below AutoETS, CrostonSBA and naive. Every other dataset:
+    below every peer run on it (Shelfwise's own vectorised path is not a peer).
+    """
+    def rmsse(name: str) -> float | None:
+        return results.get(name, {}).get("rmsse")
+
+    own = rmsse("shelfwise_default")
+    checks: dict[str, bool | None] = {}
+    if dataset.startswith("m5"):
+        base = rmsse("seasonal_naive")
+        checks["seasonal_naive_minus_10pct"] = None if own is None or base is None else own <= 0.9 * base
+        peers = ["statsforecast_autoets", "statsforecast_croston_sba", "naive"]
+    else:
+        peers = [name for name in MODELS if name not in SHELFWISE and name in results]
+    for peer in peers:
+        other = rmsse(peer)
+        checks[f"below_{peer}"] = None if own is None or other is None else own < other
+    checks["met"] = None if any(v is None for v in checks.values()) else all(checks.values())
+    return checks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,47 +320,79 @@ def evaluate(
 # --------------------------------------------------------------------------------------------------
 
 
-def _rows(dataset: str, results: dict[str, dict[str, float]]) -> list[dict[str, object]]:
+def _rows(dataset: str, results: dict[str, dict]) -> list[dict[str, object]]:
     base = results.get("seasonal_naive", {}).get("rmsse")
     rows = []
     for name, res in results.items():
         if "skipped" in res:
-            rows.append({"dataset": dataset, "model": name, "rmsse": None, "mase": None, "note": res["skipped"]})
+            rows.append({"dataset": dataset, "model": name, "note": res["skipped"]})
             continue
-        gain = None if not base else f"{(1 - res['rmsse'] / base):+.1%}"
-        rows.append(
-            {
-                "dataset": dataset,
-                "model": name,
-                "rmsse": res["rmsse"],
-                "mase": res["mase"],
-                "rmsse_vs_snaive": gain,
-                "seconds": res["seconds"],
-                "series": res["series"],
-                "note": (f"challenger took {res['challenger_taken']} of {res['challenger_tried']} tried"
-                         if "challenger_tried" in res else None),
-            }
-        )
+        rows.append({"dataset": dataset, "model": name, "rmsse": res["rmsse"], "mase": res["mase"],
+                     "rmsse_vs_snaive": None if not base else f"{(1 - res['rmsse'] / base):+.1%}",
+                     "seconds": res["seconds"], "series": res["series"],
+                     "note": (f"challenger took {res['challenger_taken']} of {res['challenger_tried']} tried"
+                              if "challenger_tried" in res else None)})
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder with m5_sample50/ and walmart_recruiting/")
-    parser.add_argument("--datasets", default="m5,walmart,world",
-                        help="comma list of m5, walmart, world (ignored with --input)")
-    parser.add_argument("--world", default="small", help="generator preset of the world dataset")
-    parser.add_argument("--input", type=Path, help="long-format history file (unique_id, ds, y), CSV or Parquet")
-    parser.add_argument("--freq", choices=sorted(FREQ_DAYS), default="D", help="frequency of --input")
-    parser.add_argument("--horizon", type=int, default=28, help="periods held out per origin for --input")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmarks/forecast_accuracy.py", description=__doc__.split("\n\n")[0])
+    add_history_arguments(parser)
+    for action in parser._actions:  # --input is one choice here; without it the built-in datasets run
+        if action.dest == "input":
+            action.required = False
     parser.add_argument("--season-length", type=int, help="season length for --input (default 7 daily, 52 weekly)")
     parser.add_argument("--origins", type=int, default=1, help="rolling origins for --input")
+    parser.add_argument("--output", type=Path, help="write every forecast here (CSV, or Parquet by suffix)")
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder with m5_sample50/ and walmart_recruiting/")
+    parser.add_argument("--datasets", default="m5,walmart,world", help="comma list of m5, walmart, world (not with --input)")
+    parser.add_argument("--world", default="small", help="generator preset of the world dataset")
     parser.add_argument("--walmart-series", type=int, default=300,
-                        help="evenly spaced sample of Walmart series scored by every model (AutoETS with a "
-                             "52-week season costs ~0.2 s per series and origin); 0: all")
+                        help="evenly spaced sample of Walmart series scored by every model (AutoETS with a 52-week "
+                             "season costs ~0.2 s per series and origin); the other models also run on all; 0: all")
+    parser.add_argument("--walmart-regressors", default=",".join(accuracy_data.WALMART_REGRESSORS),
+                        help="Walmart regressors (markdown1..5, holiday) given to the models that take them")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
-    parser.add_argument("--challenger-top-n", type=int,
-                        help="series the challenger may try per call (default: the policy's top_n)")
+    parser.add_argument("--challenger-top-n", type=int, help="series the challenger may try per call (default: policy)")
+    return parser
+
+
+def _datasets(args: argparse.Namespace) -> list[accuracy_data.Dataset]:
+    if args.input:
+        history = history_from_args(args)
+        return [accuracy_data.from_history_file(history, horizon=args.horizon or history.horizon,
+                                        season_length=args.season_length, origins=args.origins)]
+    wanted = {d.strip() for d in args.datasets.split(",")}
+    jobs = []
+    if "m5" in wanted:
+        jobs.append(accuracy_data.load_m5(args.data_dir))
+    if "walmart" in wanted:
+        regressors = [r.strip() for r in args.walmart_regressors.split(",") if r.strip()]
+        walmart = accuracy_data.load_walmart(args.data_dir, regressors)
+        sample = accuracy_data.sample_series(walmart, args.walmart_series, "walmart_sample")
+        if sample is not walmart:
+            jobs.append(sample)
+            # The cheaper models also run on every complete series, so the sample can be checked.
+            walmart.models = [m for m in MODELS if m != "statsforecast_autoets"]
+        jobs.append(walmart)
+    if "world" in wanted:
+        jobs.append(accuracy_data.load_world(args.world))
+    return jobs
+
+
+def _write(path: Path, frames: list[pd.DataFrame]) -> None:
+    out = pd.concat(frames, ignore_index=True)
+    out = out.drop(columns="dataset") if out["dataset"].nunique() == 1 else out[["dataset", *out.columns[:-1]]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        out.to_parquet(path, index=False)
+    else:
+        out.to_csv(path, index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit code (2 on a bad input file or argument)."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.challenger_top_n is not None:
         CHALLENGER_TOP_N[:] = [args.challenger_top_n]
@@ -377,53 +400,31 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
-
-    jobs: list[tuple[str, pd.DataFrame, dict[str, Any]]] = []
-    if args.input:
-        m = args.season_length or (7 if args.freq == "D" else 52)
-        jobs.append((args.input.name, load_file(args.input),
-                     {"freq": args.freq, "horizon": args.horizon, "season_length": m, "origins": args.origins}))
-    else:
-        wanted = {d.strip() for d in args.datasets.split(",")}
-        if "m5" in wanted:
-            jobs.append(("m5_sample50", load_m5(args.data_dir),
-                         {"freq": "D", "horizon": 28, "season_length": 7, "origins": 1}))
-        if "walmart" in wanted:
-            walmart = load_walmart(args.data_dir)
-            spec = {"freq": "W", "horizon": 13, "season_length": 52, "origins": 3}
-            ids = np.sort(walmart["unique_id"].unique())
-            if 0 < args.walmart_series < len(ids):
-                picked = ids[np.linspace(0, len(ids) - 1, args.walmart_series).round().astype(int)]
-                jobs.append((f"walmart_sample{len(picked)}", walmart[walmart["unique_id"].isin(picked)], spec))
-                # The cheap models also run on every complete series, so the sample can be checked.
-                cheap = {**spec, "models": [m for m in models if m != "statsforecast_autoets"]}
-                jobs.append((f"walmart_all{len(ids)}", walmart, cheap))
-            else:
-                jobs.append((f"walmart_all{len(ids)}", walmart, spec))
-        if "world" in wanted:
-            jobs.append((f"world_{args.world}", load_world(args.world),
-                         {"freq": "D", "horizon": 28, "season_length": 7, "origins": 1}))
-
     rows: list[dict[str, object]] = []
+    written: list[pd.DataFrame] = []
     payload: dict[str, object] = {"benchmark": "forecast_accuracy", "cores": cpu_count(),
                                   "challenger_top_n": args.challenger_top_n, "datasets": {}}
-    for name, history, spec in jobs:
-        spec = {"models": models, **spec}
-        results = evaluate(history, **spec)  # type: ignore[arg-type]
-        rows += _rows(name, results)
-        payload["datasets"][name] = {  # type: ignore[index]
-            **spec,
-            "rows": int(len(history)),
-            "series": int(history["unique_id"].nunique()),
-            "models": results,
-        }
-        if name == "m5_sample50":
-            last = history["ds"].max()
-            events = m5_holdout_events(args.data_dir, last - pd.Timedelta(days=27), last)
-            payload["datasets"][name]["holdout_events"] = events  # type: ignore[index]
+    try:
+        jobs = _datasets(args)
+        for data in jobs:
+            wanted = [m for m in models if data.models is None or m in data.models]
+            results, forecasts = evaluate(data, wanted)
+            rows += _rows(data.name, results)
+            written.append(forecasts.assign(dataset=data.name))
+            payload["datasets"][data.name] = {  # type: ignore[index]
+                "freq": data.freq, "horizon": data.horizon, "season_length": data.season_length,
+                "origins": data.origins, "regressors": list(data.regressors), "rows": int(len(data.frame)),
+                "series": int(data.frame["unique_id"].nunique()), "models": results,
+                "targets": targets(data.name, results), **data.extra}
+    except (HistoryFileError, accuracy_data.DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        _write(args.output, written)
     print(format_table(rows, ["dataset", "model", "rmsse", "mase", "rmsse_vs_snaive", "seconds", "series", "note"]))
     emit_json(payload)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,134 +1,178 @@
-"""Fill rate against average inventory for Shelfwise's policy and two classic reorder rules.
+"""Fill rate against average inventory: the nightly's replenishment policy on the production forecaster,
+against an Odoo-style min/max and an ERPNext-style reorder level, replayed on real and generated demand.
 
-Replays real demand (M5 sample, daily; Walmart store x department, weekly) and a generated world under
-Shelfwise's order-up-to (forecast over lead time + review, safety stock from measured forecast error and
-lead-time variability, fill-rate target), an Odoo-style min/max from a trailing average and an
-ERPNext-style reorder level re-set quarterly. Each policy's service parameter is swept; the script prints
-every curve, the average inventory each policy needs at a 98% fill rate (interpolated on its curve),
-whether Shelfwise's curve dominates, and a final one-line JSON with every figure.
+Shelfwise's curve is the code the nightly runs: at every review the replay calls
+``models.forecasting.forecast`` (the vectorised path, with the dataset's known regressors and events) on
+the history so far, and ``include.decisions.replenishment.order_levels`` (the core of
+``propose_replenishment``) sizes the order-up-to level for each fill-rate target of the sweep
+(``include/simulation``). The baselines are swept over their safety periods. Datasets:
 
-    python benchmarks/policy_replay.py [--quick] [--data ../shared/data] [--world small|tiny]
+* **M5 sample**: 50 item x store series, daily units, SNAP days and calendar events as regressors.
+* **Walmart**: weekly sales of every complete store x department series (dollars), markdowns and holiday
+  weeks as regressors.
+* **world**: a generated world's uncensored demand with its promotion calendar, prices and events, each
+  SKU's supplier lead time and unit cost.
+* **speed**: a generated world of about 1,000 series x 2 years, timed with weekly re-forecasting.
+
+Per dataset the script prints every curve, the inventory each policy needs at a 98% fill rate, whether
+Shelfwise's curve dominates each baseline from 90% to 99.5% fill, the largest gap between a target
+(90% to 99%) and the fill rate achieved, then one line of JSON with every figure.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/policy_replay.py [--quick] [--datasets m5,walmart,world,speed]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    from benchmarks._common import SHARED_DATA, cpu_count, emit_json, ensure_project_on_path, format_table
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import SHARED_DATA, cpu_count, emit_json, ensure_project_on_path, format_table
 
-from include.simulation.replay import DemandPanel, ReplayConfig, compare, replay  # noqa: E402
+ensure_project_on_path()
+
+from include.simulation.panel import DemandPanel, panel_from_frame  # noqa: E402
+from include.simulation.replay import ReplayConfig, compare, replay  # noqa: E402
 
 TARGET = 0.98
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: A world of about 1,000 series over two years, for the speed figure.
+SPEED_WORLD = {"n_regions": 2, "stores_per_region": 3, "n_skus": 125, "n_suppliers": 6, "history_days": 730}
 
 
-def m5_panel(data: Path) -> DemandPanel:
-    """The 50 M5 item x store series, daily units."""
-    m5 = pd.read_csv(data / "m5_sample50" / "m5_sample50_d1_d1969.csv.gz")
-    days = [c for c in m5.columns if c.startswith("d_")]
-    cal = pd.read_csv(data / "m5_sample50" / "calendar.csv").set_index("d")
-    return DemandPanel(ids=(m5["store_id"] + "|" + m5["item_id"]).to_numpy(),
-                       dates=pd.DatetimeIndex(pd.to_datetime(cal.loc[days, "date"])),
-                       demand=np.clip(m5[days].to_numpy(float), 0, None), freq="D")
+def _started(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each series from its first positive sale on (before it, the item was not on sale there)."""
+    frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+    started = (frame["y"] > 0).groupby(frame["unique_id"]).cummax()
+    return frame.assign(y=frame["y"].where(started))
 
 
-def walmart_panel(data: Path, max_series: int | None) -> DemandPanel:
-    """Walmart store x department weekly sales (dollars), complete series only, negatives as zero."""
-    df = pd.read_csv(data / "walmart_recruiting" / "train.csv.zip", usecols=["Store", "Dept", "Date", "Weekly_Sales"])
-    wide = df.pivot_table(index=["Store", "Dept"], columns="Date", values="Weekly_Sales", aggfunc="sum")
-    wide = wide.dropna()
-    if max_series is not None and len(wide) > max_series:
-        wide = wide.iloc[np.linspace(0, len(wide) - 1, max_series).astype(int)]
-    ids = np.array([f"{s}|{d}" for s, d in wide.index])
-    return DemandPanel(ids=ids, dates=pd.DatetimeIndex(pd.to_datetime(wide.columns)),
-                       demand=np.clip(wide.to_numpy(float), 0, None), freq="W")
+def dataset_panel(data) -> DemandPanel:  # noqa: ANN001 - benchmarks.accuracy_data.Dataset
+    """The replay panel of an accuracy-benchmark dataset: the same history, regressors and events."""
+    frame = _started(data.frame)
+    events = "event" if "event" in frame.columns else None
+    return panel_from_frame(frame, data.freq, regressors=data.regressors, events=events)
 
 
-def world_panel(preset: str) -> DemandPanel:
-    """A generated world's uncensored demand; lead time = the SKU's supplier's promised lead time."""
-    from include.demand.regressors import known_regressors
-    from include.sample_data.generator import PRESETS, generate_world
+def world_panel(config: dict | str) -> DemandPanel:
+    """A generated world's uncensored demand with its regressors and events, each SKU's supplier's
+    promised lead time and the SKU's unit cost."""
+    from include.demand.regressors import REGRESSORS, known_regressors
+    from include.sample_data.generator import PRESETS, WorldConfig, generate_world
 
-    world = generate_world(PRESETS[preset])
+    world = generate_world(PRESETS[config] if isinstance(config, str) else WorldConfig(**config))
     td = world.true_demand
-    td["unique_id"] = td["location_id"] + "|" + td["sku"]
-    wide = td.pivot_table(index="unique_id", columns="date", values="demand", aggfunc="sum", fill_value=0)
-    sku = wide.index.str.split("|").str[1]
+    frame = pd.DataFrame({"unique_id": (td["location_id"] + "|" + td["sku"]).astype(str),
+                          "ds": pd.to_datetime(td["date"]).astype("datetime64[ns]"), "y": td["demand"].astype(float),
+                          "location_id": td["location_id"], "sku": td["sku"]})
+    keys = frame[["unique_id", "location_id", "sku"]].drop_duplicates("unique_id")
+    # The generator publishes promotions six weeks ahead, longer than any lead time plus review.
+    known = known_regressors(keys, pd.DatetimeIndex(np.sort(frame["ds"].unique())), world.promotions, world.items)
+    known["ds"] = known["ds"].astype("datetime64[ns]")
+    frame = frame.merge(known, on=["unique_id", "ds"], how="left", validate="one_to_one")
     items = world.items.set_index("sku")
     lead = items["supplier_id"].map(world.suppliers.set_index("supplier_id")["promised_lead_time_days"])
-    # The planned discount of each series and day, as the nightly reads it. The generator publishes
-    # promotions six weeks ahead, longer than any supplier lead time plus review, so the whole
-    # calendar is fair to use.
-    keys = pd.DataFrame({"unique_id": wide.index, "location_id": wide.index.str.split("|").str[0], "sku": sku})
-    discount = known_regressors(keys, wide.columns, world.promotions, None)["promo"].to_numpy().reshape(wide.shape)
-    return DemandPanel(ids=wide.index.to_numpy(), dates=pd.DatetimeIndex(wide.columns),
-                       demand=wide.to_numpy(float), freq="D",
-                       unit_cost=items["unit_cost"].reindex(sku).to_numpy(float),
-                       lead_time=lead.reindex(sku).to_numpy(float),
-                       discount=discount)
+    frame["lead_time"] = frame["sku"].map(lead).astype(float)
+    frame["unit_cost"] = frame["sku"].map(items["unit_cost"]).astype(float)
+    frame["price"] = frame["price"].fillna(0.0)
+    return panel_from_frame(frame, "D", regressors=list(REGRESSORS), events="event")
 
 
-def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> dict:
+def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> tuple[dict, list[dict]]:
+    """Replay one dataset; the figures for the JSON line and the rows of the summary table."""
     start = time.perf_counter()
     result = replay(panel, cfg)
     seconds = time.perf_counter() - start
-    summary = compare(result, TARGET)
-    print(f"\n== {name}: {len(panel.ids)} series x {len(panel.dates)} periods ({panel.freq}), "
-          f"lead time {'per series' if panel.lead_time is not None else cfg.lead_time} "
-          f"(sd {cfg.lead_time_sd}), review {cfg.review}, warm-up {cfg.warmup}, {seconds:.2f} s")
-    cols = ["policy", "parameter", "fill_rate", "avg_on_hand_units", "inventory_turns", "stockout_periods",
-            "lost_units", "orders"]
-    print(result[cols].round(4).to_string(index=False))
-    print(f"average on hand at {TARGET:.0%} fill rate:")
-    for policy, value in summary["inventory_at_target"].items():
-        print(f"  {policy:<22} {'not reached' if value is None else f'{value:,.1f}'}")
+    curves = result.curves
+    summary = compare(curves, TARGET)
+    n, t = panel.demand.shape
+    print(f"\n== {name}: {n} series x {t} periods ({panel.freq}), lead time "
+          f"{'per series' if panel.lead_time is not None else cfg.lead_time} (sd {cfg.lead_time_sd}), review "
+          f"{cfg.review}, warm-up {cfg.warmup}, re-forecast every {cfg.reforecast_every} review(s); "
+          f"regressors {sorted(panel.regressors) or 'none'}{', events' if panel.events is not None else ''}; "
+          f"{seconds:.1f} s ({result.forecasts.seconds:.1f} s forecasting at {len(result.forecasts.origins)} origins)")
+    cols = ["policy", "parameter", "fill_rate", "avg_on_hand_units", "inventory_turns", "lost_units", "orders"]
+    print(curves[cols].round(4).to_string(index=False))
     saving = summary["saving_vs_best_baseline"]
-    met = saving is not None and saving >= 0.15 and all(summary["dominates"].values())
-    print(f"saving vs best baseline ({summary['best_baseline']}): "
-          f"{'n/a' if saving is None else f'{saving:.1%}'}; dominates: {summary['dominates']}; "
-          f"target met: {met}")
-    curves = {p: [[round(float(r.parameter), 4), round(float(r.fill_rate), 5), round(float(r.avg_on_hand_units), 3)]
-                  for r in g.itertuples()] for p, g in result.groupby("policy", sort=False)}
-    return {"series": int(len(panel.ids)), "periods": int(len(panel.dates)), "freq": panel.freq,
-            "lead_time": "per_series" if panel.lead_time is not None else cfg.lead_time,
-            "lead_time_sd": cfg.lead_time_sd, "review": cfg.review, "warmup": cfg.warmup, "seconds": round(seconds, 3),
-            "inventory_at_98": summary["inventory_at_target"], "best_baseline": summary["best_baseline"],
-            "saving_vs_best_baseline": saving, "dominates": summary["dominates"], "target_met": met,
-            "curves_param_fill_inventory": curves}
+    met = {"dominates_both": all(summary["dominates"].values()),
+           "saving_at_98_at_least_15pct": saving is not None and saving >= 0.15,
+           "fill_error_within_half_point": summary["fill_error_max"] is not None and summary["fill_error_max"] <= 0.005}
+    figures = {
+        "series": n, "periods": t, "freq": panel.freq, "seconds": round(seconds, 2),
+        "forecast_seconds": round(result.forecasts.seconds, 2), "origins": len(result.forecasts.origins),
+        "reforecast_every": cfg.reforecast_every, "models_chosen": result.forecasts.models,
+        "regressors": sorted(panel.regressors), "events": panel.events is not None,
+        "inventory_at_98": summary["inventory_at_target"], "best_baseline": summary["best_baseline"],
+        "saving_vs_best_baseline": saving, "dominates": summary["dominates"],
+        "fill_error_max": summary["fill_error_max"], "targets": met,
+        "curves_param_fill_inventory": {
+            p: [[round(float(r.parameter), 4), None if pd.isna(r.fill_rate) else round(float(r.fill_rate), 5),
+                 round(float(r.avg_on_hand_units), 3)] for r in g.itertuples()]
+            for p, g in curves.groupby("policy", sort=False)},
+    }
+    at = summary["inventory_at_target"]
+    row = {"dataset": name, "series": n, "shelfwise_at_98": at.get("shelfwise"), "odoo_at_98": at.get("odoo_min_max"),
+           "erpnext_at_98": at.get("erpnext_reorder_level"), "saving": saving,
+           "dominates": "/".join(k.split("_")[0] for k, v in summary["dominates"].items() if v) or "none",
+           "fill_error_max": summary["fill_error_max"], "seconds": round(seconds, 1)}
+    return figures, [row]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="Walmart subset of 300 series, no world")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the shared real data")
-    ap.add_argument("--walmart-series", type=int, default=None, help="cap on Walmart series (default: all complete)")
-    ap.add_argument("--world", default="small", help="generator preset for the generated world")
+    ap.add_argument("--datasets", default="m5,walmart,world,speed", help="comma list of m5, walmart, world, speed")
+    ap.add_argument("--quick", action="store_true", help="300 Walmart series, world 'tiny', no speed run")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA, help="folder of the shared real data")
+    ap.add_argument("--walmart-series", type=int, default=0, help="evenly spaced sample of Walmart series (0: all)")
+    ap.add_argument("--world", default="small", help="generator preset of the world dataset")
+    ap.add_argument("--reforecast-every", type=int, default=1, help="reviews between two forecasts")
     args = ap.parse_args(argv)
+    from benchmarks.accuracy_data import load_m5, load_walmart, sample_series
 
-    report: dict = {"cpu_count": os.cpu_count(), "target_fill_rate": TARGET, "datasets": {}}
-    report["datasets"]["m5_sample50"] = run(
-        "M5 sample (daily units)", m5_panel(args.data),
-        ReplayConfig(lead_time=7, lead_time_sd=2.0, review=7, warmup=365, pack=1.0, erpnext_refresh=91))
-    cap = 300 if args.quick and args.walmart_series is None else args.walmart_series
-    report["datasets"]["walmart"] = run(
-        "Walmart store x dept (weekly dollars)", walmart_panel(args.data, cap),
-        ReplayConfig(lead_time=2, lead_time_sd=0.5, review=1, warmup=52, pack=0.0, erpnext_refresh=13))
-    if not args.quick:
-        panel = world_panel(args.world)
-        report["datasets"][f"world_{args.world}"] = run(
-            f"generated world '{args.world}' (daily units)", panel,
-            ReplayConfig(lead_time_sd=1.0, review=7, warmup=min(182, len(panel.dates) // 2), pack=1.0,
-                         erpnext_refresh=91))
-    report["target_met_all"] = all(d["target_met"] for d in report["datasets"].values())
-    print(json.dumps(report, default=float, separators=(",", ":")))
+    wanted = {d.strip() for d in args.datasets.split(",") if d.strip()}
+    every = args.reforecast_every
+    report: dict = {"benchmark": "policy_replay", "cores": cpu_count(), "target_fill_rate": TARGET, "datasets": {}}
+    rows: list[dict] = []
+
+    def add(name: str, panel: DemandPanel, cfg: ReplayConfig) -> None:
+        figures, table = run(name, panel, cfg)
+        report["datasets"][name] = figures
+        rows.extend(table)
+
+    if "m5" in wanted:
+        add("m5_sample50", dataset_panel(load_m5(args.data)),
+            ReplayConfig(lead_time=7, lead_time_sd=2.0, review=7, warmup=365, erpnext_refresh=91,
+                         reforecast_every=every))
+    if "walmart" in wanted:
+        walmart = load_walmart(args.data)
+        cap = 300 if args.quick and not args.walmart_series else args.walmart_series
+        walmart = sample_series(walmart, cap, "walmart_sample") if cap else walmart
+        add(walmart.name, dataset_panel(walmart),
+            ReplayConfig(lead_time=2, lead_time_sd=0.5, review=1, warmup=52, pack=0.0, erpnext_refresh=13,
+                         reforecast_every=every))
+    if "world" in wanted:
+        preset = "tiny" if args.quick else args.world
+        panel = world_panel(preset)
+        add(f"world_{preset}", panel,
+            ReplayConfig(lead_time_sd=1.0, review=7, warmup=min(182, len(panel.dates) // 2), erpnext_refresh=91,
+                         reforecast_every=every))
+    if "speed" in wanted and not args.quick:
+        panel = world_panel(SPEED_WORLD)
+        add("speed_world_2y", panel, ReplayConfig(lead_time_sd=1.0, review=7, warmup=182, erpnext_refresh=91,
+                                                  reforecast_every=every))
+        report["datasets"]["speed_world_2y"]["under_5_minutes"] = report["datasets"]["speed_world_2y"]["seconds"] < 300
+
+    print()
+    print(format_table(rows, ["dataset", "series", "shelfwise_at_98", "odoo_at_98", "erpnext_at_98", "saving",
+                              "dominates", "fill_error_max", "seconds"]))
+    report["fill_error_max"] = max((d["fill_error_max"] for d in report["datasets"].values()
+                                    if d["fill_error_max"] is not None), default=None)
+    emit_json(report)
     return 0
 
 

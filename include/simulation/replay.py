@@ -1,11 +1,17 @@
-"""Period-by-period replay of demand history under competing replenishment policies.
+"""Period-by-period replay of demand history under Shelfwise's policy and two classic reorder rules.
 
 Actual demand hits the stock of each series; what cannot be served is lost. At every review the policy
 under test compares the inventory position (on hand + on order) with its reorder point and orders;
 the order arrives after the series' lead time, fixed or sampled per order (the same draws for every
-policy, so they face the same suppliers). Many policies and parameter values are simulated in one
-pass: their series are stacked along the first axis of the state arrays, and the only Python loop is
-over periods.
+policy, so they face the same suppliers).
+
+Shelfwise's policy is the one the nightly runs: at each review origin (every review, or every
+``reforecast_every`` reviews) the production forecaster forecasts every series from the history so far,
+and the replenishment core sizes the order-up-to level for each fill-rate target of the sweep
+(:mod:`include.simulation.forecasts`). The baselines are an Odoo-style min/max and an ERPNext-style
+reorder level (:mod:`include.simulation.baselines`). Every policy and parameter value is simulated in
+one pass: their series are stacked along the first axis of the state arrays, and the only Python loop
+is over periods.
 """
 
 from __future__ import annotations
@@ -16,90 +22,26 @@ import numpy as np
 import pandas as pd
 
 from include.simulation import metrics
-from include.simulation.policies import (
-    Levels,
-    erpnext_reorder_levels,
-    odoo_min_max_levels,
-    rolling_forecast,
-    shelfwise_levels,
-)
+from include.simulation.baselines import Levels, erpnext_reorder_levels, odoo_min_max_levels
+from include.simulation.forecasts import HORIZON, OriginForecasts, policy_levels, rolling_forecasts
+from include.simulation.panel import DemandPanel, panel_from_frame, panel_from_history
+
+__all__ = ["DEFAULT_SWEEP", "POLICIES", "DemandPanel", "ReplayConfig", "ReplayResult", "compare", "dominates",
+           "fill_error", "inventory_at_fill_rate", "panel_from_frame", "panel_from_history", "replay", "simulate"]
 
 POLICIES = ("shelfwise", "odoo_min_max", "erpnext_reorder_level")
+#: Fill-rate targets over which the policy must hit its target (the calibration check).
+CALIBRATION_RANGE = (0.90, 0.99)
 #: Default sweep of each policy's service parameter: fill-rate target for Shelfwise, safety periods
 #: (days or weeks of average demand) for the reorder rules.
 DEFAULT_SWEEP = {
-    "D": {"shelfwise": (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
+    "D": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998),
           "odoo_min_max": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42),
           "erpnext_reorder_level": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42)},
-    "W": {"shelfwise": (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
+    "W": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998),
           "odoo_min_max": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8),
           "erpnext_reorder_level": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8)},
 }
-
-
-@dataclass
-class DemandPanel:
-    """Demand history packed as a dense matrix, one row per item x location."""
-
-    ids: np.ndarray  # "location|item"
-    dates: pd.DatetimeIndex
-    demand: np.ndarray  # [series, periods], non-negative
-    freq: str
-    unit_cost: np.ndarray | None = None
-    price: np.ndarray | None = None
-    lead_time: np.ndarray | None = None  # periods, per series
-    discount: np.ndarray | None = None  # [series, periods] planned promotion discount (0: none)
-
-    @property
-    def items(self) -> np.ndarray:
-        """Item part of each ``location|item`` id (series of one item share a promotion response)."""
-        return np.array([str(i).split("|", 1)[-1] for i in self.ids], dtype=object)
-
-
-def load_demand(path: str) -> pd.DataFrame:
-    """Read a long-format demand file (CSV or Parquet) into a frame."""
-    if str(path).endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
-
-
-def pack_demand(frame: pd.DataFrame, freq: str = "D") -> DemandPanel:
-    """Validate a long frame ``item, location, date, units`` (+ optional ``unit_cost, price, lead_time,
-    discount``).
-
-    Missing periods are zero demand, negative units (returns) count as zero, duplicate rows are summed.
-    ``lead_time`` is in periods of ``freq``; a series takes its median. ``discount`` is the promotion
-    discount (fraction off) planned for the period, known ahead as a published promotion calendar.
-
-    Raises:
-        ValueError: on a missing column, an unknown ``freq`` or no rows.
-    """
-    if freq not in ("D", "W"):
-        raise ValueError(f"freq must be 'D' or 'W', got {freq!r}")
-    missing = {"item", "location", "date", "units"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"demand frame lacks columns {sorted(missing)}")
-    if frame.empty:
-        raise ValueError("demand frame has no rows")
-    df = frame.copy()
-    df["date"] = pd.to_datetime(df["date"])
-    if freq == "W":
-        df["date"] = df["date"].dt.to_period("W").dt.start_time
-    df["unique_id"] = df["location"].astype(str) + "|" + df["item"].astype(str)
-    df["units"] = pd.to_numeric(df["units"], errors="coerce").fillna(0.0).clip(lower=0.0)
-    dates = pd.date_range(df["date"].min(), df["date"].max(), freq="D" if freq == "D" else "7D")
-    wide = df.pivot_table(index="unique_id", columns="date", values="units", aggfunc="sum", fill_value=0.0)
-    wide = wide.reindex(columns=dates, fill_value=0.0).sort_index()
-    per_series = df.groupby("unique_id")
-    extra = {}
-    for col in ("unit_cost", "price", "lead_time"):
-        if col in df.columns:
-            extra[col] = per_series[col].median().reindex(wide.index).to_numpy(float)
-    if "discount" in df.columns:
-        df["discount"] = pd.to_numeric(df["discount"], errors="coerce").fillna(0.0).clip(0.0, 0.95)
-        disc = df.pivot_table(index="unique_id", columns="date", values="discount", aggfunc="max", fill_value=0.0)
-        extra["discount"] = disc.reindex(index=wide.index, columns=dates, fill_value=0.0).to_numpy(float)
-    return DemandPanel(ids=wide.index.to_numpy(), dates=dates, demand=wide.to_numpy(float), freq=freq, **extra)
 
 
 @dataclass
@@ -108,12 +50,17 @@ class ReplayConfig:
 
     Attributes:
         lead_time: Lead time in periods for series without their own.
-        lead_time_sd: Spread of sampled lead times in periods (0: fixed lead times).
+        lead_time_sd: Spread of sampled lead times in periods (0: fixed lead times); Shelfwise's policy
+            is told this spread, as the nightly is told its suppliers' measured spread.
         review: Periods between reviews (the same for every policy).
         warmup: Periods of history used only to start the policies; scoring starts after it.
         pack: Order multiple (1 rounds orders up to whole units; 0 leaves them continuous).
         seed: Seed of the lead-time draws.
         erpnext_refresh: Periods between re-settings of the ERPNext reorder levels (None: set once).
+        reforecast_every: Reviews between two runs of the forecaster (1: at every review). In between,
+            a review reads the latest forecast from its own period on.
+        horizon: Periods each forecast covers (default: the nightly's, 28 days or 13 weeks, extended to
+            cover the protection interval of every review it serves).
         sweep: Service parameter values per policy (defaults: :data:`DEFAULT_SWEEP`).
     """
 
@@ -124,33 +71,58 @@ class ReplayConfig:
     pack: float = 1.0
     seed: int = 0
     erpnext_refresh: int | None = None
+    reforecast_every: int = 1
+    horizon: int | None = None
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
-def _levels_for(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray) -> list[tuple[str, float, Levels]]:
-    D = panel.demand
+@dataclass
+class ReplayResult:
+    """The curves of a replay and the forecasts behind Shelfwise's.
+
+    Attributes:
+        curves: One row per policy x parameter: ``policy, parameter`` and the metrics of
+            :func:`include.simulation.metrics.summarize`, scored after the warm-up.
+        forecasts: The production forecasts at every origin (``None`` when Shelfwise was not swept).
+    """
+
+    curves: pd.DataFrame
+    forecasts: OriginForecasts | None
+
+
+def _lead_times(panel: DemandPanel, cfg: ReplayConfig) -> np.ndarray:
+    n = len(panel.ids)
+    lead = panel.lead_time if panel.lead_time is not None else np.full(n, float(cfg.lead_time))
+    lead = np.where(np.isfinite(lead), lead, cfg.lead_time)
+    return np.maximum(np.round(lead), 1).astype(int)
+
+
+def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
+              ) -> tuple[list[tuple[str, float, Levels]], OriginForecasts | None]:
+    D = panel.served_demand
+    T = D.shape[1]
     sweep = {**DEFAULT_SWEEP[panel.freq], **cfg.sweep}
     out: list[tuple[str, float, Levels]] = []
-    if "shelfwise" in sweep:
-        # The protection interval differs per series only through lead times; forecast per distinct one.
-        forecasts = {}
-        for lt in np.unique(lead):
-            rows = lead == lt
-            disc = panel.discount[rows] if panel.discount is not None else None
-            forecasts[lt] = (rows, rolling_forecast(D[rows], int(lt) + cfg.review, panel.freq, discount=disc,
-                                                    groups=panel.items[rows]))
+    fc = None
+    if sweep.get("shelfwise"):
+        reviews = np.arange(cfg.warmup, T, cfg.review)
+        every = max(int(cfg.reforecast_every), 1)
+        protection = int(lead.max()) + cfg.review + int(np.ceil(2 * cfg.lead_time_sd))
+        horizon = max(cfg.horizon or HORIZON[panel.freq], (every - 1) * cfg.review + protection)
+        fc = rolling_forecasts(panel, reviews[::every], horizon)
         for target in sweep["shelfwise"]:
-            rp = np.zeros_like(D)
-            for rows, fc in forecasts.values():
-                rp[rows] = shelfwise_levels(fc, target, cfg.review, lead_time_sd=cfg.lead_time_sd).order_up_to
-            out.append(("shelfwise", float(target), Levels(rp, rp)))
+            up = policy_levels(fc, reviews, D.shape, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
+                               fill_rate=float(target))
+            # The replay starts with the first review's level on hand.
+            up[:, cfg.warmup - 1] = up[:, cfg.warmup]
+            out.append(("shelfwise", float(target), Levels(up, up)))
     for value in sweep.get("odoo_min_max", ()):
         out.append(("odoo_min_max", float(value), odoo_min_max_levels(D, lead, value, cfg.review)))
     for value in sweep.get("erpnext_reorder_level", ()):
         out.append(("erpnext_reorder_level", float(value),
                     erpnext_reorder_levels(D, lead, value, cfg.review, cfg.warmup,
                                            refresh=cfg.erpnext_refresh)))
-    return out
+    return out, fc
 
 
 def simulate(
@@ -223,34 +195,32 @@ def simulate(
     return {"served": served.reshape(shape), "on_hand": stock.reshape(shape), "orders": orders.reshape(shape)}
 
 
-def replay(panel: DemandPanel, cfg: ReplayConfig | None = None) -> pd.DataFrame:
+def replay(panel: DemandPanel, cfg: ReplayConfig | None = None) -> ReplayResult:
     """Replay the panel under every policy and service parameter of the sweep.
 
-    Returns:
-        One row per policy x parameter: ``policy, parameter`` and the metrics of
-        :func:`include.simulation.metrics.summarize`, scored after the warm-up.
-
     Raises:
-        ValueError: when the history is not longer than the warm-up plus one protection interval.
+        ValueError: when the history is not longer than the warm-up plus one protection interval, or the
+            warm-up is shorter than one period.
     """
     cfg = cfg or ReplayConfig()
     n, T = panel.demand.shape
-    lead = panel.lead_time if panel.lead_time is not None else np.full(n, float(cfg.lead_time))
-    lead = np.where(np.isfinite(lead), lead, cfg.lead_time)
-    lead = np.maximum(np.round(lead), 1).astype(int)
+    lead = _lead_times(panel, cfg)
+    if cfg.warmup < 1:
+        raise ValueError(f"warm-up must be at least 1 period, got {cfg.warmup}")
     if T <= cfg.warmup + int(lead.max()) + cfg.review:
         raise ValueError(f"history of {T} periods is too short for a warm-up of {cfg.warmup} periods "
                          f"plus lead time {int(lead.max())} and review {cfg.review}")
-    variants = _levels_for(panel, cfg, lead)
-    sim = simulate(panel.demand, [v[2] for v in variants], lead, review=cfg.review, warmup=cfg.warmup,
+    variants, fc = _variants(panel, cfg, lead)
+    demand = panel.served_demand
+    sim = simulate(demand, [v[2] for v in variants], lead, review=cfg.review, warmup=cfg.warmup,
                    lead_time_sd=cfg.lead_time_sd, pack=cfg.pack, seed=cfg.seed)
-    scored = panel.demand[:, cfg.warmup:]
+    scored = demand[:, cfg.warmup:]
     rows = []
     for i, (policy, value, _) in enumerate(variants):
         m = metrics.summarize(scored, sim["served"][i], sim["on_hand"][i], sim["orders"][i], freq=panel.freq,
                               unit_cost=panel.unit_cost)
         rows.append({"policy": policy, "parameter": value, **m})
-    return pd.DataFrame(rows)
+    return ReplayResult(pd.DataFrame(rows), fc)
 
 
 def inventory_at_fill_rate(curve: pd.DataFrame, target: float, column: str = "avg_on_hand_units") -> float | None:
@@ -269,22 +239,41 @@ def inventory_at_fill_rate(curve: pd.DataFrame, target: float, column: str = "av
     return float(np.interp(target, fr, inv))
 
 
-def dominates(curve: pd.DataFrame, other: pd.DataFrame, column: str = "avg_on_hand_units") -> bool:
-    """True when ``curve`` needs no more inventory than ``other`` at every fill rate both reach."""
-    lo = max(curve["fill_rate"].min(), other["fill_rate"].min())
-    hi = min(curve["fill_rate"].max(), other["fill_rate"].max())
-    if not np.isfinite(lo) or hi <= lo:
-        return False
-    points = other[(other["fill_rate"] >= lo) & (other["fill_rate"] <= hi)]["fill_rate"].tolist() + [lo, hi]
+#: Fill rates over which Shelfwise's curve must need no more inventory than each baseline's.
+DOMINANCE_RANGE = (0.90, 0.995)
+
+
+def dominates(curve: pd.DataFrame, other: pd.DataFrame, column: str = "avg_on_hand_units",
+              fill_range: tuple[float, float] = DOMINANCE_RANGE) -> bool:
+    """True when ``curve`` needs no more inventory than ``other`` at every fill rate of ``fill_range``
+    that ``other`` reaches (checked every tenth of a point and at ``other``'s own points).
+
+    A fill rate ``other`` reaches and ``curve`` does not is a loss for ``curve``.
+    """
+    lo, hi = fill_range
+    theirs_fr = other["fill_rate"].dropna()
+    points = np.unique(np.concatenate([np.arange(lo, hi + 1e-9, 0.001), theirs_fr[(theirs_fr >= lo) & (theirs_fr <= hi)]]))
     for fr in points:
-        mine, theirs = inventory_at_fill_rate(curve, fr, column), inventory_at_fill_rate(other, fr, column)
-        if mine is not None and theirs is not None and mine > theirs * (1 + 1e-9):
+        theirs = inventory_at_fill_rate(other, float(fr), column)
+        if theirs is None:
+            continue
+        mine = inventory_at_fill_rate(curve, float(fr), column)
+        if mine is None or mine > theirs * (1 + 1e-9):
             return False
     return True
 
 
+def fill_error(curve: pd.DataFrame, fill_range: tuple[float, float] = CALIBRATION_RANGE) -> float | None:
+    """Largest gap between a fill-rate target of ``fill_range`` and the fill rate it achieved (``None``
+    when no target of the sweep lies in the range)."""
+    rows = curve[(curve["parameter"] >= fill_range[0] - 1e-9) & (curve["parameter"] <= fill_range[1] + 1e-9)]
+    rows = rows.dropna(subset=["fill_rate"])
+    return float((rows["fill_rate"] - rows["parameter"]).abs().max()) if len(rows) else None
+
+
 def compare(result: pd.DataFrame, target: float = 0.98, column: str = "avg_on_hand_units") -> dict:
-    """Inventory of each policy at the ``target`` fill rate and Shelfwise's saving on the best baseline."""
+    """Inventory of each policy at the ``target`` fill rate, Shelfwise's saving on the best baseline,
+    whether its curve dominates each baseline's, and how far its achieved fill rates are from its targets."""
     at = {p: inventory_at_fill_rate(result[result["policy"] == p], target, column) for p in POLICIES
           if (result["policy"] == p).any()}
     baselines = {p: v for p, v in at.items() if p != "shelfwise" and v is not None}
@@ -295,4 +284,4 @@ def compare(result: pd.DataFrame, target: float = 0.98, column: str = "avg_on_ha
     dom = {p: dominates(shelf, result[result["policy"] == p], column) for p in POLICIES
            if p != "shelfwise" and (result["policy"] == p).any()}
     return {"target_fill_rate": target, "inventory_at_target": at, "best_baseline": best,
-            "saving_vs_best_baseline": saving, "dominates": dom}
+            "saving_vs_best_baseline": saving, "dominates": dom, "fill_error_max": fill_error(shelf)}

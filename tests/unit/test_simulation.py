@@ -1,4 +1,5 @@
-"""Unit tests for the replay simulator and its metrics, on hand-worked cases."""
+"""Unit tests for the replay simulator and its metrics, on hand-worked cases, and the proof that its
+Shelfwise policy is the production forecaster plus the nightly's replenishment core."""
 
 from __future__ import annotations
 
@@ -6,25 +7,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.decisions.replenishment import order_levels
 from include.simulation import metrics
-from include.simulation.__main__ import main
-from include.simulation.policies import (
-    Levels,
-    erpnext_reorder_levels,
-    normal_loss,
-    odoo_min_max_levels,
-    promotion_elasticity,
-    rolling_forecast,
-    safety_factor_for_fill_rate,
-)
+from include.simulation.baselines import Levels, erpnext_reorder_levels, odoo_min_max_levels
+from include.simulation.forecasts import policy_levels, rolling_forecasts
 from include.simulation.replay import (
     ReplayConfig,
     compare,
+    dominates,
+    fill_error,
     inventory_at_fill_rate,
-    pack_demand,
+    panel_from_frame,
     replay,
     simulate,
 )
+from models.forecasting import forecast
+
+
+def _frame(units: np.ndarray, start: str = "2024-01-01", freq: str = "D", **columns: np.ndarray) -> pd.DataFrame:
+    """Long frame of ``units[series, period]``, series ``S1|I<i>``."""
+    n, t = units.shape
+    dates = pd.date_range(start, periods=t, freq=freq if freq == "D" else "7D")
+    extra = {name: np.asarray(v).ravel() for name, v in columns.items()}
+    return pd.DataFrame({"unique_id": np.repeat([f"S1|I{i}" for i in range(n)], t), "ds": np.tile(dates, n),
+                         "y": units.ravel().astype(float), **extra})
 
 
 def test_metrics_by_hand():
@@ -42,14 +48,6 @@ def test_metrics_by_hand():
     assert metrics.inventory_turns(5.0, 0.0, 3) is None
     s = metrics.summarize(demand, served, on_hand, np.array([[1, 0, 0], [0, 0, 1]]), freq="D")
     assert (s["orders"], s["stockout_periods"], s["lost_units"]) == (2, 2, 4.0)
-
-
-def test_normal_loss_and_fill_rate_safety_factor():
-    assert normal_loss(0.0) == pytest.approx(0.3989, abs=1e-3)
-    # sigma 10, 100 a cycle at a 99% fill rate: G(k) = 0.1 -> k = 0.9 (tables: G(0.9) = 0.1004).
-    k = safety_factor_for_fill_rate(0.99, np.array([10.0, 0.0]), np.array([100.0, 100.0]))
-    assert k[0] == pytest.approx(0.90, abs=0.01)
-    assert k[1] == 0.0  # no uncertainty, no safety stock
 
 
 def test_lost_sales_and_arrivals_by_hand():
@@ -70,9 +68,8 @@ def test_lost_sales_and_arrivals_by_hand():
 
 
 def test_zero_demand_never_orders():
-    panel = pack_demand(pd.DataFrame({"item": "A", "location": "L", "date": pd.date_range("2024-01-01", periods=60),
-                                      "units": 0.0}), "D")
-    out = replay(panel, ReplayConfig(lead_time=2, review=7, warmup=28))
+    panel = panel_from_frame(_frame(np.zeros((1, 60))), "D")
+    out = replay(panel, ReplayConfig(lead_time=2, review=7, warmup=28)).curves
     assert (out["orders"] == 0).all() and out["fill_rate"].isna().all()
 
 
@@ -84,90 +81,106 @@ def test_baseline_levels_by_hand():
     assert (erp.reorder_point[0, -1], erp.min_order[0, -1]) == (8.0, 14.0)
 
 
-def test_rolling_forecast_uses_only_the_past():
+def test_replay_runs_the_production_forecaster_and_the_nightly_policy():
     rng = np.random.default_rng(0)
-    D = rng.poisson(5.0, size=(3, 200)).astype(float)
-    fc = rolling_forecast(D, 10)
-    D2 = D.copy()
-    D2[:, 150:] = 100.0  # change the future
-    fc2 = rolling_forecast(D2, 10)
-    assert np.allclose(fc.mean[:, :150], fc2.mean[:, :150])
-    assert np.allclose(fc.sigma[:, :150], fc2.sigma[:, :150])
-    assert abs(fc.mean[:, 120:150].mean() / 10 - 5.0) < 1.0
+    units = rng.poisson(5.0, size=(3, 120)).astype(float)
+    panel = panel_from_frame(_frame(units), "D")
+    fc = rolling_forecasts(panel, np.array([80, 87]), 28)
+    # The forecast at an origin is models.forecasting.forecast on the history through it, unchanged.
+    direct = forecast(_frame(units[:, :81]), 28, season_length=7, freq="D").forecasts
+    assert np.allclose(fc.mean[:, 0, :], direct["mean"].to_numpy().reshape(3, 28))
+    assert np.allclose(fc.sigma_cum[:, 0, :], direct["sigma_cum"].to_numpy().reshape(3, 28))
+    # And its levels are the replenishment core's on that forecast.
+    lead = np.array([3, 3, 5])
+    levels = policy_levels(fc, np.array([80]), units.shape, lead=lead, lead_sd=1.0, review=7, fill_rate=0.95)
+    core = order_levels(fc.mean[:, 0], fc.sigma_cum[:, 0], lead=lead, lead_sd=1.0, review=7, fill_rate=0.95)
+    assert np.allclose(levels[:, 80], core.order_up_to)
+    # Nothing after the origin is seen: changing the future leaves the forecast alone.
+    later = units.copy()
+    later[:, 82:] = 100.0
+    fc2 = rolling_forecasts(panel_from_frame(_frame(later), "D"), np.array([80]), 28)
+    assert np.allclose(fc.mean[:, 0], fc2.mean[:, 0])
+    assert abs(fc.mean[:, 0].mean() - 5.0) < 1.0
 
 
-def test_sweep_curves_on_intermittent_demand():
+def test_a_review_between_forecasts_reads_the_latest_forecast_from_its_own_period():
+    rng = np.random.default_rng(3)
+    panel = panel_from_frame(_frame(rng.poisson(4.0, size=(2, 100)).astype(float)), "D")
+    fc = rolling_forecasts(panel, np.array([70]), 28)
+    levels = policy_levels(fc, np.array([70, 77]), (2, 100), lead=np.array([4, 4]), lead_sd=0.0, review=7,
+                           fill_rate=0.9)
+    sigma = np.sqrt(fc.sigma_cum[:, 0, 7:] ** 2 - fc.sigma_cum[:, 0, 6:7] ** 2)
+    core = order_levels(fc.mean[:, 0, 7:], sigma, lead=4, lead_sd=0.0, review=7, fill_rate=0.9)
+    assert np.allclose(levels[:, 77], core.order_up_to)
+
+
+def test_planned_regressors_reach_the_forecaster():
+    # Demand 10 a day, 40 on promotion at 50% off; a promotion is planned right after the origin.
+    t = 200
+    promo = np.zeros((1, t))
+    for start in (20, 60, 100, 150, 185):
+        promo[:, start:start + 7] = 0.5
+    units = np.where(promo > 0, 40.0, 10.0)
+    with_plan = panel_from_frame(_frame(units, promo=promo), "D", regressors=["promo"])
+    without = panel_from_frame(_frame(units), "D")
+    origin = np.array([183])
+    fc = rolling_forecasts(with_plan, origin, 28)
+    plain = rolling_forecasts(without, origin, 28)
+    # Steps 2..8 are the promoted days 185..191.
+    assert fc.mean[0, 0, 1:8].mean() > 2 * fc.mean[0, 0, 10:].mean()
+    assert fc.mean[0, 0, 1:8].mean() > 2 * plain.mean[0, 0, 1:8].mean()
+
+
+def test_sweep_curves_and_calibration_on_steady_demand():
     rng = np.random.default_rng(1)
-    n, t = 20, 400
-    rate = rng.uniform(0.2, 5.0, size=(n, 1))
-    units = rng.poisson(rate * rng.uniform(0.3, 1.7, size=(n, t)) * (rng.random((n, t)) < 0.6))
-    frame = pd.DataFrame({"item": np.repeat([f"I{i}" for i in range(n)], t), "location": "S1",
-                          "date": np.tile(pd.date_range("2024-01-01", periods=t), n), "units": units.ravel()})
-    result = replay(pack_demand(frame, "D"), ReplayConfig(lead_time=5, lead_time_sd=1.0, review=7, warmup=120,
-                                                          erpnext_refresh=91))
-    summary = compare(result, 0.95)
-    for _, curve in result.groupby("policy"):
+    n, t = 30, 400
+    rate = rng.uniform(2.0, 20.0, size=(n, 1))
+    units = rng.poisson(rate * np.ones((n, t))).astype(float)
+    result = replay(panel_from_frame(_frame(units), "D"),
+                    ReplayConfig(lead_time=5, lead_time_sd=1.0, review=7, warmup=120, erpnext_refresh=91,
+                                 sweep={"shelfwise": (0.9, 0.95, 0.99)}))
+    curves = result.curves
+    for _, curve in curves.groupby("policy"):
         # A higher service parameter never buys a lower fill rate with less stock.
         assert curve["avg_on_hand_units"].is_monotonic_increasing
         assert curve["fill_rate"].iloc[-1] > curve["fill_rate"].iloc[0]
+    shelf = curves[curves["policy"] == "shelfwise"]
+    # On steady Poisson demand the fill rate achieved is close to the one asked for.
+    assert fill_error(shelf) < 0.02
+    summary = compare(curves, 0.95)
     assert set(summary["dominates"]) == {"odoo_min_max", "erpnext_reorder_level"}
-    assert summary["inventory_at_target"]["shelfwise"] == inventory_at_fill_rate(
-        result[result["policy"] == "shelfwise"], 0.95)
+    assert summary["inventory_at_target"]["shelfwise"] == inventory_at_fill_rate(shelf, 0.95)
+    assert summary["fill_error_max"] == fill_error(shelf)
+    assert result.forecasts is not None and result.forecasts.origins[0] == 120
 
 
-def test_pack_demand_validates():
-    with pytest.raises(ValueError, match="lacks columns"):
-        pack_demand(pd.DataFrame({"item": [1]}), "D")
+def test_dominance_over_the_fill_range():
+    base = pd.DataFrame({"fill_rate": [0.85, 0.95, 0.999], "avg_on_hand_units": [10.0, 20.0, 40.0]})
+    better = base.assign(avg_on_hand_units=[8.0, 16.0, 30.0])
+    short = pd.DataFrame({"fill_rate": [0.85, 0.95], "avg_on_hand_units": [1.0, 2.0]})
+    assert dominates(better, base) and not dominates(base, better)
+    # Cheaper where it reaches, but it never reaches the fill rates above 95% the baseline does.
+    assert not dominates(short, base)
+    assert fill_error(pd.DataFrame({"parameter": [0.8, 0.9, 0.99], "fill_rate": [0.5, 0.91, 0.985]})) == pytest.approx(0.01)
+
+
+def test_panel_keeps_missing_periods_unknown():
+    frame = pd.DataFrame({"unique_id": ["L|A", "L|A", "L|B"], "ds": pd.to_datetime(["2024-01-01", "2024-01-03",
+                                                                                    "2024-01-02"]),
+                          "y": [2.0, -1.0, 4.0], "lead_time": [3.0, 3.0, np.nan]})
+    panel = panel_from_frame(frame, "D")
+    assert np.array_equal(panel.demand, np.array([[2.0, np.nan, 0.0], [np.nan, 4.0, np.nan]]), equal_nan=True)
+    assert panel.served_demand.tolist() == [[2.0, 0.0, 0.0], [0.0, 4.0, 0.0]]
+    assert panel.lead_time[0] == 3.0 and np.isnan(panel.lead_time[1])
+    with pytest.raises(ValueError, match="lacks column"):
+        panel_from_frame(frame.drop(columns="y"), "D")
+    with pytest.raises(ValueError, match="duplicate"):
+        panel_from_frame(pd.concat([frame, frame.iloc[:1]]), "D")
     with pytest.raises(ValueError, match="freq must be"):
-        pack_demand(pd.DataFrame({"item": [1], "location": [1], "date": ["2024-01-01"], "units": [1]}), "M")
-    panel = pack_demand(pd.DataFrame({"item": ["A", "A"], "location": ["L", "L"], "date": ["2024-01-01", "2024-01-03"],
-                                      "units": [2, -1], "lead_time": [3, 3]}), "D")
-    assert panel.demand.tolist() == [[2.0, 0.0, 0.0]] and panel.lead_time.tolist() == [3.0]
+        panel_from_frame(frame, "M")
 
 
 def test_too_short_history_is_an_error():
-    panel = pack_demand(pd.DataFrame({"item": "A", "location": "L", "date": pd.date_range("2024-01-01", periods=20),
-                                      "units": 1.0}), "D")
+    panel = panel_from_frame(_frame(np.ones((1, 20))), "D")
     with pytest.raises(ValueError, match="too short"):
         replay(panel, ReplayConfig(warmup=14))
-
-
-def test_command_line(tmp_path, capsys):
-    rng = np.random.default_rng(2)
-    dates = pd.date_range("2023-01-02", periods=120, freq="W-MON")
-    frame = pd.DataFrame({"item": np.repeat(["A", "B"], 120), "location": "S1", "date": np.tile(dates, 2),
-                          "units": rng.poisson(20, 240)})
-    path = tmp_path / "demand.parquet"
-    frame.to_parquet(path)
-    assert main(["--input", str(path), "--freq", "W", "--lead-time", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "average on hand at 98.0% fill rate" in out and "odoo_min_max" in out
-    assert main(["--input", str(tmp_path / "missing.csv")]) == 2
-
-
-def test_promotion_lift_is_learned_and_planned_ahead():
-    # Demand 10 a day; on promotion at 50% off it is 10 * 0.5 ** -2 = 40 (elasticity 2).
-    T = 200
-    disc = np.zeros((2, T))
-    for start in (20, 60, 100, 150):
-        disc[:, start:start + 7] = 0.5
-    D = np.where(disc > 0, 40.0, 10.0)
-    e = promotion_elasticity(D, disc, np.array(["a", "a"]))
-    assert e[0, 19] == 0.0  # nothing learned before the first promotion
-    assert e[0, 100] == pytest.approx(2.0, abs=0.25)  # within one step of the elasticity grid
-    fc = rolling_forecast(D, 14, discount=disc)
-    # At day 140 the next 14 days hold 4 promoted days (150..153): 10 * 10 + 4 * 40 = 260.
-    assert fc.mean[0, 139] == pytest.approx(260.0, rel=0.05)
-    plain = rolling_forecast(D, 14)
-    assert plain.mean[0, 139] < 200.0
-    # The lift is taken out of the level, so the forecast outside promotions is unchanged.
-    assert fc.mean[0, 120] == pytest.approx(140.0, rel=0.05)
-
-
-def test_pack_demand_reads_a_promotion_calendar():
-    frame = pd.DataFrame({"item": ["A"] * 3, "location": ["S1"] * 3,
-                          "date": ["2024-01-01", "2024-01-02", "2024-01-03"], "units": [1, 5, 1],
-                          "discount": [0.0, 0.3, None]})
-    panel = pack_demand(frame, "D")
-    assert panel.discount.tolist() == [[0.0, 0.3, 0.0]]
-    assert panel.items.tolist() == ["A"]

@@ -1,0 +1,123 @@
+"""The production forecaster at every review origin of a replay, and the policy's levels on its output.
+
+At each origin the history through that period goes to :func:`models.forecasting.forecast` (the
+vectorised path the nightly runs, with the same candidate selection and the panel's known regressors and
+events, planned values for the periods ahead), and :func:`include.decisions.replenishment.order_levels`
+turns the forecast into the reorder point and order-up-to level of every series, exactly as the nightly's
+``propose_replenishment`` does. Nothing after the origin is seen except the regressors, which are a
+published plan (prices, promotion calendar, events).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from include.decisions.replenishment import order_levels
+from include.simulation.panel import DemandPanel
+
+__all__ = ["OriginForecasts", "policy_levels", "rolling_forecasts"]
+
+SEASON = {"D": 7, "W": 52}
+#: The nightly's forecast horizon, per frequency (28 days; 13 weeks).
+HORIZON = {"D": 28, "W": 13}
+
+
+@dataclass
+class OriginForecasts:
+    """Forecasts made at a series of origins.
+
+    Attributes:
+        origins: ``[O]`` period index of each origin (the forecast saw periods ``0..origin``).
+        mean: ``[n, O, horizon]`` forecast per step after each origin.
+        sigma_cum: ``[n, O, horizon]`` error of the cumulative forecast through each step.
+        models: Series per model chosen, summed over origins.
+        seconds: Time spent forecasting.
+    """
+
+    origins: np.ndarray
+    mean: np.ndarray
+    sigma_cum: np.ndarray
+    models: dict[str, int]
+    seconds: float
+
+
+def _long(panel: DemandPanel, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The panel as the forecaster's long history, and the planned regressors of ``horizon`` periods past
+    its end (regular: no driver, no event), with the period index of each row."""
+    n, t = panel.demand.shape
+    step = pd.Timedelta(days=7 if panel.freq == "W" else 1)
+    dates = panel.dates.append(pd.DatetimeIndex([panel.dates[-1] + step * (k + 1) for k in range(horizon)]))
+    ids = pd.array(np.repeat(panel.ids.astype(str), t + horizon), dtype="string")
+    frame = pd.DataFrame({"unique_id": ids, "ds": np.tile(dates.to_numpy(), n),
+                          "y": np.concatenate([panel.demand, np.full((n, horizon), np.nan)], axis=1).ravel()})
+    for name, values in panel.regressors.items():
+        frame[name] = np.concatenate([values, np.zeros((n, horizon))], axis=1).ravel()
+    if panel.events is not None:
+        frame["event"] = np.concatenate([panel.events, np.full((n, horizon), None, dtype=object)], axis=1).ravel()
+    return frame, np.tile(np.arange(t + horizon), n)
+
+
+def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int) -> OriginForecasts:
+    """The production forecast at each origin, every series at once.
+
+    Args:
+        panel: The history.
+        origins: Period indices; each forecast sees the history through its origin.
+        horizon: Periods forecast after each origin.
+    """
+    from models.forecasting import forecast
+
+    n = len(panel.ids)
+    frame, period = _long(panel, horizon)
+    regressors = list(panel.regressors)
+    known = [*regressors, *(["event"] if panel.events is not None else [])]
+    mean = np.zeros((n, len(origins), horizon))
+    sigma = np.zeros_like(mean)
+    models: dict[str, int] = {}
+    position = pd.Index(panel.ids.astype(str))
+    start = time.perf_counter()
+    for o, origin in enumerate(origins):
+        history = frame[period <= origin]
+        ahead = (period > origin) & (period <= origin + horizon)
+        future = frame.loc[ahead, ["unique_id", "ds", *known]]
+        result = forecast(history, horizon, season_length=SEASON[panel.freq], freq=panel.freq,
+                          regressors=regressors, future=future if known else None)
+        fc = result.forecasts
+        rows = position.get_indexer(fc["unique_id"].astype(str))
+        steps = fc["step"].to_numpy() - 1
+        mean[rows, o, steps] = fc["mean"].to_numpy(float)
+        sigma[rows, o, steps] = fc["sigma_cum"].to_numpy(float)
+        for model, count in result.series["model"].value_counts().items():
+            models[model] = models.get(model, 0) + int(count)
+    return OriginForecasts(np.asarray(origins), mean, sigma, models, time.perf_counter() - start)
+
+
+def policy_levels(fc: OriginForecasts, reviews: np.ndarray, shape: tuple[int, int], *, lead: np.ndarray,
+                  lead_sd: float, review: int, fill_rate: float) -> np.ndarray:
+    """``[n, T]`` order-up-to level of the production policy at each review (0 elsewhere).
+
+    A review between two forecast origins uses the latest forecast, read from the review onwards. Every
+    review is sized in one call of the replenishment core.
+    """
+    n, horizon = fc.mean.shape[0], fc.mean.shape[2]
+    origin = np.searchsorted(fc.origins, reviews, side="right") - 1
+    offset = reviews - fc.origins[origin]
+    if (origin < 0).any() or (offset >= horizon).any():
+        raise ValueError("a review comes before the first forecast or past the horizon of the latest one")
+    width = horizon - int(offset.max())
+    mean = np.empty((len(reviews), n, width))
+    sigma = np.empty_like(mean)
+    for r, (o, off) in enumerate(zip(origin, offset, strict=True)):
+        mean[r] = fc.mean[:, o, off:off + width]
+        # The error of the sum from the review on: what accumulates after the steps already behind it.
+        done = fc.sigma_cum[:, o, off - 1:off] ** 2 if off else 0.0
+        sigma[r] = np.sqrt(np.maximum(fc.sigma_cum[:, o, off:off + width] ** 2 - done, 0.0))
+    lv = order_levels(mean.reshape(-1, width), sigma.reshape(-1, width), lead=np.tile(lead, len(reviews)),
+                      lead_sd=lead_sd, review=review, fill_rate=fill_rate)
+    levels = np.zeros(shape)
+    levels[:, reviews] = lv.order_up_to.reshape(len(reviews), n).T
+    return levels
