@@ -9,8 +9,10 @@ ones) forecasts the last ``backtest_windows`` windows of the history divided by 
 and each window's forecast is multiplied by the drivers of its periods. The coefficients of this check
 are estimated on the history before the first window, so the windows are truly out of sample: a
 driver fitted on them would always seem to help there. A group is kept when leaving it out
-makes the pooled error of the call (squared errors over each series' naive scale, summed over series)
-worse by :data:`GROUP_MARGIN`; the drivers kept must also beat none at all by :data:`TOTAL_MARGIN`.
+makes the pooled error (squared errors over each series' naive scale, summed over the series whose
+drivers move inside the windows) worse by :data:`GROUP_MARGIN`; the drivers kept must also beat none at
+all by :data:`TOTAL_MARGIN`. Only the series a driver touches count: a promotion calendar that runs on
+a third of the series would otherwise have its gain diluted by the other two thirds and be dropped.
 
 A group that does not move inside the windows cannot be judged there. A numeric driver (a promotion, a
 price, a flag) then stands on its shrunk estimate: it recurs often enough to be estimated. The event
@@ -87,6 +89,17 @@ def useful_groups(Y: np.ndarray, parts: list[np.ndarray], moving: list[bool], cu
     """
     if not parts or not cutoffs or not any(moving):
         return list(trusted)
+    # Only the series whose judged drivers move inside the windows can tell a driver's worth.
+    inside = np.zeros(Y.shape[1], dtype=bool)
+    for c in cutoffs:
+        inside[c:c + horizon] = True
+    touched = np.zeros(Y.shape[0], dtype=bool)
+    for part, judged in zip(parts, moving, strict=True):
+        if judged:
+            touched |= (np.abs(part[:, inside]) > 0).any(axis=1)
+    if not touched.any():
+        return list(trusted)
+    Y, parts = Y[touched], [p[touched] for p in parts]
     cls = classify(Y)
     sparse = (cls == "intermittent") | (cls == "lumpy")
     scales = {c: mase_scale(Y[:, :c], m) for c in cutoffs}

@@ -117,6 +117,17 @@ def test_a_regressor_without_effect_is_dropped_by_the_backtest():
     assert s["coef_price"].notna().all()
 
 
+def test_a_driver_on_a_few_series_is_judged_on_those_series():
+    # Price cuts on 2 of 32 series: pooled over all 32 their gain is diluted below the backtest's
+    # margins (the price was dropped), over the two they touch it is plain.
+    driven = [_driven(f"S{i}|P", 30.0, seed=20 + i, elasticity=-1.0) for i in range(2)]
+    plain = [_driven(f"S{i}|Q", 30.0, seed=40 + i, elasticity=0.0, lift=0.0).assign(price=10.0)
+             for i in range(30)]
+    history, future = _split(pd.concat([*driven, *plain]))
+    s = forecast(history, H, regressors=["price"], future=future).series.set_index("unique_id")
+    assert s.loc[["S0|P", "S1|P"], "coef_price"].to_numpy() == pytest.approx([-1.0, -1.0], abs=0.3)
+
+
 def test_missing_values_mean_the_regular_level():
     frame = _driven("S1|A", 30.0, seed=10)
     history, future = _split(frame)
