@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
+
+import yaml
 
 from include.erp import db
 from include.erp.staging import TABLES
@@ -29,6 +32,25 @@ def tiny_world(root: str, end_date: dt.date, *, history_through: dt.date | None 
     last = history_through or end_date - dt.timedelta(days=1)
     load_history(end_date - dt.timedelta(days=config.history_days - 1), last, root=root)
     return root
+
+
+def review_policy(directory: Path) -> str:
+    """The shipped governance policy with one more rule: every transfer waits for a planner.
+
+    The tiny world's stock is ample on most days, so what the replenishment policy proposes for a date
+    may all be low-risk; tests of the approval flow need planner-level lines whatever it proposes.
+
+    Returns:
+        The path of the policy file written in ``directory`` (for ``SHELFWISE_POLICY_FILE``).
+    """
+    from include.config import policy_file
+
+    doc = yaml.safe_load(Path(policy_file()).read_text())
+    doc["rules"].append({"name": "planner_reviews_transfers", "doc_types": ["transfer"],
+                         "when": {"value_above": 0}, "tier": "medium"})
+    path = Path(directory) / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
 
 
 def clear_run_lines(dag_id: str, ds: dt.date, url: str | None = None) -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from required_action import AirflowApiError, ApiSession  # noqa: E402 - scripts/ is not a package
 
 from tests.e2e.conftest import USERS, login, shot, start_airflow, wait_message
-from tests.worlds import clear_run_lines, tiny_world
+from tests.worlds import clear_run_lines, review_policy, tiny_world
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +54,7 @@ def airflow(tmp_path_factory, erp_url, world_root):
     """Airflow on loopback whose scheduler runs tasks (LocalExecutor) against the tiny world."""
     extra = {
         "SHELFWISE_DATA_ROOT": world_root,
+        "SHELFWISE_POLICY_FILE": review_policy(tmp_path_factory.mktemp("policy")),
         "AIRFLOW__CORE__PARALLELISM": "4",
         # Only the triggered run: no scheduled night (catchup=False would still create the latest one).
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
@@ -158,8 +159,8 @@ def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow
     rest = waiting[waiting["risk_tier"] != "high"]
     assert len(rest) >= 1, "the tiny world has planner-level lines waiting"
     # Of the planner-level lines: a half approved and a line or more rejected on the page, the rest left
-    # for the Required Action. (The tiny world of 2026-10-30 has one medium and one high line waiting:
-    # the planner rejects the medium line and the manager approves the high one.)
+    # for the Required Action. (The test's policy sends every transfer to a planner, so the tiny world
+    # of 2026-10-30 has planner-level lines waiting whatever the replenishment policy proposes.)
     n_approve = len(rest) // 2
     n_reject = max(1, (len(rest) - n_approve) // 2)
     to_approve = rest.iloc[:n_approve]

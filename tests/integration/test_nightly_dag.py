@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import required_action  # noqa: E402 - scripts/ is not a package
 from airflow_services import api_server  # noqa: E402 - scripts/ is not a package
 
-from tests.worlds import clear_run_lines, tiny_world  # noqa: E402
+from tests.worlds import clear_run_lines, review_policy, tiny_world  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,8 @@ def _clean(ds: dt.date) -> None:
 
 
 def _start(root: str, ds: dt.date, conf: dict, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "SHELFWISE_DATA_ROOT": root, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SHELFWISE_DATA_ROOT": root, "PYTHONPATH": str(ROOT),
+           "SHELFWISE_POLICY_FILE": review_policy(log_path.parent)}
     conf = {"history_days": 120, "shard_size": 25, **conf}
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process below
     return subprocess.Popen([AIRFLOW, "dags", "test", DAG_ID, ds.isoformat(), "-c", json.dumps(conf)], env=env,
