@@ -35,10 +35,10 @@ CALIBRATION_RANGE = (0.90, 0.99)
 #: Default sweep of each policy's service parameter: fill-rate target for Shelfwise, safety periods
 #: (days or weeks of average demand) for the reorder rules.
 DEFAULT_SWEEP = {
-    "D": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998),
+    "D": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
           "odoo_min_max": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42),
           "erpnext_reorder_level": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42)},
-    "W": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998),
+    "W": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
           "odoo_min_max": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8),
           "erpnext_reorder_level": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8)},
 }
