@@ -22,7 +22,7 @@ import pandas as pd
 
 from include.decisions.params import DEFAULT_PARAMS, PROPOSAL_COLUMNS, DecisionParams
 from include.decisions.po_exceptions import propose_po_exceptions
-from include.decisions.replenishment import order_levels, order_quantity
+from include.decisions.replenishment import forecast_matrices, order_levels, order_quantity
 
 __all__ = ["PROPOSAL_COLUMNS", "DecisionParams", "propose_po_exceptions", "propose_rebalancing",
            "propose_replenishment", "solve_transfers"]
@@ -161,24 +161,11 @@ def _lead_times(keys: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame, suppl
                         index=keys.index)
 
 
-def _matrices(all_fc: pd.DataFrame, ids: pd.Index) -> tuple[np.ndarray, np.ndarray]:
-    """``[n, horizon]`` mean and cumulative-error matrices of the series ``ids``, in that order."""
-    f = all_fc[all_fc["unique_id"].isin(ids)]
-    rows = ids.get_indexer(f["unique_id"])
-    steps = f["step"].to_numpy(int) - 1
-    horizon = int(steps.max()) + 1 if len(steps) else 1
-    mean = np.zeros((len(ids), horizon))
-    sigma = np.zeros((len(ids), horizon))
-    mean[rows, steps] = f["mean"].to_numpy(float)
-    sigma[rows, steps] = f["sigma_cum"].to_numpy(float)
-    return mean, sigma
-
-
 def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame, series: pd.DataFrame,
                   item: pd.DataFrame, params: DecisionParams) -> pd.DataFrame:
     """The policy's levels (:func:`include.decisions.replenishment.order_levels`) of each series with a
     forecast: reviewed nightly, the order cycle ``params.review_days``, the series' fill-rate target."""
-    mean, sigma = _matrices(all_fc, keys.index)
+    mean, sigma = forecast_matrices(all_fc, keys.index)
     category = keys["sku"].map(item["category"]) if "category" in item.columns else pd.Series(None, index=keys.index)
     demand_class = (keys.index.to_series().map(series.set_index("unique_id")["demand_class"])
                     if "demand_class" in series.columns else pd.Series(None, index=keys.index))

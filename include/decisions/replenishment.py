@@ -33,12 +33,14 @@ the minimum order quantity, at most what fits the room left (a store's shelf).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["OrderLevels", "expected_shortfall", "level_for_fill_rate", "normal_loss", "order_levels",
-           "order_quantity", "protection_sums", "safety_factor_for_fill_rate"]
+__all__ = ["OrderLevels", "expected_shortfall", "forecast_matrices", "level_for_fill_rate", "normal_loss", "order_cycle_shortage",
+           "order_levels", "order_quantity", "periodic_shortage", "protection_sums", "safety_factor_for_fill_rate"]
 
 _K_GRID = np.linspace(-4.0, 6.0, 4001)
 _PDF = np.exp(-0.5 * _K_GRID**2) / np.sqrt(2 * np.pi)
@@ -70,6 +72,27 @@ def safety_factor_for_fill_rate(target: np.ndarray | float, sigma: np.ndarray, c
     # np.interp needs increasing x: G is decreasing in k.
     k = np.interp(g, _LOSS[::-1], _K_GRID[::-1])
     return np.where(sigma > 0, k, 0.0)
+
+
+def forecast_matrices(forecasts: pd.DataFrame, ids: pd.Index, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, horizon]`` mean and cumulative-error matrices of the series ``ids``, in that order, from the
+    forecaster's long frame (``unique_id, step, mean, sigma_cum``); rows of other series are left out.
+
+    Args:
+        forecasts: The long forecasts.
+        ids: The series wanted, one row each.
+        horizon: Steps per row (default: the largest step in ``forecasts``).
+    """
+    f = forecasts[forecasts["unique_id"].isin(ids)]
+    rows = ids.get_indexer(f["unique_id"])
+    steps = f["step"].to_numpy(int) - 1
+    if horizon is None:
+        horizon = int(steps.max()) + 1 if len(steps) else 1
+    mean = np.zeros((len(ids), horizon))
+    sigma = np.zeros((len(ids), horizon))
+    mean[rows, steps] = f["mean"].to_numpy(float)
+    sigma[rows, steps] = f["sigma_cum"].to_numpy(float)
+    return mean, sigma
 
 
 def protection_sums(mean: np.ndarray, sigma_cum: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -118,31 +141,28 @@ def expected_shortfall(mean: np.ndarray, sigma: np.ndarray, level: np.ndarray) -
 
 #: Rounds of the fixed point between a cycle's lost sales and the losses before its order arrives.
 LOST_SALES_ROUNDS = 4
+#: Bisection steps of :func:`level_for_fill_rate` (a thousandth of the bracket or better).
+BISECTIONS = 30
 
 
-def cycle_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray], before: tuple[np.ndarray, np.ndarray],
-                   cycle: tuple[np.ndarray, np.ndarray] | None, headroom: np.ndarray) -> np.ndarray:
-    """Expected units short per order cycle at stock level ``level``, demand being lost, not backordered.
+def periodic_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray],
+                      before: tuple[np.ndarray, np.ndarray], cycle: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Expected units short per review cycle of an (R, S) policy at stock level ``level``, demand being
+    lost, not backordered.
 
-    Periodic review (``cycle`` given, an (R, S) policy): the units short are those of the protection
-    interval beyond the level, less those already short before the cycle's order arrives (Hadley and
-    Whitin's form). With lost sales the losses before the arrival, ``x``, did not consume stock, so the
-    order serves the cycle as if the level were ``x`` higher; ``x`` is the tail of the previous cycle's
-    losses, found by a short fixed point::
+    The units short are those of the protection interval beyond the level, less those already short
+    before the cycle's order arrives (Hadley and Whitin's form). With lost sales the losses before the
+    arrival, ``x``, did not consume stock, so the order serves the cycle as if the level were ``x``
+    higher; ``x`` is the tail of the previous cycle's losses, found by a short fixed point::
 
         short = E[(D_P - s - x)+] - E[(D_B - s - x)+]      x = E[(D_P - s - short)+] - E[(D_R - s - short)+]
 
     ``D_P`` is demand over the protection interval, ``D_B`` over its periods before the cycle and
-    ``D_R`` over one cycle (all normal). Without the correction a low target, whose cycles end in
-    stock-outs, would be over-served by several points.
-
-    Nightly review with an order cycle (``cycle`` None, an (s, S) policy): the units short beyond ``s``
-    less those beyond ``s + headroom`` over the same interval.
+    ``D_R`` over one cycle (all normal, each given as ``(mean, sigma)``). Without the correction a low
+    target, whose cycles end in stock-outs, would be over-served by several points.
     """
     mean_p, sigma_p = interval
     mean_b, sigma_b = before
-    if cycle is None:
-        return expected_shortfall(mean_p, sigma_p, level) - expected_shortfall(mean_p, sigma_p, level + headroom)
     mean_r, sigma_r = cycle
     short = np.zeros_like(level)
     for _ in range(LOST_SALES_ROUNDS):
@@ -152,6 +172,14 @@ def cycle_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray], b
     return short
 
 
+def order_cycle_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray], headroom: np.ndarray) -> np.ndarray:
+    """Expected units short per order cycle of an (s, S) policy reviewed every period, reorder point
+    ``level``: those of the protection interval beyond ``s`` less those beyond ``s + headroom`` (the
+    order cycle's demand)."""
+    mean_p, sigma_p = interval
+    return expected_shortfall(mean_p, sigma_p, level) - expected_shortfall(mean_p, sigma_p, level + headroom)
+
+
 def level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, shortage, start: np.ndarray) -> np.ndarray:  # noqa: ANN001
     """The stock level whose expected units short per order cycle, ``shortage(level)``, are
     ``(1 - target) * cycle_demand``; solved by bisection for every series at once.
@@ -159,7 +187,7 @@ def level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, shortage, 
     Args:
         target: Fill-rate target per series.
         cycle_demand: Expected demand of one order cycle.
-        shortage: Expected units short per cycle at a level (decreasing), e.g. :func:`cycle_shortage`.
+        shortage: Expected units short per cycle at a level (decreasing), e.g. :func:`periodic_shortage`.
         start: A level that is usually enough (the upper end of the first bracket; raised where not).
 
     Returns:
@@ -184,10 +212,6 @@ def level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, shortage, 
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
     return np.where(none, 0.0, 0.5 * (lo + hi))
-
-
-#: Bisection steps of :func:`level_for_fill_rate` (a thousandth of the bracket or better).
-BISECTIONS = 30
 
 
 @dataclass(frozen=True)
@@ -238,17 +262,16 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
     spread = rate * np.maximum(lead_sd, 0.0)
     sigma = np.sqrt(forecast_sigma**2 + spread**2)
     periodic = cycle <= 0
-    cycle_demand = rate * np.where(periodic, review, cycle)
-    # The periods of the interval before the cycle (the lead time but one) and one cycle's demand.
-    demand_b, sigma_fb, _ = protection_sums(mean, sigma_cum, protection - review)
-    demand_r, sigma_fr, _ = protection_sums(mean, sigma_cum, review)
-    before = (demand_b, np.sqrt(sigma_fb**2 + spread**2))
     if periodic.all():
-        def shortage(level: np.ndarray) -> np.ndarray:
-            return cycle_shortage(level, (demand, sigma), before, (demand_r, sigma_fr), cycle_demand)
+        cycle_demand = rate * review
+        # The periods of the interval before the cycle (the lead time but one) and one cycle's demand.
+        demand_b, sigma_fb, _ = protection_sums(mean, sigma_cum, protection - review)
+        demand_r, sigma_fr, _ = protection_sums(mean, sigma_cum, review)
+        shortage = partial(periodic_shortage, interval=(demand, sigma),
+                           before=(demand_b, np.sqrt(sigma_fb**2 + spread**2)), cycle=(demand_r, sigma_fr))
     elif not periodic.any():
-        def shortage(level: np.ndarray) -> np.ndarray:
-            return cycle_shortage(level, (demand, sigma), before, None, cycle_demand)
+        cycle_demand = rate * cycle
+        shortage = partial(order_cycle_shortage, interval=(demand, sigma), headroom=cycle_demand)
     else:
         raise ValueError("order_cycle must be 0 for every series (periodic review) or positive for every one")
     reorder = level_for_fill_rate(target, cycle_demand, shortage, demand + 6.0 * sigma + cycle_demand)
@@ -258,7 +281,7 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
         k = np.where(sigma > 0, safety / sigma, 0.0)
     return OrderLevels(protection_periods=protection, demand=demand, rate=rate, forecast_sigma=forecast_sigma,
                        sigma=sigma, fill_rate=target, safety_factor=k, safety_stock=safety, reorder_point=reorder,
-                       order_up_to=reorder + np.where(periodic, 0.0, cycle_demand))
+                       order_up_to=reorder if periodic.all() else reorder + cycle_demand)
 
 
 def order_quantity(order_up_to: np.ndarray, position: np.ndarray, *, case_pack: np.ndarray | float = 1.0,

@@ -11,19 +11,18 @@ published plan (prices, promotion calendar, events).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from include.decisions.replenishment import order_levels
+from include.decisions.replenishment import forecast_matrices, order_levels
+from include.demand.history_file import SEASON_LENGTH
 from include.simulation.panel import DemandPanel
 
 __all__ = ["OriginForecasts", "policy_levels", "rolling_forecasts"]
 
-SEASON = {"D": 7, "W": 52}
-#: The nightly's forecast horizon, per frequency (28 days; 13 weeks).
-HORIZON = {"D": 28, "W": 13}
 
 
 @dataclass
@@ -84,24 +83,21 @@ def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int) -> 
         history = frame[period <= origin]
         ahead = (period > origin) & (period <= origin + horizon)
         future = frame.loc[ahead, ["unique_id", "ds", *known]]
-        result = forecast(history, horizon, season_length=SEASON[panel.freq], freq=panel.freq,
+        result = forecast(history, horizon, season_length=SEASON_LENGTH[panel.freq], freq=panel.freq,
                           regressors=regressors, future=future if known else None)
-        fc = result.forecasts
-        rows = position.get_indexer(fc["unique_id"].astype(str))
-        steps = fc["step"].to_numpy() - 1
-        mean[rows, o, steps] = fc["mean"].to_numpy(float)
-        sigma[rows, o, steps] = fc["sigma_cum"].to_numpy(float)
+        mean[:, o], sigma[:, o] = forecast_matrices(result.forecasts, position, horizon)
         for model, count in result.series["model"].value_counts().items():
             models[model] = models.get(model, 0) + int(count)
     return OriginForecasts(np.asarray(origins), mean, sigma, models, time.perf_counter() - start)
 
 
 def policy_levels(fc: OriginForecasts, reviews: np.ndarray, shape: tuple[int, int], *, lead: np.ndarray,
-                  lead_sd: float, review: int, fill_rate: float) -> np.ndarray:
-    """``[n, T]`` order-up-to level of the production policy at each review (0 elsewhere).
+                  lead_sd: float, review: int, fill_rates: Sequence[float]) -> list[np.ndarray]:
+    """``[n, T]`` order-up-to level of the production policy at each review (0 elsewhere), one per
+    fill-rate target.
 
     A review between two forecast origins uses the latest forecast, read from the review onwards. Every
-    review is sized in one call of the replenishment core.
+    review of a target is sized in one call of the replenishment core.
     """
     n, horizon = fc.mean.shape[0], fc.mean.shape[2]
     origin = np.searchsorted(fc.origins, reviews, side="right") - 1
@@ -116,8 +112,11 @@ def policy_levels(fc: OriginForecasts, reviews: np.ndarray, shape: tuple[int, in
         # The error of the sum from the review on: what accumulates after the steps already behind it.
         done = fc.sigma_cum[:, o, off - 1:off] ** 2 if off else 0.0
         sigma[r] = np.sqrt(np.maximum(fc.sigma_cum[:, o, off:off + width] ** 2 - done, 0.0))
-    lv = order_levels(mean.reshape(-1, width), sigma.reshape(-1, width), lead=np.tile(lead, len(reviews)),
-                      lead_sd=lead_sd, review=review, fill_rate=fill_rate)
-    levels = np.zeros(shape)
-    levels[:, reviews] = lv.order_up_to.reshape(len(reviews), n).T
-    return levels
+    mean, sigma, lead = mean.reshape(-1, width), sigma.reshape(-1, width), np.tile(lead, len(reviews))
+    out = []
+    for target in fill_rates:
+        lv = order_levels(mean, sigma, lead=lead, lead_sd=lead_sd, review=review, fill_rate=target)
+        levels = np.zeros(shape)
+        levels[:, reviews] = lv.order_up_to.reshape(len(reviews), n).T
+        out.append(levels)
+    return out

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from include.demand.history_file import HORIZON
 from include.simulation import metrics
 from include.simulation.baselines import Levels, erpnext_reorder_levels, odoo_min_max_levels
-from include.simulation.forecasts import HORIZON, OriginForecasts, policy_levels, rolling_forecasts
+from include.simulation.forecasts import OriginForecasts, policy_levels, rolling_forecasts
 from include.simulation.panel import DemandPanel, panel_from_frame, panel_from_history
 
 __all__ = ["DEFAULT_SWEEP", "POLICIES", "DemandPanel", "ReplayConfig", "ReplayResult", "compare", "dominates",
@@ -110,9 +111,10 @@ def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
         protection = int(lead.max()) + cfg.review + int(np.ceil(2 * cfg.lead_time_sd))
         horizon = max(cfg.horizon or HORIZON[panel.freq], (every - 1) * cfg.review + protection)
         fc = rolling_forecasts(panel, reviews[::every], horizon)
-        for target in sweep["shelfwise"]:
-            up = policy_levels(fc, reviews, D.shape, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
-                               fill_rate=float(target))
+        targets = [float(t) for t in sweep["shelfwise"]]
+        levels = policy_levels(fc, reviews, D.shape, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
+                               fill_rates=targets)
+        for target, up in zip(targets, levels, strict=True):
             # The replay starts with the first review's level on hand.
             up[:, cfg.warmup - 1] = up[:, cfg.warmup]
             out.append(("shelfwise", float(target), Levels(up, up)))

@@ -92,7 +92,7 @@ def test_replay_runs_the_production_forecaster_and_the_nightly_policy():
     assert np.allclose(fc.sigma_cum[:, 0, :], direct["sigma_cum"].to_numpy().reshape(3, 28))
     # And its levels are the replenishment core's on that forecast.
     lead = np.array([3, 3, 5])
-    levels = policy_levels(fc, np.array([80]), units.shape, lead=lead, lead_sd=1.0, review=7, fill_rate=0.95)
+    levels, = policy_levels(fc, np.array([80]), units.shape, lead=lead, lead_sd=1.0, review=7, fill_rates=[0.95])
     core = order_levels(fc.mean[:, 0], fc.sigma_cum[:, 0], lead=lead, lead_sd=1.0, review=7, fill_rate=0.95)
     assert np.allclose(levels[:, 80], core.order_up_to)
     # Nothing after the origin is seen: changing the future leaves the forecast alone.
@@ -107,8 +107,8 @@ def test_a_review_between_forecasts_reads_the_latest_forecast_from_its_own_perio
     rng = np.random.default_rng(3)
     panel = panel_from_frame(_frame(rng.poisson(4.0, size=(2, 100)).astype(float)), "D")
     fc = rolling_forecasts(panel, np.array([70]), 28)
-    levels = policy_levels(fc, np.array([70, 77]), (2, 100), lead=np.array([4, 4]), lead_sd=0.0, review=7,
-                           fill_rate=0.9)
+    levels, = policy_levels(fc, np.array([70, 77]), (2, 100), lead=np.array([4, 4]), lead_sd=0.0, review=7,
+                            fill_rates=[0.9])
     sigma = np.sqrt(fc.sigma_cum[:, 0, 7:] ** 2 - fc.sigma_cum[:, 0, 6:7] ** 2)
     core = order_levels(fc.mean[:, 0, 7:], sigma, lead=4, lead_sd=0.0, review=7, fill_rate=0.9)
     assert np.allclose(levels[:, 77], core.order_up_to)
