@@ -30,7 +30,6 @@ learn as demand. Days that already have a landed POS file are refused too, unles
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass, field
 
@@ -42,6 +41,7 @@ from include.config import data_root
 from include.contracts.contract import Contract, load_contracts
 from include.demand.history_file import HistoryFile, HistoryFileError, read_history_file
 from include.ingest.parse import file_exists, landing_file
+from include.storage import write_text
 
 #: What the master contracts accept as an identifier.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -117,7 +117,7 @@ def import_history_file(path: str, *, root: str | None = None, freq: str = "D", 
             raise HistoryFileError(f"{path}: a POS extract already landed for {taken[0]} ({len(taken)} days in all) "
                                    f"under {root}; use --replace to overwrite them, or another --root")
     for day, rows in pos.groupby("business_date", sort=True):
-        _write_csv(landing_file(root, contracts["pos_sales"], day), rows, contracts["pos_sales"])
+        _land(rows[contracts["pos_sales"].column_names], contracts["pos_sales"], day, root)
         summary.pos_files += 1
     _write_master(history, prices, root, summary, contracts)
     return summary
@@ -214,10 +214,10 @@ def _write_master(history: HistoryFile, prices: pd.Series, root: str, summary: I
         added[name].extend(new[key[name]].tolist())
         columns = list(landed.columns) if len(landed.columns) else contract.column_names
         merged = pd.concat([landed, new.reindex(columns=columns)], ignore_index=True)
-        _write_csv(target, merged[columns], None)
-    promotions = landing_file(root, contracts["promotions"], day)
-    if not file_exists(promotions):
-        _write_csv(promotions, pd.DataFrame(columns=contracts["promotions"].column_names), None)
+        _land(merged[columns], contract, day, root)
+    promotions = contracts["promotions"]
+    if not file_exists(landing_file(root, promotions, day)):
+        _land(pd.DataFrame(columns=promotions.column_names), promotions, day, root)
 
 
 def _read_csv(path: str) -> pd.DataFrame:
@@ -225,13 +225,6 @@ def _read_csv(path: str) -> pd.DataFrame:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 
 
-def _write_csv(path: str, frame: pd.DataFrame, contract: Contract | None) -> None:
-    if contract is not None:
-        frame = frame[contract.column_names]
-    fs, _ = fsspec.core.url_to_fs(path)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    with fs.open(path, "wb") as handle:
-        handle.write(buffer.getvalue().encode())
-
+def _land(frame: pd.DataFrame, contract: Contract, day: str, root: str) -> None:
+    """Write ``frame`` as the contract's CSV extract landed for ``day``."""
+    write_text(frame.to_csv(index=False).encode(), "landing", contract.source, day, contract.file_name, root)
