@@ -20,7 +20,7 @@ Below them, the rolling-origin windows and the scores (RMSSE, MASE) every model 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,12 +122,17 @@ def sample_series(data: Dataset, n: int, name: str) -> Dataset:
                    data.regressors, data.models, dict(data.extra))
 
 
-def load_world(preset: str) -> Dataset:
-    """A generated world's uncensored daily demand with its promotion depth, list price and retail events."""
-    from include.demand.regressors import REGRESSORS, known_regressors
-    from include.sample_data.generator import PRESETS, generate_world
+def load_world(preset: str | Mapping[str, int]) -> Dataset:
+    """A generated world's uncensored daily demand with its promotion depth, list price and retail events,
+    and each series' unit cost and lead time (its SKU's supplier's promised days).
 
-    world = generate_world(PRESETS[preset])
+    Args:
+        preset: A generator preset name, or the fields of a :class:`~include.sample_data.generator.WorldConfig`.
+    """
+    from include.demand.regressors import REGRESSORS, known_regressors
+    from include.sample_data.generator import PRESETS, WorldConfig, generate_world
+
+    world = generate_world(PRESETS[preset] if isinstance(preset, str) else WorldConfig(**preset))
     td = world.true_demand
     frame = pd.DataFrame({"unique_id": (td["location_id"] + "|" + td["sku"]).astype(str), "item": td["sku"].astype(str),
                           "location": td["location_id"].astype(str),
@@ -137,8 +142,12 @@ def load_world(preset: str) -> Dataset:
     known = known_regressors(keys, pd.DatetimeIndex(np.sort(frame["ds"].unique())), world.promotions, world.items)
     known["ds"] = known["ds"].astype("datetime64[ns]")
     frame = frame.merge(known, on=["unique_id", "ds"], how="left", validate="one_to_one")
-    return Dataset(f"world_{preset}", frame.sort_values(["unique_id", "ds"], ignore_index=True), "D", 28, 7, 1,
-                   tuple(REGRESSORS))
+    items = world.items.set_index("sku")
+    lead = items["supplier_id"].map(world.suppliers.set_index("supplier_id")["promised_lead_time_days"])
+    frame["lead_time"] = frame["item"].map(lead).astype(float)
+    frame["unit_cost"] = frame["item"].map(items["unit_cost"]).astype(float)
+    name = f"world_{preset}" if isinstance(preset, str) else "world"
+    return Dataset(name, frame.sort_values(["unique_id", "ds"], ignore_index=True), "D", 28, 7, 1, tuple(REGRESSORS))
 
 
 def from_history_file(history, *, horizon: int, season_length: int | None, origins: int) -> Dataset:

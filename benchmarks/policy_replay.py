@@ -27,7 +27,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 try:
@@ -61,26 +60,12 @@ def dataset_panel(data) -> DemandPanel:  # noqa: ANN001 - benchmarks.accuracy_da
 
 def world_panel(config: dict | str) -> DemandPanel:
     """A generated world's uncensored demand with its regressors and events, each SKU's supplier's
-    promised lead time and the SKU's unit cost."""
-    from include.demand.regressors import REGRESSORS, known_regressors
-    from include.sample_data.generator import PRESETS, WorldConfig, generate_world
+    promised lead time and the SKU's unit cost. The generator publishes promotions six weeks ahead,
+    longer than any lead time plus review, so the whole calendar is fair to use."""
+    from benchmarks.accuracy_data import load_world
 
-    world = generate_world(PRESETS[config] if isinstance(config, str) else WorldConfig(**config))
-    td = world.true_demand
-    frame = pd.DataFrame({"unique_id": (td["location_id"] + "|" + td["sku"]).astype(str),
-                          "ds": pd.to_datetime(td["date"]).astype("datetime64[ns]"), "y": td["demand"].astype(float),
-                          "location_id": td["location_id"], "sku": td["sku"]})
-    keys = frame[["unique_id", "location_id", "sku"]].drop_duplicates("unique_id")
-    # The generator publishes promotions six weeks ahead, longer than any lead time plus review.
-    known = known_regressors(keys, pd.DatetimeIndex(np.sort(frame["ds"].unique())), world.promotions, world.items)
-    known["ds"] = known["ds"].astype("datetime64[ns]")
-    frame = frame.merge(known, on=["unique_id", "ds"], how="left", validate="one_to_one")
-    items = world.items.set_index("sku")
-    lead = items["supplier_id"].map(world.suppliers.set_index("supplier_id")["promised_lead_time_days"])
-    frame["lead_time"] = frame["sku"].map(lead).astype(float)
-    frame["unit_cost"] = frame["sku"].map(items["unit_cost"]).astype(float)
-    frame["price"] = frame["price"].fillna(0.0)
-    return panel_from_frame(frame, "D", regressors=list(REGRESSORS), events="event")
+    data = load_world(config)
+    return panel_from_frame(data.frame, data.freq, regressors=data.regressors, events="event")
 
 
 def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> tuple[dict, list[dict]]:
