@@ -1,0 +1,159 @@
+"""Is a series selling faster today than its forecast allows? A sequential likelihood-ratio test.
+
+Each series (item x location x channel) is read hour by hour: ``x_t`` units sold against ``lambda_t``
+expected (the night's daily forecast spread by the intraday profile). The forecast is uncertain, and its
+error is shared by every hour of the day: the null is that the hours are Poisson with rate
+``theta * lambda_t``, one ``theta`` for the whole day drawn from a gamma of mean 1 and variance ``1 / r``,
+so the day's total is negative binomial with the forecast's mean and its measured error
+(:func:`dispersion`). A surge that began at hour ``tau`` multiplies the rate from ``tau`` on by
+``shock_ratio`` (``rho``). With ``theta`` integrated out, the likelihood ratio of the hours seen through
+``t`` is, with ``X``, ``Lambda`` the units sold and expected through ``t`` and ``X_tau``, ``Lambda_tau``
+those from ``tau`` on::
+
+    log LR_tau(t) = X_tau log(rho) - (r + X) log(1 + (rho - 1) Lambda_tau / (r + Lambda))
+
+A uniform excess over the whole day is what a wrong forecast looks like and weighs little; an excess that
+starts during the day, or one far beyond the forecast's usual error, weighs a lot. The statistic is the
+largest ``log LR_tau`` over the onsets ``tau`` so far, and it alarms at ``h``. Each ``LR_tau`` is a ratio of
+two joint likelihoods, hence a martingale under the null, so by Ville's inequality it ever reaches
+``e^h`` with probability at most ``e^-h``; over the ``T`` possible onsets of a day the false-alarm
+probability is at most ``T e^-h``. The threshold ``h = log(T / alpha)`` therefore keeps false alarms below
+the policy's rate ``alpha`` per series and day, whatever the series' volume, without simulation. The onset
+is the ``tau`` of the largest ratio when it alarmed; the surge's size is estimated from the sales since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Gamma shape of a forecast whose error is within counting noise (a Poisson day).
+POISSON_SHAPE = 1e9
+#: Expected units of pseudo-history that keep a surge estimate from one sale near the forecast.
+RATIO_PRIOR_UNITS = 1.0
+
+
+@dataclass(frozen=True)
+class SensingParams:
+    """How sensitive the test is.
+
+    Attributes:
+        shock_ratio: The surge the test is tuned to find, as a multiple of the forecast (> 1).
+        false_alarms_per_1000_series_day: The most false alarms the threshold allows, per 1,000 series
+            and day of trading.
+        looks_per_day: Hours at which a series can alarm in a day (the union bound's ``T``).
+    """
+
+    shock_ratio: float = 2.0
+    false_alarms_per_1000_series_day: float = 1.0
+    looks_per_day: int = 24
+
+    def __post_init__(self) -> None:
+        if not self.shock_ratio > 1.0:
+            raise ValueError(f"shock_ratio must be above 1, got {self.shock_ratio}")
+        if not 0.0 < self.false_alarms_per_1000_series_day < 1000.0:
+            raise ValueError("false_alarms_per_1000_series_day must lie in (0, 1000), "
+                             f"got {self.false_alarms_per_1000_series_day}")
+        if self.looks_per_day < 1:
+            raise ValueError(f"looks_per_day must be at least 1, got {self.looks_per_day}")
+
+    @property
+    def threshold(self) -> float:
+        """The CUSUM threshold ``h = log(T / alpha)``."""
+        alpha = self.false_alarms_per_1000_series_day / 1000.0
+        return float(np.log(self.looks_per_day / alpha))
+
+
+@dataclass(frozen=True)
+class Sensing:
+    """The test's verdict for every series after the hours seen so far (each attribute ``[n]``).
+
+    Attributes:
+        alarm: The series alarmed today.
+        alarm_hour: Index of the first hour at which it alarmed (-1: none).
+        onset_hour: Index of the hour the surge began, by the CUSUM (-1: no alarm).
+        statistic: The CUSUM after the last hour seen.
+        sold_since_onset: Units sold from the onset through the last hour (0 without alarm).
+        expected_since_onset: Units the forecast expected over the same hours.
+        ratio: Estimated multiple of the forecast since the onset (1 without alarm).
+    """
+
+    alarm: np.ndarray
+    alarm_hour: np.ndarray
+    onset_hour: np.ndarray
+    statistic: np.ndarray
+    sold_since_onset: np.ndarray
+    expected_since_onset: np.ndarray
+    ratio: np.ndarray
+
+
+def dispersion(mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Gamma shape ``r`` of the day's forecast multiplier, from the day's forecast ``mean`` and error ``sigma``.
+
+    The day's total is negative binomial, variance ``mu + mu^2 / r``, which equals ``sigma^2`` at
+    ``r = mu^2 / (sigma^2 - mu)``. Where the error is within counting noise (``sigma^2 <= mu``) the day is
+    Poisson (``r`` very large).
+    """
+    mean = np.maximum(np.asarray(mean, float), 0.0)
+    sigma = np.maximum(np.asarray(sigma, float), 0.0)
+    excess = sigma**2 - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shape = np.where((excess > 0) & (mean > 0), mean**2 / excess, POISSON_SHAPE)
+    return np.clip(shape, 1e-3, POISSON_SHAPE)
+
+
+def log_ratios(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, ratio: float, through: int) -> np.ndarray:
+    """``[n, through + 1]`` log likelihood ratio, through hour ``through``, of a surge begun at each hour ``tau``.
+
+    Args:
+        sold: ``[n, T]`` units sold per hour.
+        expected: ``[n, T]`` units the forecast expected per hour.
+        shape: ``[n]`` gamma shape ``r`` of the day's forecast multiplier (:func:`dispersion`).
+        ratio: The surge multiple of the alternative (> 1).
+        through: The last hour seen (index into ``T``).
+    """
+    x = np.maximum(np.asarray(sold, float)[:, : through + 1], 0.0)
+    lam = np.maximum(np.asarray(expected, float)[:, : through + 1], 0.0)
+    r = np.asarray(shape, float).reshape(-1, 1)
+    total_x, total_lam = x.sum(axis=1, keepdims=True), lam.sum(axis=1, keepdims=True)
+    # Units sold and expected from each onset tau through the last hour.
+    x_tau = np.cumsum(x[:, ::-1], axis=1)[:, ::-1]
+    lam_tau = np.cumsum(lam[:, ::-1], axis=1)[:, ::-1]
+    return x_tau * np.log(ratio) - (r + total_x) * np.log1p((ratio - 1.0) * lam_tau / (r + total_lam))
+
+
+def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: SensingParams) -> Sensing:
+    """Run the test over the hours seen so far, for every series at once.
+
+    Args:
+        sold: ``[n, T]`` units sold per hour since the day opened (``T`` hours seen).
+        expected: ``[n, T]`` units the forecast expected in the same hours.
+        shape: ``[n]`` gamma shape of each day's forecast multiplier (:func:`dispersion`).
+        params: The test's :class:`SensingParams`.
+
+    Returns:
+        The :class:`Sensing` of every series.
+    """
+    sold = np.asarray(sold, float)
+    expected = np.asarray(expected, float)
+    if sold.shape != expected.shape or sold.ndim != 2:
+        raise ValueError(f"sold {sold.shape} and expected {expected.shape} must both be [series, hours]")
+    n, hours = sold.shape
+    h = params.threshold
+    stat = np.zeros(n)
+    alarm_hour = np.full(n, -1)
+    onset = np.full(n, -1)
+    for t in range(hours):
+        ratios = log_ratios(sold, expected, shape, params.shock_ratio, t)
+        stat = ratios.max(axis=1)
+        fresh = (stat >= h) & (alarm_hour < 0)
+        alarm_hour[fresh] = t
+        onset[fresh] = ratios[fresh].argmax(axis=1)
+    alarm = alarm_hour >= 0
+    since = np.arange(hours)[None, :] >= np.where(alarm, onset, hours)[:, None]
+    sold_since = (sold * since).sum(axis=1)
+    expected_since = (expected * since).sum(axis=1)
+    ratio = np.where(alarm, (sold_since + RATIO_PRIOR_UNITS) / (expected_since + RATIO_PRIOR_UNITS), 1.0)
+    return Sensing(alarm=alarm, alarm_hour=alarm_hour, onset_hour=onset, statistic=stat,
+                   sold_since_onset=sold_since, expected_since_onset=expected_since, ratio=ratio)
