@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from include.config import as_date, partition_path
 from include.demand.calendar import easter as calendar_easter
+from include.sample_data.intraday import ECOM_HOURS, ShockConfig, plan_shocks, shock_lines, shock_units
 
 DEFAULT_END_DATE = dt.date(2026, 11, 27)
 
@@ -95,6 +96,8 @@ class WorldConfig:
         history_days: days of history, ending at ``end_date`` inclusive.
         end_date: last business day generated.
         ecommerce_share: share of total demand that arrives through the web shop and app.
+        shocks: demand surges on the last days of history (none by default), see
+            :mod:`include.sample_data.intraday`.
     """
 
     seed: int = 7
@@ -105,6 +108,7 @@ class WorldConfig:
     history_days: int = 400
     end_date: dt.date = DEFAULT_END_DATE
     ecommerce_share: float = 0.2
+    shocks: ShockConfig = ShockConfig()
 
     def __post_init__(self) -> None:
         for name in ("n_regions", "stores_per_region", "n_skus", "n_suppliers", "history_days"):
@@ -177,10 +181,6 @@ _SUPPLIER_KINDS = ["Foods", "Trading", "Brands", "Manufacturing", "Goods", "Dist
 # Weekday profiles, Monday first: stores peak at the weekend, the web shop on Sunday evening and Monday.
 _STORE_WEEKDAY = np.array([0.85, 0.82, 0.88, 0.95, 1.12, 1.38, 1.00])
 _ECOM_WEEKDAY = np.array([1.12, 1.04, 0.98, 0.95, 0.90, 0.88, 1.13])
-# Order placement by hour for the web shop (lunch and evening peaks).
-_ECOM_HOURS = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 3.5, 4, 4.5, 5.5, 5, 4, 4, 4, 4.5, 5, 6, 6.5, 6,
-                        4, 2], dtype=float)
-_ECOM_HOURS /= _ECOM_HOURS.sum()
 #: Orders placed from this hour on miss the day's dispatch and stay allocated at the FC overnight.
 ECOM_CUTOFF_HOUR = 20
 
@@ -213,6 +213,8 @@ class _Simulation:
     promo: np.ndarray  # int32 [days, locations, skus], promotion index or -1
     po_lines: dict[str, np.ndarray]  # every purchase order line with its receipt and cancellation schedule
     seed: int
+    shocks: pd.DataFrame  # demand shocks, by simulated day (see include.sample_data.intraday)
+    shock_extra: dict[int, np.ndarray]  # history day -> [locations, skus] units the day's shocks added
 
 
 @dataclass
@@ -237,6 +239,29 @@ class World:
     receipts: pd.DataFrame
     returns: pd.DataFrame
     _sim: _Simulation = field(repr=False)
+
+    @cached_property
+    def shocks(self) -> pd.DataFrame:
+        """Ground truth of the demand shocks, for evaluation only (no extract carries it).
+
+        Columns: ``shock_id, date, sku, scope`` (online, region or store), ``location_ids``
+        (``;``-separated), ``onset_hour, ratio, extra_units`` (the units the surge added that day).
+        """
+        sim = self._sim
+        frame = sim.shocks
+        day = frame["day"].to_numpy(np.int64) - sim.hist_first
+        extra = [int(sim.shock_extra[d][list(rows), k].sum()) for d, rows, k in
+                 zip(day, frame["rows"], frame["sku"], strict=True)]
+        return pd.DataFrame({
+            "shock_id": frame["shock_id"].to_numpy(object),
+            "date": sim.days[day].astype("datetime64[s]"),
+            "sku": sim.skus[frame["sku"].to_numpy(np.int64)],
+            "scope": frame["scope"].to_numpy(object),
+            "location_ids": [";".join(sim.location_ids[list(rows)]) for rows in frame["rows"]],
+            "onset_hour": frame["onset_hour"].to_numpy(np.int64),
+            "ratio": frame["ratio"].to_numpy(float),
+            "extra_units": np.asarray(extra, np.int64),
+        })
 
     @cached_property
     def pos_sales(self) -> pd.DataFrame:
@@ -303,7 +328,9 @@ def generate_world(config: WorldConfig) -> World:
     sup["drift_from_day"] = n_sim - min(DRIFT_DAYS, config.history_days // 2)
     items, sku = _make_items(config, rng, loc, sup)
     promotions, promo = _make_promotions(config, rng, sku, loc, sim_start, n_sim)
-    sim, po_lines, returns_raw = _simulate(config, rng, loc, sup, sku, promo, sim_days)
+    shocks = plan_shocks(config.shocks, seed=config.seed, n_days=n_sim, first_day=WARMUP_DAYS, sku_rate=sku["rate"],
+                         store_rows=loc["store_rows"], store_region=loc["store_region"], fc_row=loc["fc_row"])
+    sim, po_lines, returns_raw = _simulate(config, rng, loc, sup, sku, promo, sim_days, shocks)
 
     hist_first = WARMUP_DAYS
     simulation = _Simulation(
@@ -312,7 +339,7 @@ def generate_world(config: WorldConfig) -> World:
         store_rows=loc["store_rows"], fc_row=loc["fc_row"], skus=sku["ids"], unit_price=sku["price"],
         promo_ids=promo["ids"], promo_discount=np.append(promo["discount"], 0.0),
         demand=sim["demand"], sales=sim["sales"], on_hand=sim["on_hand"], in_transit=sim["in_transit"],
-        promo=sim["promo"], po_lines=po_lines, seed=config.seed,
+        promo=sim["promo"], po_lines=po_lines, seed=config.seed, shocks=shocks, shock_extra=sim["shock_extra"],
     )
     purchase_orders = _purchase_orders_as_of(simulation, len(simulation.days) - 1, keep_closed_since=0)
     receipts = _make_receipts(simulation)
@@ -517,7 +544,7 @@ def _holiday_multipliers(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _simulate(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: dict, sku: dict, promo: dict,
-              sim_days: np.ndarray) -> tuple[dict, pd.DataFrame, dict]:
+              sim_days: np.ndarray, shocks: pd.DataFrame) -> tuple[dict, pd.DataFrame, dict]:
     n_sim, n_hist = len(sim_days), config.history_days
     hist_first = n_sim - n_hist
     n_loc, n_sku = loc["n"], sku["n"]
@@ -573,6 +600,9 @@ def _simulate(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: dic
 
     out = {name: np.zeros((n_hist, n_loc, n_sku), dtype=np.int32)
            for name in ("demand", "sales", "on_hand", "in_transit", "promo")}
+    out["shock_extra"] = {}
+    shock_days = set(shocks["day"].tolist())
+    is_store = np.isin(np.arange(n_loc), stores)
     receipts_due: dict[int, list] = {}
     cancels_due: dict[int, list] = {}
     po_parts: list[dict] = []
@@ -623,6 +653,10 @@ def _simulate(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: dic
         lam = (base * weekday_factor[weekday[t]][:, None] * level[t][None, :] * lift
                * holiday[:, None] ** sku["holiday_sens"][None, :])
         demand = rng.poisson(lam * rng.gamma(shape, 1.0 / shape)).astype(np.int32)
+        if t in shock_days:
+            extra = shock_units(shocks, t, lam, is_store, int(weekday[t]), config.seed)
+            demand += extra
+            out["shock_extra"][t - hist_first] = extra
         sales = np.minimum(demand, on_hand)
         on_hand -= sales
 
@@ -854,8 +888,11 @@ def _ecom_for_day(sim: _Simulation, d: int) -> pd.DataFrame:
     (for its landing file) or with all the others.
     """
     rng = np.random.default_rng([sim.seed, 20_251, d])
-    demand = sim.demand[d, sim.fc_row].astype(np.int64)
-    filled = sim.sales[d, sim.fc_row].astype(np.int64)
+    # A shock's units arrive as orders of their own, after its onset; the usual orders are served first.
+    surge = sim.shock_extra[d][sim.fc_row].astype(np.int64) if d in sim.shock_extra else 0
+    demand = sim.demand[d, sim.fc_row].astype(np.int64) - surge
+    served = sim.sales[d, sim.fc_row].astype(np.int64)
+    filled = np.minimum(served, demand)
     cells = np.nonzero(demand)[0]
     units = demand[cells]
     unit_cell = np.repeat(np.arange(len(cells)), units)
@@ -876,7 +913,7 @@ def _ecom_for_day(sim: _Simulation, d: int) -> pd.DataFrame:
     order_start = np.searchsorted(order_of_line, np.arange(n_orders))
     line_no = np.arange(n_lines) - order_start[order_of_line] + 1
 
-    hour = rng.choice(24, size=n_orders, p=_ECOM_HOURS)
+    hour = rng.choice(24, size=n_orders, p=ECOM_HOURS)
     seconds = np.sort(hour * 3600 + rng.integers(0, 3600, n_orders))
     channel = rng.choice(["web", "app"], size=n_orders, p=[0.55, 0.45])
     k = cells[line_cell]
@@ -895,8 +932,31 @@ def _ecom_for_day(sim: _Simulation, d: int) -> pd.DataFrame:
         "fulfilment_location_id": sim.location_ids[sim.fc_row],
         "status": status,
     })
-    # Orders are numbered in time order and their lines are consecutive, so the frame is already sorted.
+    if np.any(surge):
+        onset = _fc_onsets(sim, d)
+        extra = shock_lines(np.random.default_rng([sim.seed, 7_770_003, d]), surge, served - filled, onset,
+                            first_order=n_orders + 1, cutoff_hour=ECOM_CUTOFF_HOUR)
+        k = extra["sku_index"].to_numpy()
+        extra = extra.assign(
+            order_id=[f"EO{stamp}{i:06d}" for i in extra["order_no"]],
+            ordered_at=np.datetime64(sim.days[d], "s") + extra["second"].to_numpy().astype("timedelta64[s]"),
+            sku=sim.skus[k],
+            unit_price=np.round(sim.unit_price[k] * (1.0 - sim.promo_discount[sim.promo[d][sim.fc_row, k]]), 2),
+            fulfilment_location_id=sim.location_ids[sim.fc_row],
+        )
+        frame = pd.concat([frame, extra[frame.columns]], ignore_index=True)
+        frame = frame.sort_values("ordered_at", kind="stable", ignore_index=True)
+    # Orders are in time order and their lines are consecutive.
     return frame
+
+
+def _fc_onsets(sim: _Simulation, d: int) -> np.ndarray:
+    """Onset hour per SKU of the day's online shocks (24: none)."""
+    onset = np.full(len(sim.skus), 24, dtype=np.int64)
+    today = sim.shocks[(sim.shocks["day"] == d + sim.hist_first) & (sim.shocks["scope"] == "online")]
+    for k, hour in zip(today["sku"], today["onset_hour"], strict=True):
+        onset[k] = min(onset[k], hour)
+    return onset
 
 
 def _inventory_for_day(sim: _Simulation, d: int, ecom: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -936,6 +996,11 @@ def _inventory_parquet(sim: _Simulation, d: int, ecom: pd.DataFrame, keys: tuple
         "sku": keys[1],
         **{name: pa.array(values, type=pa.int64()) for name, values in quantities.items()},
     })
+    return parquet_bytes(table)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as the bytes of a Parquet file."""
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
@@ -1050,10 +1115,7 @@ def _render(frame: pd.DataFrame, name: str) -> bytes:
             ("on_hand", pa.int64()), ("allocated", pa.int64()), ("in_transit", pa.int64()),
         ])
         frame["snapshot_date"] = frame["snapshot_date"].to_numpy().astype("datetime64[D]")
-        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
-        return sink.getvalue()
+        return parquet_bytes(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
     # numpy formats datetime64[D] as YYYY-MM-DD and datetime64[s] as YYYY-MM-DDTHH:MM:SS, the contract forms.
     for column in _DATE_COLUMNS.get(name, ()):
         frame[column] = np.datetime_as_string(frame[column].to_numpy().astype("datetime64[D]"))
