@@ -1,0 +1,79 @@
+"""Urgent moves for a surge: who gives, by which route, at what cost, and what no one can cover."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.decisions.params import PROPOSAL_COLUMNS
+from include.intraday.moves import MoveCosts, propose_urgent_moves
+
+DS = dt.date(2026, 11, 27)
+LOCATIONS = pd.DataFrame({
+    "location_id": ["S1", "S2", "S3", "S9", "DC1", "DC9", "FC01"],
+    "location_type": ["store", "store", "store", "store", "dc", "dc", "fc"],
+    "region": ["North", "North", "North", "South", "North", "South", "North"],
+    "parent_dc": ["DC1", "DC1", "DC1", "DC9", None, None, None],
+    "transfer_cost_per_unit": [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.8],
+})
+ITEMS = pd.DataFrame({"sku": ["A", "CHEAP"], "unit_price": [20.0, 1.0], "unit_cost": [8.0, 0.9],
+                      "case_pack": [6, 12], "supplier_id": ["SUP1", "SUP1"]})
+
+
+def _receiver(location: str, sku: str = "A", shortfall: float = 10.0, hours: float = 3.0) -> dict:
+    return {"location_id": location, "sku": sku, "channel": "online" if location == "FC01" else "store",
+            "shortfall": shortfall, "hours_to_stockout": hours, "on_hand": 4.0, "sold_since_onset": 30.0,
+            "expected_since_onset": 9.5, "ratio": 3.1, "onset_hour": 12, "statistic": 14.2}
+
+
+def _donors(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["location_id", "sku", "spare"])
+
+
+def test_stores_of_the_region_give_first_and_the_rest_is_raised():
+    receivers = pd.DataFrame([_receiver("S1", shortfall=25)])
+    donors = _donors([("S2", "A", 8), ("S3", "A", 5), ("S9", "A", 50)])  # S9 is in another region
+    lines = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS)
+    assert list(lines.columns) == PROPOSAL_COLUMNS
+    moves = lines.set_index("business_key")
+    assert moves.loc["urgent:S2>S1:A", "quantity"] == 8 and moves.loc["urgent:S3>S1:A", "quantity"] == 5
+    assert "urgent:S9>S1:A" not in moves.index
+    raised = moves.loc["urgent:SUP1>S1:A"]
+    assert raised["doc_type"] == "replenishment" and raised["action"] == "raise_order"
+    assert raised["quantity"] == 12  # 12 uncovered, in whole packs of 6
+    why = moves.loc["urgent:S2>S1:A", "explanation"]
+    assert why["margin_at_stake"] == 8 * 12 and why["move_cost"] == pytest.approx(8 * (0.5 + 0.15))
+    assert why["surge_ratio"] == 3.1 and why["hours_to_stockout"] == 3.0 and why["arrives_after_stockout"] is True
+
+
+def test_the_dc_expedites_to_its_own_stores_and_the_fc_takes_any_store():
+    receivers = pd.DataFrame([_receiver("S1", shortfall=6), _receiver("FC01", shortfall=4, hours=np.inf)])
+    donors = _donors([("DC1", "A", 100), ("DC9", "A", 100), ("S9", "A", 4)])
+    lines = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS).set_index("business_key")
+    assert lines.loc["urgent:DC1>S1:A", "action"] == "urgent_expedite"
+    assert "urgent:DC9>S1:A" not in lines.index  # not its DC
+    # The FC's cheapest source is the far store's spare (transfer + handling < expedite surcharge).
+    assert lines.loc["urgent:S9>FC01:A", "quantity"] == 4
+    assert lines.loc["urgent:S9>FC01:A", "explanation"]["hours_to_stockout"] is None
+
+
+def test_no_move_that_costs_more_than_the_margin_it_saves():
+    receivers = pd.DataFrame([_receiver("S1", sku="CHEAP", shortfall=10)])
+    lines = propose_urgent_moves(receivers, _donors([("S2", "CHEAP", 50)]), ITEMS, LOCATIONS, DS)
+    assert not (lines["action"] == "urgent_transfer").any()
+    assert (lines["action"] == "raise_order").all()
+
+
+def test_nothing_to_cover_gives_no_lines():
+    assert propose_urgent_moves(pd.DataFrame(columns=list(_receiver("S1"))), _donors([]), ITEMS, LOCATIONS, DS).empty
+    tiny = pd.DataFrame([_receiver("S1", shortfall=0.4)])
+    assert propose_urgent_moves(tiny, _donors([("S2", "A", 5)]), ITEMS, LOCATIONS, DS).empty
+
+
+def test_costs_come_from_the_policy():
+    costs = MoveCosts.from_policy({"expedite_cost_pct_of_value": 0.2, "store_handling_cost_per_unit": 0.3})
+    assert costs.expedite_pct_of_value == 0.2 and costs.handling_per_unit == 0.3
+    assert MoveCosts.from_policy({}).expedite_pct_of_value == MoveCosts().expedite_pct_of_value
