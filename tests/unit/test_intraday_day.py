@@ -1,0 +1,79 @@
+"""One intraday reading end to end on a small region: a store surges, it will run short, its region covers it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.intraday.day import DayParams, receivers_and_donors, sense_day
+from include.intraday.moves import propose_urgent_moves
+from include.intraday.profile import IntradayProfile, trading_shape
+
+DS = dt.date(2026, 11, 27)  # a Friday
+STORE = trading_shape(8, 22)
+PROFILE = IntradayProfile(shares={"store": np.tile(STORE, (7, 1)), "online": np.tile(trading_shape(0, 24), (7, 1))},
+                          fallback=STORE)
+LOCATIONS = pd.DataFrame({"location_id": ["S1", "S2", "S3", "DC1"], "location_type": ["store", "store", "store", "dc"],
+                          "region": ["North"] * 4, "parent_dc": ["DC1", "DC1", "DC1", None],
+                          "transfer_cost_per_unit": [0.4, 0.4, 0.4, 0.0]})
+ITEMS = pd.DataFrame({"sku": ["A"], "unit_price": [12.0], "unit_cost": [5.0], "case_pack": [6], "supplier_id": ["SUP1"]})
+
+
+def _forecast() -> pd.DataFrame:
+    rows = [(loc, "A", "store", step, 70.0, 12.0) for loc in ("S1", "S2", "S3") for step in (1, 2)]
+    return pd.DataFrame(rows, columns=["location_id", "sku", "channel", "step", "mean", "sigma"])
+
+
+def _sales(hour: int, rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    for loc in ("S1", "S2", "S3"):
+        rate = 70.0 * STORE[: hour + 1]
+        if loc == "S1":
+            rate = rate * np.where(np.arange(hour + 1) >= 12, 3.5, 1.0)  # a surge from noon at S1
+        rows += [(loc, "A", h, u) for h, u in enumerate(rng.poisson(rate)) if u]
+    return pd.DataFrame(rows, columns=["location_id", "sku", "hour", "units"])
+
+
+def test_a_surging_store_is_sensed_projected_and_covered_by_its_region():
+    rng = np.random.default_rng(5)
+    hour = 15
+    on_hand = pd.DataFrame({"location_id": ["S1", "S2", "S3", "DC1"], "sku": "A", "on_hand": [30.0, 160.0, 90.0, 400.0]})
+    sensed = sense_day(_forecast(), _sales(hour, rng), on_hand, PROFILE, weekday=DS.weekday(), hour=hour,
+                       params=DayParams(cover_days=1))
+    s1, s2 = sensed.set_index("location_id").loc["S1"], sensed.set_index("location_id").loc["S2"]
+    assert s1["alarm"] and not s2["alarm"]
+    assert 12 <= s1["onset_hour"] <= 13 and s1["alarm_hour"] <= hour
+    assert s1["ratio"] == pytest.approx(3.5, rel=0.3)
+    # The rest of today at the surge's pace, then tomorrow with half the surplus left.
+    assert s1["rest_of_today"] == pytest.approx(s1["ratio"] * 70 * 6 / 14, rel=1e-6)
+    assert s1["hours_to_stockout"] < 6 and np.isinf(s2["hours_to_stockout"])  # S2 holds more than its outlook
+    assert s1["need_in_window"] > s1["on_hand"]
+
+    dc = pd.DataFrame({"location_id": ["DC1"], "sku": ["A"], "channel": ["dc"], "alarm": [False],
+                       "need_in_window": [0.0], "on_hand": [400.0]})
+    receivers, donors = receivers_and_donors(pd.concat([sensed, dc], ignore_index=True))
+    assert receivers["location_id"].tolist() == ["S1"]
+    spare = donors.set_index("location_id")["spare"]
+    assert spare["DC1"] == 300  # the DC keeps a quarter
+    assert spare["S2"] == np.floor(160 - 1.25 * s2["need_in_window"])
+    assert "S3" not in spare.index or spare["S3"] < 90
+
+    lines = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS)
+    assert lines["quantity"].sum() >= receivers["shortfall"].iloc[0]
+    assert set(lines["to_location"]) == {"S1"}
+    first = lines.iloc[0]["explanation"]
+    assert first["sold_since_onset"] > first["expected_since_onset"] * 2
+
+
+def test_a_quiet_day_raises_nothing():
+    rng = np.random.default_rng(8)
+    sales = _sales(20, rng)
+    sales = sales[sales["location_id"] != "S1"]
+    on_hand = pd.DataFrame({"location_id": ["S1", "S2", "S3"], "sku": "A", "on_hand": [5.0, 50.0, 50.0]})
+    sensed = sense_day(_forecast(), sales, on_hand, PROFILE, weekday=4, hour=20)
+    assert not sensed["alarm"].any()
+    receivers, donors = receivers_and_donors(sensed)
+    assert receivers.empty and donors.empty
