@@ -119,7 +119,17 @@ class Column(_Strict):
 
 
 class FileSpec(_Strict):
-    """The extract file: its name in the landing folder and how to read it."""
+    """The extract file: its name in the landing folder and how to read it.
+
+    ``encoding`` is the encoding of a file without a byte order mark. A byte order mark wins over it: a
+    UTF-8 mark is dropped and the file read as UTF-8, a UTF-16 LE/BE (or UTF-32) mark decodes the file
+    from that encoding, so a spreadsheet's "Unicode text" export is read as delivered. A file without a
+    mark whose bytes do not decode, or that holds NUL bytes (UTF-16 without a mark), is rejected
+    (``parse:encoding``) naming the file, line and column and the encoding found.
+
+    A file without content (zero bytes, or blank lines only) is a delivery of zero rows whatever its
+    format: the ``row_count`` rule's ``min_rows`` alone decides whether that blocks.
+    """
 
     name: str
     format: FileFormat
@@ -164,7 +174,7 @@ class Freshness(QualityRule):
 
 
 class RowCount(QualityRule):
-    """An absolute floor on the rows of one delivery."""
+    """An absolute floor on the rows of one delivery; an empty file of any format has zero rows."""
 
     rule: Literal["row_count"]
     min_rows: Annotated[int, Field(ge=0)] = 0

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 LINEAGE_COLUMNS = ["_ds", "_source_file", "_source_line"]
+#: The rule of a CSV line with the wrong number of fields.
+FIELDS_RULE = "parse:fields"
 #: Text columns as Arrow reads them (``string[pyarrow]``).
 ARROW_STRING = pd.StringDtype("pyarrow")
 #: Rows per shared block of a repeated lineage value (see :func:`repeated_strings`).
@@ -34,7 +36,9 @@ class ParsedExtract:
             ``_source_line`` (1-based line in the file; for CSV the header is line 1).
         raw: the same rows as delivered (strings), for quarantine.
         type_errors: per contract column, a boolean mask of rows whose value did not parse.
-        structure_errors: per row index, the reason a line had the wrong number of fields.
+        structure_errors: per row index, the reason its line is broken (a CSV line with the wrong number of
+            fields, a JSON line that is not one object).
+        structure_rule: the rule those rows break (``parse:fields`` for CSV, ``parse:record`` for JSON lines).
         missing_columns: contract columns absent from the file.
         extra_columns: file columns the contract does not know.
         retyped_columns: contract columns delivered with another type, with what was found.
@@ -47,6 +51,7 @@ class ParsedExtract:
     raw: pd.DataFrame  # a property below: stored compactly, materialised on access
     type_errors: dict[str, np.ndarray] = field(default_factory=dict)
     structure_errors: dict[int, str] = field(default_factory=dict)
+    structure_rule: str = FIELDS_RULE
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
     retyped_columns: dict[str, str] = field(default_factory=dict)
@@ -58,7 +63,7 @@ class ParsedExtract:
         """Parsing breaches per row index as ``(rule, reason)``; built on demand (slow on big files)."""
         out: dict[int, list[tuple[str, str]]] = {}
         for idx, reason in self.structure_errors.items():
-            out.setdefault(idx, []).append(("parse:fields", reason))
+            out.setdefault(idx, []).append((self.structure_rule, reason))
         for name, mask in self.type_errors.items():
             for idx, reason in zip(np.flatnonzero(mask).tolist(), self.type_reasons(name, mask), strict=True):
                 out.setdefault(idx, []).append((f"type:{name}", reason))
@@ -114,6 +119,7 @@ class ParsedExtract:
             raw=self._raw_store.iloc[rows].reset_index(drop=True),
             type_errors={k: v[rows] for k, v in self.type_errors.items() if v[rows].any()},
             structure_errors={position[k]: v for k, v in self.structure_errors.items() if k in position},
+            structure_rule=self.structure_rule,
             missing_columns=self.missing_columns, extra_columns=self.extra_columns,
             retyped_columns=self.retyped_columns, column_types=self.column_types,
         )

@@ -49,7 +49,8 @@ _LARGE = 100_000
 class ContractViolation(Exception):
     """An extract broke its contract badly enough to block what depends on it.
 
-    Deterministic: retrying cannot fix the data, so tasks raising it run with retries off.
+    Deterministic: retrying cannot fix the data, so the DAG fails its task without a retry (a database
+    blip in the same task still retries).
     """
 
     def __init__(self, results: list[ContractResult], all_results: list[ContractResult] | None = None):
@@ -235,7 +236,9 @@ def validate_rows(
     frame = parsed.frame
     breaches = _Breaches(len(frame))
     type_bad = _parse_breaches(parsed, breaches, result)
-    warned, exact, conflicting = _row_rules(contract, frame, reference_values, type_bad, breaches, result)
+    broken = np.zeros(len(frame), dtype=bool)
+    broken[list(parsed.structure_errors)] = True
+    warned, exact, conflicting = _row_rules(contract, frame, reference_values, type_bad, breaches, result, broken)
     if len(frame) >= _LARGE:
         release_memory()  # the rules' intermediates, before the split copies the good rows
     curated, quarantine, bad_mask = _split(contract, parsed, breaches, warned, result)
@@ -305,14 +308,14 @@ def _blocked_by_drift(contract: Contract, parsed: ParsedExtract, drift: list[tup
 
 
 def _parse_breaches(parsed: ParsedExtract, breaches: _Breaches, result: ContractResult) -> dict[str, np.ndarray]:
-    """Lines with the wrong number of fields and values that did not parse; returns the latter by column."""
+    """Broken lines (``parse:fields``, ``parse:record``) and values that did not parse; returns the latter by column."""
     n = len(parsed.frame)
     if parsed.structure_errors:
         mask = np.zeros(n, dtype=bool)
         rows = sorted(parsed.structure_errors)
         mask[rows] = True
-        breaches.add("parse:fields", mask, [parsed.structure_errors[i] for i in rows])
-        result.breaches["parse:fields"] = len(rows)
+        breaches.add(parsed.structure_rule, mask, [parsed.structure_errors[i] for i in rows])
+        result.breaches[parsed.structure_rule] = len(rows)
     type_bad = {}
     for name, mask in parsed.type_errors.items():
         type_bad[name] = mask
@@ -323,8 +326,11 @@ def _parse_breaches(parsed: ParsedExtract, breaches: _Breaches, result: Contract
 
 def _row_rules(contract: Contract, frame: pd.DataFrame, refs: dict[tuple[str, str], list[str]],
                type_bad: dict[str, np.ndarray], breaches: _Breaches,
-               result: ContractResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               result: ContractResult, broken: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply every row-level rule: error rules add breaches, warning rules only flag rows.
+
+    Rows whose line is broken (``broken``: the wrong number of fields, not one JSON object) are already
+    quarantined for that; the value rules are not applied to what was cut out of them.
 
     Returns:
         ``(warned, exact, conflicting)``: rows a warning rule flagged, and the repeats of a primary key
@@ -347,6 +353,7 @@ def _row_rules(contract: Contract, frame: pd.DataFrame, refs: dict[tuple[str, st
         if rule.startswith("required:") and column in type_bad:
             # A value that was delivered but did not parse is already a type breach, not a missing one.
             mask = mask & ~type_bad[column]
+        mask = mask & ~broken
         if not mask.any():
             continue
         result.breaches[rule] = result.breaches.get(rule, 0) + int(mask.sum())

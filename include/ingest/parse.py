@@ -1,23 +1,27 @@
 """Read one landing extract and type it by its contract, keeping every row's file and line.
 
-Parsing is part of the contract. A file that cannot be read as a whole (empty, wrong encoding, wrong
-delimiter, a header that is not the contract's, a truncated last line) raises :class:`ExtractUnreadable`
-with ``file:line:column``. A single line with the wrong number of fields is kept as a row and flagged
-``parse:fields``; a value that does not parse as its logical type marks that row with a ``type:<column>``
-breach. Flagged rows are quarantined with the values they had, never dropped. Missing or extra columns
-are reported as schema drift, and a column whose values mostly fail to parse (or whose Parquet type
-changed) is reported as retyped.
+Parsing is part of the contract. The file's encoding is decided first (:mod:`include.ingest.encoding`: a
+byte order mark names it). A file without content (zero bytes, or blank lines only) is a delivery of zero
+rows in every format, left to the contract's ``row_count`` rule. A file that cannot be read as a whole
+(wrong encoding, wrong delimiter, a header that is not the contract's or names a column twice, a truncated
+last line, a Parquet file that is not Parquet) raises :class:`ExtractUnreadable` with ``file:line:column``;
+so does anything unforeseen that reading or typing a file raises, with the traceback logged. A single
+broken line is kept as a row and flagged (``parse:fields`` for CSV, see :mod:`include.ingest.csv_file`;
+``parse:record`` for JSON lines, see :mod:`include.ingest.jsonl`); a value that does not parse as its
+logical type marks that row with a ``type:<column>`` breach. A number that is not finite (``inf``,
+``NaN``, beyond the float range), an integer that does not fit in 64 bits and a date outside what a
+nanosecond timestamp holds do not parse. Flagged rows are quarantined with the values they had, never
+dropped. Missing or extra columns are reported as schema drift, and a column whose values mostly fail to
+parse (or whose Parquet type changed) is reported as retyped.
 
-The hot path is vectorised: CSV is read by Arrow's multithreaded reader as strings, line structure is
-checked with numpy over the raw bytes, and every non-string column is dictionary-encoded by Arrow and typed
-once per distinct value. The delivered strings are kept in that encoded form (a small integer code per row)
-and turned back into strings only for the rows that are quarantined.
+The hot path is vectorised: CSV is read by Arrow's multithreaded reader as strings, and every non-string
+column is dictionary-encoded by Arrow and typed once per distinct value. The delivered strings are kept in
+that encoded form (a small integer code per row) and turned back into strings only for the rows that are
+quarantined.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 
 import fsspec
@@ -25,40 +29,33 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from include.contracts.contract import Contract
-from include.contracts.frames import ARROW_STRING, ParsedExtract, repeated_strings
+from include.contracts.frames import ARROW_STRING, FIELDS_RULE, ParsedExtract, repeated_strings
+from include.ingest.csv_file import read_csv
+from include.ingest.encoding import decode_extract
+from include.ingest.errors import ExtractUnreadable
+from include.ingest.jsonl import RECORD_RULE, read_records
 from include.storage import release_memory
+
+__all__ = ["ExtractUnreadable", "corrections_file", "file_exists", "fill_missing_columns", "landing_file",
+           "parse_extract", "parse_extracts", "retyped_by_share"]
 
 log = logging.getLogger(__name__)
 
-#: Delimiters a CSV export is commonly switched to by mistake.
-_OTHER_DELIMITERS = (";", "\t", "|")
 #: Share of a column's delivered values that must fail to parse before the column counts as retyped.
 RETYPED_SHARE = 0.5
-_TO_PANDAS = {pa.string(): ARROW_STRING, pa.large_string(): ARROW_STRING}.get
-#: Pool of the CSV reader's buffers. The reader allocates from its worker threads, and mimalloc (Arrow's
-#: default) keeps what a worker allocated until that thread runs again: the file's strings would stay
-#: resident long after they were typed. The system allocator returns them when they are freed.
-_READ_POOL = pa.system_memory_pool()
 #: Rows from which parsing hands freed memory back to the operating system column by column.
 _RELEASE_ROWS = 100_000
 #: A decimal number as CSV exports write it (what ``float()`` reads, without inf and nan).
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-
-
-class ExtractUnreadable(ValueError):
-    """The file cannot be read at all; the message starts with ``file:line:column`` where known.
-
-    Attributes:
-        kind: short name of the problem (``empty``, ``encoding``, ``delimiter``, ``header``,
-            ``truncated``, ``format``), recorded as the ``parse:<kind>`` breach.
-    """
-
-    def __init__(self, message: str, kind: str = "unreadable"):
-        super().__init__(message)
-        self.kind = kind
+#: An integer that always fits in 64 bits, read exactly instead of through a float.
+_DIGITS = r"^-?\d{1,18}$"
+#: Integers from here on (in magnitude) do not fit in 64 bits.
+_INT_LIMIT = 2.0**63
+#: The days a nanosecond datetime holds, rounded inwards.
+_FIRST_DAY, _LAST_DAY = np.datetime64("1678-01-01"), np.datetime64("2261-12-31")
 
 
 def landing_file(root: str, contract: Contract, ds: str) -> str:
@@ -102,237 +99,60 @@ def file_exists(path: str) -> bool:
     return fs.exists(paths[0])
 
 
-def _line_col(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column of a byte offset."""
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+def _empty_frame(contract: Contract) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=ARROW_STRING) for c in contract.column_names})
 
 
-def _check_encoding(data: bytes, encoding: str, path: str) -> None:
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and data.isascii():
-        return  # the common case, checked without decoding a copy of the file
-    try:
-        data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line, col = _line_col(data, exc.start)
-        raise ExtractUnreadable(
-            f"{path}:{line}:{col}: not valid {encoding}: byte 0x{data[exc.start]:02x} cannot be decoded "
-            "(was the file exported as latin-1 or cp1252?)", "encoding") from exc
-
-
-def _header(data: bytes, contract: Contract, path: str) -> list[str]:
-    end = data.find(b"\n")
-    first = (data if end < 0 else data[:end]).rstrip(b"\r").decode(contract.encoding, errors="replace")
-    header = next(csv.reader([first], delimiter=contract.delimiter))
-    if len(header) == 1:
-        for other in _OTHER_DELIMITERS:
-            if other != contract.delimiter and other in first:
-                raise ExtractUnreadable(
-                    f"{path}:1:{first.index(other) + 1}: wrong delimiter: the header is separated by {other!r}, "
-                    f"the contract expects {contract.delimiter!r}", "delimiter")
-    if not set(header) & set(contract.column_names):
-        raise ExtractUnreadable(
-            f"{path}:1:1: header does not match the contract: expected {','.join(contract.column_names)}, "
-            f"found {','.join(h[:40] for h in header[:10])}", "header")
-    return header
-
-
-def _line_structure(data: bytes, contract: Contract, n_fields: int, path: str):
-    """Find data lines whose field count differs from the header's, vectorised over the bytes.
-
-    Returns:
-        ``(starts, ends, bad)``: byte offsets of every data line and a mask of the malformed ones,
-        or None when the file quotes values (then Arrow's reader is trusted with the structure).
-
-    Raises:
-        ExtractUnreadable: when the last line is cut short and the file does not end with a newline,
-            the signature of a transfer that stopped half way.
-    """
-    header_end = data.find(b"\n")
-    if data.find(b'"', header_end if header_end > 0 else 0) >= 0:
-        return None
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    end = len(data)
-    # Trailing blank lines are not rows.
-    while end and data[end - 1:end] in (b"\n", b"\r"):
-        end -= 1
-    starts = np.concatenate([[0], newlines + 1])
-    starts = starts[starts < end]
-    ends = np.concatenate([newlines, [len(data)]])[: len(starts)]
-    ends = np.minimum(ends, end)
-    # Delimiters per line from their positions: two binary searches instead of a pass per line.
-    delims = np.flatnonzero(buf == ord(contract.delimiter))
-    counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
-    del delims
-    bad = counts != n_fields - 1
-    bad[0] = False  # the header
-    last = len(starts) - 1
-    truncated = data[-1:] not in (b"\n", b"\r") and last > 0 and bad[last] and counts[last] < n_fields - 1
-    if truncated:
-        line_text = data[starts[last]:ends[last]]
-        raise ExtractUnreadable(
-            f"{path}:{last + 1}:{len(line_text) + 1}: truncated last line: {counts[last] + 1} of {n_fields} "
-            "fields and no newline at the end of the file (was the transfer cut?)", "truncated")
-    return starts, ends, bad
-
-
-def _content_end(data: bytes) -> int:
-    end = len(data)
-    while end and data[end - 1:end] in (b"\n", b"\r"):
-        end -= 1
-    return end
-
-
-def _arrow_csv(data, contract: Contract, header: list[str], invalid_row_handler=None) -> pa.Table:
-    """Read CSV bytes, or an open binary file, as strings."""
-    return pacsv.read_csv(
-        io.BytesIO(data) if isinstance(data, bytes) else data,
-        read_options=pacsv.ReadOptions(encoding=contract.encoding, use_threads=True),
-        parse_options=pacsv.ParseOptions(delimiter=contract.delimiter, newlines_in_values=True,
-                                         invalid_row_handler=invalid_row_handler),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.large_string() for name in header}, strings_can_be_null=True,
-            null_values=[""], quoted_strings_can_be_null=True),
-        memory_pool=_READ_POOL,
-    )
-
-
-def _simple_layout(data: bytes, contract: Contract, header: list[str], path: str) -> bool:
-    """Whether the file is the common case: no quotes, no blank lines, a complete last line.
-
-    Raises:
-        ExtractUnreadable: when the last line is cut short and the file does not end with a newline.
-    """
-    end = _content_end(data)
-    header_end = data.find(b"\n")
-    if data.find(b'"', max(header_end, 0)) >= 0 or data.find(b"\n\n", 0, end) >= 0 \
-            or data.find(b"\n\r\n", 0, end) >= 0:
-        return False
-    if end == len(data):
-        # No newline at the end: the last line must still be complete.
-        last_start = data.rfind(b"\n", 0, end) + 1
-        found = data.count(contract.delimiter.encode(), last_start, end) + 1
-        if last_start and found < len(header):
-            line = data.count(b"\n", 0, end) + 1
-            raise ExtractUnreadable(
-                f"{path}:{line}:{end - last_start + 1}: truncated last line: {found} of "
-                f"{len(header)} fields and no newline at the end of the file (was the transfer cut?)", "truncated")
-    return True
-
-
-def _read_simple(contract: Contract, header: list[str], path: str):
-    """The common case in one Arrow pass, streamed from the file: every line with the header's fields.
-
-    Returns:
-        ``(raw, lines, {})``, or None when the file needs the line-by-line structure check.
-    """
-    invalid: list = []
-
-    def skip(row) -> str:
-        invalid.append(row)
-        return "skip"
-
-    try:
-        with fsspec.open(path, "rb") as fh:
-            table = _arrow_csv(fh, contract, header, skip)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return None
-    if invalid:
-        return None
-    raw = table.to_pandas(types_mapper=_TO_PANDAS)
-    return raw, np.arange(2, len(raw) + 2, dtype=np.int64), {}
-
-
-def _read_csv(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
-    """Read a CSV as strings.
-
-    Returns:
-        ``(raw, lines, structure_errors)``: the rows, the 1-based line of each, and the reason of each row
-        whose line had the wrong number of fields.
-    """
+def _read_bytes(path: str) -> bytes:
     with fsspec.open(path, "rb") as fh:
-        data = fh.read()
-    if not data or data.isspace():  # isspace stops at the first printable byte; strip() would copy the file
-        raise ExtractUnreadable(f"{path}:1:1: file is empty (no header)", "empty")
-    _check_encoding(data, contract.encoding, path)
-    header = _header(data, contract, path)
-    if _simple_layout(data, contract, header, path):
-        # Arrow reads the file again in blocks, so the bytes and the parsed strings are not alive together.
-        del data
-        fast = _read_simple(contract, header, path)
-        if fast is not None:
-            return fast
-        with fsspec.open(path, "rb") as fh:
-            data = fh.read()
-    structure = _line_structure(data, contract, len(header), path)
-    errors: dict[int, str] = {}
-    malformed: list[tuple[int, list[str]]] = []
-    if structure is not None:
-        starts, ends, bad = structure
-        lines = np.arange(1, len(starts) + 1, dtype=np.int64)
-        if bad.any():
-            # Rare: cut the malformed lines out for Arrow and keep them as rows of their own.
-            keep = np.flatnonzero(~bad)
-            pieces = [data[starts[i]:ends[i]] for i in keep]
-            for i in np.flatnonzero(bad).tolist():
-                text = data[starts[i]:ends[i]].decode(contract.encoding, errors="replace").rstrip("\r")
-                malformed.append((i + 1, text.split(contract.delimiter) if text else []))
-            data = b"\n".join(pieces) + b"\n"
-            lines = lines[keep]
-        lines = lines[1:]
-    else:
-        lines = None
-    try:
-        table = _arrow_csv(data, contract, header)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise ExtractUnreadable(f"{path}: cannot be read as csv: {exc}", "format") from exc
-    raw = table.to_pandas(types_mapper=_TO_PANDAS)
-    del table
-    if lines is None:
-        lines = _quoted_lines(data, contract, len(raw))
-    if malformed:
-        extra = pd.DataFrame([(cells + [None] * len(header))[: len(header)] for _, cells in malformed],
-                             columns=header).astype(ARROW_STRING)
-        raw = pd.concat([raw, extra], ignore_index=True)
-        lines = np.concatenate([lines, [n for n, _ in malformed]])
-        order = np.argsort(lines, kind="stable")
-        raw, lines = raw.iloc[order].reset_index(drop=True), lines[order]
-        position = {n: i for i, n in enumerate(lines.tolist())}
-        for number, cells in malformed:
-            errors[position[number]] = f"line {number}: {len(cells)} fields, the header has {len(header)}"
-    return raw, lines, errors
-
-
-def _quoted_lines(data: bytes, contract: Contract, n_rows: int) -> np.ndarray:
-    """First line of each record of a CSV that quotes values (a quoted value may span lines)."""
-    reader = csv.reader(io.StringIO(data.decode(contract.encoding)), delimiter=contract.delimiter)
-    lines, previous = [], 0
-    for i, _ in enumerate(reader):
-        if i:
-            lines.append(previous + 1)
-        previous = reader.line_num
-    return np.asarray(lines[:n_rows], dtype=np.int64)
+        return fh.read()
 
 
 def _read_raw(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
-    """Read as delivered; return the frame, the line of each row, and rows with a broken structure."""
+    """Read as delivered; return the frame, the line of each row, and rows with a broken structure.
+
+    A file without content (no bytes at all, or only blank lines) is a delivery of zero rows in every
+    format: the contract's ``row_count`` rule decides whether that is acceptable.
+    """
+    if contract.file_format == "parquet":
+        return _read_parquet(contract, path)
+    data = _read_bytes(path)
+    if not data or data.isspace():  # isspace stops at the first printable byte; strip() would copy the file
+        return _empty_frame(contract), np.zeros(0, dtype=np.int64), {}
+    text = decode_extract(data, contract.encoding, path)
+    del data
+    if not text.data or text.data.isspace():  # a byte order mark and nothing else
+        return _empty_frame(contract), np.zeros(0, dtype=np.int64), {}
+    if text.marked is not None:
+        log.info("%s: byte order mark of %s, read as such", path, text.marked)
     if contract.file_format == "csv":
-        return _read_csv(contract, path)
+        return read_csv(text, contract, path)
+    return read_records(text.data.decode(text.encoding), path)
+
+
+_EMPTY_TYPES = {"string": ARROW_STRING, "integer": "Int64", "number": "float64", "date": "datetime64[ns]",
+                "timestamp": "datetime64[ns]", "boolean": "boolean"}
+
+
+def _read_parquet(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+    fs, _, paths = fsspec.get_fs_token_paths(path)
+    if fs.size(paths[0]) == 0:
+        # No schema to compare: the contract's own types, so that zero rows are not mistaken for drift.
+        frame = pd.DataFrame({c.name: pd.Series(dtype=_EMPTY_TYPES[c.type]) for c in contract.columns})
+        return frame, np.zeros(0, dtype=np.int64), {}
     try:
-        if contract.file_format == "jsonl":
-            with fsspec.open(path, "r", encoding=contract.encoding) as fh:
-                frame = pd.read_json(fh, lines=True, dtype=False, convert_dates=False)
-            if frame.empty and len(frame.columns) == 0:
-                # JSON lines carry no header: an empty file is a valid delivery of zero records.
-                frame = pd.DataFrame({c: pd.Series(dtype="string") for c in contract.column_names})
-        else:
-            with fsspec.open(path, "rb") as fh:
-                frame = pd.read_parquet(fh)
-    except UnicodeDecodeError as exc:
-        raise ExtractUnreadable(f"{path}: not valid {contract.encoding}: {exc}", "encoding") from exc
-    except (ValueError, OSError) as exc:
-        raise ExtractUnreadable(f"{path}: cannot be read as {contract.file_format}: {exc}", "format") from exc
+        with fsspec.open(path, "rb") as fh:
+            names = pq.read_schema(fh).names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ExtractUnreadable(f"{path}: duplicate columns {twice} in the Parquet schema: which one holds "
+                                    "the values is unknown", "header")
+        with fsspec.open(path, "rb") as fh:
+            frame = pd.read_parquet(fh)
+    except (ValueError, OSError, TypeError, pa.ArrowException) as exc:
+        if isinstance(exc, ExtractUnreadable):
+            raise
+        raise ExtractUnreadable(f"{path}: cannot be read as parquet: {exc}", "format") from exc
     return frame, np.arange(1, len(frame) + 1, dtype=np.int64), {}
 
 
@@ -399,6 +219,107 @@ def _type_encoded(arr: pa.ChunkedArray, logical_type: str, index: pd.Index):
     return typed, bad, raw, present, first_bad
 
 
+def _bounded_ns(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Datetimes in nanoseconds; values outside 1678..2261 (what nanoseconds hold) become NaT and are flagged.
+
+    Returns:
+        ``(typed, out_of_range)``.
+    """
+    raw = values.to_numpy()
+    with np.errstate(invalid="ignore"):
+        out = ~np.isnat(raw) & ((raw < _FIRST_DAY) | (raw > _LAST_DAY))
+    typed = np.where(out, np.datetime64("NaT"), raw).astype("M8[ns]")
+    return pd.Series(typed, index=values.index), out
+
+
+def _parse_text_datetimes(values: pd.Series, logical_type: str) -> pd.Series:
+    """Parse distinct date or timestamp strings; a timestamp with an offset is converted to UTC (naive)."""
+    text = values.astype(str)
+    if logical_type == "date":
+        return _bounded_ns(pd.to_datetime(text, format="%Y-%m-%d", errors="coerce"))[0]
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    return _bounded_ns(parsed.dt.tz_localize(None))[0]
+
+
+def _type_datetime(values: pd.Series, logical_type: str, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        # A typed file (Parquet): an aware timestamp is converted to UTC, as a text one with an offset is.
+        aware = getattr(values.dt, "tz", None) is not None
+        return _bounded_ns(values.dt.tz_convert(None) if aware else values)
+    parsed = _parse_by_value(values, lambda u: _parse_text_datetimes(u, logical_type))
+    return parsed, present & parsed.isna().to_numpy()
+
+
+def _type_number(values: pd.Series, logical_type: str, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """Type an integer or number column; a value that is not finite, or not a 64-bit integer, does not parse.
+
+    ``inf``, ``Infinity``, ``nan`` and numbers beyond the float range are flagged as values that are not
+    numbers: they would pass every range a contract can state. An integer must fit in 64 bits exactly.
+    """
+    integer = logical_type == "integer"
+    arrow = _arrow(values)
+    exact = None  # integers read exactly, where known, and the mask of rows they hold
+    if arrow is not None:
+        try:
+            # Fast path: a clean column casts in one Arrow call without creating Python objects.
+            cast = pc.cast(arrow, pa.int64() if integer else pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            cast = None
+        if cast is not None:
+            out = pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index) \
+                if cast.null_count == 0 else pd.Series(cast.to_pandas(), index=values.index)
+            if integer:
+                return out.astype("Int64"), np.zeros(len(values), dtype=bool)
+            numbers = out.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            # Some values are not numbers: keep the ones that look like numbers (RE2, vectorised) and cast.
+            trimmed = pc.utf8_trim_whitespace(arrow)
+            looks = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER), False)
+            cast = pc.cast(pc.if_else(looks, trimmed, None), pa.float64())
+            numbers = np.asarray(cast.to_numpy(zero_copy_only=False), dtype="float64")
+            if integer:
+                digits = pc.fill_null(pc.match_substring_regex(trimmed, _DIGITS), False)
+                exact_values = pc.cast(pc.if_else(digits, trimmed, None), pa.int64()).fill_null(0)
+                exact = (exact_values.to_numpy(zero_copy_only=False), digits.to_numpy(zero_copy_only=False))
+    elif pd.api.types.is_integer_dtype(values.dtype) and integer:
+        return _typed_integers(values, present)
+    else:
+        numbers = _json_numbers(values)
+    with np.errstate(invalid="ignore"):
+        bad = present & ~np.isfinite(numbers)
+        if integer:
+            bad |= present & ~bad & ((np.abs(numbers) >= _INT_LIMIT) | (np.mod(numbers, 1) != 0))
+    if not integer:
+        return pd.Series(np.where(bad, np.nan, numbers), index=values.index), bad
+    valid = present & ~bad
+    ints = np.where(valid, numbers, 0).astype(np.int64)
+    if exact is not None:
+        exact_values, digits = exact
+        ints = np.where(digits, exact_values, ints)
+    return pd.Series(pd.arrays.IntegerArray(ints, ~valid), index=values.index), bad
+
+
+def _typed_integers(values: pd.Series, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """A typed integer column (Parquet): unsigned values beyond the signed 64-bit range do not parse."""
+    bad = np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_unsigned_integer_dtype(values.dtype):
+        bad = present & (values.fillna(0).to_numpy(dtype=np.uint64) > np.uint64(2**63 - 1))
+        values = values.mask(pd.Series(bad, index=values.index), 0)
+        return values.astype("Int64").mask(pd.Series(bad, index=values.index)), bad
+    return values.astype("Int64"), bad
+
+
+def _json_numbers(values: pd.Series) -> np.ndarray:
+    """Float values of an untyped column (JSON): text that is not a number, booleans, arrays and objects -> NaN."""
+    if values.dtype == bool or isinstance(values.dtype, pd.BooleanDtype):
+        return np.full(len(values), np.nan)
+    if values.dtype == object:
+        scalar = np.fromiter((not isinstance(v, bool | list | dict) for v in values), dtype=bool, count=len(values))
+        values = values.where(scalar)
+    numeric = pd.to_numeric(values, errors="coerce")
+    return np.asarray(numeric.astype("float64"), dtype="float64")
+
+
 def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.ndarray]:
     """Return the typed column and a mask of values that were present but did not parse."""
     present = values.notna().to_numpy()
@@ -408,41 +329,9 @@ def _type_column(values: pd.Series, logical_type: str) -> tuple[pd.Series, np.nd
         out = values.astype("string")
         return out.mask(out.str.strip() == ""), np.zeros(len(values), dtype=bool)
     if logical_type in ("integer", "number"):
-        arrow = _arrow(values)
-        if arrow is not None:
-            try:
-                # Fast path: a clean column casts in one Arrow call without creating Python objects.
-                cast = pc.cast(arrow, pa.int64() if logical_type == "integer" else pa.float64())
-                out = pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index) \
-                    if cast.null_count == 0 else pd.Series(cast.to_pandas(), index=values.index)
-                if logical_type == "integer":
-                    return out.astype("Int64"), np.zeros(len(values), dtype=bool)
-                return out.astype("float64"), np.zeros(len(values), dtype=bool)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
-            # Some values are not numbers: keep the ones that look like numbers (RE2, vectorised) and cast.
-            trimmed = pc.utf8_trim_whitespace(arrow)
-            looks = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER), False)
-            cast = pc.cast(pc.if_else(looks, trimmed, None), pa.float64())
-            numeric = pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index).astype("float64")
-        else:
-            numeric = pd.to_numeric(values, errors="coerce")
-            numeric = pd.Series(np.asarray(numeric.astype("float64"), dtype="float64"), index=values.index)
-        bad = present & numeric.isna().to_numpy()
-        if logical_type == "integer":
-            frac = np.isfinite(numeric.to_numpy()) & (np.mod(numeric.fillna(0).to_numpy(), 1) != 0)
-            bad |= frac
-            numeric = numeric.mask(pd.Series(frac, index=values.index))
-            return numeric.astype("Int64"), bad
-        return numeric, bad
+        return _type_number(values, logical_type, present)
     if logical_type in ("date", "timestamp"):
-        if pd.api.types.is_datetime64_any_dtype(values.dtype):
-            parsed = pd.to_datetime(values).dt.tz_localize(None) if getattr(values.dt, "tz", None) else \
-                pd.to_datetime(values)
-            return parsed.astype("datetime64[ns]"), np.zeros(len(values), dtype=bool)
-        fmt = "%Y-%m-%d" if logical_type == "date" else "ISO8601"
-        parsed = _parse_by_value(values, lambda u: pd.to_datetime(u.astype(str), format=fmt, errors="coerce"))
-        return parsed, present & parsed.isna().to_numpy()
+        return _type_datetime(values, logical_type, present)
     if logical_type == "boolean":
         mapped = values.astype("string").str.lower().map(
             {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False}
@@ -534,6 +423,56 @@ def retyped_by_share(bad: int, present: int, first_bad: str | None, logical_type
     return None
 
 
+def _type_delivered(contract: Contract, name: str, logical_type: str, delivered: dict[str, pd.Series],
+                    index: pd.Index) -> tuple[pd.Series, np.ndarray, int, str | None]:
+    """Type one delivered column; a CSV column typed by value is replaced in ``delivered`` by its encoded form.
+
+    Returns:
+        ``(typed, bad, present, first_bad)`` as :func:`_type_encoded` counts them.
+    """
+    source = delivered[name]
+    arrow = _arrow(source) if contract.file_format == "csv" else None
+    if arrow is not None and len(source) and logical_type != "string":
+        typed, bad, delivered[name], present, first_bad = _type_encoded(arrow, logical_type, index)
+        return typed, bad, present, first_bad
+    if arrow is not None and len(arrow) and arrow.null_count == len(arrow):
+        # A column delivered empty (an optional one): shared blocks of nulls, no offsets per row.
+        source = delivered[name] = repeated_strings([None], [len(arrow)], ARROW_STRING).set_axis(index)
+    elif arrow is not None and arrow.num_chunks > 1:
+        # One chunk per kept column: taking rows from many chunks concatenates them every time.
+        source = delivered[name] = pd.Series(pd.array(arrow.combine_chunks(), dtype=ARROW_STRING), index=index)
+    del arrow
+    if contract.file_format == "csv":
+        source = _blank_to_null(source)
+    typed, bad = _type_column(source, logical_type)
+    present = int(source.notna().sum())
+    first_bad = str(source[bad].iloc[0]) if bad.any() else None
+    return typed, bad, present, first_bad
+
+
+#: What reading or typing a file can raise on data nobody foresaw: reported as a file that cannot be read
+#: (with the traceback in the log), never as a crash of the run.
+_UNEXPECTED = (ValueError, TypeError, OverflowError, KeyError, IndexError, UnicodeError, RecursionError,
+               pa.ArrowException)
+
+
+def _read_guarded(contract: Contract, path: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+    """:func:`_read_raw`, with anything unforeseen it raises turned into :class:`ExtractUnreadable`."""
+    try:
+        raw, lines, errors = _read_raw(contract, path)
+    except ExtractUnreadable:
+        raise
+    except _UNEXPECTED as exc:
+        log.exception("%s: cannot be read as %s", path, contract.file_format)
+        raise ExtractUnreadable(f"{path}: cannot be read as {contract.file_format}: {type(exc).__name__}: {exc}",
+                                "format") from exc
+    twice = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]})
+    if twice:
+        raise ExtractUnreadable(f"{path}: duplicate columns {twice}: which one holds the values is unknown",
+                                "header")
+    return raw, lines, errors
+
+
 def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
                    decide_retyped: bool = True) -> ParsedExtract:
     """Read several deliveries of one extract (e.g. a batch of days of a history load) and type them together.
@@ -555,7 +494,7 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
     raws, lineage, structure = [], [], {}
     offset = 0
     for path, ds in files:
-        raw, lines, errors = _read_raw(contract, path)
+        raw, lines, errors = _read_guarded(contract, path)
         raws.append(raw)
         structure.update({offset + k: v for k, v in errors.items()})
         offset += len(raw)
@@ -581,24 +520,12 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
             found = _parquet_retyped(source, col.type)
             if found is not None:
                 retyped[col.name] = f"{found}, contract says {col.type}"
-        arrow = _arrow(source) if contract.file_format == "csv" else None
-        if arrow is not None and len(source) and col.type != "string":
-            typed, bad, delivered[col.name], present, first_bad = _type_encoded(arrow, col.type, index)
-            del arrow
-        else:
-            if arrow is not None and len(arrow) and arrow.null_count == len(arrow):
-                # A column delivered empty (an optional one): shared blocks of nulls, no offsets per row.
-                source = delivered[col.name] = repeated_strings([None], [len(arrow)], ARROW_STRING).set_axis(index)
-            elif arrow is not None and arrow.num_chunks > 1:
-                # One chunk per kept column: taking rows from many chunks concatenates them every time.
-                source = delivered[col.name] = pd.Series(
-                    pd.array(arrow.combine_chunks(), dtype=ARROW_STRING), index=index)
-            del arrow
-            if contract.file_format == "csv":
-                source = _blank_to_null(source)
-            typed, bad = _type_column(source, col.type)
-            present = int(source.notna().sum())
-            first_bad = str(source[bad].iloc[0]) if bad.any() else None
+        try:
+            typed, bad, present, first_bad = _type_delivered(contract, col.name, col.type, delivered, index)
+        except _UNEXPECTED as exc:
+            log.exception("%s: column %s cannot be typed", files[0][0], col.name)
+            raise ExtractUnreadable(f"{files[0][0]}: column {col.name!r} cannot be read as {col.type}: "
+                                    f"{type(exc).__name__}: {exc}", "format") from exc
         columns[col.name] = typed
         if len(index) >= _RELEASE_ROWS:
             release_memory()  # this column's delivered strings, now encoded (or its chunks, now combined)
@@ -631,5 +558,6 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
     if extra:
         log.warning("%s: columns not in contract %s v%s: %s", files[0][0], contract.id, contract.version, extra)
     return ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,
+                         structure_rule=RECORD_RULE if contract.file_format == "jsonl" else FIELDS_RULE,
                          missing_columns=missing, extra_columns=extra, retyped_columns=retyped,
                          column_types={c.name: c.type for c in contract.columns}, type_counts=type_counts)

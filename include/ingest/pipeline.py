@@ -2,8 +2,11 @@
 
 Landing files are only read, never changed. Each contract's valid rows replace the curated partition
 ``curated/<contract>/ds=<ds>``, its bad rows replace ``quarantine/<contract>/ds=<ds>``, and the result
-of every validation is returned for recording. A blocked extract raises :class:`ContractViolation`
-after everything has been written, so what was kept and why is always on disk.
+of every validation is returned for recording. Both partitions are replaced together
+(:mod:`include.ingest.publish`): a blocked, missing or unreadable extract leaves them empty, and an
+extract whose processing fails leaves them empty before the error propagates, so nothing of an earlier
+run of the date looks current. A blocked extract raises :class:`ContractViolation` after everything has
+been written, so what was kept and why is always on disk.
 
 Corrected rows placed under ``landing/<source>/ds=<ds>/corrections/<file>`` replace the delivered rows
 with the same primary key when the date is ingested again (``python -m include.ingest reingest``).
@@ -38,8 +41,9 @@ from include.ingest.parse import (
     landing_file,
     parse_extracts,
 )
+from include.ingest.publish import publish_partitions, supersede_partitions
 from include.progress import Progress
-from include.storage import PART_FILE, read_partition, write_partition
+from include.storage import PART_FILE, read_partition
 
 log = logging.getLogger(__name__)
 
@@ -108,36 +112,44 @@ def ingest_source(
         raise ValueError(f"no data contract reads landing source {source!r}")
     results = []
     for contract in mine:
-        path = landing_file(root, contract, ds)
-        if not file_exists(path):
-            result = missing_file_result(contract, ds, path)
-            curated = quarantine = None
-        else:
-            try:
-                parsed = parse_with_corrections(contract, path, corrections_file(root, contract, ds), ds)
-            except ExtractUnreadable as exc:
-                result, curated, quarantine = unreadable_result(contract, ds, path, exc), None, None
-            else:
-                refs = reference_values(contracts, ds, root) if source != MASTER_SOURCE else \
-                    reference_values({c.id: c for c in mine if c.id == contract.id}, ds, root)
-                result, curated, quarantine = validate_extract(
-                    contract, parsed, ds, refs, history_counts=delivered_counts(contract, ds, root))
-                del parsed  # the typed and delivered rows are not needed for writing the split
+        try:
+            result, curated, quarantine = _validate_contract(contract, contracts, mine, source, ds, root)
+        except Exception:
+            # Whatever went wrong, the date's earlier partitions must not pass for this run's.
+            supersede_partitions(contract.id, ds, root)
+            raise
         if result.outcome == BLOCKED:
             # A blocked extract must not leave an older curated partition that looks current.
-            curated = (curated.iloc[0:0] if curated is not None else pd.DataFrame())
-        if curated is not None:
-            write_partition(curated, "curated", contract.id, ds, root)
-        if quarantine is not None:
-            # Written even when empty, so a re-run of a fixed file clears the rows an earlier run quarantined.
-            written = write_partition(quarantine, "quarantine", contract.id, ds, root)
-            result.quarantine_path = written if len(quarantine) else None
+            curated = curated.iloc[0:0] if curated is not None else pd.DataFrame()
+        # Both written even when empty, so a re-run clears what an earlier run curated or quarantined.
+        written = publish_partitions(contract.id, ds, root, {
+            "curated": curated if curated is not None else pd.DataFrame(),
+            "quarantine": quarantine if quarantine is not None else pd.DataFrame()})
+        result.quarantine_path = written["quarantine"] if quarantine is not None and len(quarantine) else None
         results.append(result)
     log_summary(source, ds, results)
     blocked = [r for r in results if r.outcome == BLOCKED]
     if blocked and raise_on_block:
         raise ContractViolation(blocked, results)
     return results
+
+
+def _validate_contract(contract: Contract, contracts: dict[str, Contract], mine: list[Contract], source: str,
+                       ds: str, root: str) -> tuple[ContractResult, pd.DataFrame | None, pd.DataFrame | None]:
+    """Parse and validate one contract's extract of the date: ``(result, curated, quarantine)``.
+
+    A missing or unreadable file gives a blocked result and no rows (None).
+    """
+    path = landing_file(root, contract, ds)
+    if not file_exists(path):
+        return missing_file_result(contract, ds, path), None, None
+    try:
+        parsed = parse_with_corrections(contract, path, corrections_file(root, contract, ds), ds)
+    except ExtractUnreadable as exc:
+        return unreadable_result(contract, ds, path, exc), None, None
+    refs = reference_values(contracts, ds, root) if source != MASTER_SOURCE else \
+        reference_values({c.id: c for c in mine if c.id == contract.id}, ds, root)
+    return validate_extract(contract, parsed, ds, refs, history_counts=delivered_counts(contract, ds, root))
 
 
 def parse_with_corrections(contract: Contract, path: str, corrections: str, ds: str) -> ParsedExtract:

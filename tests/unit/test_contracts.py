@@ -114,7 +114,13 @@ def test_every_project_contract_loads_with_its_references():
     assert contracts["returns"].file_format == "jsonl"
     # Every project contract has the ODCS header and lists its extract-level rules with a severity.
     for contract in contracts.values():
-        assert contract.version == "1.1.0" and contract.status == "active"
+        assert contract.version in ("1.1.0", "1.2.0") and contract.status == "active"
+        # An empty file is judged by row_count alone, so every contract states how many rows it needs.
+        assert contract.rule("row_count") is not None, contract.id
+        # A number past every range (1e308) or a huge integer is quarantined, never curated.
+        for col in contract.columns:
+            if col.type in ("integer", "number"):
+                assert col.min is not None and col.max is not None, f"{contract.id}.{col.name}"
         assert contract.rule("freshness") is not None and contract.rule("quarantine_share") is not None
         assert contract.rule("duplicate_key").params == {"exact_repeat_severity": "warning"}
     assert pos.rule("freshness").params == {"column": "business_date", "max_age_days": 0}
@@ -520,12 +526,63 @@ def test_parse_extracts_concatenates_days_with_their_lineage(shipments, tmp_path
     assert parsed.row_breaches == {2: [("type:units", "units='x' is not a valid integer (line 2, column 4)")]}
 
 
-def test_empty_csv_is_unreadable_and_names_the_file(shipments, tmp_path):
-    path = _csv(tmp_path, "")
+@pytest.mark.parametrize("body", ["", "\n\n", "\ufeff"], ids=["zero-bytes", "blank-lines", "only-a-byte-order-mark"])
+def test_empty_csv_is_a_delivery_without_rows(shipments, tmp_path, body):
+    # One rule for every format: the contract's row_count decides whether zero rows are acceptable.
+    path = _csv(tmp_path, body)
+
+    parsed = parse_extract(shipments, path, DS)
+
+    assert len(parsed.frame) == 0
+    assert parsed.missing_columns == [] and parsed.extra_columns == [] and parsed.retyped_columns == {}
+
+
+def test_duplicate_header_column_is_unreadable(shipments, tmp_path):
+    path = _csv(tmp_path, "shipment_id,store_id,channel,units,units,weight,shipped_on\nS1,ST1,web,5,6,1,2026-03-01\n")
 
     with pytest.raises(ExtractUnreadable) as caught:
         parse_extract(shipments, path, DS)
-    assert str(caught.value) == f"{path}:1:1: file is empty (no header)"
+    assert str(caught.value) == (f"{path}:1:36: duplicate column 'units' in the header (fields 4 and 5): which one "
+                                 "holds the values is unknown")
+    assert caught.value.kind == "header"
+
+
+@pytest.mark.parametrize(("units", "weight", "breaches"), [
+    ("1e20", "1", {"type:units": "units='1e20' is not a valid integer (line 2, column 4)"}),
+    ("-9223372036854775809", "1", {"type:units": "units='-9223372036854775809' is not a valid integer (line 2, column 4)"}),
+    ("5", "inf", {"type:weight": "weight='inf' is not a valid number (line 2, column 5)"}),
+    ("5", "-Infinity", {"type:weight": "weight='-Infinity' is not a valid number (line 2, column 5)"}),
+    ("5", "1e400", {"type:weight": "weight='1e400' is not a valid number (line 2, column 5)"}),
+], ids=["int-1e20", "below-int64", "inf", "minus-infinity", "beyond-float"])
+def test_numbers_that_do_not_fit_are_type_breaches(shipments, tmp_path, units, weight, breaches):
+    # The other row keeps the column's fast path from succeeding, so both the fast and careful paths run.
+    path = _csv(tmp_path, HEADER + f"S1,ST1,web,{units},{weight},2026-03-01\nS2,ST1,web,x,2,2026-03-01\n")
+
+    parsed = parse_extract(shipments, path, DS)
+
+    got = {rule: reason for rule, reason in parsed.row_breaches[0]}
+    assert got == breaches
+
+
+def test_big_integers_below_the_limit_are_read_exactly(shipments, tmp_path):
+    path = _csv(tmp_path, HEADER + "S1,ST1,web,9007199254740993,1,2026-03-01\nS2,ST1,web,x,2,2026-03-01\n")
+
+    parsed = parse_extract(shipments, path, DS)
+
+    assert parsed.frame["units"].iloc[0] == 9007199254740993  # 2**53 + 1: no float on the way
+
+
+def test_parquet_timestamps_out_of_range_and_with_time_zones(tmp_path):
+    contract = load_contracts(CONTRACTS_DIR)["ecommerce_orders"]
+    path = tmp_path / "order_lines.parquet"
+    stamps = pd.Series(pd.to_datetime(["2026-03-10T09:00:00+01:00", "2026-03-10T10:00:00+01:00"]))
+    pd.DataFrame({"ordered_at": stamps, "line_no": pd.array([1, 2**63 - 1], dtype="uint64")}).to_parquet(path)
+    parquet = contract.model_copy(update={"file": contract.file.model_copy(update={"format": "parquet"})})
+
+    parsed = parse_extract(parquet, str(path), DS)
+
+    assert parsed.frame["ordered_at"].tolist() == [pd.Timestamp("2026-03-10 08:00"), pd.Timestamp("2026-03-10 09:00")]
+    assert parsed.frame["line_no"].tolist() == [1, 2**63 - 1]
 
 
 def test_bad_utf8_is_unreadable_and_names_the_file(shipments, tmp_path):
@@ -537,6 +594,30 @@ def test_bad_utf8_is_unreadable_and_names_the_file(shipments, tmp_path):
     # Line 2, column 6 is where the undecodable byte sits.
     assert str(caught.value) == (f"{path}:2:6: not valid utf-8: byte 0xff cannot be decoded (was the file "
                                  "exported as latin-1 or cp1252?)")
+    assert caught.value.kind == "encoding"
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [("utf-16-le", "\ufeff"), ("utf-16-be", "\ufeff"), ("utf-32-le", "\ufeff"),
+                                             ("utf-8", "\ufeff")])
+def test_a_byte_order_mark_names_the_encoding(shipments, tmp_path, encoding, bom):
+    path = tmp_path / "shipments.csv"
+    path.write_bytes((bom + HEADER + "S1,ST\u00e91,web,5,1,2026-03-01\n").encode(encoding))
+
+    parsed = parse_extract(shipments, str(path), DS)
+
+    assert parsed.frame["store_id"].tolist() == ["ST\u00e91"]
+    assert parsed.frame["shipment_id"].tolist() == ["S1"]  # the mark is not part of the first column
+
+
+def test_utf16_with_a_broken_byte_names_the_encoding_found(shipments, tmp_path):
+    path = tmp_path / "shipments.csv"
+    path.write_bytes(b"\xff\xfe" + (HEADER + "S1,").encode("utf-16-le") + b"\x00\xd8" + "x\n".encode("utf-16-le"))
+
+    with pytest.raises(ExtractUnreadable) as caught:
+        parse_extract(shipments, str(path), DS)
+    # Line 2, character 4 is where the lone surrogate sits; byte 114 counts the mark.
+    assert str(caught.value) == (f"{path}:2:4: not valid UTF-16 LE: bytes 00 d8 at byte 114 of the file cannot be "
+                                 "decoded (illegal UTF-16 surrogate)")
     assert caught.value.kind == "encoding"
 
 

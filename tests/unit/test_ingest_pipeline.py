@@ -128,12 +128,56 @@ def test_missing_file_blocks_and_empties_the_curated_partition(root, end):
     assert result.breaches == {"freshness": 1}
     assert result.reasons == [f"freshness: no file for {end.isoformat()} at {path} (error)"]
     assert str(caught.value) == (
-        f"blocked by data contract: pos_sales v1.1.0 ds={end.isoformat()}: blocked; 0 rows in, 0 passed, "
+        f"blocked by data contract: pos_sales v1.2.0 ds={end.isoformat()}: blocked; 0 rows in, 0 passed, "
         f"0 quarantined; breaches freshness=1; freshness: no file for {end.isoformat()} at {path} (error) "
         "(every validation is recorded in ops.contract_runs)"
     )
-    # The partition of the date exists and is empty: yesterday's rows cannot pass for today's.
+    # The partitions of the date exist and are empty: yesterday's rows cannot pass for today's.
     assert len(read_partition("curated", "pos_sales", end, root)) == 0
+    assert len(read_partition("quarantine", "pos_sales", end, root)) == 0
+
+
+def test_an_extract_that_fails_to_process_leaves_no_earlier_partition(root, end, monkeypatch):
+    import include.ingest.pipeline as pipeline
+
+    ingest_source("master", end, root=root, contracts=CONTRACTS)
+    _edit_pos_cell(root, end, row=0, value="abc")
+    ingest_source("pos", end, root=root, contracts=CONTRACTS)
+    assert len(read_partition("quarantine", "pos_sales", end, root)) == 1
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("GX says range:units_sold passed but the row split finds 1 breaking rows")
+
+    monkeypatch.setattr(pipeline, "validate_extract", broken)
+    with pytest.raises(RuntimeError, match="GX says"):
+        ingest_source("pos", end, root=root, contracts=CONTRACTS)
+
+    assert len(read_partition("curated", "pos_sales", end, root)) == 0
+    assert len(read_partition("quarantine", "pos_sales", end, root)) == 0
+    # Only the date's partition folders are left: no staging or superseded folder.
+    for zone in ("curated", "quarantine"):
+        assert [p.name for p in (Path(root) / zone / "pos_sales").iterdir()] == [f"ds={end.isoformat()}"]
+
+
+def test_a_failed_write_keeps_the_earlier_partitions_whole(root, end, monkeypatch):
+    import include.ingest.publish as publish
+
+    ingest_source("master", end, root=root, contracts=CONTRACTS)
+    ingest_source("pos", end, root=root, contracts=CONTRACTS)
+    before = read_partition("curated", "pos_sales", end, root)
+    real_write = publish.write_partition
+
+    def write_then_fail(frame, zone, *args, **kwargs):
+        if zone == "quarantine":
+            raise OSError("disk full")
+        return real_write(frame, zone, *args, **kwargs)
+
+    monkeypatch.setattr(publish, "write_partition", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        publish.publish_partitions("pos_sales", end, root, {"curated": before.iloc[:1], "quarantine": before.iloc[0:0]})
+
+    pd.testing.assert_frame_equal(read_partition("curated", "pos_sales", end, root), before)
+    assert [p.name for p in (Path(root) / "curated" / "pos_sales").iterdir()] == [f"ds={end.isoformat()}"]
 
 
 def test_blocked_extract_can_be_returned_instead_of_raised(root, end):
@@ -216,7 +260,7 @@ def test_reingest_command_applies_corrections_for_the_date(root, end, capsys):
     fixed.to_csv(corrections, index=False)
     assert main(["reingest", "--source", "pos", "--ds", end.isoformat(), "--root", root]) == 0
 
-    assert "pos_sales v1.1.0 ds=" + end.isoformat() + ": passed" in capsys.readouterr().out
+    assert "pos_sales v1.2.0 ds=" + end.isoformat() + ": passed" in capsys.readouterr().out
     assert len(read_partition("quarantine", "pos_sales", end, root)) == 0
     curated = read_partition("curated", "pos_sales", end, root)
     assert len(curated) == len(_pos_rows(root, end))
