@@ -6,32 +6,312 @@ automatically, so every endpoint resolves the caller with Airflow's own login (t
 its ``_token`` cookie, or an ``Authorization: Bearer`` header) through the API server's ``get_user``
 dependency, and every decision is checked against the caller's role by ``include.erp.approvals``.
 
+Input is validated strictly by the pydantic models below before any SQL runs: no coercion (``"yes"``,
+``0``, ``2.9``, ``true`` are refused where a boolean or a line id is expected), unknown or repeated
+parameters are refused, and text PostgreSQL cannot store (NUL, lone surrogates) is refused. A bad request
+is answered 422 with ``detail`` naming each field and ``errors`` listing them (``loc``, ``msg``, ``type``).
+A decision names the run it is about (``dag_id`` and ``ds``, as the page shows it) and lines of another
+run are refused with 409; deciding lines of several runs at once takes ``"across_runs": true``.
+
+Every response carries ``Content-Security-Policy`` (the page: scripts and styles only by per-response
+nonce, framing only by the Airflow UI of the same origin), ``X-Content-Type-Options: nosniff``,
+``Referrer-Policy`` and ``Cache-Control: no-store``. See SECURITY.md.
+
 Endpoints:
     GET  /shelfwise/approvals       the page (unauthenticated: redirect to the Airflow login)
     GET  /shelfwise/api/me          who the caller is and which tiers they may decide
-    GET  /shelfwise/api/lines       pending lines; filters doc_type, tier, location, supplier, dag_id, ds
-    POST /shelfwise/api/decisions   {"lines": ["transfer:12", ...], "approve": true, "note": "..."}
+    GET  /shelfwise/api/lines       pending lines; filters doc_type, tier, location, supplier, dag_id, ds, limit
+    POST /shelfwise/api/decisions   {"lines": ["transfer:12", {"doc_type": "replenishment", "line_id": 7}],
+                                     "approve": true, "note": "...", "dag_id": "retail_nightly",
+                                     "ds": "2026-11-27"}  (or "across_runs": true instead of dag_id/ds)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import logging
+import re
+import secrets
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/shelfwise"
 PAGE = f"{URL_PREFIX}/approvals"
 FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds")
+#: ``include.erp.staging.TABLES`` and ``include.governance.policy.TIERS`` (a unit test keeps them equal);
+#: spelled out so that loading the plugin does not import pandas into every Airflow process.
+DOC_TYPES = ("replenishment", "transfer", "po_exception")
+TIERS = ("low", "medium", "high")
+DocType = Literal["replenishment", "transfer", "po_exception"]
+Tier = Literal["low", "medium", "high"]
+MAX_LINES = 5000
+MAX_LINE_ID = 2**63 - 1
+MAX_NOTE_CHARS = 2000
+MAX_FILTER_CHARS = 200
+MAX_BODY_BYTES = 1_000_000
+#: Airflow's own rule for a DAG id (``airflow.utils.helpers.KEY_REGEX``), at most 250 characters.
+DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
+LINE_KEY_PATTERN = rf"^({'|'.join(DOC_TYPES)}):[1-9][0-9]{{0,18}}$"
+
+#: JSON answers are never framed, never run as anything else and never cached.
+API_CSP = "default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Cache-Control": "no-store",
+}
+
+
+def page_csp(nonce: str) -> str:
+    """The page's policy: its own inline script and style by nonce, requests to this origin only, framed
+    only by the Airflow UI of the same origin (the ``external_views`` entry)."""
+    return (f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+            "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'")
+
+
+# --- request models ----------------------------------------------------------------------------------
+
+
+def _text_check(*, multiline: bool):
+    def check(value: str) -> str:
+        from include.erp.approvals import text_problem
+
+        if problem := text_problem(value, multiline=multiline):
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def _blank_is_none(value: Any) -> Any:
+    """An empty form field means "any"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _whole_number(value: Any) -> Any:
+    """A query-string integer: ASCII digits only (``5.0``, `` 5``, ``true`` are refused, not coerced)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= 6):
+            raise ValueError("must be a whole number written with digits 0-9")
+        return int(value)
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    """A query-string date: exactly ``YYYY-MM-DD``; empty means any."""
+    value = _blank_is_none(value)
+    if isinstance(value, str):
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+                raise ValueError(value)  # fromisoformat would also take 20261127 or 2026-W48-5
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be a date YYYY-MM-DD") from None
+    return value
+
+
+FilterText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_FILTER_CHARS),
+                       _text_check(multiline=False)]
+DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS), _text_check(multiline=True)]
+LineKey = Annotated[str, StringConstraints(pattern=LINE_KEY_PATTERN)]
+
+
+class LinesQuery(BaseModel):
+    """Filters of the pending lines (query string of the page and of ``/api/lines``); empty means any."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    doc_type: Annotated[DocType | None, BeforeValidator(_blank_is_none)] = None
+    tier: Annotated[Tier | None, BeforeValidator(_blank_is_none)] = None
+    location: Annotated[FilterText | None, BeforeValidator(_blank_is_none)] = None
+    supplier: Annotated[FilterText | None, BeforeValidator(_blank_is_none)] = None
+    dag_id: Annotated[DagId | None, BeforeValidator(_blank_is_none)] = None
+    ds: Annotated[dt.date | None, BeforeValidator(_iso_date)] = None
+    limit: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_LINES)] = 500
+
+    def line_filter(self):
+        from include.erp.approvals import LineFilter
+
+        return LineFilter(**self.model_dump(include=set(FILTERS)))
+
+    @property
+    def run(self) -> tuple[str, dt.date] | None:
+        """The one run the filters show, when they name both its DAG and date."""
+        return (self.dag_id, self.ds) if self.dag_id and self.ds else None
+
+
+class LineRef(BaseModel):
+    """A selected line as an object."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    doc_type: DocType
+    line_id: Annotated[int, Field(ge=1, le=MAX_LINE_ID)]
+
+
+def _line_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "key"
+    if isinstance(value, dict | LineRef):
+        return "ref"
+    return None
+
+
+SelectedLine = Annotated[
+    Annotated[LineRef, Tag("ref")] | Annotated[LineKey, Tag("key")],
+    Discriminator(_line_kind, custom_error_type="line_type",
+                  custom_error_message='a line is "doc_type:line_id" or {"doc_type": ..., "line_id": ...}'),
+]
+
+
+class DecisionBody(BaseModel):
+    """A decision on a selection of lines of one run (or, with ``across_runs``, of several)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    lines: list[SelectedLine] = Field(min_length=1, max_length=MAX_LINES)
+    approve: bool
+    note: Note | None = None
+    dag_id: DagId | None = None
+    ds: dt.date | None = None
+    across_runs: bool = False
+
+    def scope_errors(self) -> list[dict[str, Any]]:
+        """Errors in the shape of pydantic's when the request does not say which run it decides."""
+        if self.across_runs and (self.dag_id is not None or self.ds is not None):
+            return [{"loc": ("across_runs",), "type": "scope",
+                     "msg": "name one run (dag_id and ds) or set across_runs, not both"}]
+        if self.across_runs:
+            return []
+        missing = [name for name in ("dag_id", "ds") if getattr(self, name) is None]
+        return [{"loc": (name,), "type": "missing",
+                 "msg": "name the run the lines belong to (dag_id and ds), or set across_runs: true "
+                        "to decide lines of several runs"} for name in missing]
+
+    def selection(self) -> list[Any]:
+        return [line if isinstance(line, str) else line.model_dump() for line in self.lines]
+
+
+def _printable(value: Any) -> Any:
+    """``value`` safe to put in a JSON answer: control characters and lone surrogates escaped."""
+    if not isinstance(value, str):
+        return value
+    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else f"\\u{ord(c):04x}" for c in value)
+
+
+def validation_answer(errors: list[dict[str, Any]], where: str) -> JSONResponse:
+    """422 naming each field; the offending input is never echoed (it may not even be encodable)."""
+    items = [{"loc": [where, *(_printable(part) for part in error["loc"])], "msg": _printable(error["msg"]),
+              "type": error["type"]} for error in errors]
+    detail = "; ".join(f"{'.'.join(str(p) for p in item['loc'][1:]) or where}: {item['msg']}" for item in items)
+    return JSONResponse({"detail": f"invalid request: {detail}", "errors": items},
+                        status_code=422)
+
+
+def parse_query(request: Request) -> LinesQuery:
+    """The query string as :class:`LinesQuery`; a parameter given twice is refused, not overridden.
+
+    Raises:
+        RequestValidationError: with ``loc`` ``("query", <parameter>)``.
+    """
+    seen: dict[str, str] = {}
+    errors = []
+    for name, value in request.query_params.multi_items():
+        if name in seen:
+            errors.append({"loc": (name,), "type": "duplicate", "msg": "given more than once"})
+        seen[name] = value
+    if not errors:
+        try:
+            return LinesQuery.model_validate_strings(seen)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    raise RequestValidationError(errors, body={"where": "query"})
+
+
+async def decision_body(request: Request) -> DecisionBody:
+    """The JSON body as :class:`DecisionBody`, parsed in pydantic's strict JSON mode.
+
+    Raises:
+        HTTPException: 415 for a body that is not ``application/json``; 413 for one over 1 MB.
+        RequestValidationError: with ``loc`` ``("body", ...)``.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        # Also keeps cross-site HTML forms out: they cannot send application/json.
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the decision as application/json")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise HTTPException(413,
+                            f"the request has {len(raw)} bytes; at most {MAX_BODY_BYTES}")
+    if errors := _lone_surrogates(raw):
+        raise RequestValidationError(errors, body={"where": "body"})
+    try:
+        body = DecisionBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False, include_context=False),
+                                     body={"where": "body"}) from None
+    if errors := body.scope_errors():
+        raise RequestValidationError(errors, body={"where": "body"})
+    return body
+
+
+def _lone_surrogates(raw: bytes) -> list[dict[str, Any]]:
+    """Errors naming each string of a JSON body that holds a lone surrogate (``"\\ud800"``).
+
+    Strict JSON parsing refuses such a body as a whole; this names the field. A body that is not JSON at
+    all is left to the model's parser, which says where it breaks.
+    """
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return []
+    found: list[dict[str, Any]] = []
+
+    def bad(text: str) -> bool:
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+    def walk(node: Any, loc: tuple[Any, ...]) -> None:
+        if isinstance(node, str) and bad(node):
+            found.append({"loc": loc, "type": "string_unicode", "msg": "contains a lone surrogate (not valid Unicode)"})
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if bad(key):
+                    found.append({"loc": (*loc, key), "type": "string_unicode",
+                                  "msg": "the field name contains a lone surrogate (not valid Unicode)"})
+                else:
+                    walk(value, (*loc, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, (*loc, i))
+
+    walk(parsed, ())
+    return found
+
+
+# --- the app ---------------------------------------------------------------------------------------------
 
 
 @cache
@@ -81,14 +361,8 @@ def _approver(user: Any):
 
 
 CurrentUser = Annotated[Any, Depends(_current_user)]
-
-
-class DecisionBody(BaseModel):
-    """A decision on a selection of lines."""
-
-    lines: list[str | dict[str, Any]] = Field(min_length=1, max_length=5000)
-    approve: bool
-    note: str | None = None
+Query = Annotated[LinesQuery, Depends(parse_query)]
+Decision = Annotated[DecisionBody, Depends(decision_body)]
 
 
 def create_app() -> FastAPI:
@@ -97,10 +371,23 @@ def create_app() -> FastAPI:
 
     app = FastAPI(title="Shelfwise approvals", docs_url=None, redoc_url=None, openapi_url=None)
 
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", API_CSP)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
     @app.exception_handler(ErpConnectionError)
     async def _erp_unavailable(request: Request, exc: ErpConnectionError):
         log.error("ERP staging unavailable: %s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        where = exc.body.get("where", "request") if isinstance(exc.body, dict) else "request"
+        return validation_answer(list(exc.errors()), where)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
@@ -119,56 +406,62 @@ def create_app() -> FastAPI:
                 "tiers": list(who.tiers)}
 
     @app.get("/api/lines")
-    def lines(user: CurrentUser, request: Request, limit: int = 500) -> dict[str, Any]:
-        from include.erp.approvals import BadRequest, LineFilter, list_pending
+    def lines(user: CurrentUser, query: Query) -> dict[str, Any]:
+        from include.erp.approvals import list_pending
 
         who = _approver(user)
-        try:
-            filters = LineFilter.parse(**{k: request.query_params.get(k) for k in FILTERS})
-        except BadRequest as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
         with _connect() as conn:
-            found = list_pending(conn, filters, user=who, limit=limit)
+            found = list_pending(conn, query.line_filter(), user=who, limit=query.limit)
         return {"user": who.username, "tiers": list(who.tiers), "count": len(found), "lines": found}
 
     @app.post("/api/decisions")
-    def decisions(user: CurrentUser, body: DecisionBody) -> dict[str, Any]:
-        from include.erp.approvals import BadRequest, NotAllowed, decide_lines, parse_selection
+    def decisions(user: CurrentUser, body: Decision) -> dict[str, Any]:
+        from include.erp.approvals import BadRequest, NotAllowed, OutsideRun, decide_lines, parse_selection
 
         who = _approver(user)
+        run = None if body.across_runs else (body.dag_id, body.ds)
         try:
-            selection = parse_selection(body.lines)
+            selection = parse_selection(body.selection())
             with _connect() as conn:
-                outcome = decide_lines(conn, who, selection, approve=body.approve, note=body.note)
+                outcome = decide_lines(conn, who, selection, approve=body.approve, note=body.note, run=run)
         except NotAllowed as exc:
             log.warning("refused decision by %s on %d line(s): %s", who.username, len(body.lines), exc)
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        except OutsideRun as exc:
+            log.warning("refused decision by %s: lines outside the named run", who.username)
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         except BadRequest as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-        log.info("%s %s %d line(s)", who.username, "approved" if body.approve else "rejected",
-                 len(outcome.decided))
+            raise HTTPException(422, str(exc)) from exc
+        log.info("%s %s %d line(s)%s", who.username, "approved" if body.approve else "rejected",
+                 len(outcome.decided), " across runs" if run is None else "")
         return outcome.as_dict(body.approve)
 
     @app.get("/approvals", response_class=HTMLResponse)
     def page(user: CurrentUser, request: Request) -> HTMLResponse:
-        from include.erp.approvals import BadRequest, LineFilter, list_pending
+        from include.erp.approvals import list_pending
 
         who = _approver(user)
-        raw = {k: request.query_params.get(k) or "" for k in FILTERS}
         try:
-            filters = LineFilter.parse(**raw)
-            error = ""
-        except BadRequest as exc:
-            filters, error = LineFilter(), str(exc)
-        with _connect() as conn:
-            found = list_pending(conn, filters, user=who)
-        return HTMLResponse(_render(who, found, raw, error))
+            query, error = parse_query(request), ""
+        except RequestValidationError as exc:
+            answer = json.loads(validation_answer(list(exc.errors()), "query").body)
+            query, error = None, answer["detail"]
+        found = []
+        if query is not None:
+            with _connect() as conn:
+                found = list_pending(conn, query.line_filter(), user=who, limit=query.limit)
+        nonce = secrets.token_urlsafe(16)
+        return HTMLResponse(_render(who, found, query, error, nonce),
+                            status_code=422 if error else status.HTTP_200_OK,
+                            headers={"Content-Security-Policy": page_csp(nonce)})
 
     return app
 
 
 def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    # A lone surrogate cannot be encoded as UTF-8: shown as its escape rather than failing the page.
+    text = "" if value is None else str(value)
+    return html.escape(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _explain(line: dict[str, Any]) -> str:
@@ -184,33 +477,34 @@ def _explain(line: dict[str, Any]) -> str:
     return _esc("; ".join(shown)) + f"<br><em>tier reasons: {_esc(reasons)}</em>"
 
 
-def _render(who, lines: list[dict[str, Any]], raw: dict[str, str], error: str) -> str:
-    options = {
-        "doc_type": ["", "replenishment", "transfer", "po_exception"],
-        "tier": ["", "low", "medium", "high"],
-    }
+def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str) -> str:
+    options = {"doc_type": ["", *DOC_TYPES], "tier": ["", *TIERS]}
+    shown = {name: ("" if query is None or getattr(query, name) is None else str(getattr(query, name)))
+             for name in FILTERS}
     fields = []
     for name in FILTERS:
         if name in options:
-            opts = "".join(f'<option value="{o}"{" selected" if raw[name] == o else ""}>{o or "any"}</option>'
+            opts = "".join(f'<option value="{o}"{" selected" if shown[name] == o else ""}>{o or "any"}</option>'
                            for o in options[name])
             fields.append(f'<label>{name.replace("_", " ")} <select name="{name}">{opts}</select></label>')
         else:
-            fields.append(f'<label>{name.replace("_", " ")} <input name="{name}" value="{_esc(raw[name])}"'
+            fields.append(f'<label>{name.replace("_", " ")} <input name="{name}" value="{_esc(shown[name])}"'
                           f' size="12"></label>')
     rows = []
     for ln in lines:
-        key = f"{ln['doc_type']}:{ln['line_id']}"
+        key = _esc(f"{ln['doc_type']}:{ln['line_id']}")
         can = ln.get("may_decide")
         buttons = (f'<button class="approve" data-line="{key}">Approve</button> '
                    f'<button class="reject" data-line="{key}">Reject</button>') if can else (
             '<span class="ro" title="your role may not decide this tier">read only</span>')
         where = " &rarr; ".join(_esc(x) for x in (ln["from_location"], ln["to_location"]) if x)
+        tier = _esc(ln["risk_tier"])
         rows.append(
-            f'<tr data-line="{key}" data-business-key="{_esc(ln["business_key"])}" data-tier="{ln["risk_tier"]}">'
+            f'<tr data-line="{key}" data-business-key="{_esc(ln["business_key"])}" data-tier="{tier}"'
+            f' data-dag-id="{_esc(ln["dag_id"])}" data-ds="{_esc(ln["ds"])}">'
             f'<td><input type="checkbox" class="pick" value="{key}"></td>'
-            f'<td>{_esc(ln["doc_type"])} #{ln["line_id"]}<br><small>{_esc(ln["dag_id"])} {ln["ds"]}</small></td>'
-            f'<td class="tier {ln["risk_tier"]}">{ln["risk_tier"]}</td>'
+            f'<td>{_esc(ln["doc_type"])} #{_esc(ln["line_id"])}<br><small>{_esc(ln["dag_id"])} {_esc(ln["ds"])}'
+            f'</small></td><td class="tier {tier}">{tier}</td>'
             f'<td>{_esc(ln["sku"])}<br><small>{_esc(ln["business_key"])}</small></td>'
             f'<td>{_esc(ln["action"])}</td><td>{where}</td><td>{_esc(ln["supplier_id"])}</td>'
             f'<td class="num">{ln["quantity"]:,.2f}</td><td class="num">{ln["value"]:,.2f}</td>'
@@ -218,16 +512,18 @@ def _render(who, lines: list[dict[str, Any]], raw: dict[str, str], error: str) -
         )
     tiers = ", ".join(who.tiers) or "none (read only)"
     body = "".join(rows) or '<tr><td colspan="12" class="empty">No line is waiting for a decision.</td></tr>'
+    run = query.run if query is not None else None
     return _PAGE.format(
         user=_esc(who.describe()), tiers=_esc(tiers), filters="".join(fields), rows=body, count=len(lines),
         error=f'<p class="error">{_esc(error)}</p>' if error else "", api=URL_PREFIX,
-        query=_esc(urlencode({k: v for k, v in raw.items() if v})),
+        query=_esc(urlencode({k: v for k, v in shown.items() if v})), nonce=_esc(nonce),
+        run_dag_id=_esc(run[0] if run else ""), run_ds=_esc(run[1].isoformat() if run else ""),
     )
 
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shelfwise approvals</title>
-<style>
+<style nonce="{nonce}">
 body {{ font-family: system-ui, sans-serif; margin: 1rem 1.5rem; color: #1f2933; }}
 h1 {{ font-size: 1.3rem; margin: 0 0 .3rem; }}
 form.filters label {{ margin-right: .8rem; font-size: .9rem; }}
@@ -252,20 +548,32 @@ textarea {{ width: 28rem; height: 2.6rem; }}
   <button id="reject-selected">Reject selected</button>
 </div>
 <div id="message" role="status"></div>
-<table id="lines"><thead><tr><th><input type="checkbox" id="pick-all" title="select all"></th><th>line</th>
+<table id="lines" data-dag-id="{run_dag_id}" data-ds="{run_ds}"><thead><tr><th><input type="checkbox" id="pick-all" title="select all"></th><th>line</th>
 <th>tier</th><th>SKU</th><th>action</th><th>where</th><th>supplier</th><th>quantity</th><th>value</th>
 <th>need by</th><th>why</th><th></th></tr></thead>
 <tbody>{rows}</tbody></table>
 <p><small>{count} line(s) shown. JSON: <a href="{api}/api/lines?{query}">{api}/api/lines</a></small></p>
-<script>
+<script nonce="{nonce}">
 const message = document.getElementById("message");
+const table = document.getElementById("lines");
+// A decision names the run it is about: the one the filters show, else the one run of the selected rows;
+// only a selection spanning several runs asks for across_runs.
+function scope(lines) {{
+  if (table.dataset.dagId && table.dataset.ds) return {{dag_id: table.dataset.dagId, ds: table.dataset.ds}};
+  const runs = new Map();
+  for (const key of lines) {{
+    const row = document.querySelector(`tr[data-line="${{CSS.escape(key)}}"]`);
+    if (row) runs.set(`${{row.dataset.dagId}}|${{row.dataset.ds}}`, {{dag_id: row.dataset.dagId, ds: row.dataset.ds}});
+  }}
+  return runs.size === 1 ? [...runs.values()][0] : {{across_runs: true}};
+}}
 async function decide(lines, approve) {{
   if (!lines.length) {{ message.className = "refused"; message.textContent = "Select at least one line."; return; }}
   const note = document.getElementById("note").value;
   const response = await fetch("{api}/api/decisions", {{
     method: "POST", credentials: "same-origin",
     headers: {{"Content-Type": "application/json", "Accept": "application/json"}},
-    body: JSON.stringify({{lines, approve, note}}),
+    body: JSON.stringify({{lines, approve, note, ...scope(lines)}}),
   }});
   const data = await response.json().catch(() => ({{}}));
   if (!response.ok) {{

@@ -34,6 +34,8 @@ from pathlib import Path
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
 STACK_START_TIMEOUT_S = 240
+#: ``[api_auth] jwt_expiration_time`` of the stacks: a UI token lives one working day (Airflow: 24 h).
+UI_TOKEN_SECONDS = "28800"
 LOCAL = "LocalExecutor"
 CELERY = "CeleryExecutor"
 #: The services ``GET /api/v2/monitor/health`` reports on besides the metadata DB.
@@ -71,9 +73,8 @@ def api_server(env: Mapping[str, str], *, log_path: Path | None = None,
 
     Args:
         env: the whole environment of the server (``AIRFLOW_HOME`` and the simple auth manager's
-            users and passwords file included); the API's host, port, base URL, single worker and a
-            JWT secret of its own are set on top. The secret is generated per server unless ``env``
-            has one: the server both issues and checks the tokens, so nothing else needs it.
+            users and passwords file included); the API's host, port, base URL and single worker are
+            set on top, and the home's keys (:func:`home_secrets`) unless ``env`` has them.
         log_path: where the server's output goes; ``api-server.log`` in ``AIRFLOW_HOME`` by default.
         start_timeout: seconds to wait for the health endpoint.
 
@@ -82,17 +83,18 @@ def api_server(env: Mapping[str, str], *, log_path: Path | None = None,
 
     Raises:
         RuntimeError: the server exited or its health endpoint did not answer 200 in time; the
-            message has the tail of its log.
+            message has the tail of its log. (:class:`ExposedSecrets` is one: see :func:`home_secrets`.)
     """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    keys = home_secrets(Path(env["AIRFLOW_HOME"]))
     server_env = {
         **env,
+        **{name: env.get(name) or value for name, value in keys.items()},
         "AIRFLOW__API__BASE_URL": base,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": env.get("AIRFLOW__API_AUTH__JWT_SECRET") or secrets.token_urlsafe(32),
     }
     log_path = log_path or Path(env["AIRFLOW_HOME"]) / "api-server.log"
     airflow = str(Path(sys.executable).parent / "airflow")
@@ -175,24 +177,79 @@ def fernet_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
-def home_fernet_key(home: Path) -> str:
-    """The Fernet key of an Airflow home whose metadata DB outlives a run, made on first use.
+class ExposedSecrets(RuntimeError):
+    """An Airflow home's configuration is readable by other users: its secrets cannot be trusted."""
 
-    What Airflow encrypts (a deferred trigger's arguments, connections) must stay readable after a
-    restart, so such a home keeps one key, in ``fernet.key`` readable by its owner only (the home is
-    never committed).
+
+def _set_option(text: str, section: str, option: str, value: str) -> str:
+    """``text`` (an ``airflow.cfg``) with ``option = value`` in ``[section]``, replacing an empty setting."""
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.strip().lower() == f"[{section}]"), None)
+    if header is None:
+        return text.rstrip("\n") + f"\n\n[{section}]\n{option} = {value}\n"
+    end = next((i for i in range(header + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    for i in range(header + 1, end):
+        if re.fullmatch(rf"\s*{option}\s*=\s*", lines[i]):
+            lines[i] = f"{option} = {value}"
+            break
+    else:
+        lines.insert(header + 1, f"{option} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def home_secrets(home: Path) -> dict[str, str]:
+    """The Fernet key, API secret key and JWT secret of an Airflow home, made on its first start.
+
+    They live in the home's ``airflow.cfg`` (mode 0600), where every Airflow process started on that home
+    reads them, ``airflow dags test`` included: what one process encrypts (a deferred trigger's
+    arguments, connections) another can read, and the API server checks the tokens the others sign.
+    Airflow writes fresh values itself when it creates ``airflow.cfg``; this creates a minimal one when
+    the home has none yet, fills in any of the three left empty, and never reuses a value from anywhere
+    else. A home of ``make celery`` from before this keeps its ``fernet.key``.
 
     Args:
         home: the Airflow home.
 
     Returns:
-        The key.
+        ``{"AIRFLOW__CORE__FERNET_KEY": ..., "AIRFLOW__API__SECRET_KEY": ..., "AIRFLOW__API_AUTH__JWT_SECRET": ...}``.
+
+    Raises:
+        ExposedSecrets: ``airflow.cfg`` is readable or writable by group or others (a copied or committed
+            home): its keys must be treated as known, so none is used.
     """
-    path = home / "fernet.key"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(fernet_key())
-    return path.read_text().strip()
+    import configparser
+
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "airflow.cfg"
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    mode = cfg.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ExposedSecrets(
+            f"{cfg} has mode {mode:o}: other users can read its Fernet key, secret key and JWT secret, so they "
+            "are not secret. Move this Airflow home away (a demo or test home is recreated on the next run), or "
+            f"rotate the three keys and `chmod 600 {cfg}`.")
+    text = cfg.read_text()
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(text)
+    legacy = home / "fernet.key"
+    fresh = {
+        "core": ("fernet_key", lambda: legacy.read_text().strip() if legacy.exists() else fernet_key()),
+        "api": ("secret_key", lambda: secrets.token_urlsafe(32)),
+        "api_auth": ("jwt_secret", lambda: secrets.token_urlsafe(32)),
+    }
+    changed = text
+    values = {}
+    for section, (option, make) in fresh.items():
+        value = parser.get(section, option, fallback="").strip()
+        if not value:
+            value = make()
+            changed = _set_option(changed, section, option, value)
+        values[f"AIRFLOW__{section.upper()}__{option.upper()}"] = value
+    if changed != text:
+        cfg.write_text(changed)
+    return values
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -207,7 +264,8 @@ def stack_env(env: Mapping[str, str], *, executor: str, port: int, broker_url: s
     Args:
         env: the base environment (``AIRFLOW_HOME``, DAGs folder, users...). Its
             ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` is the metadata DB (SQLite under ``AIRFLOW_HOME``
-            when absent); secrets it already has are kept, the others are generated for this run.
+            when absent); secrets it already has are kept, the others are the home's
+            (:func:`home_secrets`).
         executor: ``LocalExecutor`` or ``CeleryExecutor``.
         port: the API server's loopback port.
         broker_url: the Celery broker (``redis://host:port/db``); else ``env``'s
@@ -222,12 +280,14 @@ def stack_env(env: Mapping[str, str], *, executor: str, port: int, broker_url: s
     Raises:
         ValueError: an unknown executor; for the CeleryExecutor, a metadata DB that is not PostgreSQL
             or no broker.
+        ExposedSecrets: see :func:`home_secrets`.
     """
     if executor not in (LOCAL, CELERY):
         raise ValueError(f"executor {executor!r}: expected {LOCAL} or {CELERY}")
     home = Path(env["AIRFLOW_HOME"])
     base = f"http://127.0.0.1:{port}"
     conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{home / 'airflow.db'}"
+    keys = home_secrets(home)
     out = {
         **env,
         "AIRFLOW__CORE__EXECUTOR": executor,
@@ -237,10 +297,11 @@ def stack_env(env: Mapping[str, str], *, executor: str, port: int, broker_url: s
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        # Every service signs or checks the execution API's tokens, so they share one secret per run.
-        "AIRFLOW__API_AUTH__JWT_SECRET": env.get("AIRFLOW__API_AUTH__JWT_SECRET") or secrets.token_urlsafe(32),
-        "AIRFLOW__API__SECRET_KEY": env.get("AIRFLOW__API__SECRET_KEY") or secrets.token_urlsafe(32),
-        "AIRFLOW__CORE__FERNET_KEY": env.get("AIRFLOW__CORE__FERNET_KEY") or fernet_key(),
+        # Every service signs or checks the execution API's tokens and reads what another encrypted, so they
+        # share the home's keys (made on its first start, never a value from the repository).
+        **{name: env.get(name) or value for name, value in keys.items()},
+        # A stolen UI token stops working at the end of the working day.
+        "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": env.get("AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME") or UI_TOKEN_SECONDS,
         # The scheduler's health server listens on a fixed port that another stack on the machine may hold.
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
     }

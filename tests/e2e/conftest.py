@@ -130,5 +130,6 @@ def shot(page, name: str) -> None:
 
 def wait_message(page) -> str:
     """The plugin page's status message once it is set."""
-    page.wait_for_function("document.getElementById('message').textContent.length > 0", timeout=30_000)
+    # A function, not an expression string: the page's CSP forbids eval, which an expression string needs.
+    page.wait_for_function("() => document.getElementById('message').textContent.length > 0", timeout=30_000)
     return page.locator("#message").inner_text()

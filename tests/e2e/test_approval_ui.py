@@ -79,6 +79,11 @@ def _row(page, business_key: str):
 def test_plugin_endpoints_require_airflow_login(airflow):
     base = airflow["base"]
     assert http_get(f"{base}/shelfwise/api/lines") == 401
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{base}/shelfwise/api/me", timeout=10)
+    headers = anonymous.value.headers
+    assert "frame-ancestors 'self'" in headers["Content-Security-Policy"]
+    assert (headers["X-Content-Type-Options"], headers["Referrer-Policy"]) == ("nosniff", "same-origin")
     request = urllib.request.Request(f"{base}/shelfwise/api/decisions", method="POST",
                                      data=b'{"lines": ["transfer:1"], "approve": true}',
                                      headers={"Content-Type": "application/json"})
@@ -120,15 +125,22 @@ def test_planner_decides_in_the_plugin_page_and_others_are_refused(airflow, brow
     # A high line is read only for the planner; a direct call is refused with 403 and changes nothing.
     assert _row(page, "e2e-4").locator("button.approve").count() == 0
     high = _row(page, "e2e-4").get_attribute("data-line")
-    answer = page.evaluate(
-        """async (line) => {
-            const r = await fetch('/shelfwise/api/decisions', {method: 'POST', credentials: 'same-origin',
-                headers: {'Content-Type': 'application/json'}, body: JSON.stringify({lines: [line], approve: true})});
-            return {status: r.status, body: await r.json()};
-        }""", high)
+    call = """async (body) => {
+        const r = await fetch('/shelfwise/api/decisions', {method: 'POST', credentials: 'same-origin',
+            headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+        return {status: r.status, body: await r.json()};
+    }"""
+    run = {"dag_id": dag_id, "ds": ds.isoformat()}
+    answer = page.evaluate(call, {"lines": [high], "approve": True, **run})
     assert answer["status"] == 403
     assert answer["body"]["detail"].startswith("planner (Airflow role user = planner) may not decide high-tier lines")
     assert answer["body"]["detail"].endswith("Nothing was changed.")
+    # Loose values are refused, not coerced, and a decision must say which run it is about.
+    loose = page.evaluate(call, {"lines": [high], "approve": "yes", **run})
+    assert loose["status"] == 422 and "approve" in loose["body"]["detail"]
+    unscoped = page.evaluate(call, {"lines": [high], "approve": True})
+    assert unscoped["status"] == 422 and [e["loc"] for e in unscoped["body"]["errors"]] == [
+        ["body", "dag_id"], ["body", "ds"]]
 
     after_planner = _statuses(erp_url, dag_id)
     assert after_planner == {**before, "e2e-0": "approved", "e2e-2": "approved", "e2e-1": "rejected",

@@ -190,11 +190,12 @@ def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow
         assert page.locator(f'tr[data-line="{key}"] button.approve').count() == 0
     if len(high):
         refused = page.evaluate(
-            """async (line) => {
+            """async ([line, dag_id, ds]) => {
                 const r = await fetch('/shelfwise/api/decisions', {method: 'POST', credentials: 'same-origin',
-                    headers: {'Content-Type': 'application/json'}, body: JSON.stringify({lines: [line], approve: true})});
+                    headers: {'Content-Type': 'application/json'},
+                    body: JSON.stringify({lines: [line], approve: true, dag_id, ds})});
                 return r.status;
-            }""", high["key"].iloc[0])
+            }""", [high["key"].iloc[0], DAG_ID, DS.isoformat()])
         assert refused == 403
         manager = login(browser, base, "manager", path)
         _pick(manager, list(high["key"]))

@@ -1,19 +1,23 @@
 """The approval service against the real PostgreSQL: role mapping, filters, all-or-nothing refusals,
-first decision stands."""
+first decision stands, decisions scoped to a run; and the plugin's HTTP API on the same database."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from include.erp import db
 from include.erp.approvals import (
     BadRequest,
     LineFilter,
     NotAllowed,
+    OutsideRun,
     approver,
     decide_lines,
     list_pending,
@@ -34,8 +38,8 @@ def dag_id() -> str:
 
 @pytest.fixture
 def conn(erp_url):
+    """The application role's connection (the session's preparation migrated the database)."""
     with db.connect(erp_url) as connection:
-        db.migrate(connection)
         yield connection
 
 
@@ -101,12 +105,15 @@ def test_bad_filters_are_refused_with_a_clear_message(raw, message):
 
 
 def test_selection_is_parsed_strictly():
-    assert parse_selection(["transfer:4", {"doc_type": "replenishment", "line_id": "7"}, "transfer:4"]) == [
+    assert parse_selection(["transfer:4", {"doc_type": "replenishment", "line_id": 7}, "transfer:4"]) == [
         ("transfer", 4), ("replenishment", 7)]
     with pytest.raises(BadRequest, match="select at least one line"):
         parse_selection([])
-    with pytest.raises(BadRequest, match="line id must be an integer, got 'x'"):
+    with pytest.raises(BadRequest, match="line 0: 'transfer:x' is not doc_type:line_id with a positive integer"):
         parse_selection(["transfer:x"])
+    for loose, kind in (("7", "str"), (2.9, "float"), (True, "bool"), (2.0, "float")):
+        with pytest.raises(BadRequest, match=f"line 1: line id must be an integer, got {kind}"):
+            parse_selection(["transfer:4", {"doc_type": "transfer", "line_id": loose}])
 
 
 def test_planner_decides_medium_lines_with_a_note(conn, dag_id):
@@ -180,3 +187,115 @@ def test_long_note_is_refused(conn, dag_id):
     with pytest.raises(BadRequest, match="at most 2000 are kept"):
         decide_lines(conn, approver("planner", "user", POLICY), _sel(lines, "business_key == 'bk-0'"),
                      approve=True, note="x" * 2001)
+    for note, problem in (("a\x00b", "contains a NUL character"), ("a\ud800b", "contains a lone surrogate")):
+        with pytest.raises(BadRequest, match=f"the note {problem}"):
+            decide_lines(conn, approver("planner", "user", POLICY), _sel(lines, "business_key == 'bk-0'"),
+                         approve=True, note=note)
+    assert set(run_lines(conn, dag_id, DS).query("risk_tier != 'low'")["status"]) == {"pending_approval"}
+
+
+def test_lines_outside_the_named_run_change_nothing(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    stage_batch(conn, _batch(), dag_id=f"{dag_id}_b", run_id="r1", ds=DS)
+    mine = _sel(run_lines(conn, dag_id, DS), "business_key == 'bk-0'")
+    other = _sel(run_lines(conn, f"{dag_id}_b", DS), "business_key == 'bk-2'")
+    planner = approver("planner", "user", POLICY)
+    with pytest.raises(OutsideRun) as refused:
+        decide_lines(conn, planner, mine + other, approve=True, run=(dag_id, DS))
+    assert str(refused.value) == (f"1 selected line(s) are not of run {dag_id} {DS}: transfer #{other[0][1]} "
+                                  f"(run {dag_id}_b {DS}). Nothing was changed.")
+    assert decide_lines(conn, planner, mine, approve=True, run=(dag_id, DS)).decided == [
+        {"doc_type": "replenishment", "line_id": mine[0][1]}]
+    assert len(decide_lines(conn, planner, other, approve=False, run=None).decided) == 1
+
+
+# --- the plugin's HTTP API on this database ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
+    import shelfwise_approvals
+
+    return shelfwise_approvals
+
+
+def _client(plugin, username: str, role: str) -> TestClient:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    app = plugin.create_app()
+    app.dependency_overrides[plugin._current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
+    return TestClient(app)
+
+
+def _post(client: TestClient, **body):
+    return client.post("/api/decisions", json=body)
+
+
+def test_api_decides_exactly_the_named_lines_of_the_named_run(plugin, conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    stage_batch(conn, _batch(), dag_id=f"{dag_id}_b", run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS).set_index("business_key")
+    other = run_lines(conn, f"{dag_id}_b", DS).set_index("business_key")
+    planner = _client(plugin, "planner", "user")
+    run = {"dag_id": dag_id, "ds": DS.isoformat()}
+    bk0, bk2 = int(lines.loc["bk-0", "line_id"]), int(lines.loc["bk-2", "line_id"])
+
+    # A loose value decides nothing: 2.9 is not line 2, "yes" is not true.
+    assert _post(planner, lines=[{"doc_type": "transfer", "line_id": bk2 + 0.9}], approve=True, **run
+                 ).status_code == 422
+    assert _post(planner, lines=[f"transfer:{bk2}"], approve="yes", **run).status_code == 422
+    assert _post(planner, lines=[f"transfer:{bk2}"], approve=True, note="ok\x00", **run).status_code == 422
+    assert set(run_lines(conn, dag_id, DS).query("risk_tier != 'low'")["status"]) == {"pending_approval"}
+
+    # A line of another run is refused by name; the request changes nothing.
+    stray = int(other.loc["bk-2", "line_id"])
+    refused = _post(planner, lines=[f"replenishment:{bk0}", f"transfer:{stray}"], approve=True, **run)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (f"1 selected line(s) are not of run {dag_id} {DS}: transfer #{stray} "
+                                        f"(run {dag_id}_b {DS}). Nothing was changed.")
+    assert run_lines(conn, dag_id, DS).set_index("business_key").loc["bk-0", "status"] == "pending_approval"
+
+    done = _post(planner, lines=[f"replenishment:{bk0}", {"doc_type": "transfer", "line_id": bk2}], approve=False,
+                 note="  not this week ", **run)
+    assert done.status_code == 200, done.text
+    assert done.json()["message"] == "2 line(s) rejected."
+    after = run_lines(conn, dag_id, DS).set_index("business_key")
+    assert after.loc[["bk-0", "bk-2"], "status"].tolist() == ["rejected", "rejected"]
+    notes = conn.execute("SELECT note FROM erp_staging.audit_log WHERE dag_id=%s AND action='rejected'",
+                         (dag_id,)).fetchall()
+    assert notes == [("not this week",)] * 2
+    assert set(after.drop(["bk-0", "bk-2"]).query("risk_tier != 'low'")["status"]) == {"pending_approval"}
+
+    # Deciding lines of two runs at once is possible when asked for.
+    both = [f"po_exception:{int(lines.loc['bk-4', 'line_id'])}", f"transfer:{stray}"]
+    assert _post(planner, lines=both, approve=True, across_runs=True).json()["message"] == "2 line(s) approved."
+
+
+def test_api_role_refusals_are_403_and_change_nothing(plugin, conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS).set_index("business_key")
+    run = {"dag_id": dag_id, "ds": DS.isoformat()}
+    high = f"replenishment:{int(lines.loc['bk-1', 'line_id'])}"
+    refused = _post(_client(plugin, "planner", "user"), lines=[high], approve=True, **run)
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("planner (Airflow role user = planner) may not decide high-tier")
+    refused = _post(_client(plugin, "analyst", "viewer"), lines=[high], approve=True, **run)
+    assert refused.status_code == 403 and "the role is read only" in refused.json()["detail"]
+    assert set(run_lines(conn, dag_id, DS).query("risk_tier != 'low'")["status"]) == {"pending_approval"}
+
+
+def test_api_lists_and_the_page_shows_the_run(plugin, conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    planner = _client(plugin, "planner", "user")
+    listed = planner.get(f"/api/lines?dag_id={dag_id}&ds={DS}&tier=high&limit=2")
+    assert listed.status_code == 200
+    assert [ln["risk_tier"] for ln in listed.json()["lines"]] == ["high", "high"]
+    assert planner.get(f"/api/lines?dag_id={dag_id}&location=S0001").json()["count"] == 2
+    page = planner.get(f"/approvals?dag_id={dag_id}&ds={DS}&doc_type=&tier=")
+    assert page.status_code == 200
+    assert f'<table id="lines" data-dag-id="{dag_id}" data-ds="{DS}">' in page.text
+    assert page.text.count('<tr data-line="') == 6
+    nonce = page.headers["Content-Security-Policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in page.text
+    assert page.headers["X-Content-Type-Options"] == "nosniff"

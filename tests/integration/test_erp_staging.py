@@ -36,8 +36,8 @@ def dag_id() -> str:
 
 @pytest.fixture
 def conn(erp_url):
+    """The application role's connection (the session's preparation migrated the database)."""
     with db.connect(erp_url) as connection:
-        db.migrate(connection)
         yield connection
 
 
@@ -114,12 +114,24 @@ def test_illegal_transition_is_refused_by_the_database(conn, dag_id):
     assert "pending_approval -> released" in str(err.value)
 
 
-def test_audit_log_refuses_update_delete_and_truncate(conn, dag_id):
+def test_audit_log_refuses_update_delete_and_truncate(conn, erp_owner_url, dag_id):
     stage_batch(conn, _lines(1), dag_id=dag_id, run_id="run-1", ds=DS)
-    for statement in ("UPDATE erp_staging.audit_log SET actor='someone' WHERE dag_id=%s",
-                      "DELETE FROM erp_staging.audit_log WHERE dag_id=%s"):
+    statements = ("UPDATE erp_staging.audit_log SET actor='someone' WHERE dag_id=%s",
+                  "DELETE FROM erp_staging.audit_log WHERE dag_id=%s")
+    # The application has no such privilege; the owner has, and the append-only triggers refuse it.
+    for statement in statements:
         with pytest.raises(psycopg.errors.InsufficientPrivilege) as err, conn.transaction():
             conn.execute(statement, (dag_id,))
+        assert "permission denied for table audit_log" in str(err.value)
+    with db.connect(erp_owner_url) as owner:
+        for statement in statements:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as err, owner.transaction():
+                owner.execute("SET LOCAL ROLE shelfwise_owner")
+                owner.execute(statement, (dag_id,))
+            assert "append-only" in str(err.value)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as err, owner.transaction():
+            owner.execute("SET LOCAL ROLE shelfwise_owner")
+            owner.execute("TRUNCATE erp_staging.audit_log")
         assert "append-only" in str(err.value)
     with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
         conn.execute("TRUNCATE erp_staging.audit_log")
@@ -227,30 +239,40 @@ def test_unknown_doc_type_stages_nothing(conn, dag_id):
     assert len(run_lines(conn, dag_id, DS)) == 0
 
 
-def test_migrations_are_idempotent(conn):
-    assert db.migrate(conn) == []
-    head = sorted(p.name.split("_", 1)[0] for p in (db.MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))[-1]
-    assert conn.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [(head,)]
-    conn.rollback()
+def test_migrations_are_idempotent(erp_owner_url):
+    with db.connect(erp_owner_url) as owner:
+        assert db.migrate(owner) == []
+        head = sorted(p.name.split("_", 1)[0] for p in (db.MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))[-1]
+        assert owner.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [(head,)]
+        owner.rollback()
+
+
+def test_the_application_role_cannot_migrate(conn):
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as err:
+        db.migrate(conn)
+    assert isinstance(err.value.orig, psycopg.errors.InsufficientPrivilege), err.value
 
 
 @pytest.fixture
-def scratch_db(erp_url):
-    """An empty database of its own, dropped afterwards."""
-    name = f"shelfwise_mig_{uuid.uuid4().hex[:8]}"
-    url = psycopg.conninfo.make_conninfo(erp_url, dbname=name)
+def scratch_db(erp_owner_url):
+    """An empty database of its own (named after the test database), dropped afterwards."""
+    base = psycopg.conninfo.conninfo_to_dict(erp_owner_url)["dbname"]
+    name = f"{base}_mig_{uuid.uuid4().hex[:8]}"
+    url = psycopg.conninfo.make_conninfo(erp_owner_url, dbname=name)
     db.ensure_database(url)
     yield url
-    admin = psycopg.conninfo.make_conninfo(erp_url, dbname="postgres")
+    admin = psycopg.conninfo.make_conninfo(erp_owner_url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_fresh_database_is_migrated_to_head_once(scratch_db):
     with db.connect(scratch_db) as c:
-        assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores"]
+        assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores", "0003_integrity"]
         assert db.migrate(c) == []
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0002",)]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0003",)]
         tables = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='erp_staging'"
                            " AND table_type='BASE TABLE'").fetchone()[0]
         assert tables == 4
@@ -268,8 +290,8 @@ def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
             c.execute("CREATE OR REPLACE VIEW erp_staging.all_lines AS"
                       " SELECT 'replenishment' AS doc_type, * FROM erp_staging.replenishment_order_lines")
         # Stamped at 0001 (its SQL not re-run), then upgraded by the later revisions only.
-        assert db.migrate(c) == ["0002_forecast_scores"]
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0002",)]
+        assert db.migrate(c) == ["0002_forecast_scores", "0003_integrity"]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0003",)]
         view = c.execute("SELECT pg_get_viewdef('erp_staging.all_lines')").fetchone()[0]
         assert "stock_transfer_lines" not in view
 
@@ -288,4 +310,4 @@ def test_concurrent_migrators_apply_each_revision_once(scratch_db):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores"]]
+    assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores", "0003_integrity"]]

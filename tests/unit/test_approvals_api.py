@@ -1,0 +1,194 @@
+"""The approvals plugin's HTTP contract without a database: strict input, clear 422s, security headers.
+
+The app is the one the API server mounts (``create_app``), driven with FastAPI's TestClient; the caller
+is a real simple-auth-manager user put in place of Airflow's login dependency. Every request here is
+refused before any SQL runs: the unit suite fails a test that opens a connection. Decisions that reach
+PostgreSQL are tested in ``tests/integration/test_approvals.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
+import shelfwise_approvals as plugin  # noqa: E402 - plugins/ is Airflow's plugins folder, not a package
+
+
+def client_as(username: str, role: str) -> TestClient:
+    app = plugin.create_app()
+    app.dependency_overrides[plugin._current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def planner() -> TestClient:
+    return client_as("planner", "user")
+
+
+def _decide(client: TestClient, body: str | bytes, content_type: str = "application/json"):
+    return client.post("/api/decisions", content=body, headers={"Content-Type": content_type})
+
+
+def _locs(response) -> list[str]:
+    assert response.status_code == 422, response.text
+    return [".".join(str(p) for p in error["loc"]) for error in response.json()["errors"]]
+
+
+def test_plugin_literals_match_the_domain():
+    from include.erp.staging import TABLES
+    from include.governance.policy import TIERS
+
+    assert plugin.DOC_TYPES == tuple(TABLES)
+    assert plugin.TIERS == TIERS
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        pytest.param('{"lines": ["transfer:1"], "approve": "yes"}', "body.approve", id="approve-yes"),
+        pytest.param('{"lines": ["transfer:1"], "approve": "off"}', "body.approve", id="approve-off"),
+        pytest.param('{"lines": ["transfer:1"], "approve": 0}', "body.approve", id="approve-zero"),
+        pytest.param('{"lines": ["transfer:1"], "approve": null}', "body.approve", id="approve-null"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": 2.9}], "approve": true}',
+                     "body.lines.0.ref.line_id", id="line-id-float"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": 2.0}], "approve": true}',
+                     "body.lines.0.ref.line_id", id="line-id-integral-float"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": true}], "approve": true}',
+                     "body.lines.0.ref.line_id", id="line-id-bool"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": "7"}], "approve": true}',
+                     "body.lines.0.ref.line_id", id="line-id-string"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": 0}], "approve": true}',
+                     "body.lines.0.ref.line_id", id="line-id-zero"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": 9223372036854775808}], "approve": true}',
+                     "body.lines.0.ref.line_id", id="line-id-over-bigint"),
+        pytest.param('{"lines": [{"doc_type": "invoice", "line_id": 3}], "approve": true}',
+                     "body.lines.0.ref.doc_type", id="doc-type"),
+        pytest.param('{"lines": [{"doc_type": "transfer", "line_id": 3, "run": 1}], "approve": true}',
+                     "body.lines.0.ref.run", id="line-extra-field"),
+        pytest.param('{"lines": ["transfer:2.9"], "approve": true}', "body.lines.0.key", id="key-float"),
+        pytest.param('{"lines": ["transfer:07"], "approve": true}', "body.lines.0.key", id="key-leading-zero"),
+        pytest.param('{"lines": [7], "approve": true}', "body.lines.0", id="line-number"),
+        pytest.param('{"lines": [], "approve": true}', "body.lines", id="no-lines"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "note": "a\\u0000b"}', "body.note", id="note-nul"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "note": "a\\ud800b"}', "body.note",
+                     id="note-lone-surrogate"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "note": "a\\u0007b"}', "body.note",
+                     id="note-control"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "note": 5}', "body.note", id="note-number"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "ds": "2026-11-27T00:00:00",'
+                     ' "dag_id": "retail_nightly"}', "body.ds", id="ds-datetime"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "ds": "2026-11-27", "dag_id": "a b"}',
+                     "body.dag_id", id="dag-id-space"),
+        pytest.param('{"lines": ["transfer:1"], "approve": true, "approve_all": true}', "body.approve_all",
+                     id="unknown-field"),
+    ],
+)
+def test_decision_bodies_are_validated_strictly(planner, body, loc):
+    response = _decide(planner, body)
+    assert loc in _locs(response)
+    detail = response.json()["detail"]
+    assert detail.startswith("invalid request: ") and loc.removeprefix("body.") in detail
+
+
+def test_a_decision_must_name_its_run_or_ask_for_several(planner):
+    response = _decide(planner, '{"lines": ["transfer:1"], "approve": true}')
+    assert _locs(response) == ["body.dag_id", "body.ds"]
+    assert "name the run the lines belong to (dag_id and ds), or set across_runs: true" in response.json()["detail"]
+    response = _decide(planner, '{"lines": ["transfer:1"], "approve": true, "dag_id": "retail_nightly"}')
+    assert _locs(response) == ["body.ds"]
+    response = _decide(planner, '{"lines": ["transfer:1"], "approve": true, "across_runs": true,'
+                                ' "dag_id": "retail_nightly", "ds": "2026-11-27"}')
+    assert _locs(response) == ["body.across_runs"]
+    response = _decide(planner, '{"lines": ["transfer:1"], "approve": true, "across_runs": "yes"}')
+    assert _locs(response) == ["body.across_runs"]
+
+
+def test_malformed_bodies_are_refused_cleanly(planner):
+    assert _decide(planner, '{"lines": ["transfer:1"], "approve": true', ).status_code == 422
+    assert _locs(_decide(planner, b'{"lines": ["transfer:1"], "approve": true, "note": "\xed\xa0\x80"}')) == ["body.note"]
+    assert _locs(_decide(planner, '["transfer:1"]')) == ["body"]
+    response = _decide(planner, "lines=transfer:1&approve=true", "application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json() == {"detail": "send the decision as application/json"}
+    response = _decide(planner, b'{"note": "' + b"x" * plugin.MAX_BODY_BYTES + b'"}')
+    assert response.status_code == 413
+
+
+def test_a_surrogate_in_a_key_is_named_without_echoing_it(planner):
+    response = _decide(planner, '{"lines": ["transfer:1"], "approve": true, "\\udc80x": 1}')
+    assert _locs(response) == ["body.\\udc80x"]
+    response.content.decode("utf-8")  # the answer itself is valid UTF-8
+
+
+@pytest.mark.parametrize(
+    ("query", "loc"),
+    [
+        pytest.param("doc_type=invoice", "query.doc_type", id="doc-type"),
+        pytest.param("tier=critical", "query.tier", id="tier"),
+        pytest.param("ds=yesterday", "query.ds", id="ds-word"),
+        pytest.param("ds=2026-11-27T00:00", "query.ds", id="ds-datetime"),
+        pytest.param("ds=2026-W48-5", "query.ds", id="ds-week-date"),
+        pytest.param("limit=5.0", "query.limit", id="limit-float"),
+        pytest.param("limit=%205", "query.limit", id="limit-space"),
+        pytest.param("limit=true", "query.limit", id="limit-bool"),
+        pytest.param("limit=0", "query.limit", id="limit-zero"),
+        pytest.param("limit=5001", "query.limit", id="limit-too-big"),
+        pytest.param("location=S%00001", "query.location", id="location-nul"),
+        pytest.param("supplier=SUP%0A1", "query.supplier", id="supplier-newline"),
+        pytest.param("location=" + "x" * 201, "query.location", id="location-too-long"),
+        pytest.param("dag_id=retail%20nightly", "query.dag_id", id="dag-id-space"),
+        pytest.param("colour=red", "query.colour", id="unknown-filter"),
+        pytest.param("tier=low&tier=high", "query.tier", id="repeated"),
+    ],
+)
+def test_line_filters_are_validated_strictly(planner, query, loc):
+    response = planner.get(f"/api/lines?{query}")
+    assert loc in _locs(response)
+
+
+def test_the_page_shows_a_bad_filter_as_an_error_without_querying(planner):
+    response = planner.get("/approvals?tier=critical&location=S%00001")
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "invalid request: tier: Input should be &#x27;low&#x27;, &#x27;medium&#x27; or &#x27;high&#x27;" in (
+        response.text)
+    assert "location: Value error, contains a NUL character" in response.text
+    assert "No line is waiting for a decision." in response.text
+    _assert_page_csp(response)
+
+
+def _assert_page_csp(response) -> None:
+    csp = response.headers["Content-Security-Policy"]
+    nonce = re.search(r"script-src 'nonce-([\w-]+)'", csp)[1]
+    assert f"style-src 'nonce-{nonce}'" in csp and "frame-ancestors 'self'" in csp and "default-src 'self'" in csp
+    assert re.findall(r"<script nonce=\"([\w-]+)\">", response.text) == [nonce]
+    assert re.findall(r"<style nonce=\"([\w-]+)\">", response.text) == [nonce]
+    assert "unsafe-inline" not in csp
+    _assert_common_headers(response)
+
+
+def _assert_common_headers(response) -> None:
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_api_answers_carry_security_headers(planner):
+    for response in (planner.get("/api/me"), planner.get("/api/lines?tier=x"),
+                     _decide(planner, '{"lines": [], "approve": true}')):
+        assert response.headers["Content-Security-Policy"] == plugin.API_CSP
+        assert "frame-ancestors 'self'" in plugin.API_CSP
+        _assert_common_headers(response)
+
+
+def test_me_reports_the_tiers_of_the_role():
+    assert client_as("planner", "user").get("/api/me").json() == {
+        "username": "planner", "airflow_roles": ["user"], "roles": ["planner"], "tiers": ["low", "medium"]}
+    assert client_as("analyst", "viewer").get("/api/me").json()["tiers"] == []
+
