@@ -64,17 +64,25 @@ def _erp_conn():
 def retail_nightly():
     @task
     def prepare_erp_staging() -> dict:
+        from airflow.sdk.bases.hook import BaseHook
+
         from include.stages import nightly
 
-        return nightly.prepare_erp_staging(_run(), conn_factory=_erp_conn)
+        return nightly.prepare_erp_staging(_run(), conn_factory=_erp_conn, owner_lookup=BaseHook.get_connection)
 
     def ingest_task(source: str):
-        # A broken contract is deterministic: retrying cannot fix the data.
-        @task(task_id=f"ingest_{source}", retries=0)
+        @task(task_id=f"ingest_{source}")
         def ingest_source() -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from include.contracts.validate import ContractViolation
             from include.stages import nightly
 
-            return nightly.ingest(_run(), source, conn_factory=_erp_conn)
+            try:
+                return nightly.ingest(_run(), source, conn_factory=_erp_conn)
+            except ContractViolation as exc:
+                # A broken contract is deterministic: no retry can fix the data (a database blip can).
+                raise AirflowFailException(str(exc)) from exc
 
         return ingest_source()
 

@@ -43,12 +43,34 @@ def test_conventions(dagbag, dag_id):
         assert task.retries is not None, task.task_id
 
 
-def test_contract_tasks_do_not_retry(dagbag):
+def test_a_broken_contract_fails_without_retry_and_a_database_blip_retries(dagbag, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.contracts.validate import ContractResult, ContractViolation
+    from include.erp.db import ErpConnectionError
+    from include.stages import nightly
+
     dag = dagbag.dags["retail_nightly"]
     ingest = [t for t in dag.tasks if t.task_id.startswith("ingest_")]
     assert {t.task_id for t in ingest} == {f"ingest_{s}" for s in
                                            ("master", "pos", "ecommerce", "wms", "supplier", "returns")}
-    assert all(t.retries == 0 for t in ingest)
+    assert all(t.retries >= 1 for t in ingest)
+    call = dag.get_task("ingest_pos").python_callable
+    monkeypatch.setitem(call.__globals__, "_run", lambda: None)
+
+    def broken(*args, **kwargs):
+        raise ContractViolation([ContractResult("pos_sales", "1.2.0", "2026-11-27", "pos_sales.csv", outcome="blocked")])
+
+    monkeypatch.setattr(nightly, "ingest", broken)
+    with pytest.raises(AirflowFailException, match="blocked by data contract: .*pos_sales"):
+        call()
+
+    def unreachable(*args, **kwargs):
+        raise ErpConnectionError("lost the connection to the ERP staging database")
+
+    monkeypatch.setattr(nightly, "ingest", unreachable)
+    with pytest.raises(ErpConnectionError):  # an ordinary failure: the task's retries apply
+        call()
 
 
 def test_the_review_times_out_with_the_gate(dagbag):
