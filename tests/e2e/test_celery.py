@@ -79,18 +79,18 @@ def queue(broker) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def metadata_db(erp_url) -> Iterator[str]:
+def metadata_db(erp_url, erp_owner_url) -> Iterator[str]:
     """A PostgreSQL metadata DB of the test's own, on the ERP test database's server, dropped after.
 
     Named after the ERP test database (``<its name>_<random>_celery``), so that it stays within the names
     that ``SHELFWISE_TEST_ERP_DB`` gives an engineer on a shared server.
     """
     name = f"{psycopg.conninfo.conninfo_to_dict(erp_url)['dbname']}_{secrets.token_hex(4)}_celery"
-    admin = psycopg.conninfo.make_conninfo(erp_url, dbname="postgres")
+    admin = psycopg.conninfo.make_conninfo(erp_owner_url, dbname="postgres")  # the app role creates nothing
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield sqlalchemy_url(with_database(erp_url, name))
+        yield sqlalchemy_url(with_database(erp_owner_url, name))
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -73,7 +73,7 @@ def _status(api: ApiSession, path: str) -> int:
 
 
 def _clean(erp_url: str) -> None:
-    clear_run_lines(DAG_ID, DS, erp_url)
+    clear_run_lines(DAG_ID, DS)  # as the owner: the application role cannot delete decided lines
 
 
 def _audit(erp_url: str) -> list[tuple]:
@@ -246,7 +246,7 @@ def test_a_backfill_replays_a_past_night_without_touching_the_erp(airflow, erp_u
     from include.storage import read_partition
 
     past = DS - dt.timedelta(days=1)
-    clear_run_lines(DAG_ID, past, erp_url)
+    clear_run_lines(DAG_ID, past)
     admin = _ready(airflow)
     with db.connect(erp_url) as conn:
         live_before = run_lines(conn, DAG_ID, DS)[["idempotency_key", "status"]].sort_values("idempotency_key")
