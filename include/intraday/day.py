@@ -8,12 +8,16 @@ needs: the surging series that will run short before their next regular delivery
 of every other location of the same SKUs.
 
 A series is a location x SKU; its channel follows the location: ``online`` for the ecommerce fulfilment
-centre, ``store`` for a store.
+centre, ``store`` for a store. One store sells too little of most SKUs for an hour or two to tell a surge
+from chance, but a surge across a region (a local event, a regional promotion) adds up over its stores: so
+when the stores' regions are given, the test also reads every region x SKU with its stores' sales and
+forecasts summed, and a region that alarms flags each of its stores. The false-alarm budget is split
+evenly between the two levels, so together they keep the policy's rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -42,7 +46,8 @@ class DayParams:
 
 
 def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFrame, profile: IntradayProfile, *,
-              weekday: int, hour: int, params: DayParams = DayParams()) -> pd.DataFrame:
+              weekday: int, hour: int, params: DayParams = DayParams(),
+              regions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read every series' sales through ``hour`` against its forecast.
 
     Args:
@@ -53,11 +58,13 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
         weekday: Today's weekday (Monday 0).
         hour: The last hour seen (0-23).
         params: :class:`DayParams`.
+        regions: ``location_id, region`` of the stores: also test each region x SKU (see the module).
 
     Returns:
         One row per series with a forecast for today: ``location_id, sku, channel, forecast_today,
         sold_today, expected_so_far, alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset,
-        expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout``.
+        expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout, level``
+        (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm).
     """
     days = params.cover_days + 1
     wide = forecast[forecast["step"] <= days].pivot_table(index=["location_id", "sku", "channel"], columns="step",
@@ -70,19 +77,64 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     shares = np.stack([profile.matrix(channels, np.full(len(keys), (weekday + d) % 7)) for d in range(days)], axis=1)
     sold = _hourly_matrix(hourly, keys, hour)
     expected = means[:, :1] * shares[:, 0, : hour + 1]
-    shape = dispersion(means[:, 0], today.reindex(wide.index).fillna(0.0).to_numpy(float))
-    found = sense(sold, expected, shape, params.sensing)
-    outlook = reforecast(means, shares, hour=hour, sold_today=sold.sum(axis=1), ratio=found.ratio,
+    sigma = today.reindex(wide.index).fillna(0.0).to_numpy(float)
+    sensing = params.sensing
+    if regions is not None:
+        sensing = replace(sensing, false_alarms_per_1000_series_day=sensing.false_alarms_per_1000_series_day / 2)
+    found = _as_frame(sense(sold, expected, dispersion(means[:, 0], sigma), sensing))
+    found["level"] = np.where(found["alarm"], "series", "")
+    if regions is not None:
+        _pool_regions(found, keys, regions, sold, expected, means[:, 0], sigma, sensing)
+    outlook = reforecast(means, shares, hour=hour, sold_today=sold.sum(axis=1), ratio=found["ratio"].to_numpy(),
                          persistence=params.persistence)
     stock = keys.merge(on_hand[["location_id", "sku", "on_hand"]], on=["location_id", "sku"], how="left")["on_hand"]
     stock = stock.fillna(0.0).to_numpy(float)
     return keys.assign(
         forecast_today=means[:, 0], sold_today=sold.sum(axis=1), expected_so_far=expected.sum(axis=1),
-        alarm=found.alarm, onset_hour=found.onset_hour, alarm_hour=found.alarm_hour, statistic=found.statistic,
-        ratio=found.ratio, sold_since_onset=found.sold_since_onset, expected_since_onset=found.expected_since_onset,
+        **{c: found[c].to_numpy() for c in _FOUND if c != "level"},
         rest_of_today=outlook.rest_of_today, need_in_window=outlook.hourly[:, hour + 1:].sum(axis=1), on_hand=stock,
-        hours_to_stockout=hours_to_stockout(outlook.hourly, stock, hour=hour),
+        hours_to_stockout=hours_to_stockout(outlook.hourly, stock, hour=hour), level=found["level"].to_numpy(),
     )
+
+
+_FOUND = ["alarm", "onset_hour", "alarm_hour", "statistic", "ratio", "sold_since_onset", "expected_since_onset",
+          "level"]
+
+
+def _as_frame(found) -> pd.DataFrame:
+    return pd.DataFrame({c: getattr(found, c) for c in _FOUND if c != "level"})
+
+
+def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame, sold: np.ndarray,
+                  expected: np.ndarray, mean: np.ndarray, sigma: np.ndarray, sensing: SensingParams) -> None:
+    """Test every region x SKU of stores, summed; flag the stores of the ones that alarm (in place).
+
+    A store flagged by its own test keeps its own reading. The region's forecast error is that of a sum of
+    independent store errors (``sqrt`` of the summed variances).
+    """
+    region = keys["location_id"].map(regions.set_index("location_id")["region"])
+    stores = np.flatnonzero((keys["channel"] == "store").to_numpy() & region.notna().to_numpy())
+    if len(stores) == 0:
+        return
+    group, labels = pd.factorize(pd.MultiIndex.from_arrays(
+        [region.to_numpy(object)[stores], keys["sku"].to_numpy(object)[stores]]))
+    n = len(labels)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        out = np.zeros((n,) + values.shape[1:])
+        np.add.at(out, group, values[stores])
+        return out
+
+    pooled = sense(total(sold), total(expected), dispersion(total(mean), np.sqrt(total(sigma**2))), sensing)
+    flagged = pooled.alarm[group] & ~found["alarm"].to_numpy()[stores]
+    rows, of = stores[flagged], group[flagged]
+    for column in ("alarm", "onset_hour", "alarm_hour", "statistic", "ratio"):
+        found.loc[rows, column] = getattr(pooled, column)[of]
+    # What the store itself sold and was expected to sell since its region's surge began.
+    since = np.arange(sold.shape[1])[None, :] >= pooled.onset_hour[of][:, None]
+    found.loc[rows, "sold_since_onset"] = (sold[rows] * since).sum(axis=1)
+    found.loc[rows, "expected_since_onset"] = (expected[rows] * since).sum(axis=1)
+    found.loc[rows, "level"] = "region"
 
 
 def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.ndarray:

@@ -26,6 +26,8 @@ import pandas as pd
 from include.decisions.params import PROPOSAL_COLUMNS
 from include.decisions.propose import solve_transfers
 
+#: The location type of the ecommerce fulfilment centre in the location master.
+FC_TYPE = "ecom_fc"
 RECEIVER_COLUMNS = ["location_id", "sku", "channel", "shortfall", "hours_to_stockout", "on_hand",
                     "sold_since_onset", "expected_since_onset", "ratio", "onset_hour", "statistic"]
 DONOR_COLUMNS = ["location_id", "sku", "spare"]
@@ -92,10 +94,10 @@ def _route(receiver: pd.Series, donor: str, loc: pd.DataFrame) -> str | None:
     """How ``donor`` can supply ``receiver`` today: ``transfer``, ``expedite`` or ``None`` (it cannot)."""
     to, src = loc.loc[receiver["location_id"]], loc.loc[donor]
     if src["location_type"] == "dc":
-        return "expedite" if to["location_type"] == "fc" or to.get("parent_dc") == donor else None
+        return "expedite" if to["location_type"] == FC_TYPE or to.get("parent_dc") == donor else None
     if src["location_type"] != "store":
         return None
-    return "transfer" if to["location_type"] == "fc" or to["region"] == src["region"] else None
+    return "transfer" if to["location_type"] == FC_TYPE or to["region"] == src["region"] else None
 
 
 def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Series, loc: pd.DataFrame,

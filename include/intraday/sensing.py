@@ -149,7 +149,8 @@ def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: Sen
         stat = ratios.max(axis=1)
         fresh = (stat >= h) & (alarm_hour < 0)
         alarm_hour[fresh] = t
-        onset[fresh] = ratios[fresh].argmax(axis=1)
+        # Of onsets that fit equally well (the closed hours before opening), the latest.
+        onset[fresh] = t - ratios[fresh][:, ::-1].argmax(axis=1)
     alarm = alarm_hour >= 0
     since = np.arange(hours)[None, :] >= np.where(alarm, onset, hours)[:, None]
     sold_since = (sold * since).sum(axis=1)

@@ -96,6 +96,8 @@ class WorldConfig:
         history_days: days of history, ending at ``end_date`` inclusive.
         end_date: last business day generated.
         ecommerce_share: share of total demand that arrives through the web shop and app.
+        volume: multiplies every SKU's units per day (a hypermarket sells many times what a convenience
+            store does; 1 is a mid-sized store).
         shocks: demand surges on the last days of history (none by default), see
             :mod:`include.sample_data.intraday`.
     """
@@ -108,6 +110,7 @@ class WorldConfig:
     history_days: int = 400
     end_date: dt.date = DEFAULT_END_DATE
     ecommerce_share: float = 0.2
+    volume: float = 1.0
     shocks: ShockConfig = ShockConfig()
 
     def __post_init__(self) -> None:
@@ -116,6 +119,8 @@ class WorldConfig:
                 raise ValueError(f"WorldConfig.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.ecommerce_share < 1.0:
             raise ValueError(f"WorldConfig.ecommerce_share must be in [0, 1), got {self.ecommerce_share}")
+        if not self.volume > 0.0:
+            raise ValueError(f"WorldConfig.volume must be above 0, got {self.volume}")
         # Accept a string or datetime from callers such as the CLI, but always store a date.
         object.__setattr__(self, "end_date", as_date(self.end_date))
 
@@ -328,8 +333,9 @@ def generate_world(config: WorldConfig) -> World:
     sup["drift_from_day"] = n_sim - min(DRIFT_DAYS, config.history_days // 2)
     items, sku = _make_items(config, rng, loc, sup)
     promotions, promo = _make_promotions(config, rng, sku, loc, sim_start, n_sim)
-    shocks = plan_shocks(config.shocks, seed=config.seed, n_days=n_sim, first_day=WARMUP_DAYS, sku_rate=sku["rate"],
-                         store_rows=loc["store_rows"], store_region=loc["store_region"], fc_row=loc["fc_row"])
+    shocks = plan_shocks(config.shocks, seed=config.seed, n_days=n_sim, first_day=WARMUP_DAYS,
+                         usual=_usual_rates(config, loc, sku), store_rows=loc["store_rows"],
+                         store_region=loc["store_region"], fc_row=loc["fc_row"])
     sim, po_lines, returns_raw = _simulate(config, rng, loc, sup, sku, promo, sim_days, shocks)
 
     hist_first = WARMUP_DAYS
@@ -420,7 +426,7 @@ def _make_items(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: d
     # Units per day for an average store: a long tail of slow movers, as in any real assortment.
     rate = np.select([velocity == 0, velocity == 1],
                      [rng.lognormal(np.log(3.0), 0.45, n), rng.lognormal(np.log(0.6), 0.45, n)],
-                     rng.lognormal(np.log(0.08), 0.5, n))
+                     rng.lognormal(np.log(0.08), 0.5, n)) * config.volume
     median = np.array([t[2] for t in table])
     price = np.maximum(np.floor(median * rng.lognormal(0.0, 0.35, n)) + 0.99, 0.99)
     margin = rng.uniform(0.25, 0.60, n)
@@ -543,6 +549,15 @@ def _holiday_multipliers(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------- simulation
 
 
+def _usual_rates(config: WorldConfig, loc: dict, sku: dict) -> np.ndarray:
+    """``[locations, skus]`` expected units per day: stores scale with size, the FC takes the web share."""
+    base = np.zeros((loc["n"], sku["n"]))
+    base[loc["store_rows"]] = loc["size"][:, None] * sku["rate"][None, :]
+    share = config.ecommerce_share
+    base[loc["fc_row"]] = base[loc["store_rows"]].sum(axis=0) * share / (1.0 - share)
+    return base
+
+
 def _simulate(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: dict, sku: dict, promo: dict,
               sim_days: np.ndarray, shocks: pd.DataFrame) -> tuple[dict, pd.DataFrame, dict]:
     n_sim, n_hist = len(sim_days), config.history_days
@@ -553,11 +568,7 @@ def _simulate(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: dic
     n_regions = len(dcs)
     buy_rows = np.append(dcs, fc)  # locations that buy from suppliers
 
-    # Expected units per day at each location: stores scale with size, the FC takes the web share.
-    base = np.zeros((n_loc, n_sku))
-    base[stores] = loc["size"][:, None] * sku["rate"][None, :]
-    share = config.ecommerce_share
-    base[fc] = base[stores].sum(axis=0) * share / (1.0 - share)
+    base = _usual_rates(config, loc, sku)
     # Planners' run-rate estimates are decent but not perfect, which is one source of stock-outs.
     est = base * rng.lognormal(0.0, 0.2, size=base.shape)
     region_onehot = np.zeros((n_regions, len(stores)))

@@ -47,17 +47,23 @@ class ShockConfig:
         days: Shocks fall on the last ``days`` days of history (0: none).
         per_day: Shocks per day on those days.
         scopes: Relative weights of an online, a regional and a single-store shock.
+        min_daily_units: A shock falls on a SKU that usually sells at least this many units a day where it
+            surges (the web shop, the region's stores together, or the store): a promotion or a viral item,
+            not a slow line selling one a week (where the scope has no such SKU, on its best sellers).
     """
 
     days: int = 0
     per_day: int = 2
     scopes: tuple[float, float, float] = (0.4, 0.3, 0.3)
+    min_daily_units: float = 10.0
 
     def __post_init__(self) -> None:
         if self.days < 0 or self.per_day < 0:
             raise ValueError(f"shock days and per_day must be >= 0, got {self.days}, {self.per_day}")
         if len(self.scopes) != 3 or min(self.scopes) < 0 or sum(self.scopes) <= 0:
             raise ValueError(f"shock scopes must be three non-negative weights, got {self.scopes}")
+        if self.min_daily_units < 0:
+            raise ValueError(f"min_daily_units must be >= 0, got {self.min_daily_units}")
 
 
 def hour_shares(is_store: np.ndarray, weekday: int) -> np.ndarray:
@@ -65,7 +71,11 @@ def hour_shares(is_store: np.ndarray, weekday: int) -> np.ndarray:
     return np.where(np.asarray(is_store, bool)[:, None], STORE_HOURS[weekday % 7][None, :], ECOM_HOURS[None, :])
 
 
-def plan_shocks(config: ShockConfig, *, seed: int, n_days: int, first_day: int, sku_rate: np.ndarray,
+#: Where no SKU of a scope sells ``min_daily_units``, shocks fall on this top share of its cells.
+_TOP_SHARE = 0.02
+
+
+def plan_shocks(config: ShockConfig, *, seed: int, n_days: int, first_day: int, usual: np.ndarray,
                 store_rows: np.ndarray, store_region: np.ndarray, fc_row: int) -> pd.DataFrame:
     """Draw the shocks of the last ``config.days`` simulated days.
 
@@ -74,35 +84,55 @@ def plan_shocks(config: ShockConfig, *, seed: int, n_days: int, first_day: int, 
         seed: The world's seed (the shocks take their own stream of it).
         n_days: Days simulated.
         first_day: First simulated day that may be shocked is ``max(first_day, n_days - config.days)``.
-        sku_rate: Usual units per day per SKU of an average store: shocks fall on SKUs that sell daily.
+        usual: ``[locations, skus]`` usual units per day of every location (before season and promotions).
         store_rows: Simulation rows of the stores; ``store_region`` their region index.
         fc_row: Simulation row of the ecommerce fulfilment centre.
 
     Returns:
         One row per shock: ``shock_id, day, sku, scope, rows`` (tuple of location rows),
-        ``onset_hour, ratio``; no rows without shocks.
+        ``onset_hour, ratio``; no rows without shocks. A SKU is shocked at most once a day.
     """
     columns = ["shock_id", "day", "sku", "scope", "rows", "onset_hour", "ratio"]
     if config.days == 0 or config.per_day == 0:
         return pd.DataFrame(columns=columns)
     rng = np.random.default_rng([seed, 7_770_001])
-    sellers = np.flatnonzero(sku_rate >= np.quantile(sku_rate, 0.5))
+    store_rows = np.asarray(store_rows, int)
+    regions = [store_rows[store_region == r] for r in range(int(store_region.max()) + 1)]
+    # Candidate cells of each scope: (location rows, sku) with their usual daily units there.
+    cells = {
+        "online": [((fc_row,), k, usual[fc_row, k]) for k in range(usual.shape[1])],
+        "region": [(tuple(int(r) for r in rows), k, usual[rows, k].sum()) for rows in regions
+                   for k in range(usual.shape[1])],
+        "store": [((int(r),), k, usual[r, k]) for r in store_rows for k in range(usual.shape[1])],
+    }
+    eligible = {scope: _sellers(found, config.min_daily_units, config.per_day) for scope, found in cells.items()}
     weights = np.asarray(config.scopes, float) / sum(config.scopes)
     rows = []
     for day in range(max(first_day, n_days - config.days), n_days):
-        skus = rng.choice(sellers, size=min(config.per_day, len(sellers)), replace=False)
-        for k in skus:
+        taken: set[int] = set()
+        for _ in range(config.per_day):
             scope = str(rng.choice(["online", "region", "store"], p=weights))
-            if scope == "online":
-                where = (fc_row,)
-            elif scope == "region":
-                region = rng.integers(store_region.max() + 1)
-                where = tuple(int(r) for r in store_rows[store_region == region])
-            else:
-                where = (int(rng.choice(store_rows)),)
+            free = [c for c in eligible[scope] if c[1] not in taken]
+            if not free:  # every eligible SKU shocked today already: the scope's best seller not yet shocked
+                free = sorted((c for c in cells[scope] if c[1] not in taken), key=lambda c: -c[2])[:1]
+            if not free:
+                continue
+            where, k, _ = free[int(rng.integers(len(free)))]
+            taken.add(k)
             rows.append((f"SH{len(rows) + 1:05d}", day, int(k), scope, where,
-                         int(rng.integers(ONSET_HOURS[0], ONSET_HOURS[1] + 1)), float(np.round(rng.uniform(*RATIO_RANGE), 2))))
+                         int(rng.integers(ONSET_HOURS[0], ONSET_HOURS[1] + 1)),
+                         float(np.round(rng.uniform(*RATIO_RANGE), 2))))
     return pd.DataFrame(rows, columns=columns)
+
+
+def _sellers(cells: list[tuple], min_units: float, at_least: int) -> list[tuple]:
+    """The cells selling at least ``min_units`` a day, else the scope's best sellers (its top
+    :data:`_TOP_SHARE` of cells, and no fewer than ``at_least``)."""
+    enough = [c for c in cells if c[2] >= min_units]
+    if len(enough) >= at_least:
+        return enough
+    ranked = sorted(cells, key=lambda c: -c[2])
+    return ranked[: max(at_least, int(np.ceil(_TOP_SHARE * len(ranked))))]
 
 
 def shock_units(shocks: pd.DataFrame, day: int, lam: np.ndarray, is_store: np.ndarray, weekday: int,

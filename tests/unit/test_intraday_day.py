@@ -77,3 +77,43 @@ def test_a_quiet_day_raises_nothing():
     assert not sensed["alarm"].any()
     receivers, donors = receivers_and_donors(sensed)
     assert receivers.empty and donors.empty
+
+
+def _region_day(rng: np.random.Generator, hour: int, surge: float, n_stores: int = 4, mean: float = 12.0):
+    """A region of stores each selling ``mean`` of one SKU a day; from noon all sell ``surge`` times it."""
+    stores = [f"S{i}" for i in range(n_stores)]
+    forecast = pd.DataFrame([(s, "A", "store", step, mean, 0.25 * mean) for s in stores for step in (1, 2)],
+                            columns=["location_id", "sku", "channel", "step", "mean", "sigma"])
+    rows = []
+    for s in stores:
+        rate = mean * STORE[: hour + 1] * np.where(np.arange(hour + 1) >= 12, surge, 1.0)
+        rows += [(s, "A", h, u) for h, u in enumerate(rng.poisson(rate)) if u]
+    sales = pd.DataFrame(rows, columns=["location_id", "sku", "hour", "units"])
+    on_hand = pd.DataFrame({"location_id": stores, "sku": "A", "on_hand": 50.0})
+    regions = pd.DataFrame({"location_id": stores, "region": "North"})
+    return forecast, sales, on_hand, regions
+
+
+def test_a_surge_across_a_region_is_found_by_its_stores_together():
+    found_alone = found_pooled = 0
+    for seed in range(20):
+        forecast, sales, on_hand, regions = _region_day(np.random.default_rng(seed), 15, surge=3.0)
+        alone = sense_day(forecast, sales, on_hand, PROFILE, weekday=4, hour=15)
+        pooled = sense_day(forecast, sales, on_hand, PROFILE, weekday=4, hour=15, regions=regions)
+        found_alone += int(alone["alarm"].any())
+        found_pooled += int(pooled["alarm"].all())
+        flagged = pooled[pooled["level"] == "region"]
+        if len(flagged):
+            assert flagged["onset_hour"].between(8, 13).all() and (flagged["ratio"] > 1.5).all()
+            # Each store's explanation counts its own sales since the region's surge began.
+            assert (flagged["sold_since_onset"] < sales.groupby("location_id")["units"].sum().max() + 1).all()
+    assert found_pooled >= 16 and found_alone <= 6
+
+
+def test_regions_do_not_raise_false_alarms_on_ordinary_days():
+    alarms = 0
+    for seed in range(300):
+        forecast, sales, on_hand, regions = _region_day(np.random.default_rng(1000 + seed), 21, surge=1.0)
+        # An ordinary day: each store's total is off its forecast by the forecast's usual error.
+        alarms += int(sense_day(forecast, sales, on_hand, PROFILE, weekday=4, hour=21, regions=regions)["alarm"].any())
+    assert alarms <= 3

@@ -14,7 +14,7 @@ from include.intraday.moves import MoveCosts, propose_urgent_moves
 DS = dt.date(2026, 11, 27)
 LOCATIONS = pd.DataFrame({
     "location_id": ["S1", "S2", "S3", "S9", "DC1", "DC9", "FC01"],
-    "location_type": ["store", "store", "store", "store", "dc", "dc", "fc"],
+    "location_type": ["store", "store", "store", "store", "dc", "dc", "ecom_fc"],
     "region": ["North", "North", "North", "South", "North", "South", "North"],
     "parent_dc": ["DC1", "DC1", "DC1", "DC9", None, None, None],
     "transfer_cost_per_unit": [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.8],

@@ -113,3 +113,16 @@ def test_write_intraday_landing_lays_out_hours(tmp_path, worlds):
         write_intraday_landing(shocked, str(tmp_path), day, hours=[24])
     with pytest.raises(ValueError, match="outside the generated history"):
         hourly_store_sales(shocked, "2001-01-01")
+
+
+def test_shocks_fall_on_skus_that_sell_where_they_surge():
+    config = dataclasses.replace(PRESETS["tiny"], volume=10.0, shocks=ShockConfig(days=4, per_day=3, min_daily_units=10))
+    world = generate_world(config)
+    busy = world.true_demand[world.true_demand["date"] < world.shocks["date"].min()]
+    daily = busy.groupby(["location_id", "sku"])["demand"].mean()
+    for shock in world.shocks.itertuples(index=False):
+        usual = sum(daily[(loc, shock.sku)] for loc in shock.location_ids.split(";"))
+        assert usual >= 0.5 * 10, (shock.scope, shock.sku, usual)  # season and promotions move it around
+    assert world.shocks.groupby("date")["sku"].nunique().eq(3).all()  # three SKUs a day, none twice
+    plain = generate_world(PRESETS["tiny"])
+    assert world.true_demand["demand"].mean() > 5 * plain.true_demand["demand"].mean()
