@@ -9,6 +9,12 @@ supplier, margin and return anomalies -> replenishment, transfers and PO excepti
 risk tiers from the governance policy -> ERP staging (idempotent) -> approval gate (planners decide in
 the Airflow UI or the CLI) -> release of approved lines to the ERP -> KPIs and report.
 
+A late or blocked extract of a non-critical source (its data contract's ``criticality``) is replaced by
+its last good partition: its ingest task succeeds, the night is marked degraded in the stage summaries,
+the report and ``ops.kpi_history``, and lines that depend on it go up a tier. A critical one fails its
+ingest task, naming the contract, the file and why. Its outputs are Assets (``include/assets.py``):
+curated extracts per source, ``shelfwise_forecasts``, ``shelfwise_decisions``, ``shelfwise_kpis``.
+
 Runs at 02:00 UTC for the previous day. A re-run of a date replaces that date's outputs and the lines
 nobody has decided yet. A backfill (or `mode=replay`) computes everything but stages nothing for
 planners and releases nothing: what would have been proposed is written to `reports/replay_proposals`.
@@ -21,6 +27,7 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_current_context, task
 
+from include.assets import CURATED, DECISIONS, FORECASTS, KPIS
 from include.config import shard_concurrency
 from include.erp.gate import ApprovalGateSensor, BatchReviewOperator
 from include.runs import MODES, NIGHTLY_DEFAULTS, REPLAY_TEMPLATE, REVIEW_DONE, REVIEW_OPTIONS, Run
@@ -71,7 +78,7 @@ def retail_nightly():
         return nightly.prepare_erp_staging(_run(), conn_factory=_erp_conn, owner_lookup=BaseHook.get_connection)
 
     def ingest_task(source: str):
-        @task(task_id=f"ingest_{source}")
+        @task(task_id=f"ingest_{source}", outlets=[CURATED[source]])
         def ingest_source() -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -105,7 +112,7 @@ def retail_nightly():
 
         return nightly.forecast_demand(_run(), shard["shard"], shard["n_shards"])
 
-    @task
+    @task(outlets=[FORECASTS])
     def combine_forecasts(shards: list[dict]) -> dict:
         from include.stages import nightly
 
@@ -135,7 +142,7 @@ def retail_nightly():
 
         return nightly.tier_proposals(_run())
 
-    @task
+    @task(outlets=[DECISIONS])
     def stage_proposals() -> dict:
         from include.stages import nightly
 
@@ -187,7 +194,7 @@ def retail_nightly():
 
         return nightly.release_approved(_run(), conn_factory=_erp_conn)
 
-    @task
+    @task(outlets=[KPIS])
     def report_kpis() -> dict:
         from include.stages import nightly
 

@@ -34,6 +34,23 @@ def policy_file() -> Path:
     return Path(os.environ.get("SHELFWISE_POLICY_FILE") or POLICY_FILE)
 
 
+def trading_hours() -> tuple[int, int, str]:
+    """The retailer's trading hours and their time zone: ``(open, close, tz)``.
+
+    ``SHELFWISE_TRADING_HOURS`` (default ``8-22``: from 08:00 until 22:00) and ``SHELFWISE_TRADING_TZ``
+    (default ``UTC``). ``retail_intraday`` runs at the end of every trading hour.
+
+    Raises:
+        ValueError: when the hours are not ``open-close`` with ``0 <= open < close <= 24``.
+    """
+    raw = os.environ.get("SHELFWISE_TRADING_HOURS", "8-22").strip()
+    parts = raw.split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]) <= 24:
+        raise ValueError(f"SHELFWISE_TRADING_HOURS must be 'open-close' hours with 0 <= open < close <= 24, "
+                         f"got {raw!r}")
+    return int(parts[0]), int(parts[1]), os.environ.get("SHELFWISE_TRADING_TZ") or "UTC"
+
+
 def shard_concurrency() -> dict[str, object]:
     """How the forecast shards of one run share the workers, from the environment.
 

@@ -5,6 +5,11 @@ A partition is a folder ``<zone>/<dataset>/ds=YYYY-MM-DD`` holding one ``part-0.
 (:func:`write_shard`). Writing a whole partition replaces it, and a shard replaces only its own file, which
 is what makes re-runs, retries and backfills idempotent. Reads take every part file of the folder, so a
 reader does not care how the partition was written; :func:`read_shard` reads one shard's file only.
+
+A partition may instead hold a stand-in: ``part-substitute-YYYY-MM-DD.parquet``, the rows of an earlier
+date's partition put in place of an extract that did not arrive (:mod:`include.ingest.substitute`). A
+reader of the date reads it like any part file; a reader of a range that also holds that earlier date
+skips it (:func:`iter_range`), so no row is counted twice.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import numbers
 from typing import Any
 
 import fsspec
@@ -27,6 +33,8 @@ from include.config import as_date, partition_path
 log = logging.getLogger(__name__)
 
 PART_FILE = "part-0.parquet"
+#: The part file of a stand-in partition is named after the date its rows come from.
+SUBSTITUTE_PREFIX = "part-substitute-"
 #: The part files of a partition (a whole one, or one per shard).
 PART_GLOB = "part-*.parquet"
 #: Rows converted to Arrow and written at a time: Parquet's default row group, so the file's layout is
@@ -99,7 +107,11 @@ def write_partition(
 
 def _write_file(df: pd.DataFrame, zone: str, dataset: str, ds: str | dt.date, name: str, root: str | None) -> str:
     """Write ``df`` as the Parquet file ``name`` of a partition folder (created if absent); its path."""
-    folder = partition_path(zone, dataset, ds, root)
+    return _write_in(df, partition_path(zone, dataset, ds, root), name)
+
+
+def _write_in(df: pd.DataFrame, folder: str, name: str) -> str:
+    """Write ``df`` as the Parquet file ``name`` of ``folder`` (created if absent); its path."""
     fs, local = _fs(folder)
     fs.makedirs(local, exist_ok=True)
     target = f"{local}/{name}"
@@ -159,6 +171,19 @@ def shard_file(shard: int, n_shards: int) -> str:
     return f"part-shard-{shard:04d}-of-{n_shards:04d}.parquet"
 
 
+def substitute_file(source_day: str | dt.date) -> str:
+    """The file name of a stand-in partition whose rows are those of ``source_day``."""
+    return f"{SUBSTITUTE_PREFIX}{as_date(source_day).isoformat()}.parquet"
+
+
+def substituted_from(path: str) -> dt.date | None:
+    """The date a stand-in part file's rows come from; None for a part file written for its own date."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if not name.startswith(SUBSTITUTE_PREFIX):
+        return None
+    return as_date(name[len(SUBSTITUTE_PREFIX):-len(".parquet")])
+
+
 def clear_partition(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> None:
     """Remove a partition (before its shards are written anew, so no shard of an earlier plan survives)."""
     fs, local = _fs(partition_path(zone, dataset, ds, root))
@@ -190,6 +215,16 @@ def list_shards(zone: str, dataset: str, ds: str | dt.date, root: str | None = N
             shard, n_shards = name[len("part-shard-"):-len(".parquet")].split("-of-")
             out.append({"shard": int(shard), "n_shards": int(n_shards)})
     return out
+
+
+def delivered_rows(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> int | None:
+    """Rows of a partition written whole for its own date, from the Parquet footer; None when there is none
+    (no partition, a sharded one, or a stand-in)."""
+    fs, local = _fs(f"{partition_path(zone, dataset, ds, root)}/{PART_FILE}")
+    if not fs.exists(local):
+        return None
+    with fs.open(local, "rb") as fh:
+        return pq.ParquetFile(fh).metadata.num_rows
 
 
 def partition_exists(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> bool:
@@ -265,7 +300,8 @@ def iter_range(zone: str, dataset: str, start: str | dt.date, end: str | dt.date
     """Yield ``(day, table)`` for every existing partition with ``start <= ds <= end``, oldest first.
 
     One day's Arrow table at a time (only ``columns`` where the partition has them), so a reader that
-    streams over a year holds one day, not the year.
+    streams over a year holds one day, not the year. A stand-in partition whose rows come from a day of
+    the range is skipped: those rows are read once, on their own day.
     """
     start_d, end_d = as_date(start), as_date(end)
     fs, base = _fs(partition_path(zone, dataset, end_d, root).rsplit("/ds=", 1)[0])
@@ -277,6 +313,7 @@ def iter_range(zone: str, dataset: str, start: str | dt.date, end: str | dt.date
             continue
         day = as_date(name[3:])
         paths = _part_files(fs, entry) if start_d <= day <= end_d else []
+        paths = [p for p in paths if not start_d <= (substituted_from(p) or dt.date.min) <= end_d]
         if paths:
             with fs.open(paths[0], "rb") as fh:
                 present = pq.read_schema(fh).names
@@ -301,6 +338,60 @@ def read_range(
     if not tables:
         return pd.DataFrame()
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+#: Folder of one hour inside a date partition of an intraday dataset (``hour=07``).
+HOUR_PREFIX = "hour="
+
+
+def hour_partition_path(zone: str, dataset: str, ds: str | dt.date, hour: int, root: str | None = None) -> str:
+    """Path of one hour's partition of an intraday dataset: ``<root>/<zone>/<dataset>/ds=YYYY-MM-DD/hour=HH``.
+
+    Raises:
+        ValueError: for an hour outside 0..23.
+    """
+    if isinstance(hour, bool) or not isinstance(hour, numbers.Integral) or not 0 <= hour <= 23:
+        raise ValueError(f"hour must be an integer in 0..23, got {hour!r}")
+    return f"{partition_path(zone, dataset, ds, root)}/{HOUR_PREFIX}{int(hour):02d}"
+
+
+def write_hour_partition(df: pd.DataFrame, zone: str, dataset: str, ds: str | dt.date, hour: int,
+                         root: str | None = None) -> str:
+    """Replace one hour's partition of an intraday dataset with ``df``; the date's other hours stay.
+
+    Returns:
+        The path of the written file.
+    """
+    folder = hour_partition_path(zone, dataset, ds, hour, root)
+    fs, local = _fs(folder)
+    if fs.exists(local):
+        fs.rm(local, recursive=True)
+    path = _write_in(df, folder, PART_FILE)
+    log.info("wrote %s/%s ds=%s hour=%02d: %d rows", zone, dataset, as_date(ds), int(hour), len(df))
+    return path
+
+
+def partition_hours(zone: str, dataset: str, ds: str | dt.date, root: str | None = None) -> list[int]:
+    """Hours of a date that have a partition of an intraday dataset (empty ones included), in order."""
+    fs, local = _fs(partition_path(zone, dataset, ds, root))
+    if not fs.exists(local):
+        return []
+    hours = []
+    for entry in fs.ls(local, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        # Hidden folders of an interrupted publish (``.superseded-hour=07-...``) are not hours.
+        if name.startswith(HOUR_PREFIX) and name[len(HOUR_PREFIX):].isdigit() and _part_files(fs, entry):
+            hours.append(int(name[len(HOUR_PREFIX):]))
+    return sorted(hours)
+
+
+def read_hours(zone: str, dataset: str, ds: str | dt.date, hours: list[int], root: str | None = None) -> pd.DataFrame:
+    """The rows of some hours' partitions of a date, concatenated in hour order; absent hours give nothing."""
+    fs, _ = _fs(partition_path(zone, dataset, ds, root))
+    paths = [path for hour in sorted(hours)
+             for path in _part_files(fs, _fs(hour_partition_path(zone, dataset, ds, hour, root))[1])]
+    table = _read_files(fs, paths, None, None)
+    return pd.DataFrame() if table is None else table.to_pandas()
 
 
 def write_json(obj: Any, zone: str, dataset: str, ds: str | dt.date, name: str, root: str | None = None) -> str:

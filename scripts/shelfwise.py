@@ -212,7 +212,11 @@ def _alive(pid: int) -> bool:
 
 
 def _stop_previous(env: dict[str, str]) -> None:
-    pid_file = _pid_file(env)
+    for pid_file in (_pid_file(env), _pid_file(env).with_name("intraday.pid")):
+        _stop(pid_file)
+
+
+def _stop(pid_file: Path) -> None:
     if pid_file.exists():
         pid = int(pid_file.read_text().strip() or 0)
         if pid and _alive(pid):
@@ -228,25 +232,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.time()
     env = demo_env()
     prepare(env)
+    import intraday_demo
+
     from include.config import as_date
     from include.ingest.pipeline import load_history
     from include.sample_data.generator import PRESETS, generate_world, write_landing
+    from include.sample_data.intraday import ShockConfig
 
     ds = as_date(args.ds)
+    day_after = ds + dt.timedelta(days=1)
     root = env["SHELFWISE_DATA_ROOT"]
     config = PRESETS[args.preset]
-    config = type(config)(**{**config.__dict__, "end_date": ds})
+    # One trading day past the night, with demand surges on it, for the demo's intraday hour.
+    config = type(config)(**{**config.__dict__, "end_date": day_after, "shocks": ShockConfig(days=1, per_day=4)})
     import hashlib
 
-    generator = (ROOT / "include" / "sample_data" / "generator.py").read_bytes()
+    generator = b"".join((ROOT / "include" / "sample_data" / name).read_bytes()
+                         for name in ("generator.py", "intraday.py", "intraday_landing.py"))
     version = hashlib.sha256(generator).hexdigest()[:10]
     stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}-{version}"
+    world = generate_world(config)
     if not stamp.exists():
-        _say(f"generating the '{args.preset}' retail world to {ds} ({config.history_days} days)")
-        world = generate_world(config)
+        _say(f"generating the '{args.preset}' retail world to {day_after} ({config.history_days} days)")
         write_landing(world, root)
         _say("initial history load: ingesting and validating the days before the run")
-        load_history(ds - dt.timedelta(days=config.history_days - 1), ds - dt.timedelta(days=1), root=root)
+        load_history(day_after - dt.timedelta(days=config.history_days - 1), ds - dt.timedelta(days=1), root=root)
+        _say(f"landing the hourly extracts of the days before {day_after} and of its morning")
+        intraday_demo.land_intraday(world, root, day_after)
         stamp.write_text("ok\n")
     else:
         _say(f"retail world for {ds} already generated ({stamp.name}); reusing it")
@@ -285,6 +297,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("\n".join(text.splitlines()[-40:]))
             return 1
     print(_format_summary(ds, root, summaries, env, waiting, time.time() - t0))
+    hour_log = Path(root).parent / "demo" / f"retail_intraday_{day_after}.log"
+    _say(f"running retail_intraday for {day_after} {intraday_demo.HOUR:02d}:00 with `airflow dags test` "
+         f"(log: {hour_log})")
+    hour_proc, hour_summaries = intraday_demo.run_hour(str(VENV_BIN / "airflow"), service_env(env), root,
+                                                       day_after, hour_log)
+    _pid_file(env).with_name("intraday.pid").write_text(str(hour_proc.pid))
+    print(intraday_demo.describe(day_after, hour_summaries, hour_log))
     return 0
 
 

@@ -32,8 +32,8 @@ from include.yaml_errors import line_of, problem, read_yaml, validate
 
 __all__ = [
     "FORMATS", "LOGICAL_TYPES", "MASTER_SOURCE", "QUALITY_RULES", "SEVERITIES", "Column", "Contract",
-    "ContractError", "DuplicateKey", "FileSpec", "Freshness", "QualityRule", "QuarantineShare", "Reference",
-    "RowCount", "Volume", "contracts_by_source", "load_contract", "load_contracts",
+    "ContractError", "Criticality", "DuplicateKey", "FileSpec", "Freshness", "QualityRule", "QuarantineShare",
+    "Reference", "RowCount", "Volume", "contracts_by_source", "load_contract", "load_contracts",
 ]
 
 LogicalType = Literal["string", "integer", "number", "date", "timestamp", "boolean"]
@@ -216,6 +216,28 @@ QUALITY_RULES: dict[str, dict[str, Any]] = {
 }
 
 
+class Criticality(_Strict):
+    """Whether a night can go on without the extract of its date, and on how old a stand-in.
+
+    A critical extract (the default) that is missing or blocked stops the night. A non-critical one is
+    replaced by its last good curated partition no older than ``max_age_days``
+    (:mod:`include.ingest.substitute`), and the night is marked degraded.
+    """
+
+    critical: bool = True
+    max_age_days: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _age_goes_with_non_critical(self) -> Criticality:
+        if self.critical and self.max_age_days is not None:
+            raise problem("criticality", "max_age_days applies only to a non-critical source (critical: false)",
+                          ("max_age_days",))
+        if not self.critical and self.max_age_days is None:
+            raise problem("criticality", "a non-critical source needs max_age_days, the oldest stand-in "
+                          "partition it accepts (days before the logical date)", ("max_age_days",))
+        return self
+
+
 class Contract(_Strict):
     """A data contract for one extract file, as its YAML file declares it."""
 
@@ -232,6 +254,7 @@ class Contract(_Strict):
     columns: Listed[Column] = Field(alias="schema", min_length=1)
     quality: Listed[AnyQualityRule] = ()
     tags: Listed[str] = ()
+    criticality: Criticality = Field(default_factory=Criticality)
     _path: str = PrivateAttr(default="")
 
     @field_validator("id")
@@ -269,6 +292,11 @@ class Contract(_Strict):
     def path(self) -> str:
         """The contract file."""
         return self._path
+
+    @property
+    def critical(self) -> bool:
+        """Whether a missing or blocked extract stops the night (no stand-in partition is used)."""
+        return self.criticality.critical
 
     @property
     def file_name(self) -> str:

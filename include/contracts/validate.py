@@ -42,6 +42,8 @@ from include.storage import release_memory
 log = logging.getLogger(__name__)
 
 PASSED, WARNED, BLOCKED = "passed", "warned", "blocked"
+#: A missing or blocked extract of a non-critical source whose last good partition stands in for it.
+SUBSTITUTED = "substituted"
 #: Rows from which a validation hands its intermediates back to the operating system between steps.
 _LARGE = 100_000
 
@@ -81,6 +83,8 @@ class ContractResult:
     rows_warned: int = 0
     #: Row-level rules whose GX expectation failed (the recorded GX verdict).
     gx_failed: list[str] = field(default_factory=list)
+    #: The date whose curated partition stands in for this one (outcome ``substituted``).
+    substituted_from: str | None = None
 
     def summary(self) -> str:
         """One line for logs and error messages: outcome, counts, breaches, reasons, sample keys."""
@@ -103,6 +107,7 @@ class ContractResult:
             "file": self.file, "rows_in": self.rows_in, "rows_passed": self.rows_passed,
             "rows_quarantined": self.rows_quarantined, "breaches": dict(self.breaches),
             "outcome": self.outcome, "reasons": list(self.reasons), "sample_keys": list(self.sample_keys),
+            "substituted_from": self.substituted_from,
         }
 
 

@@ -25,11 +25,19 @@ def _given(value: object) -> bool:
     return value not in (None, "", "None")
 
 
-def gate_timeout_hours(timeout_minutes: str | float | None) -> float:
-    """The gate's timeout: ``timeout_minutes`` when given, else the governance policy's."""
+def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gate") -> float:
+    """The gate's timeout: ``timeout_minutes`` when given, else the governance policy's.
+
+    ``deadline`` names the policy's setting: ``gate`` (``gate.timeout_hours``) or ``intraday``
+    (``intraday.deadline_hours``).
+    """
     from include.governance.policy import load_policy
 
-    hours = float(timeout_minutes) / 60.0 if _given(timeout_minutes) else load_policy().gate_timeout_hours
+    if _given(timeout_minutes):
+        hours = float(timeout_minutes) / 60.0
+    else:
+        policy = load_policy()
+        hours = policy.intraday.deadline_hours if deadline == "intraday" else policy.gate_timeout_hours
     if hours <= 0:
         raise ValueError(f"approval gate needs a positive timeout, got {hours} h")
     return hours
@@ -43,12 +51,12 @@ def gate_deadline(timeout_hours: float, staged_at: str | None, now: dt.datetime)
     return start + dt.timedelta(hours=timeout_hours)
 
 
-def _pending(conn_id: str, dag_id: str, ds: str) -> int:
+def _pending(conn_id: str, dag_id: str, ds: str, run_id: str | None = None) -> int:
     from include.erp.hook import ErpStagingHook
     from include.erp.staging import pending_count
 
     with ErpStagingHook(conn_id).get_conn() as conn:
-        return pending_count(conn, dag_id, ds)
+        return pending_count(conn, dag_id, ds, run_id=run_id)
 
 
 class ApprovalGateTrigger(BaseTrigger):
@@ -60,13 +68,15 @@ class ApprovalGateTrigger(BaseTrigger):
         deadline: ISO timestamp (UTC) after which the trigger reports a timeout.
         poke_interval: seconds between checks.
         conn_id: ERP staging connection id.
+        run_id: watch only the lines this run staged last (hourly runs of one date).
     """
 
     def __init__(self, *, dag_id: str, ds: str, deadline: str, poke_interval: float = 30.0,
-                 conn_id: str = "erp_staging") -> None:
+                 conn_id: str = "erp_staging", run_id: str | None = None) -> None:
         super().__init__()
         self.dag_id = dag_id
         self.ds = ds
+        self.run_id = run_id
         self.deadline = deadline
         self.poke_interval = poke_interval
         self.conn_id = conn_id
@@ -75,7 +85,7 @@ class ApprovalGateTrigger(BaseTrigger):
         return (
             "include.erp.gate.ApprovalGateTrigger",
             {"dag_id": self.dag_id, "ds": self.ds, "deadline": self.deadline,
-             "poke_interval": self.poke_interval, "conn_id": self.conn_id},
+             "poke_interval": self.poke_interval, "conn_id": self.conn_id, "run_id": self.run_id},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -85,7 +95,7 @@ class ApprovalGateTrigger(BaseTrigger):
         check = sync_to_async(_pending)
         while True:
             try:
-                pending = await check(self.conn_id, self.dag_id, self.ds)
+                pending = await check(self.conn_id, self.dag_id, self.ds, self.run_id)
             except Exception as exc:  # noqa: BLE001 - a database blip must not end the wait
                 log.warning("approval gate could not read staging: %s; retrying", exc)
                 pending = -1
@@ -110,14 +120,22 @@ class ApprovalGateSensor(BaseSensorOperator):
         conn_id: ERP staging connection id.
         replay: templated; ``"True"`` when the run is a replay.
         staged_at: templated ISO timestamp of staging; the deadline counts from it (else from now).
+        run_scoped: wait for and expire only the lines this run staged last, so the hourly runs of one
+            date each keep their own deadline and never block or expire each other's lines.
+        deadline: which policy deadline applies when ``timeout_minutes`` is empty (``gate``, ``intraday``).
     """
 
     template_fields = ("replay", "timeout_minutes", "poke_interval_seconds", "staged_at")
 
     def __init__(self, *, timeout_minutes: str | float | None = None,
                  poke_interval_seconds: str | float | None = None, conn_id: str = "erp_staging",
-                 replay: str | bool = False, staged_at: str | None = None, **kwargs: Any) -> None:
+                 replay: str | bool = False, staged_at: str | None = None, run_scoped: bool = False,
+                 deadline: str = "gate", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if deadline not in ("gate", "intraday"):
+            raise ValueError(f"deadline must be 'gate' or 'intraday', got {deadline!r}")
+        self.run_scoped = run_scoped
+        self.deadline = deadline
         self.staged_at = staged_at
         self.timeout_minutes = timeout_minutes
         self.poke_interval_seconds = poke_interval_seconds
@@ -128,7 +146,7 @@ class ApprovalGateSensor(BaseSensorOperator):
         """Timeout (hours) and poke interval (s): explicit values, else the governance policy."""
         from include.governance.policy import load_policy
 
-        timeout = gate_timeout_hours(self.timeout_minutes)
+        timeout = gate_timeout_hours(self.timeout_minutes, self.deadline)
         poke = load_policy().poke_interval_seconds
         if _given(self.poke_interval_seconds):
             poke = float(self.poke_interval_seconds)
@@ -144,7 +162,8 @@ class ApprovalGateSensor(BaseSensorOperator):
         if self._is_replay():
             log.info("replay run: nothing waits for planners")
             return {"status": "replay", "pending": 0}
-        pending = _pending(self.conn_id, dag_id, ds)
+        run_id = context["run_id"] if self.run_scoped else None
+        pending = _pending(self.conn_id, dag_id, ds, run_id)
         if pending == 0:
             log.info("no line of %s ds=%s waits for a planner", dag_id, ds)
             return {"status": "decided", "pending": 0}
@@ -153,7 +172,7 @@ class ApprovalGateSensor(BaseSensorOperator):
         log.info("%d lines of %s ds=%s wait for a planner until %s", pending, dag_id, ds, deadline.isoformat())
         self.defer(
             trigger=ApprovalGateTrigger(dag_id=dag_id, ds=ds, deadline=deadline.isoformat(),
-                                        poke_interval=poke, conn_id=self.conn_id),
+                                        poke_interval=poke, conn_id=self.conn_id, run_id=run_id),
             method_name="execute_complete",
         )
 
@@ -166,7 +185,8 @@ class ApprovalGateSensor(BaseSensorOperator):
 
             with ErpStagingHook(self.conn_id).get_conn() as conn:
                 expired = expire_pending(conn, context["dag"].dag_id, context["ds"],
-                                         reason=f"approval gate timed out after {self._settings()[0]:g} h")
+                                         reason=f"approval gate timed out after {self._settings()[0]:g} h",
+                                         run_id=context["run_id"] if self.run_scoped else None)
             log.warning("approval gate timed out: %d lines expired, never released", expired)
             return {"status": "timeout", "expired": expired}
         if event.get("status") != "decided":

@@ -70,11 +70,13 @@ class StageResult:
     withdrawn: int = 0
     auto_approved: int = 0
     pending: int = 0
+    superseded: bool = False
 
     def as_summary(self) -> dict[str, int]:
         """The counts as a run's stage summary names them."""
         return {"inserted": self.inserted, "updated": self.updated, "kept_decided": self.unchanged_decided,
-                "withdrawn": self.withdrawn, "auto_approved": self.auto_approved, "pending": self.pending}
+                "withdrawn": self.withdrawn, "auto_approved": self.auto_approved, "pending": self.pending,
+                **({"superseded": True} if self.superseded else {})}
 
 
 def idempotency_key(dag_id: str, ds: str | dt.date, doc_type: str, business_key: str) -> str:
@@ -288,7 +290,7 @@ def _copy_text(lines: pd.DataFrame, dag_id: str, ds_date: dt.date) -> tuple[str,
 
 
 def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
-                ds: str | dt.date) -> StageResult:
+                ds: str | dt.date, as_of: str | None = None) -> StageResult:
     """Stage one run's tiered proposals in a single transaction, set-based.
 
     The batch is copied (``COPY``) into a temporary table; then, per document type, one
@@ -305,6 +307,9 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
         dag_id: the DAG staging them.
         run_id: the run staging them (recorded, not part of the key).
         ds: logical date.
+        as_of: when the batch's data ends (ISO), for runs of one date that may overlap (intraday hours):
+            each line's explanation carries it, and a batch older than what is already staged for the
+            date changes nothing (``StageResult.superseded``), so a late run never undoes a newer one.
 
     Returns:
         Counts of what changed.
@@ -319,6 +324,9 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
     run = {"dag_id": dag_id, "run_id": run_id, "ds": ds_date, "undecided": undecided, "actor": SYSTEM_ACTOR}
     with conn.transaction():
         lock_run(conn, dag_id, ds_date)
+        if as_of is not None and _newer_staged(conn, dag_id, ds_date, as_of):
+            log.info("staged %s ds=%s: a batch newer than %s is staged; nothing changed", dag_id, ds_date, as_of)
+            return StageResult(superseded=True)
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _stage_in (doc_type text, idempotency_key text, business_key text,"
             " sku text, from_location text, to_location text, supplier_id text, po_id text, po_line integer,"
@@ -388,6 +396,13 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
     return result
 
 
+def _newer_staged(conn: psycopg.Connection, dag_id: str, ds: dt.date, as_of: str) -> bool:
+    row = conn.execute(
+        "SELECT max(explanation->>'as_of') FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s", (dag_id, ds),
+    ).fetchone()
+    return row[0] is not None and row[0] > as_of
+
+
 def _opt(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and value != value) or value is pd.NA else str(value)
 
@@ -402,11 +417,12 @@ def _opt_date(value: Any) -> dt.date | None:
     return pd.Timestamp(value).date()
 
 
-def pending_count(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> int:
-    """Lines of a run still waiting for a planner."""
+def pending_count(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, run_id: str | None = None) -> int:
+    """Lines of a date still waiting for a planner (with ``run_id``: only those that run staged last)."""
     row = conn.execute(
-        "SELECT count(*) FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s AND status='pending_approval'",
-        (dag_id, _as_date(ds)),
+        "SELECT count(*) FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s AND status='pending_approval'"
+        " AND (%s::text IS NULL OR run_id = %s)",
+        (dag_id, _as_date(ds), run_id, run_id),
     ).fetchone()
     return int(row[0])
 
@@ -462,16 +478,22 @@ def decide_all_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date,
     return total
 
 
-def expire_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, reason: str) -> int:
-    """Expire every line of a run still pending (the gate timed out); they are never released."""
+def expire_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, reason: str,
+                   run_id: str | None = None) -> int:
+    """Expire every line of a date still pending (the gate timed out); they are never released.
+
+    With ``run_id``, only the lines that run staged last: an hourly run's gate leaves the lines a later
+    hour has proposed again to that hour's gate.
+    """
     total = 0
     with conn.transaction():
         lock_run(conn, dag_id, ds)
         for doc_type, table in TABLES.items():
             rows = conn.execute(
                 f"UPDATE erp_staging.{table} SET status='expired' WHERE dag_id=%s AND ds=%s"
-                " AND status='pending_approval' RETURNING idempotency_key, run_id",
-                (dag_id, _as_date(ds)),
+                " AND status='pending_approval' AND (%s::text IS NULL OR run_id = %s)"
+                " RETURNING idempotency_key, run_id",
+                (dag_id, _as_date(ds), run_id, run_id),
             ).fetchall()
             for key, run_id in rows:
                 audit(conn, "expired", doc_type=doc_type, key=key, from_status="pending_approval",
@@ -562,8 +584,8 @@ def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.Da
     """Every staged line of a run, all document types."""
     cur = conn.execute(
         "SELECT doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
-        " supplier_id, action, quantity, value, risk_tier, status, decided_by FROM erp_staging.all_lines"
-        " WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id", (dag_id, _as_date(ds)),
+        " supplier_id, action, quantity, value, risk_tier, status, decided_by, explanation"
+        " FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id", (dag_id, _as_date(ds)),
     )
     cols = [c.name for c in cur.description]
     return pd.DataFrame(cur.fetchall(), columns=cols)
@@ -576,12 +598,24 @@ def record_contract_runs(conn: psycopg.Connection, records: list[dict], *, dag_i
         for r in records:
             conn.execute(
                 "INSERT INTO ops.contract_runs (dag_id, run_id, contract_id, contract_version, ds, file,"
-                " rows_in, rows_passed, rows_quarantined, breaches, outcome, reasons, sample_keys)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                " rows_in, rows_passed, rows_quarantined, breaches, outcome, reasons, sample_keys, substituted_from)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                 (dag_id, run_id, r["contract_id"], r["contract_version"], _as_date(r["ds"]), r["file"],
                  r["rows_in"], r["rows_passed"], r["rows_quarantined"], Jsonb(r["breaches"]), r["outcome"],
-                 Jsonb(r["reasons"]), Jsonb(r["sample_keys"])),
+                 Jsonb(r["reasons"]), Jsonb(r["sample_keys"]), _opt_date(r.get("substituted_from"))),
             )
+
+
+def record_kpis(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, kpis: dict[str, Any]) -> None:
+    """Replace a night's row of ``ops.kpi_history``: its KPIs, whether it was degraded and by which sources."""
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO ops.kpi_history (dag_id, ds, kpis, degraded, stale_sources) VALUES (%s,%s,%s,%s,%s)"
+            " ON CONFLICT (dag_id, ds) DO UPDATE SET kpis=EXCLUDED.kpis, degraded=EXCLUDED.degraded,"
+            " stale_sources=EXCLUDED.stale_sources, recorded_at=now()",
+            (dag_id, _as_date(ds), Jsonb(_jsonable(kpis)), bool(kpis.get("degraded")),
+             Jsonb(kpis.get("stale_sources") or {})),
+        )
 
 
 def record_forecast_scores(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, origin: dt.date,

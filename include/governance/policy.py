@@ -193,8 +193,41 @@ class Replenishment(_Strict):
     review_days: Annotated[StrictInt, Field(gt=0)] = 7
 
 
+class Intraday(_Strict):
+    """How ``retail_intraday`` senses surges and how long its proposals wait.
+
+    Attributes:
+        false_alarms_per_1000_series_day: The sequential test's false-alarm budget.
+        shock_ratio: The surge (multiple of the forecast) the test is tuned to find.
+        deadline_hours: How long an urgent line waits for a decision before it expires.
+        persistence: Share of a surge's surplus expected to carry over to the next day.
+        cover_days: Days after today a receiver must cover until its next regular delivery.
+        transfer_hours: Hours a same-day store transfer takes to arrive.
+        expedite_hours: Hours an expedited DC delivery takes to arrive.
+    """
+
+    false_alarms_per_1000_series_day: Annotated[Number, Field(gt=0, lt=1000)] = 1.0
+    shock_ratio: Annotated[Number, Field(gt=1)] = 2.0
+    deadline_hours: Annotated[Number, Field(gt=0, le=24)] = 2.0
+    persistence: Annotated[Number, Field(ge=0, le=1)] = 0.5
+    cover_days: Annotated[StrictInt, Field(ge=0, le=14)] = 1
+    transfer_hours: Annotated[Number, Field(gt=0)] = 4.0
+    expedite_hours: Annotated[Number, Field(gt=0)] = 6.0
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
+
+
+#: The curated contracts whose data each document type's lines are explained with. When one of them was a
+#: stand-in (its last good partition, on a degraded night), the line goes up one tier, reason
+#: ``stale_input:<contract>``. Supplier master, PO snapshots and receipts give lead times, on-order stock and
+#: PO lateness; promotions are forecast regressors; returns feed only the return-spike report.
+STALE_INPUTS: dict[str, tuple[str, ...]] = {
+    "replenishment": ("suppliers", "purchase_orders", "receipts", "promotions"),
+    "transfer": ("promotions",),
+    "po_exception": ("suppliers", "purchase_orders", "receipts", "promotions"),
+}
 
 
 class PolicyFile(_Strict):
@@ -209,7 +242,9 @@ class PolicyFile(_Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     forecasting: _Forecasting = Field(default_factory=_Forecasting)
     replenishment: Replenishment = Field(default_factory=Replenishment)
+    intraday: Intraday = Field(default_factory=Intraday)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
+    stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
 
     @model_validator(mode="after")
     def _deciders_and_roles_agree(self) -> PolicyFile:
@@ -263,6 +298,9 @@ class Policy:
     #: The per-series forecast challenger; ``None`` when ``enabled: false``.
     challenger: ChallengerPolicy | None = field(default_factory=ChallengerPolicy)
     replenishment: Replenishment = field(default_factory=Replenishment)
+    intraday: Intraday = field(default_factory=Intraday)
+    #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
+    stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
 
     @classmethod
     def from_file(cls, doc: PolicyFile, path: str | Path) -> Policy:
@@ -288,6 +326,8 @@ class Policy:
             monitoring=doc.monitoring,
             challenger=ChallengerPolicy(**section.model_dump(exclude={"enabled"})) if section.enabled else None,
             replenishment=doc.replenishment,
+            intraday=doc.intraday,
+            stale_inputs=dict(doc.stale_inputs),
         )
 
     def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None) -> set[str]:
@@ -350,15 +390,18 @@ def _matches(rule: Rule, line: dict[str, Any]) -> bool:
     return True
 
 
-def assign_tier(line: dict[str, Any], policy: Policy) -> tuple[str, list[str]]:
+def assign_tier(line: dict[str, Any], policy: Policy, stale: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
     """Tier one proposal line.
 
     Args:
         line: the line's fields (``doc_type``, ``value``, ``quantity``, ``action``, ``explanation``).
         policy: the loaded policy.
+        stale: contracts a stand-in partition replaced on this night.
 
     Returns:
-        ``(tier, reasons)``: the highest tier of the matching rules and their names.
+        ``(tier, reasons)``: the highest tier of the matching rules and their names; one tier higher (at
+        most the highest), with a ``stale_input:<contract>`` reason each, when the line depends on a
+        stale contract (``stale_inputs``).
     """
     tier, reasons = "low", []
     for rule in policy.rules:
@@ -366,13 +409,21 @@ def assign_tier(line: dict[str, Any], policy: Policy) -> tuple[str, list[str]]:
             reasons.append(rule.name)
             if TIERS.index(rule.tier) > TIERS.index(tier):
                 tier = rule.tier
+    depends = sorted(stale & set(policy.stale_inputs.get(line.get("doc_type"), ())))
+    if depends:
+        reasons += [f"stale_input:{contract}" for contract in depends]
+        tier = TIERS[min(TIERS.index(tier) + 1, len(TIERS) - 1)]
     return tier, reasons
 
 
-def tier_proposals(proposals: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Add ``risk_tier``, ``tier_reasons`` and ``auto_approve`` to a frame of proposals."""
+def tier_proposals(proposals: pd.DataFrame, policy: Policy, stale: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Add ``risk_tier``, ``tier_reasons`` and ``auto_approve`` to a frame of proposals.
+
+    Args:
+        stale: contracts a stand-in partition replaced on this night (see :func:`assign_tier`).
+    """
     out = proposals.copy()
-    tiers = [assign_tier(row, policy) for row in out.to_dict("records")]
+    tiers = [assign_tier(row, policy, stale) for row in out.to_dict("records")]
     out["risk_tier"] = [t for t, _ in tiers]
     out["tier_reasons"] = [r for _, r in tiers]
     out["auto_approve"] = out["risk_tier"].isin(policy.auto_approve_tiers)

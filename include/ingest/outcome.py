@@ -22,7 +22,13 @@ def ingest_results(source: str, ds: str, root: str | None = None) -> tuple[list,
 
 
 def source_summary(source: str, results: list) -> dict[str, Any]:
-    """Rows in, passed and quarantined per contract and in all, with each contract's outcome."""
+    """Rows in, passed and quarantined per contract and in all, with each contract's outcome.
+
+    A contract whose last good partition stood in for its extract is also listed under ``stale_sources``
+    (the date used and why), and the summary is ``degraded``.
+    """
+    stale = {r.contract_id: {"substituted_from": r.substituted_from, "reason": r.reasons[-1]}
+             for r in results if r.substituted_from}
     return {
         "source": source,
         "contracts": {r.contract_id: {"outcome": r.outcome, "rows_in": r.rows_in, "rows_passed": r.rows_passed,
@@ -30,4 +36,5 @@ def source_summary(source: str, results: list) -> dict[str, Any]:
         "rows_in": sum(r.rows_in for r in results),
         "rows_passed": sum(r.rows_passed for r in results),
         "rows_quarantined": sum(r.rows_quarantined for r in results),
+        **({"degraded": True, "stale_sources": stale} if stale else {}),
     }

@@ -17,12 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import fsspec
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from include.config import as_date, data_root, partition_path
+from include.config import as_date, data_root
 from include.contracts.contract import MASTER_SOURCE, Contract, load_contracts
 from include.contracts.frames import ParsedExtract
 from include.contracts.validate import (
@@ -42,14 +40,17 @@ from include.ingest.parse import (
     parse_extracts,
 )
 from include.ingest.publish import publish_partitions, supersede_partitions
+from include.ingest.substitute import stand_in
 from include.progress import Progress
-from include.storage import PART_FILE, read_partition
+from include.storage import delivered_rows, read_partition
 
 log = logging.getLogger(__name__)
 
 #: Master contracts in dependency order: later ones reference earlier ones.
 MASTER_ORDER = ("suppliers", "locations", "items", "promotions")
 SOURCES = ("master", "pos", "ecommerce", "wms", "supplier", "returns")
+#: Sources delivered by the hour (``ds=<ds>/hour=HH``): ingested by :mod:`include.ingest.intraday`, never here.
+INTRADAY_SOURCES = ("pos_intraday", "ecommerce_intraday", "wms_intraday")
 
 
 def _ordered(contracts: list[Contract]) -> list[Contract]:
@@ -87,8 +88,12 @@ def ingest_source(
     root: str | None = None,
     contracts: dict[str, Contract] | None = None,
     raise_on_block: bool = True,
+    substitute: bool = True,
 ) -> list[ContractResult]:
     """Parse, validate and split every extract of one source for one date.
+
+    A missing or blocked extract of a non-critical contract is replaced by its last good curated partition
+    (:mod:`include.ingest.substitute`) and its result is ``substituted``; only the others block.
 
     Args:
         source: landing source folder (``pos``, ``wms``, ``master``...).
@@ -96,14 +101,17 @@ def ingest_source(
         root: data root; defaults to ``SHELFWISE_DATA_ROOT``.
         contracts: loaded contracts; defaults to ``data_contracts/``.
         raise_on_block: raise :class:`ContractViolation` when any extract is blocked.
+        substitute: put a stand-in in place of a missing or blocked non-critical extract.
 
     Returns:
         One result per contract of the source.
 
     Raises:
         ContractViolation: when an extract breaks an error rule (after writing its outputs).
-        ValueError: for a source no contract reads.
+        ValueError: for a source no contract reads, or one delivered by the hour (:data:`INTRADAY_SOURCES`).
     """
+    if source in INTRADAY_SOURCES:
+        raise ValueError(f"{source!r} is delivered by the hour: ingest it with include.ingest.intraday.ingest_hour")
     root = root or data_root()
     ds = as_date(ds).isoformat()
     contracts = contracts or load_contracts()
@@ -126,6 +134,9 @@ def ingest_source(
             "curated": curated if curated is not None else pd.DataFrame(),
             "quarantine": quarantine if quarantine is not None else pd.DataFrame()})
         result.quarantine_path = written["quarantine"] if quarantine is not None and len(quarantine) else None
+        if result.outcome == BLOCKED and substitute:
+            # In the loop: a later master contract checks its references against this stand-in.
+            result = stand_in(contract, result, root)
         results.append(result)
     log_summary(source, ds, results)
     blocked = [r for r in results if r.outcome == BLOCKED]
@@ -203,15 +214,10 @@ def delivered_counts(contract: Contract, ds: str, root: str) -> list[int] | None
     day = as_date(ds)
     counts = []
     for back in range(rule.trailing_days, 0, -1):
-        total, seen = 0, False
-        for zone in ("curated", "quarantine"):
-            target = f"{partition_path(zone, contract.id, day - dt.timedelta(days=back), root)}/{PART_FILE}"
-            if file_exists(target):
-                seen = True
-                with fsspec.open(target, "rb") as fh:
-                    total += pq.ParquetFile(fh).metadata.num_rows
-        if seen:
-            counts.append(total)
+        rows = [delivered_rows(zone, contract.id, day - dt.timedelta(days=back), root)
+                for zone in ("curated", "quarantine")]
+        if any(n is not None for n in rows):
+            counts.append(sum(n or 0 for n in rows))
     return counts
 
 
@@ -266,7 +272,7 @@ def load_history(
     ingest_source(MASTER_SOURCE, end_d, root=root, contracts=contracts)
     refs = reference_values(contracts, end_d.isoformat(), root)
     days = [start_d + dt.timedelta(days=i) for i in range((end_d - start_d).days + 1)]
-    transactional = [c for c in contracts.values() if c.source != MASTER_SOURCE]
+    transactional = [c for c in contracts.values() if c.source not in (MASTER_SOURCE, *INTRADAY_SOURCES)]
     plans = {c.id: plan_batches(c, days, root, batch_rows=batch_rows) for c in transactional}
     progress = Progress(f"history load {start_d}..{end_d}", sum(len(b) for b in plans.values()))
     counts: dict[str, int] = {}

@@ -6,6 +6,9 @@ earlier run of the date survives to look current. Both are first written under a
 (``<zone>/<contract>/.staging-<ds>-<token>/``, which no reader lists: readers take ``ds=`` folders) and
 only then moved into place, one rename each; a failure while writing leaves the previous partitions as
 they were, and the hidden folder is removed.
+
+An hourly extract publishes one hour at a time (``hour=``): the hour's folder inside the date partition
+(``<zone>/<contract>/ds=<ds>/hour=HH``) is replaced the same way, and the date's other hours stay.
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 
 import fsspec
 import pandas as pd
 
 from include.config import as_date, partition_path
-from include.storage import write_partition
+from include.storage import (
+    HOUR_PREFIX,
+    PART_FILE,
+    hour_partition_path,
+    substitute_file,
+    write_hour_partition,
+    write_partition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +44,7 @@ def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def publish_partitions(contract_id: str, ds: str | dt.date, root: str,
-                       frames: dict[str, pd.DataFrame]) -> dict[str, str]:
+                       frames: dict[str, pd.DataFrame], *, hour: int | None = None) -> dict[str, str]:
     """Write the curated and quarantine partitions of a date, replacing the earlier ones only once both exist.
 
     Args:
@@ -41,38 +52,81 @@ def publish_partitions(contract_id: str, ds: str | dt.date, root: str,
         ds: logical date.
         root: data root.
         frames: the rows of each zone (``curated``, ``quarantine``); an empty frame writes an empty partition.
+        hour: publish this hour's partitions of the date (an hourly extract) instead of the date's.
 
     Returns:
         The written file of each zone.
     """
+    if hour is not None:
+        return _publish(contract_id, ds, root, list(frames), lambda zone, staging, day: write_hour_partition(
+            frames[zone], zone, staging, day, hour, root), hour=hour)
+    return _publish(contract_id, ds, root, list(frames),
+                    lambda zone, staging, day: write_partition(frames[zone], zone, staging, day, root))
+
+
+def publish_substitute(contract_id: str, ds: str | dt.date, root: str, source_day: str | dt.date) -> str:
+    """Put the curated rows of ``source_day`` in place as the curated partition of ``ds`` (a stand-in).
+
+    The file is copied as it is, under the stand-in name of :func:`include.storage.substitute_file`, so
+    range readers tell it from a delivery; the quarantine partition of ``ds`` is left as the ingest wrote it.
+    A later ingest of ``ds`` replaces the stand-in like any earlier partition.
+
+    Returns:
+        The stand-in file.
+    """
+    name = substitute_file(source_day)
+    _, source = _fs(f"{partition_path('curated', contract_id, source_day, root)}/{PART_FILE}")
+
+    def copy(zone: str, staging: str, day: str) -> str:
+        folder = partition_path(zone, staging, day, root)
+        fs, local = _fs(folder)
+        fs.makedirs(local, exist_ok=True)
+        fs.copy(source, f"{local}/{name}")
+        return f"{folder}/{name}"
+
+    return _publish(contract_id, ds, root, ["curated"], copy)["curated"]
+
+
+def _publish(contract_id: str, ds: str | dt.date, root: str, zones: list[str],
+             write: Callable[[str, str, str], str], *, hour: int | None = None) -> dict[str, str]:
+    """Write each zone's partition under a hidden staging folder with ``write(zone, staging, day)``, then
+    move them all into place; the staging folders are removed whatever happens. With ``hour``, the hour's
+    folder of the date partition is what is staged and moved."""
     day = as_date(ds).isoformat()
     token = uuid.uuid4().hex[:12]
-    staging = f"{contract_id}/{_STAGING}{day}-{token}"
+    label = day if hour is None else f"{day}-{HOUR_PREFIX}{hour:02d}"
+    staging = f"{contract_id}/{_STAGING}{label}-{token}"
     written: dict[str, str] = {}
     try:
-        for zone, frame in frames.items():
-            _drop_leftovers(zone, contract_id, day, root)
-            staged = write_partition(frame, zone, staging, day, root)
-            written[zone] = staged.replace(f"/{staging}/", f"/{contract_id}/")
-        for zone in frames:
-            _swap(partition_path(zone, staging, day, root), partition_path(zone, contract_id, day, root), token)
+        for zone in zones:
+            _drop_leftovers(zone, contract_id, day, root, hour)
+            written[zone] = write(zone, staging, day).replace(f"/{staging}/", f"/{contract_id}/")
+        for zone in zones:
+            _swap(_folder(zone, staging, day, root, hour), _folder(zone, contract_id, day, root, hour), token)
     finally:
-        for zone in frames:
+        for zone in zones:
             fs, folder = _fs(partition_path(zone, staging, day, root).rsplit("/", 1)[0])
             if fs.exists(folder):
                 fs.rm(folder, recursive=True)
     return written
 
 
-def supersede_partitions(contract_id: str, ds: str | dt.date, root: str) -> None:
+def supersede_partitions(contract_id: str, ds: str | dt.date, root: str, *, hour: int | None = None) -> None:
     """Replace both partitions of a date with empty ones (the extract of the date gave nothing usable).
 
     Args:
         contract_id: the dataset inside each zone.
         ds: logical date.
         root: data root.
+        hour: replace this hour's partitions of the date (an hourly extract) instead of the date's.
     """
-    publish_partitions(contract_id, ds, root, {zone: pd.DataFrame() for zone in ZONES})
+    publish_partitions(contract_id, ds, root, {zone: pd.DataFrame() for zone in ZONES}, hour=hour)
+
+
+def _folder(zone: str, dataset: str, day: str, root: str, hour: int | None) -> str:
+    """The folder a publish replaces: the date partition, or the hour's folder in it."""
+    return partition_path(zone, dataset, day, root) if hour is None else \
+        hour_partition_path(zone, dataset, day, hour, root)
 
 
 def _swap(staged: str, final: str, token: str) -> None:
@@ -88,12 +142,15 @@ def _swap(staged: str, final: str, token: str) -> None:
         fs.rm(aside, recursive=True)
 
 
-def _drop_leftovers(zone: str, contract_id: str, day: str, root: str) -> None:
-    """Remove staging and superseded folders of the date that a killed run left behind."""
+def _drop_leftovers(zone: str, contract_id: str, day: str, root: str, hour: int | None = None) -> None:
+    """Remove staging and superseded folders of the date (or hour) that a killed run left behind."""
     fs, base = _fs(partition_path(zone, contract_id, day, root).rsplit("/", 1)[0])
     if not fs.exists(base):
         return
-    for pattern in (f"{_STAGING}{day}-*", f"{_SUPERSEDED}ds={day}-*"):
+    # An hour's own leftovers only: another hour of the date may be publishing at the same time.
+    patterns = (f"{_STAGING}{day}-*", f"{_SUPERSEDED}ds={day}-*") if hour is None else \
+        (f"{_STAGING}{day}-{HOUR_PREFIX}{hour:02d}-*", f"ds={day}/{_SUPERSEDED}{HOUR_PREFIX}{hour:02d}-*")
+    for pattern in patterns:
         for leftover in fs.glob(f"{base}/{pattern}"):
             log.warning("removing %s, left by an interrupted ingest", leftover)
             fs.rm(leftover, recursive=True)

@@ -11,7 +11,7 @@ A series is a location x SKU; its channel follows the location: ``online`` for t
 centre, ``store`` for a store. One store sells too little of most SKUs for an hour or two to tell a surge
 from chance, but a surge across a region (a local event, a regional promotion) adds up over its stores: so
 when the stores' regions are given, the test also reads every region x SKU with its stores' sales and
-forecasts summed, and a region that alarms flags each of its stores. The false-alarm budget is split
+forecasts summed, and a region that alarms flags those of its stores whose own sales since favour the surge. The false-alarm budget is split
 evenly between the two levels, so together they keep the policy's rate.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 
 from include.intraday.outlook import hours_to_stockout, reforecast
 from include.intraday.profile import HOURS, IntradayProfile
-from include.intraday.sensing import SensingParams, dispersion, sense
+from include.intraday.sensing import RATIO_PRIOR_UNITS, SensingParams, dispersion, sense
 
 #: Columns of the night's forecast :func:`sense_day` reads: one row per series and day ahead (step 1: today).
 FORECAST_COLUMNS = ["location_id", "sku", "channel", "step", "mean", "sigma"]
@@ -47,7 +47,7 @@ class DayParams:
 
 def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFrame, profile: IntradayProfile, *,
               weekday: int, hour: int, params: DayParams = DayParams(),
-              regions: pd.DataFrame | None = None) -> pd.DataFrame:
+              regions: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
     """Read every series' sales through ``hour`` against its forecast.
 
     Args:
@@ -59,12 +59,14 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
         hour: The last hour seen (0-23).
         params: :class:`DayParams`.
         regions: ``location_id, region`` of the stores: also test each region x SKU (see the module).
+        seed: Seed of the threshold's calibration (:func:`include.intraday.sensing.calibrated_threshold`).
 
     Returns:
         One row per series with a forecast for today: ``location_id, sku, channel, forecast_today,
-        sold_today, expected_so_far, alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset,
+        forecast_sigma, sold_today, expected_so_far, alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset,
         expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout, level``
-        (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm).
+        (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm), ``threshold``
+        (what the statistic of that test was held to); ``attrs["thresholds"]`` holds each level's.
     """
     days = params.cover_days + 1
     wide = forecast[forecast["step"] <= days].pivot_table(index=["location_id", "sku", "channel"], columns="step",
@@ -81,20 +83,27 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     sensing = params.sensing
     if regions is not None:
         sensing = replace(sensing, false_alarms_per_1000_series_day=sensing.false_alarms_per_1000_series_day / 2)
-    found = _as_frame(sense(sold, expected, dispersion(means[:, 0], sigma), sensing))
+    day = means[:, :1] * shares[:, 0, :]
+    series = sense(sold, expected, dispersion(means[:, 0], sigma), sensing, day_expected=day, seed=seed)
+    found = _as_frame(series)
     found["level"] = np.where(found["alarm"], "series", "")
+    thresholds = {"series": series.threshold}
     if regions is not None:
-        _pool_regions(found, keys, regions, sold, expected, means[:, 0], sigma, sensing)
+        thresholds["region"] = _pool_regions(found, keys, regions, sold, expected, day, means[:, 0], sigma, sensing,
+                                             seed)
     outlook = reforecast(means, shares, hour=hour, sold_today=sold.sum(axis=1), ratio=found["ratio"].to_numpy(),
                          persistence=params.persistence)
     stock = keys.merge(on_hand[["location_id", "sku", "on_hand"]], on=["location_id", "sku"], how="left")["on_hand"]
     stock = stock.fillna(0.0).to_numpy(float)
-    return keys.assign(
-        forecast_today=means[:, 0], sold_today=sold.sum(axis=1), expected_so_far=expected.sum(axis=1),
-        **{c: found[c].to_numpy() for c in _FOUND if c != "level"},
+    out = keys.assign(
+        forecast_today=means[:, 0], forecast_sigma=sigma, sold_today=sold.sum(axis=1),
+        expected_so_far=expected.sum(axis=1), **{c: found[c].to_numpy() for c in _FOUND if c != "level"},
         rest_of_today=outlook.rest_of_today, need_in_window=outlook.hourly[:, hour + 1:].sum(axis=1), on_hand=stock,
         hours_to_stockout=hours_to_stockout(outlook.hourly, stock, hour=hour), level=found["level"].to_numpy(),
+        threshold=found["level"].map(thresholds).fillna(thresholds["series"]).to_numpy(float),
     )
+    out.attrs["thresholds"] = thresholds
+    return out
 
 
 _FOUND = ["alarm", "onset_hour", "alarm_hour", "statistic", "ratio", "sold_since_onset", "expected_since_onset",
@@ -106,8 +115,10 @@ def _as_frame(found) -> pd.DataFrame:
 
 
 def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame, sold: np.ndarray,
-                  expected: np.ndarray, mean: np.ndarray, sigma: np.ndarray, sensing: SensingParams) -> None:
+                  expected: np.ndarray, day: np.ndarray, mean: np.ndarray, sigma: np.ndarray, sensing: SensingParams,
+                  seed: int) -> float:
     """Test every region x SKU of stores, summed; flag the stores of the ones that alarm (in place).
+    Returns the threshold the regions were held to.
 
     A store flagged by its own test keeps its own reading. The region's forecast error is that of a sum of
     independent store errors (``sqrt`` of the summed variances).
@@ -115,7 +126,7 @@ def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame
     region = keys["location_id"].map(regions.set_index("location_id")["region"])
     stores = np.flatnonzero((keys["channel"] == "store").to_numpy() & region.notna().to_numpy())
     if len(stores) == 0:
-        return
+        return float("nan")
     group, labels = pd.factorize(pd.MultiIndex.from_arrays(
         [region.to_numpy(object)[stores], keys["sku"].to_numpy(object)[stores]]))
     n = len(labels)
@@ -125,16 +136,25 @@ def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame
         np.add.at(out, group, values[stores])
         return out
 
-    pooled = sense(total(sold), total(expected), dispersion(total(mean), np.sqrt(total(sigma**2))), sensing)
+    pooled = sense(total(sold), total(expected), dispersion(total(mean), np.sqrt(total(sigma**2))), sensing,
+                   day_expected=total(day), seed=seed + 1)
     flagged = pooled.alarm[group] & ~found["alarm"].to_numpy()[stores]
     rows, of = stores[flagged], group[flagged]
-    for column in ("alarm", "onset_hour", "alarm_hour", "statistic", "ratio"):
-        found.loc[rows, column] = getattr(pooled, column)[of]
-    # What the store itself sold and was expected to sell since its region's surge began.
+    # What each store itself sold and was expected to sell since its region's surge began. A store is part
+    # of the surge when its own sales since favour the surge over the forecast (a positive Poisson log
+    # ratio at the tuned multiple); the others may donate instead.
     since = np.arange(sold.shape[1])[None, :] >= pooled.onset_hour[of][:, None]
-    found.loc[rows, "sold_since_onset"] = (sold[rows] * since).sum(axis=1)
-    found.loc[rows, "expected_since_onset"] = (expected[rows] * since).sum(axis=1)
+    own_sold, own_expected = (sold[rows] * since).sum(axis=1), (expected[rows] * since).sum(axis=1)
+    rho = sensing.shock_ratio
+    part = own_sold * np.log(rho) > (rho - 1.0) * own_expected
+    rows, of, own_sold, own_expected = rows[part], of[part], own_sold[part], own_expected[part]
+    for column in ("alarm", "onset_hour", "alarm_hour", "statistic"):
+        found.loc[rows, column] = getattr(pooled, column)[of]
+    found.loc[rows, "sold_since_onset"] = own_sold
+    found.loc[rows, "expected_since_onset"] = own_expected
+    found.loc[rows, "ratio"] = (own_sold + RATIO_PRIOR_UNITS) / (own_expected + RATIO_PRIOR_UNITS)
     found.loc[rows, "level"] = "region"
+    return pooled.threshold
 
 
 def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.ndarray:

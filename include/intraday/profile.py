@@ -49,6 +49,16 @@ class IntradayProfile:
                 out[rows] = table[dows[rows] % DAYS]
         return out
 
+    def as_dict(self) -> dict:
+        """The profile as plain lists (JSON), read back by :meth:`from_dict`."""
+        return {"shares": {c: t.tolist() for c, t in self.shares.items()}, "fallback": self.fallback.tolist(),
+                "units": dict(self.units)}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> IntradayProfile:
+        return cls(shares={c: np.asarray(t, float) for c, t in doc["shares"].items()},
+                   fallback=np.asarray(doc["fallback"], float), units=dict(doc.get("units") or {}))
+
     def share_through(self, channels: np.ndarray | list[str], dows: np.ndarray | list[int], hour: int) -> np.ndarray:
         """``[n]`` share of the day usually sold by the end of ``hour`` (0-23)."""
         if not 0 <= hour < HOURS:

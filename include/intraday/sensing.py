@@ -20,6 +20,13 @@ two joint likelihoods, hence a martingale under the null, so by Ville's inequali
 probability is at most ``T e^-h``. The threshold ``h = log(T / alpha)`` therefore keeps false alarms below
 the policy's rate ``alpha`` per series and day, whatever the series' volume, without simulation. The onset
 is the ``tau`` of the largest ratio when it alarmed; the surge's size is estimated from the sales since.
+
+That bound holds whatever the volume but is loose: the ratios of neighbouring onsets move together, and
+few null days come near it. Given the whole day's expectation, :func:`calibrated_threshold` instead draws
+null days of the series themselves (their hourly expectation and forecast error, as the null says) and
+takes the quantile of the day's largest statistic that leaves the policy's rate: the same false-alarm rate
+under the same model, at a much lower threshold. It never exceeds the bound, and it is seeded (a re-run of
+an hour alarms alike).
 """
 
 from __future__ import annotations
@@ -43,11 +50,14 @@ class SensingParams:
         false_alarms_per_1000_series_day: The most false alarms the threshold allows, per 1,000 series
             and day of trading.
         looks_per_day: Hours at which a series can alarm in a day (the union bound's ``T``).
+        calibrate: Set the threshold by simulating null days (:func:`calibrated_threshold`) when the
+            day's expectation is known; else the bound.
     """
 
     shock_ratio: float = 2.0
     false_alarms_per_1000_series_day: float = 1.0
     looks_per_day: int = 24
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if not self.shock_ratio > 1.0:
@@ -59,10 +69,14 @@ class SensingParams:
             raise ValueError(f"looks_per_day must be at least 1, got {self.looks_per_day}")
 
     @property
+    def alpha(self) -> float:
+        """False alarms allowed per series and day."""
+        return self.false_alarms_per_1000_series_day / 1000.0
+
+    @property
     def threshold(self) -> float:
-        """The CUSUM threshold ``h = log(T / alpha)``."""
-        alpha = self.false_alarms_per_1000_series_day / 1000.0
-        return float(np.log(self.looks_per_day / alpha))
+        """The bound's threshold ``h = log(T / alpha)``."""
+        return float(np.log(self.looks_per_day / self.alpha))
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,7 @@ class Sensing:
         sold_since_onset: Units sold from the onset through the last hour (0 without alarm).
         expected_since_onset: Units the forecast expected over the same hours.
         ratio: Estimated multiple of the forecast since the onset (1 without alarm).
+        threshold: The threshold the statistic was held to.
     """
 
     alarm: np.ndarray
@@ -86,6 +101,14 @@ class Sensing:
     sold_since_onset: np.ndarray
     expected_since_onset: np.ndarray
     ratio: np.ndarray
+    threshold: float = float("nan")
+
+
+#: Null days drawn per false alarm the calibration's quantile rests on.
+DRAWS_PER_ALARM = 50
+#: Most null days drawn (memory: about 200 bytes each, in chunks).
+MAX_DRAWS = 400_000
+_CHUNK = 50_000
 
 
 def dispersion(mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -123,7 +146,44 @@ def log_ratios(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, ratio:
     return x_tau * np.log(ratio) - (r + total_x) * np.log1p((ratio - 1.0) * lam_tau / (r + total_lam))
 
 
-def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: SensingParams) -> Sensing:
+def day_statistic(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, ratio: float) -> np.ndarray:
+    """``[n, T]``: the statistic (largest log ratio over the onsets so far) after each hour of the day."""
+    hours = np.asarray(sold).shape[1]
+    return np.stack([log_ratios(sold, expected, shape, ratio, t).max(axis=1) for t in range(hours)], axis=1)
+
+
+def calibrated_threshold(day_expected: np.ndarray, shape: np.ndarray, params: SensingParams, *, seed: int = 0) -> float:
+    """The threshold that null days of these series cross at the policy's rate (never above the bound).
+
+    Draws ``DRAWS_PER_ALARM / alpha`` days (at most :data:`MAX_DRAWS`) of series picked at random, each
+    with its forecast multiplier ``theta ~ Gamma(r, 1 / r)`` and Poisson hours at ``theta`` times its
+    expectation, runs the test over the whole day, and takes the ``1 - alpha`` quantile of the day's largest
+    statistic.
+
+    Args:
+        day_expected: ``[n, 24]`` units each series is expected to sell in each hour of the day.
+        shape: ``[n]`` gamma shape of each day's forecast multiplier.
+        params: The test's settings (its shock ratio and false-alarm rate).
+        seed: Seed of the draws.
+    """
+    day_expected = np.maximum(np.asarray(day_expected, float), 0.0)
+    shape = np.asarray(shape, float)
+    live = np.flatnonzero(day_expected.sum(axis=1) > 0)
+    if len(live) == 0:
+        return params.threshold
+    rng = np.random.default_rng([seed, 20_261_202])
+    draws = int(min(MAX_DRAWS, np.ceil(DRAWS_PER_ALARM / params.alpha)))
+    peaks = []
+    for start in range(0, draws, _CHUNK):
+        rows = live[rng.integers(len(live), size=min(_CHUNK, draws - start))]
+        lam, r = day_expected[rows], shape[rows]
+        x = rng.poisson(lam * rng.gamma(r, 1.0 / r)[:, None]).astype(float)
+        peaks.append(day_statistic(x, lam, r, params.shock_ratio).max(axis=1))
+    return float(min(params.threshold, np.quantile(np.concatenate(peaks), 1.0 - params.alpha)))
+
+
+def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: SensingParams, *,
+          day_expected: np.ndarray | None = None, seed: int = 0) -> Sensing:
     """Run the test over the hours seen so far, for every series at once.
 
     Args:
@@ -131,6 +191,9 @@ def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: Sen
         expected: ``[n, T]`` units the forecast expected in the same hours.
         shape: ``[n]`` gamma shape of each day's forecast multiplier (:func:`dispersion`).
         params: The test's :class:`SensingParams`.
+        day_expected: ``[n, 24]`` the whole day's expectation: with ``params.calibrate``, the threshold is
+            :func:`calibrated_threshold`'s; without it, the bound.
+        seed: Seed of the calibration's draws.
 
     Returns:
         The :class:`Sensing` of every series.
@@ -141,6 +204,8 @@ def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: Sen
         raise ValueError(f"sold {sold.shape} and expected {expected.shape} must both be [series, hours]")
     n, hours = sold.shape
     h = params.threshold
+    if params.calibrate and day_expected is not None and n:
+        h = calibrated_threshold(day_expected, shape, params, seed=seed)
     stat = np.zeros(n)
     alarm_hour = np.full(n, -1)
     onset = np.full(n, -1)
@@ -157,4 +222,4 @@ def sense(sold: np.ndarray, expected: np.ndarray, shape: np.ndarray, params: Sen
     expected_since = (expected * since).sum(axis=1)
     ratio = np.where(alarm, (sold_since + RATIO_PRIOR_UNITS) / (expected_since + RATIO_PRIOR_UNITS), 1.0)
     return Sensing(alarm=alarm, alarm_hour=alarm_hour, onset_hour=onset, statistic=stat,
-                   sold_since_onset=sold_since, expected_since_onset=expected_since, ratio=ratio)
+                   sold_since_onset=sold_since, expected_since_onset=expected_since, ratio=ratio, threshold=h)

@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from include.reporting.intraday_kpis import intraday_report_lines
+
 # The same metric code the replay simulator reports with, so nightly KPIs and replays agree.
 from include.simulation import metrics
 
@@ -124,6 +126,15 @@ def compute_kpis(
     })
 
 
+def night_state(stale: dict[str, dict[str, str]]) -> dict:
+    """Whether the night is degraded, and the date each stand-in partition came from, for the KPI row.
+
+    Args:
+        stale: the night's stand-ins by contract (``substituted_from``, ``reason``).
+    """
+    return {"degraded": bool(stale), "stale_sources": {cid: s["substituted_from"] for cid, s in stale.items()}}
+
+
 def _clean(d: dict) -> dict:
     out = {}
     for k, v in d.items():
@@ -180,7 +191,8 @@ def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]
         summary: the stage summaries, by task id.
         metrics: seconds and peak memory per stage, by task id (a table of them when given).
     """
-    lines = [f"# Shelfwise nightly report, {kpis['ds']}", "", "| KPI | value |", "| --- | --- |"]
+    lines = [f"# Shelfwise nightly report, {kpis['ds']}", "", *degraded_lines(kpis, summary),
+             "| KPI | value |", "| --- | --- |"]
     for key in ("stockout_rate_7d", "fill_rate", "inventory_turns", "forecast_wape", "forecast_bias",
                 "fulfilment_cost", "fulfilment_cost_per_unit", "units_sold", "lost_sales_units_est"):
         lines.append(f"| {key} | {kpis.get(key) if kpis.get(key) is not None else 'n/a'} |")
@@ -198,9 +210,27 @@ def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]
                      f"{challenger['tried']} series and took {challenger['taken']}.")
         lines += [f"- {d}" for d in challenger.get("decisions", [])]
         lines += [f"- **challenger down** {w}" for w in challenger.get("warnings", [])]
+    lines += intraday_report_lines(kpis)
     lines += stage_table(metrics or {})
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def degraded_lines(kpis: dict, summary: dict) -> list[str]:
+    """Markdown lines saying the night is degraded: each stand-in, its date and why, and the stages that read
+    it; none on a night without stand-ins."""
+    stale = kpis.get("stale_sources") or {}
+    if not kpis.get("degraded"):
+        return []
+    lines = ["**Degraded night**: late or blocked non-critical extracts were replaced by their last good "
+             "partition; lines that depend on them went up a tier (`stale_input:<contract>`).", ""]
+    said = {task: (s or {}).get("stale_sources") or {} for task, s in summary.items() if isinstance(s, dict)}
+    for cid, since in sorted(stale.items()):
+        stages = sorted(task for task, sources in said.items() if cid in sources and not task.startswith("ingest_"))
+        reason = next((sources[cid].get("reason", "") for task, sources in said.items()
+                       if cid in sources and task.startswith("ingest_")), "")
+        lines.append(f"- `{cid}`: data of {since} used; read by {', '.join(stages) or 'no stage yet'}. {reason}")
+    return [*lines, ""]
 
 
 def stage_table(metrics: dict[str, dict[str, float]]) -> list[str]:

@@ -13,7 +13,14 @@ from typing import Any
 
 from include.config import as_date
 from include.runs import Run
-from include.stages.summaries import read_stage_metrics, read_stage_summaries, record, record_metrics
+from include.stages.summaries import (
+    degraded_entry,
+    read_stage_metrics,
+    read_stage_summaries,
+    record,
+    record_metrics,
+    stale_sources,
+)
 from include.storage import (
     clear_partition,
     iter_range,
@@ -33,6 +40,19 @@ ConnFactory = Callable[[], Any]
 
 #: Days of purchase-order snapshots and receipts that supplier statistics look back over.
 PO_LOOKBACK_DAYS = 365
+
+#: The curated contracts each stage's outputs depend on, through earlier stages too: when one of them was a
+#: stand-in (a degraded night), the stage's summary says so (``degraded``, ``stale_sources``).
+FORECAST_READS = ("items", "promotions")
+ANOMALY_READS = ("items", "pos_sales", "ecommerce_orders", "purchase_orders", "receipts", "suppliers", "returns")
+DECISION_READS = ("inventory_snapshot", "items", "locations", "suppliers", "purchase_orders", "receipts",
+                  "promotions")
+
+
+def _record_reading(run: Run, summary: dict[str, Any], reads: tuple[str, ...] | None,
+                    root: str | None) -> dict[str, Any]:
+    """:func:`record` the summary, saying which of the contracts the stage ``reads`` were stand-ins."""
+    return record(run, {**summary, **degraded_entry(read_stage_summaries(run.dag_id, run.ds, root), reads)}, root)
 
 
 def prepare_erp_staging(run: Run, *, conn_factory: ConnFactory,
@@ -130,7 +150,7 @@ def combine_forecasts(run: Run, shard_summaries: list[dict[str, Any]], *, root: 
     from include.demand.forecasting import combined_summary
 
     series = read_partition("forecasts", "series", run.ds, root, columns=["model", "fallback_reason"])
-    return record(run, combined_summary(series, list(shard_summaries)), root)
+    return _record_reading(run, combined_summary(series, list(shard_summaries)), FORECAST_READS, root)
 
 
 def monitor_forecasts(run: Run, *, conn_factory: ConnFactory | None = None, root: str | None = None) -> dict[str, Any]:
@@ -193,7 +213,7 @@ def detect_anomalies(run: Run, *, root: str | None = None) -> dict[str, Any]:
     for name, frame in found.items():
         write_partition(frame, "reports", name, run.ds, root)
     demand_anomalies = read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True)
-    return record(run, anomaly_summary({"demand_anomalies": demand_anomalies, **found}), root)
+    return _record_reading(run, anomaly_summary({"demand_anomalies": demand_anomalies, **found}), ANOMALY_READS, root)
 
 
 #: The columns of the sales extracts the margin and return detectors read.
@@ -229,18 +249,20 @@ def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
         anomalies=read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True),
         params=DecisionParams.from_policy(load_policy().replenishment))
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
-    return record(run, batch_summary(proposals), root)
+    return _record_reading(run, batch_summary(proposals), DECISION_READS, root)
 
 
 def tier_proposals(run: Run, *, root: str | None = None) -> dict[str, Any]:
-    """Give every proposal its risk tier from the governance policy."""
+    """Give every proposal its risk tier from the governance policy; a line that depends on a stand-in
+    partition goes up a tier (``stale_input:<contract>``)."""
     from include.decisions.batch import tier_summary
     from include.governance.policy import load_policy
     from include.governance.policy import tier_proposals as tier
 
-    tiered = tier(read_nested_partition("curated", "proposals", run.ds, root), load_policy())
+    stale = frozenset(stale_sources(read_stage_summaries(run.dag_id, run.ds, root), DECISION_READS))
+    tiered = tier(read_nested_partition("curated", "proposals", run.ds, root), load_policy(), stale)
     write_nested_partition(tiered, "curated", "proposals_tiered", run.ds, root)
-    return record(run, tier_summary(tiered), root)
+    return _record_reading(run, tier_summary(tiered), DECISION_READS, root)
 
 
 def stage_proposals(run: Run, *, conn_factory: ConnFactory, root: str | None = None) -> dict[str, Any]:
@@ -302,7 +324,7 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
     """KPIs of the date, written with their chart and the Markdown report."""
     from include.demand.forecasting import step_one_forecasts
     from include.governance.policy import load_policy
-    from include.reporting.kpis import compute_kpis
+    from include.reporting.kpis import compute_kpis, night_state
     from include.reporting.publish import publish_report
 
     day = as_date(run.ds)
@@ -311,11 +333,45 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
                for d in (day - dt.timedelta(days=k) for k in range(1, KPI_WINDOW_DAYS + 1))
                if partition_exists("forecasts", "demand", d, root)]
     demand, curated = _kpi_demand(run.ds, root), _curated_for_kpis(run.ds, root)
-    kpis = compute_kpis(day, demand, curated["inventory_snapshot"], curated["items"], curated["ecommerce_orders"],
-                        step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
-                        load_policy().costs)
-    return record(run, publish_report(kpis, demand, read_stage_summaries(run.dag_id, run.ds, root), run.ds, root,
-                                      metrics=read_stage_metrics(run.dag_id, run.ds, root)), root)
+    summaries = read_stage_summaries(run.dag_id, run.ds, root)
+    kpis = {**compute_kpis(day, demand, curated["inventory_snapshot"], curated["items"], curated["ecommerce_orders"],
+                           step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
+                           load_policy().costs), **night_state(stale_sources(summaries)),
+            "intraday": _intraday_of_day(run, conn_factory, root)}
+    _record_kpi_history(run, kpis, conn_factory)
+    return record(run, {**publish_report(kpis, demand, summaries, run.ds, root,
+                                         metrics=read_stage_metrics(run.dag_id, run.ds, root)),
+                        **degraded_entry(summaries)}, root)
+
+
+def _intraday_of_day(run: Run, conn_factory: ConnFactory, root: str | None) -> dict[str, Any]:
+    """What ``retail_intraday`` sensed and moved during the day the night reports on."""
+    import pandas as pd
+
+    from include.reporting.intraday_kpis import intraday_kpis
+    from include.stages.intraday import hourly_sales
+
+    if not partition_exists("reports", "intraday_sensing", run.ds, root):
+        return intraday_kpis(None, pd.DataFrame(), pd.DataFrame())
+    lines = pd.DataFrame(columns=["action", "status", "quantity", "to_location", "sku", "explanation"])
+    if not run.replay:
+        from include.erp.staging import run_lines
+
+        with conn_factory() as conn:
+            lines = run_lines(conn, "retail_intraday", run.ds)
+    return intraday_kpis(read_partition("reports", "intraday_sensing", run.ds, root), lines,
+                         hourly_sales(run.ds, 23, root))
+
+
+def _record_kpi_history(run: Run, kpis: dict[str, Any], conn_factory: ConnFactory) -> None:
+    """The night's row of ``ops.kpi_history``; a replay's KPIs (nothing released) would overwrite the night
+    that really ran, so a replay records none."""
+    if run.replay:
+        return
+    from include.erp.staging import record_kpis
+
+    with conn_factory() as conn:
+        record_kpis(conn, run.dag_id, as_date(run.ds), kpis)
 
 
 #: Days of demand and earlier forecasts the KPIs and their trend chart look back over.

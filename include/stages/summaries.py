@@ -36,6 +36,33 @@ def read_stage_summaries(dag_id: str, ds: str | dt.date, root: str | None = None
     return read_json_files("reports", f"stages/{dag_id}", ds, root)
 
 
+def stale_sources(summaries: dict[str, Any], reads: tuple[str, ...] | None = None) -> dict[str, dict[str, str]]:
+    """The contracts whose last good partition stood in for the run's extract, as the ingest stages said.
+
+    Args:
+        summaries: the run's stage summaries (:func:`read_stage_summaries`).
+        reads: only these contracts (the ones a stage reads); every one when None.
+
+    Returns:
+        ``{contract: {"substituted_from": date, "reason": text}}``, empty on a night without stand-ins.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for task_id, summary in summaries.items():
+        if task_id.startswith("ingest_") and isinstance(summary, dict):
+            found.update(summary.get("stale_sources") or {})
+    return {cid: found[cid] for cid in sorted(found) if reads is None or cid in reads}
+
+
+def degraded_entry(summaries: dict[str, Any], reads: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What a stage adds to its summary when it read a stand-in: ``degraded`` and ``stale_sources``.
+
+    Returns:
+        ``{"degraded": True, "stale_sources": {...}}``, or an empty dict when nothing it read was stale.
+    """
+    stale = stale_sources(summaries, reads)
+    return {"degraded": True, "stale_sources": stale} if stale else {}
+
+
 def read_stage_metrics(dag_id: str, ds: str | dt.date, root: str | None = None) -> dict[str, dict[str, float]]:
     """Seconds and peak memory of every stage of a workflow's run for ``ds``, keyed by task (or shard)."""
     return read_json_files("reports", f"stage_metrics/{dag_id}", ds, root)

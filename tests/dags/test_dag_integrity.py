@@ -91,6 +91,22 @@ def test_chain_order(dagbag):
     assert type(dag.get_task("forecast_demand")).__name__.endswith("MappedOperator")
 
 
+def test_the_nightly_outputs_are_assets(dagbag):
+    """Every producing task names its Asset, and a degraded source never skips the work after it."""
+    from include.assets import CURATED, DECISIONS, FORECASTS, KPIS
+
+    dag = dagbag.dags["retail_nightly"]
+    expected = {f"ingest_{source}": [asset] for source, asset in CURATED.items()}
+    expected.update(combine_forecasts=[FORECASTS], stage_proposals=[DECISIONS], report_kpis=[KPIS])
+    assert {t.task_id: list(t.outlets) for t in dag.tasks if t.outlets} == expected
+    assert FORECASTS.name == "shelfwise_forecasts" and FORECASTS.uri == "x-shelfwise://forecasts/demand"
+    # A stand-in makes its ingest task succeed; the work downstream of an ingest waits for success only,
+    # so nothing is skipped on a degraded night and nothing runs on a blocked critical extract.
+    for source in CURATED:
+        for task_id in dag.get_task(f"ingest_{source}").downstream_task_ids:
+            assert dag.get_task(task_id).trigger_rule == "all_success", task_id
+
+
 def test_gate_is_deferrable_sensor(dagbag):
     from include.erp.gate import ApprovalGateSensor
 
@@ -132,7 +148,7 @@ def test_every_contract_and_the_policy_load():
     from include.governance.policy import load_policy
 
     contracts = load_contracts()
-    assert len(contracts) == 10
+    assert len(contracts) == 13
     assert load_policy().gate_timeout_hours > 0
 
 

@@ -100,8 +100,8 @@ def test_every_project_contract_loads_with_its_references():
 
     assert sorted(contracts) == sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
     assert sorted(contracts) == [
-        "ecommerce_orders", "inventory_snapshot", "items", "locations", "pos_sales", "promotions",
-        "purchase_orders", "receipts", "returns", "suppliers",
+        "ecommerce_intraday", "ecommerce_orders", "inventory_snapshot", "items", "locations", "pos_intraday",
+        "pos_sales", "promotions", "purchase_orders", "receipts", "returns", "suppliers", "wms_intraday",
     ]
     pos = contracts["pos_sales"]
     assert (pos.source, pos.file_name, pos.file_format) == ("pos", "pos_sales.csv", "csv")
@@ -114,7 +114,7 @@ def test_every_project_contract_loads_with_its_references():
     assert contracts["returns"].file_format == "jsonl"
     # Every project contract has the ODCS header and lists its extract-level rules with a severity.
     for contract in contracts.values():
-        assert contract.version in ("1.1.0", "1.2.0") and contract.status == "active"
+        assert contract.version in ("1.0.0", "1.1.0", "1.2.0") and contract.status == "active"
         # An empty file is judged by row_count alone, so every contract states how many rows it needs.
         assert contract.rule("row_count") is not None, contract.id
         # A number past every range (1e308) or a huge integer is quarantined, never curated.
@@ -146,7 +146,8 @@ def test_base_contract_loads(tmp_path):
         contract.column("colour")
 
 
-_CONTRACT_KEYS = "apiVersion, description, file, id, kind, owner, primary_key, quality, schema, source, status, tags, version"
+_CONTRACT_KEYS = ("apiVersion, criticality, description, file, id, kind, owner, primary_key, quality, schema, source, "
+                  "status, tags, version")
 _COLUMN_KEYS = "allowed_values, description, max, max_length, min, name, pattern, references, required, severity, type"
 
 

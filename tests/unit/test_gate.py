@@ -31,7 +31,7 @@ def test_serialize_round_trip():
     rebuilt = ApprovalGateTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert kwargs == {"dag_id": "retail_nightly", "ds": "2026-11-27", "deadline": deadline.isoformat(),
-                      "poke_interval": 0.01, "conn_id": "erp_staging"}
+                      "poke_interval": 0.01, "conn_id": "erp_staging", "run_id": None}
 
 
 def test_fires_decided_once_nothing_is_pending(monkeypatch):
@@ -111,8 +111,8 @@ def test_execute_complete_on_timeout_expires_pending(monkeypatch):
         def get_conn(self):
             return FakeConn()
 
-    def fake_expire(conn, dag_id, ds, *, reason):
-        expired.update(dag_id=dag_id, ds=ds, reason=reason)
+    def fake_expire(conn, dag_id, ds, *, reason, run_id=None):
+        expired.update(dag_id=dag_id, ds=ds, reason=reason, run_id=run_id)
         return 7
 
     import include.erp.hook
@@ -123,7 +123,30 @@ def test_execute_complete_on_timeout_expires_pending(monkeypatch):
     sensor = ApprovalGateSensor(task_id="wait_for_approval", timeout_minutes="30")
     out = sensor.execute_complete(_context(), event={"status": "timeout", "pending": 7})
     assert out == {"status": "timeout", "expired": 7}
-    assert expired == {"dag_id": "retail_nightly", "ds": "2026-11-27", "reason": "approval gate timed out after 0.5 h"}
+    assert expired == {"dag_id": "retail_nightly", "ds": "2026-11-27", "reason": "approval gate timed out after 0.5 h",
+                       "run_id": None}
+
+
+def test_an_hourly_gate_waits_for_its_own_lines_until_the_intraday_deadline(monkeypatch):
+    """Hourly runs of one date overlap: each gate watches the lines its run staged last, on the
+    policy's intraday deadline, so one hour's gate never blocks or expires the next hour's lines."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    asked = []
+    monkeypatch.setattr(gate, "_pending", lambda *a: asked.append(a) or 2)
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", replay="False", timeout_minutes="None",
+                                run_scoped=True, deadline="intraday")
+    context = {**_context(), "dag": SimpleNamespace(dag_id="retail_intraday"), "run_id": "scheduled__15"}
+    before = dt.datetime.now(dt.UTC)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    trigger = deferred.value.trigger
+    assert asked == [("erp_staging", "retail_intraday", "2026-11-27", "scheduled__15")]
+    assert trigger.run_id == "scheduled__15"
+    deadline = dt.datetime.fromisoformat(trigger.deadline)
+    assert dt.timedelta(minutes=119) < deadline - before < dt.timedelta(minutes=121)  # the policy's 2 h
+    with pytest.raises(ValueError, match="deadline"):
+        ApprovalGateSensor(task_id="g", deadline="weekly")
 
 
 def test_execute_complete_rejects_unknown_events():

@@ -190,7 +190,7 @@ def _set(path: list, value):
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
                      "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, forecasting, gate, "
-                     "monitoring, replenishment, roles, rules, version)", id="unknown-key"),
+                     "intraday, monitoring, replenishment, roles, rules, stale_inputs, version)", id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
                      "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
                      id="unknown-gate-key"),

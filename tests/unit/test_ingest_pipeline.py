@@ -126,11 +126,13 @@ def test_missing_file_blocks_and_empties_the_curated_partition(root, end):
     [result] = caught.value.results
     assert result.outcome == BLOCKED
     assert result.breaches == {"freshness": 1}
-    assert result.reasons == [f"freshness: no file for {end.isoformat()} at {path} (error)"]
+    critical = (f"critical: pos_sales is a critical source (its data contract's criticality), so no earlier "
+                f"partition stands in for the extract {path} and the night stops")
+    assert result.reasons == [f"freshness: no file for {end.isoformat()} at {path} (error)", critical]
     assert str(caught.value) == (
         f"blocked by data contract: pos_sales v1.2.0 ds={end.isoformat()}: blocked; 0 rows in, 0 passed, "
-        f"0 quarantined; breaches freshness=1; freshness: no file for {end.isoformat()} at {path} (error) "
-        "(every validation is recorded in ops.contract_runs)"
+        f"0 quarantined; breaches freshness=1; freshness: no file for {end.isoformat()} at {path} (error); "
+        f"{critical} (every validation is recorded in ops.contract_runs)"
     )
     # The partitions of the date exist and are empty: yesterday's rows cannot pass for today's.
     assert len(read_partition("curated", "pos_sales", end, root)) == 0

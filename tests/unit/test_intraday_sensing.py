@@ -8,7 +8,7 @@ import pytest
 
 from include.intraday.outlook import hours_to_stockout, reforecast
 from include.intraday.profile import ProfileError, learn_profile, trading_shape
-from include.intraday.sensing import SensingParams, dispersion, log_ratios, sense
+from include.intraday.sensing import SensingParams, calibrated_threshold, dispersion, log_ratios, sense
 
 STORE_HOURS = trading_shape(8, 22)
 
@@ -114,6 +114,31 @@ def test_surges_are_caught_within_hours_with_their_onset_and_size():
     assert np.median(found.ratio[found.alarm]) == pytest.approx(3.0, rel=0.15)
     quiet = ~found.alarm
     assert (found.ratio[quiet] == 1.0).all() and (found.onset_hour[quiet] == -1).all()
+
+
+def test_the_calibrated_threshold_keeps_the_rate_and_finds_thinner_surges():
+    rng = np.random.default_rng(23)
+    n = 40_000
+    mean = rng.choice([2.0, 8.0, 30.0, 100.0], n)
+    cv = rng.choice([0.2, 0.5], n)
+    params = SensingParams(false_alarms_per_1000_series_day=2.0)
+    sold, expected, shape = _days(rng, n, mean, cv)
+    h = calibrated_threshold(expected, shape, params, seed=1)
+    assert h < params.threshold - 2  # the bound is far from the null's tail
+    assert calibrated_threshold(expected, shape, params, seed=1) == h  # seeded: an hour re-run alarms alike
+    # Fresh surge-free days of the same series: the policy's rate (2 per 1,000, 80 here), give or take chance.
+    quiet = sense(sold, expected, shape, params, day_expected=expected, seed=1)
+    assert quiet.threshold == h and quiet.alarm.sum() <= 80 + 3 * np.sqrt(80)
+    # 30 a day, usually 20% off, doubled from 13:00: the calibrated test finds far more of them, as early.
+    thin = np.full(4000, 30.0)
+    sold, expected, shape = _days(rng, 4000, thin, np.full(4000, 0.2), surge=2.0, onset=13)
+    calibrated = sense(sold, expected, shape, params, day_expected=expected, seed=1)
+    bound = sense(sold, expected, shape, SensingParams(false_alarms_per_1000_series_day=2.0, calibrate=False),
+                  day_expected=expected)
+    assert calibrated.alarm.mean() > bound.alarm.mean() + 0.15
+    assert np.median(calibrated.alarm_hour[calibrated.alarm]) <= np.median(bound.alarm_hour[bound.alarm])
+    # Nothing expected all day: the bound stands.
+    assert calibrated_threshold(np.zeros((3, 24)), np.ones(3), params) == params.threshold
 
 
 def test_log_ratios_reduce_to_poisson_when_the_forecast_is_exact():

@@ -1,0 +1,32 @@
+"""The pure helpers of the intraday benchmark: the hour-by-hour replay and the hours to a proposal."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.intraday import bucket, hours_to_proposal, nightly_hours, replay_hours
+
+
+def test_replay_serves_until_the_shelf_is_empty_then_a_transfer_refills_it():
+    demand = np.array([[2.0, 3.0, 4.0, 5.0]])
+    sold, lost = replay_hours(demand, np.array([6.0]), np.zeros((1, 4)))
+    assert sold.tolist() == [[2.0, 3.0, 1.0, 0.0]] and lost.sum() == 8.0
+    arrivals = np.array([[0.0, 0.0, 0.0, 5.0]])
+    sold, lost = replay_hours(demand, np.array([6.0]), arrivals)
+    assert sold.tolist() == [[2.0, 3.0, 1.0, 5.0]] and lost.sum() == 3.0
+
+
+def test_a_donor_gives_stock_away_and_never_goes_below_zero():
+    demand = np.array([[1.0, 1.0, 1.0]])
+    sold, lost = replay_hours(demand, np.array([2.0]), np.array([[0.0, -5.0, 0.0]]))
+    assert sold.tolist() == [[1.0, 0.0, 0.0]] and lost.sum() == 2.0
+
+
+def test_hours_to_proposal_counts_the_alarm_hour_as_seen_at_its_end():
+    assert hours_to_proposal(alarm_hour=13, onset_hour=13) == 1
+    assert hours_to_proposal(alarm_hour=15, onset_hour=12) == 4
+    assert nightly_hours(onset_hour=14) == 12  # 02:00 the next day
+
+
+def test_buckets_cover_every_count():
+    assert [bucket(u) for u in (0, 4.9, 5, 39.9, 40, 1e6)] == ["0-5", "0-5", "5-10", "20-40", ">=40", ">=40"]
