@@ -408,7 +408,14 @@ def load_contracts(directory: str | Path = CONTRACTS_DIR) -> dict[str, Contract]
         ContractError: for the first bad file, or a reference to an unknown contract or column.
     """
     contracts = {c.id: c for c in (load_contract(p) for p in sorted(Path(directory).glob("*.yaml")))}
-    for contract in contracts.values():
+    check_references(contracts.values(), contracts)
+    return contracts
+
+
+def check_references(checked, contracts: dict[str, Contract]) -> None:
+    """Raise :class:`ContractError` for the first column of ``checked`` referencing a contract or column
+    that ``contracts`` does not define."""
+    for contract in checked:
         for index, col in enumerate(contract.columns):
             if col.references is None:
                 continue
@@ -418,7 +425,6 @@ def load_contracts(directory: str | Path = CONTRACTS_DIR) -> dict[str, Contract]
                     f"{contract.path}:{col.line}: schema[{index}].references: column {col.name!r} references "
                     f"{ref_id}.{ref_col}, which no contract defines"
                 )
-    return contracts
 
 
 #: Master data contracts are validated first: the others check references against them.
