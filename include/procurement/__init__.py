@@ -1,0 +1,1 @@
+"""Shelfwise procurement: supplier lead-time prediction for open purchase-order lines."""
