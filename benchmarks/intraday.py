@@ -12,8 +12,11 @@ hourly demand to count the sales lost. The baseline, the nightly alone, sees the
 night's history and proposes at 02:00 the day after. Last, ``sense_day`` and ``sense`` are timed on
 100,000 synthetic series at 15:00.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/intraday.py            # 14 shocked days x 3 shocks (~2 min)
-    PYTHONPATH=. .venv/bin/python benchmarks/intraday.py --quick    # 3 shocked days, 30k series timed (~1 min)
+    PYTHONPATH=. .venv/bin/python benchmarks/intraday.py            # 14 shocked days x 3 shocks, the DAG timed
+    PYTHONPATH=. .venv/bin/python benchmarks/intraday.py --quick    # 3 shocked days, 30k series timed, no DAG
+
+Last, with PostgreSQL on hand (as ``make demo`` finds it), one ``retail_intraday`` run of the small world is
+timed end to end under ``airflow dags test`` (:func:`dag_seconds`): ``run_seconds_small``.
 """
 
 from __future__ import annotations
@@ -140,11 +143,10 @@ def load_day(world, d: int, online_orders: bool = True) -> Day:
 
 
 def profile_rows(world, day: Day) -> pd.DataFrame:
-    """One day's hourly units per channel: what :func:`learn_profile` reads."""
+    """One day's hourly units per series, with its channel: what :func:`learn_profile` reads."""
     fc = world._sim.location_ids[world._sim.fc_row]
     channel = np.where(day.hourly["location_id"] == fc, "online", "store")
-    rows = day.hourly.assign(channel=channel).groupby(["channel", "hour"], as_index=False)["units"].sum()
-    return rows.assign(ds=pd.Timestamp(day.date))
+    return day.hourly.assign(channel=channel, ds=pd.Timestamp(day.date))
 
 
 def night_forecast(world, frames: dict, origin: dt.date, cover_days: int, sigma_from: str) -> pd.DataFrame:
@@ -323,6 +325,60 @@ def sensing_speed(n_series: int, hour: int = 15, seed: int = 0) -> dict:
     return out
 
 
+#: The trading day and hour the timed ``retail_intraday`` run reads (a Friday afternoon).
+DAG_DAY, DAG_HOUR = dt.date(2026, 10, 30), 14
+#: The ERP database of the timed run (dropped and created again each time).
+DAG_ERP_DB = "intraday_erp_scale"
+
+
+def dag_seconds(preset: str, volume: float, work: Path) -> dict:
+    """One ``retail_intraday`` run of the ``preset`` world, end to end with ``airflow dags test``.
+
+    The world is prepared as the demo's (``scripts/intraday_demo.py``'s ``prepare_world``: history loaded,
+    the night's forecast made by the nightly's own stages, earlier days' hours and the day's hours before
+    the afternoon's ingested as earlier runs would have) on a fresh Airflow home and ERP database under
+    ``work``; the timed run then ingests the hour's extracts, senses, proposes, stages its lines and waits at its gate (a 3-second deadline: lines
+    that need a planner expire, which is what a run without a planner does). ``seconds`` is the wall time
+    of the whole ``airflow dags test`` process, start-up and DAG parsing included.
+    """
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from intraday_demo import prepare_world
+    from nightly_scale import recreate_database
+    from shelfwise import VENV_BIN, environment, prepare, resolve_server_url, service_env
+
+    from include.stages.summaries import read_stage_summaries
+
+    data = work / "data"
+    recreate_database(resolve_server_url(data), DAG_ERP_DB)
+    env = environment(airflow_home=work / "airflow", data_root=data, erp_db=DAG_ERP_DB)
+    prepare(env)
+    start = time.perf_counter()
+    prepare_world(str(data), preset, DAG_DAY, DAG_HOUR, volume=volume, shocks_per_day=3, min_daily_units=30,
+                  history_days=int(NIGHTLY_DEFAULTS["history_days"]), shard_size=int(NIGHTLY_DEFAULTS["shard_size"]),
+                  ingest_earlier_hours=True)
+    prepared = time.perf_counter() - start
+    log_path = work / "retail_intraday.log"
+    conf = {"gate_poke_seconds": 1, "gate_timeout_minutes": 0.05}
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.run([str(VENV_BIN / "airflow"), "dags", "test", "retail_intraday",
+                               f"{DAG_DAY}T{DAG_HOUR + 1:02d}:00:00+00:00", "-c", json.dumps(conf)],
+                              env=service_env(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              cwd=Path(__file__).resolve().parents[1], timeout=900, check=False)
+    seconds = time.perf_counter() - start
+    text = log_path.read_text(errors="replace")
+    if proc.returncode != 0 or "state=success" not in text.split("DagRun Finished", 1)[-1][:2000]:
+        raise RuntimeError(f"retail_intraday did not succeed; see {log_path}")
+    summaries = read_stage_summaries("retail_intraday", DAG_DAY, str(data))
+    sensed, staged = summaries.get("sense_demand", {}), summaries.get("stage_moves", {})
+    return {"seconds": round(seconds, 1), "prepare_seconds": round(prepared, 1), "preset": preset,
+            "series": sensed.get("series"), "alarms": sensed.get("alarms"),
+            "lines_staged": sum(v for k, v in staged.items() if k in ("auto_approved", "pending")), "log": str(log_path)}
+
+
 def _has_regions() -> bool:
     return "regions" in inspect.signature(intraday_day.sense_day).parameters
 
@@ -439,10 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--online-sold", action="store_true",
                     help="sense the web shop on the lines not cancelled (default: every line ordered, as the stage)")
     ap.add_argument("--speed-series", type=int, default=100_000, help="series of the sensing speed test")
-    ap.add_argument("--run-seconds-small", type=Path, help="JSON file with the DAG's timing on the small world")
+    ap.add_argument("--no-dag", action="store_true",
+                    help="skip timing one retail_intraday run with `airflow dags test` (needs PostgreSQL)")
+    ap.add_argument("--work", type=Path, help="folder of the timed run's world and Airflow home (default: a temp one)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.days, args.speed_series = min(args.days, 3), min(args.speed_series, 30_000)
+        args.days, args.speed_series, args.no_dag = min(args.days, 3), min(args.speed_series, 30_000), True
     started = time.perf_counter()
     out = run(args)
     shocks = out["shocks"]
@@ -454,14 +512,18 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + format_table(breakdown, ["by", "group", "shocks", "detected", "recall", "median_hours",
                                           "lost_nightly", "lost_intraday"]))
     print("\n" + format_table([speed], list(speed)))
-    run_small = json.loads(args.run_seconds_small.read_text()) if args.run_seconds_small else None
-    if isinstance(run_small, dict):
-        run_small = run_small.get("run_seconds_small", run_small.get("seconds"))
+    dag = None
+    if not args.no_dag:
+        import tempfile
+
+        dag = dag_seconds("small", args.volume, args.work or Path(tempfile.mkdtemp(prefix="shelfwise-intraday-")))
+        print("\n" + format_table([{k: v for k, v in dag.items() if k != "log"}], [k for k in dag if k != "log"]))
+    run_small = dag["seconds"] if dag else None
     world = out["world"]
     emit_json({
         "benchmark": "intraday", "cores": cpu_count(), **fig,
         "sensing_seconds_100k": speed.get("sense_day_regions_seconds", speed["sense_day_seconds"])
-        if speed["series"] >= 100_000 else None, "sensing_speed": speed, "run_seconds_small": run_small,
+        if speed["series"] >= 100_000 else None, "sensing_speed": speed, "run_seconds_small": run_small, "dag_run": dag,
         "series": out["days"][0]["series"] if out["days"] else 0, "series_days": sum(d["series"] for d in out["days"]),
         "shocks": len(shocks), "shocked_days": len(out["days"]), "regions_pooled": out["regions"],
         "world": {"preset": args.preset, "volume": args.volume, "days": args.days, "per_day": args.per_day,

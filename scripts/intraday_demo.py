@@ -34,6 +34,50 @@ def land_intraday(world, root: str, day: dt.date, *, hour: int = HOUR, days: int
     write_intraday_landing(world, root, day, hours=range(hour + 1))
 
 
+def prepare_world(root: str, preset: str, ds: dt.date, hour: int, *, volume: float, shocks_per_day: int,
+                  min_daily_units: float, history_days: int, shard_size: int, days: int = PROFILE_DAYS,
+                  ingest_earlier_hours: bool = False):
+    """A generated retailer with demand surges on ``ds``, as ``retail_intraday`` finds it at the end of ``hour``.
+
+    Its history is loaded through the night before, that night's forecast made by the nightly's own stages
+    (over ``history_days``, in shards of ``shard_size`` series), the hourly extracts of the ``days`` before
+    ingested (the hourly profile learns from them) and the day's hours through ``hour`` landed, not yet
+    ingested; with ``ingest_earlier_hours``, the hours before ``hour`` ingested too, as the day's earlier
+    hourly runs would have, so that a run for ``hour`` finds only its own hour new.
+
+    Returns:
+        The world: it keeps the surges' ground truth (``world.shocks``).
+    """
+    import dataclasses
+
+    from include.ingest.pipeline import load_history
+    from include.runs import Run
+    from include.sample_data.generator import PRESETS, generate_world, write_landing
+    from include.sample_data.intraday import ShockConfig
+    from include.stages import nightly
+
+    config = dataclasses.replace(PRESETS[preset], end_date=ds, volume=volume,
+                                 shocks=ShockConfig(days=1, per_day=shocks_per_day, min_daily_units=min_daily_units))
+    world = generate_world(config)
+    write_landing(world, root)
+    night = ds - dt.timedelta(days=1)
+    load_history(ds - dt.timedelta(days=config.history_days - 1), night, root=root)
+    land_intraday(world, root, ds, hour=hour, days=days)
+    if ingest_earlier_hours and hour > 0:
+        from include.ingest.intraday import ingest_hour
+        from include.stages.intraday import SOURCES, hours_to_ingest
+
+        for source in SOURCES:
+            for h in hours_to_ingest(source, ds.isoformat(), hour - 1, root):
+                ingest_hour(source, ds, h, root=root)
+    run = Run(dag_id="retail_nightly", run_id="intraday-world-night", ds=night.isoformat(), task_id="forecast",
+              params={"history_days": history_days, "shard_size": shard_size})
+    nightly.build_demand(run, root=root)
+    for shard in nightly.plan_forecast_shards(run, root=root):
+        nightly.forecast_demand(run, shard["shard"], shard["n_shards"], root=root)
+    return world
+
+
 def run_hour(airflow: str, env: dict[str, str], root: str, day: dt.date, log_path: Path,
              timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
     """Start ``retail_intraday`` for :data:`HOUR` of ``day``; return once its lines are staged (or it ended)."""

@@ -37,36 +37,18 @@ def tiny_world(root: str, end_date: dt.date, *, history_through: dt.date | None 
 
 
 def intraday_world(root: str, ds: dt.date, hour: int) -> tuple[str, object]:
-    """A busy tiny retailer with demand surges on ``ds``, as ``retail_intraday`` finds it at the end of ``hour``.
-
-    Its history is loaded through the night before, that night's forecast made by the nightly's own stages,
-    the hourly extracts of the three days before ingested (the hourly profile learns from them) and the day's
-    hours through ``hour`` landed, not yet ingested.
+    """A busy tiny retailer with demand surges on ``ds``, as ``retail_intraday`` finds it at the end of ``hour``
+    (:func:`intraday_demo.prepare_world`: history through the night before, that night's forecast, the hourly
+    extracts of the three days before ingested, the day's hours through ``hour`` landed).
 
     Returns:
         ``(root, world)``: the world keeps the surges' ground truth (``world.shocks``).
     """
-    from include.ingest.pipeline import load_history
-    from include.runs import Run
-    from include.sample_data.generator import PRESETS, generate_world, write_landing
-    from include.sample_data.intraday import ShockConfig
-    from include.stages import nightly
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from intraday_demo import land_intraday
+    from intraday_demo import prepare_world
 
-    config = dataclasses.replace(PRESETS["tiny"], end_date=ds, volume=8.0,
-                                 shocks=ShockConfig(days=1, per_day=3, min_daily_units=20))
-    world = generate_world(config)
-    write_landing(world, root)
-    night = ds - dt.timedelta(days=1)
-    load_history(ds - dt.timedelta(days=config.history_days - 1), night, root=root)
-    land_intraday(world, root, ds, hour=hour, days=3)
-    run = Run(dag_id="retail_nightly", run_id="intraday-world-night", ds=night.isoformat(), task_id="forecast",
-              params={"history_days": 100, "shard_size": 50})
-    nightly.build_demand(run, root=root)
-    for shard in nightly.plan_forecast_shards(run, root=root):
-        nightly.forecast_demand(run, shard["shard"], shard["n_shards"], root=root)
+    world = prepare_world(root, "tiny", ds, hour, volume=8.0, shocks_per_day=3, min_daily_units=20, history_days=100,
+                          shard_size=50, days=3)
     return root, world
 
 

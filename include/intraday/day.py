@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from include.intraday.calibration import day_level, day_spread
 from include.intraday.outlook import hours_to_stockout, reforecast
 from include.intraday.profile import HOURS, IntradayProfile
 from include.intraday.sensing import RATIO_PRIOR_UNITS, SensingParams, dispersion, sense
@@ -63,8 +64,10 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
 
     Returns:
         One row per series with a forecast for today: ``location_id, sku, channel, forecast_today,
-        forecast_sigma, sold_today, expected_so_far, alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset,
-        expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout, level``
+        forecast_sigma, day_level, day_spread`` (its channel's level and the coefficient of variation its
+        forecast multiplier strays by today beyond its error, :mod:`include.intraday.calibration`),
+        ``clumping`` (its channel's, from the profile), ``sold_today, expected_so_far`` (at the day level),
+        ``alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset, expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout, level``
         (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm), ``threshold``
         (what the statistic of that test was held to); ``attrs["thresholds"]`` holds each level's.
     """
@@ -83,21 +86,32 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     sensing = params.sensing
     if regions is not None:
         sensing = replace(sensing, false_alarms_per_1000_series_day=sensing.false_alarms_per_1000_series_day / 2)
-    day = means[:, :1] * shares[:, 0, :]
-    series = sense(sold, expected, dispersion(means[:, 0], sigma), sensing, day_expected=day, seed=seed)
+    # Today's expectation follows the channel's day level; the test counts in the channel's lumps.
+    level = day_level(sold, expected, channels)
+    lump = profile.clumping_of(channels)
+    today_mean = means[:, 0] * level
+    scaled = [a * (level / lump).reshape(-1, *[1] * (a.ndim - 1))
+              for a in (expected, means[:, :1] * shares[:, 0, :], today_mean, sigma)]
+    expected_u, day, mean_u, sigma_u = scaled
+    sold_u = sold / lump[:, None]
+    shape = dispersion(mean_u, sigma_u)
+    spread = day_spread(sold_u, expected_u, shape, channels)
+    series = sense(sold_u, expected_u, 1.0 / (1.0 / shape + spread), sensing, day_expected=day, seed=seed)
     found = _as_frame(series)
     found["level"] = np.where(found["alarm"], "series", "")
     thresholds = {"series": series.threshold}
     if regions is not None:
-        thresholds["region"] = _pool_regions(found, keys, regions, sold, expected, day, means[:, 0], sigma, sensing,
+        thresholds["region"] = _pool_regions(found, keys, regions, sold_u, expected_u, day, mean_u, sigma_u, sensing,
                                              seed)
-    outlook = reforecast(means, shares, hour=hour, sold_today=sold.sum(axis=1), ratio=found["ratio"].to_numpy(),
-                         persistence=params.persistence)
+    found["sold_since_onset"] *= lump
+    found["expected_since_onset"] *= lump
+    outlook = reforecast(np.column_stack([today_mean, means[:, 1:]]), shares, hour=hour, sold_today=sold.sum(axis=1),
+                         ratio=found["ratio"].to_numpy(), persistence=params.persistence)
     stock = keys.merge(on_hand[["location_id", "sku", "on_hand"]], on=["location_id", "sku"], how="left")["on_hand"]
     stock = stock.fillna(0.0).to_numpy(float)
     out = keys.assign(
-        forecast_today=means[:, 0], forecast_sigma=sigma, sold_today=sold.sum(axis=1),
-        expected_so_far=expected.sum(axis=1), **{c: found[c].to_numpy() for c in _FOUND if c != "level"},
+        forecast_today=means[:, 0], forecast_sigma=sigma, day_level=level, day_spread=np.sqrt(spread), clumping=lump,
+        sold_today=sold.sum(axis=1), expected_so_far=(expected * level[:, None]).sum(axis=1), **{c: found[c].to_numpy() for c in _FOUND if c != "level"},
         rest_of_today=outlook.rest_of_today, need_in_window=outlook.hourly[:, hour + 1:].sum(axis=1), on_hand=stock,
         hours_to_stockout=hours_to_stockout(outlook.hourly, stock, hour=hour), level=found["level"].to_numpy(),
         threshold=found["level"].map(thresholds).fillna(thresholds["series"]).to_numpy(float),
@@ -105,6 +119,9 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     out.attrs["thresholds"] = thresholds
     return out
 
+
+#: How strongly a store's own sales since its region's surge began must favour the surge to be part of it.
+MEMBER_ODDS = 4.0
 
 _FOUND = ["alarm", "onset_hour", "alarm_hour", "statistic", "ratio", "sold_since_onset", "expected_since_onset",
           "level"]
@@ -136,17 +153,20 @@ def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame
         np.add.at(out, group, values[stores])
         return out
 
-    pooled = sense(total(sold), total(expected), dispersion(total(mean), np.sqrt(total(sigma**2))), sensing,
-                   day_expected=total(day), seed=seed + 1)
+    shape = dispersion(total(mean), np.sqrt(total(sigma**2)))
+    spread = day_spread(total(sold), total(expected), shape, np.full(n, "region", dtype=object))
+    pooled = sense(total(sold), total(expected), 1.0 / (1.0 / shape + spread), sensing, day_expected=total(day),
+                   seed=seed + 1)
     flagged = pooled.alarm[group] & ~found["alarm"].to_numpy()[stores]
     rows, of = stores[flagged], group[flagged]
     # What each store itself sold and was expected to sell since its region's surge began. A store is part
-    # of the surge when its own sales since favour the surge over the forecast (a positive Poisson log
-    # ratio at the tuned multiple); the others may donate instead.
+    # of the surge when its own sales since favour the surge over the forecast by MEMBER_ODDS (Poisson
+    # likelihood ratio at the tuned multiple); the others may donate instead. A surge at one store lifts
+    # its region's sum, and weaker odds would flag its neighbours' ordinary good hours with it.
     since = np.arange(sold.shape[1])[None, :] >= pooled.onset_hour[of][:, None]
     own_sold, own_expected = (sold[rows] * since).sum(axis=1), (expected[rows] * since).sum(axis=1)
     rho = sensing.shock_ratio
-    part = own_sold * np.log(rho) > (rho - 1.0) * own_expected
+    part = own_sold * np.log(rho) - (rho - 1.0) * own_expected >= np.log(MEMBER_ODDS)
     rows, of, own_sold, own_expected = rows[part], of[part], own_sold[part], own_expected[part]
     for column in ("alarm", "onset_hour", "alarm_hour", "statistic"):
         found.loc[rows, column] = getattr(pooled, column)[of]

@@ -5,6 +5,12 @@ The intraday expectation of a series is its daily forecast spread over the day b
 locations of a channel (one series sells too little per hour to have a shape of its own), learned per day
 of week, and shrunk towards the channel's all-week shape where a weekday has little history, so a
 Saturday seen twice does not get a shape of its own either.
+
+Units do not arrive one by one: a web order line of three units is three units in the same hour. Given a
+series' day, its hours are then more uneven than a multinomial of its units over the profile, by a factor
+the profile also learns per channel (``clumping``, the index of dispersion of the hourly units, 1 for
+units that arrive independently). The surge test counts in units of that size, so an order of five does
+not read as a surge.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ HOURS = 24
 DAYS = 7
 #: Units of history a weekday's shape needs to count as much as the channel's all-week shape.
 PRIOR_UNITS = 200.0
+#: The most a channel's clumping is taken to be (a few bulk orders must not blind the test).
+MAX_CLUMPING = 10.0
 
 
 class ProfileError(ValueError):
@@ -32,11 +40,14 @@ class IntradayProfile:
         shares: Per channel, a ``[7, 24]`` array (Monday = 0); each row sums to 1.
         fallback: The ``[24]`` shape for a channel with no history (uniform over the trading hours).
         units: Units of history behind each channel's profile.
+        clumping: Per channel, how much more uneven a series' hours are than independent units spread
+            by the profile (>= 1; a channel not in it: 1).
     """
 
     shares: dict[str, np.ndarray]
     fallback: np.ndarray
     units: dict[str, float] = field(default_factory=dict)
+    clumping: dict[str, float] = field(default_factory=dict)
 
     def matrix(self, channels: np.ndarray | list[str], dows: np.ndarray | list[int]) -> np.ndarray:
         """``[n, 24]`` hourly shares of series on the channel and weekday of each row."""
@@ -52,12 +63,18 @@ class IntradayProfile:
     def as_dict(self) -> dict:
         """The profile as plain lists (JSON), read back by :meth:`from_dict`."""
         return {"shares": {c: t.tolist() for c, t in self.shares.items()}, "fallback": self.fallback.tolist(),
-                "units": dict(self.units)}
+                "units": dict(self.units), "clumping": dict(self.clumping)}
 
     @classmethod
     def from_dict(cls, doc: dict) -> IntradayProfile:
         return cls(shares={c: np.asarray(t, float) for c, t in doc["shares"].items()},
-                   fallback=np.asarray(doc["fallback"], float), units=dict(doc.get("units") or {}))
+                   fallback=np.asarray(doc["fallback"], float), units=dict(doc.get("units") or {}),
+                   clumping=dict(doc.get("clumping") or {}))
+
+    def clumping_of(self, channels: np.ndarray | list[str]) -> np.ndarray:
+        """``[n]`` clumping of the channel of each row (1 where unknown)."""
+        channels = pd.Series(np.asarray(channels, dtype=object))
+        return channels.map(self.clumping).fillna(1.0).to_numpy(float)
 
     def share_through(self, channels: np.ndarray | list[str], dows: np.ndarray | list[int], hour: int) -> np.ndarray:
         """``[n]`` share of the day usually sold by the end of ``hour`` (0-23)."""
@@ -88,7 +105,8 @@ def learn_profile(history: pd.DataFrame, *, fallback: np.ndarray, prior_units: f
 
     Args:
         history: One row per sale aggregate: ``channel``, ``ds`` (the trading date), ``hour`` (0-23),
-            ``units`` (>= 0). Items and locations may be in it or already summed out.
+            ``units`` (>= 0). Items and locations may be in it or already summed out; with
+            ``location_id`` and ``sku`` the channel's clumping is learned too.
         fallback: The shape of a channel with too little history (e.g. :func:`trading_shape`).
         prior_units: How many units of history a weekday needs before its own shape outweighs the
             channel's all-week shape; the all-week shape itself is shrunk the same way to ``fallback``.
@@ -129,7 +147,42 @@ def learn_profile(history: pd.DataFrame, *, fallback: np.ndarray, prior_units: f
         week_shape = _shrunk(week, fallback, prior_units)
         shares[str(channel)] = np.stack([_shrunk(counts[d], week_shape, prior_units) for d in range(DAYS)])
         totals[str(channel)] = float(week.sum())
-    return IntradayProfile(shares=shares, fallback=fallback, units=totals)
+    clumping = {}
+    if {"location_id", "sku"} <= set(history.columns):
+        series = frame.assign(ds=history["ds"].to_numpy(), location_id=history["location_id"].to_numpy(),
+                              sku=history["sku"].to_numpy())
+        clumping = _clumping(series, shares)
+    return IntradayProfile(shares=shares, fallback=fallback, units=totals, clumping=clumping)
+
+
+def _clumping(frame: pd.DataFrame, shares: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per channel, the index of dispersion of series' hourly units given their day's total.
+
+    Given ``N`` units in a day spread independently by shares ``p``, ``E[sum_h (x_h - N p_h)^2] = N (1 - q)``
+    with ``q = sum_h p_h^2``; the ratio of the observed sum to that, over the series-days of at least two
+    units, is the clumping (units in lumps of mean square size ``m`` give ``m`` over their mean size).
+    """
+    cells = frame.groupby(["channel", "ds", "dow", "location_id", "sku", "hour"], observed=True, sort=False)[
+        "units"].sum().reset_index()
+    p = np.zeros(len(cells))
+    q_of = {}
+    for channel, table in shares.items():
+        rows = (cells["channel"] == channel).to_numpy()
+        p[rows] = table[cells.loc[rows, "dow"].to_numpy(int), cells.loc[rows, "hour"].to_numpy(int)]
+        q_of[channel] = (table**2).sum(axis=1)
+    x = cells["units"].to_numpy(float)
+    days = cells.assign(x2=x**2, xp=x * p).groupby(["channel", "ds", "dow", "location_id", "sku"], observed=True)[
+        ["units", "x2", "xp"]].sum().reset_index()
+    days = days[days["units"] >= 2]
+    out = {}
+    for channel, part in days.groupby("channel"):
+        n = part["units"].to_numpy(float)
+        q = q_of[str(channel)][part["dow"].to_numpy(int)]
+        spread = (part["x2"].to_numpy(float) - 2 * n * part["xp"].to_numpy(float) + n**2 * q).sum()
+        expected = (n * (1.0 - q)).sum()
+        if expected > 0:
+            out[str(channel)] = float(np.clip(spread / expected, 1.0, MAX_CLUMPING))
+    return out
 
 
 def _plain(value: object) -> str:

@@ -101,8 +101,15 @@ def sense(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
         "hour": hour, "forecast_origin": origin.isoformat(), "series": int((sensed["channel"] != "dc").sum()),
         "alarms": int(len(alarms)), "alarms_by_level": alarms["level"].value_counts().to_dict(),
         "skus_surging": int(alarms["sku"].nunique()), "hours_missing": missing,
-        "thresholds": thresholds,
+        "thresholds": thresholds, "channels": _channel_reading(sensed),
     }, root)
+
+
+def _channel_reading(sensed: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per channel, what the day itself showed: its level against the forecast, its extra spread, its clumping."""
+    rows = sensed[sensed["channel"] != "dc"]
+    first = rows.groupby("channel")[["day_level", "day_spread", "clumping"]].first()
+    return {str(c): {k: round(float(v), 3) for k, v in r.items()} for c, r in first.iterrows()}
 
 
 def propose(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
@@ -267,13 +274,15 @@ def _profile(day: dt.date, locations: pd.DataFrame, root: str | None):
     if kept is not None:
         return IntradayProfile.from_dict(kept["profile"])
     stores = locations.loc[locations["location_type"] == "store", "location_id"]
-    frames = [pd.DataFrame({"channel": pd.Series(dtype=object), "ds": pd.Series(dtype=object),
-                            "hour": pd.Series(dtype=int), "units": pd.Series(dtype=float)})]
+    columns = ["channel", "ds", "location_id", "sku", "hour", "units"]
+    frames = [pd.DataFrame({c: pd.Series(dtype=float if c == "units" else int if c == "hour" else object)
+                            for c in columns})]
     for back in range(1, PROFILE_DAYS + 1):
         ds = (day - dt.timedelta(days=back)).isoformat()
         sales = hourly_sales(ds, 23, root)
         channel = np.where(sales["location_id"].isin(stores), "store", "online")
-        frames.append(sales.assign(channel=channel, ds=ds)[["channel", "ds", "hour", "units"]])
+        # Per series, so the profile also learns how each channel's units clump by the hour.
+        frames.append(sales.assign(channel=channel, ds=ds)[columns])
     profile = learn_profile(pd.concat(frames, ignore_index=True), fallback=trading_shape(STORE_OPEN, STORE_CLOSE))
     write_json({"profile": profile.as_dict(), "days": PROFILE_DAYS}, "reports", "intraday_profile", day, "profile", root)
     return profile
