@@ -25,7 +25,7 @@ from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_con
 from include.assets import FORECASTS
 from include.config import trading_hours
 from include.erp.gate import ApprovalGateSensor
-from include.runs import MODES, REPLAY_TEMPLATE, Run
+from include.runs import MODES, REPLAY_TEMPLATE, Run, ingest_or_fail
 
 SOURCES = ("pos_intraday", "ecommerce_intraday", "wms_intraday")
 OPEN, CLOSE, TZ = trading_hours()
@@ -71,15 +71,9 @@ def retail_intraday():
     def ingest_task(source: str):
         @task(task_id=f"ingest_{source}")
         def ingest_source() -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from include.contracts.validate import ContractViolation
             from include.stages import intraday
 
-            try:
-                return intraday.ingest(_run(), source, _hour(), conn_factory=_erp_conn)
-            except ContractViolation as exc:
-                raise AirflowFailException(str(exc)) from exc
+            return ingest_or_fail(lambda: intraday.ingest(_run(), source, _hour(), conn_factory=_erp_conn))
 
         return ingest_source()
 

@@ -30,7 +30,15 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_curren
 from include.assets import CURATED, DECISIONS, FORECASTS, KPIS
 from include.config import shard_concurrency
 from include.erp.gate import ApprovalGateSensor, BatchReviewOperator
-from include.runs import MODES, NIGHTLY_DEFAULTS, REPLAY_TEMPLATE, REVIEW_DONE, REVIEW_OPTIONS, Run
+from include.runs import (
+    MODES,
+    NIGHTLY_DEFAULTS,
+    REPLAY_TEMPLATE,
+    REVIEW_DONE,
+    REVIEW_OPTIONS,
+    Run,
+    ingest_or_fail,
+)
 
 SOURCES = ("pos", "ecommerce", "wms", "supplier", "returns")
 STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}"
@@ -80,16 +88,9 @@ def retail_nightly():
     def ingest_task(source: str):
         @task(task_id=f"ingest_{source}", outlets=[CURATED[source]])
         def ingest_source() -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from include.contracts.validate import ContractViolation
             from include.stages import nightly
 
-            try:
-                return nightly.ingest(_run(), source, conn_factory=_erp_conn)
-            except ContractViolation as exc:
-                # A broken contract is deterministic: no retry can fix the data (a database blip can).
-                raise AirflowFailException(str(exc)) from exc
+            return ingest_or_fail(lambda: nightly.ingest(_run(), source, conn_factory=_erp_conn))
 
         return ingest_source()
 

@@ -1,4 +1,4 @@
-"""The Airflow Assets ``retail_nightly`` produces, for workflows scheduled on them (``retail_intraday``...).
+"""The Airflow Assets the workflows produce, for workflows scheduled on them (``retail_intraday``...).
 
 Imported by DAG files at parse time, so this module only builds the Asset objects: no configuration,
 no file or database read. The URIs use the ``x-shelfwise`` scheme, which Airflow takes as it is (a scheme
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-__all__ = ["CURATED", "DECISIONS", "FORECASTS", "KPIS", "NIGHTLY_SOURCES"]
+__all__ = ["CURATED", "DECISIONS", "FORECASTS", "KPIS", "NIGHTLY_SOURCES", "ORDER_LINES"]
 
 #: The landing sources the nightly ingests, one task each (``master`` first, then the others).
 NIGHTLY_SOURCES = ("master", "pos", "ecommerce", "wms", "supplier", "returns")
@@ -30,3 +30,6 @@ FORECASTS = _asset("forecasts", "forecasts/demand")
 DECISIONS = _asset("decisions", "erp_staging/proposals")
 #: The night's KPIs and report (``reports/kpis``, ``ops.kpi_history``), updated by report_kpis.
 KPIS = _asset("kpis", "reports/kpis")
+#: The open order lines waiting for a fulfilment node (``curated/open_order_lines``), updated by
+#: ``order_orchestration``'s ingest_oms.
+ORDER_LINES = _asset("order_lines", "curated/open_order_lines")

@@ -9,6 +9,7 @@ nothing heavy (no pandas, no database driver), so a DAG file may import it at mo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,22 @@ REPLAY_TEMPLATE = "{{ dag_run.run_type == 'backfill' or params.mode == 'replay' 
 
 #: Defaults of the nightly's params; the DAG's ``Param``s and the adapters both read them from here.
 NIGHTLY_DEFAULTS: dict[str, Any] = {"mode": "live", "history_days": 365, "horizon": 28, "shard_size": 5000}
+
+
+def ingest_or_fail(ingest: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run an ingest task's adapter; a broken contract fails the task for good.
+
+    A broken contract is deterministic: no retry can fix the data, while a database blip can, so only
+    :class:`~include.contracts.validate.ContractViolation` becomes Airflow's fail-without-retry.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.contracts.validate import ContractViolation
+
+    try:
+        return ingest()
+    except ContractViolation as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def is_replay(run_type: object, mode: str | None) -> bool:

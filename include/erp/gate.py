@@ -19,6 +19,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 log = logging.getLogger(__name__)
 
+#: The policy deadlines a gate can wait by (see :func:`gate_timeout_hours`).
+DEADLINES = ("gate", "intraday", "orchestration")
+
 
 def _given(value: object) -> bool:
     """Whether a templated value was set (an empty param renders as ``""`` or ``"None"``)."""
@@ -28,8 +31,8 @@ def _given(value: object) -> bool:
 def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gate") -> float:
     """The gate's timeout: ``timeout_minutes`` when given, else the governance policy's.
 
-    ``deadline`` names the policy's setting: ``gate`` (``gate.timeout_hours``) or ``intraday``
-    (``intraday.deadline_hours``).
+    ``deadline`` names the policy's setting: ``gate`` (``gate.timeout_hours``), ``intraday``
+    (``intraday.deadline_hours``) or ``orchestration`` (``orchestration.deadline_minutes``).
     """
     from include.governance.policy import load_policy
 
@@ -37,7 +40,8 @@ def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gat
         hours = float(timeout_minutes) / 60.0
     else:
         policy = load_policy()
-        hours = policy.intraday.deadline_hours if deadline == "intraday" else policy.gate_timeout_hours
+        hours = {"intraday": policy.intraday.deadline_hours,
+                 "orchestration": policy.orchestration.deadline_minutes / 60.0}.get(deadline, policy.gate_timeout_hours)
     if hours <= 0:
         raise ValueError(f"approval gate needs a positive timeout, got {hours} h")
     return hours
@@ -122,7 +126,7 @@ class ApprovalGateSensor(BaseSensorOperator):
         staged_at: templated ISO timestamp of staging; the deadline counts from it (else from now).
         run_scoped: wait for and expire only the lines this run staged last, so the hourly runs of one
             date each keep their own deadline and never block or expire each other's lines.
-        deadline: which policy deadline applies when ``timeout_minutes`` is empty (``gate``, ``intraday``).
+        deadline: which policy deadline applies when ``timeout_minutes`` is empty (:data:`DEADLINES`).
     """
 
     template_fields = ("replay", "timeout_minutes", "poke_interval_seconds", "staged_at")
@@ -132,8 +136,8 @@ class ApprovalGateSensor(BaseSensorOperator):
                  replay: str | bool = False, staged_at: str | None = None, run_scoped: bool = False,
                  deadline: str = "gate", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if deadline not in ("gate", "intraday"):
-            raise ValueError(f"deadline must be 'gate' or 'intraday', got {deadline!r}")
+        if deadline not in DEADLINES:
+            raise ValueError(f"deadline must be one of {', '.join(DEADLINES)}, got {deadline!r}")
         self.run_scoped = run_scoped
         self.deadline = deadline
         self.staged_at = staged_at

@@ -30,6 +30,7 @@ TABLES = {
     "replenishment": "replenishment_order_lines",
     "transfer": "stock_transfer_lines",
     "po_exception": "po_exception_lines",
+    "fulfilment_assignment": "fulfilment_assignment_lines",
 }
 UNDECIDED = ("proposed", "pending_approval", "auto_approved")
 SYSTEM_ACTOR = "shelfwise"
@@ -71,12 +72,14 @@ class StageResult:
     auto_approved: int = 0
     pending: int = 0
     superseded: bool = False
+    already_staged: int = 0
 
     def as_summary(self) -> dict[str, int]:
         """The counts as a run's stage summary names them."""
         return {"inserted": self.inserted, "updated": self.updated, "kept_decided": self.unchanged_decided,
                 "withdrawn": self.withdrawn, "auto_approved": self.auto_approved, "pending": self.pending,
-                **({"superseded": True} if self.superseded else {})}
+                **({"superseded": True} if self.superseded else {}),
+                **({"already_staged": self.already_staged} if self.already_staged else {})}
 
 
 def idempotency_key(dag_id: str, ds: str | dt.date, doc_type: str, business_key: str) -> str:
@@ -88,8 +91,8 @@ def idempotency_key(dag_id: str, ds: str | dt.date, doc_type: str, business_key:
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.date | pd.Timestamp):
         return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays (a list read back from Parquet)
+        return value.tolist()
     return str(value)
 
 
@@ -290,7 +293,7 @@ def _copy_text(lines: pd.DataFrame, dag_id: str, ds_date: dt.date) -> tuple[str,
 
 
 def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
-                ds: str | dt.date, as_of: str | None = None) -> StageResult:
+                ds: str | dt.date, as_of: str | None = None, additive: bool = False) -> StageResult:
     """Stage one run's tiered proposals in a single transaction, set-based.
 
     The batch is copied (``COPY``) into a temporary table; then, per document type, one
@@ -310,6 +313,9 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
         as_of: when the batch's data ends (ISO), for runs of one date that may overlap (intraday hours):
             each line's explanation carries it, and a batch older than what is already staged for the
             date changes nothing (``StageResult.superseded``), so a late run never undoes a newer one.
+        additive: the batch only adds lines to the date (order orchestration: each batch routes the lines
+            no earlier batch routed): a line whose key is already staged, in any status, is left as it is
+            (``StageResult.already_staged``), and no line of the date is withdrawn.
 
     Returns:
         Counts of what changed.
@@ -347,6 +353,10 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
                 " UPDATE _stage_in s SET prior_status = locked.status FROM locked"
                 " WHERE s.idempotency_key = locked.idempotency_key", run,
             )
+            if additive:
+                gone = conn.execute("DELETE FROM _stage_in WHERE doc_type = %(doc_type)s"
+                                    " AND prior_status IS NOT NULL", run)
+                result.already_staged += gone.rowcount
             counts = conn.execute(
                 "SELECT count(*) FILTER (WHERE prior_status IS NULL),"
                 " count(*) FILTER (WHERE prior_status = ANY(%(undecided)s)),"
@@ -383,8 +393,8 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
                     " AND (prior_status IS NULL OR prior_status = ANY(%(undecided)s))"
                     " AND coalesce(prior_status, 'proposed') <> target ORDER BY idempotency_key", run,
                 )
-            withdrawn = _withdraw(conn, doc_type, "ARRAY(SELECT idempotency_key FROM _stage_in"
-                                  " WHERE doc_type = %(doc_type)s)", run)
+            withdrawn = 0 if additive else _withdraw(conn, doc_type, "ARRAY(SELECT idempotency_key FROM _stage_in"
+                                                     " WHERE doc_type = %(doc_type)s)", run)
             result.inserted += counts[0]
             result.updated += counts[1]
             result.unchanged_decided += counts[2]
@@ -537,7 +547,7 @@ def reverse_line(conn: psycopg.Connection, doc_type: str, line_id: int, *, actor
 
     Args:
         conn: ERP staging connection (the application role may call the function).
-        doc_type: ``replenishment``, ``transfer`` or ``po_exception``.
+        doc_type: ``replenishment``, ``transfer``, ``po_exception`` or ``fulfilment_assignment``.
         line_id: the released line.
         actor: who reverses it (recorded).
         reason: why (recorded; required).

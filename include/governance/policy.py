@@ -33,7 +33,7 @@ from include.config import policy_file
 from include.yaml_errors import problem, read_yaml, validate
 
 Tier = Literal["low", "medium", "high"]
-DocType = Literal["replenishment", "transfer", "po_exception"]
+DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment"]
 DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
 TIERS: tuple[str, ...] = get_args(Tier)
 DOC_TYPES: tuple[str, ...] = get_args(DocType)
@@ -90,6 +90,7 @@ class Conditions(TypedDict, total=False):
     anomaly: StrictBool
     supplier_late_rate_above: Number
     action_in: Items[StrictStr]
+    exception_in: Items[StrictStr]
 
 
 CONDITIONS: tuple[str, ...] = tuple(get_type_hints(Conditions))
@@ -215,6 +216,25 @@ class Intraday(_Strict):
     expedite_hours: Annotated[Number, Field(gt=0)] = 6.0
 
 
+class Orchestration(_Strict):
+    """How ``order_orchestration`` routes order lines and when an assignment is an exception.
+
+    An assignment within these limits is released at once; one beyond them waits for a decision.
+
+    Attributes:
+        max_parcels: An order shipping in more parcels than this is an exception (split shipments).
+        max_cost_per_order: An order whose fulfilment costs more than this is an exception.
+        deadline_minutes: How long an exception waits for a decision before it expires; short, so that a
+            decided line still leaves before the node's dispatch cut-off and meets its promise.
+        batch_minutes: Minutes between routing batches (the workflow's schedule).
+    """
+
+    max_parcels: Annotated[StrictInt, Field(ge=1)] = 2
+    max_cost_per_order: PositiveNumber = 25.0
+    deadline_minutes: Annotated[Number, Field(gt=0, le=240)] = 30.0
+    batch_minutes: Annotated[StrictInt, Field(ge=1, le=60)] = 15
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
 
@@ -227,6 +247,7 @@ STALE_INPUTS: dict[str, tuple[str, ...]] = {
     "replenishment": ("suppliers", "purchase_orders", "receipts", "promotions"),
     "transfer": ("promotions",),
     "po_exception": ("suppliers", "purchase_orders", "receipts", "promotions"),
+    "fulfilment_assignment": (),
 }
 
 
@@ -243,6 +264,7 @@ class PolicyFile(_Strict):
     forecasting: _Forecasting = Field(default_factory=_Forecasting)
     replenishment: Replenishment = Field(default_factory=Replenishment)
     intraday: Intraday = Field(default_factory=Intraday)
+    orchestration: Orchestration = Field(default_factory=Orchestration)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
 
@@ -299,6 +321,7 @@ class Policy:
     challenger: ChallengerPolicy | None = field(default_factory=ChallengerPolicy)
     replenishment: Replenishment = field(default_factory=Replenishment)
     intraday: Intraday = field(default_factory=Intraday)
+    orchestration: Orchestration = field(default_factory=Orchestration)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
 
@@ -327,6 +350,7 @@ class Policy:
             challenger=ChallengerPolicy(**section.model_dump(exclude={"enabled"})) if section.enabled else None,
             replenishment=doc.replenishment,
             intraday=doc.intraday,
+            orchestration=doc.orchestration,
             stale_inputs=dict(doc.stale_inputs),
         )
 
@@ -386,6 +410,8 @@ def _matches(rule: Rule, line: dict[str, Any]) -> bool:
             if rate is None or pd.isna(rate) or not float(rate) > value:
                 return False
         if cond == "action_in" and line.get("action") not in value:
+            return False
+        if cond == "exception_in" and not set(explain.get("exceptions") or ()) & set(value):
             return False
     return True
 

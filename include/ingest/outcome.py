@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def ingest_results(source: str, ds: str, root: str | None = None) -> tuple[list, Exception | None]:
-    """Ingest and validate every extract of ``source`` for ``ds``.
+def ingest_results(source: str, ds: str, root: str | None = None,
+                   contracts: dict | None = None) -> tuple[list, Exception | None]:
+    """Ingest and validate every extract of ``source`` for ``ds`` (against ``contracts``, else the nightly's).
 
     Returns:
         ``(results, blocked)``: one ``ContractResult`` per contract, and the ``ContractViolation`` to
@@ -16,7 +17,7 @@ def ingest_results(source: str, ds: str, root: str | None = None) -> tuple[list,
     from include.ingest.pipeline import ingest_source
 
     try:
-        return ingest_source(source, ds, root=root), None
+        return ingest_source(source, ds, root=root, contracts=contracts), None
     except ContractViolation as exc:
         return exc.all_results, exc
 

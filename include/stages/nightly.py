@@ -79,11 +79,12 @@ def prepare_erp_staging(run: Run, *, conn_factory: ConnFactory,
 
 
 def ingest(run: Run, source: str, *, conn_factory: ConnFactory | None = None,
-           root: str | None = None) -> dict[str, Any]:
-    """Ingest and validate one source, record every contract's result, raise if an extract blocked."""
+           root: str | None = None, contracts: dict | None = None) -> dict[str, Any]:
+    """Ingest and validate one source (against ``contracts``, else the nightly's), record every contract's
+    result, raise if an extract blocked."""
     from include.ingest.outcome import ingest_results, source_summary
 
-    results, blocked = ingest_results(source, run.ds, root)
+    results, blocked = ingest_results(source, run.ds, root, contracts=contracts)
     if conn_factory is not None:
         from include.erp.staging import record_contract_runs
 
@@ -337,7 +338,8 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
     kpis = {**compute_kpis(day, demand, curated["inventory_snapshot"], curated["items"], curated["ecommerce_orders"],
                            step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
                            load_policy().costs), **night_state(stale_sources(summaries)),
-            "intraday": _intraday_of_day(run, conn_factory, root)}
+            "intraday": _intraday_of_day(run, conn_factory, root),
+            "orchestration": _orchestration_of_day(run, conn_factory)}
     _record_kpi_history(run, kpis, conn_factory)
     return record(run, {**publish_report(kpis, demand, summaries, run.ds, root,
                                          metrics=read_stage_metrics(run.dag_id, run.ds, root)),
@@ -361,6 +363,18 @@ def _intraday_of_day(run: Run, conn_factory: ConnFactory, root: str | None) -> d
             lines = run_lines(conn, "retail_intraday", run.ds)
     return intraday_kpis(read_partition("reports", "intraday_sensing", run.ds, root), lines,
                          hourly_sales(run.ds, 23, root))
+
+
+def _orchestration_of_day(run: Run, conn_factory: ConnFactory) -> dict[str, Any]:
+    """What ``order_orchestration`` routed and released during the day the night reports on."""
+    from include.reporting.orchestration_kpis import orchestration_kpis
+
+    if run.replay:
+        return orchestration_kpis(None)
+    from include.erp.staging import run_lines
+
+    with conn_factory() as conn:
+        return orchestration_kpis(run_lines(conn, "order_orchestration", run.ds))
 
 
 def _record_kpi_history(run: Run, kpis: dict[str, Any], conn_factory: ConnFactory) -> None:

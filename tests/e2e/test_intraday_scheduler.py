@@ -90,7 +90,8 @@ def test_the_assets_page_shows_the_nightlys_outputs_and_who_reads_them(airflow, 
     assert {"shelfwise_forecasts", "shelfwise_decisions", "shelfwise_kpis", "shelfwise_curated_pos"} <= set(names)
     forecasts = names["shelfwise_forecasts"]
     assert {(t["dag_id"], t["task_id"]) for t in forecasts["producing_tasks"]} == {("retail_nightly", "combine_forecasts")}
-    assert {(t["dag_id"], t["task_id"]) for t in forecasts["consuming_tasks"]} == {("retail_intraday", "sense_demand")}
+    assert {(t["dag_id"], t["task_id"]) for t in forecasts["consuming_tasks"]} == {
+        ("retail_intraday", "sense_demand"), ("order_orchestration", "route_orders")}
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
     page.goto(f"{airflow['base']}/assets")

@@ -270,12 +270,13 @@ def scratch_db(erp_owner_url):
 
 def test_fresh_database_is_migrated_to_head_once(scratch_db):
     with db.connect(scratch_db) as c:
-        assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night"]
+        assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
+                                 "0005_fulfilment_assignment"]
         assert db.migrate(c) == []
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0004",)]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0005",)]
         tables = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='erp_staging'"
                            " AND table_type='BASE TABLE'").fetchone()[0]
-        assert tables == 4
+        assert tables == 5
 
 
 def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
@@ -286,14 +287,14 @@ def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
             c.execute("CREATE TABLE ops.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
                       " applied_at timestamptz NOT NULL DEFAULT now())")
             c.execute("INSERT INTO ops.schema_migrations VALUES (1, '0001_erp_staging.sql')")
-            # A marker the SQL would replace if it ran again (CREATE OR REPLACE VIEW).
-            c.execute("CREATE OR REPLACE VIEW erp_staging.all_lines AS"
-                      " SELECT 'replenishment' AS doc_type, * FROM erp_staging.replenishment_order_lines")
+            # A marker the SQL would undo if it ran again (CREATE INDEX IF NOT EXISTS); no later revision
+            # touches that index.
+            c.execute("DROP INDEX ops.contract_runs_ds")
         # Stamped at 0001 (its SQL not re-run), then upgraded by the later revisions only.
-        assert db.migrate(c) == ["0002_forecast_scores", "0003_integrity", "0004_degraded_night"]
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0004",)]
-        view = c.execute("SELECT pg_get_viewdef('erp_staging.all_lines')").fetchone()[0]
-        assert "stock_transfer_lines" not in view
+        assert db.migrate(c) == ["0002_forecast_scores", "0003_integrity", "0004_degraded_night",
+                                 "0005_fulfilment_assignment"]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0005",)]
+        assert c.execute("SELECT to_regclass('ops.contract_runs_ds')").fetchone()[0] is None
 
 
 def test_concurrent_migrators_apply_each_revision_once(scratch_db):
@@ -310,4 +311,5 @@ def test_concurrent_migrators_apply_each_revision_once(scratch_db):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night"]]
+    assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
+                                        "0005_fulfilment_assignment"]]

@@ -36,7 +36,8 @@ from include.erp.staging import (
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DS = dt.date(2026, 7, 9)
-LINE_TABLES = ("replenishment_order_lines", "stock_transfer_lines", "po_exception_lines")
+LINE_TABLES = ("replenishment_order_lines", "stock_transfer_lines", "po_exception_lines",
+               "fulfilment_assignment_lines")
 
 
 @pytest.fixture
@@ -269,6 +270,36 @@ def test_a_released_line_is_corrected_by_an_audited_reversal(conn, reader, dag_i
     # The reversal itself is frozen like any released line.
     _refused(conn, "UPDATE erp_staging.replenishment_order_lines SET quantity = 1 WHERE line_id = %s",
              (line["line_id"],))
+
+
+def test_fulfilment_assignments_follow_the_same_rules(conn, owner, reader, dag_id):
+    """The fourth document type: additive staging, frozen once released, never deleted, reversed, read by the ERP."""
+    lines = _lines(3).assign(doc_type="fulfilment_assignment", action="ship_from_store", supplier_id=None,
+                             business_key=[f"OO1:{i + 1}" for i in range(3)])
+    first = stage_batch(conn, lines.iloc[:2], dag_id=dag_id, run_id="b1", ds=DS, additive=True)
+    assert (first.inserted, first.auto_approved, first.pending) == (2, 1, 1)
+    # A later batch adds its own lines: a line already staged stays as it is, and none is withdrawn.
+    later = stage_batch(conn, lines.iloc[1:].assign(quantity=99.0), dag_id=dag_id, run_id="b2", ds=DS, additive=True)
+    assert (later.inserted, later.already_staged, later.withdrawn) == (1, 1, 0)
+    staged = run_lines(conn, dag_id, DS).set_index("business_key")
+    assert staged.loc["OO1:2", "quantity"] == 11 and staged.loc["OO1:2", "status"] == "auto_approved"
+    release_approved(conn, dag_id, DS, run_id="b2")
+    released = int(run_lines(conn, dag_id, DS).set_index("business_key").loc["OO1:2", "line_id"])
+    _refused(conn, "UPDATE erp_staging.fulfilment_assignment_lines SET from_location = 'S9' WHERE line_id = %s",
+             (released,))
+    _refused(conn, "DELETE FROM erp_staging.fulfilment_assignment_lines WHERE line_id = %s", (released,),
+             psycopg.errors.InsufficientPrivilege)
+    with pytest.raises(psycopg.errors.CheckViolation), owner.transaction():
+        owner.execute("SET LOCAL ROLE shelfwise_owner")
+        owner.execute("DELETE FROM erp_staging.fulfilment_assignment_lines WHERE line_id = %s", (released,))
+    rows = reader.execute("SELECT doc_type, business_key FROM erp_staging.released_lines WHERE dag_id = %s",
+                          (dag_id,)).fetchall()
+    assert rows == [("fulfilment_assignment", "OO1:2")]
+    line = reverse_line(conn, "fulfilment_assignment", released, actor="planner", reason="order cancelled")
+    assert line["reverses_line_id"] == released
+    # A fulfilment line that stayed pending may be withdrawn by a re-run of the date that does not add.
+    stage_batch(conn, lines.iloc[:0], dag_id=dag_id, run_id="r", ds=DS)
+    assert set(run_lines(conn, dag_id, DS)["business_key"]) == {"OO1:2"}
 
 
 def test_a_reversal_is_refused_twice_or_for_a_line_not_released(conn, dag_id):

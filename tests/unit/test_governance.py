@@ -38,9 +38,10 @@ def test_real_policy_loads():
                                "high": ("manager", "admin")}
     assert [r.name for r in POLICY.rules] == [
         "large_value", "medium_value", "unusual_quantity", "forecast_fallback", "low_confidence",
-        "anomaly_involved", "risky_supplier", "po_change", "po_expedite",
+        "anomaly_involved", "risky_supplier", "po_change", "po_expedite", "fulfilment_exception",
     ]
     assert POLICY.costs["ecommerce_cost_per_order_line"] == 4.5
+    assert (POLICY.orchestration.max_parcels, POLICY.orchestration.deadline_minutes) == (2, 30.0)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +68,11 @@ def test_real_policy_loads():
         pytest.param(_line(doc_type="po_exception", action="expedite"), ("medium", ["po_expedite"]),
                      id="po-expedite"),
         pytest.param(_line(doc_type="po_exception", action="accept_delay"), ("low", []), id="po-accept-delay"),
+        pytest.param(_line(doc_type="fulfilment_assignment", action="ship_from_store", value=9.0,
+                           exceptions=["split_above_n"]), ("medium", ["fulfilment_exception"]),
+                     id="fulfilment-exception"),
+        pytest.param(_line(doc_type="fulfilment_assignment", action="ship_from_fc", value=9000.0, exceptions=[]),
+                     ("low", []), id="fulfilment-within-policy"),
         pytest.param(_line(doc_type="po_exception", action="cancel", supplier_late_rate=0.5, anomalies=["x"]),
                      ("high", ["anomaly_involved", "risky_supplier", "po_change"]), id="highest-tier-wins"),
         pytest.param(_line(value=6000.0, quantity=50.0, fallback_reason="x"),
@@ -190,7 +196,8 @@ def _set(path: list, value):
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
                      "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, forecasting, gate, "
-                     "intraday, monitoring, replenishment, roles, rules, stale_inputs, version)", id="unknown-key"),
+                     "intraday, monitoring, orchestration, replenishment, roles, rules, stale_inputs, version)",
+                     id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
                      "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
                      id="unknown-gate-key"),
@@ -200,7 +207,7 @@ def _set(path: list, value):
                      "auto_approve_tiers[0]: must be one of low, medium, high, got 'none'", id="bad-auto-tier"),
         pytest.param(_set(["rules", 2, "when"], {"quantity_vs_usal_above": 3.0}), "quantity_vs_usal_above:",
                      "rules[2].when: unknown key 'quantity_vs_usal_above' (allowed: action_in, anomaly, "
-                     "fallback_used, forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, "
+                     "exception_in, fallback_used, forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, "
                      "value_above)",
                      id="unknown-condition"),
         pytest.param(_set(["rules", 0, "when"], {"value_above": "5k"}), "value_above: 5k",
@@ -208,7 +215,8 @@ def _set(path: list, value):
         pytest.param(_set(["rules", 3, "when"], {"fallback_used": "yes"}), "fallback_used: 'yes'",
                      "rules[3].when.fallback_used: must be true or false, got 'yes'", id="not-a-bool"),
         pytest.param(_set(["rules", 0, "doc_types"], ["invoice"]), "- invoice",
-                     "rules[0].doc_types[0]: must be one of replenishment, transfer, po_exception, got 'invoice'",
+                     "rules[0].doc_types[0]: must be one of replenishment, transfer, po_exception, fulfilment_assignment,"
+                     " got 'invoice'",
                      id="bad-doc-type"),
         pytest.param(_set(["rules", 1, "when"], {}), "when: {}",
                      "rules[1].when: must name at least one condition", id="empty-when"),
@@ -288,8 +296,8 @@ def _shipped_with(old: str, new: str) -> tuple[str, int]:
         pytest.param("margin: 0.02 ", "margin: 1.5  ", "forecasting.challenger.margin: must be in [0, 1), got 1.5",
                      id="challenger-margin"),
         pytest.param("when: {value_above: 5000}", "when: {value_above: 5000, tier: high}",
-                     "rules[0].when: unknown key 'tier' (allowed: action_in, anomaly, fallback_used, "
-                     "forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, value_above)",
+                     "rules[0].when: unknown key 'tier' (allowed: action_in, anomaly, exception_in, "
+                     "fallback_used, forecast_error_above, quantity_vs_usual_above, supplier_late_rate_above, value_above)",
                      id="unknown-nested-key"),
         pytest.param("  fallback_on_drift: true", "  fallback_on_drift: true\n  drift_days: 3",
                      "monitoring: unknown key 'drift_days' (allowed: fallback_on_drift, horizon_days, "
