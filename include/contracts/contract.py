@@ -34,6 +34,7 @@ __all__ = [
     "FORMATS", "LOGICAL_TYPES", "MASTER_SOURCE", "QUALITY_RULES", "SEVERITIES", "Column", "Contract",
     "ContractError", "Criticality", "DuplicateKey", "FileSpec", "Freshness", "QualityRule", "QuarantineShare",
     "Reference", "RowCount", "Volume", "contracts_by_source", "load_contract", "load_contracts",
+    "load_contracts_with",
 ]
 
 LogicalType = Literal["string", "integer", "number", "date", "timestamp", "boolean"]
@@ -409,6 +410,29 @@ def load_contracts(directory: str | Path = CONTRACTS_DIR) -> dict[str, Contract]
     """
     contracts = {c.id: c for c in (load_contract(p) for p in sorted(Path(directory).glob("*.yaml")))}
     check_references(contracts.values(), contracts)
+    return contracts
+
+
+def load_contracts_with(directory: str | Path, base: str | Path = CONTRACTS_DIR) -> dict[str, Contract]:
+    """The contracts of ``base`` plus those of ``directory`` (a subfolder the nightly does not read).
+
+    Args:
+        directory: folder of the extra contracts (its ``*.yaml`` files).
+        base: folder of the contracts they may reference (master data).
+
+    Returns:
+        Every contract by id, references checked across both folders.
+
+    Raises:
+        ContractError: for a bad file, an id defined twice, or a reference no contract defines.
+    """
+    contracts = load_contracts(base)
+    extra = [load_contract(p) for p in sorted(Path(directory).glob("*.yaml"))]
+    for contract in extra:
+        if contract.id in contracts:
+            raise ContractError(f"{contract.path}: id {contract.id!r} is already defined in {base}")
+        contracts[contract.id] = contract
+    check_references(extra, contracts)
     return contracts
 
 

@@ -29,6 +29,7 @@ def propose_po_exceptions(
     ds: dt.date,
     *,
     alternates: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
     params: DecisionParams = DEFAULT_PARAMS,
 ) -> pd.DataFrame:
     """Open PO lines predicted to arrive late or short, ranked by the stock-out they would cause.
@@ -45,13 +46,25 @@ def propose_po_exceptions(
 
     - ``cancel``: late, and the stock already there lasts ``po_cancel_cover_days`` beyond the arrival;
     - ``accept_delay``: no stock-out follows;
-    - ``move_supplier``: late, and an alternate supplier of the SKU delivers before the expected arrival
-      (``alternates``: ``sku, supplier_id, lead_time_days``);
-    - ``split``: short, and an alternate supplier exists for the missing part;
+    - ``move_supplier``: late, and an alternate supplier of the SKU delivers the remaining quantity before
+      the expected arrival;
+    - ``split``: short, and an alternate supplier can deliver the missing part;
     - ``expedite``: otherwise, when a stock-out follows.
 
+    The alternate is the best one (lowest ``rank``; the fastest when the frame has no rank) other than the
+    line's supplier that fits: it delivers before the expected arrival (a move), its
+    ``capacity_units_per_week`` (when given) holds the quantity moved and its ``moq_units`` (when given)
+    does not exceed it. The explanation names it (or, when none fits, the best candidate, for the
+    reviewer) with its unit cost, the extra cost of moving the quantity (``alternate_cost_delta``), the lead
+    time against the line's supplier, its reliability and that against the line's supplier, and for a move
+    or split ``margin_impact``: the unit margin (``items``: ``unit_price - unit_cost``) of the lost units
+    the alternate avoids, minus the extra cost (``None`` without ``items``).
+
     Args:
-        alternates: optional alternate sources per SKU; without them, lines are expedited or accepted.
+        alternates: optional alternate sources per SKU: the ranked frame of
+            :func:`include.procurement.alternates.rank_alternates`, or just ``sku, supplier_id,
+            lead_time_days``; without them, lines are expedited or accepted.
+        items: optional item master (``sku, unit_price, unit_cost``), for ``margin_impact``.
     """
     if open_pos.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
@@ -60,14 +73,20 @@ def propose_po_exceptions(
     if po.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     where = _Destinations.of(inventory, series, locations)
-    fastest = _fastest_alternates(alternates)
+    candidates = _candidates(alternates)
+    margin = _unit_margins(items)
+    reliability = _reliabilities(alternates)
     rows = []
     for i, r in po.iterrows():
-        outlook = _outlook(r, float(lead.lead_time.loc[i]), where, ds, params)
-        alternate = fastest.get(r["sku"])
+        lead_time = float(lead.lead_time.loc[i])
+        outlook = _outlook(r, lead_time, where, ds, params)
+        choice = _choose_alternate(r, outlook, candidates.get(r["sku"]), lead_time)
         rate = stats["late_rate"].get(r["supplier_id"]) if len(stats) else None
-        explanation = _explanation(r, outlook, lead.lead_time.loc[i], lead.measured.loc[i], alternate, rate)
-        rows.append(_exception_line(r, _action(outlook, alternate, params), explanation))
+        action = _action(outlook, choice, params)
+        explanation = _explanation(r, outlook, lead_time, lead.measured.loc[i], choice, rate)
+        explanation.update(_alternate_economics(r, outlook, choice, action, lead_time, margin.get(r["sku"]),
+                                                reliability.get(r["supplier_id"])))
+        rows.append(_exception_line(r, action, explanation))
     out = pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
     rank = out["explanation"].map(lambda e: e["lost_units"])
     return out.iloc[np.argsort(-rank.to_numpy(), kind="stable")].reset_index(drop=True)
@@ -135,13 +154,117 @@ class _Destinations:
                                                                  for s in stores)
 
 
-def _fastest_alternates(alternates: pd.DataFrame | None) -> dict[str, tuple[str, float]]:
-    """The fastest alternate ``(supplier_id, lead_time_days)`` of each SKU that has one."""
-    alt_lt: dict[str, tuple[str, float]] = {}
-    if alternates is not None and len(alternates):
-        for alt in alternates.sort_values("lead_time_days").itertuples():
-            alt_lt.setdefault(alt.sku, (alt.supplier_id, float(alt.lead_time_days)))
-    return alt_lt
+def _candidates(alternates: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """Alternate sources per SKU, best first: by ``rank`` when the frame is ranked, else by lead time."""
+    if alternates is None or not len(alternates):
+        return {}
+    order = ["rank", "lead_time_days"] if "rank" in alternates else ["lead_time_days"]
+    ranked = alternates.sort_values(order, kind="stable")
+    return {sku: group for sku, group in ranked.groupby("sku", sort=False)}
+
+
+def _unit_margins(items: pd.DataFrame | None) -> dict[str, float]:
+    """``unit_price - unit_cost`` by SKU, when the item master is given."""
+    if items is None or not {"sku", "unit_price", "unit_cost"} <= set(items.columns):
+        return {}
+    return dict(zip(items["sku"], (items["unit_price"] - items["unit_cost"]).astype(float), strict=True))
+
+
+def _reliabilities(alternates: pd.DataFrame | None) -> dict[str, float]:
+    """Reliability (0..100) of every supplier the ranked frame scores, as an alternate or as a primary."""
+    if alternates is None or "reliability" not in alternates:
+        return {}
+    pairs = [alternates[["supplier_id", "reliability"]]]
+    if {"primary_supplier_id", "primary_reliability"} <= set(alternates.columns):
+        pairs.append(alternates[["primary_supplier_id", "primary_reliability"]].set_axis(
+            ["supplier_id", "reliability"], axis=1))
+    known = pd.concat(pairs).dropna().drop_duplicates("supplier_id")
+    return dict(zip(known["supplier_id"], known["reliability"].astype(float), strict=True))
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The alternate reported for one line: whether it fits, for what, and the quantity it would take."""
+
+    alt: dict
+    fits: bool
+    need: str  # "move" (late), "split" (short) or "" (no stock-out to limit)
+    quantity: float
+
+    @property
+    def supplier_id(self) -> str:
+        return self.alt["supplier_id"]
+
+    @property
+    def lead_time_days(self) -> float:
+        return float(self.alt["lead_time_days"])
+
+
+def _fits(group: pd.DataFrame, quantity: float) -> np.ndarray:
+    """Alternates whose weekly capacity holds ``quantity`` and whose minimum order does not exceed it."""
+    ok = np.ones(len(group), dtype=bool)
+    if "capacity_units_per_week" in group:
+        cap = group["capacity_units_per_week"].to_numpy(float)
+        ok &= np.isnan(cap) | (cap >= quantity)
+    if "moq_units" in group:
+        moq = group["moq_units"].to_numpy(float)
+        ok &= np.isnan(moq) | (moq <= quantity)
+    return ok
+
+
+def _choose_alternate(r: pd.Series, o: _Outlook, group: pd.DataFrame | None, lead_time: float) -> _Choice | None:
+    """The best alternate of line ``r`` that fits the move (late) or the split (short); else the best candidate."""
+    if group is None:
+        return None
+    group = group[group["supplier_id"] != r["supplier_id"]]
+    if group.empty:
+        return None
+    arrival = np.maximum(1.0, group["lead_time_days"].to_numpy(float))
+    needs = []
+    if o.lost_late > 0:
+        needs.append(("move", float(r["remaining"]), arrival < o.days_to_arrival))
+    if o.lost_short > 0:
+        needs.append(("split", float(r["short_units"]), np.ones(len(group), dtype=bool)))
+    for need, quantity, in_time in needs:
+        ok = in_time & _fits(group, quantity)
+        if ok.any():
+            return _Choice(group.iloc[int(np.argmax(ok))].to_dict(), True, need, quantity)
+    need, quantity = (needs[0][0], needs[0][1]) if needs else ("", float(r["remaining"]))
+    return _Choice(group.iloc[0].to_dict(), False, need, quantity)
+
+
+def _alternate_economics(r: pd.Series, o: _Outlook, choice: _Choice | None, action: str, lead_time: float,
+                         unit_margin: float | None, supplier_reliability: float | None) -> dict:
+    """Cost, lead time, reliability and margin of the reported alternate against the line's supplier."""
+    def number(value) -> float | None:
+        return None if value is None or pd.isna(value) else float(value)
+
+    if choice is None:
+        return {"alternate_unit_cost": None, "alternate_cost_delta": None, "alternate_lead_time_delta_days": None,
+                "alternate_reliability": None, "alternate_reliability_delta": None, "alternate_fits": None,
+                "margin_impact": None}
+    unit_cost = number(choice.alt.get("unit_cost"))
+    extra = None if unit_cost is None else round(choice.quantity * (unit_cost - float(r["unit_cost"])), 2)
+    reliability = number(choice.alt.get("reliability"))
+    delta = number(choice.alt.get("reliability_delta"))
+    if reliability is not None and supplier_reliability is not None:
+        delta = reliability - supplier_reliability  # against the line's supplier, not the SKU's primary
+    margin = None
+    if action in ("move_supplier", "split") and unit_margin is not None and extra is not None:
+        arrival = max(1.0, choice.lead_time_days)
+        if action == "move_supplier":
+            still_lost = o.daily * max(0.0, arrival - o.cover_days) if math.isfinite(o.cover_days) else 0.0
+            avoided = max(0.0, o.lost_late - still_lost)
+        else:
+            avoided = o.lost_short if arrival < o.days_to_arrival + lead_time else 0.0
+        margin = round(avoided * unit_margin - extra, 2)
+    return {
+        "alternate_unit_cost": unit_cost, "alternate_cost_delta": extra,
+        "alternate_lead_time_delta_days": round(choice.lead_time_days - lead_time, 1),
+        "alternate_reliability": reliability,
+        "alternate_reliability_delta": None if delta is None else round(delta, 2),
+        "alternate_fits": choice.fits, "margin_impact": margin,
+    }
 
 
 @dataclass(frozen=True)
@@ -149,6 +272,7 @@ class _Outlook:
     """What one line's delay or shortfall does at its destination."""
 
     cover_days: float
+    daily: float
     days_to_arrival: int
     late: bool
     stockout_days: float
@@ -174,25 +298,22 @@ def _outlook(r: pd.Series, lead_time: float, where: _Destinations, ds: dt.date, 
     # The short part is missed until a new order from the same supplier could arrive.
     wait = days_to_arrival + lead_time
     lost_short = min(short, max(0.0, daily * wait - stock - (remaining - short))) if short > 0 else 0.0
-    return _Outlook(cover_days, days_to_arrival, late, stockout_days, lost_late, lost_short)
+    return _Outlook(cover_days, daily, days_to_arrival, late, stockout_days, lost_late, lost_short)
 
 
-def _action(o: _Outlook, alternate: tuple[str, float] | None, params: DecisionParams) -> str:
-    """What to do about a line with outlook ``o``, given the fastest alternate supplier of its SKU."""
-    alt_arrival_days = None if alternate is None else max(1.0, alternate[1])
+def _action(o: _Outlook, choice: _Choice | None, params: DecisionParams) -> str:
+    """What to do about a line with outlook ``o``, given the alternate chosen for it."""
     # Unknown demand (no forecast) never cancels a line: cover is then infinite.
     if o.late and math.isfinite(o.cover_days) and o.cover_days - o.days_to_arrival >= params.po_cancel_cover_days:
         return "cancel"
     if o.lost <= 0:
         return "accept_delay"
-    if o.lost_late > 0 and alt_arrival_days is not None and alt_arrival_days < o.days_to_arrival:
-        return "move_supplier"
-    if o.lost_short > 0 and alternate is not None:
-        return "split"
+    if choice is not None and choice.fits:
+        return "move_supplier" if choice.need == "move" else "split"
     return "expedite"
 
 
-def _explanation(r: pd.Series, o: _Outlook, lead_time: float, measured: float, alternate: tuple[str, float] | None,
+def _explanation(r: pd.Series, o: _Outlook, lead_time: float, measured: float, alternate: _Choice | None,
                  late_rate: float | None) -> dict:
     """The numbers behind one exception line, rounded for a reviewer."""
     short = float(r["short_units"])
@@ -209,8 +330,8 @@ def _explanation(r: pd.Series, o: _Outlook, lead_time: float, measured: float, a
         "lost_units_if_late": round(o.lost_late, 1),
         "lost_units_if_short": round(o.lost_short, 1),
         "lost_units": round(o.lost, 1),
-        "alternate_supplier": None if alternate is None else alternate[0],
-        "alternate_lead_time_days": None if alternate is None else alternate[1],
+        "alternate_supplier": None if alternate is None else alternate.supplier_id,
+        "alternate_lead_time_days": None if alternate is None else alternate.lead_time_days,
         "supplier_late_rate": None if late_rate is None or pd.isna(late_rate) else float(late_rate),
         "anomalies": [],
     }
