@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-__all__ = ["CURATED", "DECISIONS", "FORECASTS", "KPIS", "NIGHTLY_SOURCES", "ORDER_LINES"]
+__all__ = ["CURATED", "DECISIONS", "FORECASTS", "KPIS", "NIGHTLY_SOURCES", "ORDER_LINES", "SUPPLIER_SCORECARDS"]
 
 #: The landing sources the nightly ingests, one task each (``master`` first, then the others).
 NIGHTLY_SOURCES = ("master", "pos", "ecommerce", "wms", "supplier", "returns")
@@ -33,3 +33,6 @@ KPIS = _asset("kpis", "reports/kpis")
 #: The open order lines waiting for a fulfilment node (``curated/open_order_lines``), updated by
 #: ``order_orchestration``'s ingest_oms.
 ORDER_LINES = _asset("order_lines", "curated/open_order_lines")
+#: The week's supplier scorecards (``curated/supplier_scorecards``, ``ops.supplier_scorecards``), updated by
+#: ``supplier_scorecards``; the nightly's PO exceptions read the newest reliability of each alternate.
+SUPPLIER_SCORECARDS = _asset("supplier_scorecards", "curated/supplier_scorecards")

@@ -59,6 +59,18 @@ def is_replay(run_type: object, mode: str | None) -> bool:
     return str(value) == "backfill" or mode == "replay"
 
 
+def run_date(context: Any) -> str:
+    """The date a run works on, ``YYYY-MM-DD``: its logical date, else (a run triggered by Assets, which has
+    none) the logical date of the newest run that updated a triggering Asset, else the day it was queued."""
+    if context.get("ds"):
+        return str(context["ds"])
+    dates = [event.source_dag_run.logical_date for events in (context.get("triggering_asset_events") or {}).values()
+             for event in events if getattr(event, "source_dag_run", None) is not None
+             and event.source_dag_run.logical_date is not None]
+    when = max(dates) if dates else context["dag_run"].run_after
+    return when.date().isoformat()
+
+
 @dataclass(frozen=True)
 class Run:
     """The facts of the running task that every stage adapter needs.
@@ -86,7 +98,7 @@ class Run:
         """Build from an Airflow task context (``get_current_context()``)."""
         run = context["dag_run"]
         params = dict(context.get("params") or {})
-        return cls(dag_id=context["dag"].dag_id, run_id=run.run_id, ds=context["ds"],
+        return cls(dag_id=context["dag"].dag_id, run_id=run.run_id, ds=run_date(context),
                    task_id=context["ti"].task_id, replay=is_replay(run.run_type, params.get("mode")),
                    params=params)
 

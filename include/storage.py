@@ -269,6 +269,26 @@ def read_partition(
     return table.to_pandas()
 
 
+def newest_partition(zone: str, dataset: str, day: str | dt.date, max_age_days: int, root: str | None = None, *,
+                     missing_ok: bool = False) -> pd.DataFrame | None:
+    """The newest partition of ``dataset`` dated ``day`` or up to ``max_age_days`` before it.
+
+    For data a workflow reads from another one (a master, a catalogue) that need not be delivered every day.
+
+    Raises:
+        FileNotFoundError: none in that window, naming it (``missing_ok``: returns ``None`` instead).
+    """
+    day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+    for back in range(max_age_days + 1):
+        on = day - dt.timedelta(days=back)
+        if partition_exists(zone, dataset, on, root):
+            return read_partition(zone, dataset, on, root)
+    if missing_ok:
+        return None
+    raise FileNotFoundError(f"no {zone}/{dataset} partition from {day - dt.timedelta(days=max_age_days)} to {day}: "
+                            "has the workflow that writes it run?")
+
+
 def read_shard(zone: str, dataset: str, ds: str | dt.date, shard: int, n_shards: int, root: str | None = None, *,
                missing_ok: bool = False, columns: list[str] | None = None) -> pd.DataFrame:
     """Read one shard's file of a partition written by :func:`write_shard`.

@@ -477,6 +477,23 @@ def _explain(line: dict[str, Any]) -> str:
     return _esc("; ".join(shown)) + f"<br><em>tier reasons: {_esc(reasons)}</em>"
 
 
+def _supplier(line: dict[str, Any]) -> str:
+    """The supplier, with its newest scorecard (reliability, OTIF, lead time) when it has one."""
+    card = line.get("supplier_card")
+    if not card:
+        return _esc(line["supplier_id"])
+    parts = []
+    if card.get("reliability") is not None:
+        parts.append(f"reliability {card['reliability']:.0f}/100")
+    if card.get("otif") is not None:
+        parts.append(f"OTIF {card['otif']:.0%}")
+    if card.get("lead_time_mean") is not None:
+        p90 = card.get("lead_time_p90")
+        parts.append(f"lead time {card['lead_time_mean']:.1f} d" + (f" (p90 {p90:.0f})" if p90 is not None else ""))
+    return (f'{_esc(line["supplier_id"])}<br><small class="card" title="week ending {_esc(card.get("week_end"))}">'
+            f'{_esc(" · ".join(parts))}</small>')
+
+
 def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str) -> str:
     options = {"doc_type": ["", *DOC_TYPES], "tier": ["", *TIERS]}
     shown = {name: ("" if query is None or getattr(query, name) is None else str(getattr(query, name)))
@@ -499,14 +516,17 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
             '<span class="ro" title="your role may not decide this tier">read only</span>')
         where = " &rarr; ".join(_esc(x) for x in (ln["from_location"], ln["to_location"]) if x)
         tier = _esc(ln["risk_tier"])
+        critical = bool((ln.get("explanation") or {}).get("critical"))
+        badge = '<br><span class="critical" title="fast lane: released as soon as approved">critical</span>' \
+            if critical else ""
         rows.append(
             f'<tr data-line="{key}" data-business-key="{_esc(ln["business_key"])}" data-tier="{tier}"'
             f' data-dag-id="{_esc(ln["dag_id"])}" data-ds="{_esc(ln["ds"])}">'
             f'<td><input type="checkbox" class="pick" value="{key}"></td>'
             f'<td>{_esc(ln["doc_type"])} #{_esc(ln["line_id"])}<br><small>{_esc(ln["dag_id"])} {_esc(ln["ds"])}'
-            f'</small></td><td class="tier {tier}">{tier}</td>'
+            f'</small></td><td class="tier {tier}">{tier}{badge}</td>'
             f'<td>{_esc(ln["sku"])}<br><small>{_esc(ln["business_key"])}</small></td>'
-            f'<td>{_esc(ln["action"])}</td><td>{where}</td><td>{_esc(ln["supplier_id"])}</td>'
+            f'<td>{_esc(ln["action"])}</td><td>{where}</td><td>{_supplier(ln)}</td>'
             f'<td class="num">{ln["quantity"]:,.2f}</td><td class="num">{ln["value"]:,.2f}</td>'
             f'<td>{_esc(ln["need_by"])}</td><td class="why">{_explain(ln)}</td><td>{buttons}</td></tr>'
         )
@@ -529,6 +549,8 @@ h1 {{ font-size: 1.3rem; margin: 0 0 .3rem; }}
 form.filters label {{ margin-right: .8rem; font-size: .9rem; }}
 table {{ border-collapse: collapse; width: 100%; margin-top: .8rem; font-size: .85rem; }}
 th, td {{ border-bottom: 1px solid #d9e2ec; padding: .35rem .4rem; text-align: left; vertical-align: top; }}
+span.critical {{ color: #fff; background: #b42318; border-radius: 3px; padding: 0 .3rem; font-size: .75rem; }}
+small.card {{ color: #52606d; }}
 td.num {{ text-align: right; }} td.why {{ max-width: 28rem; color: #52606d; }}
 td.tier.high {{ color: #b42318; font-weight: 600; }} td.tier.medium {{ color: #b54708; }}
 .bar {{ margin-top: .8rem; display: flex; gap: .5rem; align-items: flex-start; }}

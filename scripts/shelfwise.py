@@ -248,7 +248,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import hashlib
 
     generator = b"".join((ROOT / "include" / "sample_data" / name).read_bytes()
-                         for name in ("generator.py", "intraday.py", "intraday_landing.py"))
+                         for name in ("generator.py", "intraday.py", "intraday_landing.py", "procurement.py"))
     version = hashlib.sha256(generator).hexdigest()[:10]
     stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}-{version}"
     world = generate_world(config)
@@ -259,11 +259,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         load_history(day_after - dt.timedelta(days=config.history_days - 1), ds - dt.timedelta(days=1), root=root)
         _say(f"landing the hourly extracts of the days before {day_after} and of its morning")
         intraday_demo.land_intraday(world, root, day_after)
+        from include.sample_data.procurement import supplier_catalogue, write_supplier_catalogue
+
+        write_supplier_catalogue(root, ds - dt.timedelta(days=1), supplier_catalogue(world, seed=config.seed))
         stamp.write_text("ok\n")
     else:
         _say(f"retail world for {ds} already generated ({stamp.name}); reusing it")
 
     _stop_previous(env)
+    week = ds - dt.timedelta(days=1)
+    cards_log = Path(root).parent / "demo" / f"supplier_scorecards_{week}.log"
+    cards_log.parent.mkdir(parents=True, exist_ok=True)
+    _say(f"running supplier_scorecards for the week to {week} with `airflow dags test` (log: {cards_log})")
+    with open(cards_log, "w") as log:
+        cards = subprocess.run([str(VENV_BIN / "airflow"), "dags", "test", "supplier_scorecards", week.isoformat()],
+                               env=service_env(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               cwd=ROOT, check=False, timeout=args.timeout)
+    if cards.returncode != 0:
+        _say(f"supplier_scorecards failed; see {cards_log}")
+        return 1
     stages_dir = Path(root) / "reports" / "stages" / "retail_nightly" / f"ds={ds}"
     shutil.rmtree(stages_dir, ignore_errors=True)
     log_path = Path(root).parent / "demo" / f"retail_nightly_{ds}.log"
@@ -297,6 +311,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("\n".join(text.splitlines()[-40:]))
             return 1
     print(_format_summary(ds, root, summaries, env, waiting, time.time() - t0))
+    print(_format_scorecards(week, root))
     hour_log = Path(root).parent / "demo" / f"retail_intraday_{day_after}.log"
     _say(f"running retail_intraday for {day_after} {intraday_demo.HOUR:02d}:00 with `airflow dags test` "
          f"(log: {hour_log})")
@@ -311,6 +326,18 @@ def _summaries(ds, root: str) -> dict:
     from include.stages.summaries import read_stage_summaries
 
     return read_stage_summaries("retail_nightly", ds, root)
+
+
+def _format_scorecards(week, root: str) -> str:
+    from include.stages.summaries import read_stage_summaries
+
+    score = read_stage_summaries("supplier_scorecards", week, root).get("score_suppliers") or {}
+    worst = ", ".join(f"{w['supplier_id']} {w['reliability']} (OTIF {w['otif']})" for w in score.get("least_reliable", []))
+    return (f"Supplier scorecards, week to {week}: {score.get('suppliers', 0)} suppliers and "
+            f"{score.get('supplier_items', 0)} supplier x SKU cards over {score.get('weeks')} weeks, kept in "
+            f"ops.supplier_scorecards; median reliability {score.get('median_reliability')}; least reliable: "
+            f"{worst or 'none'}. PO exceptions rank alternate suppliers with them (catalogue: "
+            f"{score.get('catalogue')} supplier x SKU terms).")
 
 
 def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, seconds: float) -> str:

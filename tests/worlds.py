@@ -83,3 +83,29 @@ def clear_run_lines(dag_id: str, ds: dt.date, url: str | None = None) -> None:
         conn.execute("SET LOCAL session_replication_role = replica")
         for table in TABLES.values():
             conn.execute(f"DELETE FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s", (dag_id, ds))
+
+
+def dags_test(dag_id: str, logical: str, *, root: str, log_path: Path, conf: dict | None = None,
+              policy: str | None = None, timeout: int = 300) -> str:
+    """Run one DAG run with ``airflow dags test`` on the data under ``root``; assert it succeeded.
+
+    Args:
+        logical: the run's logical date (or date-time).
+        policy: a governance policy file for the run (``SHELFWISE_POLICY_FILE``), else the shipped one.
+
+    Returns:
+        The run's log (also written to ``log_path``).
+    """
+    import json
+    import subprocess
+
+    project = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SHELFWISE_DATA_ROOT": root, "PYTHONPATH": str(project),
+           **({"SHELFWISE_POLICY_FILE": policy} if policy else {})}
+    with open(log_path, "w") as log:
+        proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test", dag_id, logical,
+                               "-c", json.dumps(conf or {})], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, cwd=project, timeout=timeout, check=False)
+    text = Path(log_path).read_text(errors="replace")
+    assert proc.returncode == 0 and "state=success" in text.split("DagRun Finished", 1)[-1][:2000], text[-4000:]
+    return text

@@ -20,7 +20,8 @@ OPEN_PO_STATUSES = ("open", "partial")
 
 def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mapping[str, pd.DataFrame],
                   supplier_stats: pd.DataFrame, day: dt.date, *,
-                  anomalies: pd.DataFrame | None = None, params: DecisionParams = DEFAULT_PARAMS) -> pd.DataFrame:
+                  anomalies: pd.DataFrame | None = None, alternates: pd.DataFrame | None = None,
+                  params: DecisionParams = DEFAULT_PARAMS) -> pd.DataFrame:
     """Every proposal of the night, explained, one row per line.
 
     Args:
@@ -30,6 +31,8 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
         supplier_stats: lead-time statistics and fill rate per supplier.
         day: the run's logical date.
         anomalies: today's demand anomalies (lines involving one say so).
+        alternates: alternate suppliers per SKU, ranked (:func:`include.procurement.alternates.rank_alternates`),
+            for PO exceptions that move or split a line; ``None``: lines are expedited or accepted.
         params: the policy's knobs (fill-rate targets, order cycle).
 
     Returns:
@@ -43,7 +46,8 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
         propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, supplier_stats,
                               day, anomalies=anomalies, params=params),
         propose_rebalancing(forecasts, inventory, items, locations, day, params=params),
-        propose_po_exceptions(open_pos, supplier_stats, suppliers, inventory, series, locations, day, params=params),
+        propose_po_exceptions(open_pos, supplier_stats, suppliers, inventory, series, locations, day,
+                              alternates=alternates, items=items, params=params),
     ]
     found = [p for p in parts if len(p)]
     return pd.concat(found, ignore_index=True) if found else parts[0]
@@ -55,7 +59,8 @@ PER_SKU_INPUTS = ("inventory_snapshot", "purchase_orders")
 
 def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated: Mapping[str, pd.DataFrame],
                    supplier_stats: pd.DataFrame, day: dt.date, *,
-                   anomalies: pd.DataFrame | None = None, params: DecisionParams = DEFAULT_PARAMS) -> pd.DataFrame:
+                   anomalies: pd.DataFrame | None = None, alternates: pd.DataFrame | None = None,
+                   params: DecisionParams = DEFAULT_PARAMS) -> pd.DataFrame:
     """:func:`propose_batch` one shard of SKUs at a time, the lines of every shard together.
 
     A shard holds every location of its SKUs (``include.demand.shards``), so transfers between them and
@@ -64,14 +69,15 @@ def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated:
 
     Args:
         shards: ``(forecasts, series)`` of each shard (an iterator, so one shard is held at a time).
-        curated, supplier_stats, day, anomalies, params: as for :func:`propose_batch`, for every SKU.
+        curated, supplier_stats, day, anomalies, alternates, params: as for :func:`propose_batch`, for every SKU.
     """
     parts = []
     for forecasts, series in shards:
         skus = set(split_series_id(forecasts["unique_id"].drop_duplicates())[1]) if len(forecasts) else set()
         mine = {name: frame[frame["sku"].isin(skus)] if name in PER_SKU_INPUTS and len(frame) else frame
                 for name, frame in curated.items()}
-        parts.append(propose_batch(forecasts, series, mine, supplier_stats, day, anomalies=anomalies, params=params))
+        parts.append(propose_batch(forecasts, series, mine, supplier_stats, day, anomalies=anomalies,
+                                   alternates=alternates, params=params))
     if not parts:
         raise ValueError("no forecast shards to decide on: has forecast_demand run for this date?")
     found = [p for p in parts if len(p)]

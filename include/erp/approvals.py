@@ -22,9 +22,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 import psycopg
 
-from include.erp.staging import TABLES, decide
+from include.erp.staging import CRITICAL, TABLES, decide
 from include.governance.policy import TIERS, Policy
 
 MAX_NOTE_CHARS = 2000
@@ -176,7 +177,7 @@ _LIST_COLUMNS = ("doc_type", "line_id", "idempotency_key", "dag_id", "run_id", "
 
 def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *, user: Approver | None = None,
                  limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
-    """Lines waiting for a planner, highest tier and value first, with their explanation.
+    """Lines waiting for a planner, critical ones first (the fast lane), then highest tier and value first.
 
     Args:
         conn: ERP staging connection.
@@ -206,7 +207,8 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
     with conn.transaction():
         rows = conn.execute(
             f"SELECT {', '.join(_LIST_COLUMNS)} FROM erp_staging.all_lines WHERE {' AND '.join(where)}"
-            " ORDER BY array_position(ARRAY['high','medium','low'], risk_tier), value DESC, doc_type, line_id"
+            f" ORDER BY {CRITICAL} DESC, array_position(ARRAY['high','medium','low'], risk_tier), value DESC,"
+            " doc_type, line_id"
             " LIMIT %s", params,
         ).fetchall()
     lines = []
@@ -219,6 +221,30 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
         if user is not None:
             line["may_decide"] = line["risk_tier"] in user.tiers
         lines.append(line)
+    return _with_supplier_cards(conn, lines)
+
+
+#: What the approval page shows of a line's supplier scorecard.
+CARD_FIELDS = ("week_end", "reliability", "otif", "fill_rate", "lead_time_mean", "lead_time_p90",
+               "lead_time_trend_days_per_week")
+
+
+def _with_supplier_cards(conn: psycopg.Connection, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each line of a supplier gets ``supplier_card``: that supplier's newest weekly scorecard, or ``None``."""
+    from include.erp.scorecards import latest_scorecards
+
+    dates = [dt.date.fromisoformat(line["ds"]) for line in lines if line.get("supplier_id") and line.get("ds")]
+    if not dates:
+        return lines
+    cards = latest_scorecards(conn, max(dates)).set_index("supplier_id")
+    for line in lines:
+        sup = line.get("supplier_id")
+        if sup in cards.index:
+            card = cards.loc[sup]
+            line["supplier_card"] = {k: (card[k].isoformat() if k == "week_end" else
+                                         None if pd.isna(card[k]) else round(float(card[k]), 3)) for k in CARD_FIELDS}
+        else:
+            line["supplier_card"] = None
     return lines
 
 

@@ -63,8 +63,16 @@ def _pending(conn_id: str, dag_id: str, ds: str, run_id: str | None = None) -> i
         return pending_count(conn, dag_id, ds, run_id=run_id)
 
 
+def _due(conn_id: str, dag_id: str, ds: str, run_id: str | None, after_minutes: float) -> int:
+    from include.erp.escalation import due_escalations
+    from include.erp.hook import ErpStagingHook
+
+    with ErpStagingHook(conn_id).get_conn() as conn:
+        return len(due_escalations(conn, dag_id, ds, after_minutes=after_minutes, run_id=run_id))
+
+
 class ApprovalGateTrigger(BaseTrigger):
-    """Fires once no line of ``(dag_id, ds)`` is ``pending_approval``, or at ``deadline``.
+    """Fires once no line of ``(dag_id, ds)`` is ``pending_approval``, at ``deadline``, or to escalate.
 
     Args:
         dag_id: DAG whose lines are watched.
@@ -73,11 +81,15 @@ class ApprovalGateTrigger(BaseTrigger):
         poke_interval: seconds between checks.
         conn_id: ERP staging connection id.
         run_id: watch only the lines this run staged last (hourly runs of one date).
+        escalate_after_minutes: when set, also fires (``escalate``) as soon as a critical line has waited
+            this long without being escalated (:mod:`include.erp.escalation`).
     """
 
     def __init__(self, *, dag_id: str, ds: str, deadline: str, poke_interval: float = 30.0,
-                 conn_id: str = "erp_staging", run_id: str | None = None) -> None:
+                 conn_id: str = "erp_staging", run_id: str | None = None,
+                 escalate_after_minutes: float | None = None) -> None:
         super().__init__()
+        self.escalate_after_minutes = escalate_after_minutes
         self.dag_id = dag_id
         self.ds = ds
         self.run_id = run_id
@@ -89,7 +101,8 @@ class ApprovalGateTrigger(BaseTrigger):
         return (
             "include.erp.gate.ApprovalGateTrigger",
             {"dag_id": self.dag_id, "ds": self.ds, "deadline": self.deadline,
-             "poke_interval": self.poke_interval, "conn_id": self.conn_id, "run_id": self.run_id},
+             "poke_interval": self.poke_interval, "conn_id": self.conn_id, "run_id": self.run_id,
+             "escalate_after_minutes": self.escalate_after_minutes},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -106,6 +119,16 @@ class ApprovalGateTrigger(BaseTrigger):
             if pending == 0:
                 yield TriggerEvent({"status": "decided", "pending": 0})
                 return
+            if pending > 0 and self.escalate_after_minutes is not None:
+                try:
+                    due = await sync_to_async(_due)(self.conn_id, self.dag_id, self.ds, self.run_id,
+                                                    self.escalate_after_minutes)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    log.warning("approval gate could not look for escalations: %s; retrying", exc)
+                    due = 0
+                if due:
+                    yield TriggerEvent({"status": "escalate", "due": due, "deadline": self.deadline})
+                    return
             if dt.datetime.now(dt.UTC) >= deadline:
                 yield TriggerEvent({"status": "timeout", "pending": max(pending, 0)})
                 return
@@ -171,18 +194,51 @@ class ApprovalGateSensor(BaseSensorOperator):
         if pending == 0:
             log.info("no line of %s ds=%s waits for a planner", dag_id, ds)
             return {"status": "decided", "pending": 0}
-        timeout_hours, poke = self._settings()
+        timeout_hours, _ = self._settings()
         deadline = gate_deadline(timeout_hours, self.staged_at, dt.datetime.now(dt.UTC))
         log.info("%d lines of %s ds=%s wait for a planner until %s", pending, dag_id, ds, deadline.isoformat())
+        self._wait(context, deadline.isoformat())
+
+    def _wait(self, context, deadline: str) -> None:
+        """Defer to the trigger until ``deadline`` (ISO), escalating critical lines as the policy says."""
+        from include.governance.policy import load_policy
+
+        fast_lane = load_policy().fast_lane
         self.defer(
-            trigger=ApprovalGateTrigger(dag_id=dag_id, ds=ds, deadline=deadline.isoformat(),
-                                        poke_interval=poke, conn_id=self.conn_id, run_id=run_id),
+            trigger=ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=context["ds"], deadline=deadline,
+                                        poke_interval=self._settings()[1], conn_id=self.conn_id,
+                                        run_id=context["run_id"] if self.run_scoped else None,
+                                        escalate_after_minutes=fast_lane.escalation.after_minutes
+                                        if fast_lane.enabled else None),
             method_name="execute_complete",
         )
 
+    def _escalate(self, context) -> int:
+        """Escalate the critical lines that waited too long (audit trail, then the policy's notifier)."""
+        from include.erp.escalation import escalate, notifier
+        from include.erp.hook import ErpStagingHook
+        from include.governance.policy import load_policy
+
+        policy = load_policy().fast_lane.escalation
+        with ErpStagingHook(self.conn_id).get_conn() as conn:
+            lines, message = escalate(conn, context["dag"].dag_id, context["ds"], after_minutes=policy.after_minutes,
+                                      channel=policy.channel, recipients=policy.recipients,
+                                      run_id=context["run_id"] if self.run_scoped else None)
+        if lines:
+            try:
+                notifier(policy.channel, message, connection_id=policy.connection_id,
+                         recipients=policy.recipients).notify(context)
+            except Exception as exc:  # noqa: BLE001 - a failed delivery must not stop the gate; the trail has it
+                log.error("escalation of %d line(s) recorded but not delivered through %s: %s",
+                          len(lines), policy.channel, exc)
+        return len(lines)
+
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: expire what is still pending on timeout, then let release run."""
+        """Resume after the trigger: escalate and wait on, or expire what is still pending on timeout."""
         event = event or {}
+        if event.get("status") == "escalate":
+            log.warning("escalated %d critical line(s) still waiting for a decision", self._escalate(context))
+            self._wait(context, event["deadline"])
         if event.get("status") == "timeout":
             from include.erp.hook import ErpStagingHook
             from include.erp.staging import expire_pending

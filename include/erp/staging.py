@@ -73,13 +73,15 @@ class StageResult:
     pending: int = 0
     superseded: bool = False
     already_staged: int = 0
+    fast_lane_released: int = 0
 
     def as_summary(self) -> dict[str, int]:
         """The counts as a run's stage summary names them."""
         return {"inserted": self.inserted, "updated": self.updated, "kept_decided": self.unchanged_decided,
                 "withdrawn": self.withdrawn, "auto_approved": self.auto_approved, "pending": self.pending,
                 **({"superseded": True} if self.superseded else {}),
-                **({"already_staged": self.already_staged} if self.already_staged else {})}
+                **({"already_staged": self.already_staged} if self.already_staged else {}),
+                **({"fast_lane_released": self.fast_lane_released} if self.fast_lane_released else {})}
 
 
 def idempotency_key(dag_id: str, ds: str | dt.date, doc_type: str, business_key: str) -> str:
@@ -293,7 +295,8 @@ def _copy_text(lines: pd.DataFrame, dag_id: str, ds_date: dt.date) -> tuple[str,
 
 
 def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, run_id: str,
-                ds: str | dt.date, as_of: str | None = None, additive: bool = False) -> StageResult:
+                ds: str | dt.date, as_of: str | None = None, additive: bool = False,
+                fast_lane: bool = False) -> StageResult:
     """Stage one run's tiered proposals in a single transaction, set-based.
 
     The batch is copied (``COPY``) into a temporary table; then, per document type, one
@@ -316,6 +319,9 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
         additive: the batch only adds lines to the date (order orchestration: each batch routes the lines
             no earlier batch routed): a line whose key is already staged, in any status, is left as it is
             (``StageResult.already_staged``), and no line of the date is withdrawn.
+        fast_lane: then release the date's auto-approved critical lines at once (``explanation.critical``,
+            see :func:`include.governance.policy.critical_reason`), without waiting for the batch's gate
+            (``StageResult.fast_lane_released``).
 
     Returns:
         Counts of what changed.
@@ -402,6 +408,9 @@ def stage_batch(conn: psycopg.Connection, lines: pd.DataFrame, *, dag_id: str, r
             result.pending += counts[4]
             result.withdrawn += withdrawn
         conn.execute("TRUNCATE _stage_in")
+    if fast_lane:
+        result.fast_lane_released = sum(release_approved(conn, dag_id, ds_date, run_id=run_id,
+                                                         critical_only=True).values())
     log.info("staged %s ds=%s: %s", dag_id, ds_date, result)
     return result
 
@@ -454,13 +463,13 @@ def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, appr
     with conn.transaction():
         for line_id in line_ids:
             row = conn.execute(
-                f"SELECT status, idempotency_key, dag_id, run_id, ds FROM erp_staging.{table}"
+                f"SELECT status, idempotency_key, dag_id, run_id, ds, {CRITICAL} FROM erp_staging.{table}"
                 " WHERE line_id=%s FOR UPDATE", (line_id,),
             ).fetchone()
             if row is None:
                 out["unknown"].append(line_id)
                 continue
-            status, key, dag_id, run_id, ds = row
+            status, key, dag_id, run_id, ds, critical = row
             if status != "pending_approval":
                 out["already_decided"].append(line_id)
                 continue
@@ -470,6 +479,12 @@ def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, appr
             )
             audit(conn, target, actor=user, doc_type=doc_type, key=key, from_status=status, to_status=target,
                   dag_id=dag_id, run_id=run_id, ds=ds, note=note)
+            if approve and critical:
+                # The fast lane: an approved critical line goes to the ERP with its decision, not with its batch.
+                conn.execute(f"UPDATE erp_staging.{table} SET status='released', released_at=now()"
+                             " WHERE line_id=%s", (line_id,))
+                audit(conn, "released", doc_type=doc_type, key=key, from_status=target, to_status="released",
+                      dag_id=dag_id, run_id=run_id, ds=ds, note=FAST_LANE_NOTE)
             out["decided"].append(line_id)
     return out
 
@@ -512,25 +527,38 @@ def expire_pending(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, 
     return total
 
 
-def release_approved(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, run_id: str) -> dict[str, int]:
+#: SQL condition of a critical line (``tier_proposals`` marks it in the explanation): it takes the fast lane.
+CRITICAL = "coalesce((explanation->>'critical')::boolean, false)"
+#: The audit note of a release by the fast lane.
+FAST_LANE_NOTE = "fast lane: critical line released without waiting for its batch"
+
+
+def release_approved(conn: psycopg.Connection, dag_id: str, ds: str | dt.date, *, run_id: str,
+                     critical_only: bool = False) -> dict[str, int]:
     """Release every approved and auto-approved line of a run to the ERP, in one transaction.
 
     Each ``released`` audit entry carries the status the line had (``approved`` or ``auto_approved``).
+
+    Args:
+        critical_only: release only the critical lines (the fast lane, right after staging), noted as such
+            in the audit trail; the rest of the batch waits for its gate.
     """
     counts: dict[str, int] = {}
+    only = f" AND {CRITICAL}" if critical_only else ""
     with conn.transaction():
         lock_run(conn, dag_id, ds)
         for doc_type, table in TABLES.items():
             rows = conn.execute(
                 f"WITH prior AS (SELECT line_id, status FROM erp_staging.{table} WHERE dag_id=%s AND ds=%s"
-                " AND status IN ('approved', 'auto_approved') FOR UPDATE)"
+                f" AND status IN ('approved', 'auto_approved'){only} FOR UPDATE)"
                 f" UPDATE erp_staging.{table} AS t SET status='released', released_at=now() FROM prior"
                 " WHERE t.line_id = prior.line_id RETURNING t.idempotency_key, prior.status",
                 (dag_id, _as_date(ds)),
             ).fetchall()
             for key, from_status in rows:
                 audit(conn, "released", doc_type=doc_type, key=key, from_status=from_status,
-                      to_status="released", dag_id=dag_id, run_id=run_id, ds=_as_date(ds))
+                      to_status="released", dag_id=dag_id, run_id=run_id, ds=_as_date(ds),
+                      note=FAST_LANE_NOTE if critical_only else None)
             counts[doc_type] = len(rows)
     return counts
 
@@ -594,11 +622,24 @@ def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.Da
     """Every staged line of a run, all document types."""
     cur = conn.execute(
         "SELECT doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
-        " supplier_id, action, quantity, value, risk_tier, status, decided_by, explanation"
+        " supplier_id, action, quantity, value, risk_tier, status, decided_by, explanation, created_at, released_at"
         " FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id", (dag_id, _as_date(ds)),
     )
     cols = [c.name for c in cur.description]
     return pd.DataFrame(cur.fetchall(), columns=cols)
+
+
+def first_staged(conn: psycopg.Connection, dag_id: str, doc_type: str, since: str | dt.date) -> pd.DataFrame:
+    """The first date each business key of a document type was staged by ``dag_id``, on or after ``since``.
+
+    Returns:
+        ``business_key, first_ds`` (a PO exception's key is ``po:<po_id>-<po_line>``).
+    """
+    rows = conn.execute(
+        "SELECT business_key, min(ds) FROM erp_staging.all_lines WHERE dag_id=%s AND doc_type=%s AND ds >= %s"
+        " GROUP BY business_key", (dag_id, doc_type, _as_date(since)),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["business_key", "first_ds"])
 
 
 def record_contract_runs(conn: psycopg.Connection, records: list[dict], *, dag_id: str | None,

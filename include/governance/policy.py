@@ -235,6 +235,70 @@ class Orchestration(_Strict):
     batch_minutes: Annotated[StrictInt, Field(ge=1, le=60)] = 15
 
 
+class Escalation(_Strict):
+    """The ``fast_lane.escalation`` section: who hears of a critical line nobody decided.
+
+    Attributes:
+        after_minutes: A critical line still pending this long after staging is escalated, once.
+        channel: How: ``log`` (the task log and the audit trail only), ``webhook`` (a JSON POST to the
+            host of the Airflow connection ``connection_id``) or ``smtp`` (an email through the Airflow
+            SMTP connection ``connection_id`` to ``recipients``). Every escalation is in the audit trail.
+        connection_id: The Airflow connection of the webhook or of the SMTP server.
+        recipients: Email addresses (``smtp``), or names put in the message (other channels).
+    """
+
+    after_minutes: PositiveNumber = 15.0
+    channel: Literal["log", "webhook", "smtp"] = "log"
+    connection_id: StrictStr | None = None
+    recipients: Items[StrictStr] = ()
+
+    @model_validator(mode="after")
+    def _channel_has_a_connection(self) -> Escalation:
+        if self.channel != "log" and not self.connection_id:
+            raise problem("connection_id", f"the {self.channel} channel needs an Airflow connection id")
+        return self
+
+
+class FastLane(_Strict):
+    """The ``fast_lane`` section: critical lines skip the batch.
+
+    A line is critical when its document type is listed, its value is at least ``min_value`` and, left
+    to wait, it would run out before the goods could arrive: a replenishment or transfer whose days of
+    cover (usable stock over the daily forecast) are below its lead time, an intraday move that arrives
+    after the projected stock-out, a PO exception whose delay causes a stock-out. An auto-approved
+    critical line is released as soon as it is staged, an approved one as soon as it is decided; a
+    pending one is listed first and escalated after ``escalation.after_minutes``.
+
+    Attributes:
+        enabled: ``false`` treats every line like the rest of its batch.
+        doc_types: Document types that may be critical.
+        min_value: Smallest line value that is critical.
+        escalation: Who hears of a pending critical line, and when.
+    """
+
+    enabled: StrictBool = True
+    doc_types: Items[DocType] = ("replenishment", "transfer", "po_exception")
+    min_value: Annotated[Number, Field(ge=0)] = 500.0
+    escalation: Escalation = Field(default_factory=Escalation)
+
+
+class Procurement(_Strict):
+    """The ``procurement`` section: how supplier scorecards score reliability, and what counts as recent.
+
+    Attributes:
+        reliability_weights: Weight of each sub-score in the reliability score (0-100), by name (see
+            :class:`include.procurement.scorecards.ScorecardWeights`, which checks the names); a sub-score
+            a supplier has no data for is left out and the others re-weighted.
+        scorecard_weeks: Trailing weeks each weekly scorecard is computed over.
+        catalogue_max_age_days: How old the newest supplier catalogue may be for PO exceptions to use its
+            alternates.
+    """
+
+    reliability_weights: dict[StrictStr, Annotated[Number, Field(ge=0)]] = Field(default_factory=dict)
+    scorecard_weeks: Annotated[StrictInt, Field(ge=1, le=104)] = 13
+    catalogue_max_age_days: Annotated[StrictInt, Field(ge=0)] = 35
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
 
@@ -265,6 +329,8 @@ class PolicyFile(_Strict):
     replenishment: Replenishment = Field(default_factory=Replenishment)
     intraday: Intraday = Field(default_factory=Intraday)
     orchestration: Orchestration = Field(default_factory=Orchestration)
+    fast_lane: FastLane = Field(default_factory=FastLane)
+    procurement: Procurement = Field(default_factory=Procurement)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
 
@@ -322,6 +388,8 @@ class Policy:
     replenishment: Replenishment = field(default_factory=Replenishment)
     intraday: Intraday = field(default_factory=Intraday)
     orchestration: Orchestration = field(default_factory=Orchestration)
+    fast_lane: FastLane = field(default_factory=FastLane)
+    procurement: Procurement = field(default_factory=Procurement)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
 
@@ -351,6 +419,8 @@ class Policy:
             replenishment=doc.replenishment,
             intraday=doc.intraday,
             orchestration=doc.orchestration,
+            fast_lane=doc.fast_lane,
+            procurement=doc.procurement,
             stale_inputs=dict(doc.stale_inputs),
         )
 
@@ -442,15 +512,59 @@ def assign_tier(line: dict[str, Any], policy: Policy, stale: frozenset[str] = fr
     return tier, reasons
 
 
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def critical_reason(line: dict[str, Any], fast_lane: FastLane) -> str | None:
+    """Why a proposal line is critical (it takes the fast lane), or ``None`` when it is not.
+
+    A line of a listed document type worth at least ``min_value`` is critical when waiting would leave its
+    destination without stock before the goods arrive (:class:`FastLane`). The explanation fields read:
+    ``on_hand, in_transit, allocated, backorders, mean_daily_forecast, lead_time_days`` (nightly
+    replenishment and transfers), ``hours_to_stockout, hours_to_arrive`` (intraday moves),
+    ``projected_stockout_days`` (PO exceptions that change or speed up the order).
+    """
+    if not fast_lane.enabled or line.get("doc_type") not in fast_lane.doc_types:
+        return None
+    value = _number(line.get("value")) or 0.0
+    if value < fast_lane.min_value:
+        return None
+    e = line.get("explanation") or {}
+    hours, arrive = _number(e.get("hours_to_stockout")), _number(e.get("hours_to_arrive"))
+    if hours is not None and arrive is not None:
+        return f"runs out in {hours:.0f} h, before the {arrive:.0f} h the move takes" if hours <= arrive else None
+    stockout = _number(e.get("projected_stockout_days"))
+    if stockout is not None:
+        acting = line.get("action") in ("expedite", "move_supplier", "split")
+        return f"the delay leaves {stockout:.1f} days without stock" if stockout > 0 and acting else None
+    rate, lead = _number(e.get("mean_daily_forecast")), _number(e.get("lead_time_days"))
+    if not rate or lead is None:
+        return None
+    usable = sum(_number(e.get(k)) or 0.0 for k in ("on_hand", "in_transit")) - sum(
+        _number(e.get(k)) or 0.0 for k in ("allocated", "backorders"))
+    cover = max(usable, 0.0) / rate
+    return f"{cover:.1f} days of cover, {lead:.0f} days of lead time" if cover < lead else None
+
+
 def tier_proposals(proposals: pd.DataFrame, policy: Policy, stale: frozenset[str] = frozenset()) -> pd.DataFrame:
-    """Add ``risk_tier``, ``tier_reasons`` and ``auto_approve`` to a frame of proposals.
+    """Add ``risk_tier``, ``tier_reasons``, ``auto_approve`` and ``critical`` to a frame of proposals.
+
+    A critical line (:func:`critical_reason`) also carries ``critical: true`` and ``critical_reason`` in its
+    explanation, which is what staging, release and the approval page read.
 
     Args:
         stale: contracts a stand-in partition replaced on this night (see :func:`assign_tier`).
     """
     out = proposals.copy()
-    tiers = [assign_tier(row, policy, stale) for row in out.to_dict("records")]
+    rows = out.to_dict("records")
+    tiers = [assign_tier(row, policy, stale) for row in rows]
     out["risk_tier"] = [t for t, _ in tiers]
     out["tier_reasons"] = [r for _, r in tiers]
     out["auto_approve"] = out["risk_tier"].isin(policy.auto_approve_tiers)
+    reasons = [critical_reason(row, policy.fast_lane) for row in rows]
+    out["critical"] = [r is not None for r in reasons]
+    if "explanation" in out and any(out["critical"]):
+        out["explanation"] = [e if r is None else {**(e or {}), "critical": True, "critical_reason": r}
+                              for e, r in zip(out["explanation"], reasons, strict=True)]
     return out

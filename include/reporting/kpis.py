@@ -15,6 +15,7 @@ import pandas as pd
 
 from include.reporting.intraday_kpis import intraday_report_lines
 from include.reporting.orchestration_kpis import orchestration_report_lines
+from include.reporting.procurement_kpis import procurement_report_lines
 
 # The same metric code the replay simulator reports with, so nightly KPIs and replays agree.
 from include.simulation import metrics
@@ -213,6 +214,7 @@ def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]
         lines += [f"- **challenger down** {w}" for w in challenger.get("warnings", [])]
     lines += intraday_report_lines(kpis)
     lines += orchestration_report_lines(kpis)
+    lines += procurement_report_lines(kpis)
     lines += stage_table(metrics or {})
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)

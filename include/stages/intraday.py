@@ -21,7 +21,7 @@ from include.config import as_date
 from include.intraday.moves import FC_TYPE
 from include.runs import Run
 from include.stages.summaries import record
-from include.storage import partition_exists, read_partition, write_partition
+from include.storage import newest_partition, partition_exists, read_partition, write_partition
 
 #: Intraday sources, each ingested hour by hour.
 SOURCES = ("pos_intraday", "ecommerce_intraday", "wms_intraday")
@@ -149,7 +149,8 @@ def stage(run: Run, hour: int, *, conn_factory, root: str | None = None) -> dict
     from include.erp.staging import stage_batch
 
     with conn_factory() as conn:
-        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds, as_of=stamp(run.ds, hour))
+        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds, as_of=stamp(run.ds, hour),
+                             fast_lane=True)
     return record(run, {"mode": "live", "hour": hour, "staged_at": dt.datetime.now(dt.UTC).isoformat(),
                         **result.as_summary()}, root)
 
@@ -202,11 +203,7 @@ def night_forecast(day: dt.date, locations: pd.DataFrame, root: str | None = Non
 
 def _master(name: str, day: dt.date, root: str | None) -> pd.DataFrame:
     """The latest curated master (``items``, ``locations``) up to the night before ``day``."""
-    for back in range(0, FORECAST_MAX_AGE_DAYS + 1):
-        on = day - dt.timedelta(days=back)
-        if partition_exists("curated", name, on, root):
-            return read_partition("curated", name, on, root)
-    raise FileNotFoundError(f"no curated {name} in the {FORECAST_MAX_AGE_DAYS} days before {day}")
+    return newest_partition("curated", name, day, FORECAST_MAX_AGE_DAYS, root)
 
 
 def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:

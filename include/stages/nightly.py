@@ -26,6 +26,7 @@ from include.storage import (
     iter_range,
     iter_shards,
     list_shards,
+    newest_partition,
     partition_exists,
     read_nested_partition,
     read_partition,
@@ -40,6 +41,8 @@ ConnFactory = Callable[[], Any]
 
 #: Days of purchase-order snapshots and receipts that supplier statistics look back over.
 PO_LOOKBACK_DAYS = 365
+#: How long before its promised date a late PO line may have been flagged, for the report's "flagged early".
+PO_FLAG_LOOKBACK_DAYS = 60
 
 #: The curated contracts each stage's outputs depend on, through earlier stages too: when one of them was a
 #: stand-in (a degraded night), the stage's summary says so (``degraded``, ``stale_sources``).
@@ -248,9 +251,27 @@ def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
         shards, {name: read_partition("curated", name, run.ds, root) for name in INPUTS},
         supplier_stats(received, po_history, day), day,
         anomalies=read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True),
-        params=DecisionParams.from_policy(load_policy().replenishment))
+        alternates=alternate_suppliers(day, root), params=DecisionParams.from_policy(load_policy().replenishment))
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
     return _record_reading(run, batch_summary(proposals), DECISION_READS, root)
+
+
+#: How old the newest supplier scorecards may be for the alternates' reliability (a weekly workflow, and a late week).
+SCORECARD_MAX_AGE_DAYS = 14
+
+
+def alternate_suppliers(day: dt.date, root: str | None = None):
+    """Alternate suppliers per SKU, ranked with the newest supplier catalogue and scorecards of the
+    ``supplier_scorecards`` workflow; ``None`` when it has not delivered a catalogue recently enough."""
+    from include.governance.policy import load_policy
+    from include.procurement.alternates import rank_alternates
+    from include.stages.procurement import newest_catalogue
+
+    catalogue = newest_catalogue(day, load_policy().procurement.catalogue_max_age_days, root)
+    if catalogue is None or catalogue.empty:
+        return None
+    cards = newest_partition("curated", "supplier_scorecards", day, SCORECARD_MAX_AGE_DAYS, root, missing_ok=True)
+    return rank_alternates(catalogue, read_partition("curated", "items", day, root), cards)
 
 
 def tier_proposals(run: Run, *, root: str | None = None) -> dict[str, Any]:
@@ -276,7 +297,7 @@ def stage_proposals(run: Run, *, conn_factory: ConnFactory, root: str | None = N
     from include.erp.staging import stage_batch
 
     with conn_factory() as conn:
-        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds)
+        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds, fast_lane=True)
     # Wall-clock on purpose: the approval deadline is operational time, not data time.
     return record(run, {"mode": "live", "staged_at": dt.datetime.now(dt.UTC).isoformat(), **result.as_summary()},
                   root)
@@ -339,7 +360,8 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
                            step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
                            load_policy().costs), **night_state(stale_sources(summaries)),
             "intraday": _intraday_of_day(run, conn_factory, root),
-            "orchestration": _orchestration_of_day(run, conn_factory)}
+            "orchestration": _orchestration_of_day(run, conn_factory),
+            "procurement": _procurement_of_night(run, conn_factory, root)}
     _record_kpi_history(run, kpis, conn_factory)
     return record(run, {**publish_report(kpis, demand, summaries, run.ds, root,
                                          metrics=read_stage_metrics(run.dag_id, run.ds, root)),
@@ -375,6 +397,30 @@ def _orchestration_of_day(run: Run, conn_factory: ConnFactory) -> dict[str, Any]
 
     with conn_factory() as conn:
         return orchestration_kpis(run_lines(conn, "order_orchestration", run.ds))
+
+
+def _procurement_of_night(run: Run, conn_factory: ConnFactory, root: str | None) -> dict[str, Any]:
+    """Procurement cycle time, the supplier OTIF trend and how early late POs were flagged (none in a replay)."""
+    from include.reporting.procurement_kpis import (
+        LATE_WINDOW_DAYS,
+        TREND_WEEKS,
+        late_po_lines,
+        procurement_kpis,
+    )
+
+    if run.replay:
+        return {}
+    from include.erp.scorecards import scorecard_trend
+    from include.erp.staging import first_staged, run_lines
+
+    day = as_date(run.ds)
+    start = day - dt.timedelta(days=LATE_WINDOW_DAYS + PO_FLAG_LOOKBACK_DAYS)
+    purchase_orders = read_range("curated", "purchase_orders", start, day, root,
+                                 columns=["po_id", "po_line", "promised_date"])
+    late = late_po_lines(purchase_orders, read_range("curated", "receipts", start, day, root), day)
+    with conn_factory() as conn:
+        return procurement_kpis(run_lines(conn, run.dag_id, run.ds), scorecard_trend(conn, day, weeks=TREND_WEEKS + 1),
+                                late, first_staged(conn, run.dag_id, "po_exception", start))
 
 
 def _record_kpi_history(run: Run, kpis: dict[str, Any], conn_factory: ConnFactory) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 from include.config import as_date
 from include.runs import Run
 from include.stages.summaries import record
-from include.storage import partition_exists, read_partition, write_partition
+from include.storage import newest_partition, read_partition, write_partition
 
 #: Landing sources of the orchestration extracts, one ingest task each.
 SOURCES = ("oms", "carrier", "labour", "wms_live")
@@ -115,12 +115,11 @@ def store_forecast(day: dt.date, root: str | None = None) -> pd.DataFrame:
 
 def latest_master(name: str, day: dt.date, root: str | None = None) -> pd.DataFrame:
     """The latest curated master (``items``, ``locations``) on or before ``day``."""
-    for back in range(0, MASTER_MAX_AGE_DAYS + 1):
-        on = day - dt.timedelta(days=back)
-        if partition_exists("curated", name, on, root):
-            return read_partition("curated", name, on, root)
-    raise FileNotFoundError(f"no curated {name} in the {MASTER_MAX_AGE_DAYS} days before {day}: "
-                            "run retail_nightly first")
+    found = newest_partition("curated", name, day, MASTER_MAX_AGE_DAYS, root, missing_ok=True)
+    if found is None:
+        raise FileNotFoundError(f"no curated {name} in the {MASTER_MAX_AGE_DAYS} days before {day}: "
+                                "run retail_nightly first")
+    return found
 
 
 def _extracts(ds: str, root: str | None) -> dict[str, pd.DataFrame]:

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.dags.conftest import load_dag
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "order_orchestration"
 
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags" / f"{DAG_ID}.py"))
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
+    return load_dag(DAG_ID)
 
 
 def test_conventions(dag):

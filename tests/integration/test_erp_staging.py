@@ -271,9 +271,9 @@ def scratch_db(erp_owner_url):
 def test_fresh_database_is_migrated_to_head_once(scratch_db):
     with db.connect(scratch_db) as c:
         assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                 "0005_fulfilment_assignment"]
+                                 "0005_fulfilment_assignment", "0006_supplier_scorecards"]
         assert db.migrate(c) == []
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0005",)]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0006",)]
         tables = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='erp_staging'"
                            " AND table_type='BASE TABLE'").fetchone()[0]
         assert tables == 5
@@ -292,8 +292,8 @@ def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
             c.execute("DROP INDEX ops.contract_runs_ds")
         # Stamped at 0001 (its SQL not re-run), then upgraded by the later revisions only.
         assert db.migrate(c) == ["0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                 "0005_fulfilment_assignment"]
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0005",)]
+                                 "0005_fulfilment_assignment", "0006_supplier_scorecards"]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0006",)]
         assert c.execute("SELECT to_regclass('ops.contract_runs_ds')").fetchone()[0] is None
 
 
@@ -312,4 +312,4 @@ def test_concurrent_migrators_apply_each_revision_once(scratch_db):
     for t in threads:
         t.join()
     assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                        "0005_fulfilment_assignment"]]
+                                        "0005_fulfilment_assignment", "0006_supplier_scorecards"]]

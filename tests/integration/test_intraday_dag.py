@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +13,8 @@ import pytest
 from include.erp import db
 from include.erp.staging import run_lines
 from include.runs import Run
-from tests.worlds import clear_run_lines, intraday_world
+from tests.worlds import clear_run_lines, dags_test, intraday_world
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DS = dt.date(2026, 10, 30)
 DAG_ID = "retail_intraday"
 HOUR = 16
@@ -35,22 +30,25 @@ def world_root(world) -> str:
     return world[0]
 
 
-def _dags_test(root: str, logical: str, conf: dict, log_path: Path) -> str:
-    env = {**os.environ, "SHELFWISE_DATA_ROOT": root, "PYTHONPATH": str(ROOT)}
-    with open(log_path, "w") as log:
-        proc = subprocess.run([AIRFLOW, "dags", "test", DAG_ID, logical, "-c", json.dumps(conf)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT, timeout=300,
-                              check=False)
-    text = log_path.read_text(errors="replace")
-    assert proc.returncode == 0 and "state=success" in text.split("DagRun Finished", 1)[-1][:2000], text[-4000:]
-    return text
+def _escalating_policy(directory: Path) -> str:
+    """The shipped policy with every urgent line that would arrive after its stock-out critical, whatever its
+    value, and escalated as soon as it waits: the gate escalates while it waits, then goes on waiting."""
+    import yaml
+
+    from include.config import policy_file
+
+    doc = yaml.safe_load(Path(policy_file()).read_text())
+    doc["fast_lane"].update({"min_value": 0, "escalation": {"after_minutes": 0.01, "channel": "log"}})
+    path = directory / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
 
 
 def test_an_afternoon_surge_becomes_urgent_lines_through_the_gate(world, world_root, tmp_path):
     clear_run_lines(DAG_ID, DS)
     # The run at 17:00 reads the hour 16:00-17:00.
-    _dags_test(world_root, f"{DS}T{HOUR + 1:02d}:00:00+00:00", {"gate_poke_seconds": 1, "gate_timeout_minutes": 0.05},
-               tmp_path / "run.log")
+    text = dags_test(DAG_ID, f"{DS}T{HOUR + 1:02d}:00:00+00:00", root=world_root, log_path=tmp_path / "run.log",
+                     conf={"gate_poke_seconds": 1, "gate_timeout_minutes": 0.1}, policy=_escalating_policy(tmp_path))
     stages = Path(world_root) / "reports" / "stages" / DAG_ID / f"ds={DS}"
     sensed = json.loads((stages / "sense_demand.json").read_text())
     assert sensed["hour"] == HOUR and sensed["forecast_origin"] == (DS - dt.timedelta(days=1)).isoformat()
@@ -68,6 +66,19 @@ def test_an_afternoon_surge_becomes_urgent_lines_through_the_gate(world, world_r
     for key in ("surge_ratio", "hours_to_stockout", "margin_at_stake", "move_cost", "as_of"):
         assert key in explanation
     assert explanation["as_of"] == f"{DS}T{HOUR:02d}"
+    # The fast lane: a critical line within policy went to the ERP when it was staged; one waiting for a
+    # planner was escalated by the gate, which then waited on until its deadline.
+    critical = lines[lines["explanation"].map(lambda e: bool(e.get("critical")))]
+    assert len(critical), "an urgent move that arrives after the stock-out is critical"
+    with db.connect() as conn:
+        trail = dict(conn.execute(
+            "SELECT idempotency_key, string_agg(action || ':' || coalesce(note, ''), '|') FROM erp_staging.audit_log"
+            " WHERE dag_id=%s AND ds=%s AND action IN ('released', 'escalated') GROUP BY idempotency_key",
+            (DAG_ID, DS)).fetchall())
+    for key, status in zip(critical["idempotency_key"], critical["status"], strict=True):
+        assert ("escalated:" if status == "expired" else "fast lane") in trail.get(key, ""), (key, status)
+    if (critical["status"] == "expired").any():
+        assert "escalated" in text and "ESCALATION" in text
 
 
 def test_an_hour_run_again_updates_its_lines_and_an_older_hour_changes_nothing(world_root):

@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,11 +17,10 @@ import yaml
 from include.erp import db
 from include.erp.staging import decide, run_lines
 from include.runs import Run
-from tests.worlds import clear_run_lines
+from tests.worlds import clear_run_lines, dags_test
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DS = dt.date(2026, 10, 30)
 DAG_ID = "order_orchestration"
 DOC = "fulfilment_assignment"
@@ -69,14 +66,7 @@ def world_root(tmp_path_factory, policy) -> str:
 
 
 def _dags_test(root: str, policy: str, logical: str, conf: dict, log_path: Path) -> str:
-    env = {**os.environ, "SHELFWISE_DATA_ROOT": root, "SHELFWISE_POLICY_FILE": policy, "PYTHONPATH": str(ROOT)}
-    with open(log_path, "w") as log:
-        proc = subprocess.run([AIRFLOW, "dags", "test", DAG_ID, logical, "-c", json.dumps(conf)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT, timeout=300,
-                              check=False)
-    text = log_path.read_text(errors="replace")
-    assert proc.returncode == 0 and "state=success" in text.split("DagRun Finished", 1)[-1][:2000], text[-4000:]
-    return text
+    return dags_test(DAG_ID, logical, root=root, policy=policy, conf=conf, log_path=log_path)
 
 
 def _lines():

@@ -31,7 +31,8 @@ def test_serialize_round_trip():
     rebuilt = ApprovalGateTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert kwargs == {"dag_id": "retail_nightly", "ds": "2026-11-27", "deadline": deadline.isoformat(),
-                      "poke_interval": 0.01, "conn_id": "erp_staging", "run_id": None}
+                      "poke_interval": 0.01, "conn_id": "erp_staging", "run_id": None,
+                      "escalate_after_minutes": None}
 
 
 def test_fires_decided_once_nothing_is_pending(monkeypatch):
@@ -147,6 +148,34 @@ def test_an_hourly_gate_waits_for_its_own_lines_until_the_intraday_deadline(monk
     assert dt.timedelta(minutes=119) < deadline - before < dt.timedelta(minutes=121)  # the policy's 2 h
     with pytest.raises(ValueError, match="deadline"):
         ApprovalGateSensor(task_id="g", deadline="weekly")
+
+
+def test_a_gate_with_critical_lines_due_fires_escalate_and_keeps_its_deadline(monkeypatch):
+    monkeypatch.setattr(gate, "_pending", lambda *a: 4)
+    dues = iter([0, 2])
+    monkeypatch.setattr(gate, "_due", lambda *a: next(dues))
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    trigger = ApprovalGateTrigger(dag_id="retail_nightly", ds="2026-11-27", deadline=deadline.isoformat(),
+                                  poke_interval=0.01, escalate_after_minutes=15.0)
+    assert _first_event(trigger) == {"status": "escalate", "due": 2, "deadline": deadline.isoformat()}
+    # Without escalation the same trigger only waits for decisions or the deadline.
+    monkeypatch.setattr(gate, "_due", lambda *a: pytest.fail("looked for escalations it was not asked for"))
+    quiet = _trigger(dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=50))
+    assert _first_event(quiet)["status"] == "timeout"
+
+
+def test_the_sensor_escalates_then_waits_again_until_the_same_deadline(monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    escalated = []
+    monkeypatch.setattr(ApprovalGateSensor, "_escalate", lambda self, context: escalated.append(1) or 3)
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", timeout_minutes="30")
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).isoformat()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute_complete(_context(), event={"status": "escalate", "due": 3, "deadline": deadline})
+    assert escalated == [1]
+    assert deferred.value.trigger.deadline == deadline
+    assert deferred.value.trigger.escalate_after_minutes == 15.0  # the policy's fast_lane.escalation
 
 
 def test_execute_complete_rejects_unknown_events():

@@ -195,8 +195,9 @@ def _set(path: list, value):
     ("mutate", "anchor", "message"),
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
-                     "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, forecasting, gate, "
-                     "intraday, monitoring, orchestration, replenishment, roles, rules, stale_inputs, version)",
+                     "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, fast_lane, forecasting, "
+                     "gate, intraday, monitoring, orchestration, procurement, replenishment, roles, rules, "
+                     "stale_inputs, version)",
                      id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
                      "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
@@ -434,3 +435,50 @@ def test_a_retailer_points_shelfwise_at_its_own_policy_file(tmp_path, monkeypatc
     monkeypatch.setenv("SHELFWISE_POLICY_FILE", str(tmp_path / "missing.yaml"))
     with pytest.raises(PolicyError, match=r"missing\.yaml: cannot be read"):
         load_policy()
+
+
+# The fast lane: which lines are critical, and why.
+def _replenishment(value: float, on_hand: float, rate: float, lead: float, **extra) -> dict:
+    return {"doc_type": "replenishment", "action": "order", "value": value,
+            "explanation": {"on_hand": on_hand, "in_transit": 0.0, "allocated": 0.0, "backorders": 0.0,
+                            "mean_daily_forecast": rate, "lead_time_days": lead, **extra}}
+
+
+@pytest.mark.parametrize(("line", "critical"), [
+    # 20 units at 5 a day last 4 days; the supplier takes 7: it runs out before the order arrives.
+    pytest.param(_replenishment(800, 20, 5, 7), "4.0 days of cover, 7 days of lead time", id="runs-out-in-lead-time"),
+    pytest.param(_replenishment(800, 50, 5, 7), None, id="cover-beyond-lead-time"),
+    pytest.param(_replenishment(400, 0, 5, 7), None, id="below-min-value"),
+    pytest.param(_replenishment(800, 20, 0, 7), None, id="no-forecast"),
+    pytest.param({**_replenishment(800, 20, 5, 7), "doc_type": "fulfilment_assignment"}, None, id="not-listed"),
+    pytest.param({"doc_type": "transfer", "action": "urgent_store", "value": 900,
+                  "explanation": {"hours_to_stockout": 3.0, "hours_to_arrive": 4.0}},
+                 "runs out in 3 h, before the 4 h the move takes", id="intraday-arrives-too-late"),
+    pytest.param({"doc_type": "transfer", "action": "urgent_store", "value": 900,
+                  "explanation": {"hours_to_stockout": None, "hours_to_arrive": 4.0}}, None, id="intraday-no-stockout"),
+    pytest.param({"doc_type": "po_exception", "action": "expedite", "value": 2000,
+                  "explanation": {"projected_stockout_days": 3.5}}, "the delay leaves 3.5 days without stock",
+                 id="po-delay-causes-stockout"),
+    pytest.param({"doc_type": "po_exception", "action": "accept_delay", "value": 2000,
+                  "explanation": {"projected_stockout_days": 3.5}}, None, id="po-nothing-to-do"),
+])
+def test_critical_lines_are_those_that_would_run_out_while_waiting(line, critical):
+    from include.governance.policy import critical_reason
+
+    assert critical_reason(line, load_policy().fast_lane) == critical
+
+
+def test_tiering_marks_critical_lines_in_their_explanation_and_a_disabled_fast_lane_marks_none():
+    import dataclasses
+
+    from include.governance.policy import FastLane
+
+    policy = load_policy()
+    lines = pd.DataFrame([_replenishment(800, 20, 5, 7), _replenishment(800, 50, 5, 7)])
+    tiered = tier_proposals(lines, policy)
+    assert tiered["critical"].tolist() == [True, False]
+    assert tiered.at[0, "explanation"]["critical"] is True
+    assert "critical" not in tiered.at[1, "explanation"]
+    assert "critical" not in lines.at[0, "explanation"]  # the input is not changed
+    off = dataclasses.replace(policy, fast_lane=FastLane(enabled=False))
+    assert not tier_proposals(lines, off)["critical"].any()
