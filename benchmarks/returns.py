@@ -1,0 +1,199 @@
+"""Returns intelligence: the fraud model and the disposition router against their baselines, same returns.
+
+Every figure is the production code: ``include.returns.fraud.score_returns`` (a logistic model fitted on the
+confirmed fraud of the days before, never the day scored) against ``include.returns.fraud.rules_scores``
+(receipt-less and at least ``high_value``), and ``include.returns.disposition.route_returns`` against
+``include.returns.disposition.route_baseline`` (restock grade A/B where received, liquidate the rest).
+The returns come from :func:`include.sample_data.returns.returns_detail` on a generated retailer, with the
+truth (what loss prevention would confirm) kept apart and used only as past labels and for scoring.
+
+For each of ``--eval-days`` days (ending 28 days before the world's end, so that the demand that really
+followed is known):
+
+* **fraud at the review budget**: the reviewers look at ``--budget-share`` of the day's lines, riskiest
+  first (the rules queue takes its flagged lines, dearest first). ``fraud_precision_at_budget`` is the share
+  of reviewed lines that are fraud, ``fraud_value_recall_at_budget`` the share of the day's fraud value
+  reviewed (both pooled over the days), against ``base_rate`` (fraud share of all lines); calibration
+  as the mean score against the fraud rate, the Brier score and the fraud share of lines scored >= 0.5;
+* **recovered value**: each policy's actions are valued by ``include.returns.disposition.recovery_value``
+  with the demand of the 28 days *after* the day (the routers saw only the 28 days before) and the same
+  opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown per grade.
+  Supplier return terms (:func:`supplier_terms`): 60% of suppliers credit 60-100% of cost.
+
+Last, one batch of ``--speed-rows`` lines (a larger retailer, 40 stores, 800 SKUs, with ``--speed-days``
+days of history) is scored (model fitted on the history, then scored) and routed with explanations,
+giving ``returns_per_second``. The process's peak resident memory is printed.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/returns.py           # 7 days + 1,000,000 lines timed (~50 s)
+    PYTHONPATH=. .venv/bin/python benchmarks/returns.py --quick   # 2 days + 100,000 lines timed (~20 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+import numpy as np
+import pandas as pd
+
+try:
+    from benchmarks._common import cpu_count, emit_json, ensure_project_on_path, format_table, peak_rss_mb
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import cpu_count, emit_json, ensure_project_on_path, format_table, peak_rss_mb
+
+ensure_project_on_path()
+
+from include.returns.disposition import recovery_value, route_baseline, route_returns  # noqa: E402
+from include.returns.fraud import fit_fraud_model, review_queue, rules_scores, score_returns  # noqa: E402
+from include.returns.params import DispositionParams, FraudParams  # noqa: E402
+from include.sample_data.generator import PRESETS, WorldConfig, generate_world  # noqa: E402
+from include.sample_data.returns import ReturnsConfig, demand_rates, returns_detail  # noqa: E402
+
+
+def supplier_terms(world, seed: int = 11) -> dict[str, float]:
+    """Return-to-vendor terms: about 60% of suppliers credit a returned defective or damaged unit at 60-100%
+    of its cost; the others take nothing back."""
+    rng = np.random.default_rng(seed)
+    ids = world.suppliers["supplier_id"].tolist()
+    return {s: float(np.round(rng.uniform(0.6, 1.0), 2)) if rng.random() < 0.6 else 0.0 for s in ids}
+
+
+def day_config(eval_end: dt.date, returns_per_day: int) -> ReturnsConfig:
+    """Patterns timed against the evaluated days: a defect surge and events in their run-up."""
+    return ReturnsConfig(returns_per_day=returns_per_day, defect_start=eval_end - dt.timedelta(days=20),
+                         event_dates=(eval_end - dt.timedelta(days=40), eval_end - dt.timedelta(days=5)))
+
+
+def at_budget(order_score: pd.DataFrame, truth: pd.DataFrame, budget: int, returns: pd.DataFrame) -> dict:
+    """Reviewed lines, fraud among them and fraud value reached, for one day's queue."""
+    queue = review_queue(order_score, budget, returns)
+    hit = truth.set_index("return_id").reindex(queue["return_id"])
+    return {"reviewed": len(queue), "fraud": int(hit["is_fraud"].sum()), "value": float(hit["fraud_value"].sum())}
+
+
+def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_params) -> dict:
+    """Fraud at budget and recovered value of both policies on one day."""
+    days = extract["returned_at"].to_numpy().astype("datetime64[D]")
+    today = extract[days == np.datetime64(day, "D")].reset_index(drop=True)
+    history = extract[days < np.datetime64(day, "D")]
+    labels = truth[truth["return_id"].isin(history["return_id"])]
+    day_truth = truth[truth["return_id"].isin(today["return_id"])]
+    budget = int(np.ceil(budget_share * len(today)))
+    model = fit_fraud_model(history, labels, day, fraud_params)
+    scored = score_returns(today, history, model=model)
+    label = day_truth.set_index("return_id")["is_fraud"].reindex(scored["return_id"]).to_numpy(float)
+    score = scored["fraud_score"].to_numpy(float)
+    row = {"lines": len(today), "budget": budget, "fraud_lines": int(day_truth["is_fraud"].sum()),
+           "fraud_value": float(day_truth["fraud_value"].sum()), "score_sum": float(score.sum()),
+           "brier_sum": float(((score - label) ** 2).sum()), "high_lines": int((score >= 0.5).sum()),
+           "high_fraud": int(label[score >= 0.5].sum())}
+    for name, ranking in (("model", scored), ("rules", rules_scores(today, fraud_params))):
+        row.update({f"{name}_{k}": v for k, v in at_budget(ranking, day_truth, budget, today).items()})
+    forecast, realised = demand_rates(world, day), demand_rates(world, day, ahead=True)
+    routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast,
+                           disp_params)
+    base = route_baseline(today, world.items, forecast, disp_params)
+    row["router_value"] = float(recovery_value(routed, today, world.items, realised, disp_params).sum())
+    row["baseline_value"] = float(recovery_value(base, today, world.items, realised, disp_params).sum())
+    row["held"] = int(routed["hold_for_review"].sum())
+    grade = today["condition_grade"].astype(str).to_numpy()
+    for g in "ABCD":
+        row[f"router_{g}"] = float(recovery_value(routed, today, world.items, realised, disp_params)[grade == g].sum())
+        row[f"baseline_{g}"] = float(recovery_value(base, today, world.items, realised, disp_params)[grade == g].sum())
+    row["actions"] = routed["action"].value_counts()
+    return row
+
+
+def quality(args) -> tuple[list[dict], dict]:
+    world = generate_world(PRESETS["small"])
+    eval_end = world.config.end_date - dt.timedelta(days=28)
+    fraud_params = FraudParams()
+    first = eval_end - dt.timedelta(days=fraud_params.window_days + fraud_params.train_days + args.eval_days)
+    all_days = [first + dt.timedelta(days=i) for i in range((eval_end - first).days + 1)]
+    extract, truth = returns_detail(world, all_days, seed=args.seed, config=day_config(eval_end, args.returns_per_day))
+    disp = DispositionParams(rtv_credit=supplier_terms(world))
+    rows = [evaluate_day(world, extract, truth, d, args.budget_share, fraud_params, disp)
+            for d in all_days[-args.eval_days:]]
+    return rows, {"world": "small", "history_lines": len(extract)}
+
+
+def speed(args) -> dict:
+    world = generate_world(WorldConfig(n_regions=4, stores_per_region=10, n_skus=800, n_suppliers=20,
+                                       history_days=120))
+    end = world.config.end_date
+    history, truth = returns_detail(world, args.speed_days, seed=1,
+                                    config=ReturnsConfig(returns_per_day=args.speed_rows // (2 * args.speed_days)))
+    history = history[history["returned_at"] < pd.Timestamp(end)]
+    today, _ = returns_detail(world, [end], seed=2, config=ReturnsConfig(returns_per_day=args.speed_rows))
+    forecast = demand_rates(world, end)
+    disp = DispositionParams(rtv_credit=supplier_terms(world))
+    start = time.perf_counter()
+    scored = score_returns(today, history, labels=truth)
+    fitted = time.perf_counter()
+    routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast, disp)
+    seconds = time.perf_counter() - start
+    assert len(routed) == len(today) and routed["explanation"].notna().all()
+    return {"speed_rows": len(today), "speed_history_lines": len(history), "speed_seconds": round(seconds, 2),
+            "score_seconds": round(fitted - start, 2), "returns_per_second": round(len(today) / seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 days, 100,000 lines timed")
+    parser.add_argument("--eval-days", type=int, default=7)
+    parser.add_argument("--returns-per-day", type=int, default=600)
+    parser.add_argument("--budget-share", type=float, default=0.04, help="share of a day's lines reviewed")
+    parser.add_argument("--speed-rows", type=int, default=1_000_000)
+    parser.add_argument("--speed-days", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        args.eval_days, args.speed_rows = min(args.eval_days, 2), min(args.speed_rows, 100_000)
+    began = time.perf_counter()
+    rows, facts = quality(args)
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "actions"}
+    pooled = {
+        "base_rate": total["fraud_lines"] / total["lines"],
+        "fraud_precision_at_budget": total["model_fraud"] / max(total["model_reviewed"], 1),
+        "fraud_value_recall_at_budget": total["model_value"] / max(total["fraud_value"], 1e-9),
+        "baseline_precision": total["rules_fraud"] / max(total["rules_reviewed"], 1),
+        "baseline_value_recall": total["rules_value"] / max(total["fraud_value"], 1e-9),
+        "mean_fraud_score": total["score_sum"] / total["lines"], "brier_score": total["brier_sum"] / total["lines"],
+        "fraud_share_scored_above_half": total["high_fraud"] / max(total["high_lines"], 1),
+        "recovered_value": total["router_value"], "baseline_recovered_value": total["baseline_value"],
+        "recovery_value_ratio_vs_baseline": total["router_value"] / total["baseline_value"],
+    }
+    table = [{"policy": "fraud model", "reviewed": total["model_reviewed"], "fraud_found": total["model_fraud"],
+              "precision": pooled["fraud_precision_at_budget"], "value_recall": pooled["fraud_value_recall_at_budget"]},
+             {"policy": "rules (no receipt, high value)", "reviewed": total["rules_reviewed"],
+              "fraud_found": total["rules_fraud"], "precision": pooled["baseline_precision"],
+              "value_recall": pooled["baseline_value_recall"]}]
+    print(f"{len(rows)} days, {total['lines']} lines, budget {args.budget_share:.0%} of a day's lines "
+          f"({total['budget']} reviews), fraud base rate {pooled['base_rate']:.2%}\n")
+    print(format_table(table, ["policy", "reviewed", "fraud_found", "precision", "value_recall"]))
+    print(f"calibration: mean score {pooled['mean_fraud_score']:.4f} vs fraud rate {pooled['base_rate']:.4f}, "
+          f"Brier {pooled['brier_score']:.4f}, fraud among lines scored >= 0.5: "
+          f"{pooled['fraud_share_scored_above_half']:.2%} of {total['high_lines']}\n")
+    actions = pd.concat([r["actions"] for r in rows], axis=1).sum(axis=1).astype(int)
+    grades = [f"grade_{g}" for g in "ABCD"]
+    print(format_table([{"policy": "router", "recovered_value": total["router_value"],
+                         **{f"grade_{g}": total[f"router_{g}"] for g in "ABCD"}, **actions.to_dict()},
+                        {"policy": "baseline (restock A/B, else liquidate)", "recovered_value": total["baseline_value"],
+                         **{f"grade_{g}": total[f"baseline_{g}"] for g in "ABCD"}}],
+                       ["policy", "recovered_value", *grades, *actions.index]) + "\n")
+    result = speed(args)
+    print(format_table([result], list(result)) + "\n")
+    payload = {**pooled, **result, **facts, "eval_days": len(rows), "eval_lines": total["lines"],
+               "budget_share": args.budget_share, "held_for_review": total["held"], "cores": cpu_count(),
+               "peak_rss_mb": round(peak_rss_mb()), "seconds": round(time.perf_counter() - began, 1),
+               "targets_met": {"precision_3x_base": pooled["fraud_precision_at_budget"] >= 3 * pooled["base_rate"],
+                               "value_recall_70pct": pooled["fraud_value_recall_at_budget"] >= 0.7,
+                               "recovery_15pct": pooled["recovery_value_ratio_vs_baseline"] >= 1.15,
+                               "million_in_2_min": result["speed_rows"] / result["returns_per_second"] < 120}}
+    print(f"peak memory {payload['peak_rss_mb']} MiB, {payload['seconds']} s in all")
+    emit_json({k: (round(v, 4) if isinstance(v, float) else v) for k, v in payload.items()})
+
+
+if __name__ == "__main__":
+    main()
