@@ -5,7 +5,10 @@ Shelfwise's curve is the code the nightly runs: at every review the replay calls
 ``models.forecasting.forecast`` (the vectorised path, with the dataset's known regressors and events) on
 the history so far, and ``include.decisions.replenishment.order_levels`` (the core of
 ``propose_replenishment``) sizes the order-up-to level for each fill-rate target of the sweep
-(``include/simulation``). The baselines are swept over their safety periods. Datasets:
+(``include/simulation``), each review's series pooled for their target as the nightly pools a night's,
+``sigma_cum`` scaled by the calibration of the errors of the replay's own earlier forecasts
+(``include/decisions/calibration.py``; ``--no-calibration``: as the backtest gives it). The baselines
+are swept over their safety periods. Datasets:
 
 * **M5 sample**: 50 item x store series, daily units, SNAP days and calendar events as regressors.
 * **Walmart**: weekly sales of every complete store x department series (dollars), markdowns and holiday
@@ -116,12 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--walmart-series", type=int, default=0, help="evenly spaced sample of Walmart series (0: all)")
     ap.add_argument("--world", default="small", help="generator preset of the world dataset")
     ap.add_argument("--reforecast-every", type=int, default=1, help="reviews between two forecasts")
+    ap.add_argument("--no-calibration", action="store_true",
+                    help="size Shelfwise's levels on the backtest's sigma_cum, without the measured error scale")
     args = ap.parse_args(argv)
     from benchmarks.accuracy_data import load_m5, load_walmart, sample_series
 
     wanted = {d.strip() for d in args.datasets.split(",") if d.strip()}
     every = args.reforecast_every
-    report: dict = {"benchmark": "policy_replay", "cores": cpu_count(), "target_fill_rate": TARGET, "datasets": {}}
+    calibrate = not args.no_calibration
+    report: dict = {"benchmark": "policy_replay", "cores": cpu_count(), "target_fill_rate": TARGET,
+                    "calibration": calibrate, "datasets": {}}
     rows: list[dict] = []
 
     def add(name: str, panel: DemandPanel, cfg: ReplayConfig) -> None:
@@ -132,24 +139,24 @@ def main(argv: list[str] | None = None) -> int:
     if "m5" in wanted:
         add("m5_sample50", dataset_panel(load_m5(args.data)),
             ReplayConfig(lead_time=7, lead_time_sd=2.0, review=7, warmup=365, erpnext_refresh=91,
-                         reforecast_every=every))
+                         reforecast_every=every, calibrate=calibrate))
     if "walmart" in wanted:
         walmart = load_walmart(args.data)
         cap = 300 if args.quick and not args.walmart_series else args.walmart_series
         walmart = sample_series(walmart, cap, "walmart_sample") if cap else walmart
         add(walmart.name, dataset_panel(walmart),
             ReplayConfig(lead_time=2, lead_time_sd=0.5, review=1, warmup=52, pack=0.0, erpnext_refresh=13,
-                         reforecast_every=every))
+                         reforecast_every=every, calibrate=calibrate))
     if "world" in wanted:
         preset = "tiny" if args.quick else args.world
         panel = world_panel(preset)
         add(f"world_{preset}", panel,
             ReplayConfig(lead_time_sd=1.0, review=7, warmup=min(182, len(panel.dates) // 2), erpnext_refresh=91,
-                         reforecast_every=every))
+                         reforecast_every=every, calibrate=calibrate))
     if "speed" in wanted and not args.quick:
         panel = world_panel(SPEED_WORLD)
         add("speed_world_2y", panel, ReplayConfig(lead_time_sd=1.0, review=7, warmup=182, erpnext_refresh=91,
-                                                  reforecast_every=every))
+                                                  reforecast_every=every, calibrate=calibrate))
         report["datasets"]["speed_world_2y"]["under_5_minutes"] = report["datasets"]["speed_world_2y"]["seconds"] < 300
 
     print()

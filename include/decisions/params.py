@@ -33,12 +33,17 @@ class DecisionParams:
         fill_rate_by_category: Target per item category (the item master's ``category``); first match.
         fill_rate_by_demand_class: Target per demand class of the series' forecast (``smooth``,
             ``erratic``, ``intermittent``, ``lumpy``), when its category has none.
+        fill_rate_per_series: Each series meets its own target. By default the night's series that share
+            a target meet it together, with one safety factor: the least stock for that fill rate
+            (:func:`include.decisions.replenishment.pooled_level_for_fill_rate`; what the policy replay
+            measures).
     """
 
     review_days: int = 7
     fill_rate: float = 0.98
     fill_rate_by_category: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     fill_rate_by_demand_class: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    fill_rate_per_series: bool = False
     po_late_threshold_days: int = 2
     rebalance_min_units: int = 1
     #: A supplier delivering less than this share of ordered units makes its open lines short.

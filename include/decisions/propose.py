@@ -164,14 +164,17 @@ def _lead_times(keys: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame, suppl
 def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame, series: pd.DataFrame,
                   item: pd.DataFrame, params: DecisionParams) -> pd.DataFrame:
     """The policy's levels (:func:`include.decisions.replenishment.order_levels`) of each series with a
-    forecast: reviewed nightly, the order cycle ``params.review_days``, the series' fill-rate target."""
+    forecast: reviewed nightly, the order cycle ``params.review_days``, the series' fill-rate target,
+    served by the night's series that share it together (one pool, as the replay pools each review)
+    unless ``params.fill_rate_per_series``."""
     mean, sigma = forecast_matrices(all_fc, keys.index)
     category = keys["sku"].map(item["category"]) if "category" in item.columns else pd.Series(None, index=keys.index)
     demand_class = (keys.index.to_series().map(series.set_index("unique_id")["demand_class"])
                     if "demand_class" in series.columns else pd.Series(None, index=keys.index))
     levels = order_levels(mean, sigma, lead=supply["lead"].to_numpy(float), lead_sd=supply["lead_sd"].to_numpy(float),
                           review=1, order_cycle=params.review_days,
-                          fill_rate=params.fill_rates(category, demand_class))
+                          fill_rate=params.fill_rates(category, demand_class),
+                          pool=None if params.fill_rate_per_series else np.zeros(len(keys)))
     k = keys.copy()
     k["lead"], k["lead_sd"] = supply["lead"], supply["lead_sd"]
     for name in ("demand", "rate", "forecast_sigma", "sigma", "fill_rate", "safety_factor", "safety_stock",

@@ -17,11 +17,16 @@ Levels, per series:
   fractional lead time; past the forecast horizon at the horizon's mean rate).
 - ``sigma``: the forecast error of that sum, measured by the forecaster's backtest (``sigma_cum``, the
   spread of the cumulative error, which grows faster than the square root of the periods when errors are
-  correlated), combined with lead-time variability: ``sqrt(sigma_f^2 + (rate * sd_L)^2)``.
+  correlated), times the scale its error class showed out of sample when a calibration is given
+  (:mod:`include.decisions.calibration`), combined with lead-time variability:
+  ``sqrt((scale * sigma_f)^2 + (rate * sd_L)^2)``.
 - ``safety_factor`` ``k``: the one for which the expected units short per order cycle,
-  ``sigma * G(k)`` (``G`` the standard normal loss function), is ``(1 - fill_rate)`` of the demand of one
-  cycle, so the expected share of demand served from stock is the target fill rate. ``k`` is negative
-  when the target is low and the cycle long: the cycle's own stock then serves enough.
+  ``sigma * G(k)`` (``G`` the standard normal loss function; with lost sales, see
+  :func:`periodic_shortage`), is ``(1 - fill_rate)`` of the demand of one cycle, so the expected share
+  of demand served from stock is the target fill rate. ``k`` is negative when the target is low and the
+  cycle long: the cycle's own stock then serves enough. With a ``pool`` (the nightly's series of one
+  night, the replay's of one review) the series sharing a target get one ``k``, the one whose units
+  short over all of them are ``(1 - fill_rate)`` of their demand: the least stock for that fill rate.
 - ``reorder_point`` ``s = demand + k * sigma``; ``order_up_to`` ``S = s + rate * order_cycle``
   (``order_cycle = 0``: order up to ``s`` at every review, an (R, S) policy; the nightly uses its review
   days, an (s, S) policy that orders about a week of demand at a time).
@@ -35,9 +40,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from include.decisions.calibration import ErrorCalibration
 
 __all__ = ["OrderLevels", "expected_shortfall", "forecast_matrices", "level_for_fill_rate", "normal_loss", "order_cycle_shortage",
            "order_levels", "order_quantity", "periodic_shortage", "protection_sums", "safety_factor_for_fill_rate"]
@@ -139,37 +148,49 @@ def expected_shortfall(mean: np.ndarray, sigma: np.ndarray, level: np.ndarray) -
     return np.where(sigma > 0, sigma * normal_loss(np.where(sigma > 0, z, 0.0)), np.maximum(mean - level, 0.0))
 
 
-#: Rounds of the fixed point between a cycle's lost sales and the losses before its order arrives.
-LOST_SALES_ROUNDS = 4
 #: Bisection steps of :func:`level_for_fill_rate` (a thousandth of the bracket or better).
 BISECTIONS = 30
 
 
 def periodic_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray],
-                      before: tuple[np.ndarray, np.ndarray], cycle: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                      before: tuple[np.ndarray, np.ndarray], cycle: tuple[np.ndarray, np.ndarray], *,
+                      fill_rate: np.ndarray, window: np.ndarray, review: np.ndarray) -> np.ndarray:
     """Expected units short per review cycle of an (R, S) policy at stock level ``level``, demand being
-    lost, not backordered.
+    lost, not backordered, when the policy serves the share ``fill_rate`` of demand.
 
-    The units short are those of the protection interval beyond the level, less those already short
-    before the cycle's order arrives (Hadley and Whitin's form). With lost sales the losses before the
-    arrival, ``x``, did not consume stock, so the order serves the cycle as if the level were ``x``
-    higher; ``x`` is the tail of the previous cycle's losses, found by a short fixed point::
+    The order placed at a review arrives after the ``window`` periods of the interval before its cycle
+    (the lead time but one) and finds ``S - served_B`` on hand, ``served_B`` being what was sold in the
+    window: not its demand ``D_B``, since demand lost there did not consume stock. So the cycle is short
+    by ``(D_P - lost_B - S)+``, ``D_P`` the demand of the protection interval. In a steady state that
+    serves the share ``f`` of demand, the window's losses are those of the cycles whose end it holds:
+    ``q = floor(window / R)`` whole cycles and the end of one more, whose last ``r = window mod R``
+    periods hold a share ``phi`` of its losses (at least ``r / R``; losses gather at a cycle's end)::
 
-        short = E[(D_P - s - x)+] - E[(D_B - s - x)+]      x = E[(D_P - s - short)+] - E[(D_R - s - short)+]
+        lost_B = (1 - f) * E[D_R] * (q + phi)     short = E[(D_P - lost_B - S)+]
 
-    ``D_P`` is demand over the protection interval, ``D_B`` over its periods before the cycle and
-    ``D_R`` over one cycle (all normal, each given as ``(mean, sigma)``). Without the correction a low
-    target, whose cycles end in stock-outs, would be over-served by several points.
+    with the spread of ``D_P`` less ``(1 - f^2)`` of the window's (what is sold varies as ``f`` of the
+    demand). ``D_P``, ``D_B`` and ``D_R`` (demand of one cycle) are each the ``(mean, sigma)`` of a
+    normal. Treating the window's losses as backorders (Hadley and Whitin's form, with a fixed point for
+    the losses of the cycle before) over-served a low target by several points, the more so the longer
+    the lead time is than the review: on Poisson demand, lead time 21 and review 7, a 90% target was
+    served 94.8%; it is now 91.1%.
     """
     mean_p, sigma_p = interval
-    mean_b, sigma_b = before
-    mean_r, sigma_r = cycle
-    short = np.zeros_like(level)
-    for _ in range(LOST_SALES_ROUNDS):
-        ahead = level + short
-        x = np.maximum(expected_shortfall(mean_p, sigma_p, ahead) - expected_shortfall(mean_r, sigma_r, ahead), 0.0)
-        short = expected_shortfall(mean_p, sigma_p, level + x) - expected_shortfall(mean_b, sigma_b, level + x)
-    return short
+    _, sigma_b = before
+    mean_r, _ = cycle
+    f = np.asarray(fill_rate, float)
+    whole, rest = np.divmod(np.asarray(window, float), np.asarray(review, float))
+    spread = np.sqrt(np.maximum(sigma_p**2 - (1.0 - f**2) * sigma_b**2, 0.0))
+    # phi from the shortfall of the interval without the cycle's last ``rest`` periods, at first-order losses.
+    base = mean_p - (1.0 - f) * mean_r * (whole + rest / review)
+    periods = window + review
+    head = np.where(periods > 0, (periods - rest) / np.maximum(periods, 1e-12), 1.0)
+    full = expected_shortfall(base, spread, level)
+    part = expected_shortfall(base * head, spread * np.sqrt(head), level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.clip(np.where(full > 0, 1.0 - part / full, 0.0), rest / review, 1.0)
+    lost = (1.0 - f) * mean_r * (whole + phi)
+    return expected_shortfall(mean_p - lost, spread, level)
 
 
 def order_cycle_shortage(level: np.ndarray, interval: tuple[np.ndarray, np.ndarray], headroom: np.ndarray) -> np.ndarray:
@@ -214,6 +235,60 @@ def level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, shortage, 
     return np.where(none, 0.0, 0.5 * (lo + hi))
 
 
+#: Bracket of the pooled safety factor (in sigmas) and its bisection steps (a millionth of a sigma).
+POOLED_K = (-4.0, 30.0)
+POOLED_BISECTIONS = 40
+
+
+def pooled_level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, shortage, demand: np.ndarray,  # noqa: ANN001
+                               sigma: np.ndarray, pool: np.ndarray, unit: np.ndarray | float = 0.0) -> np.ndarray:
+    """Levels ``demand + k * sigma`` with one safety factor ``k`` for all the series of a pool that share a
+    target: the one whose expected units short over them are ``(1 - target)`` of their cycle demand.
+
+    Serving a share of the demand of many series with the least stock (a Lagrangian of stock against
+    units short) equalises the stock-out probability per cycle, one ``k`` for all, rather than giving
+    each series the target: a series whose target costs much stock (erratic, intermittent) serves a
+    little less, one whose target is cheap a little more, and the pool serves its target with less.
+
+    Args:
+        target: Fill-rate target per series.
+        cycle_demand: Expected demand of one order cycle.
+        shortage: Expected units short per cycle at a level (decreasing), e.g. :func:`periodic_shortage`.
+        demand: Forecast demand of the protection interval.
+        sigma: Its error.
+        pool: Pool of each series (e.g. one night of the nightly, one review of the replay).
+        unit: Levels are rounded up to whole multiples of it (0: not rounded), as the orders that reach
+            them are; the pool's units short are those of the rounded levels, so rounding does not
+            over-serve the target.
+
+    Returns:
+        The level per series; 0 where no demand is expected.
+    """
+    target = np.asarray(target, float)
+    _, group = np.unique(np.stack([np.asarray(pool, float), target]), axis=1, return_inverse=True)
+    group = group.reshape(-1)
+    g = int(group.max()) + 1 if len(group) else 0
+    unit = np.broadcast_to(np.asarray(unit, float), np.shape(demand))
+    rounded = unit > 0
+    safe_unit = np.where(rounded, unit, 1.0)
+    none = np.asarray(cycle_demand, float) <= 1e-9
+
+    def levels(k: np.ndarray) -> np.ndarray:
+        level = np.maximum(demand + k[group] * sigma, 0.0)
+        level = np.where(rounded, np.ceil(level / safe_unit - 1e-9) * safe_unit, level)
+        return np.where(none, 0.0, level)
+
+    goal = np.bincount(group, weights=np.where(none, 0.0, (1.0 - target) * cycle_demand), minlength=g)
+    lo, hi = np.full(g, POOLED_K[0]), np.full(g, POOLED_K[1])
+    for _ in range(POOLED_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        short = np.bincount(group, weights=np.where(none, 0.0, shortage(levels(mid))), minlength=g)
+        above = short > goal
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return levels(hi)
+
+
 @dataclass(frozen=True)
 class OrderLevels:
     """Order levels of every series (each attribute ``[n]``); see the module docstring."""
@@ -232,7 +307,9 @@ class OrderLevels:
 
 def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | float, lead_sd: np.ndarray | float,
                  review: np.ndarray | float, fill_rate: np.ndarray | float,
-                 order_cycle: np.ndarray | float = 0.0) -> OrderLevels:
+                 order_cycle: np.ndarray | float = 0.0, pool: np.ndarray | None = None,
+                 calibration: ErrorCalibration | None = None, calibration_version: np.ndarray | int = 0,
+                 unit: np.ndarray | float = 0.0) -> OrderLevels:
     """Reorder point and order-up-to level of every series for its fill-rate target.
 
     Args:
@@ -243,6 +320,16 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
         review: Periods between reviews (1: every period).
         fill_rate: Target share of demand served from stock, in (0, 1).
         order_cycle: Periods of demand the order-up-to level adds above the reorder point.
+        pool: ``[n]`` pool of each series: the series of a pool that share a target serve it together,
+            with one safety factor (:func:`pooled_level_for_fill_rate`; the nightly pools one night, the
+            replay one review). ``None``: each series serves its own target.
+        calibration: The measured out-of-sample error of the forecaster
+            (:mod:`include.decisions.calibration`): ``sigma_cum`` is multiplied by the scale of its
+            error class. ``None``: the backtest's ``sigma_cum`` as it is.
+        calibration_version: Version of ``calibration`` each series uses (the replay's calibration grows
+            with the errors known at each review).
+        unit: Periodic review only, with ``pool``: order quantities are rounded up to multiples of it
+            (0: continuous), and the levels with them.
 
     Returns:
         The :class:`OrderLevels`.
@@ -259,8 +346,9 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
     lead, review = np.maximum(lead, 1.0), np.maximum(review, 1.0)
     protection = lead + review - 1.0
     demand, forecast_sigma, rate = protection_sums(mean, sigma_cum, protection)
+    scale = 1.0 if calibration is None else calibration.scale_of(demand, forecast_sigma, calibration_version)
     spread = rate * np.maximum(lead_sd, 0.0)
-    sigma = np.sqrt(forecast_sigma**2 + spread**2)
+    sigma = np.sqrt((scale * forecast_sigma)**2 + spread**2)
     periodic = cycle <= 0
     if periodic.all():
         cycle_demand = rate * review
@@ -268,13 +356,19 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
         demand_b, sigma_fb, _ = protection_sums(mean, sigma_cum, protection - review)
         demand_r, sigma_fr, _ = protection_sums(mean, sigma_cum, review)
         shortage = partial(periodic_shortage, interval=(demand, sigma),
-                           before=(demand_b, np.sqrt(sigma_fb**2 + spread**2)), cycle=(demand_r, sigma_fr))
+                           before=(demand_b, np.sqrt((scale * sigma_fb)**2 + spread**2)),
+                           cycle=(demand_r, scale * sigma_fr), fill_rate=target, window=protection - review,
+                           review=review)
     elif not periodic.any():
         cycle_demand = rate * cycle
         shortage = partial(order_cycle_shortage, interval=(demand, sigma), headroom=cycle_demand)
     else:
         raise ValueError("order_cycle must be 0 for every series (periodic review) or positive for every one")
-    reorder = level_for_fill_rate(target, cycle_demand, shortage, demand + 6.0 * sigma + cycle_demand)
+    if pool is None:
+        reorder = level_for_fill_rate(target, cycle_demand, shortage, demand + 6.0 * sigma + cycle_demand)
+    else:
+        reorder = pooled_level_for_fill_rate(target, cycle_demand, shortage, demand, sigma, np.asarray(pool),
+                                             unit if periodic.all() else 0.0)
     reorder = np.maximum(reorder, 0.0)
     safety = reorder - demand
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from include.decisions.replenishment import forecast_matrices, order_levels
+from include.decisions.calibration import ErrorCalibration, rolling_calibration, standardized_errors
+from include.decisions.replenishment import forecast_matrices, order_levels, protection_sums
 from include.demand.history_file import SEASON_LENGTH
 from include.simulation.panel import DemandPanel
 
-__all__ = ["OriginForecasts", "policy_levels", "rolling_forecasts"]
+__all__ = ["OriginForecasts", "policy_levels", "replay_calibration", "rolling_forecasts"]
 
 
 
@@ -91,13 +92,46 @@ def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int) -> 
     return OriginForecasts(np.asarray(origins), mean, sigma, models, time.perf_counter() - start)
 
 
+def replay_calibration(mean: np.ndarray, sigma: np.ndarray, reviews: np.ndarray, demand: np.ndarray,
+                       protection: np.ndarray) -> ErrorCalibration:
+    """The calibration each review may use: the errors of the earlier reviews' forecasts over their
+    protection interval, each from the first review at which its whole interval has been sold.
+
+    Args:
+        mean: ``[R, n, width]`` forecast per step after each review.
+        sigma: ``[R, n, width]`` error of the cumulative forecast from each review.
+        reviews: ``[R]`` period index of each review.
+        demand: ``[n, T]`` actual demand.
+        protection: ``[n]`` protection interval in whole periods.
+
+    Returns:
+        A calibration with one version per review.
+    """
+    n_reviews, n, _ = mean.shape
+    t = demand.shape[1]
+    periods = np.tile(protection, n_reviews)
+    forecast, fsigma, _ = protection_sums(mean.reshape(n_reviews * n, -1), sigma.reshape(n_reviews * n, -1), periods)
+    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(demand, axis=1)], axis=1)
+    end = reviews[:, None] + protection[None, :].astype(int)
+    past = end < t
+    rows = np.broadcast_to(np.arange(n), end.shape)
+    actual = np.where(past, cum[rows, np.minimum(end, t - 1) + 1] - cum[rows, reviews[:, None] + 1], np.nan)
+    z = standardized_errors(forecast.reshape(n_reviews, n), fsigma.reshape(n_reviews, n), actual)
+    known_from = np.searchsorted(reviews, end, side="left")
+    return rolling_calibration(z, forecast.reshape(n_reviews, n), fsigma.reshape(n_reviews, n), known_from, n_reviews)
+
+
 def policy_levels(fc: OriginForecasts, reviews: np.ndarray, shape: tuple[int, int], *, lead: np.ndarray,
-                  lead_sd: float, review: int, fill_rates: Sequence[float]) -> list[np.ndarray]:
+                  lead_sd: float, review: int, fill_rates: Sequence[float],
+                  demand: np.ndarray | None = None, pack: float = 0.0) -> list[np.ndarray]:
     """``[n, T]`` order-up-to level of the production policy at each review (0 elsewhere), one per
     fill-rate target.
 
     A review between two forecast origins uses the latest forecast, read from the review onwards. Every
-    review of a target is sized in one call of the replenishment core.
+    review of a target is sized in one call of the replenishment core, each review a pool of its own (as
+    each night of the nightly), its levels rounded up to whole ``pack``s as the replay's orders are. With
+    the actual ``demand``, each review scales ``sigma_cum`` by the calibration of the errors known by then
+    (:func:`replay_calibration`); without it, the backtest's ``sigma_cum`` as it is.
     """
     n, horizon = fc.mean.shape[0], fc.mean.shape[2]
     origin = np.searchsorted(fc.origins, reviews, side="right") - 1
@@ -112,10 +146,15 @@ def policy_levels(fc: OriginForecasts, reviews: np.ndarray, shape: tuple[int, in
         # The error of the sum from the review on: what accumulates after the steps already behind it.
         done = fc.sigma_cum[:, o, off - 1:off] ** 2 if off else 0.0
         sigma[r] = np.sqrt(np.maximum(fc.sigma_cum[:, o, off:off + width] ** 2 - done, 0.0))
+    calibration = None
+    if demand is not None:
+        calibration = replay_calibration(mean, sigma, reviews, demand, np.maximum(lead, 1) + review - 1)
+    version = np.repeat(np.arange(len(reviews)), n)
     mean, sigma, lead = mean.reshape(-1, width), sigma.reshape(-1, width), np.tile(lead, len(reviews))
     out = []
     for target in fill_rates:
-        lv = order_levels(mean, sigma, lead=lead, lead_sd=lead_sd, review=review, fill_rate=target)
+        lv = order_levels(mean, sigma, lead=lead, lead_sd=lead_sd, review=review, fill_rate=target, pool=version,
+                          calibration=calibration, calibration_version=version, unit=pack)
         levels = np.zeros(shape)
         levels[:, reviews] = lv.order_up_to.reshape(len(reviews), n).T
         out.append(levels)

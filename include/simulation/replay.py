@@ -63,6 +63,8 @@ class ReplayConfig:
         horizon: Periods each forecast covers (default: the nightly's, 28 days or 13 weeks, extended to
             cover the protection interval of every review it serves).
         sweep: Service parameter values per policy (defaults: :data:`DEFAULT_SWEEP`).
+        calibrate: Size Shelfwise's levels with the measured error of its earlier forecasts
+            (:mod:`include.decisions.calibration`); False: the backtest's ``sigma_cum`` and a normal error.
     """
 
     lead_time: int = 7
@@ -75,6 +77,7 @@ class ReplayConfig:
     reforecast_every: int = 1
     horizon: int | None = None
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    calibrate: bool = True
 
 
 @dataclass
@@ -113,7 +116,7 @@ def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
         fc = rolling_forecasts(panel, reviews[::every], horizon)
         targets = [float(t) for t in sweep["shelfwise"]]
         levels = policy_levels(fc, reviews, D.shape, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
-                               fill_rates=targets)
+                               fill_rates=targets, demand=D if cfg.calibrate else None, pack=cfg.pack)
         for target, up in zip(targets, levels, strict=True):
             # The replay starts with the first review's level on hand.
             up[:, cfg.warmup - 1] = up[:, cfg.warmup]

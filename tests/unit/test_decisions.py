@@ -66,6 +66,10 @@ def _k(target: float, sigma: float, cycle_demand: float) -> float:
     return brentq(lambda k: norm.pdf(k) - k * norm.sf(k) - g, -4, 6)
 
 
+#: Each series meets its own fill-rate target (the default pools the night's series).
+PER_SERIES = DecisionParams(fill_rate_per_series=True)
+
+
 def _inventory(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["location_id", "sku", "on_hand", "allocated", "in_transit"])
 
@@ -98,9 +102,12 @@ def replenishment() -> pd.DataFrame:
     open_pos = pd.DataFrame([
         ("P1", 1, "SUP1", "A", "DC1", "2026-03-08", "2026-03-13", 10, 2, 2.5, "partial"),
     ], columns=NO_POS.columns)
+    # Each series for its own target, so that every figure below can be worked out by hand (the
+    # default pools the night's series: see test_night_pools_its_fill_rate_target).
     return propose_replenishment(forecasts, SERIES, inventory, open_pos, ITEMS, LOCATIONS, SUPPLIERS, STATS, DS,
                                  anomalies=pd.DataFrame({"unique_id": ["S1|A", "S1|A"],
-                                                         "anomaly_type": ["spike", "spike"]}))
+                                                         "anomaly_type": ["spike", "spike"]}),
+                                 params=PER_SERIES)
 
 
 def test_replenishment_lines(replenishment):
@@ -369,7 +376,7 @@ def test_intermittent_demand_safety_stock_from_forecast_error():
     # is 7 x 0.2 = 1.4, k = 1.20, safety 0.60, reorder point 0.80; position 0 orders up to 2.20 ->
     # one case of 12 for item A, within the shelf of 20.
     out = propose_replenishment(_forecast("S1|A", 0.2, 0.5), SERIES, _inventory([]), NO_POS, ITEMS, LOCATIONS,
-                                SUPPLIERS, STATS, DS)
+                                SUPPLIERS, STATS, DS, params=PER_SERIES)
     e = out.iloc[0]["explanation"]
     k = _k(0.98, 0.5, 1.4)
     assert k == pytest.approx(1.20, abs=0.005)
@@ -462,3 +469,15 @@ def test_the_shipped_policy_sets_the_fill_rate_targets():
     assert (params.fill_rate, params.review_days) == (0.98, 7)
     targets = params.fill_rates(pd.Series(["snacks", "snacks"]), pd.Series(["smooth", "lumpy"]))
     assert targets.tolist() == [0.98, 0.95]
+
+
+def test_night_pools_its_fill_rate_target(replenishment):
+    # By default the night's series sharing the 98% target meet it together: one safety factor for all.
+    forecasts = pd.concat([_forecast("S1|A", 2.0, 1.0), _forecast("S2|A", 3.0, 2.0), _forecast("FC1|C", 1.0, 0.0)])
+    inventory = _inventory([("S1", "A", 0, 0, 0), ("S2", "A", 0, 0, 0), ("DC1", "A", 0, 0, 0), ("FC1", "C", 0, 0, 0)])
+    out = propose_replenishment(forecasts, SERIES, inventory, NO_POS, ITEMS, LOCATIONS, SUPPLIERS, STATS, DS)
+    factors = {row["explanation"]["safety_factor"] for row in out.to_dict("records")
+               if row["explanation"]["demand_sigma_with_lead_time_spread"] > 0}
+    assert len(out) >= 3 and max(factors) - min(factors) < 0.01
+    own = {r["business_key"]: r["explanation"]["safety_factor"] for r in replenishment.to_dict("records")}
+    assert len(set(own.values())) > 1  # each series for its own target: as many factors as series

@@ -102,3 +102,74 @@ def test_periodic_levels_meet_their_fill_rate_with_lost_sales(mean, lead, review
     for target in (0.9, 0.95, 0.98):
         level = order_levels(means, sigma_cum, lead=lead, lead_sd=0.0, review=review, fill_rate=target).order_up_to[0]
         assert _lost_sales_fill(level, mean, lead, review) == pytest.approx(target, abs=0.015)
+
+
+@pytest.mark.parametrize(("mean", "lead", "review"), [(5.0, 14, 7), (5.0, 21, 7)])
+def test_lead_time_longer_than_review_with_lost_sales(mean, lead, review):
+    # Several orders outstanding: the demand lost before an order arrives is that of the cycles whose end
+    # the lead time holds. Treated as backorders, a 90% target at lead time 21 was served 94.8%.
+    horizon = 40
+    means = np.full((1, horizon), mean)
+    sigma_cum = np.sqrt(mean * np.arange(1, horizon + 1))[None, :]
+    for target in (0.9, 0.95, 0.98):
+        level = order_levels(means, sigma_cum, lead=lead, lead_sd=0.0, review=review, fill_rate=target).order_up_to[0]
+        assert _lost_sales_fill(level, mean, lead, review) == pytest.approx(target, abs=0.015)
+
+
+def test_pooled_levels_share_one_safety_factor_and_need_less_stock():
+    # A smooth and an erratic series with the same target: pooled, one safety factor serves 95% of the
+    # two cycles' demand together (expected units short = 5% of it) with less stock than a level each.
+    from include.decisions.replenishment import expected_shortfall
+
+    mean = np.array([[10.0] * 14, [10.0] * 14])
+    sigma_cum = np.array([np.sqrt(10 * np.arange(1, 15)), 8 * np.sqrt(10 * np.arange(1, 15))])
+    own = order_levels(mean, sigma_cum, lead=7, lead_sd=0.0, review=1, order_cycle=7, fill_rate=0.95)
+    pooled = order_levels(mean, sigma_cum, lead=7, lead_sd=0.0, review=1, order_cycle=7, fill_rate=0.95,
+                          pool=np.zeros(2))
+    assert pooled.safety_factor[0] == pytest.approx(pooled.safety_factor[1], abs=1e-6)
+    short = (expected_shortfall(pooled.demand, pooled.sigma, pooled.reorder_point)
+             - expected_shortfall(pooled.demand, pooled.sigma, pooled.reorder_point + 70.0))
+    assert short.sum() == pytest.approx(0.05 * 140.0, rel=1e-4)
+    assert pooled.reorder_point.sum() < own.reorder_point.sum() - 1.0
+    # Two pools, or two targets in one pool, are solved apart: each alone is its own target.
+    apart = order_levels(mean, sigma_cum, lead=7, lead_sd=0.0, review=1, order_cycle=7, fill_rate=0.95,
+                         pool=np.array([0, 1]))
+    assert apart.reorder_point == pytest.approx(own.reorder_point, abs=1e-3)
+    mixed = order_levels(mean, sigma_cum, lead=7, lead_sd=0.0, review=1, order_cycle=7,
+                         fill_rate=np.array([0.95, 0.99]), pool=np.zeros(2))
+    assert mixed.reorder_point[0] == pytest.approx(own.reorder_point[0], abs=1e-3)
+
+
+def test_pooled_levels_rounded_to_the_order_unit():
+    mean = np.full((3, 14), 0.3)
+    sigma_cum = np.sqrt(0.3 * np.arange(1, 15))[None, :].repeat(3, axis=0)
+    levels = order_levels(mean, sigma_cum, lead=3, lead_sd=0.0, review=7, fill_rate=0.9, pool=np.zeros(3), unit=1.0)
+    assert levels.order_up_to == pytest.approx(np.round(levels.order_up_to))
+
+
+def test_calibration_scales_sigma_by_the_measured_error():
+    from include.decisions.calibration import calibrate, error_class, rolling_calibration, standardized_errors
+
+    rng = np.random.default_rng(3)
+    forecast = np.full(2000, 100.0)
+    sigma = np.full(2000, 10.0)
+    actual = forecast + 1.5 * sigma * rng.standard_normal(2000)  # the backtest under-states the error 1.5x
+    z = standardized_errors(forecast, sigma, actual)
+    cal = calibrate(z, forecast, sigma)
+    assert error_class(np.array([100.0]), np.array([10.0]))[0] == 0
+    assert cal.scale_of(np.array([100.0]), np.array([10.0]))[0] == pytest.approx(1.5, abs=0.06)
+    # A class without errors of its own takes the pooled scale; with too few errors at all, 1.
+    assert cal.scale_of(np.array([10.0]), np.array([10.0]))[0] == pytest.approx(1.5, abs=0.06)
+    assert calibrate(z[:10], forecast[:10], sigma[:10]).scale_of(np.array([100.0]), np.array([10.0]))[0] == 1.0
+    # Rolling: a version sees only the errors known by then.
+    later = np.where(np.arange(2000) < 1000, 0, 1)
+    rolled = rolling_calibration(np.where(later == 0, 0.5 * z, 2.0 * z)[None], forecast[None], sigma[None],
+                                 later[None], 2)
+    assert rolled.scale_of(np.array([100.0]), np.array([10.0]), 0)[0] == pytest.approx(0.75, abs=0.05)
+    assert rolled.scale_of(np.array([100.0]), np.array([10.0]), 1)[0] > 1.5
+    # The levels use it: sigma_cum times the scale.
+    mean = np.full((1, 10), 10.0)
+    sc = np.sqrt(10 * np.arange(1, 11))[None, :]
+    plain = order_levels(mean, sc, lead=3, lead_sd=0.0, review=1, order_cycle=7, fill_rate=0.98)
+    scaled = order_levels(mean, sc, lead=3, lead_sd=0.0, review=1, order_cycle=7, fill_rate=0.98, calibration=cal)
+    assert scaled.sigma[0] == pytest.approx(plain.sigma[0] * cal.scale[0])

@@ -93,7 +93,9 @@ def test_replay_runs_the_production_forecaster_and_the_nightly_policy():
     # And its levels are the replenishment core's on that forecast.
     lead = np.array([3, 3, 5])
     levels, = policy_levels(fc, np.array([80]), units.shape, lead=lead, lead_sd=1.0, review=7, fill_rates=[0.95])
-    core = order_levels(fc.mean[:, 0], fc.sigma_cum[:, 0], lead=lead, lead_sd=1.0, review=7, fill_rate=0.95)
+    # (Each review is a pool of its own, as each night of the nightly.)
+    core = order_levels(fc.mean[:, 0], fc.sigma_cum[:, 0], lead=lead, lead_sd=1.0, review=7, fill_rate=0.95,
+                        pool=np.zeros(3))
     assert np.allclose(levels[:, 80], core.order_up_to)
     # Nothing after the origin is seen: changing the future leaves the forecast alone.
     later = units.copy()
@@ -110,7 +112,7 @@ def test_a_review_between_forecasts_reads_the_latest_forecast_from_its_own_perio
     levels, = policy_levels(fc, np.array([70, 77]), (2, 100), lead=np.array([4, 4]), lead_sd=0.0, review=7,
                             fill_rates=[0.9])
     sigma = np.sqrt(fc.sigma_cum[:, 0, 7:] ** 2 - fc.sigma_cum[:, 0, 6:7] ** 2)
-    core = order_levels(fc.mean[:, 0, 7:], sigma, lead=4, lead_sd=0.0, review=7, fill_rate=0.9)
+    core = order_levels(fc.mean[:, 0, 7:], sigma, lead=4, lead_sd=0.0, review=7, fill_rate=0.9, pool=np.zeros(2))
     assert np.allclose(levels[:, 77], core.order_up_to)
 
 
@@ -184,3 +186,22 @@ def test_too_short_history_is_an_error():
     panel = panel_from_frame(_frame(np.ones((1, 20))), "D")
     with pytest.raises(ValueError, match="too short"):
         replay(panel, ReplayConfig(warmup=14))
+
+
+def test_replay_calibration_uses_only_errors_already_sold():
+    from include.simulation.forecasts import replay_calibration
+
+    # 300 series forecast 1 a day (error of the 7-day sum sqrt(7)) at reviews 10, 17 and 24; they sell
+    # 3 a day from period 11 to 17, 1 a day after. The first review's error is known from review 17
+    # (its interval ends at period 17), not before; the second's from review 24.
+    n, reviews = 300, np.array([10, 17, 24])
+    mean = np.ones((3, n, 10))
+    sigma = np.sqrt(np.arange(1, 11.0))[None, None, :].repeat(3, 0).repeat(n, 1)
+    demand = np.ones((n, 40))
+    demand[:, 11:18] = 3.0
+    cal = replay_calibration(mean, sigma, reviews, demand, np.full(n, 7))
+    first = np.array([7.0]), np.array([np.sqrt(7.0)])
+    assert cal.scale_of(*first, 0)[0] == 1.0  # nothing sold yet
+    assert cal.scale_of(*first, 1)[0] == pytest.approx(14 / np.sqrt(7))  # z = (21 - 7) / sqrt(7)
+    # Review 24 also knows review 17's interval (periods 18-24, sold as forecast: z = 0).
+    assert cal.scale_of(*first, 2)[0] == pytest.approx(np.sqrt((14 / np.sqrt(7)) ** 2 / 2))
