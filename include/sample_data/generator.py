@@ -5,6 +5,8 @@ centre (DC) refills on a periodic rule, DCs and the ecommerce fulfilment centre 
 whose deliveries are often late, and customers bring some of what they bought back. Because sales are
 capped by what is on hand, stock-outs censor demand exactly as they do in real item-movement files, and
 :attr:`World.true_demand` keeps the uncensored demand so that tests and benchmarks can score against it.
+Supplier disruptions (:class:`DisruptionConfig`, none by default) delay the deliveries of chosen suppliers
+for a while; :attr:`World.disruptions` records them, as :attr:`World.shocks` records the demand shocks.
 
 Every array in the day loop has shape ``[locations, skus]``, so the ``large`` preset (150 stores x 2,000
 SKUs x 730 days) runs in minutes on one machine. Everything derives from ``WorldConfig.seed``: the same
@@ -84,6 +86,42 @@ _TIMESTAMP_COLUMNS = {"ecommerce_orders": ("ordered_at",), "returns": ("returned
 
 
 @dataclass(frozen=True)
+class DisruptionConfig:
+    """Supplier disruptions injected into the simulated deliveries (none by default).
+
+    Each disrupted supplier has one episode: the lines it is sent from the onset day until the episode
+    ends arrive late, by a delay that grows over ``ramp_days`` from the onset to ``extra_days`` (capacity
+    trouble builds up before it peaks). Lines already in transit at the onset are unaffected. The late
+    deliveries feed the simulation, so the stock-outs they cause are in the world's own stock.
+
+    Attributes:
+        n_suppliers: Suppliers disrupted, never the drifting one (see :data:`DRIFT_DAYS`).
+        onset_window: First and last onset, as shares of the history (0: its first day).
+        extra_days: Days of delay added at full strength.
+        ramp_days: Days after the onset over which the delay grows linearly to ``extra_days``.
+        duration_days: Days from the onset during which the lines ordered are delayed.
+    """
+
+    n_suppliers: int = 0
+    onset_window: tuple[float, float] = (0.35, 0.7)
+    extra_days: int = 18
+    ramp_days: int = 35
+    duration_days: int = 56
+
+    def __post_init__(self) -> None:
+        lo, hi = self.onset_window
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"DisruptionConfig.onset_window must satisfy 0 <= first <= last <= 1, got "
+                             f"{self.onset_window}")
+        for name in ("n_suppliers", "extra_days"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DisruptionConfig.{name} must be at least 0, got {getattr(self, name)}")
+        for name in ("ramp_days", "duration_days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DisruptionConfig.{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     """Size and shape of the simulated retailer.
 
@@ -100,6 +138,8 @@ class WorldConfig:
             store does; 1 is a mid-sized store).
         shocks: demand surges on the last days of history (none by default), see
             :mod:`include.sample_data.intraday`.
+        disruptions: supplier disruptions injected into the deliveries (none by default); their ground
+            truth is :attr:`World.disruptions`.
     """
 
     seed: int = 7
@@ -112,6 +152,7 @@ class WorldConfig:
     ecommerce_share: float = 0.2
     volume: float = 1.0
     shocks: ShockConfig = ShockConfig()
+    disruptions: DisruptionConfig = DisruptionConfig()
 
     def __post_init__(self) -> None:
         for name in ("n_regions", "stores_per_region", "n_skus", "n_suppliers", "history_days"):
@@ -121,6 +162,9 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.ecommerce_share must be in [0, 1), got {self.ecommerce_share}")
         if not self.volume > 0.0:
             raise ValueError(f"WorldConfig.volume must be above 0, got {self.volume}")
+        if self.disruptions.n_suppliers > self.n_suppliers - 1:
+            raise ValueError(f"WorldConfig.disruptions.n_suppliers must leave the drifting supplier out: at most "
+                             f"{self.n_suppliers - 1}, got {self.disruptions.n_suppliers}")
         # Accept a string or datetime from callers such as the CLI, but always store a date.
         object.__setattr__(self, "end_date", as_date(self.end_date))
 
@@ -244,6 +288,10 @@ class World:
     receipts: pd.DataFrame
     returns: pd.DataFrame
     _sim: _Simulation = field(repr=False)
+    #: Ground truth of the injected supplier disruptions, for evaluation only (no extract carries it):
+    #: ``supplier_id, onset_date, end_date`` (lines ordered from onset until before end are delayed),
+    #: ``extra_days, ramp_days, lines_delayed``. Empty unless ``config.disruptions`` asks for some.
+    disruptions: pd.DataFrame = field(default_factory=lambda: _disruption_truth({}, None, None), repr=False)
 
     @cached_property
     def shocks(self) -> pd.DataFrame:
@@ -331,6 +379,8 @@ def generate_world(config: WorldConfig) -> World:
     # the supplier lead-time models have real drift to find.
     sup["drift_supplier"] = 0
     sup["drift_from_day"] = n_sim - min(DRIFT_DAYS, config.history_days // 2)
+    if config.disruptions.n_suppliers:
+        sup.update(_plan_disruptions(config, sup, n_sim))
     items, sku = _make_items(config, rng, loc, sup)
     promotions, promo = _make_promotions(config, rng, sku, loc, sim_start, n_sim)
     shocks = plan_shocks(config.shocks, seed=config.seed, n_days=n_sim, first_day=WARMUP_DAYS,
@@ -351,7 +401,58 @@ def generate_world(config: WorldConfig) -> World:
     receipts = _make_receipts(simulation)
     returns = _make_returns(config, rng, returns_raw, loc, sku, sim_days, hist_first)
     return World(config=config, items=items, locations=locations, suppliers=suppliers, promotions=promotions,
-                 purchase_orders=purchase_orders, receipts=receipts, returns=returns, _sim=simulation)
+                 purchase_orders=purchase_orders, receipts=receipts, returns=returns, _sim=simulation,
+                 disruptions=_disruption_truth(sup, po_lines, sim_days))
+
+
+def _plan_disruptions(config: WorldConfig, sup: dict, n_sim: int) -> dict[str, np.ndarray]:
+    """Per supplier: onset and end (simulated days, :data:`_NEVER` when undisrupted), full delay and ramp.
+
+    Drawn from a stream of their own, so the rest of the world's draws are the same with or without them.
+    """
+    cfg = config.disruptions
+    rng = np.random.default_rng([config.seed, 31_337])
+    n = len(sup["ids"])
+    hist_first = n_sim - config.history_days
+    candidates = np.setdiff1d(np.arange(n), [sup["drift_supplier"]])
+    chosen = np.sort(rng.choice(candidates, size=cfg.n_suppliers, replace=False))
+    lo, hi = (hist_first + int(round(share * (config.history_days - 1))) for share in cfg.onset_window)
+    onset = np.full(n, _NEVER, dtype=np.int64)
+    onset[chosen] = rng.integers(lo, hi + 1, size=len(chosen))
+    end = np.where(onset < _NEVER, onset + cfg.duration_days, _NEVER)
+    return {"disrupt_onset": onset, "disrupt_end": end, "disrupt_extra": np.full(n, float(cfg.extra_days)),
+            "disrupt_ramp": np.full(n, float(cfg.ramp_days))}
+
+
+def _disruption_delay(sup: dict, supplier: np.ndarray, t: int) -> np.ndarray:
+    """Days the disruptions add to lines ordered on simulated day ``t`` from ``supplier`` (0 when none)."""
+    if "disrupt_onset" not in sup:
+        return np.zeros(len(supplier))
+    since = t - sup["disrupt_onset"][supplier]
+    active = (since >= 0) & (t < sup["disrupt_end"][supplier])
+    strength = np.minimum(1.0, (since + 1) / sup["disrupt_ramp"][supplier])
+    return np.where(active, np.ceil(sup["disrupt_extra"][supplier] * strength), 0.0)
+
+
+def _disruption_truth(sup: dict, po_lines: dict | None, sim_days: np.ndarray | None) -> pd.DataFrame:
+    """The injected disruptions as :attr:`World.disruptions` shows them."""
+    columns = {"supplier_id": object, "onset_date": "datetime64[s]", "end_date": "datetime64[s]",
+               "extra_days": np.int64, "ramp_days": np.int64, "lines_delayed": np.int64}
+    if "disrupt_onset" not in sup:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    chosen = np.nonzero(sup["disrupt_onset"] < _NEVER)[0]
+    onset, end = sup["disrupt_onset"][chosen], sup["disrupt_end"][chosen]
+    same = po_lines["supplier"][None, :] == chosen[:, None]
+    ordered = po_lines["order_day"][None, :]
+    delayed = (same & (ordered >= onset[:, None]) & (ordered < end[:, None])).sum(axis=1)
+    return pd.DataFrame({
+        "supplier_id": sup["ids"][chosen].astype(object),
+        "onset_date": sim_days[onset].astype("datetime64[s]"),
+        "end_date": (sim_days[0] + end).astype("datetime64[s]"),
+        "extra_days": sup["disrupt_extra"][chosen].astype(np.int64),
+        "ramp_days": sup["disrupt_ramp"][chosen].astype(np.int64),
+        "lines_delayed": delayed.astype(np.int64),
+    }).astype(columns)
 
 
 # --------------------------------------------------------------------------------------------- master data
@@ -718,7 +819,7 @@ def _simulate(config: WorldConfig, rng: np.random.Generator, loc: dict, sup: dic
             out["promo"][d] = promo_today
 
     keys = ("po_num", "po_line", "supplier", "sku", "dest", "order_day", "promised_day", "quantity_ordered",
-            "unit_cost", "first_day", "first_qty", "second_day", "second_qty", "cancel_day")
+            "unit_cost", "first_day", "first_qty", "second_day", "second_qty", "cancel_day", "disruption_days")
     po_lines = {key: np.concatenate([p[key] for p in po_parts]).astype(float if key == "unit_cost" else np.int64)
                 if po_parts else np.zeros(0, dtype=float if key == "unit_cost" else np.int64) for key in keys}
     po_lines["po_id"] = np.array([f"PO{n:07d}" for n in po_lines["po_num"]], dtype=object)
@@ -753,6 +854,9 @@ def _place_purchase_orders(rng: np.random.Generator, t: int, qty: np.ndarray, or
                      -((rng.random(n) < 0.25) * rng.integers(0, 3, n)))
     drifting = (supplier == sup.get("drift_supplier", -1)) & (t >= sup.get("drift_from_day", _NEVER))
     delay = delay + np.where(drifting, np.ceil(0.6 * promised) + rng.integers(0, 3, n), 0)
+    # Recorded per line, so an evaluation can tell when the line would have arrived without the disruption.
+    disruption_days = _disruption_delay(sup, supplier, t)
+    delay = delay + disruption_days
     arrival = t + np.maximum(promised + delay, 1).astype(np.int64)
     split = rng.random(n) < 0.08  # some lines arrive in two drops
     first_qty = np.where(split, np.maximum(np.floor(q * rng.uniform(0.5, 0.9, n)), 1), q).astype(np.int64)
@@ -775,7 +879,7 @@ def _place_purchase_orders(rng: np.random.Generator, t: int, qty: np.ndarray, or
         "order_day": np.full(n, t), "promised_day": t + promised, "quantity_ordered": q,
         "unit_cost": np.round(sku["cost"][k] * rng.normal(1.0, 0.015, n), 2),
         "first_day": first_day, "first_qty": first_qty, "second_day": second_day, "second_qty": second_qty,
-        "cancel_day": cancel_day,
+        "cancel_day": cancel_day, "disruption_days": disruption_days,
     })
     return int(po_num[-1]) + 1
 
