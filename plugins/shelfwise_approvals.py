@@ -61,9 +61,9 @@ PAGE = f"{URL_PREFIX}/approvals"
 FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds")
 #: ``include.erp.staging.TABLES`` and ``include.governance.policy.TIERS`` (a unit test keeps them equal);
 #: spelled out so that loading the plugin does not import pandas into every Airflow process.
-DOC_TYPES = ("replenishment", "transfer", "po_exception", "fulfilment_assignment")
+DOC_TYPES = ("replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition")
 TIERS = ("low", "medium", "high")
-DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment"]
+DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition"]
 Tier = Literal["low", "medium", "high"]
 MAX_LINES = 5000
 MAX_LINE_ID = 2**63 - 1
@@ -354,6 +354,7 @@ async def _current_user(request: Request):
 
 
 def _approver(user: Any):
+    """What the signed-in user may decide: their Airflow roles and their name (the policy's ``user_roles``)."""
     from include.erp.approvals import approver
     from include.governance.roles import airflow_roles
 
@@ -403,7 +404,7 @@ def create_app() -> FastAPI:
     def me(user: CurrentUser) -> dict[str, Any]:
         who = _approver(user)
         return {"username": who.username, "airflow_roles": list(who.airflow_roles), "roles": sorted(who.roles),
-                "tiers": list(who.tiers)}
+                "tiers": list(who.tiers), "tiers_by_doc_type": {d: list(t) for d, t in who.tiers_by_doc_type.items()}}
 
     @app.get("/api/lines")
     def lines(user: CurrentUser, query: Query) -> dict[str, Any]:
@@ -530,7 +531,9 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
             f'<td class="num">{ln["quantity"]:,.2f}</td><td class="num">{ln["value"]:,.2f}</td>'
             f'<td>{_esc(ln["need_by"])}</td><td class="why">{_explain(ln)}</td><td>{buttons}</td></tr>'
         )
-    tiers = ", ".join(who.tiers) or "none (read only)"
+    tiers = "; ".join([", ".join(who.tiers) or "none"]
+                      + [f"{d}: {', '.join(t) or 'none'}" for d, t in who.tiers_by_doc_type.items()])
+    tiers = tiers if who.may_decide_any else "none (read only)"
     body = "".join(rows) or '<tr><td colspan="12" class="empty">No line is waiting for a decision.</td></tr>'
     run = query.run if query is not None else None
     return _PAGE.format(

@@ -2,8 +2,9 @@
 
 Used by the approval pages of the Airflow plugin and by anything else that decides lines on behalf of a
 person. It knows nothing of Airflow: the caller says who the user is and which Airflow roles they hold;
-the policy file maps those to Shelfwise roles (``roles:``) and says which roles decide each tier
-(``deciders:``).
+the policy file maps those (and the user name, ``user_roles:``) to Shelfwise roles (``roles:``) and says which
+roles decide each tier (``deciders:``), for some document types apart (``deciders_by_doc_type:``: loss
+prevention decides return dispositions, planners do not).
 
 A request deciding several lines is all-or-nothing on permissions and on scope: if the user may not
 decide the tier of any selected line, or a line belongs to another run than the one the request names,
@@ -95,17 +96,34 @@ def clean_note(note: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Approver:
-    """A person deciding lines: their user name, their Airflow roles and what those allow."""
+    """A person deciding lines: their user name, their Airflow roles and what those allow.
+
+    Attributes:
+        tiers: the tiers they may decide of the document types the policy's ``deciders`` cover.
+        tiers_by_doc_type: the tiers they may decide of each document type with deciders of its own.
+        deciders: the roles deciding each tier; ``deciders_by_doc_type`` those of the document types apart.
+    """
 
     username: str
     airflow_roles: tuple[str, ...]
     roles: frozenset[str]
     tiers: tuple[str, ...]
     deciders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
+    tiers_by_doc_type: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
+    deciders_by_doc_type: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict, compare=False,
+                                                                         hash=False)
 
     @property
     def may_decide_any(self) -> bool:
-        return bool(self.tiers)
+        return bool(self.tiers) or any(self.tiers_by_doc_type.values())
+
+    def may_decide(self, doc_type: str, tier: str) -> bool:
+        """Whether they may approve or reject a line of ``doc_type`` and ``tier``."""
+        return tier in self.tiers_by_doc_type.get(doc_type, self.tiers)
+
+    def deciders_of(self, doc_type: str, tier: str) -> tuple[str, ...]:
+        """The roles that decide a line of ``doc_type`` and ``tier``."""
+        return self.deciders_by_doc_type.get(doc_type, self.deciders).get(tier, ())
 
     def describe(self) -> str:
         """``planner (Airflow role user = planner)`` for messages."""
@@ -115,13 +133,15 @@ class Approver:
 
 
 def approver(username: str, airflow_roles: list[str] | tuple[str, ...] | str | None, policy: Policy) -> Approver:
-    """Resolve what a user may decide from their Airflow roles and the policy."""
+    """Resolve what a user may decide from their Airflow roles, their user name and the policy."""
     if isinstance(airflow_roles, str):
         airflow_roles = [airflow_roles]
     airflow = tuple(r for r in (airflow_roles or ()) if r)
-    roles = frozenset(policy.shelfwise_roles(airflow))
+    roles = frozenset(policy.shelfwise_roles(airflow, username))
     return Approver(username=username, airflow_roles=airflow, roles=roles,
-                    tiers=tuple(policy.decidable_tiers(roles)), deciders=dict(policy.deciders))
+                    tiers=tuple(policy.decidable_tiers(roles)), deciders=dict(policy.deciders),
+                    tiers_by_doc_type={d: tuple(policy.decidable_tiers(roles, d)) for d in policy.deciders_by_doc_type},
+                    deciders_by_doc_type=dict(policy.deciders_by_doc_type))
 
 
 @dataclass(frozen=True)
@@ -219,7 +239,7 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
         for key in ("ds", "need_by"):
             line[key] = line[key].isoformat() if line[key] else None
         if user is not None:
-            line["may_decide"] = line["risk_tier"] in user.tiers
+            line["may_decide"] = user.may_decide(line["doc_type"], line["risk_tier"])
         lines.append(line)
     return _with_supplier_cards(conn, lines)
 
@@ -246,6 +266,19 @@ def _with_supplier_cards(conn: psycopg.Connection, lines: list[dict[str, Any]]) 
         else:
             line["supplier_card"] = None
     return lines
+
+
+def _refusal(user: Approver, refused: list[tuple[str, int, str]]) -> str:
+    """Why ``user`` may not decide the ``(doc_type, line_id, tier)`` lines: the lines and the roles that may."""
+    tiers = sorted({t for _, _, t in refused}, key=TIERS.index)
+    needs = sorted(set.intersection(*(set(user.deciders_of(d, t)) for d, _, t in refused)))
+    kinds = sorted({d for d, _, _ in refused})
+    apart = [d for d in kinds if d in user.deciders_by_doc_type]
+    return (f"{user.describe()} may not decide {'/'.join(tiers)}-tier "
+            + (f"{'/'.join(apart)} " if apart else "") + "lines: "
+            + ", ".join(f"{d} #{i}" for d, i, _ in refused)
+            + (f" (needs {' or '.join(needs)})" if needs else "")
+            + ". Nothing was changed.")
 
 
 @dataclass
@@ -361,16 +394,10 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
             raise OutsideRun(f"{len(outside)} selected line(s) are not of run {run[0]} {run[1].isoformat()}: "
                              + ", ".join(outside) + ". Nothing was changed.")
         refused = [(d, i, found[(d, i)][0]) for d, i in selection
-                   if (d, i) in found and found[(d, i)][1] == "pending_approval" and found[(d, i)][0] not in user.tiers]
+                   if (d, i) in found and found[(d, i)][1] == "pending_approval"
+                   and not user.may_decide(d, found[(d, i)][0])]
         if refused:
-            tiers = sorted({t for _, _, t in refused}, key=TIERS.index)
-            needs = sorted(set.intersection(*(set(user.deciders.get(t, ())) for t in tiers)))
-            raise NotAllowed(
-                f"{user.describe()} may not decide {'/'.join(tiers)}-tier lines: "
-                + ", ".join(f"{d} #{i}" for d, i, _ in refused)
-                + (f" (needs {' or '.join(needs)})" if needs else "")
-                + ". Nothing was changed."
-            )
+            raise NotAllowed(_refusal(user, refused))
         for doc_type, ids in by_type.items():
             result = decide(conn, doc_type, ids, approve=approve, user=user.username, note=note)
             outcome.decided += [{"doc_type": doc_type, "line_id": i} for i in result["decided"]]

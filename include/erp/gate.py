@@ -20,7 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 log = logging.getLogger(__name__)
 
 #: The policy deadlines a gate can wait by (see :func:`gate_timeout_hours`).
-DEADLINES = ("gate", "intraday", "orchestration")
+DEADLINES = ("gate", "intraday", "orchestration", "returns")
 
 
 def _given(value: object) -> bool:
@@ -32,7 +32,8 @@ def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gat
     """The gate's timeout: ``timeout_minutes`` when given, else the governance policy's.
 
     ``deadline`` names the policy's setting: ``gate`` (``gate.timeout_hours``), ``intraday``
-    (``intraday.deadline_hours``) or ``orchestration`` (``orchestration.deadline_minutes``).
+    (``intraday.deadline_hours``), ``orchestration`` (``orchestration.deadline_minutes``) or ``returns``
+    (``returns.deadline_hours``).
     """
     from include.governance.policy import load_policy
 
@@ -41,7 +42,8 @@ def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gat
     else:
         policy = load_policy()
         hours = {"intraday": policy.intraday.deadline_hours,
-                 "orchestration": policy.orchestration.deadline_minutes / 60.0}.get(deadline, policy.gate_timeout_hours)
+                 "orchestration": policy.orchestration.deadline_minutes / 60.0,
+                 "returns": policy.returns.deadline_hours}.get(deadline, policy.gate_timeout_hours)
     if hours <= 0:
         raise ValueError(f"approval gate needs a positive timeout, got {hours} h")
     return hours

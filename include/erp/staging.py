@@ -31,6 +31,7 @@ TABLES = {
     "transfer": "stock_transfer_lines",
     "po_exception": "po_exception_lines",
     "fulfilment_assignment": "fulfilment_assignment_lines",
+    "return_disposition": "return_disposition_lines",
 }
 UNDECIDED = ("proposed", "pending_approval", "auto_approved")
 SYSTEM_ACTOR = "shelfwise"
@@ -575,7 +576,8 @@ def reverse_line(conn: psycopg.Connection, doc_type: str, line_id: int, *, actor
 
     Args:
         conn: ERP staging connection (the application role may call the function).
-        doc_type: ``replenishment``, ``transfer``, ``po_exception`` or ``fulfilment_assignment``.
+        doc_type: ``replenishment``, ``transfer``, ``po_exception``, ``fulfilment_assignment`` or
+            ``return_disposition``.
         line_id: the released line.
         actor: who reverses it (recorded).
         reason: why (recorded; required).

@@ -33,7 +33,7 @@ from include.config import policy_file
 from include.yaml_errors import problem, read_yaml, validate
 
 Tier = Literal["low", "medium", "high"]
-DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment"]
+DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition"]
 DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
 TIERS: tuple[str, ...] = get_args(Tier)
 DOC_TYPES: tuple[str, ...] = get_args(DocType)
@@ -299,6 +299,32 @@ class Procurement(_Strict):
     catalogue_max_age_days: Annotated[StrictInt, Field(ge=0)] = 35
 
 
+class Returns(_Strict):
+    """How ``returns_routing`` holds returned units for loss prevention and how long a held line waits.
+
+    A disposition that is not held is released at once; a held one (rules ``return_fraud_risk``,
+    ``return_high_value``) waits for loss prevention.
+
+    Attributes:
+        fraud_hold_score: A line whose fraud score reaches this is held (exception ``fraud_risk``).
+        high_value_hold: A line whose refund reaches this is held (exception ``high_value``).
+        review_budget_per_day: Lines loss prevention can look at in a day; the riskiest this many of a day's
+            lines carry their review rank and reason.
+        min_confirmed_cases: Fewest fraud cases loss prevention confirmed in the history window for the fraud
+            model to be trained; with fewer (a cold start) lines are scored by the rules baseline.
+        history_days: Days of returns before the run's date that give each customer's window and the
+            training lines.
+        deadline_hours: How long a held line waits for a decision before it expires.
+    """
+
+    fraud_hold_score: Annotated[Number, Field(gt=0, le=1)] = 0.5
+    high_value_hold: PositiveNumber = 400.0
+    review_budget_per_day: Annotated[StrictInt, Field(ge=0)] = 50
+    min_confirmed_cases: Annotated[StrictInt, Field(ge=1)] = 20
+    history_days: Annotated[StrictInt, Field(ge=1, le=730)] = 90
+    deadline_hours: Annotated[Number, Field(gt=0, le=168)] = 24.0
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
 
@@ -306,12 +332,14 @@ class _Forecasting(_Strict):
 #: The curated contracts whose data each document type's lines are explained with. When one of them was a
 #: stand-in (its last good partition, on a degraded night), the line goes up one tier, reason
 #: ``stale_input:<contract>``. Supplier master, PO snapshots and receipts give lead times, on-order stock and
-#: PO lateness; promotions are forecast regressors; returns feed only the return-spike report.
+#: PO lateness; promotions are forecast regressors; the nightly's returns feed only the return-spike report. A
+#: return disposition is priced with the stock already on the shelf (``inventory_snapshot``) and the forecast.
 STALE_INPUTS: dict[str, tuple[str, ...]] = {
     "replenishment": ("suppliers", "purchase_orders", "receipts", "promotions"),
     "transfer": ("promotions",),
     "po_exception": ("suppliers", "purchase_orders", "receipts", "promotions"),
     "fulfilment_assignment": (),
+    "return_disposition": ("inventory_snapshot", "promotions"),
 }
 
 
@@ -322,7 +350,9 @@ class PolicyFile(_Strict):
     gate: Gate
     auto_approve_tiers: Items[Tier] = ()
     deciders: dict[Tier, Items[StrictStr]] = Field(default_factory=dict)
+    deciders_by_doc_type: dict[DocType, dict[Tier, Items[StrictStr]]] = Field(default_factory=dict)
     roles: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    user_roles: dict[StrictStr, Items[StrictStr]] = Field(default_factory=dict)
     rules: Items[RuleSpec] = ()
     monitoring: Monitoring = Field(default_factory=Monitoring)
     forecasting: _Forecasting = Field(default_factory=_Forecasting)
@@ -331,20 +361,29 @@ class PolicyFile(_Strict):
     orchestration: Orchestration = Field(default_factory=Orchestration)
     fast_lane: FastLane = Field(default_factory=FastLane)
     procurement: Procurement = Field(default_factory=Procurement)
+    returns: Returns = Field(default_factory=Returns)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
 
     @model_validator(mode="after")
     def _deciders_and_roles_agree(self) -> PolicyFile:
-        for tier in TIERS:
-            if tier not in self.auto_approve_tiers and not self.deciders.get(tier):
-                raise problem("deciders", "a tier that is not auto-approved needs at least one role",
-                              ("deciders", tier))
-        named = sorted({role for names in self.deciders.values() for role in names})
+        tables = [(("deciders",), self.deciders)]
+        tables += [(("deciders_by_doc_type", doc_type), by_tier) for doc_type, by_tier in self.deciders_by_doc_type.items()]
+        for where, by_tier in tables:
+            for tier in TIERS:
+                if tier not in self.auto_approve_tiers and not by_tier.get(tier):
+                    raise problem(where[-1], "a tier that is not auto-approved needs at least one role",
+                                  (*where, tier))
+        named = sorted({role for _, by_tier in tables for names in by_tier.values() for role in names})
         for airflow_role, role in self.roles.items():
             if role not in named:
                 raise problem("roles", f"{role!r} is not a role named in deciders ({', '.join(named)})",
                               ("roles", airflow_role))
+        for username, roles in self.user_roles.items():
+            for n, role in enumerate(roles):
+                if role not in named:
+                    raise problem("user_roles", f"{role!r} is not a role named in deciders ({', '.join(named)})",
+                                  ("user_roles", username, n))
         return self
 
 
@@ -382,6 +421,10 @@ class Policy:
     poke_interval_seconds: float
     costs: dict[str, float]
     roles: dict[str, str] = field(default_factory=dict)
+    #: Deciders that replace ``deciders`` for a document type (every tier filled in).
+    deciders_by_doc_type: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: Shelfwise roles of named users, on top of those of their Airflow roles.
+    user_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     monitoring: Monitoring = field(default_factory=Monitoring)
     #: The per-series forecast challenger; ``None`` when ``enabled: false``.
     challenger: ChallengerPolicy | None = field(default_factory=ChallengerPolicy)
@@ -390,6 +433,7 @@ class Policy:
     orchestration: Orchestration = field(default_factory=Orchestration)
     fast_lane: FastLane = field(default_factory=FastLane)
     procurement: Procurement = field(default_factory=Procurement)
+    returns: Returns = field(default_factory=Returns)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
 
@@ -414,6 +458,9 @@ class Policy:
             poke_interval_seconds=doc.gate.poke_interval_seconds,
             costs=dict(doc.costs),
             roles={k.lower(): v for k, v in doc.roles.items()},
+            deciders_by_doc_type={d: {tier: by_tier.get(tier, ()) for tier in TIERS}
+                                  for d, by_tier in doc.deciders_by_doc_type.items()},
+            user_roles=dict(doc.user_roles),
             monitoring=doc.monitoring,
             challenger=ChallengerPolicy(**section.model_dump(exclude={"enabled"})) if section.enabled else None,
             replenishment=doc.replenishment,
@@ -421,24 +468,37 @@ class Policy:
             orchestration=doc.orchestration,
             fast_lane=doc.fast_lane,
             procurement=doc.procurement,
+            returns=doc.returns,
             stale_inputs=dict(doc.stale_inputs),
         )
 
-    def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None) -> set[str]:
-        """The Shelfwise roles (``planner``, ``manager``, ``admin``) of a user with these Airflow roles."""
-        if airflow_roles is None:
-            return set()
+    def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None,
+                        username: str | None = None) -> set[str]:
+        """The Shelfwise roles (``planner``, ``manager``, ``loss_prevention``...) of a user.
+
+        Args:
+            airflow_roles: the user's Airflow roles, mapped by ``roles:``.
+            username: the user's name; the roles ``user_roles:`` gives that name are added (the demo's simple
+                auth manager knows only Airflow's own roles; with FAB or Keycloak map an Airflow role instead).
+        """
         if isinstance(airflow_roles, str):
             airflow_roles = [airflow_roles]
-        return {self.roles[r.lower()] for r in airflow_roles if r and r.lower() in self.roles}
+        roles = {self.roles[r.lower()] for r in airflow_roles or () if r and r.lower() in self.roles}
+        return roles | set(self.user_roles.get(username, ())) if username is not None else roles
 
-    def decidable_tiers(self, roles: set[str] | list[str]) -> list[str]:
-        """The tiers a user with these Shelfwise roles may decide, lowest first."""
-        return [t for t in TIERS if self.may_decide(roles, t)]
+    def deciders_of(self, tier: str, doc_type: str | None = None) -> tuple[str, ...]:
+        """The roles that decide lines of ``tier`` (of ``doc_type``, when its deciders are set apart)."""
+        by_tier = self.deciders_by_doc_type.get(doc_type) if doc_type is not None else None
+        return (by_tier if by_tier is not None else self.deciders).get(tier, ())
 
-    def may_decide(self, roles: set[str] | list[str], tier: str) -> bool:
-        """Whether a user with these roles may approve or reject a line of ``tier``."""
-        return bool(set(roles) & set(self.deciders.get(tier, ())))
+    def decidable_tiers(self, roles: set[str] | list[str], doc_type: str | None = None) -> list[str]:
+        """The tiers a user with these Shelfwise roles may decide (of ``doc_type`` when given), lowest first."""
+        return [t for t in TIERS if self.may_decide(roles, t, doc_type)]
+
+    def may_decide(self, roles: set[str] | list[str], tier: str, doc_type: str | None = None) -> bool:
+        """Whether a user with these roles may approve or reject a line of ``tier`` (and of ``doc_type``:
+        ``deciders_by_doc_type`` replaces ``deciders`` for the document types it names)."""
+        return bool(set(roles) & set(self.deciders_of(tier, doc_type)))
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

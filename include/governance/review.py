@@ -61,7 +61,7 @@ def lines_to_decide(pending: pd.DataFrame, roles: set[str], policy: Policy) -> t
     allowed: dict[str, list[int]] = {}
     not_allowed = 0
     for r in pending.sort_values("line_id", kind="stable").itertuples():
-        if policy.may_decide(roles, r.risk_tier):
+        if policy.may_decide(roles, r.risk_tier, r.doc_type):
             allowed.setdefault(r.doc_type, []).append(int(r.line_id))
         else:
             not_allowed += 1

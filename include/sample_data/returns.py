@@ -21,6 +21,11 @@ deterministically from the world's seed, ``seed`` and the day, the generator inj
 A day's lines depend only on the world, ``seed``, the config and the day itself, so a day generated alone
 equals the same day generated in a range. :func:`write_returns_detail` lays a day out as
 ``<root>/landing/returns_system/ds=<YYYY-MM-DD>/returns_detail.jsonl``.
+
+Loss prevention's case system exports the cases it closed each day (:func:`lp_cases`, written by
+:func:`write_lp_cases` as ``.../ds=<closed day>/lp_cases.csv``): every fraud of the truth and a sample of
+legitimate lines are investigated and closed a few days after the return, ``confirmed_fraud`` or ``cleared``.
+The fraud model learns from these outcomes, never from the truth itself.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ from include.returns.params import (
 from include.sample_data.generator import World
 
 SOURCE, FILE_NAME = "returns_system", "returns_detail.jsonl"
+LP_FILE_NAME = "lp_cases.csv"
+#: Columns of the loss-prevention case export.
+LP_COLUMNS = ("return_id", "outcome", "closed_on")
 #: Returns per unit sold, by department (``*`` for the rest).
 DEPT_RETURN_RATE = {"Apparel": 0.12, "Electronics": 0.06, "Home": 0.05, "Toys & Games": 0.04, "Garden": 0.03,
                     "Health & Beauty": 0.02, "Grocery": 0.004, "*": 0.03}
@@ -389,3 +397,64 @@ def demand_rates(world: World, day: dt.date | str, window: int = 28, ahead: bool
     return pd.DataFrame({"location_id": np.repeat(sim.location_ids[rows], len(sim.skus)),
                          "sku": np.tile(sim.skus, len(rows)), "mean_daily": mean.ravel(),
                          "on_hand": sim.on_hand[max(d - 1, 0)][rows].ravel().astype(np.int64)})
+
+
+@dataclass(frozen=True)
+class LpConfig:
+    """Which returned lines loss prevention investigates and when it closes them.
+
+    Attributes:
+        cleared_share: share of legitimate lines investigated (and cleared).
+        close_days: fewest and most days from the return to the case's closing.
+    """
+
+    cleared_share: float = 0.02
+    close_days: tuple[int, int] = (1, 6)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.cleared_share <= 1.0 or not 1 <= self.close_days[0] <= self.close_days[1]:
+            raise ValueError(f"LpConfig needs cleared_share in [0, 1] and 1 <= close_days[0] <= close_days[1], "
+                             f"got {self.cleared_share} and {self.close_days}")
+
+
+def lp_cases(extract: pd.DataFrame, truth: pd.DataFrame, seed: int = 0, config: LpConfig = LpConfig()) -> pd.DataFrame:
+    """The cases loss prevention closes on the lines of ``extract``: every fraud and a sample of the rest.
+
+    A line's case depends only on ``seed`` and its return day, so a day generated alone gives the same cases.
+
+    Returns:
+        ``return_id, outcome (confirmed_fraud | cleared), closed_on`` (a date ``close_days`` after the return),
+        in closing order.
+    """
+    fraud = extract["return_id"].map(truth.set_index("return_id")["is_fraud"]).fillna(False).to_numpy(bool)
+    day = extract["returned_at"].to_numpy().astype("datetime64[D]")
+    picked, after = np.zeros(len(day), bool), np.zeros(len(day), np.int64)
+    lo, hi = config.close_days
+    for d in np.unique(day):
+        rows = np.flatnonzero(day == d)
+        rng = np.random.default_rng([seed, int(d.astype(np.int64)), 11])
+        picked[rows] = fraud[rows] | (rng.random(len(rows)) < config.cleared_share)
+        after[rows] = rng.integers(lo, hi + 1, len(rows))
+    cases = pd.DataFrame({"return_id": extract["return_id"].to_numpy()[picked].astype(str),
+                          "outcome": np.where(fraud[picked], "confirmed_fraud", "cleared"),
+                          "closed_on": day[picked] + after[picked].astype("timedelta64[D]")})
+    return cases.sort_values(["closed_on", "return_id"], kind="stable").reset_index(drop=True)
+
+
+def write_lp_cases(root: str, ds: dt.date | str, cases: pd.DataFrame) -> str:
+    """Write the cases of ``cases`` closed on ``ds`` as the day's export (CSV; a day without cases has a header).
+
+    Returns:
+        The path written: ``<root>/landing/returns_system/ds=<ds>/lp_cases.csv``.
+    """
+    root = str(root).rstrip("/")
+    day = np.datetime64(as_date(ds), "D")
+    frame = cases.loc[cases["closed_on"].to_numpy().astype("datetime64[D]") == day, list(LP_COLUMNS)]
+    frame = frame.assign(closed_on=np.datetime_as_string(frame["closed_on"].to_numpy().astype("datetime64[D]")))
+    fs, _ = fsspec.core.url_to_fs(root)
+    folder = partition_path("landing", SOURCE, as_date(ds), root)
+    fs.makedirs(folder, exist_ok=True)
+    path = f"{folder}/{LP_FILE_NAME}"
+    with fs.open(path, "wb") as handle:
+        handle.write(frame.to_csv(index=False).encode())
+    return path

@@ -271,12 +271,13 @@ def scratch_db(erp_owner_url):
 def test_fresh_database_is_migrated_to_head_once(scratch_db):
     with db.connect(scratch_db) as c:
         assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                 "0005_fulfilment_assignment", "0006_supplier_scorecards"]
+                                 "0005_fulfilment_assignment", "0006_supplier_scorecards",
+                                 "0007_return_disposition"]
         assert db.migrate(c) == []
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0006",)]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0007",)]
         tables = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='erp_staging'"
                            " AND table_type='BASE TABLE'").fetchone()[0]
-        assert tables == 5
+        assert tables == 6
 
 
 def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
@@ -292,8 +293,9 @@ def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
             c.execute("DROP INDEX ops.contract_runs_ds")
         # Stamped at 0001 (its SQL not re-run), then upgraded by the later revisions only.
         assert db.migrate(c) == ["0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                 "0005_fulfilment_assignment", "0006_supplier_scorecards"]
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0006",)]
+                                 "0005_fulfilment_assignment", "0006_supplier_scorecards",
+                                 "0007_return_disposition"]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0007",)]
         assert c.execute("SELECT to_regclass('ops.contract_runs_ds')").fetchone()[0] is None
 
 
@@ -312,4 +314,37 @@ def test_concurrent_migrators_apply_each_revision_once(scratch_db):
     for t in threads:
         t.join()
     assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                        "0005_fulfilment_assignment", "0006_supplier_scorecards"]]
+                                        "0005_fulfilment_assignment", "0006_supplier_scorecards",
+                                        "0007_return_disposition"]]
+
+
+def _table_shape(c, table: str) -> dict:
+    """Columns (type, null, default), CHECKs, triggers, indexes and column grants of an erp_staging table, with
+    the table's name taken out, so that two tables of the same shape compare equal."""
+    def strip(rows):
+        return sorted(tuple(str(v).replace(table, "T") if v is not None else None for v in row) for row in rows)
+
+    q = {
+        "columns": "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable, column_default"
+                   " FROM information_schema.columns WHERE table_schema='erp_staging' AND table_name=%s",
+        "checks": "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid=('erp_staging.'||%s)::regclass",
+        "triggers": "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+                    " AND tgrelid=('erp_staging.'||%s)::regclass",
+        "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='erp_staging' AND tablename=%s",
+        "grants": "SELECT grantee, privilege_type, column_name FROM information_schema.column_privileges"
+                  " WHERE table_schema='erp_staging' AND table_name=%s AND grantee LIKE 'shelfwise%%'",
+        "owner": "SELECT tableowner FROM pg_tables WHERE schemaname='erp_staging' AND tablename=%s",
+    }
+    return {k: strip(c.execute(sql, (table,)).fetchall()) for k, sql in q.items()}
+
+
+def test_return_dispositions_have_the_shape_of_fulfilment_assignments(scratch_db):
+    with db.connect(scratch_db) as c:
+        db.migrate(c)
+        ret, ful = _table_shape(c, "return_disposition_lines"), _table_shape(c, "fulfilment_assignment_lines")
+        assert ret == ful and ret["triggers"] and ret["indexes"]
+        assert c.execute("SELECT erp_staging.line_table('return_disposition')").fetchone()[0] == \
+            "return_disposition_lines"
+        views = c.execute("SELECT definition FROM pg_views WHERE schemaname='erp_staging'"
+                          " AND viewname IN ('all_lines', 'released_lines')").fetchall()
+        assert len(views) == 2 and all("return_disposition_lines" in v for (v,) in views)

@@ -189,6 +189,64 @@ def test_api_answers_carry_security_headers(planner):
 
 def test_me_reports_the_tiers_of_the_role():
     assert client_as("planner", "user").get("/api/me").json() == {
-        "username": "planner", "airflow_roles": ["user"], "roles": ["planner"], "tiers": ["low", "medium"]}
+        "username": "planner", "airflow_roles": ["user"], "roles": ["planner"], "tiers": ["low", "medium"],
+        "tiers_by_doc_type": {"return_disposition": []}}
     assert client_as("analyst", "viewer").get("/api/me").json()["tiers"] == []
+
+
+def test_me_gives_loss_prevention_to_the_lp_user_by_name():
+    """The demo's ``lp`` is a viewer to Airflow; the policy's ``user_roles`` makes it loss prevention."""
+    me = client_as("lp", "viewer").get("/api/me").json()
+    assert me["roles"] == ["loss_prevention"] and me["tiers"] == []
+    assert me["tiers_by_doc_type"] == {"return_disposition": ["low", "medium", "high"]}
+    assert client_as("someone", "viewer").get("/api/me").json()["roles"] == []
+
+
+class _FakeConn:
+    """Just enough of a psycopg connection for ``decide_lines`` to lock and check a selection; it refuses
+    any write, so a test that reaches one fails."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def transaction(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def execute(self, sql, params=None):
+        assert sql.lstrip().startswith("SELECT line_id, risk_tier"), sql
+        table = sql.split("erp_staging.")[1].split()[0]
+        rows = self.rows.get(table, [])
+
+        class _Result:
+            def fetchall(self):
+                return rows
+
+        return _Result()
+
+
+def test_decide_lines_refuses_a_planner_a_return_line_and_names_who_may():
+    import datetime as dt
+
+    from include.erp.approvals import NotAllowed, approver, decide_lines
+    from include.governance.policy import load_policy
+
+    policy = load_policy()
+    planner = approver("planner", "user", policy)
+    held = {"return_disposition_lines": [(7, "medium", "pending_approval", None, "returns_routing",
+                                          dt.date(2026, 10, 30))]}
+    assert planner.may_decide("transfer", "medium") and not planner.may_decide("return_disposition", "medium")
+    with pytest.raises(NotAllowed) as refused:
+        decide_lines(_FakeConn(held), planner, [("return_disposition", 7)], approve=True)
+    assert str(refused.value) == ("planner (Airflow role user = planner) may not decide medium-tier return_disposition "
+                                  "lines: return_disposition #7 (needs admin or loss_prevention or manager). "
+                                  "Nothing was changed.")
+    lp = approver("lp", "viewer", policy)
+    assert lp.may_decide_any and lp.may_decide("return_disposition", "high")
+    assert not lp.may_decide("replenishment", "low")
+    with pytest.raises(NotAllowed, match=r"may not decide low-tier lines: replenishment #3 \(needs admin or manager"):
+        decide_lines(_FakeConn({"replenishment_order_lines": [(3, "low", "pending_approval", None, "retail_nightly",
+                                                               dt.date(2026, 10, 30))]}),
+                     lp, [("replenishment", 3)], approve=True)
 

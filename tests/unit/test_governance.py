@@ -39,6 +39,7 @@ def test_real_policy_loads():
     assert [r.name for r in POLICY.rules] == [
         "large_value", "medium_value", "unusual_quantity", "forecast_fallback", "low_confidence",
         "anomaly_involved", "risky_supplier", "po_change", "po_expedite", "fulfilment_exception",
+        "return_fraud_risk", "return_high_value",
     ]
     assert POLICY.costs["ecommerce_cost_per_order_line"] == 4.5
     assert (POLICY.orchestration.max_parcels, POLICY.orchestration.deadline_minutes) == (2, 30.0)
@@ -195,9 +196,9 @@ def _set(path: list, value):
     ("mutate", "anchor", "message"),
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
-                     "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, fast_lane, forecasting, "
-                     "gate, intraday, monitoring, orchestration, procurement, replenishment, roles, rules, "
-                     "stale_inputs, version)",
+                     "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, deciders_by_doc_type, "
+                     "fast_lane, forecasting, gate, intraday, monitoring, orchestration, procurement, replenishment, "
+                     "returns, roles, rules, stale_inputs, user_roles, version)",
                      id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
                      "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
@@ -217,7 +218,7 @@ def _set(path: list, value):
                      "rules[3].when.fallback_used: must be true or false, got 'yes'", id="not-a-bool"),
         pytest.param(_set(["rules", 0, "doc_types"], ["invoice"]), "- invoice",
                      "rules[0].doc_types[0]: must be one of replenishment, transfer, po_exception, fulfilment_assignment,"
-                     " got 'invoice'",
+                     " return_disposition, got 'invoice'",
                      id="bad-doc-type"),
         pytest.param(_set(["rules", 1, "when"], {}), "when: {}",
                      "rules[1].when: must name at least one condition", id="empty-when"),
@@ -227,9 +228,9 @@ def _set(path: list, value):
                      "deciders.high: a tier that is not auto-approved needs at least one role",
                      id="tier-without-deciders"),
         pytest.param(_set(["roles", "user"], "buyer"), "user: buyer",
-                     "roles.user: 'buyer' is not a role named in deciders (admin, manager, planner)",
+                     "roles.user: 'buyer' is not a role named in deciders (admin, loss_prevention, manager, planner)",
                      id="role-maps-to-unknown-shelfwise-role"),
-        pytest.param(_set(["roles"], ["planner"]), "roles:", "roles: must be a mapping, got a list",
+        pytest.param(_set(["roles"], ["planner"]), "roles:\n- planner", "roles: must be a mapping, got a list",
                      id="roles-not-a-mapping"),
         pytest.param(_set(["gate", "timeout_hours"], 0), "timeout_hours: 0",
                      "gate.timeout_hours: must be a positive number, got 0", id="zero-timeout"),
@@ -482,3 +483,59 @@ def test_tiering_marks_critical_lines_in_their_explanation_and_a_disabled_fast_l
     assert "critical" not in lines.at[0, "explanation"]  # the input is not changed
     off = dataclasses.replace(policy, fast_lane=FastLane(enabled=False))
     assert not tier_proposals(lines, off)["critical"].any()
+
+
+def test_return_dispositions_are_decided_by_loss_prevention_not_planners():
+    assert POLICY.deciders_by_doc_type == {"return_disposition": {
+        "low": ("loss_prevention", "manager", "admin"), "medium": ("loss_prevention", "manager", "admin"),
+        "high": ("loss_prevention", "admin")}}
+    assert POLICY.decidable_tiers({"planner"}, "return_disposition") == []
+    assert POLICY.decidable_tiers({"planner"}, "transfer") == ["low", "medium"]
+    assert POLICY.decidable_tiers({"loss_prevention"}, "return_disposition") == ["low", "medium", "high"]
+    assert POLICY.decidable_tiers({"loss_prevention"}) == []
+    assert POLICY.may_decide({"manager"}, "medium", "return_disposition")
+    assert not POLICY.may_decide({"manager"}, "high", "return_disposition")
+    assert POLICY.may_decide({"manager"}, "high", "replenishment") and POLICY.may_decide({"manager"}, "high")
+
+
+def test_user_roles_add_shelfwise_roles_by_user_name():
+    assert POLICY.user_roles == {"lp": ("loss_prevention",)}
+    assert POLICY.shelfwise_roles("viewer", "lp") == {"loss_prevention"}
+    assert POLICY.shelfwise_roles("user", "lp") == {"planner", "loss_prevention"}
+    assert POLICY.shelfwise_roles("viewer", "LP") == set()  # a user name is matched exactly
+    assert POLICY.shelfwise_roles("viewer") == set() and POLICY.shelfwise_roles(None, "lp") == {"loss_prevention"}
+
+
+def test_returns_section_and_rules_tier_held_dispositions():
+    r = POLICY.returns
+    assert (r.fraud_hold_score, r.high_value_hold, r.review_budget_per_day, r.min_confirmed_cases,
+            r.history_days, r.deadline_hours) == (0.5, 400.0, 50, 20, 90, 24.0)
+    line = {"doc_type": "return_disposition", "value": 30.0, "quantity": 1, "action": "restock_as_new"}
+    assert assign_tier({**line, "explanation": {"exceptions": []}}, POLICY) == ("low", [])
+    assert assign_tier({**line, "explanation": {"exceptions": ["high_value"]}}, POLICY) == \
+        ("medium", ["return_high_value"])
+    assert assign_tier({**line, "explanation": {"exceptions": ["fraud_risk", "high_value"]}}, POLICY) == \
+        ("high", ["return_fraud_risk", "return_high_value"])
+    assert POLICY.stale_inputs["return_disposition"] == ("inventory_snapshot", "promotions")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "anchor", "message"),
+    [
+        pytest.param(_set(["deciders_by_doc_type", "return_disposition", "high"], []), "high: []",
+                     "deciders_by_doc_type.return_disposition.high: a tier that is not auto-approved needs at least "
+                     "one role", id="doc-type-tier-without-deciders"),
+        pytest.param(_set(["deciders_by_doc_type", "invoice"], {"low": ["admin"]}), "invoice:",
+                     "deciders_by_doc_type.invoice: must be one of replenishment, transfer, po_exception, "
+                     "fulfilment_assignment, return_disposition, got 'invoice'", id="doc-type-unknown"),
+        pytest.param(_set(["user_roles", "lp"], ["loss_prevention", "auditor"]), "- auditor",
+                     "user_roles.lp[1]: 'auditor' is not a role named in deciders (admin, loss_prevention, manager, "
+                     "planner)", id="user-role-unknown"),
+        pytest.param(_set(["user_roles", "lp"], "loss_prevention"), "lp: loss_prevention",
+                     "user_roles.lp: must be a list, got 'loss_prevention'", id="user-roles-not-a-list"),
+        pytest.param(_set(["returns", "fraud_hold_score"], 1.5), "fraud_hold_score: 1.5",
+                     "returns.fraud_hold_score: must be at most 1, got 1.5", id="returns-hold-score"),
+    ],
+)
+def test_invalid_deciders_user_roles_and_returns_are_named(tmp_path, mutate, anchor, message):
+    test_invalid_policy_names_file_line_field_and_problem(tmp_path, mutate, anchor, message)

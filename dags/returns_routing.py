@@ -1,0 +1,113 @@
+"""
+### returns_routing
+
+Routes the units returned on the run's date, daily at 03:00 in the trading timezone and whenever the nightly
+has curated new returns (the `shelfwise_curated_returns` Asset):
+
+ingest the returns system's extracts (the day's returned lines, and the loss-prevention cases closed that
+day) against their contracts -> score each line for fraud with the model trained on the cases loss prevention
+confirmed over the policy's `returns.history_days` (fewer confirmed cases than `returns.min_confirmed_cases`:
+the rules score, said in the stage summary), route each unit to the option that recovers most (restock,
+transfer, open box, refurbish, return to vendor, liquidate; priced with the night's store forecast, the
+`shelfwise_forecasts` Asset, and the stock already on the shelf), tier the dispositions (`return_fraud_risk`,
+`return_high_value`) -> ERP staging, one `return_disposition` line per returned line (`return:<return_id>`) ->
+release the routine dispositions at once -> a gate with the policy's `returns.deadline_hours` for the units
+held for review, which only loss prevention decides (`deciders_by_doc_type`) -> release what it approved.
+
+A held line nobody decided expires (the unit stays in quarantine), never released. In replay (backfills) the
+dispositions are computed and recorded, never staged. Each task calls one stage adapter of
+`include/stages/returns.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, chain, dag, get_current_context, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from include.assets import CURATED, FORECASTS
+from include.config import trading_hours
+from include.erp.gate import ApprovalGateSensor
+from include.runs import MODES, REPLAY_TEMPLATE, Run, ingest_or_fail
+
+_, _, TZ = trading_hours()
+STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_dispositions')['staged_at'] }}"
+
+
+def _run() -> Run:
+    return Run.from_context(get_current_context())
+
+
+def _erp_conn():
+    from include.erp.hook import ErpStagingHook
+
+    return ErpStagingHook().get_conn()
+
+
+@dag(
+    # A daily interval: the 03:00 run of a day routes the day before (its logical date), after its night.
+    schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("0 3 * * *", timezone=TZ),
+                                 assets=CURATED["returns"]),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["shelfwise", "returns", "erp"],
+    default_args={"owner": "shelfwise", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    params={
+        "mode": Param("live", enum=list(MODES), description="replay computes but stages nothing"),
+        "gate_timeout_minutes": Param(None, type=["null", "number"],
+                                      description="the gate's deadline; empty uses the policy's returns deadline"),
+        "gate_poke_seconds": Param(None, type=["null", "number"],
+                                   description="how often the gate checks; empty uses the policy"),
+    },
+    doc_md=__doc__,
+)
+def returns_routing():
+    @task
+    def ingest_returns_system() -> dict:
+        from include.stages import returns
+
+        return ingest_or_fail(lambda: returns.ingest(_run(), conn_factory=_erp_conn))
+
+    @task(inlets=[FORECASTS, CURATED["master"], CURATED["wms"]])
+    def route_returns() -> dict:
+        from include.stages import returns
+
+        return returns.route(_run())
+
+    @task
+    def stage_dispositions() -> dict:
+        from include.stages import returns
+
+        return returns.stage(_run(), conn_factory=_erp_conn)
+
+    @task
+    def release_within_policy() -> dict:
+        from include.stages import returns
+
+        return returns.release(_run(), conn_factory=_erp_conn)
+
+    wait_for_approval = ApprovalGateSensor(
+        task_id="wait_for_approval",
+        replay=REPLAY_TEMPLATE,
+        timeout_minutes="{{ params.gate_timeout_minutes }}",
+        poke_interval_seconds="{{ params.gate_poke_seconds }}",
+        staged_at=STAGED_AT,
+        run_scoped=True,
+        deadline="returns",
+        retries=0,
+    )
+
+    @task
+    def release_approved() -> dict:
+        from include.stages import returns
+
+        return returns.release(_run(), conn_factory=_erp_conn)
+
+    chain(ingest_returns_system(), route_returns(), stage_dispositions(), release_within_policy(), wait_for_approval,
+          release_approved())
+
+
+returns_routing()

@@ -1,0 +1,216 @@
+"""The stage adapters of ``returns_routing``: one per task, each reads, calls one owner, writes, records.
+
+A run routes the units returned on its date (the returns system's ``returns_detail`` of that day). Each
+line is scored for fraud by the model of :mod:`include.returns.fraud`, trained on what loss prevention
+confirmed (its closed cases, ``lp_cases``, of the policy's ``returns.history_days``), never on anything it
+was not told; with fewer confirmed cases than ``returns.min_confirmed_cases`` (a cold start) the rules
+baseline scores the day instead, and the route stage says so. Then every unit goes where it recovers most
+(:func:`include.returns.disposition.route_returns`, priced with the night's store forecast and the stock
+already on the shelf), and units held for review wait for loss prevention: a ``return_disposition``
+proposal per line, ``return:<return_id>``, tiered by the policy's ``return_*`` rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.config import as_date
+from include.runs import Run
+from include.stages.summaries import record
+from include.storage import newest_partition, read_partition, read_range, write_partition
+
+#: Landing source of the returns system's extracts (returns detail, loss-prevention cases).
+SOURCE = "returns_system"
+DOC_TYPE = "return_disposition"
+#: The tiered proposals of a date, between the route and the stage task.
+PROPOSALS = "return_proposals"
+#: How many days back the newest inventory snapshot may be.
+STOCK_MAX_AGE_DAYS = 3
+#: Exception codes of a held line, by what its hold reason starts with (see ``route_returns``).
+EXCEPTIONS = {"fraud score": "fraud_risk", "refund": "high_value"}
+
+
+def ingest(run: Run, *, conn_factory=None, root: str | None = None) -> dict[str, Any]:
+    """Ingest and validate the returns system's extracts of the date (returns detail, closed LP cases)."""
+    from include.returns.contracts import load_returns_contracts
+    from include.stages import nightly
+
+    return nightly.ingest(run, SOURCE, conn_factory=conn_factory, root=root, contracts=load_returns_contracts())
+
+
+def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
+    """Score, route and tier the date's returned lines; write them as proposals of the date."""
+    from include.governance.policy import load_policy, tier_proposals
+    from include.returns.disposition import route_returns
+    from include.returns.fraud import review_queue
+    from include.returns.params import DispositionParams
+    from include.stages.orchestration import latest_master
+
+    day, policy = as_date(run.ds), load_policy()
+    knobs = policy.returns
+    today = read_partition("curated", "returns_detail", run.ds, root)
+    scored, scoring = fraud_scores(today, day, knobs, root)
+    review = review_queue(scored, knobs.review_budget_per_day, today)
+    params = DispositionParams(fraud_hold_score=knobs.fraud_hold_score, high_value_hold=knobs.high_value_hold)
+    with_score = today.assign(fraud_score=scored["fraud_score"].to_numpy(float))
+    routed = route_returns(with_score, latest_master("items", day, root), demand_with_stock(day, root), params)
+    tiered = tier_proposals(proposals(routed, today, scored, review, scoring["scorer"]), policy, _stale(run, root))
+    write_partition(tiered, "curated", PROPOSALS, run.ds, root)
+    held = tiered["explanation"].map(lambda e: e["exceptions"])
+    return record(run, {
+        **scoring, "returns": int(len(today)), "proposed": int(len(tiered)),
+        "held_fraud": int(held.map(lambda x: "fraud_risk" in x).sum()),
+        "held_high_value": int(held.map(lambda x: "high_value" in x).sum()),
+        "pending": int((~tiered["auto_approve"].astype(bool)).sum()), "review_queue": int(len(review)),
+        "actions": {str(k): int(v) for k, v in routed["action"].value_counts().items() if v},
+        "net_recovery": round(float(routed["net_value"].sum()), 2),
+        "refunds": round(float(today["refund_amount"].sum()), 2)}, root)
+
+
+def fraud_scores(today: pd.DataFrame, day: dt.date, knobs: Any, root: str | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The day's fraud scores: the model trained on loss prevention's confirmed cases, else the rules score.
+
+    Returns:
+        ``(scored, scoring)``: one row per line of ``today`` in its order (``return_id, fraud_score,
+        evidence``...), and what scored them: ``scorer`` (``model`` or ``rules``), ``confirmed_cases`` in
+        the history, and ``cold_start`` (why the rules scored, or ``None``).
+    """
+    from include.returns.fraud import rules_scores, score_returns
+
+    start = day - dt.timedelta(days=knobs.history_days)
+    history = read_range("curated", "returns_detail", start, day - dt.timedelta(days=1), root)
+    labels = confirmed_labels(start, day, root)
+    confirmed = int(labels["is_fraud"].sum()) if len(history) else 0
+    if len(history):
+        confirmed = int(labels.loc[labels["is_fraud"], "return_id"].isin(history["return_id"].astype(str)).sum())
+    reason = None
+    if confirmed < knobs.min_confirmed_cases:
+        reason = (f"{confirmed} confirmed fraud cases in the {knobs.history_days} days before {day}, fewer than "
+                  f"min_confirmed_cases {knobs.min_confirmed_cases}: the rules score the day")
+    else:
+        try:
+            scored = score_returns(today, history, labels)
+        except ValueError as exc:  # no confirmed fraud (or no legitimate line) in the training days
+            reason = f"the fraud model could not be trained ({exc}): the rules score the day"
+    if reason is not None:
+        scored = rules_scores(today)
+    return scored, {"scorer": "rules" if reason else "model", "confirmed_cases": confirmed, "cold_start": reason}
+
+
+def confirmed_labels(start: dt.date, day: dt.date, root: str | None = None) -> pd.DataFrame:
+    """``return_id, is_fraud`` of the loss-prevention cases closed from ``start`` through ``day`` (the last
+    closing of a line counts)."""
+    cases = read_range("curated", "lp_cases", start, day, root)
+    if cases.empty:
+        return pd.DataFrame({"return_id": pd.Series([], dtype=str), "is_fraud": pd.Series([], dtype=bool)})
+    cases = cases.sort_values("closed_on", kind="stable").drop_duplicates("return_id", keep="last")
+    return pd.DataFrame({"return_id": cases["return_id"].astype(str).to_numpy(),
+                         "is_fraud": (cases["outcome"].astype(str) == "confirmed_fraud").to_numpy()})
+
+
+def demand_with_stock(day: dt.date, root: str | None = None) -> pd.DataFrame:
+    """Each store's daily demand from the night's forecast (made on ``day``, or the latest before it), with
+    the on-hand of the newest curated inventory snapshot (``location_id, sku, mean_daily, on_hand``).
+
+    Raises:
+        FileNotFoundError: no recent nightly forecast or master (run retail_nightly first).
+    """
+    from include.orchestration.workflow import store_demand
+    from include.stages.intraday import night_forecast
+    from include.stages.orchestration import latest_master
+
+    _, forecast = night_forecast(day + dt.timedelta(days=1), latest_master("locations", day, root), root)
+    demand = store_demand(forecast)[["location_id", "sku", "mean_daily"]]
+    stock = newest_partition("curated", "inventory_snapshot", day, STOCK_MAX_AGE_DAYS, root, missing_ok=True)
+    if stock is None:
+        return demand
+    on_hand = stock.assign(location_id=stock["location_id"].astype(str), sku=stock["sku"].astype(str)).groupby(
+        ["location_id", "sku"], as_index=False, observed=True)["on_hand"].sum()
+    return demand.merge(on_hand, on=["location_id", "sku"], how="left").fillna({"on_hand": 0})
+
+
+def proposals(routed: pd.DataFrame, today: pd.DataFrame, scored: pd.DataFrame, review: pd.DataFrame,
+              scorer: str) -> pd.DataFrame:
+    """The routed lines as ``return_disposition`` proposals, before tiering.
+
+    The value of a line is the refund at stake; its explanation carries the routing sentence, the fraud score
+    and its evidence, each option's value per unit, and the exception codes of a held line (``fraud_risk``,
+    ``high_value``).
+    """
+    from include.returns.params import ACTIONS
+
+    refund = np.maximum(today["refund_amount"].to_numpy(float), 0.0)
+    qty = routed["quantity"].to_numpy(float)
+    rank = review.set_index("return_id")["review_rank"] if len(review) else pd.Series(dtype=float)
+    why = review.set_index("return_id")["review_reason"] if len(review) else pd.Series(dtype=str)
+    rows = pd.DataFrame({"return_id": routed["return_id"].astype(str).to_numpy(), "score": scored["fraud_score"].to_numpy(float),
+                         "evidence": scored["evidence"].astype(str).to_numpy(),
+                         "reason": today["reason_code"].astype(str).to_numpy(),
+                         "receipt": today["receipt_matched"].astype(bool).to_numpy(), "refund": refund})
+    rows["rank"], rows["review"] = rows["return_id"].map(rank), rows["return_id"].map(why)
+    options = routed[[f"value_{a}" for a in ACTIONS]].to_numpy(float)
+    explanation = [_explain(r, routed_row, dict(zip(ACTIONS, opts, strict=True)), scorer) for r, routed_row, opts in
+                   zip(rows.itertuples(), routed.itertuples(), options, strict=True)]
+    action = routed["action"].astype(str)
+    return pd.DataFrame({
+        "doc_type": DOC_TYPE, "business_key": "return:" + rows["return_id"],
+        "sku": routed["sku"].astype(str).to_numpy(), "from_location": routed["location_id"].astype(str).to_numpy(),
+        "to_location": routed["target_location_id"].to_numpy(),
+        "supplier_id": np.where(action == "return_to_vendor", routed["supplier_id"].astype(str), None),
+        "action": action.to_numpy(), "quantity": qty, "value": np.round(refund, 2),
+        "unit_cost": np.round(refund / np.maximum(qty, 1.0), 4), "need_by": None, "explanation": explanation})
+
+
+def _explain(r: Any, routed: Any, options: dict[str, float], scorer: str) -> dict[str, Any]:
+    """One line's explanation, every key present on every line (so the proposals keep one Parquet schema)."""
+    hold = str(routed.hold_reason or "")
+    codes = [code for prefix, code in EXCEPTIONS.items() if any(p.strip().startswith(prefix) for p in hold.split(";"))]
+    return {
+        "workflow": "returns", "return_id": r.return_id, "why": str(routed.explanation or ""),
+        "condition_grade": str(routed.condition_grade), "reason_code": r.reason, "receipt_matched": bool(r.receipt),
+        "refund_amount": round(float(r.refund), 2), "fraud_score": round(float(r.score), 4),
+        "fraud_evidence": r.evidence, "scorer": scorer,
+        "net_value": float(routed.net_value), "unit_net_value": float(routed.unit_net_value),
+        "days_to_sell": float(routed.days_to_sell),
+        "options": {a: (None if v != v else round(float(v), 2)) for a, v in options.items()},
+        "hold_reason": hold, "exceptions": codes,
+        "review_rank": None if r.rank != r.rank or r.rank is None else int(r.rank),
+        "review_reason": r.review if isinstance(r.review, str) else None,
+    }
+
+
+def _stale(run: Run, root: str | None) -> frozenset[str]:
+    """The contracts a stand-in replaced on the night of the run's date (its curated extracts)."""
+    from include.stages.summaries import read_stage_summaries, stale_sources
+
+    return frozenset(stale_sources(read_stage_summaries("retail_nightly", run.ds, root)))
+
+
+def stage(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
+    """Stage the date's dispositions (a re-run replaces the undecided ones); replay records them instead."""
+    tiered = read_partition("curated", PROPOSALS, run.ds, root)
+    if run.replay:
+        write_partition(tiered, "reports", f"replay_{PROPOSALS}", run.ds, root)
+        return record(run, {"mode": "replay", "staged_at": None, "recorded": int(len(tiered))}, root)
+    from include.erp.staging import stage_batch
+
+    with conn_factory() as conn:
+        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds)
+    return record(run, {"mode": "live", "staged_at": dt.datetime.now(dt.UTC).isoformat(), **result.as_summary()},
+                  root)
+
+
+def release(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
+    """Release every approved and within-policy disposition of the date (never in replay)."""
+    if run.replay:
+        return record(run, {"mode": "replay", "released": 0}, root)
+    from include.erp.staging import release_approved
+
+    with conn_factory() as conn:
+        released = release_approved(conn, run.dag_id, run.ds, run_id=run.run_id)
+    return record(run, {"mode": "live", "released": released.get(DOC_TYPE, 0)}, root)
