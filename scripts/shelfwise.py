@@ -30,8 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 DEMO_DS = "2026-11-27"
+#: user -> (password, Airflow role). ``lp`` is loss prevention through the policy's ``user_roles`` (the simple
+#: auth manager has no role of its own for it): it decides return dispositions and nothing else.
 DEMO_USERS = {"admin": ("admin", "admin"), "planner": ("planner", "user"), "manager": ("manager", "op"),
-              "analyst": ("analyst", "viewer")}
+              "analyst": ("analyst", "viewer"), "lp": ("lp", "viewer")}
 
 sys.path.insert(0, str(ROOT))
 
@@ -436,7 +438,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     else:
         policy = load_policy()
         result = apply_review(lambda: db.connect(env["ERP_STAGING_URL"]), "retail_nightly", args.ds, choice=choice,
-                              user=args.user, roles=policy.shelfwise_roles(role), policy=policy)
+                              user=args.user, roles=policy.shelfwise_roles(role, args.user), policy=policy)
         _say(f"{args.user}: {result['decided']} pending lines decided ({choice!r})")
     with db.connect(env["ERP_STAGING_URL"]) as conn:
         left = pending_count(conn, "retail_nightly", args.ds)
@@ -599,9 +601,20 @@ def cmd_test(args: argparse.Namespace) -> int:
     env = suite_environment()
     prepare(env)
     # Installs nothing: the browser tests use the chromium `make browser` installed, or skip (fail under CI).
-    cmd = [str(VENV_BIN / "python"), "-m", "pytest", *args.pytest_args]
-    _say("running " + " ".join(cmd[2:]))
-    return subprocess.call(cmd, env={**os.environ, **env, "SHELFWISE_TEST_ENV": "1"}, cwd=ROOT)
+    run_env = {**os.environ, **env, "SHELFWISE_TEST_ENV": "1"}
+    pytest = [str(VENV_BIN / "python"), "-m", "pytest"]
+    if args.pytest_args:
+        phases = [[*pytest, *args.pytest_args]]
+    else:
+        # The tests that need no server run on every core (pytest-xdist); those that share the test database,
+        # the Airflow home and the ports of the services run one after another.
+        phases = [[*pytest, "-n", str(min(os.cpu_count() or 1, 4)), "tests/unit", "tests/dags"],
+                  [*pytest, "tests/integration", "tests/e2e"]]
+    status = 0
+    for cmd in phases:
+        _say("running " + " ".join(cmd[2:]))
+        status = subprocess.call(cmd, env=run_env, cwd=ROOT) or status
+    return status
 
 
 def cmd_env(args: argparse.Namespace) -> int:
