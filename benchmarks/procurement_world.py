@@ -27,9 +27,9 @@ order-up-to level for a 98% fill rate (``policy_levels`` -> ``order_levels``), w
 input, each supplier's mean and spread over the last 365 days of receipts
 (``models.anomaly.supplier.supplier_lead_time_stats``), or (b) ``planning_lead_times`` of the detector. Both
 arms see the same demand, and every order arrives after the lead time the world's own line of that location
-and SKU (else the supplier's lines of that day) actually took, disruption included. The stock loop mirrors
-``include.simulation.replay.simulate`` but takes a lead time per order, which ``simulate`` (one lead time per
-series) cannot; levels and forecasts are the production functions'. Calibration is off in both arms (the
+and SKU (else the supplier's lines of that day) actually took, disruption included. The stock loop is the
+replay's own, ``include.simulation.replay.simulate`` with its per-period lead times; levels and forecasts are
+the production functions'. Calibration is off in both arms (the
 levels are sized one review at a time, as the lead times change per review).
 
     PYTHONPATH=. .venv/bin/python benchmarks/procurement_world.py                 # 3 worlds (~4 min, 2 cores)
@@ -69,8 +69,10 @@ from include.sample_data.generator import (  # noqa: E402
     generate_world,
 )
 from include.simulation import metrics  # noqa: E402
+from include.simulation.baselines import Levels  # noqa: E402
 from include.simulation.forecasts import policy_levels, rolling_forecasts  # noqa: E402
 from include.simulation.panel import DemandPanel  # noqa: E402
+from include.simulation.replay import simulate  # noqa: E402
 from models.anomaly.supplier import detect_lead_time_drift, supplier_lead_time_stats  # noqa: E402
 
 DEFAULT_SEEDS = (7, 8, 9)
@@ -265,38 +267,11 @@ def _lead_inputs(world: World, reviews: np.ndarray, params: DisruptionParams) ->
     return {"current_365d_mean": current, "detector": detector}
 
 
-def _stock(demand: np.ndarray, up: np.ndarray, reviews: np.ndarray, lead: np.ndarray) -> dict[str, np.ndarray]:
-    """The stock loop of ``include.simulation.replay.simulate`` (arrivals, sales, review; lost sales, whole
-    units, the first review's level on hand) with a lead time per order, which ``simulate`` does not take.
-
-    Args:
-        demand: ``[n, T]``; up: ``[arms, n, T]`` order-up-to levels at the reviews; reviews: ``[R]`` periods;
-        lead: ``[n, R]`` lead time of the order placed at each review.
-    """
-    arms, n, t_end = up.shape
-    start = int(reviews[0])
-    on_hand = up[:, :, start].copy()
-    on_order = np.zeros((arms, n))
-    arrivals = np.zeros((arms, n, t_end + int(lead.max()) + 1))
-    served = np.zeros((arms, n, t_end - start))
-    stock = np.zeros_like(served)
-    orders = np.zeros(served.shape, dtype=bool)
-    review_of = {int(t): r for r, t in enumerate(reviews)}
-    lt = np.round(lead).astype(int)
-    for t in range(start, t_end):
-        on_hand += arrivals[:, :, t]
-        on_order -= arrivals[:, :, t]
-        sold = np.minimum(on_hand, demand[None, :, t])
-        on_hand -= sold
-        served[:, :, t - start], stock[:, :, t - start] = sold, on_hand
-        if t in review_of:
-            r = review_of[t]
-            qty = np.ceil(np.maximum(up[:, :, t] - on_hand - on_order, 0.0) - 1e-9)
-            for a in range(arms):
-                np.add.at(arrivals[a], (np.arange(n), t + lt[:, r]), qty[a])
-            on_order += qty
-            orders[:, :, t - start] = qty > 0
-    return {"served": served, "on_hand": stock, "orders": orders}
+def _per_period(lead: np.ndarray, reviews: np.ndarray, periods: int) -> np.ndarray:
+    """``[n, R]`` lead time of the order placed at each review as ``simulate``'s ``[n, T]`` per-period form
+    (each period takes the lead time of the latest review; only the reviews' periods place orders)."""
+    latest = np.clip(np.searchsorted(reviews, np.arange(periods), side="right") - 1, 0, len(reviews) - 1)
+    return lead[:, latest]
 
 
 def lead_time_replay(world: World, params: DisruptionParams | None = None, fill_rate: float = FILL_RATE) -> dict:
@@ -325,7 +300,11 @@ def lead_time_replay(world: World, params: DisruptionParams | None = None, fill_
             sd = lt["sd"].to_numpy(float)[series["supplier"].to_numpy()]
             up[a] += policy_levels(fc, reviews[r:r + 1], demand.shape, lead=lead, lead_sd=sd, review=REVIEW,
                                    fill_rates=[fill_rate])[0]
-    out = _stock(demand, up, reviews, _realized_leads(world, series, reviews))
+    for levels in up:  # the replay starts with the first review's level on hand
+        levels[:, first - 1] = levels[:, first]
+    out = simulate(demand, [Levels(levels, levels) for levels in up],
+                   _per_period(_realized_leads(world, series, reviews), reviews, demand.shape[1]),
+                   review=REVIEW, warmup=first, pack=1.0)
     scored = demand[:, first:]
     result = {"series": len(series), "periods": int(scored.shape[1]), "first_review": str(sim.days[first]),
               "seconds": time.perf_counter() - started}

@@ -22,16 +22,20 @@ M5 and the generated world and held more stock at the same fill on M5 (13% savin
 
 The replay and the nightly run the same rule: the replay measures the errors of its own earlier
 forecasts (only those whose interval ended before the review that uses them,
-:func:`rolling_calibration`), the nightly would measure those of the forecasts in its forecast store.
+:func:`rolling_calibration`), the nightly those of the forecasts in its forecast store whose interval has
+been sold without a stock-out (:func:`interval_errors` per past origin, pooled by :func:`calibrate`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["CV_EDGES", "ErrorCalibration", "calibrate", "error_class", "rolling_calibration", "standardized_errors"]
+__all__ = ["CV_EDGES", "ErrorCalibration", "calibrate", "calibration_summary", "error_class", "interval_errors",
+           "rolling_calibration", "standardized_errors"]
 
 #: Edges of the error classes on ``sigma / forecast`` of the protection interval.
 CV_EDGES = (0.25, 0.5, 1.0, 2.0)
@@ -128,3 +132,54 @@ def rolling_calibration(z: np.ndarray, forecast: np.ndarray, sigma: np.ndarray, 
         scale = np.where((errors > 0) & (mass > 0), np.sqrt(square / mass), 1.0)
     return ErrorCalibration(scale=np.where(scale > 0, scale, 1.0).reshape(-1), errors=errors.astype(int).reshape(-1),
                             classes=classes, edges=tuple(edges))
+
+
+def interval_errors(forecasts: pd.DataFrame, demand: pd.DataFrame, origin: dt.date, periods: pd.Series) -> pd.DataFrame:
+    """The standardised error of each series' forecast from one past ``origin`` over its protection interval.
+
+    The interval's forecast sum and ``sigma_cum`` are the replenishment core's
+    (:func:`include.decisions.replenishment.protection_sums`, as :func:`~include.decisions.replenishment.order_levels`
+    sizes them); the actual is the demand of the interval's days. Intervals not wholly sold yet, with a day
+    missing or a stock-out day (``censored``: what sold is a floor on demand, not demand) are left out.
+
+    Args:
+        forecasts: The forecasts made at ``origin`` (``unique_id, step, mean, sigma_cum``).
+        demand: Daily demand (``unique_id, ds, y, censored``) covering the intervals.
+        origin: The forecasts' origin; step 1 is the day after it.
+        periods: Protection interval in whole days per series (indexed by ``unique_id``; NaN: left out).
+
+    Returns:
+        ``unique_id, forecast, sigma, actual, z``, one row per interval known.
+    """
+    from include.decisions.replenishment import forecast_matrices, protection_sums
+
+    periods = periods[np.isfinite(periods.to_numpy(float)) & (periods.to_numpy(float) >= 1)]
+    ids = pd.Index(periods.index.intersection(pd.Index(forecasts["unique_id"].unique())))
+    if ids.empty:
+        return pd.DataFrame(columns=["unique_id", "forecast", "sigma", "actual", "z"])
+    length = np.round(periods.reindex(ids).to_numpy(float)).astype(int)
+    mean, sigma_cum = forecast_matrices(forecasts, ids)
+    forecast, sigma, _ = protection_sums(mean, sigma_cum, length)
+    start = pd.Timestamp(origin)
+    d = demand[demand["unique_id"].isin(ids)]
+    offset = ((pd.to_datetime(d["ds"]) - start) / pd.Timedelta(days=1)).to_numpy(float)
+    row = ids.get_indexer(d["unique_id"])
+    inside = (offset >= 1) & (offset <= length[row])
+    count = np.bincount(row[inside], minlength=len(ids))
+    actual = np.bincount(row[inside], weights=d["y"].to_numpy(float)[inside], minlength=len(ids))
+    censored = np.bincount(row[inside], weights=d["censored"].to_numpy(bool)[inside].astype(float), minlength=len(ids))
+    known = (count == length) & (censored == 0)
+    z = standardized_errors(forecast, sigma, actual)
+    return pd.DataFrame({"unique_id": ids.to_numpy(object), "forecast": forecast, "sigma": sigma, "actual": actual,
+                         "z": z})[known].reset_index(drop=True)
+
+
+def calibration_summary(calibration: ErrorCalibration | None, intervals: int) -> dict | str:
+    """What a stage summary says of a calibration: its scale and errors per class, or ``none: N past intervals``."""
+    if calibration is None:
+        return f"none: {intervals} past intervals"
+    bounds = (0.0, *calibration.edges, np.inf)
+    names = [f"cv {lo:g}-{hi:g}" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return {"intervals": int(intervals),
+            "scales": {n: round(float(x), 3) for n, x in zip(names, calibration.scale[:calibration.classes], strict=True)},
+            "errors": {n: int(e) for n, e in zip(names, calibration.errors[:calibration.classes], strict=True)}}

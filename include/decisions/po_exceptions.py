@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from include.decisions.lead_times import supplier_lead_times
 from include.decisions.params import DEFAULT_PARAMS, PROPOSAL_COLUMNS, DecisionParams
 
 __all__ = ["propose_po_exceptions"]
@@ -34,10 +35,11 @@ def propose_po_exceptions(
 ) -> pd.DataFrame:
     """Open PO lines predicted to arrive late or short, ranked by the stock-out they would cause.
 
-    The expected arrival is the order date plus the supplier's measured mean lead time (its promised
-    lead time when it has no history), and never before tomorrow for a line still open. A line late by
-    at least ``po_late_threshold_days`` is late; a line whose supplier's fill rate (``fill_rate`` in
-    ``supplier_stats``: received over ordered units, when measured) is below
+    The expected arrival is the order date plus the supplier's planning lead time (the disruption
+    detector's prediction, else the measured mean, else the promised lead time:
+    :func:`include.decisions.lead_times.supplier_lead_times`), and never before tomorrow for a line
+    still open. A line late by at least ``po_late_threshold_days`` is late; a line whose supplier's fill
+    rate (``fill_rate`` in ``supplier_stats``: received over ordered units, when measured) is below
     ``po_short_fill_rate`` is short by ``remaining x (1 - fill_rate)``.
 
     Lost units: a late line loses the destination's demand between running out (its usable stock over
@@ -81,9 +83,10 @@ def propose_po_exceptions(
         lead_time = float(lead.lead_time.loc[i])
         outlook = _outlook(r, lead_time, where, ds, params)
         choice = _choose_alternate(r, outlook, candidates.get(r["sku"]), lead_time)
-        rate = stats["late_rate"].get(r["supplier_id"]) if len(stats) else None
+        rate = stats["late_rate"].get(r["supplier_id"]) if "late_rate" in stats else None
         action = _action(outlook, choice, params)
-        explanation = _explanation(r, outlook, lead_time, lead.measured.loc[i], choice, rate)
+        explanation = _explanation(r, outlook, lead_time, (lead.source.loc[i], bool(lead.flagged.loc[i])), choice,
+                                   rate)
         explanation.update(_alternate_economics(r, outlook, choice, action, lead_time, margin.get(r["sku"]),
                                                 reliability.get(r["supplier_id"])))
         rows.append(_exception_line(r, action, explanation))
@@ -94,10 +97,12 @@ def propose_po_exceptions(
 
 @dataclass(frozen=True)
 class _LeadTimes:
-    """Per open line (indexed like it): the supplier lead time used, and the measured one (``NaN`` when none)."""
+    """Per open line (indexed like it): the supplier lead time used, its source and whether the supplier is
+    flagged as disrupted (:func:`include.decisions.lead_times.supplier_lead_times`)."""
 
     lead_time: pd.Series
-    measured: pd.Series
+    source: pd.Series
+    flagged: pd.Series
 
 
 def _at_risk_lines(open_pos: pd.DataFrame, stats: pd.DataFrame, suppliers: pd.DataFrame, ds: dt.date,
@@ -110,8 +115,8 @@ def _at_risk_lines(open_pos: pd.DataFrame, stats: pd.DataFrame, suppliers: pd.Da
     """
     po = open_pos.copy()
     promised_lt = po["supplier_id"].map(suppliers.set_index("supplier_id")["promised_lead_time_days"]).astype(float)
-    measured = po["supplier_id"].map(stats["mean_lead_time"]).astype(float) if len(stats) else promised_lt * np.nan
-    lt = measured.fillna(promised_lt)
+    supplier = supplier_lead_times(po["supplier_id"], stats, promised_lt)
+    lt = supplier["lead"]
     fill = (po["supplier_id"].map(stats["fill_rate"]).astype(float)
             if len(stats) and "fill_rate" in stats else pd.Series(np.nan, index=po.index))
     order_date = pd.to_datetime(po["order_date"])
@@ -125,7 +130,7 @@ def _at_risk_lines(open_pos: pd.DataFrame, stats: pd.DataFrame, suppliers: pd.Da
     po["short_units"] = np.where(fill < params.po_short_fill_rate, np.floor(po["remaining"] * (1 - fill.fillna(1))),
                                  0.0)
     po = po[(po["late_days"] >= params.po_late_threshold_days) | (po["short_units"] > 0)]
-    return po, _LeadTimes(lt, measured)
+    return po, _LeadTimes(lt, supplier["source"], supplier["flagged"])
 
 
 @dataclass(frozen=True)
@@ -313,16 +318,17 @@ def _action(o: _Outlook, choice: _Choice | None, params: DecisionParams) -> str:
     return "expedite"
 
 
-def _explanation(r: pd.Series, o: _Outlook, lead_time: float, measured: float, alternate: _Choice | None,
+def _explanation(r: pd.Series, o: _Outlook, lead_time: float, source: tuple[str, bool], alternate: _Choice | None,
                  late_rate: float | None) -> dict:
-    """The numbers behind one exception line, rounded for a reviewer."""
+    """The numbers behind one exception line, rounded for a reviewer; ``source``: where the supplier lead
+    time came from, and whether the supplier is flagged as disrupted."""
     short = float(r["short_units"])
     return {
         "reasons": (["late"] if o.late else []) + (["short"] if short > 0 else []),
         "promised_date": pd.Timestamp(r["promised_date"]).date().isoformat(),
         "expected_arrival": r["expected_arrival"].date().isoformat(),
         "late_days": int(r["late_days"]), "supplier_lead_time_days": float(lead_time),
-        "supplier_lead_time_source": "promised" if pd.isna(measured) else "measured",
+        "supplier_lead_time_source": source[0], "supplier_disruption_flagged": source[1],
         "supplier_fill_rate": None if pd.isna(r["fill_rate"]) else float(r["fill_rate"]),
         "expected_short_units": short,
         "days_of_cover": None if not math.isfinite(o.cover_days) else round(o.cover_days, 1),

@@ -16,16 +16,21 @@ PO exceptions live in :mod:`include.decisions.po_exceptions` and the proposal co
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from include.decisions.lead_times import series_supply
 from include.decisions.params import DEFAULT_PARAMS, PROPOSAL_COLUMNS, DecisionParams
 from include.decisions.po_exceptions import propose_po_exceptions
 from include.decisions.replenishment import forecast_matrices, order_levels, order_quantity
 
+if TYPE_CHECKING:
+    from include.decisions.calibration import ErrorCalibration
+
 __all__ = ["PROPOSAL_COLUMNS", "DecisionParams", "propose_po_exceptions", "propose_rebalancing",
-           "propose_replenishment", "solve_transfers"]
+           "propose_replenishment", "replenishment_levels", "solve_transfers"]
 
 #: Columns of a series' forecast the policy reads.
 FORECAST_COLUMNS = ["unique_id", "step", "mean", "sigma_cum"]
@@ -59,6 +64,8 @@ def propose_replenishment(
     *,
     anomalies: pd.DataFrame | None = None,
     params: DecisionParams = DEFAULT_PARAMS,
+    calibration: ErrorCalibration | None = None,
+    safety_factors: dict[float, float] | None = None,
 ) -> pd.DataFrame:
     """Propose replenishment for every location x SKU that has a forecast.
 
@@ -73,26 +80,20 @@ def propose_replenishment(
         ds: the logical date.
         anomalies: demand anomalies (``unique_id, anomaly_type``) to attach to lines.
         params: policy knobs (fill-rate targets, order cycle).
+        calibration: measured out-of-sample error of the forecaster (:mod:`include.decisions.calibration`):
+            ``sigma_cum`` is scaled by its error class's scale; ``None``: as the backtest gave it.
+        safety_factors: the pooled safety factor per fill-rate target, solved over the night's every
+            shard (:func:`include.decisions.batch.night_safety_factors`); ``None``: solved over these series.
 
     Returns:
         Proposal lines (:data:`PROPOSAL_COLUMNS`): ``transfer`` lines DC -> store and
         ``replenishment`` purchase order lines supplier -> DC / fulfilment centre.
     """
-    if forecasts.empty:
+    loc, item = locations.set_index("location_id"), items.set_index("sku")
+    found = _levels(forecasts, series, loc, item, suppliers, supplier_stats, params, calibration, safety_factors)
+    if found is None:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
-    missing = [c for c in FORECAST_COLUMNS if c not in forecasts.columns]
-    if missing:
-        raise ValueError(f"forecasts lack column(s) {missing}: they come from an older forecaster; "
-                         "run forecast_demand for this date again")
-    loc = locations.set_index("location_id")
-    item = items.set_index("sku")
-    all_fc = _with_dc_demand(_split_ids(forecasts[FORECAST_COLUMNS]), loc)
-    keys = all_fc[["unique_id", "location_id", "sku"]].drop_duplicates().set_index("unique_id")
-    keys = keys[keys["sku"].isin(item.index) & keys["location_id"].isin(loc.index)]
-    if keys.empty:
-        return pd.DataFrame(columns=PROPOSAL_COLUMNS)
-    supply = _lead_times(keys, loc, item, suppliers, supplier_stats)
-    k = _order_points(all_fc, keys, supply, series, item, params)
+    k, supply = found
     k = _with_inventory_position(k, inventory, open_pos)
     k = k[k["position"] < k["reorder_point"]].copy()
     if k.empty:
@@ -106,6 +107,37 @@ def propose_replenishment(
     k["anomalies"] = _with_anomalies(k.reset_index(), anomalies)
     rows = _replenishment_lines(k, series, item, loc, supply, ds, params)
     return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
+
+
+def replenishment_levels(forecasts: pd.DataFrame, series: pd.DataFrame, items: pd.DataFrame, locations: pd.DataFrame,
+                         suppliers: pd.DataFrame, supplier_stats: pd.DataFrame, *, params: DecisionParams = DEFAULT_PARAMS,
+                         calibration: ErrorCalibration | None = None) -> pd.DataFrame:
+    """The policy's levels of every series :func:`propose_replenishment` would review (its stores, DCs and
+    fulfilment centre; index ``unique_id``): ``demand, sigma, rate, fill_rate, reorder_point, ...``."""
+    found = _levels(forecasts, series, locations.set_index("location_id"), items.set_index("sku"), suppliers,
+                    supplier_stats, params, calibration, None)
+    return found[0] if found is not None else pd.DataFrame(columns=["demand", "sigma", "rate", "fill_rate"])
+
+
+def _levels(forecasts: pd.DataFrame, series: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame,
+            suppliers: pd.DataFrame, supplier_stats: pd.DataFrame, params: DecisionParams,
+            calibration: ErrorCalibration | None, safety_factors: dict[float, float] | None,
+            ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The levels (:func:`_order_points`) and supply (:func:`series_supply`) of every series reviewed;
+    ``None`` when there are none."""
+    if forecasts.empty:
+        return None
+    missing = [c for c in FORECAST_COLUMNS if c not in forecasts.columns]
+    if missing:
+        raise ValueError(f"forecasts lack column(s) {missing}: they come from an older forecaster; "
+                         "run forecast_demand for this date again")
+    all_fc = _with_dc_demand(_split_ids(forecasts[FORECAST_COLUMNS]), loc)
+    keys = all_fc[["unique_id", "location_id", "sku"]].drop_duplicates().set_index("unique_id")
+    keys = keys[keys["sku"].isin(item.index) & keys["location_id"].isin(loc.index)]
+    if keys.empty:
+        return None
+    supply = series_supply(keys, loc, item, suppliers, supplier_stats)
+    return _order_points(all_fc, keys, supply, series, item, params, calibration, safety_factors), supply
 
 
 def _with_dc_demand(fc: pd.DataFrame, loc: pd.DataFrame) -> pd.DataFrame:
@@ -126,43 +158,15 @@ def _with_dc_demand(fc: pd.DataFrame, loc: pd.DataFrame) -> pd.DataFrame:
     dc_fc = dc_fc.groupby(["parent_dc", "sku", "step"], as_index=False).agg(mean=("mean", "sum"),
                                                                           var_cum=("var_cum", "sum"))
     dc_fc["sigma_cum"] = np.sqrt(dc_fc["var_cum"])
-    dc_fc["location_id"] = dc_fc["parent_dc"]
+    dc_fc["location_id"] = dc_fc["parent_dc"].astype(str)  # object even when no store has a forecast
     dc_fc["unique_id"] = dc_fc["location_id"] + "|" + dc_fc["sku"]
     cols = ["unique_id", "location_id", "sku", "step", "mean", "sigma_cum"]
     return pd.concat([fc[cols], dc_fc[cols]], ignore_index=True)
 
 
-def _lead_times(keys: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame, suppliers: pd.DataFrame,
-                supplier_stats: pd.DataFrame) -> pd.DataFrame:
-    """Replenishment lead time of each series and its spread, with the supplier facts behind them.
-
-    A store is replenished from its DC (the location's transfer lead time, no spread); a DC or the
-    fulfilment centre from the SKU's supplier: its measured mean lead time, else the promised one,
-    with the measured spread, else a quarter of the lead time.
-
-    Returns:
-        Indexed like ``keys``: ``lead`` (whole days, at least 1), ``lead_sd``, ``measured_lead``
-        (``NaN`` when the supplier has no measured lead time) and the supplier's ``late_rate``.
-    """
-    sup = suppliers.set_index("supplier_id")
-    stats = supplier_stats.set_index("supplier_id") if len(supplier_stats) else pd.DataFrame()
-    from_store = keys["location_id"].map(loc["location_type"]) == "store"
-    supplier_id = keys["sku"].map(item["supplier_id"])
-    promised = supplier_id.map(sup["promised_lead_time_days"]).astype(float)
-    measured = supplier_id.map(stats["mean_lead_time"]) if len(stats) else pd.Series(np.nan, index=keys.index)
-    lt_std = supplier_id.map(stats["std_lead_time"]) if len(stats) else pd.Series(np.nan, index=keys.index)
-    late_rate = supplier_id.map(stats["late_rate"]) if len(stats) else pd.Series(np.nan, index=keys.index)
-    supplier_lt = measured.astype(float).fillna(promised)
-    lead = np.where(from_store, keys["location_id"].map(loc["transfer_lead_time_days"]).astype(float), supplier_lt)
-    lead = pd.Series(np.maximum(np.round(lead), 1), index=keys.index)
-    lead_sd = pd.Series(np.where(from_store, 0.0, lt_std.astype(float).fillna(0.25 * supplier_lt)),
-                        index=keys.index)
-    return pd.DataFrame({"lead": lead, "lead_sd": lead_sd, "measured_lead": measured, "late_rate": late_rate},
-                        index=keys.index)
-
-
 def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame, series: pd.DataFrame,
-                  item: pd.DataFrame, params: DecisionParams) -> pd.DataFrame:
+                  item: pd.DataFrame, params: DecisionParams, calibration: ErrorCalibration | None = None,
+                  safety_factors: dict[float, float] | None = None) -> pd.DataFrame:
     """The policy's levels (:func:`include.decisions.replenishment.order_levels`) of each series with a
     forecast: reviewed nightly, the order cycle ``params.review_days``, the series' fill-rate target,
     served by the night's series that share it together (one pool, as the replay pools each review)
@@ -171,10 +175,15 @@ def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame
     category = keys["sku"].map(item["category"]) if "category" in item.columns else pd.Series(None, index=keys.index)
     demand_class = (keys.index.to_series().map(series.set_index("unique_id")["demand_class"])
                     if "demand_class" in series.columns else pd.Series(None, index=keys.index))
+    fill_rate = np.asarray(params.fill_rates(category, demand_class), float)
+    fixed = None
+    if safety_factors is not None and not params.fill_rate_per_series:
+        fixed = np.array([safety_factors.get(float(t), np.nan) for t in fill_rate])
+        fixed = fixed if np.isfinite(fixed).all() else None  # a target the night did not solve: pool here
     levels = order_levels(mean, sigma, lead=supply["lead"].to_numpy(float), lead_sd=supply["lead_sd"].to_numpy(float),
-                          review=1, order_cycle=params.review_days,
-                          fill_rate=params.fill_rates(category, demand_class),
-                          pool=None if params.fill_rate_per_series else np.zeros(len(keys)))
+                          review=1, order_cycle=params.review_days, fill_rate=fill_rate,
+                          pool=None if params.fill_rate_per_series else np.zeros(len(keys)), calibration=calibration,
+                          safety_factor=fixed)
     k = keys.copy()
     k["lead"], k["lead_sd"] = supply["lead"], supply["lead_sd"]
     for name in ("demand", "rate", "forecast_sigma", "sigma", "fill_rate", "safety_factor", "safety_stock",
@@ -264,8 +273,8 @@ def _replenishment_lines(k: pd.DataFrame, series: pd.DataFrame, item: pd.DataFra
         else:
             lr = supply["late_rate"].get(uid)
             explanation["supplier_late_rate"] = None if lr is None or pd.isna(lr) else float(lr)
-            measured = supply["measured_lead"].get(uid)
-            explanation["supplier_lead_time_source"] = "measured" if not pd.isna(measured) else "promised"
+            explanation["supplier_lead_time_source"] = supply["source"].get(uid)
+            explanation["supplier_disruption_flagged"] = bool(supply["flagged"].get(uid))
             rows.append({"doc_type": "replenishment", "business_key": f"order:{supplier}>{location}:{sku}",
                          "sku": sku, "from_location": None, "to_location": location, "supplier_id": supplier,
                          "po_id": None, "po_line": None, "action": "order", "quantity": float(r["quantity"]),

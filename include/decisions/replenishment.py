@@ -48,8 +48,9 @@ import pandas as pd
 if TYPE_CHECKING:
     from include.decisions.calibration import ErrorCalibration
 
-__all__ = ["OrderLevels", "expected_shortfall", "forecast_matrices", "level_for_fill_rate", "normal_loss", "order_cycle_shortage",
-           "order_levels", "order_quantity", "periodic_shortage", "protection_sums", "safety_factor_for_fill_rate"]
+__all__ = ["OrderLevels", "expected_shortfall", "fixed_levels", "forecast_matrices", "level_for_fill_rate", "normal_loss",
+           "order_cycle_shortage", "order_levels", "order_quantity", "periodic_shortage", "pooled_safety_factors",
+           "protection_sums", "safety_factor_for_fill_rate"]
 
 _K_GRID = np.linspace(-4.0, 6.0, 4001)
 _PDF = np.exp(-0.5 * _K_GRID**2) / np.sqrt(2 * np.pi)
@@ -264,29 +265,50 @@ def pooled_level_for_fill_rate(target: np.ndarray, cycle_demand: np.ndarray, sho
     Returns:
         The level per series; 0 where no demand is expected.
     """
+    k, levels = _pooled(target, cycle_demand, shortage, demand, sigma, pool, unit)
+    return levels(k)
+
+
+def pooled_safety_factors(target: np.ndarray, cycle_demand: np.ndarray, shortage, demand: np.ndarray,  # noqa: ANN001
+                          sigma: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """The safety factor of each series in :func:`pooled_level_for_fill_rate` (unrounded levels): one per
+    pool and target. The nightly solves it over all its shards' series together, then sizes each shard
+    with it (``order_levels(..., safety_factor=...)``), so a night decides the same in one shard or many."""
+    return _pooled(target, cycle_demand, shortage, demand, sigma, pool, 0.0)[0]
+
+
+def _pooled(target, cycle_demand, shortage, demand, sigma, pool, unit):  # noqa: ANN001, ANN202
+    """Per series the pooled safety factor, and the function from safety factors to levels."""
     target = np.asarray(target, float)
     _, group = np.unique(np.stack([np.asarray(pool, float), target]), axis=1, return_inverse=True)
     group = group.reshape(-1)
     g = int(group.max()) + 1 if len(group) else 0
-    unit = np.broadcast_to(np.asarray(unit, float), np.shape(demand))
-    rounded = unit > 0
-    safe_unit = np.where(rounded, unit, 1.0)
     none = np.asarray(cycle_demand, float) <= 1e-9
 
     def levels(k: np.ndarray) -> np.ndarray:
-        level = np.maximum(demand + k[group] * sigma, 0.0)
-        level = np.where(rounded, np.ceil(level / safe_unit - 1e-9) * safe_unit, level)
-        return np.where(none, 0.0, level)
+        return fixed_levels(k, demand, sigma, cycle_demand, unit)
 
     goal = np.bincount(group, weights=np.where(none, 0.0, (1.0 - target) * cycle_demand), minlength=g)
     lo, hi = np.full(g, POOLED_K[0]), np.full(g, POOLED_K[1])
     for _ in range(POOLED_BISECTIONS):
         mid = 0.5 * (lo + hi)
-        short = np.bincount(group, weights=np.where(none, 0.0, shortage(levels(mid))), minlength=g)
+        short = np.bincount(group, weights=np.where(none, 0.0, shortage(levels(mid[group]))), minlength=g)
         above = short > goal
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
-    return levels(hi)
+    return hi[group], levels
+
+
+def fixed_levels(k: np.ndarray, demand: np.ndarray, sigma: np.ndarray, cycle_demand: np.ndarray,
+                 unit: np.ndarray | float = 0.0) -> np.ndarray:
+    """Levels ``demand + k * sigma`` (at least 0) rounded up to whole ``unit``s (0: not rounded); 0 where
+    no demand is expected."""
+    unit = np.broadcast_to(np.asarray(unit, float), np.shape(demand))
+    rounded = unit > 0
+    safe_unit = np.where(rounded, unit, 1.0)
+    level = np.maximum(demand + k * sigma, 0.0)
+    level = np.where(rounded, np.ceil(level / safe_unit - 1e-9) * safe_unit, level)
+    return np.where(np.asarray(cycle_demand, float) <= 1e-9, 0.0, level)
 
 
 @dataclass(frozen=True)
@@ -309,7 +331,7 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
                  review: np.ndarray | float, fill_rate: np.ndarray | float,
                  order_cycle: np.ndarray | float = 0.0, pool: np.ndarray | None = None,
                  calibration: ErrorCalibration | None = None, calibration_version: np.ndarray | int = 0,
-                 unit: np.ndarray | float = 0.0) -> OrderLevels:
+                 unit: np.ndarray | float = 0.0, safety_factor: np.ndarray | None = None) -> OrderLevels:
     """Reorder point and order-up-to level of every series for its fill-rate target.
 
     Args:
@@ -330,6 +352,9 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
             with the errors known at each review).
         unit: Periodic review only, with ``pool``: order quantities are rounded up to multiples of it
             (0: continuous), and the levels with them.
+        safety_factor: ``[n]`` pooled safety factors solved beforehand over more series than these
+            (:func:`pooled_safety_factors`; the nightly's over all its shards): the levels are
+            ``demand + k * sigma`` and ``pool`` is not solved again.
 
     Returns:
         The :class:`OrderLevels`.
@@ -364,7 +389,10 @@ def order_levels(mean: np.ndarray, sigma_cum: np.ndarray, *, lead: np.ndarray | 
         shortage = partial(order_cycle_shortage, interval=(demand, sigma), headroom=cycle_demand)
     else:
         raise ValueError("order_cycle must be 0 for every series (periodic review) or positive for every one")
-    if pool is None:
+    if safety_factor is not None:
+        reorder = fixed_levels(np.asarray(safety_factor, float), demand, sigma, cycle_demand,
+                               unit if periodic.all() else 0.0)
+    elif pool is None:
         reorder = level_for_fill_rate(target, cycle_demand, shortage, demand + 6.0 * sigma + cycle_demand)
     else:
         reorder = pooled_level_for_fill_rate(target, cycle_demand, shortage, demand, sigma, np.asarray(pool),

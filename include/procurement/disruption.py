@@ -40,7 +40,7 @@ FLAG_COLUMNS = [
     "evidence",
 ]
 LEAD_COLUMNS = ["supplier_id", "lead_time_mean", "lead_time_sd", "predicted_delay_days", "overdue_floor_days",
-                "flagged"]
+                "flagged", "received_lines"]
 #: Standard normal quantile of 0.9: the lead-time model's 80% interval spans 2 x 1.2816 sd.
 _Z80 = 1.2815515655446004
 #: The lead-time model reads receipts by supplier, then everything pooled (the extracts carry no lane/mode).
@@ -314,6 +314,8 @@ def planning_lead_times(purchase_orders: pd.DataFrame, receipts: pd.DataFrame,
     plus predicted delay; after a detected change the older receipts barely count). For a flagged supplier
     it is at least ``overdue_floor_days``, the age its oldest overdue open line has reached: evidence the
     receipts do not carry yet. ``lead_time_sd`` is the model's 80% interval read as a normal spread.
+    ``received_lines``: the supplier's received lines the model read (0: its prediction rests on the
+    promise and the other suppliers' delays only).
 
     Args:
         purchase_orders, receipts, as_of, params, suppliers: As for :func:`flag_disruptions`.
@@ -332,7 +334,11 @@ def planning_lead_times(purchase_orders: pd.DataFrame, receipts: pd.DataFrame,
     floor = np.where(flagged, over["oldest_overdue_days"].to_numpy(float), np.nan)
     mean = model["lead_time_mean"].to_numpy(float)
     raised = np.where(np.isfinite(floor), np.fmax(mean, floor), mean)
+    day = pd.Timedelta(days=1)
+    read = lines["first_received"].notna() & (lines["first_received"] > cutoff - params.lookback_days * day)
+    received = lines.loc[read, "supplier_id"].astype(str).value_counts().reindex(names, fill_value=0)
     return pd.DataFrame({"supplier_id": names.to_numpy(object), "lead_time_mean": raised,
                          "lead_time_sd": model["lead_time_sd"].to_numpy(float),
                          "predicted_delay_days": model["predicted_delay_days"].to_numpy(float),
-                         "overdue_floor_days": floor, "flagged": flagged})[LEAD_COLUMNS]
+                         "overdue_floor_days": floor, "flagged": flagged,
+                         "received_lines": received.to_numpy(np.int64)})[LEAD_COLUMNS]

@@ -146,10 +146,12 @@ def simulate(
     Args:
         demand: ``[n, T]`` demand per series and period.
         levels: One :class:`Levels` (``[n, T]`` arrays) per policy variant.
-        lead: ``[n]`` lead times in periods (>= 1).
+        lead: ``[n]`` lead time of each series in periods (>= 1), or ``[n, T]`` the lead time of an order
+            placed in each period (a supplier whose deliveries slip over time).
         review: Periods between reviews; the first review is at ``warmup``.
         warmup: First scored period; stock starts at each variant's order-up-to level of ``warmup - 1``.
-        lead_time_sd: Sampled lead time = round(lead + sd * N(0, 1)), at least 1.
+        lead_time_sd: Sampled lead time = round(lead + sd * N(0, 1)), at least 1 (with either form of
+            ``lead``, the same draws).
         pack: Order multiple (0: continuous).
         seed: Seed of the lead-time draws (shared by all variants).
 
@@ -163,9 +165,12 @@ def simulate(
     mo = np.concatenate([lv.min_order if lv.min_order is not None else np.zeros((n, T)) for lv in levels])
     D = np.tile(demand, (k, 1))
     lead = np.maximum(np.round(np.asarray(lead, float)), 1).astype(int)
+    if lead.shape not in ((n,), (n, T)):
+        raise ValueError(f"lead must be [n] or [n, T] = [{n}] or [{n}, {T}], got shape {list(lead.shape)}")
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n, T)) if lead_time_sd > 0 else np.zeros((n, T))
-    lt = np.maximum(np.round(lead[:, None] + lead_time_sd * noise), 1).astype(int)
+    per_order = lead if lead.ndim == 2 else lead[:, None]
+    lt = np.maximum(np.round(per_order + lead_time_sd * noise), 1).astype(int)
     lt = np.tile(lt, (k, 1))
     horizon = T + int(lt.max()) + 1
     arrivals = np.zeros((k * n, horizon))

@@ -237,23 +237,99 @@ def _received_po_lines(day: dt.date, root: str | None):
 
 
 def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
-    """Replenishment, rebalancing transfers and PO exceptions, explained, one forecast shard at a time."""
-    from include.decisions.batch import INPUTS, batch_summary, propose_shards
+    """Replenishment, rebalancing transfers and PO exceptions, explained, one forecast shard at a time; the
+    supplier lead times planned with, and the calibration of the forecast error, in the summary."""
+    from include.decisions.batch import INPUTS, batch_summary, night_safety_factors, propose_shards
+    from include.decisions.calibration import calibration_summary
     from include.decisions.params import DecisionParams
     from include.governance.policy import load_policy
-    from models.anomaly.supplier import supplier_stats
 
     day = as_date(run.ds)
-    received, po_history = _received_po_lines(day, root)
-    shards = zip(iter_shards("forecasts", "demand", run.ds, root), iter_shards("forecasts", "series", run.ds, root),
-                 strict=True)
+    curated = {name: read_partition("curated", name, run.ds, root) for name in INPUTS}
+    stats = _planning_supplier_stats(day, curated["suppliers"], root)
+    calibration, intervals = _nightly_calibration(day, curated, stats, root)
+    params = DecisionParams.from_policy(load_policy().replenishment)
+    factors = night_safety_factors(_forecast_shards(run, root), curated, stats, params=params, calibration=calibration)
     proposals = propose_shards(
-        shards, {name: read_partition("curated", name, run.ds, root) for name in INPUTS},
-        supplier_stats(received, po_history, day), day,
+        _forecast_shards(run, root), curated, stats, day,
         anomalies=read_partition("reports", "demand_anomalies", run.ds, root, missing_ok=True),
-        alternates=alternate_suppliers(day, root), params=DecisionParams.from_policy(load_policy().replenishment))
+        alternates=alternate_suppliers(day, root), params=params, calibration=calibration, safety_factors=factors)
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
-    return _record_reading(run, batch_summary(proposals), DECISION_READS, root)
+    return _record_reading(run, {**batch_summary(proposals), "supplier_lead_times": _lead_time_sources(stats),
+                                 "calibration": calibration_summary(calibration, intervals)}, DECISION_READS, root)
+
+
+def _forecast_shards(run: Run, root: str | None):  # noqa: ANN202
+    """``(forecasts, series)`` of each of the night's forecast shards, one shard held at a time."""
+    return zip(iter_shards("forecasts", "demand", run.ds, root), iter_shards("forecasts", "series", run.ds, root),
+               strict=True)
+
+
+def _planning_supplier_stats(day: dt.date, suppliers, root: str | None):  # noqa: ANN001, ANN202
+    """The past year's supplier statistics (``models.anomaly.supplier.supplier_stats``) with the disruption
+    detector's planning lead time of each supplier beside them (``include.decisions.lead_times``)."""
+    import pandas as pd
+
+    from include.decisions.lead_times import with_planning_lead_times
+    from include.procurement.disruption import RECEIPT_COLUMNS, planning_lead_times
+    from models.anomaly.supplier import PO_HISTORY_COLUMNS, latest_po_lines, received_po_lines, supplier_stats
+
+    start = day - dt.timedelta(days=PO_LOOKBACK_DAYS - 1)
+    po_history = latest_po_lines(t.to_pandas() for _, t in iter_range(
+        "curated", "purchase_orders", start, day, root, columns=[*PO_HISTORY_COLUMNS, "promised_date"]))
+    receipts = read_range("curated", "receipts", start, day, root)
+    stats = supplier_stats(received_po_lines(receipts, po_history, suppliers), po_history, day)
+    if po_history.empty:
+        return stats
+    if receipts.empty:
+        receipts = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c.endswith("date") else object)
+                                 for c in RECEIPT_COLUMNS})
+    return with_planning_lead_times(stats, planning_lead_times(po_history, receipts, day,
+                                                               suppliers=suppliers["supplier_id"]))
+
+
+def _lead_time_sources(stats) -> dict[str, Any]:  # noqa: ANN001
+    """Suppliers planned with a predicted lead time, and those flagged as disrupted."""
+    if "planned_lead_time" not in stats:
+        return {"predicted": 0, "flagged": []}
+    return {"predicted": int(stats["planned_lead_time"].notna().sum()),
+            "flagged": sorted(stats.loc[stats["disruption_flagged"], "supplier_id"].astype(str))}
+
+
+#: Past forecasts whose errors calibrate ``sigma_cum``: weekly origins, this many, at most this old.
+CALIBRATION_ORIGINS, CALIBRATION_MAX_AGE_DAYS = 8, 60
+
+
+def _nightly_calibration(day: dt.date, curated: dict[str, Any], stats, root: str | None):  # noqa: ANN001, ANN202
+    """The calibration of the forecast error (``include.decisions.calibration``) from the forecasts stored at
+    the last weekly origins whose protection interval has been sold without a stock-out, read one demand
+    shard at a time; ``(None, intervals)`` when too few errors are known (a fresh deployment)."""
+    import numpy as np
+    import pandas as pd
+
+    from include.decisions.calibration import MIN_ERRORS, calibrate, interval_errors
+    from include.decisions.lead_times import series_lead_times
+
+    origins = [o for o in (day - dt.timedelta(days=7 * k) for k in range(1, CALIBRATION_ORIGINS + 1))
+               if (day - o).days <= CALIBRATION_MAX_AGE_DAYS and partition_exists("forecasts", "demand", o, root)]
+    if not origins:
+        return None, 0
+    since = dt.datetime.combine(min(origins) + dt.timedelta(days=1), dt.time())
+    errors = []
+    for demand in iter_shards("curated", "demand", day, root, columns=["unique_id", "ds", "y", "censored"],
+                              filters=[("ds", ">=", since)]):
+        ids = pd.Index(demand["unique_id"].unique())
+        lead = series_lead_times(ids, curated["items"], curated["locations"], curated["suppliers"], stats)
+        longest = int(np.nanmax(lead.to_numpy(float), initial=1.0))
+        for origin in origins:
+            fc = read_partition("forecasts", "demand", origin, root, columns=["unique_id", "step", "mean", "sigma_cum"],
+                                filters=[("step", "<=", longest), ("unique_id", "in", list(ids))])
+            errors.append(interval_errors(fc, demand, origin, lead))
+    found = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=["z", "forecast", "sigma"])
+    known = int(found["z"].notna().sum())
+    if known < MIN_ERRORS:
+        return None, known
+    return calibrate(found["z"].to_numpy(float), found["forecast"].to_numpy(float), found["sigma"].to_numpy(float)), known
 
 
 #: How old the newest supplier scorecards may be for the alternates' reliability (a weekly workflow, and a late week).
@@ -327,7 +403,7 @@ def apply_review(run: Run, response: dict[str, Any], *, conn_factory: ConnFactor
 
     who, policy = response.get("responded_by_user") or {}, load_policy()
     user = who.get("name") or who.get("id") or "unknown"
-    roles = policy.shelfwise_roles(roles_of(str(who.get("id") or user), who.get("name")))
+    roles = policy.shelfwise_roles(roles_of(str(who.get("id") or user), who.get("name")), user)
     return record(run, apply(conn_factory, run.dag_id, run.ds, choice=response["chosen_options"][0], user=user,
                              roles=roles, policy=policy), root)
 

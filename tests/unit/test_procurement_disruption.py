@@ -98,6 +98,11 @@ def test_planning_lead_time_rises_to_the_overdue_lines_age() -> None:
     # B's oldest open line was ordered on the onset: 11 days ago, against a promise of 7.
     assert lead.at["B", "flagged"] and lead.at["B", "overdue_floor_days"] == 11
     assert lead.at["B", "lead_time_mean"] >= 11
+    # The received lines the model read: as many as the book's first receipts within the lookback.
+    known = rc[rc["received_date"] <= AS_OF].merge(po[["po_id", "po_line", "supplier_id"]], on=["po_id", "po_line"])
+    first = known.drop_duplicates(["po_id", "po_line"]).groupby("supplier_id").size()
+    assert lead["received_lines"].to_dict() == first.reindex(lead.index, fill_value=0).to_dict()
+    assert planning_lead_times(po, rc.iloc[0:0], AS_OF)["received_lines"].eq(0).all()
 
 
 def test_cancelled_lines_are_not_overdue() -> None:
