@@ -91,7 +91,8 @@ def test_the_assets_page_shows_the_nightlys_outputs_and_who_reads_them(airflow, 
     forecasts = names["shelfwise_forecasts"]
     assert {(t["dag_id"], t["task_id"]) for t in forecasts["producing_tasks"]} == {("retail_nightly", "combine_forecasts")}
     assert {(t["dag_id"], t["task_id"]) for t in forecasts["consuming_tasks"]} == {
-        ("retail_intraday", "sense_demand"), ("order_orchestration", "route_orders")}
+        ("retail_intraday", "sense_demand"), ("order_orchestration", "route_orders"),
+        ("returns_routing", "route_returns")}
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
     page.goto(f"{airflow['base']}/assets")
@@ -102,9 +103,9 @@ def test_the_assets_page_shows_the_nightlys_outputs_and_who_reads_them(airflow, 
     page.wait_for_url("**/assets**", timeout=30_000)
     row = page.get_by_role("row").filter(has_text="shelfwise_forecasts")
     row.wait_for(timeout=30_000)
-    # Produced by one task of the nightly, read by one of the intraday and one of the orchestration
-    # workflow, in the page's own columns.
-    assert row.get_by_text("1 Task", exact=True).count() == 1 and row.get_by_text("2 Tasks", exact=True).count() == 1
+    # Produced by one task of the nightly, read by one task each of the intraday, the orchestration and the
+    # returns workflow, in the page's own columns.
+    assert row.get_by_text("1 Task", exact=True).count() == 1 and row.get_by_text("3 Tasks", exact=True).count() == 1
     shot(page, "intraday-01-assets")
     page.get_by_text("shelfwise_forecasts").first.click()
     page.wait_for_url("**/assets/**", timeout=30_000)
