@@ -3,7 +3,7 @@
 A critical line (the fast lane, :func:`include.governance.policy.critical_reason`) that is still
 ``pending_approval`` ``fast_lane.escalation.after_minutes`` after it was staged is escalated once: an
 ``escalated`` entry in ``erp_staging.audit_log`` per line (which is also what keeps it from being escalated
-twice), then one message through the policy's channel, an Airflow notifier: ``log`` (the task log),
+twice; a line deleted and staged afresh under the same key is a new line and is escalated again), then one message through the policy's channel, an Airflow notifier: ``log`` (the task log),
 ``webhook`` (a JSON POST to the host of an Airflow HTTP connection) or ``smtp`` (Airflow's SMTP notifier
 and connection). The approval gate's trigger watches for due lines while it waits, and its sensor calls
 :func:`escalate` when some are due, then waits again with the same deadline.
@@ -31,7 +31,7 @@ DUE_COLUMNS = ("doc_type", "line_id", "idempotency_key", "run_id", "sku", "to_lo
 
 def due_escalations(conn: psycopg.Connection, dag_id: str, ds: Any, *, after_minutes: float,
                     run_id: str | None = None) -> list[dict[str, Any]]:
-    """Critical lines of a run still pending ``after_minutes`` after staging and never escalated, oldest first.
+    """Critical lines of a run still pending ``after_minutes`` after staging and not escalated since, oldest first.
 
     Args:
         run_id: only the lines this run staged last (run-scoped gates), else every line of the date.
@@ -42,7 +42,7 @@ def due_escalations(conn: psycopg.Connection, dag_id: str, ds: Any, *, after_min
         f" FROM erp_staging.all_lines l WHERE dag_id=%s AND ds=%s AND status='pending_approval' AND {CRITICAL}"
         " AND (%s::text IS NULL OR run_id = %s) AND created_at <= now() - make_interval(secs => %s)"
         " AND NOT EXISTS (SELECT 1 FROM erp_staging.audit_log a WHERE a.idempotency_key = l.idempotency_key"
-        " AND a.action = 'escalated') ORDER BY created_at, line_id",
+        " AND a.action = 'escalated' AND a.recorded_at >= l.created_at) ORDER BY created_at, line_id",
         (dag_id, ds, run_id, run_id, float(after_minutes) * 60.0),
     ).fetchall()
     return [dict(zip(DUE_COLUMNS, row, strict=True)) for row in rows]

@@ -15,6 +15,7 @@ from include.erp.escalation import due_escalations, escalate
 from include.erp.scorecards import record_scorecards
 from include.erp.staging import FAST_LANE_NOTE, pending_count, run_lines, stage_batch
 from include.governance.policy import load_policy, tier_proposals
+from tests.worlds import clear_run_lines
 
 pytestmark = pytest.mark.integration
 DS = dt.date(2026, 3, 15)
@@ -115,3 +116,8 @@ def test_a_pending_critical_line_is_escalated_once_and_recorded(conn, dag_id):
     assert trail == [("escalated", "critical line undecided after 0 min", "log")]
     # Escalated once: the next look finds nothing due.
     assert escalate(conn, dag_id, DS, after_minutes=0, channel="log") == ([], "")
+    # Deleted and staged afresh under the same key, it is a new line that waits again: escalated again.
+    conn.commit()
+    clear_run_lines(dag_id, DS)
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="run-2", ds=DS, fast_lane=True)
+    assert [line["sku"] for line in due_escalations(conn, dag_id, DS, after_minutes=0)] == ["SKU00003"]

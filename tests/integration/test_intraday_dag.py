@@ -46,6 +46,8 @@ def _escalating_policy(directory: Path) -> str:
 
 def test_an_afternoon_surge_becomes_urgent_lines_through_the_gate(world, world_root, tmp_path):
     clear_run_lines(DAG_ID, DS)
+    with db.connect() as conn:  # the trail is append-only: earlier runs of this date stay in it
+        since = conn.execute("SELECT now()").fetchone()[0]
     # The run at 17:00 reads the hour 16:00-17:00.
     text = dags_test(DAG_ID, f"{DS}T{HOUR + 1:02d}:00:00+00:00", root=world_root, log_path=tmp_path / "run.log",
                      conf={"gate_poke_seconds": 1, "gate_timeout_minutes": 0.1}, policy=_escalating_policy(tmp_path))
@@ -73,8 +75,8 @@ def test_an_afternoon_surge_becomes_urgent_lines_through_the_gate(world, world_r
     with db.connect() as conn:
         trail = dict(conn.execute(
             "SELECT idempotency_key, string_agg(action || ':' || coalesce(note, ''), '|') FROM erp_staging.audit_log"
-            " WHERE dag_id=%s AND ds=%s AND action IN ('released', 'escalated') GROUP BY idempotency_key",
-            (DAG_ID, DS)).fetchall())
+            " WHERE dag_id=%s AND ds=%s AND action IN ('released', 'escalated') AND recorded_at >= %s"
+            " GROUP BY idempotency_key", (DAG_ID, DS, since)).fetchall())
     for key, status in zip(critical["idempotency_key"], critical["status"], strict=True):
         assert ("escalated:" if status == "expired" else "fast lane") in trail.get(key, ""), (key, status)
     if (critical["status"] == "expired").any():
