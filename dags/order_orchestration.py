@@ -24,18 +24,13 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_curren
 
 from include.assets import FORECASTS, ORDER_LINES
 from include.config import trading_hours
-from include.erp.gate import ApprovalGateSensor
-from include.runs import MODES, REPLAY_TEMPLATE, Run, ingest_or_fail
+from include.erp.gate import approval_gate
+from include.runs import MODES, current_run, erp_conn, gate_params, ingest_or_fail
 
 SOURCES = ("oms", "carrier", "labour", "wms_live")
 #: The policy's ``orchestration.batch_minutes`` (a DAG test keeps them equal; the file is not read at parse time).
 BATCH_MINUTES = 15
 _, _, TZ = trading_hours()
-STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_assignments')['staged_at'] }}"
-
-
-def _run() -> Run:
-    return Run.from_context(get_current_context())
 
 
 def _until() -> dt.datetime:
@@ -47,12 +42,6 @@ def _until() -> dt.datetime:
     if given:
         return dt.datetime.combine(dt.date.fromisoformat(context["ds"]), dt.time.fromisoformat(given))
     return context["data_interval_end"].astimezone(ZoneInfo(TZ)).replace(tzinfo=None)
-
-
-def _erp_conn():
-    from include.erp.hook import ErpStagingHook
-
-    return ErpStagingHook().get_conn()
 
 
 @dag(
@@ -67,11 +56,7 @@ def _erp_conn():
         "until": Param(None, type=["null", "string"], pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                        description="route the lines ordered before this time of the day (HH:MM); "
                                    "empty: the end of the run's interval"),
-        "gate_timeout_minutes": Param(None, type=["null", "number"],
-                                      description="the gate's deadline; empty uses the policy's orchestration "
-                                                  "deadline"),
-        "gate_poke_seconds": Param(None, type=["null", "number"],
-                                   description="how often the gate checks; empty uses the policy"),
+        **gate_params("the policy's orchestration"),
     },
     doc_md=__doc__,
 )
@@ -81,7 +66,7 @@ def order_orchestration():
         def ingest_source() -> dict:
             from include.stages import orchestration
 
-            return ingest_or_fail(lambda: orchestration.ingest(_run(), source, conn_factory=_erp_conn))
+            return ingest_or_fail(lambda: orchestration.ingest(current_run(), source, conn_factory=erp_conn))
 
         return ingest_source()
 
@@ -90,36 +75,27 @@ def order_orchestration():
     def route_orders() -> dict:
         from include.stages import orchestration
 
-        return orchestration.route(_run(), _until(), conn_factory=_erp_conn)
+        return orchestration.route(current_run(), _until(), conn_factory=erp_conn)
 
     @task(max_active_tis_per_dag=1)
     def stage_assignments() -> dict:
         from include.stages import orchestration
 
-        return orchestration.stage(_run(), _until(), conn_factory=_erp_conn)
+        return orchestration.stage(current_run(), _until(), conn_factory=erp_conn)
 
     @task
     def release_within_policy() -> dict:
         from include.stages import orchestration
 
-        return orchestration.release(_run(), conn_factory=_erp_conn)
+        return orchestration.release(current_run(), conn_factory=erp_conn)
 
-    wait_for_approval = ApprovalGateSensor(
-        task_id="wait_for_approval",
-        replay=REPLAY_TEMPLATE,
-        timeout_minutes="{{ params.gate_timeout_minutes }}",
-        poke_interval_seconds="{{ params.gate_poke_seconds }}",
-        staged_at=STAGED_AT,
-        run_scoped=True,
-        deadline="orchestration",
-        retries=0,
-    )
+    wait_for_approval = approval_gate(staged_by="stage_assignments", deadline="orchestration")
 
     @task
     def release_approved() -> dict:
         from include.stages import orchestration
 
-        return orchestration.release(_run(), conn_factory=_erp_conn)
+        return orchestration.release(current_run(), conn_factory=erp_conn)
 
     ingested = [ingest_task(s) for s in SOURCES]
     chain(ingested, route_orders(), stage_assignments(), release_within_policy(), wait_for_approval,

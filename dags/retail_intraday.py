@@ -24,16 +24,11 @@ from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_con
 
 from include.assets import FORECASTS
 from include.config import trading_hours
-from include.erp.gate import ApprovalGateSensor
-from include.runs import MODES, REPLAY_TEMPLATE, Run, ingest_or_fail
+from include.erp.gate import approval_gate
+from include.runs import MODES, current_run, erp_conn, gate_params, ingest_or_fail
 
 SOURCES = ("pos_intraday", "ecommerce_intraday", "wms_intraday")
 OPEN, CLOSE, TZ = trading_hours()
-STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_moves')['staged_at'] }}"
-
-
-def _run() -> Run:
-    return Run.from_context(get_current_context())
 
 
 def _hour() -> int:
@@ -41,12 +36,6 @@ def _hour() -> int:
     context = get_current_context()
     given = context["params"].get("hour")
     return int(given) if given is not None else context["data_interval_start"].hour
-
-
-def _erp_conn():
-    from include.erp.hook import ErpStagingHook
-
-    return ErpStagingHook().get_conn()
 
 
 @dag(
@@ -60,10 +49,7 @@ def _erp_conn():
         "mode": Param("live", enum=list(MODES), description="replay computes but stages nothing"),
         "hour": Param(None, type=["null", "integer"], minimum=0, maximum=23,
                       description="trading hour to read (0-23); empty: the hour that just closed"),
-        "gate_timeout_minutes": Param(None, type=["null", "number"],
-                                      description="the gate's deadline; empty uses the policy's intraday deadline"),
-        "gate_poke_seconds": Param(None, type=["null", "number"],
-                                   description="how often the gate checks; empty uses the policy"),
+        **gate_params("the policy's intraday"),
     },
     doc_md=__doc__,
 )
@@ -73,7 +59,7 @@ def retail_intraday():
         def ingest_source() -> dict:
             from include.stages import intraday
 
-            return ingest_or_fail(lambda: intraday.ingest(_run(), source, _hour(), conn_factory=_erp_conn))
+            return ingest_or_fail(lambda: intraday.ingest(current_run(), source, _hour(), conn_factory=erp_conn))
 
         return ingest_source()
 
@@ -82,36 +68,27 @@ def retail_intraday():
     def sense_demand() -> dict:
         from include.stages import intraday
 
-        return intraday.sense(_run(), _hour())
+        return intraday.sense(current_run(), _hour())
 
     @task
     def propose_moves() -> dict:
         from include.stages import intraday
 
-        return intraday.propose(_run(), _hour())
+        return intraday.propose(current_run(), _hour())
 
     @task
     def stage_moves() -> dict:
         from include.stages import intraday
 
-        return intraday.stage(_run(), _hour(), conn_factory=_erp_conn)
+        return intraday.stage(current_run(), _hour(), conn_factory=erp_conn)
 
-    wait_for_approval = ApprovalGateSensor(
-        task_id="wait_for_approval",
-        replay=REPLAY_TEMPLATE,
-        timeout_minutes="{{ params.gate_timeout_minutes }}",
-        poke_interval_seconds="{{ params.gate_poke_seconds }}",
-        staged_at=STAGED_AT,
-        run_scoped=True,
-        deadline="intraday",
-        retries=0,
-    )
+    wait_for_approval = approval_gate(staged_by="stage_moves", deadline="intraday")
 
     @task
     def release_approved() -> dict:
         from include.stages import intraday
 
-        return intraday.release(_run(), conn_factory=_erp_conn)
+        return intraday.release(current_run(), conn_factory=erp_conn)
 
     ingested = [ingest_task(s) for s in SOURCES]
     chain(ingested, sense_demand(), propose_moves(), stage_moves(), wait_for_approval, release_approved())

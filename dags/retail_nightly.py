@@ -25,33 +25,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 
 from include.assets import CURATED, DECISIONS, FORECASTS, KPIS
 from include.config import shard_concurrency
-from include.erp.gate import ApprovalGateSensor, BatchReviewOperator
+from include.erp.gate import BatchReviewOperator, approval_gate
 from include.runs import (
     MODES,
     NIGHTLY_DEFAULTS,
-    REPLAY_TEMPLATE,
     REVIEW_DONE,
     REVIEW_OPTIONS,
-    Run,
+    current_run,
+    erp_conn,
+    gate_params,
     ingest_or_fail,
+    staged_at_template,
 )
 
 SOURCES = ("pos", "ecommerce", "wms", "supplier", "returns")
-STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_proposals')['staged_at'] }}"
-
-
-def _run() -> Run:
-    return Run.from_context(get_current_context())
-
-
-def _erp_conn():
-    from include.erp.hook import ErpStagingHook
-
-    return ErpStagingHook().get_conn()
 
 
 @dag(
@@ -69,10 +60,7 @@ def _erp_conn():
                          description="forecast horizon, days"),
         "shard_size": Param(NIGHTLY_DEFAULTS["shard_size"], type="integer", minimum=1,
                             description="series per forecast shard"),
-        "gate_timeout_minutes": Param(None, type=["null", "number"],
-                                      description="approval gate timeout; empty uses the policy"),
-        "gate_poke_seconds": Param(None, type=["null", "number"],
-                                   description="how often the gate checks; empty uses the policy"),
+        **gate_params("the policy's"),
     },
     doc_md=__doc__,
 )
@@ -83,14 +71,14 @@ def retail_nightly():
 
         from include.stages import nightly
 
-        return nightly.prepare_erp_staging(_run(), conn_factory=_erp_conn, owner_lookup=BaseHook.get_connection)
+        return nightly.prepare_erp_staging(current_run(), conn_factory=erp_conn, owner_lookup=BaseHook.get_connection)
 
     def ingest_task(source: str):
         @task(task_id=f"ingest_{source}", outlets=[CURATED[source]])
         def ingest_source() -> dict:
             from include.stages import nightly
 
-            return ingest_or_fail(lambda: nightly.ingest(_run(), source, conn_factory=_erp_conn))
+            return ingest_or_fail(lambda: nightly.ingest(current_run(), source, conn_factory=erp_conn))
 
         return ingest_source()
 
@@ -98,75 +86,67 @@ def retail_nightly():
     def build_demand() -> dict:
         from include.stages import nightly
 
-        return nightly.build_demand(_run())
+        return nightly.build_demand(current_run())
 
     @task
     def plan_forecast_shards() -> list[dict]:
         from include.stages import nightly
 
-        return nightly.plan_forecast_shards(_run())
+        return nightly.plan_forecast_shards(current_run())
 
     # Shards run side by side up to a bound (config.shard_concurrency), so memory stays within the machine.
     @task(**shard_concurrency())
     def forecast_demand(shard: dict) -> dict:
         from include.stages import nightly
 
-        return nightly.forecast_demand(_run(), shard["shard"], shard["n_shards"])
+        return nightly.forecast_demand(current_run(), shard["shard"], shard["n_shards"])
 
     @task(outlets=[FORECASTS])
     def combine_forecasts(shards: list[dict]) -> dict:
         from include.stages import nightly
 
-        return nightly.combine_forecasts(_run(), list(shards))
+        return nightly.combine_forecasts(current_run(), list(shards))
 
     @task
     def monitor_forecasts() -> dict:
         from include.stages import nightly
 
-        return nightly.monitor_forecasts(_run(), conn_factory=_erp_conn)
+        return nightly.monitor_forecasts(current_run(), conn_factory=erp_conn)
 
     @task
     def detect_anomalies() -> dict:
         from include.stages import nightly
 
-        return nightly.detect_anomalies(_run())
+        return nightly.detect_anomalies(current_run())
 
     @task
     def propose_decisions() -> dict:
         from include.stages import nightly
 
-        return nightly.propose_decisions(_run())
+        return nightly.propose_decisions(current_run())
 
     @task
     def tier_proposals() -> dict:
         from include.stages import nightly
 
-        return nightly.tier_proposals(_run())
+        return nightly.tier_proposals(current_run())
 
     @task(outlets=[DECISIONS])
     def stage_proposals() -> dict:
         from include.stages import nightly
 
-        return nightly.stage_proposals(_run(), conn_factory=_erp_conn)
+        return nightly.stage_proposals(current_run(), conn_factory=erp_conn)
 
     # Runs after the batch review (or when none was needed): its deadline counts from staging time,
     # so the review and the gate share one timeout rather than adding up.
-    wait_for_approval = ApprovalGateSensor(
-        task_id="wait_for_approval",
-        replay=REPLAY_TEMPLATE,
-        timeout_minutes="{{ params.gate_timeout_minutes }}",
-        poke_interval_seconds="{{ params.gate_poke_seconds }}",
-        staged_at=STAGED_AT,
-        trigger_rule="none_failed",
-        retries=0,
-    )
+    wait_for_approval = approval_gate(staged_by="stage_proposals", run_scoped=False, trigger_rule="none_failed")
 
     @task.short_circuit(retries=0, ignore_downstream_trigger_rules=False)
     def needs_review() -> str:
         """The Required Action's text, or empty (skip the review) when nothing waits for a planner."""
         from include.stages import nightly
 
-        return nightly.review_text(_run(), conn_factory=_erp_conn)
+        return nightly.review_text(current_run(), conn_factory=erp_conn)
 
     # Batch-level review where Airflow users look (Required Actions). The approval gate after it, not
     # this task, decides when release may run: line-level decisions made elsewhere count just as well.
@@ -178,7 +158,7 @@ def retail_nightly():
         defaults=[REVIEW_DONE],
         # Times out at the gate's deadline, so the review never outlasts the gate that follows it.
         timeout_minutes="{{ params.gate_timeout_minutes }}",
-        staged_at=STAGED_AT,
+        staged_at=staged_at_template("stage_proposals"),
         retries=0,
     )
 
@@ -187,19 +167,19 @@ def retail_nightly():
         from include.governance.roles import airflow_roles_of
         from include.stages import nightly
 
-        return nightly.apply_review(_run(), response, conn_factory=_erp_conn, roles_of=airflow_roles_of)
+        return nightly.apply_review(current_run(), response, conn_factory=erp_conn, roles_of=airflow_roles_of)
 
     @task
     def release_approved() -> dict:
         from include.stages import nightly
 
-        return nightly.release_approved(_run(), conn_factory=_erp_conn)
+        return nightly.release_approved(current_run(), conn_factory=erp_conn)
 
     @task(outlets=[KPIS])
     def report_kpis() -> dict:
         from include.stages import nightly
 
-        return nightly.report_kpis(_run(), conn_factory=_erp_conn)
+        return nightly.report_kpis(current_run(), conn_factory=erp_conn)
 
     prepared = prepare_erp_staging()
     master = ingest_task("master")

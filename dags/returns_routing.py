@@ -23,27 +23,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, chain, dag, get_current_context, task
+from airflow.sdk import Param, chain, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from include.assets import CURATED, FORECASTS
 from include.config import trading_hours
-from include.erp.gate import ApprovalGateSensor
-from include.runs import MODES, REPLAY_TEMPLATE, Run, ingest_or_fail
+from include.erp.gate import approval_gate
+from include.runs import MODES, current_run, erp_conn, gate_params, ingest_or_fail
 
 _, _, TZ = trading_hours()
-STAGED_AT = "{{ ti.xcom_pull(task_ids='stage_dispositions')['staged_at'] }}"
-
-
-def _run() -> Run:
-    return Run.from_context(get_current_context())
-
-
-def _erp_conn():
-    from include.erp.hook import ErpStagingHook
-
-    return ErpStagingHook().get_conn()
 
 
 @dag(
@@ -57,10 +46,7 @@ def _erp_conn():
     default_args={"owner": "shelfwise", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
     params={
         "mode": Param("live", enum=list(MODES), description="replay computes but stages nothing"),
-        "gate_timeout_minutes": Param(None, type=["null", "number"],
-                                      description="the gate's deadline; empty uses the policy's returns deadline"),
-        "gate_poke_seconds": Param(None, type=["null", "number"],
-                                   description="how often the gate checks; empty uses the policy"),
+        **gate_params("the policy's returns"),
     },
     doc_md=__doc__,
 )
@@ -69,42 +55,33 @@ def returns_routing():
     def ingest_returns_system() -> dict:
         from include.stages import returns
 
-        return ingest_or_fail(lambda: returns.ingest(_run(), conn_factory=_erp_conn))
+        return ingest_or_fail(lambda: returns.ingest(current_run(), conn_factory=erp_conn))
 
     @task(inlets=[FORECASTS, CURATED["master"], CURATED["wms"]])
     def route_returns() -> dict:
         from include.stages import returns
 
-        return returns.route(_run())
+        return returns.route(current_run())
 
     @task
     def stage_dispositions() -> dict:
         from include.stages import returns
 
-        return returns.stage(_run(), conn_factory=_erp_conn)
+        return returns.stage(current_run(), conn_factory=erp_conn)
 
     @task
     def release_within_policy() -> dict:
         from include.stages import returns
 
-        return returns.release(_run(), conn_factory=_erp_conn)
+        return returns.release(current_run(), conn_factory=erp_conn)
 
-    wait_for_approval = ApprovalGateSensor(
-        task_id="wait_for_approval",
-        replay=REPLAY_TEMPLATE,
-        timeout_minutes="{{ params.gate_timeout_minutes }}",
-        poke_interval_seconds="{{ params.gate_poke_seconds }}",
-        staged_at=STAGED_AT,
-        run_scoped=True,
-        deadline="returns",
-        retries=0,
-    )
+    wait_for_approval = approval_gate(staged_by="stage_dispositions", deadline="returns")
 
     @task
     def release_approved() -> dict:
         from include.stages import returns
 
-        return returns.release(_run(), conn_factory=_erp_conn)
+        return returns.release(current_run(), conn_factory=erp_conn)
 
     chain(ingest_returns_system(), route_returns(), stage_dispositions(), release_within_policy(), wait_for_approval,
           release_approved())

@@ -19,25 +19,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, chain, dag, get_current_context, task
+from airflow.sdk import Param, chain, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from include.assets import CURATED, SUPPLIER_SCORECARDS
 from include.config import trading_hours
-from include.runs import MODES, Run, ingest_or_fail
+from include.runs import MODES, current_run, erp_conn, ingest_or_fail
 
 _, _, TZ = trading_hours()
-
-
-def _run() -> Run:
-    return Run.from_context(get_current_context())
-
-
-def _erp_conn():
-    from include.erp.hook import ErpStagingHook
-
-    return ErpStagingHook().get_conn()
 
 
 @dag(
@@ -56,13 +46,13 @@ def supplier_scorecards():
     def ingest_procurement() -> dict:
         from include.stages import procurement
 
-        return ingest_or_fail(lambda: procurement.ingest(_run(), "procurement", conn_factory=_erp_conn))
+        return ingest_or_fail(lambda: procurement.ingest(current_run(), "procurement", conn_factory=erp_conn))
 
     @task(inlets=[CURATED["supplier"], CURATED["returns"]], outlets=[SUPPLIER_SCORECARDS])
     def score_suppliers() -> dict:
         from include.stages import procurement
 
-        return procurement.score(_run(), conn_factory=_erp_conn)
+        return procurement.score(current_run(), conn_factory=erp_conn)
 
     chain(ingest_procurement(), score_suppliers())
 

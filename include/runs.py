@@ -29,6 +29,42 @@ REPLAY_TEMPLATE = "{{ dag_run.run_type == 'backfill' or params.mode == 'replay' 
 NIGHTLY_DEFAULTS: dict[str, Any] = {"mode": "live", "history_days": 365, "horizon": 28, "shard_size": 5000}
 
 
+def staged_at_template(stage_task_id: str) -> str:
+    """The templated ISO time at which ``stage_task_id`` staged its lines (its return value's ``staged_at``);
+    a gate's deadline counts from it."""
+    return "{{ ti.xcom_pull(task_ids='" + stage_task_id + "')['staged_at'] }}"
+
+
+def gate_params(deadline: str = "the policy's") -> dict[str, Any]:
+    """The ``gate_timeout_minutes`` and ``gate_poke_seconds`` params of a DAG with an approval gate.
+
+    Args:
+        deadline: which policy deadline an empty timeout falls back to, for the param's description.
+    """
+    from airflow.sdk import Param
+
+    return {
+        "gate_timeout_minutes": Param(None, type=["null", "number"],
+                                      description=f"the gate's deadline; empty uses {deadline} deadline"),
+        "gate_poke_seconds": Param(None, type=["null", "number"],
+                                   description="how often the gate checks; empty uses the policy"),
+    }
+
+
+def current_run() -> Run:
+    """The running task's :class:`Run` (inside a task only)."""
+    from airflow.sdk import get_current_context
+
+    return Run.from_context(get_current_context())
+
+
+def erp_conn():
+    """A new connection to ERP staging through the ``erp_staging`` Airflow connection (inside a task)."""
+    from include.erp.hook import ErpStagingHook
+
+    return ErpStagingHook().get_conn()
+
+
 def ingest_or_fail(ingest: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run an ingest task's adapter; a broken contract fails the task for good.
 

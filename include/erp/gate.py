@@ -288,3 +288,26 @@ class BatchReviewOperator(HITLOperator):
         self.response_timeout = max(deadline - now, dt.timedelta(seconds=1))
         log.info("the batch review waits until %s, the approval gate's deadline", deadline.isoformat())
         return super().execute(context)
+
+
+def approval_gate(*, staged_by: str, deadline: str = "gate", run_scoped: bool = True,
+                  **kwargs: Any) -> ApprovalGateSensor:
+    """The ``wait_for_approval`` task of a workflow: its run's lines wait for people here.
+
+    The timeout and poke interval come from the DAG's :func:`include.runs.gate_params`, the deadline counts
+    from the time ``staged_by`` staged the lines, a replay passes at once, and the gate is never retried
+    (a retry would restart the wait).
+
+    Args:
+        staged_by: task id of the stage task (it returns ``staged_at``).
+        deadline: which policy deadline applies when no timeout is given (:data:`DEADLINES`).
+        run_scoped: wait for and expire only the lines this run staged last.
+        **kwargs: other operator arguments (``trigger_rule``...).
+    """
+    from include.runs import REPLAY_TEMPLATE, staged_at_template
+
+    return ApprovalGateSensor(task_id=kwargs.pop("task_id", "wait_for_approval"), replay=REPLAY_TEMPLATE,
+                              timeout_minutes="{{ params.gate_timeout_minutes }}",
+                              poke_interval_seconds="{{ params.gate_poke_seconds }}",
+                              staged_at=staged_at_template(staged_by), run_scoped=run_scoped, deadline=deadline,
+                              retries=0, **kwargs)

@@ -56,7 +56,7 @@ def test_a_broken_contract_fails_without_retry_and_a_database_blip_retries(dagba
                                            ("master", "pos", "ecommerce", "wms", "supplier", "returns")}
     assert all(t.retries >= 1 for t in ingest)
     call = dag.get_task("ingest_pos").python_callable
-    monkeypatch.setitem(call.__globals__, "_run", lambda: None)
+    monkeypatch.setitem(call.__globals__, "current_run", lambda: None)
 
     def broken(*args, **kwargs):
         raise ContractViolation([ContractResult("pos_sales", "1.2.0", "2026-11-27", "pos_sales.csv", outcome="blocked")])

@@ -96,7 +96,7 @@ def test_a_broken_contract_fails_without_retry(dag, monkeypatch):
     from include.stages import orchestration
 
     call = dag.get_task("ingest_oms").python_callable
-    monkeypatch.setitem(call.__globals__, "_run", lambda: None)
+    monkeypatch.setitem(call.__globals__, "current_run", lambda: None)
 
     def broken(*args, **kwargs):
         raise ContractViolation([ContractResult("open_order_lines", "1.0.0", "2026-11-27", "open_order_lines.jsonl",

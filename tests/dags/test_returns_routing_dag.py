@@ -106,7 +106,7 @@ def test_a_broken_contract_fails_without_retry(dag, monkeypatch):
     from include.stages import returns
 
     call = dag.get_task("ingest_returns_system").python_callable
-    monkeypatch.setitem(call.__globals__, "_run", lambda: None)
+    monkeypatch.setitem(call.__globals__, "current_run", lambda: None)
 
     def broken(*args, **kwargs):
         raise ContractViolation([ContractResult("returns_detail", "1.0.0", "2026-11-27", "returns_detail.jsonl",
