@@ -61,9 +61,11 @@ PAGE = f"{URL_PREFIX}/approvals"
 FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds")
 #: ``include.erp.staging.TABLES`` and ``include.governance.policy.TIERS`` (a unit test keeps them equal);
 #: spelled out so that loading the plugin does not import pandas into every Airflow process.
-DOC_TYPES = ("replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition")
+DOC_TYPES = ("replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition",
+             "finance_review")
 TIERS = ("low", "medium", "high")
-DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition"]
+DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition",
+                  "finance_review"]
 Tier = Literal["low", "medium", "high"]
 MAX_LINES = 5000
 MAX_LINE_ID = 2**63 - 1

@@ -30,10 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 DEMO_DS = "2026-11-27"
-#: user -> (password, Airflow role). ``lp`` is loss prevention through the policy's ``user_roles`` (the simple
-#: auth manager has no role of its own for it): it decides return dispositions and nothing else.
+#: user -> (password, Airflow role). ``lp`` (loss prevention), ``finance`` and ``ops`` (the operations manager)
+#: get their Shelfwise role through the policy's ``user_roles`` (the simple auth manager has no role of its own
+#: for them): ``lp`` decides return dispositions, ``finance`` finance review items, ``ops`` fulfilment
+#: assignments, and nothing else.
 DEMO_USERS = {"admin": ("admin", "admin"), "planner": ("planner", "user"), "manager": ("manager", "op"),
-              "analyst": ("analyst", "viewer"), "lp": ("lp", "viewer")}
+              "analyst": ("analyst", "viewer"), "lp": ("lp", "viewer"), "finance": ("finance", "viewer"),
+              "ops": ("ops", "viewer")}
 
 sys.path.insert(0, str(ROOT))
 

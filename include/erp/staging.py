@@ -24,15 +24,10 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
+from include.erp.line_tables import TABLES
+
 log = logging.getLogger(__name__)
 
-TABLES = {
-    "replenishment": "replenishment_order_lines",
-    "transfer": "stock_transfer_lines",
-    "po_exception": "po_exception_lines",
-    "fulfilment_assignment": "fulfilment_assignment_lines",
-    "return_disposition": "return_disposition_lines",
-}
 UNDECIDED = ("proposed", "pending_approval", "auto_approved")
 SYSTEM_ACTOR = "shelfwise"
 #: First key of the two-key advisory locks of one run's lines (the one-key space is the migrator's).

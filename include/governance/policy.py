@@ -33,7 +33,8 @@ from include.config import policy_file
 from include.yaml_errors import problem, read_yaml, validate
 
 Tier = Literal["low", "medium", "high"]
-DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition"]
+DocType = Literal["replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition",
+                  "finance_review"]
 DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
 TIERS: tuple[str, ...] = get_args(Tier)
 DOC_TYPES: tuple[str, ...] = get_args(DocType)
@@ -340,6 +341,7 @@ STALE_INPUTS: dict[str, tuple[str, ...]] = {
     "po_exception": ("suppliers", "purchase_orders", "receipts", "promotions"),
     "fulfilment_assignment": (),
     "return_disposition": ("inventory_snapshot", "promotions"),
+    "finance_review": ("promotions",),
 }
 
 
@@ -364,6 +366,19 @@ class PolicyFile(_Strict):
     returns: Returns = Field(default_factory=Returns)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
+    #: The executive dashboard's target per KPI (its catalogue's keys); ``null`` shows no target.
+    kpi_targets: dict[StrictStr, Number | None] = Field(default_factory=dict)
+
+    @field_validator("kpi_targets")
+    @classmethod
+    def _known_kpis(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        from include.reporting.dashboard import KEYS
+
+        for key in value:
+            if key not in KEYS:
+                raise problem("kpi_targets", f"{key!r} is not a KPI of the dashboard's catalogue"
+                              " (include/reporting/dashboard.py)", (key,))
+        return value
 
     @model_validator(mode="after")
     def _deciders_and_roles_agree(self) -> PolicyFile:
@@ -436,6 +451,8 @@ class Policy:
     returns: Returns = field(default_factory=Returns)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
+    #: The policy's own KPI targets (``kpi_targets``); the dashboard fills in its defaults for the rest.
+    kpi_targets: dict[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, doc: PolicyFile, path: str | Path) -> Policy:
@@ -470,6 +487,7 @@ class Policy:
             procurement=doc.procurement,
             returns=doc.returns,
             stale_inputs=dict(doc.stale_inputs),
+            kpi_targets=dict(doc.kpi_targets),
         )
 
     def shelfwise_roles(self, airflow_roles: set[str] | list[str] | str | None,

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from include.erp import db
+from include.erp.line_tables import TABLES
 from include.erp.staging import (
     decide,
     decide_all_pending,
@@ -25,6 +26,10 @@ from include.erp.staging import (
 )
 
 pytestmark = pytest.mark.integration
+#: The ERP staging migrations, in order.
+REVISIONS = ("0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
+             "0005_fulfilment_assignment", "0006_supplier_scorecards", "0007_return_disposition",
+             "0008_finance_review")
 DS = dt.date(2026, 3, 14)
 
 
@@ -270,14 +275,18 @@ def scratch_db(erp_owner_url):
 
 def test_fresh_database_is_migrated_to_head_once(scratch_db):
     with db.connect(scratch_db) as c:
-        assert db.migrate(c) == ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                 "0005_fulfilment_assignment", "0006_supplier_scorecards",
-                                 "0007_return_disposition"]
+        assert db.migrate(c) == list(REVISIONS)
         assert db.migrate(c) == []
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0007",)]
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [(REVISIONS[-1][:4],)]
         tables = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='erp_staging'"
                            " AND table_type='BASE TABLE'").fetchone()[0]
-        assert tables == 6
+        assert tables == len(TABLES) + 1  # a line table per document type, and the audit log
+        # Every document type's table is in the lookup and in both views.
+        for doc_type, table in TABLES.items():
+            assert c.execute("SELECT erp_staging.line_table(%s)", (doc_type,)).fetchone()[0] == table
+        views = c.execute("SELECT string_agg(pg_get_viewdef(('erp_staging.' || v)::regclass), ' ')"
+                          " FROM unnest(ARRAY['all_lines', 'released_lines']) v").fetchone()[0]
+        assert all(views.count(f"FROM erp_staging.{table}") == 2 for table in TABLES.values())
 
 
 def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
@@ -292,10 +301,8 @@ def test_database_from_the_numbered_sql_runner_is_adopted_not_rerun(scratch_db):
             # touches that index.
             c.execute("DROP INDEX ops.contract_runs_ds")
         # Stamped at 0001 (its SQL not re-run), then upgraded by the later revisions only.
-        assert db.migrate(c) == ["0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                 "0005_fulfilment_assignment", "0006_supplier_scorecards",
-                                 "0007_return_disposition"]
-        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [("0007",)]
+        assert db.migrate(c) == list(REVISIONS[1:])
+        assert c.execute("SELECT version_num FROM ops.alembic_version").fetchall() == [(REVISIONS[-1][:4],)]
         assert c.execute("SELECT to_regclass('ops.contract_runs_ds')").fetchone()[0] is None
 
 
@@ -313,9 +320,7 @@ def test_concurrent_migrators_apply_each_revision_once(scratch_db):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], ["0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
-                                        "0005_fulfilment_assignment", "0006_supplier_scorecards",
-                                        "0007_return_disposition"]]
+    assert sorted(results) == [[], [], list(REVISIONS)]
 
 
 def _table_shape(c, table: str) -> dict:

@@ -190,7 +190,7 @@ def test_api_answers_carry_security_headers(planner):
 def test_me_reports_the_tiers_of_the_role():
     assert client_as("planner", "user").get("/api/me").json() == {
         "username": "planner", "airflow_roles": ["user"], "roles": ["planner"], "tiers": ["low", "medium"],
-        "tiers_by_doc_type": {"return_disposition": []}}
+        "tiers_by_doc_type": {"return_disposition": [], "finance_review": [], "fulfilment_assignment": ["low", "medium"]}}
     assert client_as("analyst", "viewer").get("/api/me").json()["tiers"] == []
 
 
@@ -198,7 +198,10 @@ def test_me_gives_loss_prevention_to_the_lp_user_by_name():
     """The demo's ``lp`` is a viewer to Airflow; the policy's ``user_roles`` makes it loss prevention."""
     me = client_as("lp", "viewer").get("/api/me").json()
     assert me["roles"] == ["loss_prevention"] and me["tiers"] == []
-    assert me["tiers_by_doc_type"] == {"return_disposition": ["low", "medium", "high"]}
+    assert me["tiers_by_doc_type"] == {"return_disposition": ["low", "medium", "high"], "finance_review": [],
+                                       "fulfilment_assignment": []}
+    fin = client_as("finance", "viewer").get("/api/me").json()
+    assert fin["roles"] == ["finance"] and fin["tiers_by_doc_type"]["finance_review"] == ["low", "medium"]
     assert client_as("someone", "viewer").get("/api/me").json()["roles"] == []
 
 

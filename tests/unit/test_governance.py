@@ -39,7 +39,7 @@ def test_real_policy_loads():
     assert [r.name for r in POLICY.rules] == [
         "large_value", "medium_value", "unusual_quantity", "forecast_fallback", "low_confidence",
         "anomaly_involved", "risky_supplier", "po_change", "po_expedite", "fulfilment_exception",
-        "return_fraud_risk", "return_high_value",
+        "return_fraud_risk", "return_high_value", "margin_anomaly", "finance_accrual",
     ]
     assert POLICY.costs["ecommerce_cost_per_order_line"] == 4.5
     assert (POLICY.orchestration.max_parcels, POLICY.orchestration.deadline_minutes) == (2, 30.0)
@@ -197,7 +197,8 @@ def _set(path: list, value):
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
                      "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, deciders_by_doc_type, "
-                     "fast_lane, forecasting, gate, intraday, monitoring, orchestration, procurement, replenishment, "
+                     "fast_lane, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, procurement, "
+                     "replenishment, "
                      "returns, roles, rules, stale_inputs, user_roles, version)",
                      id="unknown-key"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
@@ -218,7 +219,7 @@ def _set(path: list, value):
                      "rules[3].when.fallback_used: must be true or false, got 'yes'", id="not-a-bool"),
         pytest.param(_set(["rules", 0, "doc_types"], ["invoice"]), "- invoice",
                      "rules[0].doc_types[0]: must be one of replenishment, transfer, po_exception, fulfilment_assignment,"
-                     " return_disposition, got 'invoice'",
+                     " return_disposition, finance_review, got 'invoice'",
                      id="bad-doc-type"),
         pytest.param(_set(["rules", 1, "when"], {}), "when: {}",
                      "rules[1].when: must name at least one condition", id="empty-when"),
@@ -228,7 +229,8 @@ def _set(path: list, value):
                      "deciders.high: a tier that is not auto-approved needs at least one role",
                      id="tier-without-deciders"),
         pytest.param(_set(["roles", "user"], "buyer"), "user: buyer",
-                     "roles.user: 'buyer' is not a role named in deciders (admin, loss_prevention, manager, planner)",
+                     "roles.user: 'buyer' is not a role named in deciders (admin, finance, loss_prevention, manager, "
+                     "ops_manager, planner)",
                      id="role-maps-to-unknown-shelfwise-role"),
         pytest.param(_set(["roles"], ["planner"]), "roles:\n- planner", "roles: must be a mapping, got a list",
                      id="roles-not-a-mapping"),
@@ -486,9 +488,9 @@ def test_tiering_marks_critical_lines_in_their_explanation_and_a_disabled_fast_l
 
 
 def test_return_dispositions_are_decided_by_loss_prevention_not_planners():
-    assert POLICY.deciders_by_doc_type == {"return_disposition": {
+    assert POLICY.deciders_by_doc_type["return_disposition"] == {
         "low": ("loss_prevention", "manager", "admin"), "medium": ("loss_prevention", "manager", "admin"),
-        "high": ("loss_prevention", "admin")}}
+        "high": ("loss_prevention", "admin")}
     assert POLICY.decidable_tiers({"planner"}, "return_disposition") == []
     assert POLICY.decidable_tiers({"planner"}, "transfer") == ["low", "medium"]
     assert POLICY.decidable_tiers({"loss_prevention"}, "return_disposition") == ["low", "medium", "high"]
@@ -499,11 +501,34 @@ def test_return_dispositions_are_decided_by_loss_prevention_not_planners():
 
 
 def test_user_roles_add_shelfwise_roles_by_user_name():
-    assert POLICY.user_roles == {"lp": ("loss_prevention",)}
+    assert POLICY.user_roles == {"lp": ("loss_prevention",), "finance": ("finance",), "ops": ("ops_manager",)}
     assert POLICY.shelfwise_roles("viewer", "lp") == {"loss_prevention"}
     assert POLICY.shelfwise_roles("user", "lp") == {"planner", "loss_prevention"}
     assert POLICY.shelfwise_roles("viewer", "LP") == set()  # a user name is matched exactly
     assert POLICY.shelfwise_roles("viewer") == set() and POLICY.shelfwise_roles(None, "lp") == {"loss_prevention"}
+
+
+def test_finance_review_items_wait_for_finance_and_an_accrual_for_a_manager():
+    assert POLICY.decidable_tiers({"finance"}, "finance_review") == ["low", "medium"]
+    assert POLICY.decidable_tiers({"planner"}, "finance_review") == []
+    assert POLICY.decidable_tiers({"finance"}, "replenishment") == []
+    assert POLICY.may_decide({"manager"}, "high", "finance_review")
+    assert POLICY.shelfwise_roles("viewer", "finance") == {"finance"}
+    line = {"doc_type": "finance_review", "value": 0.0, "quantity": 1, "action": "review"}
+    # Never auto-approved: every item is at least medium; an accrual is high.
+    assert assign_tier({**line, "explanation": {"exceptions": ["margin_anomaly"]}}, POLICY) == \
+        ("medium", ["margin_anomaly"])
+    assert assign_tier({**line, "explanation": {"exceptions": ["margin_anomaly", "accrual"]}}, POLICY)[0] == "high"
+    # The operations manager decides fulfilment assignments, with the planners.
+    assert POLICY.decidable_tiers({"ops_manager"}, "fulfilment_assignment") == ["low", "medium", "high"]
+    assert POLICY.decidable_tiers({"planner"}, "fulfilment_assignment") == ["low", "medium"]
+
+
+def test_kpi_targets_name_only_kpis_of_the_dashboard(tmp_path):
+    assert POLICY.kpi_targets["procurement.otif"] == 0.9
+    test_invalid_policy_names_file_line_field_and_problem(
+        tmp_path, _set(["kpi_targets", "happiness"], 1.0), "happiness:",
+        "kpi_targets.happiness: 'happiness' is not a KPI of the dashboard's catalogue (include/reporting/dashboard.py)")
 
 
 def test_returns_section_and_rules_tier_held_dispositions():
@@ -527,10 +552,10 @@ def test_returns_section_and_rules_tier_held_dispositions():
                      "one role", id="doc-type-tier-without-deciders"),
         pytest.param(_set(["deciders_by_doc_type", "invoice"], {"low": ["admin"]}), "invoice:",
                      "deciders_by_doc_type.invoice: must be one of replenishment, transfer, po_exception, "
-                     "fulfilment_assignment, return_disposition, got 'invoice'", id="doc-type-unknown"),
+                     "fulfilment_assignment, return_disposition, finance_review, got 'invoice'", id="doc-type-unknown"),
         pytest.param(_set(["user_roles", "lp"], ["loss_prevention", "auditor"]), "- auditor",
-                     "user_roles.lp[1]: 'auditor' is not a role named in deciders (admin, loss_prevention, manager, "
-                     "planner)", id="user-role-unknown"),
+                     "user_roles.lp[1]: 'auditor' is not a role named in deciders (admin, finance, loss_prevention, "
+                     "manager, ops_manager, planner)", id="user-role-unknown"),
         pytest.param(_set(["user_roles", "lp"], "loss_prevention"), "lp: loss_prevention",
                      "user_roles.lp: must be a list, got 'loss_prevention'", id="user-roles-not-a-list"),
         pytest.param(_set(["returns", "fraud_hold_score"], 1.5), "fraud_hold_score: 1.5",
