@@ -12,6 +12,7 @@ import yaml
 
 from include.erp import db
 from include.erp.staging import TABLES
+from include.runs import Run
 
 
 def tiny_world(root: str, end_date: dt.date, *, history_through: dt.date | None = None) -> str:
@@ -109,3 +110,29 @@ def dags_test(dag_id: str, logical: str, *, root: str, log_path: Path, conf: dic
     text = Path(log_path).read_text(errors="replace")
     assert proc.returncode == 0 and "state=success" in text.split("DagRun Finished", 1)[-1][:2000], text[-4000:]
     return text
+
+
+def night_in_process(root: str, ds: dt.date, params: dict, *, conn_factory=None) -> None:
+    """The nightly's tasks in the DAG's order, in this process, as a replay (nothing staged for planners).
+
+    Args:
+        params: the run's params (``history_days``, ``shard_size``...).
+        conn_factory: the ERP staging connection the ingest, monitoring and staging tasks record through.
+    """
+    from include.stages import nightly
+
+    def run(task_id: str) -> Run:
+        return Run(dag_id="retail_nightly", run_id=f"in_process__{ds}", ds=ds.isoformat(), task_id=task_id,
+                   replay=True, params={**params, "mode": "replay"})
+
+    for source in ("master", "pos", "ecommerce", "wms", "supplier", "returns"):
+        nightly.ingest(run(f"ingest_{source}"), source, conn_factory=conn_factory, root=root)
+    nightly.build_demand(run("build_demand"), root=root)
+    nightly.monitor_forecasts(run("monitor_forecasts"), conn_factory=conn_factory, root=root)
+    shards = nightly.plan_forecast_shards(run("plan_forecast_shards"), root=root)
+    summaries = [nightly.forecast_demand(run("forecast_demand"), s["shard"], s["n_shards"], root=root) for s in shards]
+    nightly.combine_forecasts(run("combine_forecasts"), summaries, root=root)
+    nightly.detect_anomalies(run("detect_anomalies"), root=root)
+    nightly.propose_decisions(run("propose_decisions"), root=root)
+    nightly.tier_proposals(run("tier_proposals"), root=root)
+    nightly.stage_proposals(run("stage_proposals"), conn_factory=conn_factory, root=root)

@@ -1,16 +1,17 @@
-"""End to end: ``retail_nightly`` on Celery workers proposes exactly what it proposes on the LocalExecutor.
+"""End to end: ``retail_nightly`` on Celery workers proposes exactly what the same night proposes in one process.
 
 On a tiny generated world, the same replay night (2026-10-30, ``mode=replay``: nothing waits for a
-planner) runs twice through Airflow's own scheduler, triggered and polled through the REST API: first
-on the LocalExecutor, then on the CeleryExecutor with two ``airflow celery worker`` processes, Redis
-(database 5 unless ``SHELFWISE_TEST_REDIS_URL`` says otherwise) as the broker. Both stacks share a
-PostgreSQL metadata DB of the test's own (named after the ERP test database, ending in ``_celery``;
-dropped afterwards) and a Celery queue of their own, so another stack on the same Redis database never
-takes these tasks.
+planner) runs twice: first its tasks in the DAG's order in this process (the reference, the same stage
+adapters the tasks call), then through Airflow's own scheduler on the CeleryExecutor with two
+``airflow celery worker`` processes, triggered and polled through the REST API, Redis (database 5 unless
+``SHELFWISE_TEST_REDIS_URL`` says otherwise) as the broker. The stack has a PostgreSQL metadata DB of the
+test's own (named after the ERP test database, ending in ``_celery``; dropped afterwards) and a Celery
+queue of its own, so another stack on the same Redis database never takes these tasks. (The
+LocalExecutor runs the scheduler's nights in the other end-to-end tests.)
 
 The Celery run must succeed with the forecast fanned out to more than one shard, every shard run by
 one of the two workers (their logs name each task instance they execute), and write replay proposals
-identical, row for row, to the LocalExecutor's.
+identical, row for row, to the reference's.
 
 Redis missing: the test skips, saying how to start it; under CI (``CI=true``) it fails instead.
 """
@@ -33,11 +34,11 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tests.worlds import tiny_world
+from tests.worlds import night_in_process, tiny_world
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from airflow_services import CELERY, LOCAL, Stack, airflow_stack, broker_problem, drop_queue, sqlalchemy_url  # noqa: E402
+from airflow_services import CELERY, Stack, airflow_stack, broker_problem, drop_queue, sqlalchemy_url  # noqa: E402
 from required_action import AirflowApiError, ApiSession  # noqa: E402
 from shelfwise import with_database  # noqa: E402
 
@@ -104,7 +105,7 @@ def world_root(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def night_env(prepared_environment, tmp_path_factory, metadata_db, world_root) -> dict[str, str]:
-    """What both stacks run with: one Airflow home and metadata DB, the tiny world, no scheduled nights."""
+    """What the stack runs with: its Airflow home and metadata DB, the tiny world, no scheduled nights."""
     return {
         **prepared_environment,
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("celery-airflow-home")),
@@ -179,19 +180,16 @@ def test_celery_workers_propose_what_the_local_executor_proposes(broker, queue, 
         clock.append(time.monotonic())
         took[what] = round(clock[-1] - clock[-2])
 
-    with airflow_stack(night_env, executor=LOCAL, queue=queue) as local:
-        lap("local start")
-        local_run, _ = _run_night(local)
-        lap("local run")
-        _admin(local).call("DELETE", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(local_run, safe='')}")
-    lap("local stop")
+    from include.erp import db
+
+    night_in_process(world_root, DS, {k: v for k, v in CONF.items() if k != "mode"}, conn_factory=db.connect)
+    lap("in-process night")
     local_proposals = _replay_proposals(world_root)
     assert len(local_proposals) > 0, "the tiny world's night proposes something"
     shutil.rmtree(Path(world_root) / "reports" / "replay_proposals" / f"ds={DS.isoformat()}")
 
-    # The LocalExecutor's stack migrated the shared metadata DB a minute ago.
     with airflow_stack(night_env, executor=CELERY, workers=2, worker_concurrency=2, broker_url=broker,
-                       queue=queue, migrate=False) as celery:
+                       queue=queue) as celery:
         lap("celery start")
         celery_run, tis = _run_night(celery)
         lap("celery run")
