@@ -17,10 +17,12 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseSensorOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from include.runs import run_date
+
 log = logging.getLogger(__name__)
 
 #: The policy deadlines a gate can wait by (see :func:`gate_timeout_hours`).
-DEADLINES = ("gate", "intraday", "orchestration", "returns")
+DEADLINES = ("gate", "intraday", "orchestration", "returns", "finance")
 
 
 def _given(value: object) -> bool:
@@ -32,8 +34,8 @@ def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gat
     """The gate's timeout: ``timeout_minutes`` when given, else the governance policy's.
 
     ``deadline`` names the policy's setting: ``gate`` (``gate.timeout_hours``), ``intraday``
-    (``intraday.deadline_hours``), ``orchestration`` (``orchestration.deadline_minutes``) or ``returns``
-    (``returns.deadline_hours``).
+    (``intraday.deadline_hours``), ``orchestration`` (``orchestration.deadline_minutes``), ``returns``
+    (``returns.deadline_hours``) or ``finance`` (``finance.deadline_hours``).
     """
     from include.governance.policy import load_policy
 
@@ -43,7 +45,8 @@ def gate_timeout_hours(timeout_minutes: str | float | None, deadline: str = "gat
         policy = load_policy()
         hours = {"intraday": policy.intraday.deadline_hours,
                  "orchestration": policy.orchestration.deadline_minutes / 60.0,
-                 "returns": policy.returns.deadline_hours}.get(deadline, policy.gate_timeout_hours)
+                 "returns": policy.returns.deadline_hours,
+                 "finance": policy.finance.deadline_hours}.get(deadline, policy.gate_timeout_hours)
     if hours <= 0:
         raise ValueError(f"approval gate needs a positive timeout, got {hours} h")
     return hours
@@ -187,7 +190,7 @@ class ApprovalGateSensor(BaseSensorOperator):
         return str(self.replay).lower() in ("true", "1", "replay")
 
     def execute(self, context) -> dict[str, Any]:
-        dag_id, ds = context["dag"].dag_id, context["ds"]
+        dag_id, ds = context["dag"].dag_id, run_date(context)
         if self._is_replay():
             log.info("replay run: nothing waits for planners")
             return {"status": "replay", "pending": 0}
@@ -207,7 +210,7 @@ class ApprovalGateSensor(BaseSensorOperator):
 
         fast_lane = load_policy().fast_lane
         self.defer(
-            trigger=ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=context["ds"], deadline=deadline,
+            trigger=ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=run_date(context), deadline=deadline,
                                         poke_interval=self._settings()[1], conn_id=self.conn_id,
                                         run_id=context["run_id"] if self.run_scoped else None,
                                         escalate_after_minutes=fast_lane.escalation.after_minutes
@@ -223,7 +226,7 @@ class ApprovalGateSensor(BaseSensorOperator):
 
         policy = load_policy().fast_lane.escalation
         with ErpStagingHook(self.conn_id).get_conn() as conn:
-            lines, message = escalate(conn, context["dag"].dag_id, context["ds"], after_minutes=policy.after_minutes,
+            lines, message = escalate(conn, context["dag"].dag_id, run_date(context), after_minutes=policy.after_minutes,
                                       channel=policy.channel, recipients=policy.recipients,
                                       run_id=context["run_id"] if self.run_scoped else None)
         if lines:
@@ -246,7 +249,7 @@ class ApprovalGateSensor(BaseSensorOperator):
             from include.erp.staging import expire_pending
 
             with ErpStagingHook(self.conn_id).get_conn() as conn:
-                expired = expire_pending(conn, context["dag"].dag_id, context["ds"],
+                expired = expire_pending(conn, context["dag"].dag_id, run_date(context),
                                          reason=f"approval gate timed out after {self._settings()[0]:g} h",
                                          run_id=context["run_id"] if self.run_scoped else None)
             log.warning("approval gate timed out: %d lines expired, never released", expired)

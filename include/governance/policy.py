@@ -326,6 +326,36 @@ class Returns(_Strict):
     deadline_hours: Annotated[Number, Field(gt=0, le=168)] = 24.0
 
 
+class Finance(_Strict):
+    """How ``finance_review`` judges the margin bridge and how long an item waits for finance.
+
+    Attributes:
+        window_days: Days of the bridge's window, ending on the night (a week: every weekday once).
+        baseline_weeks: Trailing weeks before the window that give a cell its expected rates.
+        min_z: Robust z (against the median and MAD of the cell's baseline weeks) from which a cause is
+            beyond its normal range: the review's sensitivity.
+        min_excess: Margin lost to a cause over the window from which it is worth an item.
+        min_excess_by_cause: ``min_excess`` of the causes named here (refunds and shrink come in whole items).
+        min_baseline_weeks: Baseline weeks with sales a cell needs before it is judged.
+        horizon_weeks: Weeks the excess is projected over (the loss if it continues).
+        gap_nights: Nights a cell and cause may go unflagged and still continue the same item.
+        deadline_hours: How long an item waits for a decision before it expires (nobody reviewed it).
+    """
+
+    window_days: Annotated[StrictInt, Field(ge=1, le=31)] = 7
+    baseline_weeks: Annotated[StrictInt, Field(ge=1, le=52)] = 12
+    min_z: PositiveNumber = 4.0
+    min_excess: Annotated[Number, Field(ge=0)] = 35.0
+    min_excess_by_cause: dict[Literal["price_markdown", "promotion_depth", "returns_refunds", "expedited_shipping",
+                                      "fulfilment_substitution", "shrink", "mix"],
+                              Annotated[Number, Field(ge=0)]] = Field(
+        default_factory=lambda: {"returns_refunds": 300.0, "shrink": 150.0})
+    min_baseline_weeks: Annotated[StrictInt, Field(ge=1, le=52)] = 4
+    horizon_weeks: PositiveNumber = 4.0
+    gap_nights: Annotated[StrictInt, Field(ge=0, le=14)] = 2
+    deadline_hours: Annotated[Number, Field(gt=0, le=168)] = 20.0
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
 
@@ -364,6 +394,7 @@ class PolicyFile(_Strict):
     fast_lane: FastLane = Field(default_factory=FastLane)
     procurement: Procurement = Field(default_factory=Procurement)
     returns: Returns = Field(default_factory=Returns)
+    finance: Finance = Field(default_factory=Finance)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
     #: The executive dashboard's target per KPI (its catalogue's keys); ``null`` shows no target.
@@ -449,6 +480,7 @@ class Policy:
     fast_lane: FastLane = field(default_factory=FastLane)
     procurement: Procurement = field(default_factory=Procurement)
     returns: Returns = field(default_factory=Returns)
+    finance: Finance = field(default_factory=Finance)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
     #: The policy's own KPI targets (``kpi_targets``); the dashboard fills in its defaults for the rest.
@@ -486,6 +518,7 @@ class Policy:
             fast_lane=doc.fast_lane,
             procurement=doc.procurement,
             returns=doc.returns,
+            finance=doc.finance,
             stale_inputs=dict(doc.stale_inputs),
             kpi_targets=dict(doc.kpi_targets),
         )

@@ -197,7 +197,7 @@ def _set(path: list, value):
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
                      "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, deciders_by_doc_type, "
-                     "fast_lane, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, procurement, "
+                     "fast_lane, finance, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, procurement, "
                      "replenishment, "
                      "returns, roles, rules, stale_inputs, user_roles, version)",
                      id="unknown-key"),
@@ -522,6 +522,14 @@ def test_finance_review_items_wait_for_finance_and_an_accrual_for_a_manager():
     # The operations manager decides fulfilment assignments, with the planners.
     assert POLICY.decidable_tiers({"ops_manager"}, "fulfilment_assignment") == ["low", "medium", "high"]
     assert POLICY.decidable_tiers({"planner"}, "fulfilment_assignment") == ["low", "medium"]
+
+
+def test_finance_section_sets_the_review_s_sensitivity(tmp_path):
+    f = POLICY.finance
+    assert (f.window_days, f.baseline_weeks, f.min_z, f.min_baseline_weeks, f.deadline_hours) == (7, 12, 4.0, 4, 20.0)
+    assert f.min_excess_by_cause == {"returns_refunds": 300.0, "shrink": 150.0}
+    test_invalid_policy_names_file_line_field_and_problem(
+        tmp_path, _set(["finance", "min_z"], 0), "min_z: 0", "finance.min_z: must be a positive number, got 0")
 
 
 def test_kpi_targets_name_only_kpis_of_the_dashboard(tmp_path):
