@@ -10,7 +10,11 @@ Run as root inside the Airflow image before `airflow db migrate`:
    its own under ``/opt/airflow/secrets`` (a named volume, mode 0600, owned by ``AIRFLOW_UID``); the
    services read them through ``AIRFLOW__..._CMD``. Existing keys are kept: what Airflow encrypted stays
    readable. No key has a default anywhere in the repository.
-3. Writes the UI users' passwords file of the simple auth manager (mode 0600).
+3. Writes the UI users of the simple auth manager: their passwords file (mode 0600) and the Airflow
+   config file every service reads (``AIRFLOW_CONFIG``) with ``[core] simple_auth_manager_users``.
+   ``admin`` and ``planner`` are always there; ``manager``, ``lp``, ``finance`` and ``ops`` only when
+   their password is set in .env (a set one passes the same checks), so a user without a password does
+   not exist at all rather than getting one Airflow would make up.
 
 Exit codes: 0 ready, 1 refused (the message says which variables to change).
 """
@@ -40,8 +44,20 @@ PASSWORDS = {
     "SHELFWISE_ADMIN_PASSWORD": ("admin", False),
     "SHELFWISE_PLANNER_PASSWORD": ("planner", False),
 }
+#: UI user -> (its password variable, its simple auth manager role, whether it must exist). The roles are
+#: those of ``scripts/shelfwise.py``'s demo users; the policy's ``user_roles`` give them their Shelfwise roles.
+UI_USERS = {
+    "admin": ("SHELFWISE_ADMIN_PASSWORD", "admin", True),
+    "planner": ("SHELFWISE_PLANNER_PASSWORD", "user", True),
+    "manager": ("SHELFWISE_MANAGER_PASSWORD", "op", False),
+    "lp": ("SHELFWISE_LP_PASSWORD", "viewer", False),
+    "finance": ("SHELFWISE_FINANCE_PASSWORD", "viewer", False),
+    "ops": ("SHELFWISE_OPS_PASSWORD", "viewer", False),
+}
+#: Password variables of the optional UI users: empty means the user is not created.
+OPTIONAL_PASSWORDS = {variable: (user, False) for user, (variable, _, needed) in UI_USERS.items() if not needed}
 DEFAULTS = frozenset({"admin", "airflow", "planner", "manager", "analyst", "user", "postgres", "password",
-                      "changeme", "secret", "shelfwise"})
+                      "changeme", "secret", "shelfwise", "lp", "finance", "ops"})
 MIN_LENGTH = 12
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 
@@ -49,11 +65,12 @@ _URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 def password_problems(env: dict[str, str]) -> list[str]:
     """What is wrong with the passwords in ``env``, one line per variable; empty when all are fine."""
     problems = []
-    for name, (user, in_url) in PASSWORDS.items():
+    for name, (user, in_url) in {**PASSWORDS, **OPTIONAL_PASSWORDS}.items():
         value = env.get(name, "")
         user = env.get(user, "airflow") if user.isupper() else user
         if not value:
-            problems.append(f"{name} is not set")
+            if name in PASSWORDS:
+                problems.append(f"{name} is not set")
         elif value.lower() in DEFAULTS or value.lower() == user.lower():
             problems.append(f"{name} is a well-known default password")
         elif len(value) < MIN_LENGTH:
@@ -83,15 +100,39 @@ def ensure_keys(directory: Path, owner: int | None) -> list[str]:
     return made
 
 
-def write_ui_passwords(path: Path, env: dict[str, str], owner: int | None) -> None:
-    """The simple auth manager's passwords file, readable by the Airflow user only."""
+def ui_users(env: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """The UI users to create: user -> (password, role); an optional user without a password is left out."""
+    return {user: (env.get(variable, ""), role) for user, (variable, role, needed) in UI_USERS.items()
+            if needed or env.get(variable)}
+
+
+def _write_private(path: Path, text: str, owner: int | None) -> None:
+    """Replace ``path`` with ``text``, readable by the Airflow user only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"admin": env["SHELFWISE_ADMIN_PASSWORD"], "planner": env["SHELFWISE_PLANNER_PASSWORD"]}, handle)
+        handle.write(text)
     if owner is not None:
         os.chown(path, owner, 0)
+
+
+def write_ui_users(passwords: Path, config: Path, env: dict[str, str], owner: int | None) -> list[str]:
+    """The simple auth manager's passwords file and the Airflow config file that lists its users.
+
+    The users list is not a setting Airflow reads from a command (``_CMD``), and compose cannot leave a user
+    out of an environment variable by whether a password is set, so the services read it from ``config``
+    (their ``AIRFLOW_CONFIG``); everything else stays in their environment, which overrides the file.
+
+    Returns:
+        The users written, as ``user:role``.
+    """
+    users = ui_users(env)
+    listed = [f"{user}:{role}" for user, (_, role) in users.items()]
+    _write_private(passwords, json.dumps({user: password for user, (password, _) in users.items()}), owner)
+    _write_private(config, "# Written by airflow-init on every start (docker/airflow_init.py): edit .env instead.\n"
+                   f"[core]\nsimple_auth_manager_users = {','.join(listed)}\n", owner)
+    return listed
 
 
 def main(env: dict[str, str] | None = None) -> int:
@@ -111,7 +152,9 @@ def main(env: dict[str, str] | None = None) -> int:
     owner = int(env["AIRFLOW_UID"]) if env.get("AIRFLOW_UID") else None
     made = ensure_keys(SECRETS_DIR, owner)
     print(f"airflow-init: Airflow keys in {SECRETS_DIR}: " + (f"made {', '.join(made)}" if made else "kept"))
-    write_ui_passwords(Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), env, owner)
+    users = write_ui_users(Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), Path(env["AIRFLOW_CONFIG"]),
+                           env, owner)
+    print(f"airflow-init: UI users {', '.join(users)}")
     return 0
 
 

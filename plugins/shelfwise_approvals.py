@@ -4,7 +4,8 @@ A FastAPI app mounted by the API server under ``/shelfwise`` (``fastapi_apps``) 
 (``external_views``) that shows the page in the Airflow UI. Plugin apps are not protected by Airflow
 automatically, so every endpoint resolves the caller with Airflow's own login (the JWT the UI holds in
 its ``_token`` cookie, or an ``Authorization: Bearer`` header) through the API server's ``get_user``
-dependency, and every decision is checked against the caller's role by ``include.erp.approvals``.
+dependency (:mod:`shelfwise_web`, shared with the executive dashboard), and every decision is checked
+against the caller's role by ``include.erp.approvals``.
 
 Input is validated strictly by the pydantic models below before any SQL runs: no coercion (``"yes"``,
 ``0``, ``2.9``, ``true`` are refused where a boolean or a line id is expected), unknown or repeated
@@ -15,7 +16,7 @@ run are refused with 409; deciding lines of several runs at once takes ``"across
 
 Every response carries ``Content-Security-Policy`` (the page: scripts and styles only by per-response
 nonce, framing only by the Airflow UI of the same origin), ``X-Content-Type-Options: nosniff``,
-``Referrer-Policy`` and ``Cache-Control: no-store``. See SECURITY.md.
+``Referrer-Policy`` and ``Cache-Control: no-store`` (:func:`shelfwise_web.protect`). See SECURITY.md.
 
 Endpoints:
     GET  /shelfwise/approvals       the page (unauthenticated: redirect to the Airflow login)
@@ -32,18 +33,16 @@ import datetime as dt
 import html
 import json
 import logging
-import re
 import secrets
-from functools import cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import shelfwise_web as web  # plugins/ is on sys.path in every Airflow process, as a plugins folder is
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -70,74 +69,13 @@ Tier = Literal["low", "medium", "high"]
 MAX_LINES = 5000
 MAX_LINE_ID = 2**63 - 1
 MAX_NOTE_CHARS = 2000
-MAX_FILTER_CHARS = 200
 MAX_BODY_BYTES = 1_000_000
-#: Airflow's own rule for a DAG id (``airflow.utils.helpers.KEY_REGEX``), at most 250 characters.
-DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
 LINE_KEY_PATTERN = rf"^({'|'.join(DOC_TYPES)}):[1-9][0-9]{{0,18}}$"
-
-#: JSON answers are never framed, never run as anything else and never cached.
-API_CSP = "default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "SAMEORIGIN",
-    "Cache-Control": "no-store",
-}
-
-
-def page_csp(nonce: str) -> str:
-    """The page's policy: its own inline script and style by nonce, requests to this origin only, framed
-    only by the Airflow UI of the same origin (the ``external_views`` entry)."""
-    return (f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
-            "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'")
-
 
 # --- request models ----------------------------------------------------------------------------------
 
 
-def _text_check(*, multiline: bool):
-    def check(value: str) -> str:
-        from include.erp.approvals import text_problem
-
-        if problem := text_problem(value, multiline=multiline):
-            raise ValueError(problem)
-        return value
-
-    return AfterValidator(check)
-
-
-def _blank_is_none(value: Any) -> Any:
-    """An empty form field means "any"."""
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-def _whole_number(value: Any) -> Any:
-    """A query-string integer: ASCII digits only (``5.0``, `` 5``, ``true`` are refused, not coerced)."""
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit() and len(value) <= 6):
-            raise ValueError("must be a whole number written with digits 0-9")
-        return int(value)
-    return value
-
-
-def _iso_date(value: Any) -> Any:
-    """A query-string date: exactly ``YYYY-MM-DD``; empty means any."""
-    value = _blank_is_none(value)
-    if isinstance(value, str):
-        try:
-            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-                raise ValueError(value)  # fromisoformat would also take 20261127 or 2026-W48-5
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise ValueError("must be a date YYYY-MM-DD") from None
-    return value
-
-
-FilterText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_FILTER_CHARS),
-                       _text_check(multiline=False)]
-DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
-Note = Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS), _text_check(multiline=True)]
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS), web.text_check(multiline=True)]
 LineKey = Annotated[str, StringConstraints(pattern=LINE_KEY_PATTERN)]
 
 
@@ -146,13 +84,13 @@ class LinesQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    doc_type: Annotated[DocType | None, BeforeValidator(_blank_is_none)] = None
-    tier: Annotated[Tier | None, BeforeValidator(_blank_is_none)] = None
-    location: Annotated[FilterText | None, BeforeValidator(_blank_is_none)] = None
-    supplier: Annotated[FilterText | None, BeforeValidator(_blank_is_none)] = None
-    dag_id: Annotated[DagId | None, BeforeValidator(_blank_is_none)] = None
-    ds: Annotated[dt.date | None, BeforeValidator(_iso_date)] = None
-    limit: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_LINES)] = 500
+    doc_type: Annotated[DocType | None, BeforeValidator(web.blank_is_none)] = None
+    tier: Annotated[Tier | None, BeforeValidator(web.blank_is_none)] = None
+    location: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
+    supplier: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
+    dag_id: Annotated[web.DagId | None, BeforeValidator(web.blank_is_none)] = None
+    ds: Annotated[dt.date | None, BeforeValidator(web.iso_date)] = None
+    limit: Annotated[int, BeforeValidator(web.whole_number), Field(ge=1, le=MAX_LINES)] = 500
 
     def line_filter(self):
         from include.erp.approvals import LineFilter
@@ -197,7 +135,7 @@ class DecisionBody(BaseModel):
     lines: list[SelectedLine] = Field(min_length=1, max_length=MAX_LINES)
     approve: bool
     note: Note | None = None
-    dag_id: DagId | None = None
+    dag_id: web.DagId | None = None
     ds: dt.date | None = None
     across_runs: bool = False
 
@@ -217,40 +155,13 @@ class DecisionBody(BaseModel):
         return [line if isinstance(line, str) else line.model_dump() for line in self.lines]
 
 
-def _printable(value: Any) -> Any:
-    """``value`` safe to put in a JSON answer: control characters and lone surrogates escaped."""
-    if not isinstance(value, str):
-        return value
-    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else f"\\u{ord(c):04x}" for c in value)
-
-
-def validation_answer(errors: list[dict[str, Any]], where: str) -> JSONResponse:
-    """422 naming each field; the offending input is never echoed (it may not even be encodable)."""
-    items = [{"loc": [where, *(_printable(part) for part in error["loc"])], "msg": _printable(error["msg"]),
-              "type": error["type"]} for error in errors]
-    detail = "; ".join(f"{'.'.join(str(p) for p in item['loc'][1:]) or where}: {item['msg']}" for item in items)
-    return JSONResponse({"detail": f"invalid request: {detail}", "errors": items},
-                        status_code=422)
-
-
 def parse_query(request: Request) -> LinesQuery:
     """The query string as :class:`LinesQuery`; a parameter given twice is refused, not overridden.
 
     Raises:
         RequestValidationError: with ``loc`` ``("query", <parameter>)``.
     """
-    seen: dict[str, str] = {}
-    errors = []
-    for name, value in request.query_params.multi_items():
-        if name in seen:
-            errors.append({"loc": (name,), "type": "duplicate", "msg": "given more than once"})
-        seen[name] = value
-    if not errors:
-        try:
-            return LinesQuery.model_validate_strings(seen)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    raise RequestValidationError(errors, body={"where": "query"})
+    return web.validated_query(request, LinesQuery)
 
 
 async def decision_body(request: Request) -> DecisionBody:
@@ -316,116 +227,39 @@ def _lone_surrogates(raw: bytes) -> list[dict[str, Any]]:
 # --- the app ---------------------------------------------------------------------------------------------
 
 
-@cache
-def _policy():
-    from include.governance.policy import load_policy
-
-    return load_policy()
-
-
-def _airflow_connection(conn_id: str):
-    """An Airflow connection from the API server's secrets backends (environment, metadata DB...)."""
-    from airflow.models.connection import Connection
-
-    return Connection.get_connection_from_secrets(conn_id)
-
-
-@cache
-def _erp_url() -> str:
-    """The ERP staging URL, resolved as the DAGs resolve it (connection ``erp_staging``, else
-    ``ERP_STAGING_URL``); a missing or broken one is an error naming what to fix. The schema is the
-    nightly's business (``prepare_erp_staging``): a request never migrates it."""
-    from include.erp import db
-
-    return db.resolve_erp_url(lookup=_airflow_connection)
-
-
-def _connect():
-    from include.erp import db
-
-    return db.connect(_erp_url())
-
-
-async def _current_user(request: Request):
-    """The caller, authenticated with Airflow's own login; 401 when there is no valid token."""
-    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user, oauth2_scheme
-
-    credentials = await bearer_scheme(request)
-    token = await oauth2_scheme(request)
-    return await get_user(request, token, credentials)
-
-
-def _approver(user: Any):
-    """What the signed-in user may decide: their Airflow roles and their name (the policy's ``user_roles``)."""
-    from include.erp.approvals import approver
-    from include.governance.roles import airflow_roles
-
-    return approver(user.get_name(), airflow_roles(user), _policy())
-
-
-CurrentUser = Annotated[Any, Depends(_current_user)]
 Query = Annotated[LinesQuery, Depends(parse_query)]
 Decision = Annotated[DecisionBody, Depends(decision_body)]
 
 
 def create_app() -> FastAPI:
     """The approvals app, mounted by the Airflow API server at ``/shelfwise``."""
-    from include.erp.db import ErpConnectionError
-
-    app = FastAPI(title="Shelfwise approvals", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", API_CSP)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    @app.exception_handler(ErpConnectionError)
-    async def _erp_unavailable(request: Request, exc: ErpConnectionError):
-        log.error("ERP staging unavailable: %s", exc)
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        where = exc.body.get("where", "request") if isinstance(exc.body, dict) else "request"
-        return validation_answer(list(exc.errors()), where)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException):
-        wants_page = request.url.path.rstrip("/").endswith("/approvals") and request.method == "GET"
-        if wants_page and exc.status_code in (401, 403) and exc.detail in ("Not authenticated", "Token Expired",
-                                                                             "Invalid JWT token"):
-            from airflow.api_fastapi.app import get_auth_manager
-
-            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    app = web.protect(FastAPI(title="Shelfwise approvals", docs_url=None, redoc_url=None, openapi_url=None),
+                  pages=("/approvals",))
 
     @app.get("/api/me")
-    def me(user: CurrentUser) -> dict[str, Any]:
-        who = _approver(user)
+    def me(user: web.CurrentUser) -> dict[str, Any]:
+        who = web.approver(user)
         return {"username": who.username, "airflow_roles": list(who.airflow_roles), "roles": sorted(who.roles),
                 "tiers": list(who.tiers), "tiers_by_doc_type": {d: list(t) for d, t in who.tiers_by_doc_type.items()}}
 
     @app.get("/api/lines")
-    def lines(user: CurrentUser, query: Query) -> dict[str, Any]:
+    def lines(user: web.CurrentUser, query: Query) -> dict[str, Any]:
         from include.erp.approvals import list_pending
 
-        who = _approver(user)
-        with _connect() as conn:
+        who = web.approver(user)
+        with web.connect() as conn:
             found = list_pending(conn, query.line_filter(), user=who, limit=query.limit)
         return {"user": who.username, "tiers": list(who.tiers), "count": len(found), "lines": found}
 
     @app.post("/api/decisions")
-    def decisions(user: CurrentUser, body: Decision) -> dict[str, Any]:
+    def decisions(user: web.CurrentUser, body: Decision) -> dict[str, Any]:
         from include.erp.approvals import BadRequest, NotAllowed, OutsideRun, decide_lines, parse_selection
 
-        who = _approver(user)
+        who = web.approver(user)
         run = None if body.across_runs else (body.dag_id, body.ds)
         try:
             selection = parse_selection(body.selection())
-            with _connect() as conn:
+            with web.connect() as conn:
                 outcome = decide_lines(conn, who, selection, approve=body.approve, note=body.note, run=run)
         except NotAllowed as exc:
             log.warning("refused decision by %s on %d line(s): %s", who.username, len(body.lines), exc)
@@ -440,23 +274,23 @@ def create_app() -> FastAPI:
         return outcome.as_dict(body.approve)
 
     @app.get("/approvals", response_class=HTMLResponse)
-    def page(user: CurrentUser, request: Request) -> HTMLResponse:
+    def page(user: web.CurrentUser, request: Request) -> HTMLResponse:
         from include.erp.approvals import list_pending
 
-        who = _approver(user)
+        who = web.approver(user)
         try:
             query, error = parse_query(request), ""
         except RequestValidationError as exc:
-            answer = json.loads(validation_answer(list(exc.errors()), "query").body)
+            answer = json.loads(web.validation_answer(list(exc.errors()), "query").body)
             query, error = None, answer["detail"]
         found = []
         if query is not None:
-            with _connect() as conn:
+            with web.connect() as conn:
                 found = list_pending(conn, query.line_filter(), user=who, limit=query.limit)
         nonce = secrets.token_urlsafe(16)
         return HTMLResponse(_render(who, found, query, error, nonce),
                             status_code=422 if error else status.HTTP_200_OK,
-                            headers={"Content-Security-Policy": page_csp(nonce)})
+                            headers={"Content-Security-Policy": web.page_csp(nonce)})
 
     return app
 

@@ -1,8 +1,8 @@
 """Shelfwise executive dashboard: the nightly KPIs as time series across nights, inside the Airflow UI.
 
 A FastAPI app mounted by the API server under ``/shelfwise-dashboard`` (``fastapi_apps``) and an
-**Executive dashboard** entry in the Airflow UI navigation (``external_views``). Authentication is the
-approvals page's (:mod:`shelfwise_approvals`): Airflow's own login (the UI's ``_token`` cookie, or an
+**Executive dashboard** entry in the Airflow UI navigation (``external_views``). Login, security headers
+and error answers are the approvals page's (:mod:`shelfwise_web`): Airflow's own login (the UI's ``_token`` cookie, or an
 ``Authorization: Bearer`` header); any signed-in user whom the policy's ``roles:`` / ``user_roles:`` give a
 Shelfwise role may read, others get 403. The page is server-rendered HTML with SVG charts and no script;
 its stylesheet runs by per-response nonce (``Content-Security-Policy``), as the approvals page's does.
@@ -24,21 +24,17 @@ import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-# plugins/ is on sys.path in every Airflow process (and in the tests), as a plugins folder is.
-import shelfwise_approvals as approvals
+import shelfwise_web as web  # plugins/ is on sys.path in every Airflow process, as a plugins folder is
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/shelfwise-dashboard"
 PAGE = f"{URL_PREFIX}/dashboard"
 MAX_NIGHTS = 3660
-#: Answers of Airflow's login that mean "sign in first" rather than "not allowed".
-_SIGN_IN = ("Not authenticated", "Token Expired", "Invalid JWT token")
 
 
 class DashboardQuery(BaseModel):
@@ -46,12 +42,11 @@ class DashboardQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    dag_id: Annotated[approvals.DagId, BeforeValidator(lambda v: approvals._blank_is_none(v) or "retail_nightly")
-                      ] = "retail_nightly"
-    since: Annotated[dt.date | None, BeforeValidator(approvals._iso_date)] = None
-    until: Annotated[dt.date | None, BeforeValidator(approvals._iso_date)] = None
-    nights: Annotated[int, BeforeValidator(approvals._whole_number), Field(ge=1, le=MAX_NIGHTS)] = 366
-    segment: Annotated[approvals.FilterText | None, BeforeValidator(approvals._blank_is_none)] = None
+    dag_id: Annotated[web.DagId, BeforeValidator(lambda v: web.blank_is_none(v) or "retail_nightly")] = "retail_nightly"
+    since: Annotated[dt.date | None, BeforeValidator(web.iso_date)] = None
+    until: Annotated[dt.date | None, BeforeValidator(web.iso_date)] = None
+    nights: Annotated[int, BeforeValidator(web.whole_number), Field(ge=1, le=MAX_NIGHTS)] = 366
+    segment: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
 
     @model_validator(mode="after")
     def _ordered(self) -> DashboardQuery:
@@ -70,20 +65,12 @@ def parse_query(request: Request) -> DashboardQuery:
     Raises:
         RequestValidationError: with ``loc`` ``("query", <parameter>)``.
     """
-    names = [name for name, _ in request.query_params.multi_items()]
-    errors: list[Any] = [{"loc": (n,), "type": "duplicate", "msg": "given more than once"}
-                         for n in sorted({n for n in names if names.count(n) > 1})]
-    if not errors:
-        try:
-            return DashboardQuery.model_validate_strings(dict(request.query_params))
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    raise RequestValidationError(errors, body={"where": "query"})
+    return web.validated_query(request, DashboardQuery)
 
 
-def _reader(user: Annotated[Any, Depends(approvals._current_user)]):
+def _reader(user: web.CurrentUser):
     """The signed-in user, when the policy gives them a Shelfwise role; 403 otherwise."""
-    who = approvals._approver(user)
+    who = web.approver(user)
     if not who.roles:
         log.warning("refused the dashboard to %s: no Shelfwise role", who.username)
         raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -100,11 +87,8 @@ def _load(query: DashboardQuery) -> tuple[Any, Any, dict[str, float]]:
     """The query's KPI history, the decisions of its nights and the policy's targets."""
     from include.reporting.dashboard import decision_effect, load_history, policy_targets
 
-    try:
-        targets = policy_targets()
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"the policy's kpi_targets: {exc}") from exc
-    with approvals._connect() as conn:
+    targets = policy_targets(web.policy())  # loaded and checked once per process
+    with web.connect() as conn:
         history = load_history(conn, dag_id=query.dag_id, since=query.since, until=query.until, nights=query.nights)
         effect = None
         if len(history):
@@ -114,35 +98,8 @@ def _load(query: DashboardQuery) -> tuple[Any, Any, dict[str, float]]:
 
 def create_app() -> FastAPI:
     """The dashboard app, mounted by the Airflow API server at ``/shelfwise-dashboard``."""
-    from include.erp.db import ErpConnectionError
-
-    app = FastAPI(title="Shelfwise executive dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", approvals.API_CSP)
-        for name, value in approvals.SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    @app.exception_handler(ErpConnectionError)
-    async def _erp_unavailable(request: Request, exc: ErpConnectionError):
-        log.error("ERP staging unavailable: %s", exc)
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        where = exc.body.get("where", "request") if isinstance(exc.body, dict) else "request"
-        return approvals.validation_answer(list(exc.errors()), where)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException):
-        if request.url.path.rstrip("/").endswith("/dashboard") and exc.status_code == 401 and exc.detail in _SIGN_IN:
-            from airflow.api_fastapi.app import get_auth_manager
-
-            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    app = web.protect(FastAPI(title="Shelfwise executive dashboard", docs_url=None, redoc_url=None, openapi_url=None),
+                  pages=("/dashboard",))
 
     @app.get("/api/kpis")
     def kpis(who: Reader, query: Query) -> dict[str, Any]:
@@ -160,7 +117,7 @@ def create_app() -> FastAPI:
         json_link = f"{URL_PREFIX}/api/kpis" + (f"?{urlencode(query.shown())}" if query.shown() else "")
         body = render_dashboard(history, effect, targets, segment=query.segment, nonce=nonce, title=query.dag_id,
                                 links={"JSON of these series": json_link}, query=query.shown())
-        return HTMLResponse(body, headers={"Content-Security-Policy": approvals.page_csp(nonce)})
+        return HTMLResponse(body, headers={"Content-Security-Policy": web.page_csp(nonce)})
 
     return app
 

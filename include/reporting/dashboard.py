@@ -12,8 +12,11 @@ They become rows whose ``segment`` is ``channel:store``, ``region:north``; the w
 **Decisions.** :func:`decision_effect` counts, per night, the staged lines approved (auto-approved and since
 released included), rejected and expired, and the value released to the ERP.
 
-**Targets** come from the governance policy's ``kpi_targets:`` (:func:`kpi_targets`), else
-:data:`DEFAULT_TARGETS`; the fill rate's default is the policy's own replenishment target.
+**Targets** come from the governance policy's ``kpi_targets:`` (checked against :data:`KEYS` when the policy
+loads), else :data:`DEFAULT_TARGETS`; the fill rate's default is the policy's own replenishment target
+(:func:`policy_targets`).
+
+The SQL is in :mod:`include.erp.kpis`; this module turns its rows into frames and pages.
 """
 
 from __future__ import annotations
@@ -24,15 +27,20 @@ import statistics
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from include.erp.kpis import OUTCOME_COLUMNS, kpi_history, line_outcomes
 from include.reporting.dashboard_page import render_page
 
+if TYPE_CHECKING:
+    from include.governance.policy import Policy
+
 __all__ = ["ALL", "CATALOGUE", "DEFAULT_TARGETS", "Kpi", "decision_effect", "flatten_history", "kpi_targets",
-           "load_history", "render_dashboard", "segments", "series_json", "synthetic_history", "time_dashboard"]
+           "load_history", "policy_targets", "render_dashboard", "segments", "series_json", "synthetic_history",
+           "time_dashboard"]
 
 #: The ``segment`` of the whole business's rows.
 ALL = "all"
@@ -77,7 +85,7 @@ CATALOGUE: tuple[Kpi, ...] = (
     Kpi("lost_sales_units_est", "Lost sales (estimated)", "units", False),
     Kpi("inventory_turns", "Inventory turns", "times", True),
     Kpi("forecast_wape", "Forecast WAPE", "share", False),
-    Kpi("gross_margin_rate", "Gross margin", "share", True, produced=False),
+    Kpi("gross_margin_rate", "Gross margin", "share", True),
     Kpi("markdown_avoided_value", "Markdown avoided", "money", True, produced=False),
     Kpi("orchestration.fulfilment_cost_per_order", "Fulfilment cost per order", "money", False),
     Kpi("fulfilment_cost_per_unit", "Fulfilment cost per unit", "money", False),
@@ -88,8 +96,8 @@ CATALOGUE: tuple[Kpi, ...] = (
     Kpi("procurement.late_flagged_early_share", "Late POs flagged early", "share", True),
     Kpi("intraday.median_hours_onset_to_detection", "Surge detection time", "hours", False),
     Kpi("intraday.margin_saved_est", "Intraday margin saved (estimated)", "money", True),
-    Kpi("returns.net_recovery", "Return recovery value", "money", True, produced=False),
-    Kpi("reporting_cycle_hours", "Reporting cycle time", "hours", False, produced=False),
+    Kpi("returns.net_recovery", "Return recovery value", "money", True),
+    Kpi("reporting_cycle_hours", "Reporting cycle time", "hours", False),
     # The whole business's comes from the staged lines (decision_effect); a segment's from its document.
     Kpi("value_released", "Value released to the ERP", "money", True),
 )
@@ -103,61 +111,45 @@ DEFAULT_TARGETS: dict[str, float] = {
     "procurement.cycle_hours_median": 4.0, "procurement.otif": 0.90, "procurement.late_flagged_early_share": 0.70,
     "intraday.median_hours_onset_to_detection": 2.0, "reporting_cycle_hours": 6.0,
 }
-EFFECT_COLUMNS = ("ds", "approved", "auto_approved", "rejected", "expired", "pending", "released", "value_released")
+EFFECT_COLUMNS = OUTCOME_COLUMNS
 
 
-def kpi_targets(policy_doc: Mapping[str, Any]) -> dict[str, float]:
-    """The KPI targets of a governance policy document (the YAML as loaded, before validation).
+def kpi_targets(own: Mapping[str, float | None] | None = None, *, fill_rate: float | None = None) -> dict[str, float]:
+    """The KPI targets: ``own`` (a policy's ``kpi_targets``, already checked) over :data:`DEFAULT_TARGETS`.
 
-    ``kpi_targets:`` maps a catalogue key to its target; ``null`` drops a default target. Keys left out keep
-    :data:`DEFAULT_TARGETS`; the fill rate's default is ``replenishment.fill_rate``.
+    Args:
+        own: KPI key -> target; ``None`` as a target drops the default one (the chart shows no target).
+        fill_rate: the fill rate's default target; the replenishment policy's default when None.
 
-    Raises:
-        ValueError: naming a key the catalogue does not hold, or a value that is not a finite number.
+    Returns:
+        KPI key -> target, for the KPIs that have one.
     """
-    from include.governance.policy import Replenishment
+    if fill_rate is None:
+        from include.governance.policy import Replenishment
 
-    section = policy_doc.get("kpi_targets") or {}
-    if not isinstance(section, Mapping):
-        raise ValueError(f"kpi_targets must be a mapping of KPI key to target, got {type(section).__name__}")
-    fill = (policy_doc.get("replenishment") or {}).get("fill_rate", Replenishment().fill_rate)
-    targets: dict[str, float | None] = {**DEFAULT_TARGETS, "fill_rate": fill}
-    for key, value in section.items():
-        if key not in BY_KEY:
-            raise ValueError(f"kpi_targets.{key}: not a KPI of the dashboard (one of {', '.join(KEYS)})")
-        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
-        if not ok:
-            raise ValueError(f"kpi_targets.{key}: must be a number (or null for none), got {value!r}")
-        targets[key] = value
+        fill_rate = Replenishment().fill_rate
+    targets: dict[str, float | None] = {**DEFAULT_TARGETS, "fill_rate": fill_rate, **(own or {})}
     return {k: float(v) for k, v in targets.items() if v is not None}
 
 
-def policy_targets(path: str | None = None) -> dict[str, float]:
-    """:func:`kpi_targets` of the policy file (``SHELFWISE_POLICY_FILE``, else the project's)."""
-    from include.config import policy_file
-    from include.governance.policy import PolicyError
-    from include.yaml_errors import read_yaml
+def policy_targets(policy: Policy | None = None) -> dict[str, float]:
+    """:func:`kpi_targets` of a governance policy: its ``kpi_targets`` and its replenishment fill rate.
 
-    return kpi_targets(read_yaml(path or policy_file(), PolicyError, "the policy").data)
+    Args:
+        policy: a loaded policy; None loads the policy file
+            (``SHELFWISE_POLICY_FILE``, else the project's).
+
+    Raises:
+        include.governance.policy.PolicyError: the policy file is invalid (an unknown KPI key among them).
+    """
+    if policy is None:
+        from include.governance.policy import load_policy
+
+        policy = load_policy()
+    return kpi_targets(policy.kpi_targets, fill_rate=policy.replenishment.fill_rate)
 
 
 # --- reading -------------------------------------------------------------------------------------------------
-
-_HISTORY_SQL = (
-    "SELECT ds, kpis, degraded, stale_sources FROM ops.kpi_history WHERE dag_id = %(dag_id)s"
-    " AND (%(since)s::date IS NULL OR ds >= %(since)s) AND (%(until)s::date IS NULL OR ds <= %(until)s)"
-    " ORDER BY ds DESC LIMIT %(nights)s"
-)
-_EFFECT_SQL = (
-    "SELECT ds, count(*) FILTER (WHERE status IN ('approved', 'auto_approved', 'released')),"
-    " count(*) FILTER (WHERE status = 'auto_approved' OR (status = 'released' AND decided_by IS NULL)),"
-    " count(*) FILTER (WHERE status = 'rejected'), count(*) FILTER (WHERE status = 'expired'),"
-    " count(*) FILTER (WHERE status = 'pending_approval'), count(*) FILTER (WHERE status = 'released'),"
-    " coalesce(sum(value) FILTER (WHERE status = 'released'), 0) FROM erp_staging.all_lines"
-    " WHERE ds BETWEEN %(since)s AND %(until)s AND (%(dag_id)s::text IS NULL OR dag_id = %(dag_id)s)"
-    " GROUP BY ds ORDER BY ds"
-)
-
 
 def load_history(conn: Any, *, dag_id: str = "retail_nightly", since: dt.date | None = None,
                  until: dt.date | None = None, nights: int = 366) -> pd.DataFrame:
@@ -169,8 +161,7 @@ def load_history(conn: Any, *, dag_id: str = "retail_nightly", since: dt.date | 
     Returns:
         :func:`flatten_history` of the rows, oldest night first.
     """
-    rows = conn.execute(_HISTORY_SQL, {"dag_id": dag_id, "since": since, "until": until, "nights": nights}).fetchall()
-    return flatten_history(reversed(rows))
+    return flatten_history(reversed(kpi_history(conn, dag_id=dag_id, since=since, until=until, nights=nights)))
 
 
 def decision_effect(conn: Any, since: dt.date, until: dt.date, *, dag_id: str | None = None) -> pd.DataFrame:
@@ -181,8 +172,7 @@ def decision_effect(conn: Any, since: dt.date, until: dt.date, *, dag_id: str | 
         auto-approved, rejected, expired, still pending and released, and the value released; one row per night
         with staged lines.
     """
-    rows = conn.execute(_EFFECT_SQL, {"since": since, "until": until, "dag_id": dag_id}).fetchall()
-    frame = pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
+    frame = pd.DataFrame(line_outcomes(conn, since, until, dag_id=dag_id), columns=list(EFFECT_COLUMNS))
     frame["ds"] = pd.to_datetime(frame["ds"])
     return frame.astype({c: float for c in EFFECT_COLUMNS[1:]})
 
@@ -308,7 +298,7 @@ def synthetic_history(nights: int = 365, kpis: int = 20, *, seed: int = 0) -> tu
     days = pd.date_range("2026-01-01", periods=nights, freq="D")
     walk = 1.0 + 0.3 * rng.standard_normal((nights, kpis)).cumsum(axis=0) / np.sqrt(nights)
     walk[rng.random((nights, kpis)) < 0.03] = np.nan
-    level = np.array([kpi_targets({}).get(k, 100.0) for k in KEYS[:kpis]])
+    level = np.array([kpi_targets().get(k, 100.0) for k in KEYS[:kpis]])
     frame = pd.DataFrame(walk * level, columns=list(KEYS[:kpis])).reindex(columns=list(KEYS))
     frame["value_released"] = np.nan  # the decisions' (below), as from the database
     degraded = rng.random(nights) < 0.06
@@ -326,7 +316,7 @@ def synthetic_history(nights: int = 365, kpis: int = 20, *, seed: int = 0) -> tu
 def time_dashboard(nights: int = 365, kpis: int = 20, repeats: int = 5) -> float:
     """Median milliseconds :func:`render_dashboard` takes on a synthetic history of ``nights`` x ``kpis``."""
     history, effect = synthetic_history(nights, kpis)
-    targets = kpi_targets({})
+    targets = kpi_targets()
     samples = []
     for _ in range(max(repeats, 1)):
         start = time.perf_counter()

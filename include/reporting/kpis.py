@@ -53,24 +53,30 @@ def compute_kpis(
     costs: dict[str, float],
     *,
     window_days: int = 28,
+    margin_cells: pd.DataFrame | None = None,
 ) -> dict:
     """Compute the KPI set for ``ds``.
 
     Args:
         ds: logical date.
-        demand: the demand frame of the demand stage (``unique_id, sku, channel, ds, y, censored``).
+        demand: the demand frame of the demand stage (``unique_id, sku, channel, ds, y, censored``, and
+            ``location_id`` for the regions).
         inventory: curated inventory snapshot of ``ds``.
         items: curated item master.
         orders_today: curated ecommerce order lines of ``ds``.
         past_forecasts: forecasts made by earlier runs for days up to ``ds``.
         released: lines released to the ERP for ``ds`` (``doc_type, to_location, quantity``).
-        locations: curated location master.
+        locations: curated location master (``region`` for the regions' segments).
         costs: cost rates from the governance policy.
         window_days: trailing window for rates.
+        margin_cells: the window's sales and refunds per channel x region
+            (:func:`include.reporting.margin_kpis.window_cells`); no gross margin without them.
 
     Returns:
-        A JSON-safe dict of KPIs with the inputs' sizes.
+        A JSON-safe dict of KPIs with the inputs' sizes, and ``segments`` (:func:`segment_kpis`).
     """
+    from include.reporting.margin_kpis import gross_margin_rate
+
     end = pd.Timestamp(ds)
     start = end - pd.Timedelta(days=window_days - 1)
     if demand.empty:
@@ -79,18 +85,8 @@ def compute_kpis(
                                "channel": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[us]"),
                                "y": pd.Series(dtype=float), "censored": pd.Series(dtype=bool)})
     window = demand[(demand["ds"] >= start) & (demand["ds"] <= end)]
-    last7 = window[window["ds"] > end - pd.Timedelta(days=7)]
-    stockout_rate = float(last7["censored"].mean()) if len(last7) else None
-
-    uncensored = window[~window["censored"]]
-    mean_rate = uncensored.groupby("unique_id")["y"].mean()
-    censored = window[window["censored"]]
-    # On a stock-out day demand is at least what sold and, estimated, the series' uncensored mean.
-    expected = censored["unique_id"].map(mean_rate).astype(float).fillna(0)
-    lost = metrics.lost_sales(np.maximum(expected.to_numpy(), censored["y"].to_numpy(float)),
-                              censored["y"].to_numpy(float))
-    sold = float(window["y"].sum())
-    fill_rate = metrics.fill_rate(sold + lost, sold)
+    rates = demand_kpis(window, end, past_forecasts)
+    sold = rates["units_sold"]
 
     cost = items.set_index("sku")["unit_cost"].astype(float)
     cogs = float((window["y"] * window["sku"].map(cost).astype(float).fillna(0)).sum())
@@ -107,25 +103,108 @@ def compute_kpis(
                            * transfers["to_location"].map(transfer_cost_rate).fillna(0)).sum()) if len(transfers) else 0.0
     fulfilment_cost = (ecommerce_lines * costs.get("ecommerce_cost_per_order_line", 0.0)
                        + store_units * costs.get("store_handling_cost_per_unit", 0.0) + transfer_cost)
-    accuracy = forecast_accuracy(window, past_forecasts)
     return _clean({
         "ds": ds.isoformat(),
         "window_days": window_days,
-        "series": int(window["unique_id"].nunique()),
-        "stockout_rate_7d": stockout_rate,
-        "fill_rate": fill_rate,
+        "series": rates["series"],
+        "stockout_rate_7d": rates["stockout_rate_7d"],
+        "fill_rate": rates["fill_rate"],
         "units_sold": sold,
-        "lost_sales_units_est": lost,
+        "lost_sales_units_est": rates["lost_sales_units_est"],
         "inventory_value_at_cost": inv_value,
         "inventory_turns": turns,
-        "forecast_wape": accuracy["wape"],
-        "forecast_bias": accuracy["bias"],
-        "forecast_points_scored": accuracy["n"],
+        "forecast_wape": rates["forecast_wape"],
+        "forecast_bias": rates["forecast_bias"],
+        "forecast_points_scored": rates["forecast_points_scored"],
+        "gross_margin_rate": gross_margin_rate(margin_cells) if margin_cells is not None else None,
         "fulfilment_cost": fulfilment_cost,
         "fulfilment_cost_per_unit": fulfilment_cost / (store_units + ecommerce_lines)
         if store_units + ecommerce_lines > 0 else None,
         "released_lines": int(len(released)),
+        "segments": segment_kpis(window, end, past_forecasts, locations, margin_cells),
     })
+
+
+def demand_kpis(window: pd.DataFrame, end: pd.Timestamp, past_forecasts: pd.DataFrame) -> dict:
+    """Stock-out rate (last 7 days), fill rate, lost sales and forecast accuracy of a window of demand.
+
+    Args:
+        window: the demand of the KPI window (all series, or one segment's).
+        end: the window's last day.
+        past_forecasts: ``unique_id, ds, mean`` made by earlier runs (only the window's series are scored).
+    """
+    last7 = window[window["ds"] > end - pd.Timedelta(days=7)]
+    uncensored = window[~window["censored"]]
+    mean_rate = uncensored.groupby("unique_id", observed=True)["y"].mean()
+    censored = window[window["censored"]]
+    # On a stock-out day demand is at least what sold and, estimated, the series' uncensored mean.
+    expected = censored["unique_id"].map(mean_rate).astype(float).fillna(0)
+    lost = metrics.lost_sales(np.maximum(expected.to_numpy(), censored["y"].to_numpy(float)),
+                              censored["y"].to_numpy(float))
+    sold = float(window["y"].sum())
+    accuracy = forecast_accuracy(window, past_forecasts)
+    return {"series": int(window["unique_id"].nunique()),
+            "stockout_rate_7d": float(last7["censored"].mean()) if len(last7) else None,
+            "fill_rate": metrics.fill_rate(sold + lost, sold), "units_sold": sold, "lost_sales_units_est": lost,
+            "forecast_wape": accuracy["wape"], "forecast_bias": accuracy["bias"],
+            "forecast_points_scored": accuracy["n"]}
+
+
+#: The KPIs a segment carries: the demand's, and the gross margin of its sales.
+SEGMENT_KEYS = ("series", "stockout_rate_7d", "fill_rate", "lost_sales_units_est", "forecast_wape")
+
+
+def segment_kpis(window: pd.DataFrame, end: pd.Timestamp, past_forecasts: pd.DataFrame, locations: pd.DataFrame,
+                 margin_cells: pd.DataFrame | None) -> dict[str, dict[str, dict]]:
+    """The KPIs of each channel (``by_channel``) and of each region's stores (``by_region``).
+
+    A channel is the demand's (``store``, ``ecommerce``); a region is the location master's, over the store
+    series only (ecommerce ships nationally from the fulfilment centre, whatever region it sits in). Without
+    ``location_id`` in the demand or ``region`` in the master there are no regions.
+
+    Returns:
+        ``{"by_channel": {name: {...}}, "by_region": {name: {...}}}``, each leaf of :data:`SEGMENT_KEYS` and
+        ``gross_margin_rate`` where sales were given.
+    """
+    from include.reporting.margin_kpis import margin_by, region_of
+
+    cells = margin_cells if margin_cells is not None else pd.DataFrame(columns=["channel", "region"])
+    out: dict[str, dict[str, dict]] = {"by_channel": {}, "by_region": {}}
+    margins = {"by_channel": margin_by(cells, "channel"), "by_region": margin_by(cells, "region")}
+    groups = {"by_channel": window["channel"].astype(str)}
+    regions = region_of(locations)
+    if "location_id" in window and len(regions):
+        stores = window["channel"].astype(str) == "store"
+        groups["by_region"] = window["location_id"].astype(str).map(regions).where(stores)
+    for kind, key in groups.items():
+        for name, part in window.groupby(key, sort=True, observed=True):
+            rates = demand_kpis(part, end, past_forecasts)
+            out[kind][str(name)] = _clean({k: rates[k] for k in SEGMENT_KEYS})
+    for kind, found in margins.items():
+        for name, rate in found.items():
+            if kind in groups:
+                out[kind].setdefault(name, {})["gross_margin_rate"] = None if rate is None else round(rate, 4)
+    return out
+
+
+def with_channel_fulfilment(kpis: dict) -> dict:
+    """``kpis`` with the fulfilment cost per order of the routed orders in the ``ecommerce`` channel's
+    segment: every order ``order_orchestration`` routes is an ecommerce order."""
+    per_order = (kpis.get("orchestration") or {}).get("fulfilment_cost_per_order")
+    if per_order is None:
+        return kpis
+    channels = (kpis.get("segments") or {}).get("by_channel") or {}
+    ecommerce = {**channels.get("ecommerce", {}), "orchestration": {"fulfilment_cost_per_order": per_order}}
+    return {**kpis, "segments": {**kpis["segments"], "by_channel": {**channels, "ecommerce": ecommerce}}}
+
+
+def reporting_cycle_hours(day: dt.date, written_at: dt.datetime, tz: str) -> float:
+    """Hours from the close of the business day (the end of ``day`` in the trading time zone ``tz``,
+    :func:`include.config.trading_hours`) to ``written_at`` (timezone-aware)."""
+    from zoneinfo import ZoneInfo
+
+    close = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(tz))
+    return round((written_at - close).total_seconds() / 3600.0, 2)
 
 
 def night_state(stale: dict[str, dict[str, str]]) -> dict:
@@ -159,15 +238,31 @@ def window_label(trend: pd.DataFrame) -> str:
     return f"{len(trend)} days"
 
 
-def render_chart(trend: pd.DataFrame, kpis: dict, path: str) -> str:
-    """Write the KPI chart (PNG) to ``path`` through fsspec."""
+def render_chart(trend: pd.DataFrame, kpis: dict, path: str, trends: pd.DataFrame | None = None) -> str:
+    """Write the KPI chart (PNG) to ``path`` through fsspec.
+
+    Args:
+        trend: :func:`daily_trend`.
+        kpis: the night's KPIs.
+        path: where to write.
+        trends: :func:`include.reporting.trends.trend_table`: drawn under the chart as the report's table.
+    """
     import fsspec
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+    rows = _trend_rows(trends)
+    if rows:
+        fig, (ax, below) = plt.subplots(2, 1, figsize=(9, 4 + 0.25 * len(rows)),
+                                        gridspec_kw={"height_ratios": [4, 0.25 * len(rows)]})
+        below.axis("off")
+        table = below.table(cellText=rows[1:], colLabels=rows[0], loc="center", bbox=[0.0, 0.0, 1.0, 1.0])
+        table.auto_set_font_size(False)
+        table.set_fontsize(7)
+    else:
+        fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar(trend["ds"], trend["units"], color="#4C78A8", label="units sold")
     ax.set_ylabel("units sold")
     ax2 = ax.twinx()
@@ -185,19 +280,35 @@ def render_chart(trend: pd.DataFrame, kpis: dict, path: str) -> str:
     return path
 
 
-def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]] | None = None) -> str:
+def _trend_rows(trends: pd.DataFrame | None) -> list[tuple[str, ...]]:
+    """The trend table as text rows under a header row (none without a table)."""
+    if trends is None or trends.empty:
+        return []
+    from include.reporting.trends import trend_cells
+
+    return [("KPI", "value", "7 nights", "28 nights", "target"), *trend_cells(trends)]
+
+
+def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]] | None = None, *,
+                  trends: pd.DataFrame | None = None) -> str:
     """A short Markdown report of the night.
 
     Args:
         kpis: the night's KPIs.
         summary: the stage summaries, by task id.
         metrics: seconds and peak memory per stage, by task id (a table of them when given).
+        trends: :func:`include.reporting.trends.trend_table` (a "Trends" section when given).
     """
+    from include.reporting.trends import trend_lines
+
     lines = [f"# Shelfwise nightly report, {kpis['ds']}", "", *degraded_lines(kpis, summary),
              "| KPI | value |", "| --- | --- |"]
     for key in ("stockout_rate_7d", "fill_rate", "inventory_turns", "forecast_wape", "forecast_bias",
-                "fulfilment_cost", "fulfilment_cost_per_unit", "units_sold", "lost_sales_units_est"):
+                "gross_margin_rate", "fulfilment_cost", "fulfilment_cost_per_unit", "units_sold",
+                "lost_sales_units_est", "reporting_cycle_hours"):
         lines.append(f"| {key} | {kpis.get(key) if kpis.get(key) is not None else 'n/a'} |")
+    lines += trend_lines(kpis, trends)
+    lines += segment_lines(kpis)
     monitor = summary.get("monitor_forecasts") or {}
     lines += ["", "## Forecast monitoring", ""]
     if not monitor.get("scored"):
@@ -218,6 +329,24 @@ def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]
     lines += stage_table(metrics or {})
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def segment_lines(kpis: dict) -> list[str]:
+    """The report's Markdown section "Segments": each channel's and region's KPIs (none without segments)."""
+    rows = [(f"{kind.removeprefix('by_')}:{name}", doc) for kind, members in (kpis.get("segments") or {}).items()
+            for name, doc in members.items()]
+    if not rows:
+        return []
+
+    def shown(value: float | None, pct: bool = True) -> str:
+        return "n/a" if value is None else f"{value:.1%}" if pct else f"{value:,.2f}"
+
+    return ["", "## Segments", "", "| segment | stock-out rate (7 days) | fill rate | forecast WAPE | gross margin "
+            "| fulfilment cost per order |", "| --- | ---: | ---: | ---: | ---: | ---: |",
+            *[f"| {name} | {shown(d.get('stockout_rate_7d'))} | {shown(d.get('fill_rate'))} | "
+              f"{shown(d.get('forecast_wape'))} | {shown(d.get('gross_margin_rate'))} | "
+              f"{shown((d.get('orchestration') or {}).get('fulfilment_cost_per_order'), pct=False)} |"
+              for name, d in rows]]
 
 
 def degraded_lines(kpis: dict, summary: dict) -> list[str]:

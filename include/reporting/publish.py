@@ -14,14 +14,18 @@ from include.storage import write_json, write_text
 
 def publish_report(kpis: dict[str, Any], demand: pd.DataFrame, stage_summaries: dict[str, Any],
                    ds: str | dt.date, root: str | None = None, *,
-                   metrics: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+                   metrics: dict[str, dict[str, float]] | None = None,
+                   trends: pd.DataFrame | None = None) -> dict[str, Any]:
     """Write ``reports/kpis/ds=<ds>/``: ``kpis.json``, ``kpis.png`` (28-day trend) and ``report.md``.
+
+    ``trends`` (:func:`include.reporting.trends.trend_table`) goes into both the chart and the report.
 
     Returns:
         ``{"kpis", "report", "chart"}`` with the paths written.
     """
     write_json(kpis, "reports", "kpis", ds, "kpis", root)
     chart = render_chart(daily_trend(demand, as_date(ds)),
-                         kpis, f"{partition_path('reports', 'kpis', ds, root)}/kpis.png")
-    report = write_text(render_report(kpis, stage_summaries, metrics), "reports", "kpis", ds, "report.md", root)
+                         kpis, f"{partition_path('reports', 'kpis', ds, root)}/kpis.png", trends)
+    report = write_text(render_report(kpis, stage_summaries, metrics, trends=trends), "reports", "kpis", ds,
+                        "report.md", root)
     return {"kpis": kpis, "report": report, "chart": chart}

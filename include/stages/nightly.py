@@ -419,29 +419,93 @@ def release_approved(run: Run, *, conn_factory: ConnFactory, root: str | None = 
 
 
 def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None) -> dict[str, Any]:
-    """KPIs of the date, written with their chart and the Markdown report."""
-    from include.demand.forecasting import step_one_forecasts
-    from include.governance.policy import load_policy
-    from include.reporting.kpis import compute_kpis, night_state
+    """KPIs of the date, recorded in the KPI history and written with their chart and the Markdown report,
+    which set them against the nights before (``Trends``)."""
     from include.reporting.publish import publish_report
 
-    day = as_date(run.ds)
+    demand, summaries = _kpi_demand(run.ds, root), read_stage_summaries(run.dag_id, run.ds, root)
+    kpis = _night_kpis(run, demand, summaries, conn_factory, root)
+    _record_kpi_history(run, kpis, conn_factory)
+    return record(run, {**publish_report(kpis, demand, summaries, run.ds, root,
+                                         metrics=read_stage_metrics(run.dag_id, run.ds, root),
+                                         trends=_kpi_trends(run, kpis, conn_factory)),
+                        **degraded_entry(summaries)}, root)
+
+
+def _night_kpis(run: Run, demand, summaries: dict[str, Any], conn_factory: ConnFactory,  # noqa: ANN001
+                root: str | None) -> dict[str, Any]:
+    """The night's KPI document: :func:`include.reporting.kpis.compute_kpis` with the gross margin of the
+    window's sales, the sections of the other workflows, and how long after the day closed it was written."""
+    from include.config import trading_hours
+    from include.demand.forecasting import step_one_forecasts
+    from include.governance.policy import load_policy
+    from include.reporting.kpis import (
+        compute_kpis,
+        night_state,
+        reporting_cycle_hours,
+        with_channel_fulfilment,
+    )
+
+    day, curated = as_date(run.ds), _curated_for_kpis(run.ds, root)
     earlier = [read_partition("forecasts", "demand", d, root, columns=["unique_id", "ds", "step", "mean"],
                               filters=[("step", "==", 1)])
                for d in (day - dt.timedelta(days=k) for k in range(1, KPI_WINDOW_DAYS + 1))
                if partition_exists("forecasts", "demand", d, root)]
-    demand, curated = _kpi_demand(run.ds, root), _curated_for_kpis(run.ds, root)
-    summaries = read_stage_summaries(run.dag_id, run.ds, root)
     kpis = {**compute_kpis(day, demand, curated["inventory_snapshot"], curated["items"], curated["ecommerce_orders"],
                            step_one_forecasts(earlier, day), _released_lines(run, conn_factory), curated["locations"],
-                           load_policy().costs), **night_state(stale_sources(summaries)),
+                           load_policy().costs, margin_cells=_margin_cells(day, curated, root)),
+            **night_state(stale_sources(summaries)),
             "intraday": _intraday_of_day(run, conn_factory, root),
             "orchestration": _orchestration_of_day(run, conn_factory),
-            "procurement": _procurement_of_night(run, conn_factory, root)}
-    _record_kpi_history(run, kpis, conn_factory)
-    return record(run, {**publish_report(kpis, demand, summaries, run.ds, root,
-                                         metrics=read_stage_metrics(run.dag_id, run.ds, root)),
-                        **degraded_entry(summaries)}, root)
+            "procurement": _procurement_of_night(run, conn_factory, root), **_returns_of_day(run.ds, root)}
+    if not run.replay:
+        # Wall-clock on purpose: the cycle time is how long after the day closed its report came out. A
+        # backfill's would measure only how late the backfill ran.
+        kpis["reporting_cycle_hours"] = reporting_cycle_hours(day, dt.datetime.now(dt.UTC), trading_hours()[2])
+    return with_channel_fulfilment(kpis)
+
+
+def _margin_cells(day: dt.date, curated: dict[str, Any], root: str | None):  # noqa: ANN202
+    """The KPI window's sales at shelf price, discounts, cost of sales and refunds per channel x region
+    (:mod:`include.reporting.margin_kpis`), one day's extracts at a time."""
+    import pandas as pd
+
+    from include.reporting.margin_kpis import refund_cells, region_of, sales_cells, window_cells
+
+    start, empty = day - dt.timedelta(days=KPI_WINDOW_DAYS - 1), pd.DataFrame()
+    items, regions = curated["items"], region_of(curated["locations"])
+    pos = (sales_cells(t.to_pandas(), empty, items, regions) for _, t in iter_range(
+        "curated", "pos_sales", start, day, root, columns=["store_id", *_SALES_COLUMNS["pos_sales"]]))
+    orders = (sales_cells(empty, t.to_pandas(), items, regions) for _, t in iter_range(
+        "curated", "ecommerce_orders", start, day, root, columns=_SALES_COLUMNS["ecommerce_orders"]))
+    refunds = read_range("curated", "returns", start, day, root, columns=["channel", "location_id", "refund_amount"])
+    return window_cells([*pos, *orders, refund_cells(refunds, regions)])
+
+
+#: The task of ``returns_routing`` whose summary holds the day's recovery value.
+RETURNS_ROUTE_TASK = "route_returns"
+
+
+def _returns_of_day(ds: str, root: str | None) -> dict[str, Any]:
+    """``{"returns": {net_recovery, returns, refunds}}`` from the latest summary ``returns_routing`` filed
+    for the date; empty (a gap on the dashboard) when it has not routed the date yet."""
+    route = read_stage_summaries("returns_routing", ds, root).get(RETURNS_ROUTE_TASK) or {}
+    if route.get("net_recovery") is None:
+        return {}
+    return {"returns": {key: route.get(key) for key in ("net_recovery", "returns", "refunds")}}
+
+
+def _kpi_trends(run: Run, kpis: dict[str, Any], conn_factory: ConnFactory):  # noqa: ANN202
+    """The night's dashboard KPIs against the recorded nights of the last 28 days, with their targets."""
+    from include.erp.kpis import kpi_history
+    from include.reporting.dashboard import flatten_history, policy_targets
+    from include.reporting.trends import SPANS, trend_table
+
+    day = as_date(run.ds)
+    with conn_factory() as conn:
+        rows = kpi_history(conn, dag_id=run.dag_id, since=day - dt.timedelta(days=max(SPANS)),
+                           until=day - dt.timedelta(days=1))
+    return trend_table(kpis, flatten_history(reversed(rows)), policy_targets())
 
 
 def _intraday_of_day(run: Run, conn_factory: ConnFactory, root: str | None) -> dict[str, Any]:
@@ -517,7 +581,8 @@ KPI_WINDOW_DAYS = 28
 def _kpi_demand(ds: str, root: str | None):
     """The last :data:`KPI_WINDOW_DAYS` days of demand, only the columns the KPIs read."""
     since = dt.datetime.combine(as_date(ds) - dt.timedelta(days=KPI_WINDOW_DAYS - 1), dt.time())
-    return read_partition("curated", "demand", ds, root, columns=["unique_id", "sku", "channel", "ds", "y", "censored"],
+    return read_partition("curated", "demand", ds, root,
+                          columns=["unique_id", "location_id", "sku", "channel", "ds", "y", "censored"],
                           filters=[("ds", ">=", since)])
 
 

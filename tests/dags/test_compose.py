@@ -493,6 +493,31 @@ def role_problems(compose: dict) -> list[str]:
     return problems
 
 
+def ui_user_problems(compose: dict, ui_users: dict[str, tuple[str, str, bool]]) -> list[str]:
+    """Airflow services not reading the users list airflow-init writes, or airflow-init not given a password.
+
+    Args:
+        compose: the resolved compose file.
+        ui_users: ``docker/airflow_init.py``'s ``UI_USERS`` (user -> password variable, role, required).
+    """
+    services = compose.get("services", {})
+    problems = []
+    for name in AIRFLOW_SERVICES:
+        if name not in services:
+            continue
+        env = environment(services[name])
+        config = PurePosixPath(env.get("AIRFLOW_CONFIG", "/"))
+        if "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" in env:
+            problems.append(f"{name} lists the UI users itself; airflow-init writes them to AIRFLOW_CONFIG")
+        if not any(kind == "volume" and config.parent == PurePosixPath(target)
+                   for kind, _, target in mounts(services[name])):
+            problems.append(f"{name} AIRFLOW_CONFIG {config} is not on a volume airflow-init writes")
+    init = environment(services.get("airflow-init", {}))
+    problems += [f"airflow-init does not pass {variable}" for variable, _, _ in ui_users.values()
+                 if variable not in init]
+    return problems
+
+
 def load_init_script():
     """docker/airflow_init.py as a module."""
     spec = importlib.util.spec_from_file_location("airflow_init", INIT_SCRIPT)
@@ -614,8 +639,8 @@ def test_init_script_refuses_default_passwords_unless_demo(tmp_path: Path, capsy
         "SHELFWISE_ADMIN_PASSWORD is a well-known default password",
         "SHELFWISE_PLANNER_PASSWORD is shorter than 12 characters",
     ]
-    passwords = tmp_path / "auth" / "passwords.json"
-    base = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
+    passwords, config = tmp_path / "auth" / "passwords.json", tmp_path / "auth" / "airflow.cfg"
+    base = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords), "AIRFLOW_CONFIG": str(config)}
     assert init.main({**env, **base}) == 1
     refusal = capsys.readouterr().err
     assert "refusing to start Shelfwise with unsafe settings" in refusal and "SHELFWISE_DEMO=1" in refusal
@@ -626,7 +651,66 @@ def test_init_script_refuses_default_passwords_unless_demo(tmp_path: Path, capsy
     assert "WARNING demo mode" in capsys.readouterr().err
     assert json.loads(passwords.read_text()) == {"admin": "admin", "planner": "short1"}
     assert passwords.stat().st_mode & 0o777 == 0o600
+    assert "simple_auth_manager_users = admin:admin,planner:user\n" in config.read_text()
+    assert config.stat().st_mode & 0o777 == 0o600
     assert init.password_problems(_strong()) == []
+
+
+def _users_listed(config: Path) -> list[str]:
+    line = next(x for x in config.read_text().splitlines() if x.startswith("simple_auth_manager_users"))
+    return line.split("=", 1)[1].strip().split(",")
+
+
+def test_optional_ui_users_exist_only_with_a_strong_password(tmp_path: Path, capsys) -> None:
+    init = load_init_script()
+    init.SECRETS_DIR = tmp_path / "secrets"
+    passwords, config = tmp_path / "auth" / "passwords.json", tmp_path / "auth" / "airflow.cfg"
+    base = {**_strong(), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW_CONFIG": str(config)}
+    # Blank (as in .env.example) or unset: no user at all, and nothing to refuse.
+    assert init.password_problems({**base, "SHELFWISE_MANAGER_PASSWORD": ""}) == []
+    assert init.main({**base, "SHELFWISE_MANAGER_PASSWORD": ""}) == 0
+    assert _users_listed(config) == ["admin:admin", "planner:user"]
+    assert set(json.loads(passwords.read_text())) == {"admin", "planner"}
+    # A set one passes the same checks as the required ones.
+    weak = {**base, "SHELFWISE_LP_PASSWORD": "lp", "SHELFWISE_FINANCE_PASSWORD": "finance-26",
+            "SHELFWISE_OPS_PASSWORD": "Finance"}
+    assert init.password_problems(weak) == [
+        "SHELFWISE_LP_PASSWORD is a well-known default password",
+        "SHELFWISE_FINANCE_PASSWORD is shorter than 12 characters",
+        "SHELFWISE_OPS_PASSWORD is a well-known default password",
+    ]
+    assert init.main(weak) == 1 and "finance-26" not in capsys.readouterr().err
+    strong = {**base, "SHELFWISE_LP_PASSWORD": "lp-Xq7v9kPz2LmN", "SHELFWISE_OPS_PASSWORD": "ops-Xq7v9kPz2LmN"}
+    assert init.main(strong) == 0
+    assert _users_listed(config) == ["admin:admin", "planner:user", "lp:viewer", "ops:viewer"]
+    assert json.loads(passwords.read_text())["lp"] == "lp-Xq7v9kPz2LmN"
+    assert "lp-Xq7v9kPz2LmN" not in capsys.readouterr().out  # names users and roles, never passwords
+
+
+def test_compose_ui_users_are_the_demo_users_with_their_roles(compose: dict) -> None:
+    spec = importlib.util.spec_from_file_location("shelfwise_runner", ROOT / "scripts" / "shelfwise.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    users = load_init_script().UI_USERS
+    assert {user: role for user, (_, role, _) in users.items()} == {
+        user: role for user, (_, role) in runner.DEMO_USERS.items() if user != "analyst"}
+    assert ui_user_problems(compose, users) == []
+    documented = env_example_names(ENV_EXAMPLE.read_text())
+    assert {variable for variable, _, _ in users.values()} <= documented
+
+
+def test_ui_user_problems_flags_a_listed_user_and_a_missing_password(compose: dict) -> None:
+    users = load_init_script().UI_USERS
+    broken = copy.deepcopy(compose)
+    broken["services"]["airflow-worker"]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
+    broken["services"]["airflow-triggerer"]["environment"]["AIRFLOW_CONFIG"] = "/opt/airflow/airflow.cfg"
+    del broken["services"]["airflow-init"]["environment"]["SHELFWISE_OPS_PASSWORD"]
+    assert ui_user_problems(broken, users) == [
+        "airflow-triggerer AIRFLOW_CONFIG /opt/airflow/airflow.cfg is not on a volume airflow-init writes",
+        "airflow-worker lists the UI users itself; airflow-init writes them to AIRFLOW_CONFIG",
+        "airflow-init does not pass SHELFWISE_OPS_PASSWORD",
+    ]
 
 
 def test_init_script_makes_private_keys_once(tmp_path: Path) -> None:

@@ -19,10 +19,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from airflow_services import LOCAL, airflow_stack, http_status  # noqa: E402 - scripts/ is not a package
+from shelfwise import DEMO_USERS  # noqa: E402
 
 SHOTS = ROOT / "test-output" / "e2e"
-USERS = {"admin": ("admin", "admin"), "planner": ("planner", "user"), "manager": ("manager", "op"),
-         "analyst": ("analyst", "viewer")}
+#: The demo's users: user -> (password, Airflow role).
+USERS = dict(DEMO_USERS)
 
 
 @pytest.fixture(scope="session", autouse=True)

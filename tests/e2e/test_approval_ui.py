@@ -5,6 +5,10 @@ home of its own under the test's tmp dir, stages lines for a run, then logs in t
 login page as the planner, approves and rejects lines in the plugin page, and checks the database.
 The read-only analyst and the planner on a high-tier line are refused and nothing changes.
 
+The same stack serves the finance review items (decided by ``finance``, read only for a planner) and the
+executive dashboard over nights recorded in ``ops.kpi_history`` (any Shelfwise role reads it, ``analyst``
+is refused).
+
 The lines are staged directly for a run of their own (``staged_run``); ``test_nightly_ui.py`` drives a
 real ``retail_nightly`` run that stages through the DAG. Services, browser and login: ``conftest.py``.
 Screenshots: ``test-output/e2e/``.
@@ -22,7 +26,9 @@ import pandas as pd
 import pytest
 
 from include.erp import db
-from include.erp.staging import run_lines, stage_batch
+from include.erp.staging import record_kpis, run_lines, stage_batch
+from include.governance.policy import load_policy, tier_proposals
+from include.reporting.dashboard import BY_KEY, policy_targets
 from tests.e2e.conftest import http_get, login, shot, start_airflow, wait_message
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +38,8 @@ DS = dt.date(2026, 11, 27)
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, erp_url):
-    """Airflow's four services on loopback, in one process group that is always stopped."""
+    """Airflow's four services on loopback, in one process group that is always stopped, with the demo's users
+    (``finance`` is an Airflow viewer whom the policy's ``user_roles`` makes finance)."""
     with start_airflow(tmp_path_factory.mktemp("airflow-home"), erp_url) as services:
         yield services
 
@@ -175,3 +182,129 @@ def test_planner_decides_in_the_plugin_page_and_others_are_refused(airflow, brow
     page.context.close()
     assert _statuses(erp_url, dag_id)["e2e-4"] == "approved"
     print(f"e2e browser part: {time.monotonic() - started:.1f} s")
+
+
+# --- finance review items ----------------------------------------------------------------------------------
+
+
+def _finance_items() -> pd.DataFrame:
+    """Finance review items as the policy tiers them: margin anomalies (medium, finance decides) and one
+    that implies an accrual (high, a manager decides)."""
+    causes = [("margin_anomaly",), ("margin_anomaly",), ("margin_anomaly",), ("accrual",)]
+    rows = [{"doc_type": "finance_review", "business_key": f"fin-{i}", "sku": f"CAT{i:02d}", "from_location": None,
+             "to_location": f"S{i:04d}", "supplier_id": None, "po_id": None, "po_line": None,
+             "action": "review_margin", "quantity": 1.0, "unit_cost": 1200.0 + i, "value": 1200.0 + i,
+             "need_by": DS + dt.timedelta(days=2),
+             "explanation": {"cause": exc[0], "excess_loss": 1200.0 + i, "robust_z": 4.2, "exceptions": list(exc)}}
+            for i, exc in enumerate(causes)]
+    return tier_proposals(pd.DataFrame(rows), load_policy())
+
+
+def test_finance_decides_review_items_and_a_planner_may_not(airflow, browser, erp_url):
+    started = time.monotonic()
+    base, dag_id = airflow["base"], f"e2e_finance_{uuid.uuid4().hex[:8]}"
+    items = _finance_items()
+    assert items["risk_tier"].tolist() == ["medium", "medium", "medium", "high"]
+    with db.connect(erp_url) as conn:
+        stage_batch(conn, items, dag_id=dag_id, run_id=f"manual__{DS}", ds=DS)
+    path = f"/shelfwise/approvals?dag_id={dag_id}&ds={DS.isoformat()}&doc_type=finance_review"
+
+    # Finance acknowledges an item (approve, the note names the action) and dismisses one (reject, the reason).
+    page = login(browser, base, "finance", path)
+    assert "finance (Airflow role viewer = finance)" in page.locator("#who").inner_text()
+    assert page.locator("tbody tr[data-line]").count() == 4
+    assert _row(page, "fin-3").locator("button.approve").count() == 0  # an accrual waits for a manager
+    acknowledge = "acknowledged: book a 1,200.00 shrink provision for S0000"
+    page.locator("#note").fill(acknowledge)
+    _row(page, "fin-0").locator("button.approve").click()
+    assert wait_message(page) == "1 line(s) approved."
+    _row(page, "fin-0").wait_for(state="detached")
+    page.locator("#message").evaluate("m => { m.textContent = ''; }")
+    dismiss = "dismissed: the promotion explains the margin; no action"
+    page.locator("#note").fill(dismiss)
+    _row(page, "fin-1").locator("button.reject").click()
+    assert wait_message(page) == "1 line(s) rejected."
+    shot(page, "05-finance-decided")
+    page.context.close()
+
+    # A planner sees the remaining item read only; deciding it anyway is refused with the reason.
+    page = login(browser, base, "planner", path)
+    assert page.locator("tbody tr[data-line]").count() == 2 and page.locator("button.approve").count() == 0
+    line = _row(page, "fin-2").get_attribute("data-line")
+    answer = page.evaluate("""async (body) => {
+        const r = await fetch('/shelfwise/api/decisions', {method: 'POST', credentials: 'same-origin',
+            headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+        return {status: r.status, body: await r.json()};
+    }""", {"lines": [line], "approve": True, "dag_id": dag_id, "ds": DS.isoformat()})
+    assert answer["status"] == 403
+    assert answer["body"]["detail"] == (f"planner (Airflow role user = planner) may not decide medium-tier finance_review"
+                                        f" lines: {line.replace(':', ' #')} (needs admin or finance or manager)."
+                                        " Nothing was changed.")
+    shot(page, "06-planner-finance-read-only")
+    page.context.close()
+
+    with db.connect(erp_url) as conn:
+        audit = conn.execute(
+            "SELECT split_part(idempotency_key, '|', 4), action, actor, note FROM erp_staging.audit_log"
+            " WHERE dag_id=%s AND action IN ('approved', 'rejected') ORDER BY audit_id", (dag_id,)).fetchall()
+    assert audit == [("fin-0", "approved", "finance", acknowledge), ("fin-1", "rejected", "finance", dismiss)]
+    statuses = _statuses(erp_url, dag_id)
+    assert statuses == {"fin-0": "approved", "fin-1": "rejected", "fin-2": "pending_approval",
+                        "fin-3": "pending_approval"}
+    print(f"e2e finance part: {time.monotonic() - started:.1f} s")
+
+
+# --- the executive dashboard -------------------------------------------------------------------------------
+
+
+def _record_nights(erp_url: str, dag_id: str, nights: int = 30, degraded: int = 3) -> dt.date:
+    """``nights`` nights of KPIs for ``dag_id`` ending on ``DS``, the first ``degraded`` of them degraded."""
+    first = DS - dt.timedelta(days=nights - 1)
+    with db.connect(erp_url) as conn:
+        for i in range(nights):
+            late = i < degraded
+            record_kpis(conn, dag_id, first + dt.timedelta(days=i), {
+                "fill_rate": 0.95 + i / 1000, "stockout_rate_7d": 0.04 - i / 2000, "inventory_turns": 7.0 + i / 10,
+                "forecast_wape": 0.3, "orchestration": {"ran": True, "fulfilment_cost_per_order": 12.5 - i / 20},
+                "degraded": late, "stale_sources": {"promotions": str(first - dt.timedelta(days=1))} if late else {}})
+    return first
+
+
+def test_the_executive_dashboard_shows_recorded_nights_to_shelfwise_roles_only(airflow, browser, erp_url):
+    started = time.monotonic()
+    base, dag_id = airflow["base"], f"e2e_dashboard_{uuid.uuid4().hex[:8]}"
+    first = _record_nights(erp_url, dag_id)
+    assert http_get(f"{base}/shelfwise-dashboard/api/kpis?dag_id={dag_id}") == 401
+
+    path = f"/shelfwise-dashboard/dashboard?dag_id={dag_id}"
+    page = login(browser, base, "manager", path, wait_for="section.kpi")
+    assert page.locator("h1").inner_text() == f"Executive dashboard: {dag_id}"
+    assert f"30 night(s), {first} to {DS}, 3 degraded" in page.locator("body").inner_text()
+    fill = page.locator('section.kpi[data-kpi="fill_rate"]')
+    assert fill.locator("polyline.series").count() == 1 and fill.locator("line.target").count() == 1
+    assert fill.locator("rect.degraded").count() == 1  # the three degraded nights are one band
+    target = BY_KEY["fill_rate"].fmt(policy_targets()["fill_rate"])
+    assert f"target {target}, higher is better" in fill.inner_text()
+    assert "degraded night" in page.locator("p.legend").first.inner_text()
+    shot(page, "dashboard")
+    data = page.evaluate("""async (url) => {
+        const r = await fetch(url, {credentials: 'same-origin'});
+        return {status: r.status, csp: r.headers.get('content-security-policy'), body: await r.json()};
+    }""", f"/shelfwise-dashboard/api/kpis?dag_id={dag_id}")
+    assert data["status"] == 200 and "frame-ancestors 'self'" in data["csp"]
+    assert len(data["body"]["nights"]) == 30 and data["body"]["degraded"][:4] == [True, True, True, False]
+
+    # The navigation entry shows the page inside the Airflow UI.
+    page.goto(f"{base}/plugin/shelfwise-dashboard")
+    framed = page.frame_locator("iframe").locator("h1")
+    framed.wait_for(timeout=30_000)
+    assert framed.inner_text().startswith("Executive dashboard")
+    shot(page, "dashboard-in-airflow")
+    page.context.close()
+
+    # A user the policy gives no Shelfwise role is refused.
+    page = login(browser, base, "analyst", path, wait_for="body")
+    assert "analyst (Airflow role viewer = no Shelfwise role) may not read the dashboard" in page.locator(
+        "body").inner_text()
+    page.context.close()
+    print(f"e2e dashboard part: {time.monotonic() - started:.1f} s")

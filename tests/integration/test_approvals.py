@@ -221,10 +221,11 @@ def plugin():
 
 
 def _client(plugin, username: str, role: str) -> TestClient:
+    import shelfwise_web
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     app = plugin.create_app()
-    app.dependency_overrides[plugin._current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
+    app.dependency_overrides[shelfwise_web.current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
     return TestClient(app)
 
 

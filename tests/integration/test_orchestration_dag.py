@@ -154,6 +154,7 @@ def test_exceptions_reach_the_approvals_page_and_a_planner_approves_there(world_
 
     sys.path.insert(0, str(ROOT / "plugins"))
     import shelfwise_approvals as plugin
+    import shelfwise_web
 
     monkeypatch.setenv("SHELFWISE_POLICY_FILE", policy)
     until = dt.datetime(2026, 10, 31, 0, 0)  # the day's last batch
@@ -161,7 +162,7 @@ def test_exceptions_reach_the_approvals_page_and_a_planner_approves_there(world_
     orchestration.stage(_adapter_run("stage_assignments", "b3"), until, conn_factory=db.connect, root=world_root)
     assert routed["batch"] == "2400" and routed["exceptions_pending"] > 0
     app = plugin.create_app()
-    app.dependency_overrides[plugin._current_user] = lambda: SimpleAuthManagerUser(username="planner", role="user")
+    app.dependency_overrides[shelfwise_web.current_user] = lambda: SimpleAuthManagerUser(username="planner", role="user")
     planner = TestClient(app)
     listed = planner.get(f"/api/lines?dag_id={DAG_ID}&ds={DS}&doc_type={DOC}").json()
     assert listed["count"] == routed["exceptions_pending"]

@@ -66,7 +66,7 @@ def test_standalone_refuses_other_interfaces_with_demo_passwords(tmp_path):
     assert shelfwise.exposure_problem("127.0.0.1", passwords, demo=False) is None
     assert shelfwise.exposure_problem("::1", passwords, demo=False) is None
     problem = shelfwise.exposure_problem("0.0.0.0", passwords, demo=False)
-    assert problem.startswith("refusing to listen on 0.0.0.0 while admin, analyst, lp, manager, planner keep the demo")
+    assert problem.startswith("refusing to listen on 0.0.0.0 while admin, analyst, finance, lp, manager, ops, planner keep the demo")
     assert shelfwise.exposure_problem("0.0.0.0", passwords, demo=True) is None
     passwords.write_text(json.dumps({u: f"{u}-long-unique-secret" for u in shelfwise.DEMO_USERS}))
     assert shelfwise.exposure_problem("0.0.0.0", passwords, demo=False) is None

@@ -18,11 +18,12 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 import shelfwise_approvals as plugin  # noqa: E402 - plugins/ is Airflow's plugins folder, not a package
+import shelfwise_web as web  # noqa: E402
 
 
 def client_as(username: str, role: str) -> TestClient:
     app = plugin.create_app()
-    app.dependency_overrides[plugin._current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
+    app.dependency_overrides[web.current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
     return TestClient(app)
 
 
@@ -182,8 +183,8 @@ def _assert_common_headers(response) -> None:
 def test_api_answers_carry_security_headers(planner):
     for response in (planner.get("/api/me"), planner.get("/api/lines?tier=x"),
                      _decide(planner, '{"lines": [], "approve": true}')):
-        assert response.headers["Content-Security-Policy"] == plugin.API_CSP
-        assert "frame-ancestors 'self'" in plugin.API_CSP
+        assert response.headers["Content-Security-Policy"] == web.API_CSP
+        assert "frame-ancestors 'self'" in web.API_CSP
         _assert_common_headers(response)
 
 

@@ -55,7 +55,7 @@ def test_catalogue_has_the_executive_kpis_with_unique_keys():
 
 def test_catalogue_keys_the_nightly_records_are_produced_by_the_kpi_code():
     # A nested key's first part is one of the sections report_kpis adds to compute_kpis' flat dict.
-    sections = {"orchestration", "procurement", "intraday"}
+    sections = {"orchestration", "procurement", "intraday", "returns"}
     for kpi in d.CATALOGUE:
         if kpi.produced and "." in kpi.key:
             assert kpi.path[0] in sections, kpi.key
@@ -159,7 +159,7 @@ def _card(page: str, key: str) -> str:
 
 def test_degraded_nights_are_shaded_with_their_stale_sources():
     history = d.flatten_history(_rows(10, degraded=(3, 4, 8)))
-    page = d.render_dashboard(history, _effect(history["ds"]), d.kpi_targets({}))
+    page = d.render_dashboard(history, _effect(history["ds"]), d.kpi_targets())
     chart = _card(page, "fill_rate")
     assert chart.count('<rect class="degraded"') == 2  # nights 3-4 are one band, night 8 another
     assert "2026-03-04: degraded (promotions of 2026-03-01)" in chart
@@ -215,7 +215,7 @@ def test_decisions_panel():
 
 def test_a_year_of_twenty_kpis_renders_a_page():
     history, effect = d.synthetic_history(365, 20)
-    page = d.render_dashboard(history, effect, d.kpi_targets({}))
+    page = d.render_dashboard(history, effect, d.kpi_targets())
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert page.count('<section class="kpi ') == 20
     assert d.time_dashboard(nights=30, kpis=3, repeats=1) > 0
@@ -230,26 +230,40 @@ def test_empty_history_renders():
 
 
 def test_targets_default_and_override():
-    targets = d.kpi_targets({"replenishment": {"fill_rate": 0.97},
-                             "kpi_targets": {"forecast_wape": 0.3, "stockout_rate_7d": None}})
+    targets = d.kpi_targets({"forecast_wape": 0.3, "stockout_rate_7d": None}, fill_rate=0.97)
     assert targets["fill_rate"] == 0.97 and targets["forecast_wape"] == 0.3
     assert "stockout_rate_7d" not in targets
-    assert d.kpi_targets({})["inventory_turns"] == d.DEFAULT_TARGETS["inventory_turns"]
+    assert d.kpi_targets()["inventory_turns"] == d.DEFAULT_TARGETS["inventory_turns"]
 
 
 def test_the_projects_policy_gives_targets():
-    assert d.policy_targets()["fill_rate"] == pytest.approx(0.98)
+    from include.governance.policy import load_policy
+
+    policy = load_policy()
+    targets = d.policy_targets()
+    assert targets == d.policy_targets(policy)
+    assert targets["fill_rate"] == pytest.approx(policy.replenishment.fill_rate)
+    for key, target in policy.kpi_targets.items():
+        assert targets.get(key) == target, key
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"fill_rat": 0.9}, "kpi_targets.fill_rat: not a KPI of the dashboard"),
-    ({"fill_rate": "0.9"}, "kpi_targets.fill_rate: must be a number"),
-    ({"fill_rate": True}, "kpi_targets.fill_rate: must be a number"),
-    ({"fill_rate": float("nan")}, "kpi_targets.fill_rate: must be a number"),
-])
-def test_bad_targets_are_refused(section, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        d.kpi_targets({"kpi_targets": section})
+def test_targets_of_a_policy_file_are_checked_when_it_loads(tmp_path, monkeypatch):
+    import yaml
+
+    from include.config import policy_file
+    from include.governance.policy import PolicyError
+
+    doc = yaml.safe_load(Path(policy_file()).read_text())
+    doc["kpi_targets"] = {"fill_rate": 0.9, "forecast_wape": None}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("SHELFWISE_POLICY_FILE", str(path))
+    targets = d.policy_targets()
+    assert targets["fill_rate"] == 0.9 and "forecast_wape" not in targets
+    doc["kpi_targets"] = {"fill_rat": 0.9}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PolicyError, match=re.escape("'fill_rat' is not a KPI of the dashboard's catalogue")):
+        d.policy_targets()
 
 
 # --- the plugin --------------------------------------------------------------------------------------------
@@ -264,12 +278,12 @@ def plugin():
 
 
 def _client(plugin, role: str):
-    import shelfwise_approvals
+    import shelfwise_web
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi.testclient import TestClient
 
     app = plugin.create_app()
-    app.dependency_overrides[shelfwise_approvals._current_user] = lambda: SimpleAuthManagerUser(username="u", role=role)
+    app.dependency_overrides[shelfwise_web.current_user] = lambda: SimpleAuthManagerUser(username="u", role=role)
     return TestClient(app)
 
 
@@ -294,7 +308,7 @@ def test_plugin_refuses_bad_queries(plugin, query):
 
 def test_plugin_page_and_json(plugin, monkeypatch):
     history = d.flatten_history(_rows(4, degraded=(2,)))
-    monkeypatch.setattr(plugin, "_load", lambda query: (history, _effect(history["ds"]), d.kpi_targets({})))
+    monkeypatch.setattr(plugin, "_load", lambda query: (history, _effect(history["ds"]), d.kpi_targets()))
     client = _client(plugin, "user")
     page = client.get("/dashboard?segment=all&nights=30")
     assert page.status_code == 200 and "Executive dashboard: retail_nightly" in page.text
@@ -304,3 +318,17 @@ def test_plugin_page_and_json(plugin, monkeypatch):
     data = client.get("/api/kpis").json()
     assert data["nights"][0] == "2026-03-01" and data["degraded"] == [False, False, True, False]
     assert data["series"]["fill_rate"][0] == pytest.approx(0.9) and data["series"]["gross_margin_rate"][0] is None
+
+
+def test_plugin_answers_503_with_security_headers_when_the_erp_is_unreachable(plugin, monkeypatch):
+    from include.erp.db import ErpConnectionError
+
+    def unreachable():
+        raise ErpConnectionError("the ERP staging database at postgresql://erp is not reachable")
+
+    monkeypatch.setattr(plugin.web, "connect", unreachable)
+    response = _client(plugin, "user").get("/api/kpis")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the ERP staging database at postgresql://erp is not reachable"}
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert (response.headers["X-Content-Type-Options"], response.headers["Cache-Control"]) == ("nosniff", "no-store")
