@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from include.erp import db
 from include.erp.approvals import (
     BadRequest,
     LineFilter,
@@ -31,16 +29,6 @@ DS = dt.date(2026, 5, 2)
 POLICY = load_policy()
 
 
-@pytest.fixture
-def dag_id() -> str:
-    return f"test_approvals_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def conn(erp_url):
-    """The application role's connection (the session's preparation migrated the database)."""
-    with db.connect(erp_url) as connection:
-        yield connection
 
 
 def _batch() -> pd.DataFrame:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 
 import pandas as pd
 import pytest
 
-from include.erp import db
 from include.erp.staging import decide, expire_pending, record_kpis, release_approved, run_lines, stage_batch
 from include.governance.policy import load_policy, tier_proposals
 from include.reporting.dashboard import EFFECT_COLUMNS, decision_effect, load_history
@@ -18,16 +16,6 @@ from include.reporting.dashboard import EFFECT_COLUMNS, decision_effect, load_hi
 FIRST = dt.date(2026, 4, 1)
 
 
-@pytest.fixture
-def dag_id() -> str:
-    """A DAG id of its own per test, so tests never see each other's nights or lines."""
-    return f"test_dashboard_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def conn(erp_url):
-    with db.connect(erp_url) as connection:
-        yield connection
 
 
 def _night(i: int, *, degraded: bool = False) -> dict:

@@ -33,17 +33,6 @@ REVISIONS = ("0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004
 DS = dt.date(2026, 3, 14)
 
 
-@pytest.fixture
-def dag_id() -> str:
-    """A DAG id of its own per test, so tests never see each other's lines."""
-    return f"test_staging_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def conn(erp_url):
-    """The application role's connection (the session's preparation migrated the database)."""
-    with db.connect(erp_url) as connection:
-        yield connection
 
 
 def _lines(n: int = 4, *, qty: float = 10.0) -> pd.DataFrame:

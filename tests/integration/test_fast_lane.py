@@ -4,12 +4,10 @@ an approved one as soon as it is decided, and one nobody decides is escalated on
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pandas as pd
 import pytest
 
-from include.erp import db
 from include.erp.approvals import approver, decide_lines, list_pending
 from include.erp.escalation import due_escalations, escalate
 from include.erp.scorecards import record_scorecards
@@ -21,15 +19,6 @@ pytestmark = pytest.mark.integration
 DS = dt.date(2026, 3, 15)
 
 
-@pytest.fixture
-def dag_id() -> str:
-    return f"test_fast_lane_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def conn(erp_url):
-    with db.connect(erp_url) as connection:
-        yield connection
 
 
 def _order(i: int, qty: float, unit_cost: float, on_hand: float) -> dict:

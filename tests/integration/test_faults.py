@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -56,10 +55,6 @@ with db.connect(url) as conn:
     stage_batch(conn, pd.read_pickle(path), dag_id=dag_id, run_id="run-killed", ds=ds)
 """
 
-
-@pytest.fixture
-def dag_id() -> str:
-    return f"test_faults_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
