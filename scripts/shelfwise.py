@@ -217,7 +217,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stop_previous(env: dict[str, str]) -> None:
-    for pid_file in (_pid_file(env), _pid_file(env).with_name("intraday.pid")):
+    for pid_file in (_pid_file(env), _pid_file(env).with_name("intraday.pid"), _pid_file(env).with_name("finance.pid")):
         _stop(pid_file)
 
 
@@ -237,6 +237,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.time()
     env = demo_env()
     prepare(env)
+    import finance_demo
     import intraday_demo
 
     from include.config import as_date
@@ -253,7 +254,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import hashlib
 
     generator = b"".join((ROOT / "include" / "sample_data" / name).read_bytes()
-                         for name in ("generator.py", "intraday.py", "intraday_landing.py", "procurement.py"))
+                         for name in ("generator.py", "intraday.py", "intraday_landing.py", "procurement.py",
+                                      "finance.py"))
     version = hashlib.sha256(generator).hexdigest()[:10]
     stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}-{version}"
     world = generate_world(config)
@@ -267,6 +269,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from include.sample_data.procurement import supplier_catalogue, write_supplier_catalogue
 
         write_supplier_catalogue(root, ds - dt.timedelta(days=1), supplier_catalogue(world, seed=config.seed))
+        _say("landing the finance extracts (shipment costs, substitutions, shrink) and curating their history")
+        finance_demo.land(world, root, ds)
         stamp.write_text("ok\n")
     else:
         _say(f"retail world for {ds} already generated ({stamp.name}); reusing it")
@@ -324,6 +328,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                                        day_after, hour_log)
     _pid_file(env).with_name("intraday.pid").write_text(str(hour_proc.pid))
     print(intraday_demo.describe(day_after, hour_summaries, hour_log))
+    finance_log = Path(root).parent / "demo" / f"finance_review_{ds}.log"
+    _say(f"running finance_review for the week to {ds} with `airflow dags test` (log: {finance_log})")
+    finance_proc, finance_summaries = finance_demo.run_night(str(VENV_BIN / "airflow"), service_env(env), root, ds,
+                                                             finance_log)
+    _pid_file(env).with_name("finance.pid").write_text(str(finance_proc.pid))
+    print(finance_demo.describe(ds, finance_summaries, finance_log))
     return 0
 
 
