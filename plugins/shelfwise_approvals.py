@@ -14,6 +14,11 @@ is answered 422 with ``detail`` naming each field and ``errors`` listing them (`
 A decision names the run it is about (``dag_id`` and ``ds``, as the page shows it) and lines of another
 run are refused with 409; deciding lines of several runs at once takes ``"across_runs": true``.
 
+An escalation hands pending lines up without deciding them: same body, protections and checks as a
+decision (no ``approve``, a required ``note``); each line gets an ``escalated`` audit entry and stays
+pending, then one message goes through the policy's ``fast_lane.escalation`` channel (a failed delivery is
+logged; the audit entry stands). The page marks lines escalated since they were staged.
+
 Every response carries ``Content-Security-Policy`` (the page: scripts and styles only by per-response
 nonce, framing only by the Airflow UI of the same origin), ``X-Content-Type-Options: nosniff``,
 ``Referrer-Policy`` and ``Cache-Control: no-store`` (:func:`shelfwise_web.protect`). See SECURITY.md.
@@ -25,6 +30,7 @@ Endpoints:
     POST /shelfwise/api/decisions   {"lines": ["transfer:12", {"doc_type": "replenishment", "line_id": 7}],
                                      "approve": true, "note": "...", "dag_id": "retail_nightly",
                                      "ds": "2026-11-27"}  (or "across_runs": true instead of dag_id/ds)
+    POST /shelfwise/api/escalations {"lines": [...], "note": "why it goes up", "dag_id": ..., "ds": ...}
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import html
 import json
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -43,6 +51,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -127,13 +136,20 @@ SelectedLine = Annotated[
 ]
 
 
-class DecisionBody(BaseModel):
-    """A decision on a selection of lines of one run (or, with ``across_runs``, of several)."""
+def _note_given(value: str) -> str:
+    from include.erp.approvals import NOTE_REQUIRED
+
+    if not value.strip():
+        raise ValueError(NOTE_REQUIRED)
+    return value
+
+
+class SelectionBody(BaseModel):
+    """A selection of lines of one run (or, with ``across_runs``, of several) and a note."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     lines: list[SelectedLine] = Field(min_length=1, max_length=MAX_LINES)
-    approve: bool
     note: Note | None = None
     dag_id: web.DagId | None = None
     ds: dt.date | None = None
@@ -154,6 +170,23 @@ class DecisionBody(BaseModel):
     def selection(self) -> list[Any]:
         return [line if isinstance(line, str) else line.model_dump() for line in self.lines]
 
+    @property
+    def run(self) -> tuple[str, dt.date] | None:
+        """The run the lines must belong to; ``None`` across runs."""
+        return None if self.across_runs else (self.dag_id, self.ds)
+
+
+class DecisionBody(SelectionBody):
+    """A decision on a selection of lines: approve or reject."""
+
+    approve: bool
+
+
+class EscalationBody(SelectionBody):
+    """An escalation of a selection of pending lines: handed up undecided, with the reason."""
+
+    note: Annotated[Note, AfterValidator(_note_given)]
+
 
 def parse_query(request: Request) -> LinesQuery:
     """The query string as :class:`LinesQuery`; a parameter given twice is refused, not overridden.
@@ -165,7 +198,17 @@ def parse_query(request: Request) -> LinesQuery:
 
 
 async def decision_body(request: Request) -> DecisionBody:
-    """The JSON body as :class:`DecisionBody`, parsed in pydantic's strict JSON mode.
+    """The JSON body as :class:`DecisionBody` (see :func:`selection_body`)."""
+    return await selection_body(request, DecisionBody, "decision")
+
+
+async def escalation_body(request: Request) -> EscalationBody:
+    """The JSON body as :class:`EscalationBody` (see :func:`selection_body`)."""
+    return await selection_body(request, EscalationBody, "escalation")
+
+
+async def selection_body(request: Request, model: type[SelectionBody], what: str) -> Any:
+    """The JSON body as ``model``, parsed in pydantic's strict JSON mode.
 
     Raises:
         HTTPException: 415 for a body that is not ``application/json``; 413 for one over 1 MB.
@@ -174,7 +217,7 @@ async def decision_body(request: Request) -> DecisionBody:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         # Also keeps cross-site HTML forms out: they cannot send application/json.
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the decision as application/json")
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"send the {what} as application/json")
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise HTTPException(413,
@@ -182,7 +225,7 @@ async def decision_body(request: Request) -> DecisionBody:
     if errors := _lone_surrogates(raw):
         raise RequestValidationError(errors, body={"where": "body"})
     try:
-        body = DecisionBody.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_input=False, include_context=False),
                                      body={"where": "body"}) from None
@@ -229,6 +272,24 @@ def _lone_surrogates(raw: bytes) -> list[dict[str, Any]]:
 
 Query = Annotated[LinesQuery, Depends(parse_query)]
 Decision = Annotated[DecisionBody, Depends(decision_body)]
+Escalation = Annotated[EscalationBody, Depends(escalation_body)]
+
+
+@contextmanager
+def _answering_refusals(who, body: SelectionBody, what: str) -> Iterator[None]:
+    """The domain's refusals as HTTP answers: 403 (role), 409 (another run), 422 (bad request)."""
+    from include.erp.approvals import BadRequest, NotAllowed, OutsideRun
+
+    try:
+        yield
+    except NotAllowed as exc:
+        log.warning("refused %s by %s on %d line(s): %s", what, who.username, len(body.lines), exc)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except OutsideRun as exc:
+        log.warning("refused %s by %s: lines outside the named run", what, who.username)
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except BadRequest as exc:
+        raise HTTPException(422, str(exc)) from exc
 
 
 def create_app() -> FastAPI:
@@ -253,25 +314,35 @@ def create_app() -> FastAPI:
 
     @app.post("/api/decisions")
     def decisions(user: web.CurrentUser, body: Decision) -> dict[str, Any]:
-        from include.erp.approvals import BadRequest, NotAllowed, OutsideRun, decide_lines, parse_selection
+        from include.erp.approvals import decide_lines, parse_selection
 
         who = web.approver(user)
-        run = None if body.across_runs else (body.dag_id, body.ds)
-        try:
+        with _answering_refusals(who, body, "decision"):
             selection = parse_selection(body.selection())
             with web.connect() as conn:
-                outcome = decide_lines(conn, who, selection, approve=body.approve, note=body.note, run=run)
-        except NotAllowed as exc:
-            log.warning("refused decision by %s on %d line(s): %s", who.username, len(body.lines), exc)
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-        except OutsideRun as exc:
-            log.warning("refused decision by %s: lines outside the named run", who.username)
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        except BadRequest as exc:
-            raise HTTPException(422, str(exc)) from exc
+                outcome = decide_lines(conn, who, selection, approve=body.approve, note=body.note, run=body.run)
         log.info("%s %s %d line(s)%s", who.username, "approved" if body.approve else "rejected",
-                 len(outcome.decided), " across runs" if run is None else "")
+                 len(outcome.decided), " across runs" if body.run is None else "")
         return outcome.as_dict(body.approve)
+
+    @app.post("/api/escalations")
+    def escalations(user: web.CurrentUser, body: Escalation) -> dict[str, Any]:
+        from include.erp.approvals import escalate_lines, parse_selection
+        from include.erp.escalation import deliver, escalation_message
+
+        who = web.approver(user)
+        settings = web.policy().fast_lane.escalation
+        with _answering_refusals(who, body, "escalation"):
+            selection = parse_selection(body.selection())
+            with web.connect() as conn:
+                outcome = escalate_lines(conn, who, selection, note=body.note, channel=settings.channel, run=body.run)
+        log.info("%s escalated %d line(s) through %s", who.username, len(outcome.escalated), settings.channel)
+        if outcome.lines:
+            dag_id, ds = body.run or (None, None)
+            message = escalation_message(dag_id, ds, outcome.lines, settings.recipients, by=who.username,
+                                         note=outcome.note)
+            deliver(settings, message, subject=f"Shelfwise: {who.username} escalated line(s) for a decision")
+        return outcome.as_dict()
 
     @app.get("/approvals", response_class=HTMLResponse)
     def page(user: web.CurrentUser, request: Request) -> HTMLResponse:
@@ -331,6 +402,12 @@ def _supplier(line: dict[str, Any]) -> str:
             f'{_esc(" · ".join(parts))}</small>')
 
 
+def _escalation_title(up: dict[str, Any]) -> str:
+    """``escalated by finance, 2026-11-27 08:15 UTC: <note>``: the newest escalation of a line."""
+    at = dt.datetime.fromisoformat(up["at"]).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"escalated by {up['by']}, {at}" + (f": {up['note']}" if up.get("note") else "")
+
+
 def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str) -> str:
     options = {"doc_type": ["", *DOC_TYPES], "tier": ["", *TIERS]}
     shown = {name: ("" if query is None or getattr(query, name) is None else str(getattr(query, name)))
@@ -349,13 +426,16 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
         key = _esc(f"{ln['doc_type']}:{ln['line_id']}")
         can = ln.get("may_decide")
         buttons = (f'<button class="approve" data-line="{key}">Approve</button> '
-                   f'<button class="reject" data-line="{key}">Reject</button>') if can else (
+                   f'<button class="reject" data-line="{key}">Reject</button> '
+                   f'<button class="escalate" data-line="{key}">Escalate</button>') if can else (
             '<span class="ro" title="your role may not decide this tier">read only</span>')
         where = " &rarr; ".join(_esc(x) for x in (ln["from_location"], ln["to_location"]) if x)
         tier = _esc(ln["risk_tier"])
         critical = bool((ln.get("explanation") or {}).get("critical"))
         badge = '<br><span class="critical" title="fast lane: released as soon as approved">critical</span>' \
             if critical else ""
+        if up := ln.get("escalated"):
+            badge += (f'<br><span class="escalated" title="{_esc(_escalation_title(up))}">escalated</span>')
         rows.append(
             f'<tr data-line="{key}" data-business-key="{_esc(ln["business_key"])}" data-tier="{tier}"'
             f' data-dag-id="{_esc(ln["dag_id"])}" data-ds="{_esc(ln["ds"])}">'
@@ -389,6 +469,7 @@ form.filters label {{ margin-right: .8rem; font-size: .9rem; }}
 table {{ border-collapse: collapse; width: 100%; margin-top: .8rem; font-size: .85rem; }}
 th, td {{ border-bottom: 1px solid #d9e2ec; padding: .35rem .4rem; text-align: left; vertical-align: top; }}
 span.critical {{ color: #fff; background: #b42318; border-radius: 3px; padding: 0 .3rem; font-size: .75rem; }}
+span.escalated {{ color: #fff; background: #6941c6; border-radius: 3px; padding: 0 .3rem; font-size: .75rem; }}
 small.card {{ color: #52606d; }}
 td.num {{ text-align: right; }} td.why {{ max-width: 28rem; color: #52606d; }}
 td.tier.high {{ color: #b42318; font-weight: 600; }} td.tier.medium {{ color: #b54708; }}
@@ -404,9 +485,10 @@ textarea {{ width: 28rem; height: 2.6rem; }}
 {error}
 <form class="filters" method="get">{filters}<button type="submit">Filter</button></form>
 <div class="bar">
-  <textarea id="note" placeholder="Note recorded with the decision (optional)"></textarea>
+  <textarea id="note" placeholder="Note recorded with the decision (optional; required to escalate)"></textarea>
   <button id="approve-selected">Approve selected</button>
   <button id="reject-selected">Reject selected</button>
+  <button id="escalate-selected" title="hand the lines up undecided, with the note">Escalate selected</button>
 </div>
 <div id="message" role="status"></div>
 <table id="lines" data-dag-id="{run_dag_id}" data-ds="{run_ds}"><thead><tr><th><input type="checkbox" id="pick-all" title="select all"></th><th>line</th>
@@ -428,34 +510,54 @@ function scope(lines) {{
   }}
   return runs.size === 1 ? [...runs.values()][0] : {{across_runs: true}};
 }}
-async function decide(lines, approve) {{
-  if (!lines.length) {{ message.className = "refused"; message.textContent = "Select at least one line."; return; }}
+// Posts the lines with the note to an endpoint; shows its answer and returns it when it was accepted.
+async function send(path, lines, fields) {{
+  if (!lines.length) {{ message.className = "refused"; message.textContent = "Select at least one line."; return null; }}
   const note = document.getElementById("note").value;
-  const response = await fetch("{api}/api/decisions", {{
+  const response = await fetch("{api}" + path, {{
     method: "POST", credentials: "same-origin",
     headers: {{"Content-Type": "application/json", "Accept": "application/json"}},
-    body: JSON.stringify({{lines, approve, note, ...scope(lines)}}),
+    body: JSON.stringify({{lines, ...fields, note, ...scope(lines)}}),
   }});
   const data = await response.json().catch(() => ({{}}));
   if (!response.ok) {{
     message.className = "refused";
     message.textContent = (data.detail || response.statusText) + " (HTTP " + response.status + ")";
-    return;
+    return null;
   }}
   message.className = "ok";
   message.textContent = data.message;
-  for (const done of [...data.decided, ...data.already_decided]) {{
-    const row = document.querySelector(`tr[data-line="${{done.doc_type}}:${{done.line_id}}"]`);
-    if (row) row.remove();
+  return data;
+}}
+const rowOf = (line) => document.querySelector(`tr[data-line="${{line.doc_type}}:${{line.line_id}}"]`);
+async function decide(lines, approve) {{
+  const data = await send("/api/decisions", lines, {{approve}});
+  if (data) [...data.decided, ...data.already_decided].forEach((line) => rowOf(line)?.remove());
+}}
+// An escalated line stays pending: it keeps its row and gets the badge.
+async function escalate(lines) {{
+  const data = await send("/api/escalations", lines, {{}});
+  if (!data) return;
+  data.already_decided.forEach((line) => rowOf(line)?.remove());
+  for (const line of data.escalated) {{
+    const tier = rowOf(line)?.querySelector("td.tier");
+    if (!tier || tier.querySelector("span.escalated")) continue;
+    const badge = document.createElement("span");
+    badge.className = "escalated";
+    badge.textContent = "escalated";
+    badge.title = "escalated just now: " + document.getElementById("note").value.trim();
+    tier.append(document.createElement("br"), badge);
   }}
 }}
 const picked = () => [...document.querySelectorAll("input.pick:checked")].map((box) => box.value);
 document.getElementById("approve-selected").onclick = () => decide(picked(), true);
 document.getElementById("reject-selected").onclick = () => decide(picked(), false);
+document.getElementById("escalate-selected").onclick = () => escalate(picked());
 document.getElementById("pick-all").onchange = (e) =>
   document.querySelectorAll("input.pick").forEach((box) => {{ box.checked = e.target.checked; }});
 document.querySelectorAll("button.approve").forEach((b) => {{ b.onclick = () => decide([b.dataset.line], true); }});
 document.querySelectorAll("button.reject").forEach((b) => {{ b.onclick = () => decide([b.dataset.line], false); }});
+document.querySelectorAll("button.escalate").forEach((b) => {{ b.onclick = () => escalate([b.dataset.line]); }});
 </script>
 </body></html>
 """

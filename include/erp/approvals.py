@@ -9,7 +9,8 @@ prevention decides return dispositions, planners do not).
 A request deciding several lines is all-or-nothing on permissions and on scope: if the user may not
 decide the tier of any selected line, or a line belongs to another run than the one the request names,
 nothing changes and the refusal names those lines. Lines somebody else decided first keep that decision;
-the answer says who decided them and how.
+the answer says who decided them and how. A decider may also escalate pending lines they may decide: hand
+them up undecided with a note (:func:`escalate_lines`), under the same checks.
 
 Input is taken strictly: a line id is an integer (never a float, a boolean or a numeric string), and text
 that PostgreSQL cannot store (NUL, lone surrogates) or that no identifier holds (control characters) is
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from include.erp.staging import CRITICAL, TABLES, decide
+from include.erp.staging import CRITICAL, TABLES, audit, decide
 from include.governance.policy import TIERS, Policy
 
 MAX_NOTE_CHARS = 2000
@@ -41,6 +42,8 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 #: Control characters besides tab, newline and carriage return (C0, DEL, C1).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_KEY = re.compile(r"(?P<doc_type>[a-z_]+):(?P<line_id>[1-9][0-9]{0,18})")
+#: Why an escalation without a note is refused.
+NOTE_REQUIRED = "an escalation needs a note: say why the line(s) go up"
 
 
 class NotAllowed(PermissionError):
@@ -195,6 +198,13 @@ _LIST_COLUMNS = ("doc_type", "line_id", "idempotency_key", "dag_id", "run_id", "
                  "unit_cost", "value", "need_by", "explanation", "risk_tier", "tier_reasons", "status")
 
 
+#: The newest ``escalated`` audit entry of line ``l`` since it was staged (a line staged afresh under the same key
+#: is a new line); the audit log is indexed by key.
+_LAST_ESCALATION = ("SELECT a.actor AS escalated_by, a.recorded_at AS escalated_at, a.note AS escalation_note"
+                    " FROM erp_staging.audit_log a WHERE a.idempotency_key = l.idempotency_key"
+                    " AND a.action = 'escalated' AND a.recorded_at >= l.created_at ORDER BY a.audit_id DESC LIMIT 1")
+
+
 def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *, user: Approver | None = None,
                  limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
     """Lines waiting for a planner, critical ones first (the fast lane), then highest tier and value first.
@@ -206,7 +216,7 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
         limit: at most this many lines (1 to ``MAX_LIMIT``).
 
     Returns:
-        One JSON-safe dict per line.
+        One JSON-safe dict per line; ``escalated`` is the newest escalation (``by``, ``at``, ``note``) or ``None``.
 
     Raises:
         BadRequest: a limit that is not an integer in range.
@@ -226,14 +236,18 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
     params.append(limit)
     with conn.transaction():
         rows = conn.execute(
-            f"SELECT {', '.join(_LIST_COLUMNS)} FROM erp_staging.all_lines WHERE {' AND '.join(where)}"
+            f"SELECT {', '.join(_LIST_COLUMNS)}, escalated_by, escalated_at, escalation_note"
+            f" FROM erp_staging.all_lines l LEFT JOIN LATERAL ({_LAST_ESCALATION}) e ON true"
+            f" WHERE {' AND '.join(where)}"
             f" ORDER BY {CRITICAL} DESC, array_position(ARRAY['high','medium','low'], risk_tier), value DESC,"
             " doc_type, line_id"
             " LIMIT %s", params,
         ).fetchall()
     lines = []
     for row in rows:
-        line = dict(zip(_LIST_COLUMNS, row, strict=True))
+        line = dict(zip(_LIST_COLUMNS, row[:len(_LIST_COLUMNS)], strict=True))
+        by, at, note = row[len(_LIST_COLUMNS):]
+        line["escalated"] = None if at is None else {"by": by, "at": at.isoformat(), "note": note}
         for key in ("quantity", "unit_cost", "value"):
             line[key] = float(line[key])
         for key in ("ds", "need_by"):
@@ -282,27 +296,58 @@ def _refusal(user: Approver, refused: list[tuple[str, int, str]]) -> str:
 
 
 @dataclass
-class DecisionOutcome:
-    """What a decision request did."""
+class _Outcome:
+    """What a request on a selection found besides the lines it acted on."""
 
-    decided: list[dict[str, Any]] = field(default_factory=list)
     already_decided: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[dict[str, Any]] = field(default_factory=list)
 
-    def message(self, approve: bool) -> str:
-        verb = "approved" if approve else "rejected"
-        parts = [f"{len(self.decided)} line(s) {verb}"]
+    def _message(self, done: str, already: str) -> str:
+        parts = [done]
         if self.already_decided:
-            parts.append("already decided, first decision stands: " + "; ".join(
+            parts.append(f"{already}: " + "; ".join(
                 f"{d['doc_type']} #{d['line_id']} {d['status']} by {d['decided_by'] or 'the system'}"
                 for d in self.already_decided))
         if self.unknown:
             parts.append("not found: " + ", ".join(f"{u['doc_type']} #{u['line_id']}" for u in self.unknown))
         return ". ".join(parts) + "."
 
+
+@dataclass
+class DecisionOutcome(_Outcome):
+    """What a decision request did."""
+
+    decided: list[dict[str, Any]] = field(default_factory=list)
+
+    def message(self, approve: bool) -> str:
+        verb = "approved" if approve else "rejected"
+        return self._message(f"{len(self.decided)} line(s) {verb}", "already decided, first decision stands")
+
     def as_dict(self, approve: bool) -> dict[str, Any]:
         return {"decided": self.decided, "already_decided": self.already_decided, "unknown": self.unknown,
                 "message": self.message(approve)}
+
+
+@dataclass
+class EscalationOutcome(_Outcome):
+    """What an escalation request did.
+
+    Attributes:
+        escalated: the lines escalated now (``doc_type``, ``line_id``).
+        lines: those lines as :func:`include.erp.escalation.escalation_message` shows them (with their run).
+        note: the note as recorded.
+    """
+
+    escalated: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    note: str = ""
+
+    def message(self) -> str:
+        return self._message(f"{len(self.escalated)} line(s) escalated", "already decided, not escalated")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"escalated": self.escalated, "already_decided": self.already_decided, "unknown": self.unknown,
+                "message": self.message()}
 
 
 def parse_selection(raw: Any) -> list[tuple[str, int]]:
@@ -344,6 +389,54 @@ def parse_selection(raw: Any) -> list[tuple[str, int]]:
     return out
 
 
+def _require_decider(user: Approver) -> None:
+    if not user.may_decide_any:
+        raise NotAllowed(f"{user.describe()} may not approve or reject lines: the role is read only. "
+                         "Nothing was changed.")
+
+
+def _by_type(selection: list[tuple[str, int]]) -> dict[str, list[int]]:
+    by_type: dict[str, list[int]] = {}
+    for doc_type, line_id in selection:
+        if doc_type not in TABLES:
+            raise BadRequest(f"unknown document type {doc_type!r} (known: {', '.join(TABLES)})")
+        by_type.setdefault(doc_type, []).append(int(line_id))
+    return by_type
+
+
+def _lock_and_check(conn: psycopg.Connection, user: Approver, selection: list[tuple[str, int]],
+                    by_type: dict[str, list[int]], run: tuple[str, dt.date] | None) -> dict[tuple[str, int], tuple]:
+    """Lock the selected lines (inside the caller's transaction) and check them as a whole.
+
+    Returns:
+        ``{(doc_type, line_id): (tier, status, decided_by)}`` of the lines found.
+
+    Raises:
+        OutsideRun: a line of another run than ``run``.
+        NotAllowed: a pending line whose tier ``user`` may not decide.
+    """
+    found: dict[tuple[str, int], tuple[str, str, str | None]] = {}
+    outside: list[str] = []
+    for doc_type, ids in by_type.items():
+        # Lock the selection before checking it, so the check and the action see the same lines.
+        for line_id, tier, status, decided_by, dag_id, ds in conn.execute(
+            f"SELECT line_id, risk_tier, status, decided_by, dag_id, ds FROM erp_staging.{TABLES[doc_type]}"
+            " WHERE line_id = ANY(%s) ORDER BY line_id FOR UPDATE", (ids,),
+        ).fetchall():
+            found[(doc_type, line_id)] = (tier, status, decided_by)
+            if run is not None and (dag_id, ds) != tuple(run):
+                outside.append(f"{doc_type} #{line_id} (run {dag_id} {ds.isoformat()})")
+    if outside:
+        raise OutsideRun(f"{len(outside)} selected line(s) are not of run {run[0]} {run[1].isoformat()}: "
+                         + ", ".join(outside) + ". Nothing was changed.")
+    refused = [(d, i, found[(d, i)][0]) for d, i in selection
+               if (d, i) in found and found[(d, i)][1] == "pending_approval"
+               and not user.may_decide(d, found[(d, i)][0])]
+    if refused:
+        raise NotAllowed(_refusal(user, refused))
+    return found
+
+
 def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple[str, int]], *, approve: bool,
                  note: str | None = None, run: tuple[str, dt.date] | None = None) -> DecisionOutcome:
     """Approve or reject a selection of lines as ``user``, in one transaction.
@@ -368,36 +461,12 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
     """
     if not isinstance(approve, bool):
         raise BadRequest(f"approve must be true or false, got {approve!r}")
-    if not user.may_decide_any:
-        raise NotAllowed(f"{user.describe()} may not approve or reject lines: the role is read only. "
-                         "Nothing was changed.")
+    _require_decider(user)
     note = clean_note(note)
-    by_type: dict[str, list[int]] = {}
-    for doc_type, line_id in selection:
-        if doc_type not in TABLES:
-            raise BadRequest(f"unknown document type {doc_type!r} (known: {', '.join(TABLES)})")
-        by_type.setdefault(doc_type, []).append(int(line_id))
+    by_type = _by_type(selection)
     outcome = DecisionOutcome()
     with conn.transaction():
-        found: dict[tuple[str, int], tuple[str, str, str | None]] = {}
-        outside: list[str] = []
-        for doc_type, ids in by_type.items():
-            # Lock the selection before checking it, so the check and the decision see the same lines.
-            for line_id, tier, status, decided_by, dag_id, ds in conn.execute(
-                f"SELECT line_id, risk_tier, status, decided_by, dag_id, ds FROM erp_staging.{TABLES[doc_type]}"
-                " WHERE line_id = ANY(%s) ORDER BY line_id FOR UPDATE", (ids,),
-            ).fetchall():
-                found[(doc_type, line_id)] = (tier, status, decided_by)
-                if run is not None and (dag_id, ds) != tuple(run):
-                    outside.append(f"{doc_type} #{line_id} (run {dag_id} {ds.isoformat()})")
-        if outside:
-            raise OutsideRun(f"{len(outside)} selected line(s) are not of run {run[0]} {run[1].isoformat()}: "
-                             + ", ".join(outside) + ". Nothing was changed.")
-        refused = [(d, i, found[(d, i)][0]) for d, i in selection
-                   if (d, i) in found and found[(d, i)][1] == "pending_approval"
-                   and not user.may_decide(d, found[(d, i)][0])]
-        if refused:
-            raise NotAllowed(_refusal(user, refused))
+        _lock_and_check(conn, user, selection, by_type, run)
         for doc_type, ids in by_type.items():
             result = decide(conn, doc_type, ids, approve=approve, user=user.username, note=note)
             outcome.decided += [{"doc_type": doc_type, "line_id": i} for i in result["decided"]]
@@ -408,4 +477,64 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
                     (line_id,)).fetchone()
                 outcome.already_decided.append({"doc_type": doc_type, "line_id": line_id, "status": status,
                                                 "decided_by": decided_by})
+    return outcome
+
+
+#: What an escalation message shows of a line, with what its audit entry needs.
+_ESCALATED_COLUMNS = ("doc_type", "line_id", "idempotency_key", "dag_id", "run_id", "ds", "action", "quantity",
+                      "sku", "to_location", "value", "risk_tier", "critical_reason")
+
+
+def escalate_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple[str, int]], *, note: str | None,
+                   channel: str, run: tuple[str, dt.date] | None = None) -> EscalationOutcome:
+    """Hand pending lines up without deciding them, as ``user``, in one transaction.
+
+    Each pending line gets an ``escalated`` audit entry with the user as actor, their note, and
+    ``details`` ``{"by": user, "channel": channel}``; the line stays ``pending_approval`` with its tier, and
+    may be escalated again. The checks are those of :func:`decide_lines`: only a user who may decide a
+    pending line may escalate it. Sending the message is the caller's
+    (:func:`include.erp.escalation.escalation_message` of ``outcome.lines``, then
+    :func:`include.erp.escalation.deliver`), after this transaction.
+
+    Args:
+        conn: ERP staging connection.
+        user: who escalates (see :func:`approver`).
+        selection: ``(doc_type, line_id)`` pairs.
+        note: why the lines go up; required.
+        channel: the policy's escalation channel (``fast_lane.escalation.channel``), recorded in the trail.
+        run: ``(dag_id, ds)`` the selection must belong to; ``None`` for lines of several runs.
+
+    Returns:
+        The lines escalated now (and, in ``lines``, what the message shows of them), those already
+        decided (with status and who), and unknown ids.
+
+    Raises:
+        NotAllowed: the user's role may not decide the tier of one or more selected pending lines (or any
+            tier); nothing is changed.
+        OutsideRun: one or more selected lines belong to another run than ``run``; nothing is changed.
+        BadRequest: no note, a note that is too long or cannot be stored, or a malformed selection.
+    """
+    _require_decider(user)
+    note = clean_note(note)
+    if note is None:
+        raise BadRequest(f"{NOTE_REQUIRED}. Nothing was changed.")
+    by_type = _by_type(selection)
+    outcome = EscalationOutcome(note=note)
+    with conn.transaction():
+        found = _lock_and_check(conn, user, selection, by_type, run)
+        pending = [key for key in selection if key in found and found[key][1] == "pending_approval"]
+        outcome.unknown = [{"doc_type": d, "line_id": i} for d, i in selection if (d, i) not in found]
+        outcome.already_decided = [{"doc_type": d, "line_id": i, "status": found[(d, i)][1],
+                                    "decided_by": found[(d, i)][2]} for d, i in selection
+                                   if (d, i) in found and (d, i) not in pending]
+        for doc_type, line_id in pending:
+            row = conn.execute(
+                f"SELECT {', '.join(_ESCALATED_COLUMNS[1:-1])}, explanation->>'critical_reason'"
+                f" FROM erp_staging.{TABLES[doc_type]} WHERE line_id = %s", (line_id,)).fetchone()
+            line = {"doc_type": doc_type, **dict(zip(_ESCALATED_COLUMNS[1:], row, strict=True))}
+            audit(conn, "escalated", actor=user.username, doc_type=line["doc_type"], key=line["idempotency_key"],
+                  from_status="pending_approval", to_status="pending_approval", dag_id=line["dag_id"],
+                  run_id=line["run_id"], ds=line["ds"], note=note, details={"by": user.username, "channel": channel})
+            outcome.escalated.append({"doc_type": line["doc_type"], "line_id": line["line_id"]})
+            outcome.lines.append(line)
     return outcome

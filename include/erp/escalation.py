@@ -7,6 +7,11 @@ twice; a line deleted and staged afresh under the same key is a new line and is 
 ``webhook`` (a JSON POST to the host of an Airflow HTTP connection) or ``smtp`` (Airflow's SMTP notifier
 and connection). The approval gate's trigger watches for due lines while it waits, and its sensor calls
 :func:`escalate` when some are due, then waits again with the same deadline.
+
+A decider may also hand pending lines up without deciding them (``include.erp.approvals.escalate_lines``,
+the Escalate button of the approval page): the same ``escalated`` audit entry, with the user as actor and
+their note, and the same channel (:func:`escalation_message` with ``by``, :func:`deliver`). A critical line a
+user escalated is not escalated again by the gate.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from include.erp.staging import CRITICAL, audit
 
+if TYPE_CHECKING:
+    from include.governance.policy import Escalation
+
 log = logging.getLogger(__name__)
 
-__all__ = ["due_escalations", "escalate", "escalation_message", "notifier"]
+__all__ = ["deliver", "due_escalations", "escalate", "escalation_message", "notifier"]
 
 #: Columns of a due line, as :func:`due_escalations` returns them.
 DUE_COLUMNS = ("doc_type", "line_id", "idempotency_key", "run_id", "sku", "to_location", "supplier_id", "action",
@@ -48,15 +56,35 @@ def due_escalations(conn: psycopg.Connection, dag_id: str, ds: Any, *, after_min
     return [dict(zip(DUE_COLUMNS, row, strict=True)) for row in rows]
 
 
-def escalation_message(dag_id: str, ds: Any, lines: list[dict[str, Any]], recipients: tuple[str, ...] = ()) -> str:
-    """The text sent for escalated lines: one line each, most valuable first."""
-    head = (f"{len(lines)} critical line(s) of {dag_id} {ds} still wait for a decision"
-            + (f" ({', '.join(recipients)})" if recipients else "") + ":")
-    body = [f"- {line['doc_type']} #{line['line_id']} {line['action']} {float(line['quantity']):g} x {line['sku']}"
-            f" to {line['to_location'] or '-'} ({float(line['value']):,.2f}, {line['risk_tier']}):"
-            f" {line['critical_reason']}; waiting {float(line['minutes_waiting']):.0f} min"
-            for line in sorted(lines, key=lambda x: -float(x["value"]))]
-    return "\n".join([head, *body])
+def escalation_message(dag_id: str | None, ds: Any, lines: list[dict[str, Any]], recipients: tuple[str, ...] = (),
+                       *, by: str | None = None, note: str | None = None) -> str:
+    """The text sent for escalated lines: why, then one line each, most valuable first.
+
+    Args:
+        dag_id: the run of the lines with ``ds``; ``None`` when they are of several runs (each line then names
+            its ``dag_id`` and ``ds``).
+        lines: ``doc_type``, ``line_id``, ``action``, ``quantity``, ``sku``, ``to_location``, ``value``,
+            ``risk_tier``, and when known ``critical_reason`` and ``minutes_waiting``.
+        by: the user who handed the lines up, with ``note`` their reason; ``None`` for critical lines
+            escalated because nobody decided them in time.
+    """
+    of = f" of {dag_id} {ds}" if dag_id is not None else " of several runs"
+    to = f" ({', '.join(recipients)})" if recipients else ""
+    head = (f"{len(lines)} critical line(s){of} still wait for a decision{to}:" if by is None
+            else f"{len(lines)} line(s){of} escalated by {by}{to}: {note}")
+    return "\n".join([head, *(_line_text(line, with_run=dag_id is None)
+                               for line in sorted(lines, key=lambda x: -float(x["value"])))])
+
+
+def _line_text(line: dict[str, Any], *, with_run: bool) -> str:
+    """``- transfer #12 replenish 20 x SKU1 to S0001 (80.00, medium): <critical reason>; waiting 16 min``."""
+    run = f" ({line['dag_id']} {line['ds']})" if with_run else ""
+    why = [str(line["critical_reason"])] if line.get("critical_reason") else []
+    if line.get("minutes_waiting") is not None:
+        why.append(f"waiting {float(line['minutes_waiting']):.0f} min")
+    return (f"- {line['doc_type']} #{line['line_id']}{run} {line['action']} {float(line['quantity']):g} x"
+            f" {line['sku']} to {line['to_location'] or '-'} ({float(line['value']):,.2f}, {line['risk_tier']})"
+            + (f": {'; '.join(why)}" if why else ""))
 
 
 def escalate(conn: psycopg.Connection, dag_id: str, ds: Any, *, after_minutes: float, channel: str,
@@ -90,6 +118,30 @@ def notifier(channel: str, message: str, *, connection_id: str | None = None, re
     if channel == "log":
         return _LogNotifier(message=message)
     raise ValueError(f"unknown escalation channel {channel!r}: log, webhook or smtp")
+
+
+def deliver(settings: Escalation, message: str, *, subject: str, context: Any = None) -> bool:
+    """Send ``message`` through the policy's escalation channel; a failed delivery is logged, never raised.
+
+    The ``escalated`` audit entries are written before, in their own transaction: a channel that is down
+    leaves the trail saying what was escalated and through which channel, and the caller's answer stands.
+
+    Args:
+        settings: the policy's ``fast_lane.escalation`` (``channel``, ``connection_id``, ``recipients``).
+        message: the text (:func:`escalation_message`).
+        subject: the subject of an email or webhook.
+        context: the Airflow context when sent from a task; outside one (the approval page) ``None``.
+
+    Returns:
+        Whether the channel took the message.
+    """
+    try:
+        notifier(settings.channel, message, connection_id=settings.connection_id, recipients=settings.recipients,
+                 subject=subject).notify(context or {})
+    except Exception as exc:  # noqa: BLE001 - a failed delivery must not undo or fail the escalation
+        log.error("escalation recorded but not delivered through %s: %s", settings.channel, exc)
+        return False
+    return True
 
 
 def _base():

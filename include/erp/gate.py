@@ -220,7 +220,7 @@ class ApprovalGateSensor(BaseSensorOperator):
 
     def _escalate(self, context) -> int:
         """Escalate the critical lines that waited too long (audit trail, then the policy's notifier)."""
-        from include.erp.escalation import escalate, notifier
+        from include.erp.escalation import deliver, escalate
         from include.erp.hook import ErpStagingHook
         from include.governance.policy import load_policy
 
@@ -229,13 +229,8 @@ class ApprovalGateSensor(BaseSensorOperator):
             lines, message = escalate(conn, context["dag"].dag_id, run_date(context), after_minutes=policy.after_minutes,
                                       channel=policy.channel, recipients=policy.recipients,
                                       run_id=context["run_id"] if self.run_scoped else None)
-        if lines:
-            try:
-                notifier(policy.channel, message, connection_id=policy.connection_id,
-                         recipients=policy.recipients).notify(context)
-            except Exception as exc:  # noqa: BLE001 - a failed delivery must not stop the gate; the trail has it
-                log.error("escalation of %d line(s) recorded but not delivered through %s: %s",
-                          len(lines), policy.channel, exc)
+        if lines:  # a failed delivery must not stop the gate: the trail has it
+            deliver(policy, message, subject="Shelfwise: critical lines wait for a decision", context=context)
         return len(lines)
 
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict[str, Any]:

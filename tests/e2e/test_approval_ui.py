@@ -5,9 +5,9 @@ home of its own under the test's tmp dir, stages lines for a run, then logs in t
 login page as the planner, approves and rejects lines in the plugin page, and checks the database.
 The read-only analyst and the planner on a high-tier line are refused and nothing changes.
 
-The same stack serves the finance review items (decided by ``finance``, read only for a planner) and the
-executive dashboard over nights recorded in ``ops.kpi_history`` (any Shelfwise role reads it, ``analyst``
-is refused).
+The same stack serves the finance review items (decided or escalated by ``finance``, read only for a
+planner) and the executive dashboard over nights recorded in ``ops.kpi_history`` (any Shelfwise role reads
+it, ``analyst`` is refused).
 
 The lines are staged directly for a run of their own (``staged_run``); ``test_nightly_ui.py`` drives a
 real ``retail_nightly`` run that stages through the DAG. Services, browser and login: ``conftest.py``.
@@ -209,7 +209,8 @@ def test_finance_decides_review_items_and_a_planner_may_not(airflow, browser, er
         stage_batch(conn, items, dag_id=dag_id, run_id=f"manual__{DS}", ds=DS)
     path = f"/shelfwise/approvals?dag_id={dag_id}&ds={DS.isoformat()}&doc_type=finance_review"
 
-    # Finance acknowledges an item (approve, the note names the action) and dismisses one (reject, the reason).
+    # Finance acknowledges an item (approve, the note names the action), dismisses one (reject, the reason) and
+    # escalates one (handed up undecided, with the reason).
     page = login(browser, base, "finance", path)
     assert "finance (Airflow role viewer = finance)" in page.locator("#who").inner_text()
     assert page.locator("tbody tr[data-line]").count() == 4
@@ -225,11 +226,21 @@ def test_finance_decides_review_items_and_a_planner_may_not(airflow, browser, er
     _row(page, "fin-1").locator("button.reject").click()
     assert wait_message(page) == "1 line(s) rejected."
     shot(page, "05-finance-decided")
+    # Finance escalates one undecided: it stays pending, marked, and the trail says who and why.
+    page.locator("#message").evaluate("m => { m.textContent = ''; }")
+    escalate = "escalated: the markdown was the category manager's call; the controller decides"
+    page.locator("#note").fill(escalate)
+    _row(page, "fin-2").locator("button.escalate").click()
+    assert wait_message(page) == "1 line(s) escalated."
+    _row(page, "fin-2").locator("span.escalated").wait_for()
+    shot(page, "05b-finance-escalated")
     page.context.close()
 
     # A planner sees the remaining item read only; deciding it anyway is refused with the reason.
     page = login(browser, base, "planner", path)
     assert page.locator("tbody tr[data-line]").count() == 2 and page.locator("button.approve").count() == 0
+    assert page.locator("button.escalate").count() == 0
+    assert "escalated by finance" in _row(page, "fin-2").locator("span.escalated").get_attribute("title")
     line = _row(page, "fin-2").get_attribute("data-line")
     answer = page.evaluate("""async (body) => {
         const r = await fetch('/shelfwise/api/decisions', {method: 'POST', credentials: 'same-origin',
@@ -248,6 +259,11 @@ def test_finance_decides_review_items_and_a_planner_may_not(airflow, browser, er
             "SELECT split_part(idempotency_key, '|', 4), action, actor, note FROM erp_staging.audit_log"
             " WHERE dag_id=%s AND action IN ('approved', 'rejected') ORDER BY audit_id", (dag_id,)).fetchall()
     assert audit == [("fin-0", "approved", "finance", acknowledge), ("fin-1", "rejected", "finance", dismiss)]
+    with db.connect(erp_url) as conn:
+        escalated = conn.execute(
+            "SELECT split_part(idempotency_key, '|', 4), actor, note, details->>'channel' FROM erp_staging.audit_log"
+            " WHERE dag_id=%s AND action = 'escalated'", (dag_id,)).fetchall()
+    assert escalated == [("fin-2", "finance", escalate, "log")]
     statuses = _statuses(erp_url, dag_id)
     assert statuses == {"fin-0": "approved", "fin-1": "rejected", "fin-2": "pending_approval",
                         "fin-3": "pending_approval"}

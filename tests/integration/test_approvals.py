@@ -18,6 +18,7 @@ from include.erp.approvals import (
     OutsideRun,
     approver,
     decide_lines,
+    escalate_lines,
     list_pending,
     parse_selection,
 )
@@ -197,6 +198,50 @@ def test_lines_outside_the_named_run_change_nothing(conn, dag_id):
     assert len(decide_lines(conn, planner, other, approve=False, run=None).decided) == 1
 
 
+def _escalations(conn, dag_id: str) -> list[tuple]:
+    return conn.execute(
+        "SELECT split_part(idempotency_key, '|', 4), actor, note, from_status, to_status, details"
+        " FROM erp_staging.audit_log WHERE dag_id=%s AND action='escalated' ORDER BY audit_id", (dag_id,)).fetchall()
+
+
+def test_an_escalation_is_recorded_and_the_line_stays_pending(conn, dag_id):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS)
+    planner = approver("planner", "user", POLICY)
+    bk2 = _sel(lines, "business_key == 'bk-2'")
+    out = escalate_lines(conn, planner, bk2, note="  the store disputes the count ", channel="log", run=(dag_id, DS))
+    assert out.escalated == [{"doc_type": "transfer", "line_id": bk2[0][1]}] and out.message() == "1 line(s) escalated."
+    assert [(ln["sku"], ln["risk_tier"], ln["dag_id"], ln["ds"]) for ln in out.lines] == [("SKU002", "medium", dag_id,
+                                                                                          DS)]
+    by = {"by": "planner", "channel": "log"}
+    assert _escalations(conn, dag_id) == [("bk-2", "planner", "the store disputes the count", "pending_approval",
+                                           "pending_approval", by)]
+    after = run_lines(conn, dag_id, DS).set_index("business_key")
+    assert (after.loc["bk-2", "status"], after.loc["bk-2", "risk_tier"]) == ("pending_approval", "medium")
+    assert after.loc["bk-2", "decided_by"] is None
+
+    # Escalating again is allowed and recorded; the list shows the newest escalation, in the same query.
+    escalate_lines(conn, planner, bk2, note="still no answer", channel="webhook")
+    assert [row[2] for row in _escalations(conn, dag_id)] == ["the store disputes the count", "still no answer"]
+    listed = {ln["business_key"]: ln["escalated"] for ln in list_pending(conn, LineFilter(dag_id=dag_id))}
+    assert listed["bk-2"]["by"] == "planner" and listed["bk-2"]["note"] == "still no answer"
+    assert listed["bk-0"] is None
+
+    # A decided line cannot be escalated; a line the user may not decide is refused and nothing is recorded.
+    decide_lines(conn, planner, bk2, approve=False, note="wrong store")
+    late = escalate_lines(conn, planner, bk2 + [("transfer", 10**12)], note="too late", channel="log")
+    assert late.escalated == [] and late.message() == (
+        f"0 line(s) escalated. already decided, not escalated: transfer #{bk2[0][1]} rejected by planner."
+        f" not found: transfer #{10**12}.")
+    high = _sel(lines, "business_key == 'bk-1'")
+    with pytest.raises(NotAllowed, match=r"may not decide high-tier lines: replenishment #\d+ \(needs admin or manager\)"):
+        escalate_lines(conn, planner, _sel(lines, "business_key == 'bk-0'") + high, note="up", channel="log")
+    with pytest.raises(BadRequest, match=r"an escalation needs a note"):
+        escalate_lines(conn, planner, _sel(lines, "business_key == 'bk-0'"), note=None, channel="log")
+    assert len(_escalations(conn, dag_id)) == 2
+    assert set(run_lines(conn, dag_id, DS).query("business_key in ['bk-0', 'bk-1']")["status"]) == {"pending_approval"}
+
+
 # --- the plugin's HTTP API on this database ------------------------------------------------------------
 
 
@@ -288,3 +333,47 @@ def test_api_lists_and_the_page_shows_the_run(plugin, conn, dag_id):
     nonce = page.headers["Content-Security-Policy"].split("'nonce-")[1].split("'")[0]
     assert f'<script nonce="{nonce}">' in page.text
     assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_api_escalates_sends_through_the_channel_and_the_page_marks_the_line(plugin, conn, dag_id, caplog,
+                                                                              monkeypatch):
+    stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
+    lines = run_lines(conn, dag_id, DS).set_index("business_key")
+    run = {"dag_id": dag_id, "ds": DS.isoformat()}
+    bk0, high = f"replenishment:{int(lines.loc['bk-0', 'line_id'])}", f"transfer:{int(lines.loc['bk-3', 'line_id'])}"
+    planner = _client(plugin, "planner", "user")
+
+    refused = planner.post("/api/escalations", json={"lines": [bk0, high], "note": "up", **run})
+    assert refused.status_code == 403 and "may not decide high-tier lines" in refused.json()["detail"]
+    refused = _client(plugin, "analyst", "viewer").post("/api/escalations", json={"lines": [bk0], "note": "up", **run})
+    assert refused.status_code == 403 and "the role is read only" in refused.json()["detail"]
+    assert _escalations(conn, dag_id) == []
+
+    with caplog.at_level("WARNING", logger="include.erp.escalation"):
+        done = planner.post("/api/escalations", json={"lines": [bk0], "note": "supplier on stop?", **run})
+    assert done.status_code == 200, done.text
+    assert done.json()["message"] == "1 line(s) escalated."
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ESCALATION")]
+    assert len(sent) == 1 and f"1 line(s) of {dag_id} {DS} escalated by planner (supply-chain-manager):" \
+        " supplier on stop?" in sent[0]
+
+    # A channel that fails is logged; the escalation stands.
+    import include.erp.escalation as escalation
+
+    def down(*args, **kwargs):
+        raise ConnectionError("webhook unreachable")
+
+    monkeypatch.setattr(escalation, "notifier", down)
+    caplog.clear()
+    again = planner.post("/api/escalations", json={"lines": [bk0], "note": "still waiting", **run})
+    assert again.status_code == 200 and again.json()["escalated"] == [{"doc_type": "replenishment",
+                                                                        "line_id": int(lines.loc["bk-0", "line_id"])}]
+    assert "escalation recorded but not delivered through log: webhook unreachable" in caplog.text
+    assert [(row[1], row[2]) for row in _escalations(conn, dag_id)] == [("planner", "supplier on stop?"),
+                                                                        ("planner", "still waiting")]
+
+    page = planner.get(f"/approvals?dag_id={dag_id}&ds={DS}")
+    assert page.text.count('<span class="escalated"') == 1
+    assert ": still waiting\">escalated</span>" in page.text and "escalated by planner, " in page.text
+    assert page.text.count('<button class="escalate"') == 3  # the medium lines the planner may decide
+    assert set(run_lines(conn, dag_id, DS).query("risk_tier != 'low'")["status"]) == {"pending_approval"}

@@ -254,3 +254,81 @@ def test_decide_lines_refuses_a_planner_a_return_line_and_names_who_may():
                                                                dt.date(2026, 10, 30))]}),
                      lp, [("replenishment", 3)], approve=True)
 
+
+
+# --- escalations -------------------------------------------------------------------------------------------
+
+
+def _escalate(client: TestClient, body: str | bytes, content_type: str = "application/json"):
+    return client.post("/api/escalations", content=body, headers={"Content-Type": content_type})
+
+
+def test_an_escalation_needs_a_note_and_is_protected_like_a_decision(planner):
+    run = '"dag_id": "retail_nightly", "ds": "2026-11-27"'
+    assert _locs(_escalate(planner, f'{{"lines": ["transfer:1"], {run}}}')) == ["body.note"]
+    blank = _escalate(planner, f'{{"lines": ["transfer:1"], "note": "  ", {run}}}')
+    assert _locs(blank) == ["body.note"]
+    assert "an escalation needs a note: say why the line(s) go up" in blank.json()["detail"]
+    assert _locs(_escalate(planner, f'{{"lines": ["transfer:1"], "note": "why", "approve": true, {run}}}')) == [
+        "body.approve"]
+    assert _locs(_escalate(planner, '{"lines": ["transfer:1"], "note": "why"}')) == ["body.dag_id", "body.ds"]
+    form = _escalate(planner, "lines=transfer:1&note=why", "application/x-www-form-urlencoded")
+    assert form.status_code == 415 and form.json() == {"detail": "send the escalation as application/json"}
+    assert form.headers["Content-Security-Policy"] == web.API_CSP
+
+
+def test_escalate_lines_checks_like_decide_lines_before_writing_anything():
+    import datetime as dt
+
+    from include.erp.approvals import BadRequest, NotAllowed, approver, escalate_lines
+    from include.governance.policy import load_policy
+
+    policy = load_policy()
+    finance, planner = approver("finance", "viewer", policy), approver("planner", "user", policy)
+    with pytest.raises(BadRequest, match=r"^an escalation needs a note: say why the line\(s\) go up. Nothing was"):
+        escalate_lines(_FakeConn({}), finance, [("finance_review", 4)], note=" \n ", channel="log")
+    with pytest.raises(NotAllowed, match=r"analyst \(Airflow role viewer = no Shelfwise role\) may not approve or"
+                                         r" reject lines: the role is read only. Nothing was changed."):
+        escalate_lines(_FakeConn({}), approver("analyst", "viewer", policy), [("transfer", 1)], note="x",
+                       channel="log")
+    held = {"finance_review_lines": [(4, "medium", "pending_approval", None, "finance_review",
+                                      dt.date(2026, 11, 27))]}
+    with pytest.raises(NotAllowed) as refused:
+        escalate_lines(_FakeConn(held), planner, [("finance_review", 4)], note="for finance", channel="log")
+    assert str(refused.value) == ("planner (Airflow role user = planner) may not decide medium-tier finance_review "
+                                  "lines: finance_review #4 (needs admin or finance or manager). Nothing was changed.")
+    accrual = {"finance_review_lines": [(5, "high", "pending_approval", None, "finance_review",
+                                         dt.date(2026, 11, 27))]}
+    with pytest.raises(NotAllowed, match=r"finance .* may not decide high-tier finance_review lines: finance_review"
+                                         r" #5 \(needs admin or manager\)"):
+        escalate_lines(_FakeConn(accrual), finance, [("finance_review", 5)], note="up", channel="log")
+
+
+def test_the_escalation_outcome_says_what_was_escalated_and_what_was_not():
+    from include.erp.approvals import EscalationOutcome
+
+    outcome = EscalationOutcome(
+        escalated=[{"doc_type": "finance_review", "line_id": 4}],
+        already_decided=[{"doc_type": "finance_review", "line_id": 5, "status": "approved", "decided_by": "finance"},
+                         {"doc_type": "transfer", "line_id": 6, "status": "expired", "decided_by": None}],
+        unknown=[{"doc_type": "transfer", "line_id": 99}], note="for the controller")
+    assert outcome.message() == ("1 line(s) escalated. already decided, not escalated: finance_review #5 approved by"
+                                 " finance; transfer #6 expired by the system. not found: transfer #99.")
+    assert outcome.as_dict() == {"escalated": outcome.escalated, "already_decided": outcome.already_decided,
+                                 "unknown": outcome.unknown, "message": outcome.message()}
+
+
+def test_the_user_escalation_message_names_who_and_why():
+    from include.erp.escalation import escalation_message
+
+    lines = [{"doc_type": "finance_review", "line_id": 4, "dag_id": "finance_review", "ds": "2026-11-27",
+              "action": "review_margin", "quantity": 1, "sku": "CAT02", "to_location": "S0002", "value": 1202,
+              "risk_tier": "medium", "critical_reason": None}]
+    text = escalation_message("finance_review", "2026-11-27", lines, ("controller",), by="finance", note="why")
+    assert text.splitlines() == [
+        "1 line(s) of finance_review 2026-11-27 escalated by finance (controller): why",
+        "- finance_review #4 review_margin 1 x CAT02 to S0002 (1,202.00, medium)"]
+    across = escalation_message(None, None, lines, by="finance", note="why").splitlines()
+    assert across == ["1 line(s) of several runs escalated by finance: why",
+                      "- finance_review #4 (finance_review 2026-11-27) review_margin 1 x CAT02 to S0002"
+                      " (1,202.00, medium)"]
