@@ -373,16 +373,23 @@ def _esc(value: Any) -> str:
 
 
 def _explain(line: dict[str, Any]) -> str:
-    explain = line.get("explanation") or {}
+    """The line's explanation: its sentence (``why``) when the workflow wrote one, with the numbers behind it
+    one click away; otherwise the numbers themselves."""
+    explain = dict(line.get("explanation") or {})
+    why = explain.pop("why", None)
     shown = []
     for key, value in explain.items():
+        if value is None:
+            continue
         if isinstance(value, float):
             value = f"{value:,.2f}"
         elif isinstance(value, list | dict):
             value = json.dumps(value) if value else "none"
         shown.append(f"{key.replace('_', ' ')}: {value}")
     reasons = ", ".join(line.get("tier_reasons") or []) or "none"
-    return _esc("; ".join(shown)) + f"<br><em>tier reasons: {_esc(reasons)}</em>"
+    numbers = _esc("; ".join(shown))
+    body = f"{_esc(why)}<details><summary>numbers</summary>{numbers}</details>" if why else numbers
+    return body + f"<em>tier reasons: {_esc(reasons)}</em>" if why else body + f"<br><em>tier reasons: {_esc(reasons)}</em>"
 
 
 def _supplier(line: dict[str, Any]) -> str:
