@@ -1,8 +1,8 @@
 """Finance review: margin bridge and review items against named baselines, night by night, same worlds.
 
 Every figure is the production code: ``include.finance.bridge.margin_bridge`` (every night's trailing week
-against the cell's own baseline weeks) and ``include.finance.review.detect_items`` + ``dedupe_items`` (one
-item per cell x cause episode). The worlds come from :func:`include.sample_data.finance.finance_world` on
+against the cell's own baseline weeks, and its last two nights against the baseline's 2-day blocks) and
+``include.finance.review.detect_items`` + ``dedupe_items`` (one item per cell x cause episode). The worlds come from :func:`include.sample_data.finance.finance_world` on
 generated retailers (``small`` preset, one per seed), each with ``events_per_kind`` injected events of each
 kind (runaway markdown, expedite surge, substitution storm, shrink spike); the truth is used only to score.
 Every night from two weeks before the first event to a week after the last one is evaluated, on every cell.
@@ -21,12 +21,12 @@ against the 90 before; a flag on a SKU of the event's category and channel count
 the location: a generous match) and a fixed rule (a cell's margin % over the week more than
 ``--fixed-points`` below its expected margin %, cause unknown).
 
-Then the executive dashboard: 365 nights x 20 KPIs rendered as the plugin serves them (``dashboard_ms``,
-server time), against matplotlib drawing the same series to SVG (``matplotlib_svg_ms``).
-
-Last, the bridge alone on ``--scale-categories`` categories x 3 channels x ``--scale-locations`` locations x
+Then the bridge alone on ``--scale-categories`` categories x 3 channels x ``--scale-locations`` locations x
 365 days of daily cell totals: every night of the year at once (``scale_year_seconds``), and the last night
 alone from the 13 weeks it reads, with the review (``scale_nightly_seconds``: what the nightly runs).
+
+Last, the executive dashboard: 365 nights x 20 KPIs rendered as the plugin serves them (``dashboard_ms``,
+server time), against matplotlib drawing the same series to SVG (``matplotlib_svg_ms``).
 
     PYTHONPATH=. .venv/bin/python benchmarks/finance.py           # 4 worlds, 48 events, 50x3x50 cells (~3 min)
     PYTHONPATH=. .venv/bin/python benchmarks/finance.py --quick   # 2 worlds, 24 events, 20x3x20 cells (~80 s)

@@ -21,6 +21,12 @@ The causes add up to the change by construction; ``residual`` is what is left in
 cost line that the causes do not cover) and is reported per row. Shrink has no channel: a location's
 shrink of a category is spread over the channels it sells through by their cost of goods.
 
+An event that started two nights ago is two sevenths of a week: in a small cell it costs less than a week's
+noise. So the rate causes are also reported over a short window, the last ``short_days`` nights (``short_``
+columns): the margin each cost there against the cell's expected rate, and the window's rate with the median,
+MAD and standard deviation of the rates of the baseline days cut into consecutive blocks of ``short_days``
+(so that the short window is judged against spans as short as itself, and a lumpy cause's spread shows).
+
 Every frame is reduced to dense ``[cells, days]`` arrays with ``np.bincount`` and windows are differences
 of cumulative sums; nights are evaluated in chunks so that memory stays proportional to a chunk.
 """
@@ -40,6 +46,7 @@ from include.finance.params import (
     ITEM_COLUMNS,
     MIX,
     PROMOTION_DEPTH,
+    RATE_CAUSES,
     SALES_COLUMNS,
     BridgeParams,
 )
@@ -48,17 +55,19 @@ from include.finance.sales import sales_lines
 __all__ = ["BRIDGE_COLUMNS", "FinanceFrames", "margin_bridge", "sales_frame"]
 
 #: Costs that are a plain rate on shelf-price sales, by cause.
-_RATE_CAUSES = {"price_markdown": "markdown", "returns_refunds": "refund", "expedited_shipping": "ship_expedited",
-                "fulfilment_substitution": "substitution", "shrink": "shrink"}
+_RATE_CAUSES = dict(zip(RATE_CAUSES, ("markdown", "refund", "ship_expedited", "substitution", "shrink"), strict=True))
 _MEASURES = ("gross", "cogs", "markdown", "promo", "promo_gross", "refund", "ship_standard", "ship_expedited",
              "substitution", "shrink")
 #: Columns of :func:`margin_bridge`: keys, margins, one money column per cause, then per cause the window's
 #: rate, the baseline median, MAD and standard deviation of the weekly rates (``rate_``, ``median_``, ``mad_``,
-#: ``sd_`` prefixes).
+#: ``sd_`` prefixes); the two windows' lengths; the short window's sales and per rate cause the same money and
+#: statistics against the baseline's short blocks (``short_`` prefix).
 BRIDGE_COLUMNS = [*CELL_KEYS, "night", "gross_sales", "actual_margin", "expected_margin", "actual_margin_pct",
                   "expected_margin_pct", "margin_change", *CAUSES, "residual", "residual_pct", "baseline_weeks",
-                  *[f"{p}_{c}" for c in CAUSES for p in ("rate", "median", "mad", "sd")]]
-#: Cells x nights x baseline weeks held at once.
+                  *[f"{p}_{c}" for c in CAUSES for p in ("rate", "median", "mad", "sd")],
+                  "window_days", "short_days", "short_gross_sales",
+                  *[f"short_{p}{c}" for c in RATE_CAUSES for p in ("", "rate_", "median_", "mad_", "sd_")]]
+#: Cells x nights x baseline weeks (or short blocks) held at once.
 _CHUNK_ELEMENTS = 1_000_000
 
 
@@ -146,7 +155,7 @@ def margin_bridge(frames: FinanceFrames, nights, params: BridgeParams = DEFAULT_
     Args:
         frames: the curated frames (rows after the last night or before the first baseline day are ignored).
         nights: one night (a date) or several; each window ends on its night, inclusive.
-        params: window and baseline lengths.
+        params: window, short window and baseline lengths.
 
     Returns:
         :data:`BRIDGE_COLUMNS`, by night then cell. Money is in the currency of the frames; cause columns
@@ -162,8 +171,9 @@ def margin_bridge(frames: FinanceFrames, nights, params: BridgeParams = DEFAULT_
     night_idx = (nights - first).astype(np.int64)
     cum = {m: np.concatenate([np.zeros((len(cells), 1)), np.cumsum(dense.pop(m), axis=1)], axis=1)
            for m in list(dense)}
-    step = max(1, _CHUNK_ELEMENTS // max(len(cells) * k, 1))
-    parts = [_chunk(cells, cum, nights[i:i + step], night_idx[i:i + step], w, k) for i in range(0, len(nights), step)]
+    step = max(1, _CHUNK_ELEMENTS // max(len(cells) * max(k, k * w // params.short_days), 1))
+    parts = [_chunk(cells, cum, nights[i:i + step], night_idx[i:i + step], w, k, params.short_days)
+             for i in range(0, len(nights), step)]
     return pd.concat(parts, ignore_index=True)[BRIDGE_COLUMNS]
 
 
@@ -303,7 +313,24 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
-def _chunk(cells: pd.DataFrame, cum: dict, nights: np.ndarray, idx: np.ndarray, w: int, k: int) -> pd.DataFrame:
+def _short(cum: dict, idx: np.ndarray, w: int, k: int, s: int, fill: dict) -> dict[str, np.ndarray]:
+    """The short window's columns: the last ``s`` nights' sales, and per rate cause the margin it cost against
+    the cell's expected rate (``fill``) and the window's rate against the rates of the ``k * w // s``
+    consecutive ``s``-day blocks of the baseline weeks (the same days as the weekly baseline)."""
+    ends = idx[None, :] - w - s * np.arange(k * w // s)[:, None]  # [blocks, nights] day index of each block's end
+    now = {m: cum[m][:, idx + 1] - cum[m][:, idx + 1 - s] for m in ("gross", *_RATE_CAUSES.values())}
+    base = {m: np.moveaxis(cum[m][:, ends + 1] - cum[m][:, ends + 1 - s], 1, 2) for m in now}
+    g = now["gross"]
+    out = {"window_days": np.full(g.shape, w), "short_days": np.full(g.shape, s), "short_gross_sales": g}
+    for cause, measure in _RATE_CAUSES.items():
+        med, mad, sd = _robust(base[measure], base["gross"])
+        out.update({f"short_{cause}": -(now[measure] - fill[cause] * g), f"short_rate_{cause}": _ratio(now[measure], g),
+                    f"short_median_{cause}": med, f"short_mad_{cause}": mad, f"short_sd_{cause}": sd})
+    return out
+
+
+def _chunk(cells: pd.DataFrame, cum: dict, nights: np.ndarray, idx: np.ndarray, w: int, k: int,
+           s: int) -> pd.DataFrame:
     """Bridge rows of a chunk of nights (see :func:`margin_bridge`)."""
     ends = idx[None, :] - w * np.arange(1, k + 1)[:, None]  # [weeks, nights] day index of each baseline week's end
     now = {m: c[:, idx + 1] - c[:, idx + 1 - w] for m, c in cum.items()}
@@ -348,6 +375,7 @@ def _chunk(cells: pd.DataFrame, cum: dict, nights: np.ndarray, idx: np.ndarray, 
     for cause, (rate, med, mad, sd) in stats.items():
         out.update({f"rate_{cause}": rate[pick], f"median_{cause}": med[pick], f"mad_{cause}": mad[pick],
                     f"sd_{cause}": sd[pick]})
+    out.update({key: value[pick] for key, value in _short(cum, idx, w, k, s, fill).items()})
     frame = pd.DataFrame(out)
     frame["night"] = frame["night"].astype("datetime64[s]")
     return frame

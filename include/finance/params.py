@@ -27,6 +27,8 @@ SHRINK = "shrink"
 MIX = "mix"
 CAUSES = (PRICE_MARKDOWN, PROMOTION_DEPTH, RETURNS_REFUNDS, EXPEDITED_SHIPPING, FULFILMENT_SUBSTITUTION, SHRINK,
           MIX)
+#: Causes that are a plain rate on shelf-price sales; the bridge also reports them over its short window.
+RATE_CAUSES = (PRICE_MARKDOWN, RETURNS_REFUNDS, EXPEDITED_SHIPPING, FULFILMENT_SUBSTITUTION, SHRINK)
 
 #: Owner functions of review items.
 OWNER_MERCHANDISING = "merchandising"
@@ -62,16 +64,23 @@ class BridgeParams:
     Attributes:
         window_days: days of the evaluated window, ending on the night (a week: every weekday once).
         baseline_weeks: trailing weeks before the window that give a cell its expected rates.
+        short_days: nights of the short window, ending on the night, on which the rate causes are also
+            reported (against the same baseline days cut into blocks of as many days), so that an event
+            shows on its first nights, before it weighs on a whole week.
     """
 
     window_days: int = 7
     baseline_weeks: int = 12
+    short_days: int = 2
 
     def __post_init__(self) -> None:
         _check_non_negative(self)
         if self.window_days < 1 or self.baseline_weeks < 1:
             raise ValueError("BridgeParams.window_days and baseline_weeks must be at least 1, got "
                              f"{self.window_days} and {self.baseline_weeks}")
+        if not 1 <= self.short_days <= self.window_days:
+            raise ValueError(f"BridgeParams.short_days must be from 1 to window_days ({self.window_days}), got "
+                             f"{self.short_days}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,14 @@ class ReviewParams:
         relative_floor: smallest robust standard deviation as a share of the baseline median rate.
         sd_weight: weight of the baseline weeks' standard deviation in the scale: lumpy causes (a few large
             refunds or write-offs a week) have a MAD far below their real spread; smooth ones are unchanged.
+        short_min_z: robust z from which a cause is unusual over the bridge's short window (its last
+            ``short_days`` nights) against the baseline's blocks of as many days. Stricter than ``min_z``: it
+            judges fewer days, and more often.
+        short_min_excess: margin lost to a cause over the short window from which it is worth an item. An
+            event shows on its first nights, before it weighs ``min_excess`` on a week of a small cell.
+        short_causes: causes also judged over the short window; they must be rate causes
+            (:data:`RATE_CAUSES`). Refunds and shrink come in whole items, which two nights cannot tell from
+            an event, and are judged on the week alone.
         horizon_weeks: weeks the excess is projected over when the cause continues.
         gap_nights: nights a cell x cause may go unflagged and still continue the same item.
         owners: cause -> owner function.
@@ -113,6 +130,9 @@ class ReviewParams:
     rate_floor: float = 0.004
     relative_floor: float = 0.15
     sd_weight: float = 0.5
+    short_min_z: float = 10.0
+    short_min_excess: float = 15.0
+    short_causes: tuple[str, ...] = (PRICE_MARKDOWN, EXPEDITED_SHIPPING, FULFILMENT_SUBSTITUTION)
     horizon_weeks: float = 4.0
     gap_nights: int = 2
     owners: dict[str, str] = field(default_factory=lambda: {
@@ -125,9 +145,10 @@ class ReviewParams:
 
     def __post_init__(self) -> None:
         _check_non_negative(self)
-        if self.min_z <= 0 or self.min_baseline_weeks < 1 or self.horizon_weeks <= 0:
-            raise ValueError("ReviewParams.min_z and horizon_weeks must be above 0 and min_baseline_weeks at "
-                             f"least 1, got {self.min_z}, {self.horizon_weeks}, {self.min_baseline_weeks}")
+        if self.min_z <= 0 or self.short_min_z <= 0 or self.min_baseline_weeks < 1 or self.horizon_weeks <= 0:
+            raise ValueError("ReviewParams.min_z, short_min_z and horizon_weeks must be above 0 and "
+                             f"min_baseline_weeks at least 1, got {self.min_z}, {self.short_min_z}, "
+                             f"{self.horizon_weeks}, {self.min_baseline_weeks}")
         if set(self.owners) != set(CAUSES):
             raise ValueError(f"ReviewParams.owners must name the owner of every cause {CAUSES}, got {sorted(self.owners)}")
         unknown = sorted(set(self.owners.values()) - set(OWNERS))
@@ -137,6 +158,9 @@ class ReviewParams:
             extra = sorted(set(getattr(self, name)) - set(CAUSES))
             if extra:
                 raise ValueError(f"ReviewParams.{name} must be causes {CAUSES}, got {extra}")
+        not_rates = sorted(set(self.short_causes) - set(RATE_CAUSES))
+        if not_rates:
+            raise ValueError(f"ReviewParams.short_causes must be rate causes {RATE_CAUSES}, got {not_rates}")
         negative = {c: v for c, v in self.min_excess_by_cause.items() if not v >= 0}
         if negative:
             raise ValueError(f"ReviewParams.min_excess_by_cause must be non-negative, got {negative}")

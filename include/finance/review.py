@@ -3,17 +3,22 @@
 A cause of a cell is judged on its own rate (money per shelf-price sales; for promotion depth, discount per
 promoted sales) against the weekly rates of the cell's baseline weeks: the robust z is
 ``(rate - median) / scale`` with ``scale = max(1.4826 * MAD, sd_weight * SD, rate_floor,
-relative_floor * |median|)``. A
-cause becomes an item when the cell has ``min_baseline_weeks`` of history, its z reaches ``min_z`` and the
-margin it cost over the window (the bridge's cause money, negated) reaches ``min_excess`` (or the cause's own
-floor in ``min_excess_by_cause``). The standard deviation of the baseline weeks enters the scale because a
-lumpy cause's MAD is far below its real spread (a cell that lost two speakers in three months has a MAD of
-zero); on a smooth cause it is about the MAD's and changes nothing. Only margin
-lost is reviewed; a cause that gained margin is not an item.
+relative_floor * |median|)``. A cause becomes an item when the cell has ``min_baseline_weeks`` of history,
+its z reaches ``min_z`` and the margin it cost over the window (the bridge's cause money, negated) reaches
+``min_excess`` (or the cause's own floor in ``min_excess_by_cause``). The standard deviation of the baseline
+weeks enters the scale because a lumpy cause's MAD is far below its real spread (a cell that lost two
+speakers in three months has a MAD of zero); on a smooth cause it is about the MAD's and changes nothing.
+Only margin lost is reviewed; a cause that gained margin is not an item.
 
-An item carries its cell, cause, owner function, the excess over the window, the loss projected over
-``horizon_weeks`` if it continues (a window is a week), whether it needs a manager (causes booked as an
-accrual or provision) and its evidence: every number the decision used, and the bridge row.
+A cause of ``short_causes`` is also an item when the bridge's short window (its last ``short_days`` nights,
+against the baseline's blocks of as many days) reaches the stricter ``short_min_z`` and loses
+``short_min_excess``: an event shows on its first nights, before it weighs a week's floor in a small cell,
+while the week keeps judging what a day or two cannot tell.
+
+An item carries its cell, cause, owner function, the robust z and excess of the window that flagged it (the
+week when both did), the loss projected over ``horizon_weeks`` if it continues at that window's daily pace,
+whether it needs a manager (causes booked as an accrual or provision) and its evidence: every number the
+decision used (``window`` says which; ``week`` and ``short`` hold both windows' figures), and the bridge row.
 
 The window slides nightly, so an ongoing event is flagged night after night; :func:`dedupe_items` gives
 every night's flag of one cell x cause the business key of the episode it continues
@@ -63,14 +68,14 @@ def detect_items(bridge: pd.DataFrame, params: ReviewParams = DEFAULT_REVIEW) ->
     parts = []
     enough = bridge["baseline_weeks"].to_numpy() >= params.min_baseline_weeks
     for cause in params.reviewed_causes:
-        rate, med, mad, sd = (bridge[f"{p}_{cause}"].to_numpy(float) for p in ("rate", "median", "mad", "sd"))
-        z, scale = robust_z(rate, med, mad, sd, params)
-        excess = -bridge[cause].to_numpy(float)
-        with np.errstate(invalid="ignore"):
-            floor = params.min_excess_by_cause.get(cause, params.min_excess)
-            hit = np.flatnonzero(enough & (z >= params.min_z) & (excess >= floor))
+        week = _judge(bridge, cause, "", params.min_z, params.min_excess_by_cause.get(cause, params.min_excess),
+                      params)
+        short = (_judge(bridge, cause, "short_", params.short_min_z, params.short_min_excess, params)
+                 if cause in params.short_causes else None)
+        flagged = week["hit"] | (short["hit"] if short else False)
+        hit = np.flatnonzero(enough & flagged)
         if len(hit):
-            parts.append(_items(bridge.iloc[hit], cause, z[hit], scale[hit], excess[hit], params))
+            parts.append(_items(bridge.iloc[hit], cause, week, short, hit, params))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ITEM_COLUMNS})
     order = {c: i for i, c in enumerate(CAUSES)}
@@ -79,26 +84,53 @@ def detect_items(bridge: pd.DataFrame, params: ReviewParams = DEFAULT_REVIEW) ->
     return out.sort_values(["night", *CELL_KEYS, "_order"], ignore_index=True)[ITEM_COLUMNS]
 
 
-def _items(rows: pd.DataFrame, cause: str, z: np.ndarray, scale: np.ndarray, excess: np.ndarray,
+def _judge(bridge: pd.DataFrame, cause: str, prefix: str, min_z: float, floor: float,
+           params: ReviewParams) -> dict[str, np.ndarray]:
+    """The robust z, scale, excess and verdict of ``cause`` over the week (``prefix`` ``""``) or the short
+    window (``"short_"``)."""
+    rate, med, mad, sd = (bridge[f"{prefix}{p}_{cause}"].to_numpy(float) for p in ("rate", "median", "mad", "sd"))
+    z, scale = robust_z(rate, med, mad, sd, params)
+    excess = -bridge[f"{prefix}{cause}"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        hit = (z >= min_z) & (excess >= floor)
+    return {"rate": rate, "median": med, "mad": mad, "sd": sd, "z": z, "scale": scale, "excess": excess, "hit": hit}
+
+
+def _items(rows: pd.DataFrame, cause: str, week: dict, short: dict | None, hit: np.ndarray,
            params: ReviewParams) -> pd.DataFrame:
-    projected = excess * params.horizon_weeks
-    evidence = [
-        {"cause": cause, "night": str(np.datetime64(r["night"], "D")), "actual_rate": _num(r[f"rate_{cause}"]),
-         "expected_rate": _num(r[f"median_{cause}"]), "baseline_median": _num(r[f"median_{cause}"]),
-         "baseline_mad": _num(r[f"mad_{cause}"]), "baseline_sd": _num(r[f"sd_{cause}"]), "scale": _num(s), "robust_z": _num(zz),
-         "weeks_of_history": int(r["baseline_weeks"]), "excess": _num(x), "horizon_weeks": params.horizon_weeks,
-         "projected_loss": _num(p), "bridge": {f: _num(r[f]) for f in _ROW_FIELDS}}
-        for r, s, zz, x, p in zip(rows.to_dict("records"), scale, z, excess, projected, strict=True)]
-    explanation = [
-        f"{cause.replace('_', ' ')} at {e['actual_rate']:.2%} vs a usual {e['baseline_median']:.2%} "
-        f"(robust z {e['robust_z']:.1f} over {e['weeks_of_history']} weeks): {e['excess']:,.2f} of margin lost in "
-        f"the week, {e['projected_loss']:,.2f} over {params.horizon_weeks:g} weeks if it continues; margin "
-        f"{e['bridge']['actual_margin_pct']:.1f}% vs {e['bridge']['expected_margin_pct']:.1f}% expected"
-        for e in evidence]
+    """Items of the flagged ``rows``: each judged on the week when the week flagged it, else on the short window."""
+    on_week = week["hit"][hit]
+    pick = {k: np.where(on_week, v[hit], short[k][hit]) if short else v[hit] for k, v in week.items()}
+    days = np.where(on_week, rows["window_days"].to_numpy(float), rows["short_days"].to_numpy(float))
+    # The loss goes on at the flagging window's pace: two nights of a storm are a week's worth times 7 / 2.
+    projected = pick["excess"] * 7.0 / days * params.horizon_weeks
+    evidence = []
+    for i, r in enumerate(rows.to_dict("records")):
+        e = {"cause": cause, "night": str(np.datetime64(r["night"], "D")), "window": "week" if on_week[i] else "short",
+             "window_days": int(days[i]), "actual_rate": _num(pick["rate"][i]), "expected_rate": _num(r[f"median_{cause}"]),
+             "baseline_median": _num(pick["median"][i]), "baseline_mad": _num(pick["mad"][i]),
+             "baseline_sd": _num(pick["sd"][i]), "scale": _num(pick["scale"][i]), "robust_z": _num(pick["z"][i]),
+             "weeks_of_history": int(r["baseline_weeks"]), "excess": _num(pick["excess"][i]),
+             "horizon_weeks": params.horizon_weeks, "projected_loss": _num(projected[i]),
+             "week": {k: _num(week[k][hit[i]]) for k in ("rate", "median", "z", "excess")},
+             "bridge": {f: _num(r[f]) for f in _ROW_FIELDS}}
+        if short:
+            e["short"] = {"nights": int(r["short_days"]), "gross_sales": _num(r["short_gross_sales"]),
+                          **{k: _num(short[k][hit[i]]) for k in ("rate", "median", "mad", "sd", "z", "excess")}}
+        evidence.append(e)
+    explanation = [_explain(e, params) for e in evidence]
     return pd.DataFrame({
         **{k: rows[k].to_numpy() for k in CELL_KEYS}, "night": rows["night"].to_numpy(), "cause": cause,
-        "owner": params.owners[cause], "robust_z": z, "excess": excess, "projected_loss": projected,
+        "owner": params.owners[cause], "robust_z": pick["z"], "excess": pick["excess"], "projected_loss": projected,
         "needs_manager": cause in params.accrual_causes, "explanation": explanation, "evidence": evidence})
+
+
+def _explain(e: dict, params: ReviewParams) -> str:
+    span = "the week" if e["window"] == "week" else f"the last {e['window_days']} nights"
+    return (f"{e['cause'].replace('_', ' ')} at {e['actual_rate']:.2%} vs a usual {e['baseline_median']:.2%} "
+            f"(robust z {e['robust_z']:.1f} over {e['weeks_of_history']} weeks): {e['excess']:,.2f} of margin lost "
+            f"in {span}, {e['projected_loss']:,.2f} over {params.horizon_weeks:g} weeks if it continues; margin "
+            f"{e['bridge']['actual_margin_pct']:.1f}% vs {e['bridge']['expected_margin_pct']:.1f}% expected")
 
 
 def _num(value) -> float | None:

@@ -339,6 +339,12 @@ class Finance(_Strict):
         min_baseline_weeks: Baseline weeks with sales a cell needs before it is judged.
         horizon_weeks: Weeks the excess is projected over (the loss if it continues).
         gap_nights: Nights a cell and cause may go unflagged and still continue the same item.
+        short_days: The short window (the last nights) that sees an event on its first nights, judged against
+            the baseline weeks cut into spans as short as itself.
+        short_min_z: Robust z from which the short window alone makes an item (stricter than ``min_z``).
+        short_min_excess: Margin lost in the short window from which it alone makes an item.
+        short_causes: Causes the short window may flag; refunds and shrink come in whole items, which two
+            nights cannot tell from an event, so they are judged on the week only.
         deadline_hours: How long an item waits for a decision before it expires (nobody reviewed it).
     """
 
@@ -353,7 +359,19 @@ class Finance(_Strict):
     min_baseline_weeks: Annotated[StrictInt, Field(ge=1, le=52)] = 4
     horizon_weeks: PositiveNumber = 4.0
     gap_nights: Annotated[StrictInt, Field(ge=0, le=14)] = 2
+    short_days: Annotated[StrictInt, Field(ge=1, le=31)] = 2
+    short_min_z: PositiveNumber = 10.0
+    short_min_excess: Annotated[Number, Field(ge=0)] = 15.0
+    short_causes: Items[Literal["price_markdown", "returns_refunds", "expedited_shipping", "fulfilment_substitution",
+                                "shrink"]] = ("price_markdown", "expedited_shipping", "fulfilment_substitution")
     deadline_hours: Annotated[Number, Field(gt=0, le=168)] = 20.0
+
+    @model_validator(mode="after")
+    def _short_within_window(self) -> Finance:
+        if self.short_days > self.window_days:
+            raise problem("short_days", f"must be at most window_days ({self.window_days}), got {self.short_days}",
+                          ("short_days",))
+        return self
 
 
 class _Forecasting(_Strict):

@@ -48,10 +48,11 @@ def params(policy: Any) -> tuple[Any, Any]:
     from include.finance.params import BridgeParams, ReviewParams
 
     f = policy.finance
-    return (BridgeParams(window_days=f.window_days, baseline_weeks=f.baseline_weeks),
+    return (BridgeParams(window_days=f.window_days, baseline_weeks=f.baseline_weeks, short_days=f.short_days),
             ReviewParams(min_z=f.min_z, min_excess=f.min_excess, min_excess_by_cause=dict(f.min_excess_by_cause),
                          min_baseline_weeks=f.min_baseline_weeks, horizon_weeks=f.horizon_weeks,
-                         gap_nights=f.gap_nights))
+                         gap_nights=f.gap_nights, short_min_z=f.short_min_z, short_min_excess=f.short_min_excess,
+                         short_causes=tuple(f.short_causes)))
 
 
 def frames(day: dt.date, first: dt.date, root: str | None = None):

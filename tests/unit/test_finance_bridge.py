@@ -61,6 +61,30 @@ def test_only_the_markdown_changed():
     assert row["baseline_weeks"] == 2
 
 
+def test_the_short_window_is_judged_against_blocks_of_the_baseline_days():
+    # Baseline day d (0..13) marks down 1% x (d // 2): the seven 2-day blocks run 0%..6% (median 3%, MAD 2%,
+    # SD sqrt(28 / 6)%), the two weeks 9/700 and 33/700 (median 3%). The window marks down 3% for five days,
+    # then 10% on the last two nights.
+    depth = [0.01 * (d // 2) for d in range(14)] + [0.03] * 5 + [0.10] * 2
+    sales = pd.concat([_sales({"A": 10}, [day], markdown=m) for day, m in zip(DAYS, depth, strict=True)])
+    row = _row(_frames(sales))
+    assert (row["window_days"], row["short_days"], row["short_gross_sales"]) == (7, 2, 200.0)
+    assert row["rate_price_markdown"] == pytest.approx(35 / 700) and row["median_price_markdown"] == pytest.approx(0.03)
+    assert (row["short_rate_price_markdown"], row["short_median_price_markdown"], row["short_mad_price_markdown"],
+            row["short_sd_price_markdown"]) == pytest.approx((0.10, 0.03, 0.02, np.sqrt(28 / 6) / 100))
+    # 20 given over the two nights against the 3% expected of 200: 14 of margin lost.
+    assert row["short_price_markdown"] == pytest.approx(-14.0)
+    assert row["price_markdown"] == pytest.approx(-(35 - 21)) and row["residual"] == pytest.approx(0.0, abs=1e-9)
+    assert (row["short_shrink"], row["short_rate_shrink"], row["short_median_shrink"]) == (0.0, 0.0, 0.0)
+
+
+def test_the_short_window_fits_in_the_window():
+    with pytest.raises(ValueError, match="short_days must be from 1 to window_days \\(7\\), got 8"):
+        BridgeParams(short_days=8)
+    with pytest.raises(ValueError, match="short_days must be from 1 to window_days \\(7\\), got 0"):
+        BridgeParams(short_days=0)
+
+
 def test_only_shrink_changed():
     sales = _sales({"A": 10}, DAYS)
     shrink = pd.DataFrame({"adjusted_at": [WINDOW[2] + pd.Timedelta(hours=9)], "location_id": ["S1"], "sku": ["B"],

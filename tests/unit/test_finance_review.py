@@ -13,7 +13,8 @@ from include.finance.params import CAUSES, ReviewParams
 from include.finance.review import ITEM_COLUMNS, business_key, dedupe_items, detect_items, robust_z
 
 PARAMS = ReviewParams(min_z=4.0, min_excess=35.0, min_excess_by_cause={"shrink": 150.0}, rate_floor=0.004,
-                      relative_floor=0.15, sd_weight=0.5, horizon_weeks=4.0, min_baseline_weeks=4)
+                      relative_floor=0.15, sd_weight=0.5, horizon_weeks=4.0, min_baseline_weeks=4, short_min_z=10.0,
+                      short_min_excess=15.0, short_causes=("price_markdown", "fulfilment_substitution"))
 NIGHT = pd.Timestamp("2026-06-10")
 
 
@@ -22,11 +23,20 @@ def _row(cause: str, rate: float, median: float, mad: float, sd: float = 0.0, gr
     row = dict.fromkeys(BRIDGE_COLUMNS, 0.0)
     row.update({"category": category, "channel": channel, "location_id": location, "night": night,
                 "gross_sales": gross, "actual_margin": 600.0, "expected_margin": 800.0, "actual_margin_pct": 30.0,
-                "expected_margin_pct": 40.0, "baseline_weeks": weeks})
+                "expected_margin_pct": 40.0, "baseline_weeks": weeks, "window_days": 7, "short_days": 2})
     row.update({f"rate_{cause}": rate, f"median_{cause}": median, f"mad_{cause}": mad, f"sd_{cause}": sd,
                 cause: -(rate - median) * gross})
     row["margin_change"] = sum(row[c] for c in CAUSES)
     return row
+
+
+def _short(row: dict, cause: str, rate: float, median: float, mad: float, sd: float = 0.0,
+           gross: float = 500.0) -> dict:
+    """``row`` with its last two nights: ``gross`` of sales at ``rate``, against 2-night baseline blocks of
+    ``median``, ``mad`` and ``sd`` (the money is judged against the week's expected rate, ``median_<cause>``)."""
+    return {**row, "short_gross_sales": gross, f"short_rate_{cause}": rate, f"short_median_{cause}": median,
+            f"short_mad_{cause}": mad, f"short_sd_{cause}": sd,
+            f"short_{cause}": -(rate - row[f"median_{cause}"]) * gross}
 
 
 def _bridge(*rows: dict) -> pd.DataFrame:
@@ -83,6 +93,50 @@ def test_what_is_not_an_item():
     assert len(detect_items(bridge, dataclasses.replace(PARAMS, min_excess_by_cause={}))) == 1
 
 
+def test_an_event_on_its_first_nights_is_an_item_on_the_short_window():
+    # Week: substitutions at 1.6% vs 0.2% (z 0.014 / 0.004 = 3.5, 28 lost): not an item on the week alone.
+    # Last two nights: 6% of 500 vs 2-night blocks at 0.2% (MAD 0.002, so the scale is the 0.004 floor):
+    # z 14.5, and 500 * (0.06 - 0.002) = 29 lost against the week's expected 0.2%.
+    week = _row("fulfilment_substitution", rate=0.016, median=0.002, mad=0.001)
+    assert detect_items(_bridge(week), PARAMS).empty
+    items = detect_items(_bridge(_short(week, "fulfilment_substitution", 0.06, 0.002, 0.002)), PARAMS)
+    assert len(items) == 1
+    item = items.iloc[0]
+    assert item["robust_z"] == pytest.approx(14.5)
+    # 29 over 2 nights is 101.5 a week, 406 over the 4 weeks of the horizon.
+    assert item["excess"] == pytest.approx(29.0) and item["projected_loss"] == pytest.approx(406.0)
+    ev = item["evidence"]
+    assert (ev["window"], ev["window_days"], ev["actual_rate"], ev["expected_rate"]) == ("short", 2, 0.06, 0.002)
+    assert ev["week"]["z"] == pytest.approx(3.5) and ev["week"]["excess"] == pytest.approx(28.0)
+    assert ev["short"]["nights"] == 2 and ev["short"]["gross_sales"] == 500.0
+    assert "29.00 of margin lost in the last 2 nights, 406.00 over 4 weeks" in item["explanation"]
+
+
+def test_the_week_speaks_for_an_item_both_windows_flag():
+    row = _short(_row("price_markdown", 0.1, 0.0, 0.0), "price_markdown", 0.2, 0.0, 0.0)
+    item = detect_items(_bridge(row), PARAMS).iloc[0]
+    assert item["evidence"]["window"] == "week" and item["excess"] == pytest.approx(200.0)
+    assert item["projected_loss"] == pytest.approx(800.0) and item["evidence"]["short"]["z"] == pytest.approx(50.0)
+    assert "200.00 of margin lost in the week" in item["explanation"]
+
+
+def test_what_the_short_window_does_not_make_an_item():
+    week = _row("fulfilment_substitution", rate=0.004, median=0.002, mad=0.001, location="S1")
+    shrink = _row("shrink", rate=0.01, median=0.005, mad=0.005, location="S2")
+    bridge = _bridge(
+        _short(week, "fulfilment_substitution", 0.04, 0.002, 0.002),  # 19 lost, but z 9.5: below 10
+        _short({**week, "location_id": "S3"}, "fulfilment_substitution", 0.045, 0.002, 0.002,
+               gross=300.0),  # z 10.75, but 12.90 lost: below 15
+        _short(shrink, "shrink", 0.5, 0.0, 0.0),  # shrink is judged on the week alone
+        _short({**week, "location_id": "S4", "baseline_weeks": 3}, "fulfilment_substitution", 0.2, 0.002, 0.001),
+    )
+    assert detect_items(bridge, PARAMS).empty
+    every = dataclasses.replace(PARAMS, short_causes=("fulfilment_substitution", "shrink"))
+    assert list(detect_items(bridge, every)["location_id"]) == ["S2"]
+    laxer = dataclasses.replace(PARAMS, short_min_z=9.0, short_min_excess=12.0)
+    assert list(detect_items(bridge, laxer)["location_id"]) == ["S1", "S3"]
+
+
 def test_one_ongoing_event_is_one_item_and_a_long_gap_starts_another():
     keys, state = [], None
     for offset in (0, 1, 2, 5, 9):  # flagged on these nights: 2 quiet nights continue, 3 start anew
@@ -117,3 +171,7 @@ def test_params_name_what_is_wrong():
         ReviewParams(min_excess_by_cause={"shrink": -1.0})
     with pytest.raises(ValueError, match="min_z must be a non-negative number"):
         ReviewParams(min_z=-1.0)
+    with pytest.raises(ValueError, match="short_causes must be rate causes .* got \\['mix'\\]"):
+        ReviewParams(short_causes=("mix",))
+    with pytest.raises(ValueError, match="min_z, short_min_z and horizon_weeks must be above 0"):
+        ReviewParams(short_min_z=0.0)

@@ -530,6 +530,11 @@ def test_finance_section_sets_the_review_s_sensitivity(tmp_path):
     assert f.min_excess_by_cause == {"returns_refunds": 300.0, "shrink": 150.0}
     test_invalid_policy_names_file_line_field_and_problem(
         tmp_path, _set(["finance", "min_z"], 0), "min_z: 0", "finance.min_z: must be a positive number, got 0")
+    assert (f.short_days, f.short_min_z, f.short_min_excess) == (2, 10.0, 15.0)
+    assert f.short_causes == ("price_markdown", "expedited_shipping", "fulfilment_substitution")
+    test_invalid_policy_names_file_line_field_and_problem(
+        tmp_path, _set(["finance", "short_days"], 9), "short_days: 9",
+        "finance.short_days: must be at most window_days (7), got 9")
 
 
 def test_kpi_targets_name_only_kpis_of_the_dashboard(tmp_path):
