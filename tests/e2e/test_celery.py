@@ -172,7 +172,7 @@ def _executed_by_workers(stack: Stack, run_id: str) -> dict[tuple[str, int], str
     return ran
 
 
-def test_celery_workers_propose_what_the_local_executor_proposes(broker, queue, night_env, world_root):
+def test_celery_workers_propose_what_the_same_night_proposes_in_process(broker, queue, night_env, world_root):
     clock = [time.monotonic()]
     took = {}
 
