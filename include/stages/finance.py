@@ -20,8 +20,9 @@ import pandas as pd
 
 from include.config import as_date
 from include.runs import Run
+from include.stages import lines
 from include.stages.summaries import record
-from include.storage import newest_partition, read_partition, read_range, write_partition
+from include.storage import newest_partition, read_range, write_partition
 
 #: Landing source of the finance extracts (shipment costs, fulfilment substitutions, shrink adjustments).
 SOURCE = "finance"
@@ -135,24 +136,9 @@ def proposals(items: pd.DataFrame, day: dt.date) -> pd.DataFrame:
 
 def stage(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
     """Stage the night's new items (a re-run replaces the undecided ones); replay records them instead."""
-    tiered = read_partition("curated", ITEMS, run.ds, root)
-    if run.replay:
-        write_partition(tiered, "reports", f"replay_{ITEMS}", run.ds, root)
-        return record(run, {"mode": "replay", "staged_at": None, "recorded": int(len(tiered))}, root)
-    from include.erp.staging import stage_batch
-
-    with conn_factory() as conn:
-        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds)
-    return record(run, {"mode": "live", "staged_at": dt.datetime.now(dt.UTC).isoformat(), **result.as_summary()},
-                  root)
+    return lines.stage(run, ITEMS, conn_factory=conn_factory, root=root)
 
 
 def release(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
     """Hand the items finance acknowledged to the ERP (``released``); never in replay."""
-    if run.replay:
-        return record(run, {"mode": "replay", "released": 0}, root)
-    from include.erp.staging import release_approved
-
-    with conn_factory() as conn:
-        released = release_approved(conn, run.dag_id, run.ds, run_id=run.run_id)
-    return record(run, {"mode": "live", "released": released.get(DOC_TYPE, 0)}, root)
+    return lines.release(run, DOC_TYPE, conn_factory=conn_factory, root=root)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from include.config import as_date
 from include.runs import Run
+from include.stages import lines
 from include.stages.summaries import record
 from include.storage import newest_partition, read_partition, read_range, write_partition
 
@@ -193,24 +194,9 @@ def _stale(run: Run, root: str | None) -> frozenset[str]:
 
 def stage(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
     """Stage the date's dispositions (a re-run replaces the undecided ones); replay records them instead."""
-    tiered = read_partition("curated", PROPOSALS, run.ds, root)
-    if run.replay:
-        write_partition(tiered, "reports", f"replay_{PROPOSALS}", run.ds, root)
-        return record(run, {"mode": "replay", "staged_at": None, "recorded": int(len(tiered))}, root)
-    from include.erp.staging import stage_batch
-
-    with conn_factory() as conn:
-        result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds)
-    return record(run, {"mode": "live", "staged_at": dt.datetime.now(dt.UTC).isoformat(), **result.as_summary()},
-                  root)
+    return lines.stage(run, PROPOSALS, conn_factory=conn_factory, root=root)
 
 
 def release(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
     """Release every approved and within-policy disposition of the date (never in replay)."""
-    if run.replay:
-        return record(run, {"mode": "replay", "released": 0}, root)
-    from include.erp.staging import release_approved
-
-    with conn_factory() as conn:
-        released = release_approved(conn, run.dag_id, run.ds, run_id=run.run_id)
-    return record(run, {"mode": "live", "released": released.get(DOC_TYPE, 0)}, root)
+    return lines.release(run, DOC_TYPE, conn_factory=conn_factory, root=root)
