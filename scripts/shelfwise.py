@@ -149,6 +149,9 @@ def environment(*, airflow_home: Path, data_root: Path, erp_db: str) -> dict[str
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__BASE_URL": os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+        # A task's first call to the execution API claims it; on a busy small machine the 5 s default can time
+        # out after the server claimed it, and the retry then finds the task taken and exits without running.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": os.environ.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "30"),
         "AIRFLOW_CONN_ERP_STAGING": erp_url,
         "ERP_STAGING_URL": erp_url,
         "AIRFLOW_CONN_ERP_STAGING_OWNER": owner_url,
@@ -188,9 +191,18 @@ def prepare_erp(env: dict[str, str]) -> None:
 
 
 def prepare(env: dict[str, str]) -> None:
-    """Create the ERP database and apply migrations as its owner; migrate the Airflow metadata DB once."""
+    """Create the ERP database and apply migrations as its owner; migrate the Airflow metadata DB once.
+
+    Several environments may be prepared at once on one server (the test lanes): the login roles are the
+    server's, so their provisioning is serialised by a lock file.
+    """
+    import fcntl
+    import tempfile
+
     os.environ.update(env)
-    prepare_erp(env)
+    with open(Path(tempfile.gettempdir()) / "shelfwise-prepare.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        prepare_erp(env)
     stamp = Path(env["AIRFLOW_HOME"]) / ".migrated-3.3.2"
     if not stamp.exists():
         _say("preparing the Airflow metadata DB (SQLite)")
@@ -617,16 +629,26 @@ def cmd_test(args: argparse.Namespace) -> int:
     run_env = {**os.environ, **env, "SHELFWISE_TEST_ENV": "1"}
     pytest = [str(VENV_BIN / "python"), "-m", "pytest"]
     if args.pytest_args:
-        phases = [[*pytest, *args.pytest_args]]
+        phases = [([*pytest, *args.pytest_args], run_env)]
     else:
-        # The tests that need no server run on every core (pytest-xdist); those that share the test database,
-        # the Airflow home and the ports of the services run one after another.
-        phases = [[*pytest, "-n", str(min(os.cpu_count() or 1, 4)), "tests/unit", "tests/dags"],
-                  [*pytest, "tests/integration", "tests/e2e"]]
+        # The tests that need no server run on every core (pytest-xdist). Those that run DAGs and Airflow's
+        # services spend much of their time waiting (on a scheduler loop, a task process, a page), so they
+        # run in two lanes, each with a database, an Airflow home and a data root of its own
+        # (tests/conftest.py); a module stays in one lane, and the longest ones (tests/e2e) start first.
+        lanes_env = {**run_env, "SHELFWISE_TEST_LANES": "1"}
+        import psycopg
+
+        from include.erp import roles
+
+        app_password = psycopg.conninfo.conninfo_to_dict(env["ERP_STAGING_URL"]).get("password")
+        if app_password:  # the lanes' homes must not each generate a password for the server's one app role
+            lanes_env.setdefault(roles.APP_PASSWORD_ENV, app_password)
+        phases = [([*pytest, "-n", str(min(os.cpu_count() or 1, 4)), "tests/unit", "tests/dags"], run_env),
+                  ([*pytest, "-n", "2", "--dist", "loadfile", "tests/e2e", "tests/integration"], lanes_env)]
     status = 0
-    for cmd in phases:
+    for cmd, cmd_env in phases:
         _say("running " + " ".join(cmd[2:]))
-        status = subprocess.call(cmd, env=run_env, cwd=ROOT) or status
+        status = subprocess.call(cmd, env=cmd_env, cwd=ROOT) or status
     return status
 
 

@@ -26,7 +26,16 @@ AIRFLOW_HOME = Path(os.environ.get("SHELFWISE_TEST_AIRFLOW_HOME") or ROOT / ".ai
 DATA_ROOT = Path(os.environ.get("SHELFWISE_TEST_DATA_ROOT") or ROOT / "data" / "test" / "shelfwise")
 ERP_DB = os.environ.get("SHELFWISE_TEST_ERP_DB") or "shelfwise_test"
 
-if os.environ.get("SHELFWISE_TEST_ENV") != "1":
+#: ``SHELFWISE_TEST_LANES=1`` (``make test`` sets it for the server tests, run on pytest-xdist workers):
+#: each worker is a lane with an Airflow home, data root and ERP database of its own, named after the
+#: worker (``shelfwise_test_gw0``...), so two DAG runs never share a metadata DB, a file or a staging table.
+LANE = os.environ.get("PYTEST_XDIST_WORKER") if os.environ.get("SHELFWISE_TEST_LANES") == "1" else None
+if LANE:
+    AIRFLOW_HOME = AIRFLOW_HOME.with_name(f"{AIRFLOW_HOME.name}-{LANE}")
+    DATA_ROOT = DATA_ROOT.with_name(f"{DATA_ROOT.name}-{LANE}")
+    ERP_DB = f"{ERP_DB}_{LANE}"
+
+if os.environ.get("SHELFWISE_TEST_ENV") != "1" or LANE:
     # Paths only. Airflow reads its home once, at import (collection imports it), so the home must be the
     # one the environment is prepared in; and no test may fall back to the demo's data root.
     os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
@@ -79,7 +88,7 @@ def prepared_environment() -> dict[str, str]:
     Returns:
         ``os.environ`` as the tests see it, once prepared.
     """
-    if os.environ.get("SHELFWISE_TEST_ENV") != "1":
+    if os.environ.get("SHELFWISE_TEST_ENV") != "1" or LANE:
         env = suite_environment()
         _runner().prepare(env)
         os.environ.update({**env, "SHELFWISE_TEST_ENV": "1"})
