@@ -374,6 +374,41 @@ class Finance(_Strict):
         return self
 
 
+class BaselineReplay(_Strict):
+    """How the nightly measures its stock-out reduction and the markdowns it avoided against the ERP's rule.
+
+    Every ``every_days`` the nightly replays the recent demand of a fixed sample of series twice, with the
+    same lead times: under its own replenishment (the production forecaster and ``replenishment.fill_rate``)
+    and under the ERP's reorder rule (``baseline``, with ``baseline_safety_days`` of safety stock).
+
+    Attributes:
+        every_days: Days between two replays; the nights in between report the latest one.
+        history_days: Days of demand replayed, warm-up included.
+        window_days: The scored days at the end of them (the rest is the warm-up).
+        max_series: Series replayed (a sample, the same every week: the first by a hash of their id).
+        baseline: The ERP's rule: ERPNext's reorder level or Odoo's min/max.
+        baseline_safety_days: Days of average demand the ERP's rule keeps as safety stock.
+        markdown_cover_days: Days of a series' mean demand beyond which its stock is overstock.
+        markdown_depth: Share of its cost a clearance marks overstock down by.
+    """
+
+    every_days: Annotated[StrictInt, Field(ge=1, le=91)] = 7
+    history_days: Annotated[StrictInt, Field(ge=42, le=730)] = 182
+    window_days: Annotated[StrictInt, Field(ge=14, le=365)] = 56
+    max_series: Annotated[StrictInt, Field(ge=1, le=100_000)] = 300
+    baseline: Literal["erpnext_reorder_level", "odoo_min_max"] = "erpnext_reorder_level"
+    baseline_safety_days: Annotated[Number, Field(ge=0, le=90)] = 7.0
+    markdown_cover_days: PositiveNumber = 56.0
+    markdown_depth: Annotated[Number, Field(gt=0, le=1)] = 0.3
+
+    @model_validator(mode="after")
+    def _window_within_history(self) -> BaselineReplay:
+        if self.window_days > self.history_days - 28:
+            raise problem("window_days", f"must leave at least 28 days of warm-up in history_days "
+                          f"({self.history_days}), got {self.window_days}", ("window_days",))
+        return self
+
+
 class _Forecasting(_Strict):
     challenger: _ChallengerSection = Field(default_factory=_ChallengerSection)
 
@@ -413,6 +448,7 @@ class PolicyFile(_Strict):
     procurement: Procurement = Field(default_factory=Procurement)
     returns: Returns = Field(default_factory=Returns)
     finance: Finance = Field(default_factory=Finance)
+    baseline_replay: BaselineReplay = Field(default_factory=BaselineReplay)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
     #: The executive dashboard's target per KPI (its catalogue's keys); ``null`` shows no target.
@@ -499,6 +535,7 @@ class Policy:
     procurement: Procurement = field(default_factory=Procurement)
     returns: Returns = field(default_factory=Returns)
     finance: Finance = field(default_factory=Finance)
+    baseline_replay: BaselineReplay = field(default_factory=BaselineReplay)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
     #: The policy's own KPI targets (``kpi_targets``); the dashboard fills in its defaults for the rest.
@@ -537,6 +574,7 @@ class Policy:
             procurement=doc.procurement,
             returns=doc.returns,
             finance=doc.finance,
+            baseline_replay=doc.baseline_replay,
             stale_inputs=dict(doc.stale_inputs),
             kpi_targets=dict(doc.kpi_targets),
         )

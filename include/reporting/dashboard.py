@@ -57,14 +57,12 @@ class Kpi:
         label: its name on the page.
         unit: ``share`` (a fraction shown as %), ``money``, ``hours``, ``units`` or ``times`` (per year).
         higher_is_better: which way is good.
-        produced: whether the nightly records it today (else the dashboard shows a gap until it does).
     """
 
     key: str
     label: str
     unit: Unit
     higher_is_better: bool
-    produced: bool = True
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -80,13 +78,13 @@ class Kpi:
 
 CATALOGUE: tuple[Kpi, ...] = (
     Kpi("stockout_rate_7d", "Stock-out rate (7 days)", "share", False),
-    Kpi("stockout_reduction", "Stock-out reduction vs baseline", "share", True, produced=False),
+    Kpi("stockout_reduction", "Stock-out reduction vs the ERP's rule", "share", True),
     Kpi("fill_rate", "Fill rate", "share", True),
     Kpi("lost_sales_units_est", "Lost sales (estimated)", "units", False),
     Kpi("inventory_turns", "Inventory turns", "times", True),
     Kpi("forecast_wape", "Forecast WAPE", "share", False),
     Kpi("gross_margin_rate", "Gross margin", "share", True),
-    Kpi("markdown_avoided_value", "Markdown avoided", "money", True, produced=False),
+    Kpi("markdown_avoided_value", "Markdown avoided vs the ERP's rule", "money", True),
     Kpi("orchestration.fulfilment_cost_per_order", "Fulfilment cost per order", "money", False),
     Kpi("fulfilment_cost_per_unit", "Fulfilment cost per unit", "money", False),
     Kpi("orchestration.on_time_promise_rate", "On-time promise rate", "share", True),
@@ -277,7 +275,7 @@ def series_json(history: pd.DataFrame, effect: pd.DataFrame | None, targets: Map
     return {
         "segment": segment or ALL, "segments": segments(history),
         "catalogue": [{"key": k.key, "label": k.label, "unit": k.unit, "higher_is_better": k.higher_is_better,
-                       "produced": k.produced, "target": targets.get(k.key)} for k in CATALOGUE],
+                       "target": targets.get(k.key)} for k in CATALOGUE],
         "nights": [d.date().isoformat() for d in pd.to_datetime(rows["ds"])],
         "degraded": [bool(v) for v in rows.get("degraded", pd.Series(False, index=rows.index))],
         "stale_sources": [dict(s or {}) for s in stale],

@@ -33,10 +33,9 @@ def _card(kpi: Any, y: np.ndarray, axis: Axis, target: float | None) -> str:
     when = f" on {esc(axis.nights[valid[-1]])}" if len(valid) else ""
     aim = (f"target {esc(kpi.fmt(target))}, " if target is not None else "no target, ") + \
         ("higher is better" if kpi.higher_is_better else "lower is better")
-    missing = "" if kpi.produced else '<p class="note">not recorded by the nightly yet</p>'
     return (f'<section class="kpi {state}" data-kpi="{esc(kpi.key)}"><h2>{esc(kpi.label)}</h2>'
             f'<p class="latest"><strong>{esc(kpi.fmt(latest))}</strong>{when}<br><small>{aim}</small></p>'
-            f"{missing}{kpi_chart(axis, y, target=target, fmt=kpi.fmt, label=kpi.label)}</section>")
+            f"{kpi_chart(axis, y, target=target, fmt=kpi.fmt, label=kpi.label)}</section>")
 
 
 def _decisions(effect: pd.DataFrame | None, rows: pd.DataFrame) -> str:
@@ -92,7 +91,7 @@ h1 {{ font-size: 1.3rem; margin: 0 0 .3rem; }} h2 {{ font-size: .95rem; margin: 
 section.kpi {{ border: 1px solid #d9e2ec; border-left: 4px solid #9aa5b1; padding: .4rem .5rem; }}
 section.kpi.good {{ border-left-color: #1f7a3f; }} section.kpi.bad {{ border-left-color: #b42318; }}
 section.kpi.good strong {{ color: #1f7a3f; }} section.kpi.bad strong {{ color: #b42318; }}
-p.latest {{ margin: 0 0 .2rem; }} p.note {{ margin: 0; color: #7b8794; font-size: .8rem; }}
+p.latest {{ margin: 0 0 .2rem; }}
 svg.chart {{ display: block; }} .series {{ fill: none; stroke: #3b6ea8; stroke-width: 1.4; }}
 .dot, .latest {{ fill: #3b6ea8; }} .target {{ stroke: #52606d; stroke-dasharray: 4 3; stroke-width: 1; }}
 rect.degraded, .sw.degraded {{ fill: #fde7c8; background: #fde7c8; }}

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from include.reporting.baseline_replay import baseline_report_lines
 from include.reporting.intraday_kpis import intraday_report_lines
 from include.reporting.orchestration_kpis import orchestration_report_lines
 from include.reporting.procurement_kpis import procurement_report_lines
@@ -326,6 +327,7 @@ def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]
     lines += intraday_report_lines(kpis)
     lines += orchestration_report_lines(kpis)
     lines += procurement_report_lines(kpis)
+    lines += baseline_report_lines(kpis)
     lines += stage_table(metrics or {})
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]
     return "\n".join(lines)

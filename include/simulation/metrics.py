@@ -80,6 +80,33 @@ def days_of_cover(on_hand: float, mean_daily_demand: float) -> float | None:
     return float(on_hand / mean_daily_demand)
 
 
+def overstock(demand: np.ndarray, on_hand: np.ndarray, cover_periods: float, *,
+              unit_cost: np.ndarray | None = None) -> dict[str, float | None]:
+    """Stock beyond ``cover_periods`` of each series' mean demand, averaged over the periods.
+
+    What a clearance would have to mark down: a series selling 2 units a day may hold 112 units with 56 days
+    of cover; with 162 on hand in a period, 50 units of it are overstock then.
+
+    Args:
+        demand, on_hand: ``[series, periods]`` over the scored window.
+        cover_periods: Periods of mean demand a series may hold before its stock is overstock.
+        unit_cost: Optional ``[series]`` cost per unit (else ``overstock_value`` is None).
+
+    Returns:
+        ``overstock_units`` and ``overstock_value``: the sum over series, averaged over periods.
+    """
+    demand = np.atleast_2d(np.asarray(demand, float))
+    on_hand = np.atleast_2d(np.asarray(on_hand, float))
+    if not demand.size:
+        return {"overstock_units": None, "overstock_value": None}
+    allowed = cover_periods * demand.mean(axis=1, keepdims=True)
+    excess = np.maximum(on_hand - allowed, 0.0)
+    value = None
+    if unit_cost is not None:
+        value = float((excess * np.nan_to_num(np.asarray(unit_cost, float)).reshape(-1, 1)).sum(axis=0).mean())
+    return {"overstock_units": float(excess.sum(axis=0).mean()), "overstock_value": value}
+
+
 def summarize(
     demand: np.ndarray,
     served: np.ndarray,

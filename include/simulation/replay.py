@@ -65,6 +65,9 @@ class ReplayConfig:
         sweep: Service parameter values per policy (defaults: :data:`DEFAULT_SWEEP`).
         calibrate: Size Shelfwise's levels with the measured error of its earlier forecasts
             (:mod:`include.decisions.calibration`); False: the backtest's ``sigma_cum`` and a normal error.
+        overstock_cover: Periods of a series' mean demand (over the scored window) beyond which its stock
+            is overstock, what a clearance would have to mark down; the curves then carry
+            ``overstock_units`` and ``overstock_value`` (averages over the scored periods). None: neither.
     """
 
     lead_time: int = 7
@@ -78,6 +81,7 @@ class ReplayConfig:
     horizon: int | None = None
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
     calibrate: bool = True
+    overstock_cover: float | None = None
 
 
 @dataclass
@@ -229,6 +233,8 @@ def replay(panel: DemandPanel, cfg: ReplayConfig | None = None) -> ReplayResult:
     for i, (policy, value, _) in enumerate(variants):
         m = metrics.summarize(scored, sim["served"][i], sim["on_hand"][i], sim["orders"][i], freq=panel.freq,
                               unit_cost=panel.unit_cost)
+        if cfg.overstock_cover is not None:
+            m.update(metrics.overstock(scored, sim["on_hand"][i], cfg.overstock_cover, unit_cost=panel.unit_cost))
         rows.append({"policy": policy, "parameter": value, **m})
     return ReplayResult(pd.DataFrame(rows), fc)
 

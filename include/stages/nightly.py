@@ -435,10 +435,12 @@ def report_kpis(run: Run, *, conn_factory: ConnFactory, root: str | None = None)
 def _night_kpis(run: Run, demand, summaries: dict[str, Any], conn_factory: ConnFactory,  # noqa: ANN001
                 root: str | None) -> dict[str, Any]:
     """The night's KPI document: :func:`include.reporting.kpis.compute_kpis` with the gross margin of the
-    window's sales, the sections of the other workflows, and how long after the day closed it was written."""
+    window's sales, the sections of the other workflows, the stock-out reduction and markdowns avoided
+    against the ERP's rule (the week's replay), and how long after the day closed it was written."""
     from include.config import trading_hours
     from include.demand.forecasting import step_one_forecasts
     from include.governance.policy import load_policy
+    from include.reporting.baseline_replay import weekly_kpis
     from include.reporting.kpis import (
         compute_kpis,
         night_state,
@@ -457,7 +459,8 @@ def _night_kpis(run: Run, demand, summaries: dict[str, Any], conn_factory: ConnF
             **night_state(stale_sources(summaries)),
             "intraday": _intraday_of_day(run, conn_factory, root),
             "orchestration": _orchestration_of_day(run, conn_factory),
-            "procurement": _procurement_of_night(run, conn_factory, root), **_returns_of_day(run.ds, root)}
+            "procurement": _procurement_of_night(run, conn_factory, root), **_returns_of_day(run.ds, root),
+            **weekly_kpis(day, curated["items"], root)}
     if not run.replay:
         # Wall-clock on purpose: the cycle time is how long after the day closed its report came out. A
         # backfill's would measure only how late the backfill ran.

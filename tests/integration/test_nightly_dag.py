@@ -183,6 +183,10 @@ def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(w
     kpis = json.loads((report / "kpis.json").read_text())
     assert kpis["released_lines"] == len(auto | approved)
     assert (report / "kpis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The week's replay against the ERP's rule ran on a night's own demand and is in the report.
+    assert kpis["baseline_replay"].get("measured_on"), kpis["baseline_replay"]
+    assert kpis["stockout_reduction"] is not None and kpis["markdown_avoided_value"] is not None
+    assert "## Against the ERP's rule" in (report / "report.md").read_text()
 
     # The same date again: nothing duplicated, decided and released lines untouched.
     audit_mark = len(_audit(DS))

@@ -196,11 +196,15 @@ def _set(path: list, value):
     ("mutate", "anchor", "message"),
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
-                     "unknown key 'reviewers' (allowed: auto_approve_tiers, costs, deciders, deciders_by_doc_type, "
+                     "unknown key 'reviewers' (allowed: auto_approve_tiers, baseline_replay, costs, deciders, "
+                     "deciders_by_doc_type, "
                      "fast_lane, finance, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, procurement, "
                      "replenishment, "
                      "returns, roles, rules, stale_inputs, user_roles, version)",
                      id="unknown-key"),
+        pytest.param(_set(["baseline_replay", "window_days"], 170), "window_days: 170",
+                     "baseline_replay.window_days: must leave at least 28 days of warm-up in history_days (182), "
+                     "got 170", id="replay-window-beyond-history"),
         pytest.param(_set(["gate", "retries"], 3), "retries:",
                      "gate: unknown key 'retries' (allowed: poke_interval_seconds, timeout_hours)",
                      id="unknown-gate-key"),
