@@ -140,6 +140,17 @@ class ApprovalGateTrigger(BaseTrigger):
             await asyncio.sleep(self.poke_interval)
 
 
+#: A gate whose deadline is closer than this waits in its task instead of deferring (:meth:`ApprovalGateSensor._wait`).
+INLINE_WAIT_SECONDS = 60.0
+
+
+async def _first_event(trigger: ApprovalGateTrigger) -> dict[str, Any]:
+    """The payload of the first event ``trigger`` fires, run in the task's own event loop."""
+    async for event in trigger.run():
+        return event.payload
+    raise RuntimeError("the approval gate trigger ended without an event")
+
+
 class ApprovalGateSensor(BaseSensorOperator):
     """Wait, deferred, until planners have decided every pending line of this run.
 
@@ -202,21 +213,28 @@ class ApprovalGateSensor(BaseSensorOperator):
         timeout_hours, _ = self._settings()
         deadline = gate_deadline(timeout_hours, self.staged_at, dt.datetime.now(dt.UTC))
         log.info("%d lines of %s ds=%s wait for a planner until %s", pending, dag_id, ds, deadline.isoformat())
-        self._wait(context, deadline.isoformat())
+        return self._wait(context, deadline.isoformat())
 
-    def _wait(self, context, deadline: str) -> None:
-        """Defer to the trigger until ``deadline`` (ISO), escalating critical lines as the policy says."""
+    def _wait(self, context, deadline: str) -> dict[str, Any]:
+        """Defer to the trigger until ``deadline`` (ISO), escalating critical lines as the policy says.
+
+        A deadline less than :data:`INLINE_WAIT_SECONDS` away is waited for in the task itself, by the same
+        trigger: deferring for seconds costs a round trip through the triggerer, and a task that resumes before
+        the scheduler has processed its deferral can be taken for one killed externally and failed.
+        """
         from include.governance.policy import load_policy
 
         fast_lane = load_policy().fast_lane
-        self.defer(
-            trigger=ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=run_date(context), deadline=deadline,
-                                        poke_interval=self._settings()[1], conn_id=self.conn_id,
-                                        run_id=context["run_id"] if self.run_scoped else None,
-                                        escalate_after_minutes=fast_lane.escalation.after_minutes
-                                        if fast_lane.enabled else None),
-            method_name="execute_complete",
-        )
+        trigger = ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=run_date(context), deadline=deadline,
+                                      poke_interval=self._settings()[1], conn_id=self.conn_id,
+                                      run_id=context["run_id"] if self.run_scoped else None,
+                                      escalate_after_minutes=fast_lane.escalation.after_minutes
+                                      if fast_lane.enabled else None)
+        left = (dt.datetime.fromisoformat(deadline) - dt.datetime.now(dt.UTC)).total_seconds()
+        if left < INLINE_WAIT_SECONDS:
+            log.info("the deadline is %.0f s away: waiting in the task", left)
+            return self.execute_complete(context, asyncio.run(_first_event(trigger)))
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def _escalate(self, context) -> int:
         """Escalate the critical lines that waited too long (audit trail, then the policy's notifier)."""
@@ -238,7 +256,7 @@ class ApprovalGateSensor(BaseSensorOperator):
         event = event or {}
         if event.get("status") == "escalate":
             log.warning("escalated %d critical line(s) still waiting for a decision", self._escalate(context))
-            self._wait(context, event["deadline"])
+            return self._wait(context, event["deadline"])
         if event.get("status") == "timeout":
             from include.erp.hook import ErpStagingHook
             from include.erp.staging import expire_pending

@@ -255,7 +255,8 @@ def test_a_backfill_replays_a_past_night_without_touching_the_erp(airflow, erp_u
         "dag_id": DAG_ID, "from_date": f"{past.isoformat()}T00:00:00+00:00",
         "to_date": f"{past.isoformat()}T23:59:59+00:00", "dag_run_conf": CONF, "max_active_runs": 1,
         "reprocess_behavior": "completed"})
-    deadline = time.monotonic() + FINISH_TIMEOUT_S + 60
+    # A whole night under the scheduler, beside the other lane's tests on 2 cores: generous, never waited out.
+    deadline = time.monotonic() + 2 * FINISH_TIMEOUT_S + 60
     run = None
     while time.monotonic() < deadline:
         runs = admin.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")["dag_runs"]

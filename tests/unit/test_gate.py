@@ -178,6 +178,22 @@ def test_the_sensor_escalates_then_waits_again_until_the_same_deadline(monkeypat
     assert deferred.value.trigger.escalate_after_minutes == 15.0  # the policy's fast_lane.escalation
 
 
+def test_a_deadline_seconds_away_is_waited_for_in_the_task_not_deferred(monkeypatch):
+    # Deferring for seconds would let the task resume before the scheduler saw it defer (a task "killed
+    # externally"); the same trigger runs in the task, and its event completes the gate there.
+    pending = iter([3, 3, 0])
+    monkeypatch.setattr(gate, "_pending", lambda *a: next(pending))
+    sensor = ApprovalGateSensor(task_id="wait_for_approval", replay="False", timeout_minutes="0.5",
+                                poke_interval_seconds="0.01")
+    assert sensor.execute(_context()) == {"status": "decided", "expired": 0}
+    # ... and one that times out there expires what is left, as after a deferral.
+    monkeypatch.setattr(gate, "_pending", lambda *a: 3)
+    monkeypatch.setattr(ApprovalGateSensor, "execute_complete", lambda self, context, event: event)
+    short = ApprovalGateSensor(task_id="wait_for_approval", replay="False", timeout_minutes="0.001",
+                               poke_interval_seconds="0.01")
+    assert short.execute(_context()) == {"status": "timeout", "pending": 3}
+
+
 def test_execute_complete_rejects_unknown_events():
     sensor = ApprovalGateSensor(task_id="wait_for_approval")
     with pytest.raises(ValueError, match="unexpected event"):
