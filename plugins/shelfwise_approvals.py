@@ -31,6 +31,9 @@ Endpoints:
                                      "approve": true, "note": "...", "dag_id": "retail_nightly",
                                      "ds": "2026-11-27"}  (or "across_runs": true instead of dag_id/ds)
     POST /shelfwise/api/escalations {"lines": [...], "note": "why it goes up", "dag_id": ..., "ds": ...}
+    POST /shelfwise/api/overrides   {"lines": ["replenishment:7"], "quantity": 40, "reason": "promotion_plan",
+                                     "note": "...", "dag_id": ..., "ds": ...}: approve one line with another
+                                     quantity (bounds and reason codes: the policy's ``overrides``)
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "/shelfwise"
 PAGE = f"{URL_PREFIX}/approvals"
-FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds")
+FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds", "search")
+#: ``include.erp.approvals.SORTS`` (a unit test keeps them equal), with what the page calls them.
+SORTS = {"impact": "impact (critical, tier, value)", "value": "value", "deadline": "need-by date",
+         "cover": "days to stock-out"}
 #: ``include.erp.staging.TABLES`` and ``include.governance.policy.TIERS`` (a unit test keeps them equal);
 #: spelled out so that loading the plugin does not import pandas into every Airflow process.
 DOC_TYPES = ("replenishment", "transfer", "po_exception", "fulfilment_assignment", "return_disposition",
@@ -99,7 +105,10 @@ class LinesQuery(BaseModel):
     supplier: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
     dag_id: Annotated[web.DagId | None, BeforeValidator(web.blank_is_none)] = None
     ds: Annotated[dt.date | None, BeforeValidator(web.iso_date)] = None
+    search: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
+    sort: Annotated[Literal["impact", "value", "deadline", "cover"], BeforeValidator(web.blank_is_none)] = "impact"
     limit: Annotated[int, BeforeValidator(web.whole_number), Field(ge=1, le=MAX_LINES)] = 500
+    offset: Annotated[int, BeforeValidator(web.whole_number), Field(ge=0, le=10_000_000)] = 0
 
     def line_filter(self):
         from include.erp.approvals import LineFilter
@@ -188,6 +197,14 @@ class EscalationBody(SelectionBody):
     note: Annotated[Note, AfterValidator(_note_given)]
 
 
+class OverrideBody(SelectionBody):
+    """An approval of one line with another quantity: the quantity, a reason code and the run (a note optional)."""
+
+    lines: list[SelectedLine] = Field(min_length=1, max_length=1)
+    quantity: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
 def parse_query(request: Request) -> LinesQuery:
     """The query string as :class:`LinesQuery`; a parameter given twice is refused, not overridden.
 
@@ -205,6 +222,11 @@ async def decision_body(request: Request) -> DecisionBody:
 async def escalation_body(request: Request) -> EscalationBody:
     """The JSON body as :class:`EscalationBody` (see :func:`selection_body`)."""
     return await selection_body(request, EscalationBody, "escalation")
+
+
+async def override_body(request: Request) -> OverrideBody:
+    """The JSON body as :class:`OverrideBody` (see :func:`selection_body`)."""
+    return await selection_body(request, OverrideBody, "override")
 
 
 async def selection_body(request: Request, model: type[SelectionBody], what: str) -> Any:
@@ -273,6 +295,7 @@ def _lone_surrogates(raw: bytes) -> list[dict[str, Any]]:
 Query = Annotated[LinesQuery, Depends(parse_query)]
 Decision = Annotated[DecisionBody, Depends(decision_body)]
 Escalation = Annotated[EscalationBody, Depends(escalation_body)]
+OverrideRequest = Annotated[OverrideBody, Depends(override_body)]
 
 
 @contextmanager
@@ -305,12 +328,15 @@ def create_app() -> FastAPI:
 
     @app.get("/api/lines")
     def lines(user: web.CurrentUser, query: Query) -> dict[str, Any]:
-        from include.erp.approvals import list_pending
+        from include.erp.approvals import list_pending, queue_counts
 
         who = web.approver(user)
         with web.connect() as conn:
-            found = list_pending(conn, query.line_filter(), user=who, limit=query.limit)
-        return {"user": who.username, "tiers": list(who.tiers), "count": len(found), "lines": found}
+            found = list_pending(conn, query.line_filter(), user=who, limit=query.limit, offset=query.offset,
+                                 sort=query.sort)
+            counts = queue_counts(conn, query.line_filter())
+        return {"user": who.username, "tiers": list(who.tiers), "count": len(found), "offset": query.offset,
+                "sort": query.sort, **counts, "lines": found}
 
     @app.post("/api/decisions")
     def decisions(user: web.CurrentUser, body: Decision) -> dict[str, Any]:
@@ -344,9 +370,29 @@ def create_app() -> FastAPI:
             deliver(settings, message, subject=f"Shelfwise: {who.username} escalated line(s) for a decision")
         return outcome.as_dict()
 
+    @app.post("/api/overrides")
+    def overrides(user: web.CurrentUser, body: OverrideRequest) -> dict[str, Any]:
+        from include.erp.approvals import override_line, parse_selection
+
+        who = web.approver(user)
+        with _answering_refusals(who, body, "override"):
+            (line,) = parse_selection(body.selection())
+            with web.connect() as conn:
+                outcome = override_line(conn, who, line, quantity=body.quantity, reason=body.reason,
+                                        policy=web.policy(), note=body.note, run=body.run)
+        for done in outcome.decided:
+            log.info("%s approved %s #%s with %g instead of %g (%s)", who.username, done["doc_type"],
+                     done["line_id"], done["quantity"], done["proposed_quantity"], body.reason)
+        answer = outcome.as_dict(True)
+        if outcome.decided:
+            done = outcome.decided[0]
+            answer["message"] = (f"{done['doc_type']} #{done['line_id']} approved with {done['quantity']:g} instead "
+                                 f"of the proposed {done['proposed_quantity']:g} ({body.reason}).")
+        return answer
+
     @app.get("/approvals", response_class=HTMLResponse)
     def page(user: web.CurrentUser, request: Request) -> HTMLResponse:
-        from include.erp.approvals import list_pending
+        from include.erp.approvals import list_pending, queue_counts
 
         who = web.approver(user)
         try:
@@ -354,12 +400,14 @@ def create_app() -> FastAPI:
         except RequestValidationError as exc:
             answer = json.loads(web.validation_answer(list(exc.errors()), "query").body)
             query, error = None, answer["detail"]
-        found = []
+        found, counts = [], None
         if query is not None:
             with web.connect() as conn:
-                found = list_pending(conn, query.line_filter(), user=who, limit=query.limit)
+                found = list_pending(conn, query.line_filter(), user=who, limit=query.limit, offset=query.offset,
+                                     sort=query.sort)
+                counts = queue_counts(conn, query.line_filter())
         nonce = secrets.token_urlsafe(16)
-        return HTMLResponse(_render(who, found, query, error, nonce),
+        return HTMLResponse(_render(who, found, query, error, nonce, web.policy().overrides, counts),
                             status_code=422 if error else status.HTTP_200_OK,
                             headers={"Content-Security-Policy": web.page_csp(nonce)})
 
@@ -415,7 +463,39 @@ def _escalation_title(up: dict[str, Any]) -> str:
     return f"escalated by {up['by']}, {at}" + (f": {up['note']}" if up.get("note") else "")
 
 
-def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str) -> str:
+def _override_form(line: dict[str, Any], key: str, overrides: Any) -> str:
+    """The control that approves a line with another quantity (the policy's ``overrides``), for the document
+    types whose quantity a planner may change."""
+    if line["doc_type"] not in overrides.doc_types:
+        return ""
+    reasons = "".join(f'<option value="{_esc(r)}">{_esc(r.replace("_", " "))}</option>' for r in overrides.reason_codes)
+    ceiling = max(line["quantity"] * overrides.max_ratio, overrides.min_ceiling)
+    return (f'<details class="override"><summary>Change quantity</summary>'
+            f'<label>approved quantity <input type="number" class="qty" min="0" max="{ceiling:.2f}" step="any"'
+            f' value="{line["quantity"]:.2f}"></label> <label>reason <select class="reason">{reasons}</select>'
+            f'</label> <button class="override" data-line="{key}">Approve this quantity</button></details>')
+
+
+def _queue_summary(counts: dict[str, Any] | None, query: LinesQuery | None, shown: dict[str, str], n: int) -> str:
+    """The queue's counts (in all, per tier and document type) and the links to the pages before and after."""
+    if not counts or query is None:
+        return ""
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in {**counts["by_tier"], **counts["by_doc_type"]}.items())
+    first, last = query.offset + 1 if n else 0, query.offset + n
+    link = {k: v for k, v in shown.items() if v}
+    links = []
+    if query.offset > 0:
+        before = urlencode({**link, "sort": query.sort, "limit": query.limit, "offset": max(query.offset - query.limit, 0)})
+        links.append(f'<a href="?{_esc(before)}" rel="prev">previous {query.limit:,}</a>')
+    if last < counts["total"]:
+        after = urlencode({**link, "sort": query.sort, "limit": query.limit, "offset": last})
+        links.append(f'<a href="?{_esc(after)}" rel="next">next {query.limit:,}</a>')
+    return (f'<p id="counts"><strong>{counts["total"]:,}</strong> line(s) waiting, worth {counts["value"]:,.2f}'
+            f'{": " + _esc(parts) if parts else ""}. Showing {first:,} to {last:,}. {" ".join(links)}</p>')
+
+
+def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str,
+            overrides: Any, counts: dict[str, Any] | None = None) -> str:
     options = {"doc_type": ["", *DOC_TYPES], "tier": ["", *TIERS]}
     shown = {name: ("" if query is None or getattr(query, name) is None else str(getattr(query, name)))
              for name in FILTERS}
@@ -428,13 +508,18 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
         else:
             fields.append(f'<label>{name.replace("_", " ")} <input name="{name}" value="{_esc(shown[name])}"'
                           f' size="12"></label>')
+    sort = query.sort if query is not None else "impact"
+    fields.append('<label>sort <select name="sort">' + "".join(
+        f'<option value="{k}"{" selected" if k == sort else ""}>{_esc(label)}</option>' for k, label in SORTS.items())
+        + "</select></label>")
     rows = []
     for ln in lines:
         key = _esc(f"{ln['doc_type']}:{ln['line_id']}")
         can = ln.get("may_decide")
         buttons = (f'<button class="approve" data-line="{key}">Approve</button> '
                    f'<button class="reject" data-line="{key}">Reject</button> '
-                   f'<button class="escalate" data-line="{key}">Escalate</button>') if can else (
+                   f'<button class="escalate" data-line="{key}">Escalate</button>'
+                   + _override_form(ln, key, overrides)) if can else (
             '<span class="ro" title="your role may not decide this tier">read only</span>')
         where = " &rarr; ".join(_esc(x) for x in (ln["from_location"], ln["to_location"]) if x)
         tier = _esc(ln["risk_tier"])
@@ -461,6 +546,7 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
     run = query.run if query is not None else None
     return _PAGE.format(
         user=_esc(who.describe()), tiers=_esc(tiers), filters="".join(fields), rows=body, count=len(lines),
+        summary=_queue_summary(counts, query, shown, len(lines)),
         error=f'<p class="error">{_esc(error)}</p>' if error else "", api=URL_PREFIX,
         query=_esc(urlencode({k: v for k, v in shown.items() if v})), nonce=_esc(nonce),
         run_dag_id=_esc(run[0] if run else ""), run_ds=_esc(run[1].isoformat() if run else ""),
@@ -485,12 +571,14 @@ textarea {{ width: 28rem; height: 2.6rem; }}
 #message {{ margin-top: .6rem; padding: .4rem .6rem; min-height: 1.2rem; }}
 #message.ok {{ background: #e3f9e5; }} #message.refused {{ background: #fde8e8; color: #9b1c1c; }}
 .error {{ color: #9b1c1c; }} .ro {{ color: #7b8794; font-style: italic; }}
+details.override {{ margin-top: .3rem; }} details.override input.qty {{ width: 6rem; }}
 </style></head>
 <body>
 <h1>Lines waiting for a decision</h1>
 <p>Signed in as <strong id="who">{user}</strong>; you may decide tiers: <strong>{tiers}</strong>.</p>
 {error}
 <form class="filters" method="get">{filters}<button type="submit">Filter</button></form>
+{summary}
 <div class="bar">
   <textarea id="note" placeholder="Note recorded with the decision (optional; required to escalate)"></textarea>
   <button id="approve-selected">Approve selected</button>
@@ -565,6 +653,13 @@ document.getElementById("pick-all").onchange = (e) =>
 document.querySelectorAll("button.approve").forEach((b) => {{ b.onclick = () => decide([b.dataset.line], true); }});
 document.querySelectorAll("button.reject").forEach((b) => {{ b.onclick = () => decide([b.dataset.line], false); }});
 document.querySelectorAll("button.escalate").forEach((b) => {{ b.onclick = () => escalate([b.dataset.line]); }});
+// Approve one line with the quantity typed in its row, for the reason picked; the line keeps the proposal.
+document.querySelectorAll("button.override").forEach((b) => {{ b.onclick = async () => {{
+  const form = b.closest("details");
+  const data = await send("/api/overrides", [b.dataset.line], {{
+    quantity: Number(form.querySelector("input.qty").value), reason: form.querySelector("select.reason").value}});
+  if (data) [...data.decided, ...data.already_decided].forEach((line) => rowOf(line)?.remove());
+}}; }});
 </script>
 </body></html>
 """

@@ -36,7 +36,20 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
 #: The largest ``bigserial`` line id.
 MAX_LINE_ID = 2**63 - 1
-FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds")
+FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds", "search")
+#: Days a line's destination lasts on what it has (``hours_to_stockout`` of an intraday move, else on hand
+#: plus in transit over the daily forecast the nightly explains it with); unknown for other lines.
+COVER_DAYS = ("coalesce((l.explanation->>'hours_to_stockout')::float / 24,"
+              " (coalesce((l.explanation->>'on_hand')::float, 0) + coalesce((l.explanation->>'in_transit')::float, 0))"
+              " / nullif((l.explanation->>'mean_daily_forecast')::float, 0))")
+#: How the queue may be ordered: ``impact`` (critical first, then the highest tier, then value), ``value``,
+#: ``deadline`` (need-by date, soonest first) or ``cover`` (days to stock-out, fewest first); ties by line.
+SORTS: dict[str, str] = {
+    "impact": f"{CRITICAL} DESC, array_position(ARRAY['high','medium','low'], l.risk_tier), l.value DESC",
+    "value": "l.value DESC",
+    "deadline": "l.need_by ASC NULLS LAST, l.value DESC",
+    "cover": f"{COVER_DAYS} ASC NULLS LAST, l.value DESC",
+}
 #: Surrogates (U+D800..U+DFFF) cannot be encoded as UTF-8; PostgreSQL text cannot hold NUL.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 #: Control characters besides tab, newline and carriage return (C0, DEL, C1).
@@ -157,6 +170,8 @@ class LineFilter:
     supplier: str | None = None
     dag_id: str | None = None
     ds: dt.date | None = None
+    #: Text found (case-insensitively) in the SKU, business key, either location or the supplier.
+    search: str | None = None
 
     @classmethod
     def parse(cls, **raw: Any) -> LineFilter:
@@ -205,43 +220,59 @@ _LAST_ESCALATION = ("SELECT a.actor AS escalated_by, a.recorded_at AS escalated_
                     " AND a.action = 'escalated' AND a.recorded_at >= l.created_at ORDER BY a.audit_id DESC LIMIT 1")
 
 
+def _pending_where(f: LineFilter) -> tuple[str, list[Any]]:
+    """The SQL condition (on ``all_lines l``) and parameters of the pending lines ``f`` selects."""
+    where, params = ["l.status = 'pending_approval'"], []
+    for column, value in (("doc_type", f.doc_type), ("risk_tier", f.tier), ("supplier_id", f.supplier),
+                          ("dag_id", f.dag_id), ("ds", f.ds)):
+        if value is not None:
+            where.append(f"l.{column} = %s")
+            params.append(value)
+    if f.location is not None:
+        where.append("(l.from_location = %s OR l.to_location = %s)")
+        params += [f.location, f.location]
+    if f.search is not None:
+        pattern = "%" + f.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("concat_ws(' ', l.sku, l.business_key, l.from_location, l.to_location, l.supplier_id)"
+                     " ILIKE %s")
+        params.append(pattern)
+    return " AND ".join(where), params
+
+
 def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *, user: Approver | None = None,
-                 limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
-    """Lines waiting for a planner, critical ones first (the fast lane), then highest tier and value first.
+                 limit: int = DEFAULT_LIMIT, offset: int = 0, sort: str = "impact") -> list[dict[str, Any]]:
+    """A page of the lines waiting for a decision, in the order of ``sort``.
 
     Args:
         conn: ERP staging connection.
-        filters: document type, tier, location (from or to), supplier, DAG and logical date.
+        filters: document type, tier, location (from or to), supplier, DAG, logical date and search text.
         user: when given, each line says whether this user may decide it (``may_decide``).
         limit: at most this many lines (1 to ``MAX_LIMIT``).
+        offset: lines of the order skipped before the page (paging).
+        sort: a key of :data:`SORTS`; ``impact`` by default (critical first, the fast lane, then the highest tier
+            and value).
 
     Returns:
         One JSON-safe dict per line; ``escalated`` is the newest escalation (``by``, ``at``, ``note``) or ``None``.
 
     Raises:
-        BadRequest: a limit that is not an integer in range.
+        BadRequest: a limit or offset that is not an integer in range, an unknown sort.
     """
-    f = filters or LineFilter()
-    where, params = ["status = 'pending_approval'"], []
-    for column, value in (("doc_type", f.doc_type), ("risk_tier", f.tier), ("supplier_id", f.supplier),
-                          ("dag_id", f.dag_id), ("ds", f.ds)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
-    if f.location is not None:
-        where.append("(from_location = %s OR to_location = %s)")
-        params += [f.location, f.location]
+    where, params = _pending_where(filters or LineFilter())
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
-    params.append(limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"offset must be a whole number, got {offset!r}")
+    if sort not in SORTS:
+        raise BadRequest(f"unknown sort {sort!r} (known: {', '.join(SORTS)})")
     with conn.transaction():
+        # The page first, then each of its lines' newest escalation: never one lookup per pending line.
         rows = conn.execute(
-            f"SELECT {', '.join(_LIST_COLUMNS)}, escalated_by, escalated_at, escalation_note"
-            f" FROM erp_staging.all_lines l LEFT JOIN LATERAL ({_LAST_ESCALATION}) e ON true"
-            f" WHERE {' AND '.join(where)}"
-            f" ORDER BY {CRITICAL} DESC, array_position(ARRAY['high','medium','low'], risk_tier), value DESC,"
-            " doc_type, line_id"
-            " LIMIT %s", params,
+            f"SELECT {', '.join(f'l.{c}' for c in _LIST_COLUMNS)}, escalated_by, escalated_at, escalation_note"
+            f" FROM (SELECT l.* FROM erp_staging.all_lines l WHERE {where}"
+            f" ORDER BY {SORTS[sort]}, l.doc_type, l.line_id LIMIT %s OFFSET %s) l"
+            f" LEFT JOIN LATERAL ({_LAST_ESCALATION}) e ON true ORDER BY {SORTS[sort]}, l.doc_type, l.line_id",
+            [*params, limit, offset],
         ).fetchall()
     lines = []
     for row in rows:
@@ -256,6 +287,26 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
             line["may_decide"] = user.may_decide(line["doc_type"], line["risk_tier"])
         lines.append(line)
     return _with_supplier_cards(conn, lines)
+
+
+def queue_counts(conn: psycopg.Connection, filters: LineFilter | None = None) -> dict[str, Any]:
+    """How many pending lines ``filters`` selects and their value, in all and per tier and document type.
+
+    Returns:
+        ``{"total", "value", "by_tier": {tier: n}, "by_doc_type": {doc_type: n}}`` (only the ones present).
+    """
+    where, params = _pending_where(filters or LineFilter())
+    rows = conn.execute(
+        f"SELECT l.risk_tier, l.doc_type, count(*), sum(l.value) FROM erp_staging.all_lines l WHERE {where}"
+        " GROUP BY l.risk_tier, l.doc_type", params).fetchall()
+    by_tier: dict[str, int] = {}
+    by_doc_type: dict[str, int] = {}
+    for tier, doc_type, n, _ in rows:
+        by_tier[tier] = by_tier.get(tier, 0) + n
+        by_doc_type[doc_type] = by_doc_type.get(doc_type, 0) + n
+    return {"total": sum(r[2] for r in rows), "value": round(float(sum(r[3] for r in rows)), 2),
+            "by_tier": {t: by_tier[t] for t in reversed(TIERS) if t in by_tier},
+            "by_doc_type": {d: by_doc_type[d] for d in TABLES if d in by_doc_type}}
 
 
 #: What the approval page shows of a line's supplier scorecard.
@@ -477,6 +528,87 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
                     (line_id,)).fetchone()
                 outcome.already_decided.append({"doc_type": doc_type, "line_id": line_id, "status": status,
                                                 "decided_by": decided_by})
+    return outcome
+
+
+def override_line(conn: psycopg.Connection, user: Approver, line: tuple[str, int], *, quantity: float, reason: str,
+                  policy: Policy, note: str | None = None, run: tuple[str, dt.date] | None = None) -> DecisionOutcome:
+    """Approve one pending line with another quantity than the proposed one, as ``user``.
+
+    The line keeps the proposed quantity (``proposed_quantity``), who overrode it and the reason code; its
+    quantity and value become the approved ones, which is what is released. The audit trail records an
+    ``overridden`` entry (both quantities and values, the reason, the tier the new value implies) and the
+    ``approved`` one. A critical line is released at once, as any approved critical line.
+
+    Args:
+        line: ``(doc_type, line_id)``.
+        quantity: the approved quantity: from 0 to ``policy.overrides.max_ratio`` times the proposed one (at
+            least up to ``min_ceiling``), and not the proposed one (that is a plain approval).
+        reason: one of ``policy.overrides.reason_codes``.
+        policy: the governance policy (bounds, reason codes, tier rules).
+        note: the user's note, recorded with the decision.
+        run: ``(dag_id, ds)`` the line must belong to.
+
+    Returns:
+        The outcome, as :func:`decide_lines` (the line decided, or already decided by someone, or unknown).
+
+    Raises:
+        BadRequest: a document type whose quantity the policy does not let a planner change, an unknown reason
+            code, a quantity that is not a number in bounds; nothing is changed.
+        NotAllowed: the user may not decide the line's tier, or the tier its new value implies (a value rule
+            of the policy); nothing is changed.
+        OutsideRun: the line is of another run than ``run``.
+    """
+    from include.erp.staging import Override
+    from include.governance.policy import assign_tier
+
+    rules = policy.overrides
+    doc_type, line_id = line
+    if doc_type not in rules.doc_types:
+        raise BadRequest(f"the quantity of a {doc_type} line cannot be overridden (policy overrides.doc_types: "
+                         f"{', '.join(rules.doc_types)}): approve or reject it")
+    if reason not in rules.reason_codes:
+        raise BadRequest(f"unknown override reason {reason!r} (policy overrides.reason_codes: "
+                         f"{', '.join(rules.reason_codes)})")
+    if isinstance(quantity, bool) or not isinstance(quantity, int | float) or not quantity == quantity \
+            or quantity in (float("inf"), float("-inf")):
+        raise BadRequest(f"quantity must be a number, got {quantity!r}")
+    _require_decider(user)
+    note = clean_note(note)
+    outcome = DecisionOutcome()
+    with conn.transaction():
+        found = _lock_and_check(conn, user, [line], {doc_type: [line_id]}, run)
+        if (doc_type, line_id) not in found:
+            outcome.unknown.append({"doc_type": doc_type, "line_id": line_id})
+            return outcome
+        row = conn.execute(
+            f"SELECT status, decided_by, quantity, unit_cost, action, risk_tier, explanation"
+            f" FROM erp_staging.{TABLES[doc_type]} WHERE line_id = %s", (line_id,)).fetchone()
+        status, decided_by, proposed, unit_cost, action, tier, explanation = row
+        if status != "pending_approval":
+            outcome.already_decided.append({"doc_type": doc_type, "line_id": line_id, "status": status,
+                                            "decided_by": decided_by})
+            return outcome
+        proposed, unit_cost = float(proposed), float(unit_cost)
+        ceiling = round(max(proposed * rules.max_ratio, rules.min_ceiling), 2)
+        quantity = round(float(quantity), 2)
+        if not 0 <= quantity <= ceiling:
+            raise BadRequest(f"{doc_type} #{line_id}: quantity {quantity:g} is outside 0 to {ceiling:g} (policy "
+                             f"overrides.max_ratio {rules.max_ratio:g} x the proposed {proposed:g}). Nothing was changed.")
+        if quantity == proposed:
+            raise BadRequest(f"{doc_type} #{line_id}: {quantity:g} is the proposed quantity: approve the line instead")
+        value = round(quantity * unit_cost, 2)
+        implied, reasons = assign_tier({"doc_type": doc_type, "quantity": quantity, "value": value, "action": action,
+                                        "explanation": explanation or {}}, policy)
+        after = max(tier, implied, key=TIERS.index)
+        if not user.may_decide(doc_type, after):
+            raise NotAllowed(f"{user.describe()} may not approve {doc_type} #{line_id} with {quantity:g}: at a value "
+                             f"of {value:,.2f} it is a {after}-tier line ({', '.join(reasons)}), decided by "
+                             f"{' or '.join(user.deciders_of(doc_type, after))}. Nothing was changed.")
+        decide(conn, doc_type, [line_id], approve=True, user=user.username, note=note,
+               overrides={line_id: Override(quantity, value, reason, {"tier": tier, "tier_after": after})})
+        outcome.decided.append({"doc_type": doc_type, "line_id": line_id, "quantity": quantity,
+                                "proposed_quantity": proposed, "value": value})
     return outcome
 
 

@@ -9,7 +9,7 @@ views of a new table cannot drift from those of the tables before it (migrations
 
 from __future__ import annotations
 
-__all__ = ["TABLES", "add_line_table_sql"]
+__all__ = ["OVERRIDE_COLUMNS", "TABLES", "add_line_table_sql", "views_sql"]
 
 #: Document type -> its interface table, in the order the views list them.
 TABLES: dict[str, str] = {
@@ -26,6 +26,9 @@ TEMPLATE = "fulfilment_assignment_lines"
 APP_UPDATABLE = ("run_id, sku, from_location, to_location, supplier_id, po_id, po_line, action, quantity, unit_cost,"
                  " value, need_by, explanation, risk_tier, tier_reasons, status, decided_by, decided_at,"
                  " decision_note, released_at, updated_at")
+#: The override columns migration 0009 added to every line table: the quantity the workflow proposed, and who
+#: approved the line with another one and why. The application sets them once, with the approval.
+OVERRIDE_COLUMNS = "proposed_quantity, override_reason, overridden_by"
 #: Columns of ``released_lines`` after ``doc_type``.
 RELEASED_COLUMNS = ("line_id, idempotency_key, reverses_line_id, dag_id, ds, business_key, sku, from_location,"
                     " to_location, supplier_id, po_id, po_line, action, quantity, unit_cost, value, need_by,"
@@ -63,6 +66,14 @@ ALTER TABLE {t} OWNER TO shelfwise_owner;
 GRANT SELECT, INSERT ON {t} TO shelfwise_app;
 GRANT UPDATE ({APP_UPDATABLE}) ON {t} TO shelfwise_app;
 GRANT USAGE ON SEQUENCE {seq} TO shelfwise_app;
+-- The override columns exist from 0009 on (a table added before it gets them, and the grant, from 0009).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'erp_staging'
+               AND table_name = '{table}' AND column_name = 'overridden_by') THEN
+        GRANT UPDATE ({OVERRIDE_COLUMNS}) ON {t} TO shelfwise_app;
+    END IF;
+END $$;
 """
 
 
@@ -93,6 +104,16 @@ GRANT SELECT ON erp_staging.released_lines TO shelfwise_erp_reader;
 """
 
 
+def views_sql(through: str) -> str:
+    """The re-runnable SQL that redefines the lookup and views over the tables of :data:`TABLES` up to and
+    including ``through``'s: what a migration that adds columns to all of them runs (``all_lines`` selects
+    ``*``), naming the last document type that existed at its revision."""
+    if through not in TABLES:
+        raise ValueError(f"{through!r} is not a document type of ERP staging")
+    names = list(TABLES)
+    return _views_sql({doc: TABLES[doc] for doc in names[:names.index(through) + 1]})
+
+
 def add_line_table_sql(doc_type: str) -> str:
     """The re-runnable SQL that adds ``doc_type``'s table (its entry in :data:`TABLES`) and redefines the lookup
     and views over every table up to and including it, in one batch for a migration to execute.
@@ -101,6 +122,4 @@ def add_line_table_sql(doc_type: str) -> str:
     """
     if doc_type not in TABLES:
         raise ValueError(f"{doc_type!r} is not a document type of ERP staging: add it to TABLES first")
-    names = list(TABLES)
-    upto = {doc: TABLES[doc] for doc in names[:names.index(doc_type) + 1]}
-    return _table_sql(TABLES[doc_type]) + "\n" + _views_sql(upto)
+    return _table_sql(TABLES[doc_type]) + "\n" + views_sql(doc_type)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -446,33 +446,69 @@ def _as_date(ds: str | dt.date) -> dt.date:
     return ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds)[:10])
 
 
+@dataclass(frozen=True)
+class Override:
+    """An approval with another quantity than the proposed one (:func:`decide`).
+
+    Attributes:
+        quantity: the approved quantity, released instead of the proposed one.
+        value: its value at the line's unit cost.
+        reason: the reason code (the policy's ``overrides.reason_codes``).
+        details: what the audit entry ``overridden`` records beside the quantities (the tier it implies...).
+    """
+
+    quantity: float
+    value: float
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, approve: bool, user: str,
-           note: str | None = None) -> dict[str, list[int]]:
+           note: str | None = None, overrides: dict[int, Override] | None = None) -> dict[str, list[int]]:
     """Approve or reject pending lines as ``user``; the first decision on a line stands.
+
+    Args:
+        overrides: line id -> :class:`Override`: the line is approved with that quantity, keeping the proposed
+            one in ``proposed_quantity`` (an ``overridden`` audit entry records both before ``approved``).
 
     Returns:
         ``{"decided": [...], "already_decided": [...], "unknown": [...]}`` line ids.
     """
     table = TABLES[doc_type]
     target = "approved" if approve else "rejected"
+    if overrides and not approve:
+        raise ValueError("an override is an approval with another quantity: it cannot reject")
     out: dict[str, list[int]] = {"decided": [], "already_decided": [], "unknown": []}
     with conn.transaction():
         for line_id in line_ids:
             row = conn.execute(
-                f"SELECT status, idempotency_key, dag_id, run_id, ds, {CRITICAL} FROM erp_staging.{table}"
-                " WHERE line_id=%s FOR UPDATE", (line_id,),
+                f"SELECT status, idempotency_key, dag_id, run_id, ds, {CRITICAL}, quantity, value"
+                f" FROM erp_staging.{table} WHERE line_id=%s FOR UPDATE", (line_id,),
             ).fetchone()
             if row is None:
                 out["unknown"].append(line_id)
                 continue
-            status, key, dag_id, run_id, ds, critical = row
+            status, key, dag_id, run_id, ds, critical, proposed, proposed_value = row
             if status != "pending_approval":
                 out["already_decided"].append(line_id)
                 continue
-            conn.execute(
-                f"UPDATE erp_staging.{table} SET status=%s, decided_by=%s, decided_at=now(), decision_note=%s"
-                " WHERE line_id=%s", (target, user, note, line_id),
-            )
+            change = (overrides or {}).get(line_id)
+            if change is None:
+                conn.execute(
+                    f"UPDATE erp_staging.{table} SET status=%s, decided_by=%s, decided_at=now(), decision_note=%s"
+                    " WHERE line_id=%s", (target, user, note, line_id),
+                )
+            else:
+                conn.execute(
+                    f"UPDATE erp_staging.{table} SET status=%s, decided_by=%s, decided_at=now(), decision_note=%s,"
+                    " quantity=%s, value=%s, proposed_quantity=quantity, override_reason=%s, overridden_by=%s"
+                    " WHERE line_id=%s", (target, user, note, change.quantity, change.value, change.reason, user, line_id),
+                )
+                audit(conn, "overridden", actor=user, doc_type=doc_type, key=key, from_status=status,
+                      to_status=target, dag_id=dag_id, run_id=run_id, ds=ds, note=note,
+                      details={"proposed_quantity": float(proposed), "quantity": change.quantity,
+                               "proposed_value": float(proposed_value), "value": change.value,
+                               "reason": change.reason, **change.details})
             audit(conn, target, actor=user, doc_type=doc_type, key=key, from_status=status, to_status=target,
                   dag_id=dag_id, run_id=run_id, ds=ds, note=note)
             if approve and critical:

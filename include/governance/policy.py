@@ -374,6 +374,25 @@ class Finance(_Strict):
         return self
 
 
+class Overrides(_Strict):
+    """What a planner may change when approving a line with another quantity than the proposed one.
+
+    Attributes:
+        doc_types: Document types whose quantity may be overridden.
+        max_ratio: The approved quantity lies from 0 to this multiple of the proposed one (a proposal of 0
+            may go up to ``min_ceiling`` units).
+        min_ceiling: The upper bound, in units, of an override of a very small proposal.
+        reason_codes: The reasons a planner picks one from (the note says more).
+    """
+
+    doc_types: Items[DocType] = ("replenishment", "transfer")
+    max_ratio: Annotated[Number, Field(ge=1, le=100)] = 3.0
+    min_ceiling: Annotated[Number, Field(ge=0)] = 10.0
+    reason_codes: Annotated[Items[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]],
+                            Field(min_length=1)] = (
+        "promotion_plan", "local_event", "supplier_constraint", "shelf_space", "known_data_error", "other")
+
+
 class BaselineReplay(_Strict):
     """How the nightly measures its stock-out reduction and the markdowns it avoided against the ERP's rule.
 
@@ -449,6 +468,7 @@ class PolicyFile(_Strict):
     returns: Returns = Field(default_factory=Returns)
     finance: Finance = Field(default_factory=Finance)
     baseline_replay: BaselineReplay = Field(default_factory=BaselineReplay)
+    overrides: Overrides = Field(default_factory=Overrides)
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
     #: The executive dashboard's target per KPI (its catalogue's keys); ``null`` shows no target.
@@ -536,6 +556,7 @@ class Policy:
     returns: Returns = field(default_factory=Returns)
     finance: Finance = field(default_factory=Finance)
     baseline_replay: BaselineReplay = field(default_factory=BaselineReplay)
+    overrides: Overrides = field(default_factory=Overrides)
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
     #: The policy's own KPI targets (``kpi_targets``); the dashboard fills in its defaults for the rest.
@@ -575,6 +596,7 @@ class Policy:
             returns=doc.returns,
             finance=doc.finance,
             baseline_replay=doc.baseline_replay,
+            overrides=doc.overrides,
             stale_inputs=dict(doc.stale_inputs),
             kpi_targets=dict(doc.kpi_targets),
         )

@@ -179,8 +179,23 @@ def test_planner_decides_in_the_plugin_page_and_others_are_refused(airflow, brow
     _row(page, "e2e-4").locator("button.approve").click()
     assert wait_message(page) == "1 line(s) approved."
     shot(page, "04-manager-decided")
+    # ... and approves the high transfer with another quantity, for a reason: the line keeps the proposal.
+    page.locator("#message").evaluate("m => { m.textContent = ''; }")
+    override = _row(page, "e2e-5").locator("details.override")
+    override.locator("summary").click()
+    override.locator("input.qty").fill("30")
+    override.locator("select.reason").select_option("local_event")
+    shot(page, "04b-manager-override")
+    override.locator("button.override").click()
+    assert wait_message(page).endswith("approved with 30 instead of the proposed 25 (local_event).")
     page.context.close()
     assert _statuses(erp_url, dag_id)["e2e-4"] == "approved"
+    with db.connect(erp_url) as conn:
+        line = run_lines(conn, dag_id, DS).set_index("business_key").loc["e2e-5"]
+        overridden = conn.execute("SELECT actor, details->>'reason' FROM erp_staging.audit_log WHERE dag_id=%s"
+                                  " AND action = 'overridden'", (dag_id,)).fetchall()
+    assert (line["status"], float(line["quantity"])) == ("approved", 30.0)
+    assert overridden == [("manager", "local_event")]
     print(f"e2e browser part: {time.monotonic() - started:.1f} s")
 
 

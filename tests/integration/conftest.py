@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +27,22 @@ def conn(erp_url):
 
     with db.connect(erp_url) as connection:
         yield connection
+
+
+@pytest.fixture(scope="session")
+def approvals_client():
+    """``approvals_client(username, airflow_role)``: a test client of the approvals plugin's app (on the test
+    database) with Airflow's login answered as that user."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
+    import shelfwise_approvals
+    import shelfwise_web
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    def client(username: str, role: str) -> TestClient:
+        app = shelfwise_approvals.create_app()
+        app.dependency_overrides[shelfwise_web.current_user] = lambda: SimpleAuthManagerUser(username=username,
+                                                                                           role=role)
+        return TestClient(app)
+
+    return client

@@ -4,8 +4,6 @@ first decision stands, decisions scoped to a run; and the plugin's HTTP API on t
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -245,33 +243,16 @@ def test_an_escalation_is_recorded_and_the_line_stays_pending(conn, dag_id):
 # --- the plugin's HTTP API on this database ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plugin():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
-    import shelfwise_approvals
-
-    return shelfwise_approvals
-
-
-def _client(plugin, username: str, role: str) -> TestClient:
-    import shelfwise_web
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    app = plugin.create_app()
-    app.dependency_overrides[shelfwise_web.current_user] = lambda: SimpleAuthManagerUser(username=username, role=role)
-    return TestClient(app)
-
-
 def _post(client: TestClient, **body):
     return client.post("/api/decisions", json=body)
 
 
-def test_api_decides_exactly_the_named_lines_of_the_named_run(plugin, conn, dag_id):
+def test_api_decides_exactly_the_named_lines_of_the_named_run(approvals_client, conn, dag_id):
     stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
     stage_batch(conn, _batch(), dag_id=f"{dag_id}_b", run_id="r1", ds=DS)
     lines = run_lines(conn, dag_id, DS).set_index("business_key")
     other = run_lines(conn, f"{dag_id}_b", DS).set_index("business_key")
-    planner = _client(plugin, "planner", "user")
+    planner = approvals_client("planner", "user")
     run = {"dag_id": dag_id, "ds": DS.isoformat()}
     bk0, bk2 = int(lines.loc["bk-0", "line_id"]), int(lines.loc["bk-2", "line_id"])
 
@@ -306,22 +287,22 @@ def test_api_decides_exactly_the_named_lines_of_the_named_run(plugin, conn, dag_
     assert _post(planner, lines=both, approve=True, across_runs=True).json()["message"] == "2 line(s) approved."
 
 
-def test_api_role_refusals_are_403_and_change_nothing(plugin, conn, dag_id):
+def test_api_role_refusals_are_403_and_change_nothing(approvals_client, conn, dag_id):
     stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
     lines = run_lines(conn, dag_id, DS).set_index("business_key")
     run = {"dag_id": dag_id, "ds": DS.isoformat()}
     high = f"replenishment:{int(lines.loc['bk-1', 'line_id'])}"
-    refused = _post(_client(plugin, "planner", "user"), lines=[high], approve=True, **run)
+    refused = _post(approvals_client("planner", "user"), lines=[high], approve=True, **run)
     assert refused.status_code == 403
     assert refused.json()["detail"].startswith("planner (Airflow role user = planner) may not decide high-tier")
-    refused = _post(_client(plugin, "analyst", "viewer"), lines=[high], approve=True, **run)
+    refused = _post(approvals_client("analyst", "viewer"), lines=[high], approve=True, **run)
     assert refused.status_code == 403 and "the role is read only" in refused.json()["detail"]
     assert set(run_lines(conn, dag_id, DS).query("risk_tier != 'low'")["status"]) == {"pending_approval"}
 
 
-def test_api_lists_and_the_page_shows_the_run(plugin, conn, dag_id):
+def test_api_lists_and_the_page_shows_the_run(approvals_client, conn, dag_id):
     stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
-    planner = _client(plugin, "planner", "user")
+    planner = approvals_client("planner", "user")
     listed = planner.get(f"/api/lines?dag_id={dag_id}&ds={DS}&tier=high&limit=2")
     assert listed.status_code == 200
     assert [ln["risk_tier"] for ln in listed.json()["lines"]] == ["high", "high"]
@@ -335,17 +316,17 @@ def test_api_lists_and_the_page_shows_the_run(plugin, conn, dag_id):
     assert page.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_api_escalates_sends_through_the_channel_and_the_page_marks_the_line(plugin, conn, dag_id, caplog,
+def test_api_escalates_sends_through_the_channel_and_the_page_marks_the_line(approvals_client, conn, dag_id, caplog,
                                                                               monkeypatch):
     stage_batch(conn, _batch(), dag_id=dag_id, run_id="r1", ds=DS)
     lines = run_lines(conn, dag_id, DS).set_index("business_key")
     run = {"dag_id": dag_id, "ds": DS.isoformat()}
     bk0, high = f"replenishment:{int(lines.loc['bk-0', 'line_id'])}", f"transfer:{int(lines.loc['bk-3', 'line_id'])}"
-    planner = _client(plugin, "planner", "user")
+    planner = approvals_client("planner", "user")
 
     refused = planner.post("/api/escalations", json={"lines": [bk0, high], "note": "up", **run})
     assert refused.status_code == 403 and "may not decide high-tier lines" in refused.json()["detail"]
-    refused = _client(plugin, "analyst", "viewer").post("/api/escalations", json={"lines": [bk0], "note": "up", **run})
+    refused = approvals_client("analyst", "viewer").post("/api/escalations", json={"lines": [bk0], "note": "up", **run})
     assert refused.status_code == 403 and "the role is read only" in refused.json()["detail"]
     assert _escalations(conn, dag_id) == []
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
@@ -42,11 +43,15 @@ def _locs(response) -> list[str]:
 
 
 def test_plugin_literals_match_the_domain():
+    from include.erp.approvals import FILTERS, SORTS
     from include.erp.staging import TABLES
     from include.governance.policy import TIERS
 
     assert plugin.DOC_TYPES == tuple(TABLES)
     assert plugin.TIERS == TIERS
+    assert plugin.FILTERS == FILTERS
+    assert tuple(plugin.SORTS) == tuple(SORTS)
+    assert get_args(plugin.LinesQuery.model_fields["sort"].annotation) == tuple(SORTS)
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,8 @@ def _set(path: list, value):
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
                      "unknown key 'reviewers' (allowed: auto_approve_tiers, baseline_replay, costs, deciders, "
                      "deciders_by_doc_type, "
-                     "fast_lane, finance, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, procurement, "
+                     "fast_lane, finance, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, overrides, "
+                     "procurement, "
                      "replenishment, "
                      "returns, roles, rules, stale_inputs, user_roles, version)",
                      id="unknown-key"),
