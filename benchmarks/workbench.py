@@ -18,9 +18,14 @@ Requests timed (median of ``--repeat``, after one warm-up):
 Baseline, same queue and app: every pending line in one response (``limit=5000``, the page's largest; what
 the approvals page did before paging), ``unpaged_5000_ms``.
 
-The chart payload of a line (``chart_ms``) is not served yet: reported as null.
+Then a line's chart (``chart_ms``): ``include.reporting.line_chart.chart_data`` and ``chart_svg`` (what
+``GET /shelfwise/api/chart.svg`` returns) for ``--chart-lines`` lines of random series, on a night of
+``--chart-series`` daily series x 365 days of demand (written in the nightly's 5,000-series shards by the
+production ``write_shard``) and their 28-day forecasts; the median and the 95th percentile. Baseline, same
+lines: the night's demand and forecast partitions read whole and the series picked in pandas
+(``chart_read_whole_ms``).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/workbench.py            # 10,000 lines (~1 min)
+    PYTHONPATH=. .venv/bin/python benchmarks/workbench.py            # 10,000 lines, 20,000 series (~2 min)
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import datetime as dt
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -48,6 +54,7 @@ from include.erp import db  # noqa: E402
 from include.erp.staging import stage_batch  # noqa: E402
 
 TARGET_LIST_MS = 200.0
+TARGET_CHART_MS = 100.0
 DATABASE = "shelfwise_bench_workbench"
 #: The server when neither ``--url`` nor ``ERP_STAGING_OWNER_URL``/``ERP_STAGING_URL`` names one (the local
 #: PostgreSQL of the README, trust authentication).
@@ -65,6 +72,57 @@ def queue_lines(n: int):
                             for e, h, r in zip(lines["explanation"], rng.gamma(2.0, 10.0, n), rng.gamma(2.0, 2.0, n),
                                                strict=True)]
     return lines
+
+
+def chart_night(root: str, n_series: int, days: int = 365, shard_size: int = 5000) -> list[str]:
+    """A night of ``n_series`` daily demand series and their 28-day forecasts under ``root``; the series ids."""
+    import pandas as pd
+
+    from include.storage import write_partition, write_shard
+
+    rng = np.random.default_rng(5)
+    ids = np.array([f"S{i // 200:04d}|SKU{i % 200:05d}" for i in range(n_series)])
+    dates = pd.date_range(end=pd.Timestamp(DS), periods=days, freq="D")
+    n_shards = -(-n_series // shard_size)
+    for shard in range(n_shards):
+        part = ids[shard * shard_size:(shard + 1) * shard_size]
+        write_shard(pd.DataFrame({
+            "unique_id": np.repeat(part, days), "ds": np.tile(dates, len(part)),
+            "y": rng.poisson(3.0, len(part) * days).astype(float),
+            "censored": rng.random(len(part) * days) < 0.02}), "curated", "demand", DS, shard, n_shards, root)
+    ahead = pd.date_range(pd.Timestamp(DS) + pd.Timedelta(days=1), periods=28, freq="D")
+    mean = np.repeat(rng.gamma(2.0, 1.5, n_series), 28)
+    write_partition(pd.DataFrame({"unique_id": np.repeat(ids, 28), "ds": np.tile(ahead, n_series),
+                                  "step": np.tile(np.arange(1, 29), n_series), "mean": mean, "q50": mean,
+                                  "q80": mean * 1.3, "q95": mean * 1.7, "sigma_cum": mean}),
+                    "forecasts", "demand", DS, root)
+    return list(ids)
+
+
+def time_charts(root: str, ids: list[str], n_lines: int) -> dict[str, float]:
+    """Median and p95 ms of a line's chart (data and SVG), and of the baseline reading the night whole."""
+    from include.reporting.line_chart import chart_data, chart_svg
+    from include.storage import read_partition
+
+    rng = np.random.default_rng(3)
+    picks = [ids[i] for i in rng.integers(0, len(ids), n_lines)]
+    times, whole = [], []
+    for uid in picks:
+        location, sku = uid.split("|")
+        line = {"doc_type": "replenishment", "line_id": 1, "ds": DS.isoformat(), "sku": sku, "from_location": None,
+                "to_location": location, "quantity": 24.0, "need_by": (DS + dt.timedelta(days=4)).isoformat(),
+                "explanation": {"on_hand": 20.0, "in_transit": 6.0, "allocated": 0.0, "backorders": 0.0}}
+        start = time.perf_counter()
+        chart_svg(chart_data(line, root))
+        times.append((time.perf_counter() - start) * 1000)
+    for uid in picks[: max(2, n_lines // 10)]:
+        start = time.perf_counter()
+        demand = read_partition("curated", "demand", DS, root)
+        forecast = read_partition("forecasts", "demand", DS, root)
+        demand[demand["unique_id"] == uid], forecast[forecast["unique_id"] == uid]  # noqa: B018 - the selection
+        whole.append((time.perf_counter() - start) * 1000)
+    return {"chart_ms": round(statistics.median(times), 1), "chart_p95_ms": round(float(np.percentile(times, 95)), 1),
+            "chart_read_whole_ms": round(statistics.median(whole), 1)}
 
 
 def _client():
@@ -96,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--chart-series", type=int, default=20_000)
+    parser.add_argument("--chart-lines", type=int, default=50)
     parser.add_argument("--url", default=None, help=f"owner URL of the database (default: {DATABASE} on the "
                                                     "server of ERP_STAGING_OWNER_URL, else the local one)")
     args = parser.parse_args(argv)
@@ -134,13 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"request": "baseline: unpaged (limit 5000)", "lines returned": body["count"],
                  "lines matching": body["total"], "median ms": round(unpaged_ms, 1)})
     list_ms = max(figures.values())
+    with tempfile.TemporaryDirectory() as root:
+        ids = chart_night(root, args.chart_series)
+        charts = time_charts(root, ids, args.chart_lines)
     print(f"\nThe queue of {args.lines:,} pending lines ({cpu_count()} cores; staged in {staged_s:.1f} s)")
     print(format_table(rows, ["request", "lines returned", "lines matching", "median ms"]))
     print(f"list_ms_10k (slowest request): {list_ms:.1f} ms; target under {TARGET_LIST_MS:.0f} ms -> "
           f"{'met' if list_ms < TARGET_LIST_MS else 'MISSED'}; the unpaged baseline: {unpaged_ms:.0f} ms")
+    print(f"\nA line's chart on a night of {args.chart_series:,} series x 365 days ({args.chart_lines} lines)")
+    print(format_table([{"path": "chart_data + chart_svg (production)", "median ms": charts["chart_ms"],
+                         "p95 ms": charts["chart_p95_ms"]},
+                        {"path": "baseline: the night read whole, series picked", "median ms":
+                         charts["chart_read_whole_ms"], "p95 ms": ""}], ["path", "median ms", "p95 ms"]))
+    print(f"chart_ms: {charts['chart_ms']:.1f} ms; target under {TARGET_CHART_MS:.0f} ms -> "
+          f"{'met' if charts['chart_ms'] < TARGET_CHART_MS else 'MISSED'}")
     emit_json({"benchmark": "workbench", "cores": cpu_count(), "lines": args.lines, "list_ms_10k": list_ms,
-               **figures, "unpaged_5000_ms": round(unpaged_ms, 1), "chart_ms": None,
-               "target_list_ms_met": list_ms < TARGET_LIST_MS, "peak_rss_mb": round(peak_rss_mb())})
+               **figures, "unpaged_5000_ms": round(unpaged_ms, 1), **charts, "chart_series": args.chart_series,
+               "chart_days": 365, "target_list_ms_met": list_ms < TARGET_LIST_MS,
+               "target_chart_ms_met": charts["chart_ms"] < TARGET_CHART_MS, "peak_rss_mb": round(peak_rss_mb())})
     return 0
 
 

@@ -26,7 +26,10 @@ nonce, framing only by the Airflow UI of the same origin), ``X-Content-Type-Opti
 Endpoints:
     GET  /shelfwise/approvals       the page (unauthenticated: redirect to the Airflow login)
     GET  /shelfwise/api/me          who the caller is and which tiers they may decide
-    GET  /shelfwise/api/lines       pending lines; filters doc_type, tier, location, supplier, dag_id, ds, limit
+    GET  /shelfwise/api/lines       pending lines; filters doc_type, tier, location, supplier, dag_id, ds, search;
+                                    sort, limit, offset; with the counts per tier and document type
+    GET  /shelfwise/api/chart       ?line=replenishment:12: the numbers of the line's chart
+                                    (include.reporting.line_chart); /api/chart.svg the same as an image
     POST /shelfwise/api/decisions   {"lines": ["transfer:12", {"doc_type": "replenishment", "line_id": 7}],
                                      "approve": true, "note": "...", "dag_id": "retail_nightly",
                                      "ds": "2026-11-27"}  (or "across_runs": true instead of dag_id/ds)
@@ -42,6 +45,7 @@ import datetime as dt
 import html
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +56,7 @@ import shelfwise_web as web  # plugins/ is on sys.path in every Airflow process,
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -69,7 +73,7 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "/shelfwise"
 PAGE = f"{URL_PREFIX}/approvals"
-FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds", "search")
+FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds", "run_id", "search")
 #: ``include.erp.approvals.SORTS`` (a unit test keeps them equal), with what the page calls them.
 SORTS = {"impact": "impact (critical, tier, value)", "value": "value", "deadline": "need-by date",
          "cover": "days to stock-out"}
@@ -105,6 +109,7 @@ class LinesQuery(BaseModel):
     supplier: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
     dag_id: Annotated[web.DagId | None, BeforeValidator(web.blank_is_none)] = None
     ds: Annotated[dt.date | None, BeforeValidator(web.iso_date)] = None
+    run_id: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
     search: Annotated[web.FilterText | None, BeforeValidator(web.blank_is_none)] = None
     sort: Annotated[Literal["impact", "value", "deadline", "cover"], BeforeValidator(web.blank_is_none)] = "impact"
     limit: Annotated[int, BeforeValidator(web.whole_number), Field(ge=1, le=MAX_LINES)] = 500
@@ -390,6 +395,32 @@ def create_app() -> FastAPI:
                                  f"of the proposed {done['proposed_quantity']:g} ({body.reason}).")
         return answer
 
+    def _chart_line(line: str):
+        from include.erp.approvals import get_line
+
+        if not re.fullmatch(LINE_KEY_PATTERN, line or ""):
+            raise HTTPException(422, 'line must be "doc_type:line_id", e.g. "replenishment:12"')
+        doc_type, line_id = line.split(":")
+        with web.connect() as conn:
+            found = get_line(conn, doc_type, int(line_id))
+        if found is None:
+            raise HTTPException(404, f"no {doc_type} line #{line_id}")
+        return found
+
+    @app.get("/api/chart")
+    def chart(user: web.CurrentUser, line: str = "") -> dict[str, Any]:
+        """The numbers of a line's chart (any signed-in user who may read lines)."""
+        from include.reporting.line_chart import chart_data
+
+        return chart_data(_chart_line(line))
+
+    @app.get("/api/chart.svg")
+    def chart_image(user: web.CurrentUser, line: str = "") -> Response:
+        """The line's chart as an SVG image (the page shows it in an ``img``)."""
+        from include.reporting.line_chart import chart_data, chart_svg
+
+        return Response(chart_svg(chart_data(_chart_line(line))), media_type="image/svg+xml")
+
     @app.get("/approvals", response_class=HTMLResponse)
     def page(user: web.CurrentUser, request: Request) -> HTMLResponse:
         from include.erp.approvals import list_pending, queue_counts
@@ -463,6 +494,16 @@ def _escalation_title(up: dict[str, Any]) -> str:
     return f"escalated by {up['by']}, {at}" + (f": {up['note']}" if up.get("note") else "")
 
 
+def _chart_control(line: dict[str, Any], key: str) -> str:
+    """A closed *Chart* disclosure whose image (history, forecast, stock with and without the line) loads when
+    opened; for the document types that move stock to a location."""
+    if line["doc_type"] not in ("replenishment", "transfer") or not line.get("to_location"):
+        return ""
+    alt = f"{line['doc_type']} #{line['line_id']}: demand, forecast and stock of {line['sku']} at {line['to_location']}"
+    return (f'<details class="chart"><summary>Chart</summary><img alt="{_esc(alt)}" width="640"'
+            f' data-src="{URL_PREFIX}/api/chart.svg?{_esc(urlencode({"line": key}))}"></details>')
+
+
 def _override_form(line: dict[str, Any], key: str, overrides: Any) -> str:
     """The control that approves a line with another quantity (the policy's ``overrides``), for the document
     types whose quantity a planner may change."""
@@ -515,10 +556,11 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
     rows = []
     for ln in lines:
         key = _esc(f"{ln['doc_type']}:{ln['line_id']}")
+        name = _esc(f"{ln['doc_type'].replace('_', ' ')} #{ln['line_id']}, {ln['sku']}")
         can = ln.get("may_decide")
-        buttons = (f'<button class="approve" data-line="{key}">Approve</button> '
-                   f'<button class="reject" data-line="{key}">Reject</button> '
-                   f'<button class="escalate" data-line="{key}">Escalate</button>'
+        buttons = (f'<button class="approve" data-line="{key}" aria-label="Approve {name}">Approve</button> '
+                   f'<button class="reject" data-line="{key}" aria-label="Reject {name}">Reject</button> '
+                   f'<button class="escalate" data-line="{key}" aria-label="Escalate {name}">Escalate</button>'
                    + _override_form(ln, key, overrides)) if can else (
             '<span class="ro" title="your role may not decide this tier">read only</span>')
         where = " &rarr; ".join(_esc(x) for x in (ln["from_location"], ln["to_location"]) if x)
@@ -529,15 +571,17 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
         if up := ln.get("escalated"):
             badge += (f'<br><span class="escalated" title="{_esc(_escalation_title(up))}">escalated</span>')
         rows.append(
-            f'<tr data-line="{key}" data-business-key="{_esc(ln["business_key"])}" data-tier="{tier}"'
+            f'<tr tabindex="-1" aria-label="{name}, {tier} tier" data-line="{key}"'
+            f' data-business-key="{_esc(ln["business_key"])}" data-tier="{tier}"'
             f' data-dag-id="{_esc(ln["dag_id"])}" data-ds="{_esc(ln["ds"])}">'
-            f'<td><input type="checkbox" class="pick" value="{key}"></td>'
+            f'<td><input type="checkbox" class="pick" value="{key}" aria-label="Select {name}"></td>'
             f'<td>{_esc(ln["doc_type"])} #{_esc(ln["line_id"])}<br><small>{_esc(ln["dag_id"])} {_esc(ln["ds"])}'
             f'</small></td><td class="tier {tier}">{tier}{badge}</td>'
             f'<td>{_esc(ln["sku"])}<br><small>{_esc(ln["business_key"])}</small></td>'
             f'<td>{_esc(ln["action"])}</td><td>{where}</td><td>{_supplier(ln)}</td>'
             f'<td class="num">{ln["quantity"]:,.2f}</td><td class="num">{ln["value"]:,.2f}</td>'
-            f'<td>{_esc(ln["need_by"])}</td><td class="why">{_explain(ln)}</td><td>{buttons}</td></tr>'
+            f'<td>{_esc(ln["need_by"])}</td><td class="why">{_explain(ln)}{_chart_control(ln, key)}</td>'
+            f'<td>{buttons}</td></tr>'
         )
     tiers = "; ".join([", ".join(who.tiers) or "none"]
                       + [f"{d}: {', '.join(t) or 'none'}" for d, t in who.tiers_by_doc_type.items()])
@@ -571,7 +615,12 @@ textarea {{ width: 28rem; height: 2.6rem; }}
 #message {{ margin-top: .6rem; padding: .4rem .6rem; min-height: 1.2rem; }}
 #message.ok {{ background: #e3f9e5; }} #message.refused {{ background: #fde8e8; color: #9b1c1c; }}
 .error {{ color: #9b1c1c; }} .ro {{ color: #7b8794; font-style: italic; }}
+tr:focus {{ outline: 2px solid #2f80ed; outline-offset: -2px; background: #f0f6ff; }}
+button:focus-visible, summary:focus-visible, input:focus-visible, select:focus-visible {{ outline: 2px solid #2f80ed; }}
+p.keys {{ color: #52606d; font-size: .8rem; margin: .4rem 0 0; }} kbd {{ border: 1px solid #bcccdc; border-radius: 3px; padding: 0 .25rem; }}
+.sr {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }}
 details.override {{ margin-top: .3rem; }} details.override input.qty {{ width: 6rem; }}
+details.chart img {{ max-width: 100%; height: auto; border: 1px solid #d9e2ec; margin-top: .3rem; }}
 </style></head>
 <body>
 <h1>Lines waiting for a decision</h1>
@@ -584,9 +633,13 @@ details.override {{ margin-top: .3rem; }} details.override input.qty {{ width: 6
   <button id="approve-selected">Approve selected</button>
   <button id="reject-selected">Reject selected</button>
   <button id="escalate-selected" title="hand the lines up undecided, with the note">Escalate selected</button>
+  <button id="approve-matching" title="every line the filters select that you may decide, after a confirmation">Approve all matching&hellip;</button>
 </div>
 <div id="message" role="status"></div>
-<table id="lines" data-dag-id="{run_dag_id}" data-ds="{run_ds}"><thead><tr><th><input type="checkbox" id="pick-all" title="select all"></th><th>line</th>
+<p class="keys" id="keys">Keyboard: <kbd>j</kbd>/<kbd>k</kbd> or <kbd>&darr;</kbd>/<kbd>&uarr;</kbd> next and previous line,
+<kbd>a</kbd> approve, <kbd>r</kbd> reject, <kbd>x</kbd> select, <kbd>c</kbd> chart.</p>
+<table id="lines" data-dag-id="{run_dag_id}" data-ds="{run_ds}" data-query="{query}" aria-describedby="keys">
+<caption class="sr">Lines waiting for a decision; {count} shown</caption><thead><tr><th><input type="checkbox" id="pick-all" title="select all"></th><th>line</th>
 <th>tier</th><th>SKU</th><th>action</th><th>where</th><th>supplier</th><th>quantity</th><th>value</th>
 <th>need by</th><th>why</th><th></th></tr></thead>
 <tbody>{rows}</tbody></table>
@@ -625,9 +678,18 @@ async function send(path, lines, fields) {{
   return data;
 }}
 const rowOf = (line) => document.querySelector(`tr[data-line="${{line.doc_type}}:${{line.line_id}}"]`);
+// A decided row leaves the queue; the focus moves to the line after it, so the keyboard carries on.
+function drop(line) {{
+  const row = rowOf(line);
+  if (!row) return;
+  const next = row.nextElementSibling || row.previousElementSibling;
+  const focused = document.activeElement === row;
+  row.remove();
+  if (focused && next) next.focus();
+}}
 async function decide(lines, approve) {{
   const data = await send("/api/decisions", lines, {{approve}});
-  if (data) [...data.decided, ...data.already_decided].forEach((line) => rowOf(line)?.remove());
+  if (data) [...data.decided, ...data.already_decided].forEach(drop);
 }}
 // An escalated line stays pending: it keeps its row and gets the badge.
 async function escalate(lines) {{
@@ -653,12 +715,74 @@ document.getElementById("pick-all").onchange = (e) =>
 document.querySelectorAll("button.approve").forEach((b) => {{ b.onclick = () => decide([b.dataset.line], true); }});
 document.querySelectorAll("button.reject").forEach((b) => {{ b.onclick = () => decide([b.dataset.line], false); }});
 document.querySelectorAll("button.escalate").forEach((b) => {{ b.onclick = () => escalate([b.dataset.line]); }});
+// Approve every line the filters select that the user may decide, page by page, after saying how many and
+// what they are worth; each request is checked by the server as any decision.
+document.getElementById("approve-matching").onclick = async () => {{
+  const found = [];
+  for (let offset = 0; ; offset += 5000) {{
+    const r = await fetch("{api}/api/lines?" + table.dataset.query + "&limit=5000&offset=" + offset,
+                          {{credentials: "same-origin", headers: {{"Accept": "application/json"}}}});
+    const page = await r.json();
+    if (!r.ok) {{ message.className = "refused"; message.textContent = page.detail || r.statusText; return; }}
+    found.push(...page.lines);
+    if (found.length >= page.total || !page.lines.length) break;
+  }}
+  const mine = found.filter((l) => l.may_decide);
+  const value = mine.reduce((sum, l) => sum + l.value, 0);
+  if (!mine.length) {{ message.className = "refused"; message.textContent = "No line matching the filters is yours to decide."; return; }}
+  const others = found.length - mine.length;
+  if (!confirm(`Approve ${{mine.length}} line(s) matching the filters, worth ${{value.toLocaleString(undefined, {{maximumFractionDigits: 2}})}}?`
+               + (others ? ` ${{others}} line(s) your role may not decide stay pending.` : ""))) return;
+  const runs = new Set(mine.map((l) => `${{l.dag_id}}|${{l.ds}}`));
+  const scope = runs.size === 1 ? {{dag_id: mine[0].dag_id, ds: mine[0].ds}} : {{across_runs: true}};
+  let decided = 0;
+  for (let i = 0; i < mine.length; i += 5000) {{
+    const chunk = mine.slice(i, i + 5000).map((l) => `${{l.doc_type}}:${{l.line_id}}`);
+    const r = await fetch("{api}/api/decisions", {{method: "POST", credentials: "same-origin",
+      headers: {{"Content-Type": "application/json", "Accept": "application/json"}},
+      body: JSON.stringify({{lines: chunk, approve: true, note: document.getElementById("note").value, ...scope}})}});
+    const data = await r.json().catch(() => ({{}}));
+    if (!r.ok) {{ message.className = "refused"; message.textContent = (data.detail || r.statusText) + ` (after ${{decided}} approved)`; return; }}
+    decided += data.decided.length;
+    [...data.decided, ...data.already_decided].forEach(drop);
+  }}
+  message.className = "ok";
+  message.textContent = `${{decided}} line(s) approved of the ${{mine.length}} matching the filters.`;
+}};
+// The queue by keyboard: move between lines, decide the focused one, select it, open its chart.
+const rows = () => [...table.querySelectorAll("tbody tr[data-line]")];
+table.addEventListener("keydown", (e) => {{
+  if (e.target.closest("input, select, textarea, summary, button") || e.altKey || e.ctrlKey || e.metaKey) return;
+  const row = e.target.closest("tr[data-line]");
+  const all = rows();
+  const at = row ? all.indexOf(row) : -1;
+  const go = (i) => {{ if (all[i]) {{ all[i].focus(); e.preventDefault(); }} }};
+  if (e.key === "ArrowDown" || e.key === "j") return go(at + 1);
+  if (e.key === "ArrowUp" || e.key === "k") return go(Math.max(at - 1, 0));
+  if (!row) return;
+  const click = (sel) => {{ const el = row.querySelector(sel); if (el) {{ el.click(); e.preventDefault(); }} }};
+  if (e.key === "a") return click("button.approve");
+  if (e.key === "r") return click("button.reject");
+  if (e.key === "x") return click("input.pick");
+  if (e.key === "c") return click("details.chart summary");
+}});
+document.addEventListener("keydown", (e) => {{
+  if ((e.key === "j" || e.key === "ArrowDown") && !e.target.closest("input, select, textarea, table")) {{
+    const first = rows()[0];
+    if (first) {{ first.focus(); e.preventDefault(); }}
+  }}
+}});
+// A line's chart is fetched the first time its disclosure opens.
+document.querySelectorAll("details.chart").forEach((d) => {{ d.ontoggle = () => {{
+  const img = d.querySelector("img");
+  if (d.open && !img.src) img.src = img.dataset.src;
+}}; }});
 // Approve one line with the quantity typed in its row, for the reason picked; the line keeps the proposal.
 document.querySelectorAll("button.override").forEach((b) => {{ b.onclick = async () => {{
   const form = b.closest("details");
   const data = await send("/api/overrides", [b.dataset.line], {{
     quantity: Number(form.querySelector("input.qty").value), reason: form.querySelector("select.reason").value}});
-  if (data) [...data.decided, ...data.already_decided].forEach((line) => rowOf(line)?.remove());
+  if (data) [...data.decided, ...data.already_decided].forEach(drop);
 }}; }});
 </script>
 </body></html>
@@ -676,4 +800,10 @@ class ShelfwiseApprovalsPlugin(AirflowPlugin):
         "url_route": "shelfwise-approvals",
         "destination": "nav",
         "category": "browse",
+    }, {
+        # A tab of every DAG run page: the lines that run staged, waiting for a decision.
+        "name": "Lines to decide",
+        "href": f"{PAGE}?dag_id={{DAG_ID}}&run_id={{RUN_ID}}",
+        "url_route": "shelfwise-run-lines",
+        "destination": "dag_run",
     }]

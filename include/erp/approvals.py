@@ -36,7 +36,7 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
 #: The largest ``bigserial`` line id.
 MAX_LINE_ID = 2**63 - 1
-FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds", "search")
+FILTERS = ("doc_type", "tier", "location", "supplier", "dag_id", "ds", "run_id", "search")
 #: Days a line's destination lasts on what it has (``hours_to_stockout`` of an intraday move, else on hand
 #: plus in transit over the daily forecast the nightly explains it with); unknown for other lines.
 COVER_DAYS = ("coalesce((l.explanation->>'hours_to_stockout')::float / 24,"
@@ -170,6 +170,8 @@ class LineFilter:
     supplier: str | None = None
     dag_id: str | None = None
     ds: dt.date | None = None
+    #: The Airflow run that staged the lines (the DAG run page's view of its own lines).
+    run_id: str | None = None
     #: Text found (case-insensitively) in the SKU, business key, either location or the supplier.
     search: str | None = None
 
@@ -224,7 +226,7 @@ def _pending_where(f: LineFilter) -> tuple[str, list[Any]]:
     """The SQL condition (on ``all_lines l``) and parameters of the pending lines ``f`` selects."""
     where, params = ["l.status = 'pending_approval'"], []
     for column, value in (("doc_type", f.doc_type), ("risk_tier", f.tier), ("supplier_id", f.supplier),
-                          ("dag_id", f.dag_id), ("ds", f.ds)):
+                          ("dag_id", f.dag_id), ("ds", f.ds), ("run_id", f.run_id)):
         if value is not None:
             where.append(f"l.{column} = %s")
             params.append(value)
@@ -276,17 +278,36 @@ def list_pending(conn: psycopg.Connection, filters: LineFilter | None = None, *,
         ).fetchall()
     lines = []
     for row in rows:
-        line = dict(zip(_LIST_COLUMNS, row[:len(_LIST_COLUMNS)], strict=True))
+        line = _json_line(row[:len(_LIST_COLUMNS)])
         by, at, note = row[len(_LIST_COLUMNS):]
         line["escalated"] = None if at is None else {"by": by, "at": at.isoformat(), "note": note}
-        for key in ("quantity", "unit_cost", "value"):
-            line[key] = float(line[key])
-        for key in ("ds", "need_by"):
-            line[key] = line[key].isoformat() if line[key] else None
         if user is not None:
             line["may_decide"] = user.may_decide(line["doc_type"], line["risk_tier"])
         lines.append(line)
     return _with_supplier_cards(conn, lines)
+
+
+def get_line(conn: psycopg.Connection, doc_type: str, line_id: int) -> dict[str, Any] | None:
+    """One line of any status (what its chart is drawn for), as :func:`list_pending` gives a line; None if absent.
+
+    Raises:
+        BadRequest: an unknown document type.
+    """
+    if doc_type not in TABLES:
+        raise BadRequest(f"unknown document type {doc_type!r} (known: {', '.join(TABLES)})")
+    row = conn.execute(f"SELECT '{doc_type}', {', '.join(_LIST_COLUMNS[1:])} FROM erp_staging.{TABLES[doc_type]}"
+                       " WHERE line_id = %s", (line_id,)).fetchone()
+    return None if row is None else _json_line(row)
+
+
+def _json_line(row: tuple) -> dict[str, Any]:
+    """A row of :data:`_LIST_COLUMNS` as a JSON-safe dict (numbers as floats, dates as ISO text)."""
+    line = dict(zip(_LIST_COLUMNS, row, strict=True))
+    for key in ("quantity", "unit_cost", "value"):
+        line[key] = float(line[key])
+    for key in ("ds", "need_by"):
+        line[key] = line[key].isoformat() if line[key] else None
+    return line
 
 
 def queue_counts(conn: psycopg.Connection, filters: LineFilter | None = None) -> dict[str, Any]:

@@ -26,10 +26,10 @@ import pandas as pd
 import pytest
 
 from include.erp import db
-from include.erp.staging import record_kpis, run_lines, stage_batch
+from include.erp.staging import record_kpis, release_approved, run_lines, stage_batch
 from include.governance.policy import load_policy, tier_proposals
 from include.reporting.dashboard import BY_KEY, policy_targets
-from tests.e2e.conftest import http_get, login, shot, start_airflow, wait_message
+from tests.e2e.conftest import SHOTS, http_get, login, shot, start_airflow, wait_message
 
 pytestmark = pytest.mark.e2e
 
@@ -197,6 +197,101 @@ def test_planner_decides_in_the_plugin_page_and_others_are_refused(airflow, brow
     assert (line["status"], float(line["quantity"])) == ("approved", 30.0)
     assert overridden == [("manager", "local_event")]
     print(f"e2e browser part: {time.monotonic() - started:.1f} s")
+
+
+# --- the queue: 50 lines by keyboard, an override, a filtered bulk approval ------------------------------------
+
+
+def _queue(n: int = 50) -> pd.DataFrame:
+    """``n`` pending lines: replenishments and transfers a planner may decide, every fifth one high."""
+    rows = []
+    for i in range(n):
+        doc = "replenishment" if i % 2 == 0 else "transfer"
+        tier = "high" if i % 5 == 4 else "medium"
+        rows.append({
+            "doc_type": doc, "business_key": f"q-{i:02d}", "sku": f"SKU{i:05d}", "from_location": "DC01",
+            "to_location": f"S{i % 7:04d}", "supplier_id": "SUP002" if doc == "replenishment" else None,
+            "po_id": None, "po_line": None, "action": "order" if doc == "replenishment" else "replenish",
+            "quantity": 10.0 + i, "unit_cost": 2.0, "value": (10.0 + i) * 2.0, "need_by": DS + dt.timedelta(days=2),
+            "explanation": {"on_hand": 3.0, "in_transit": 0.0, "mean_daily_forecast": 2.0, "lead_time_days": 2.0},
+            "risk_tier": tier, "tier_reasons": [f"{tier}_value"], "auto_approve": False})
+    return pd.DataFrame(rows)
+
+
+def test_planner_works_a_queue_of_50_lines_by_keyboard_overrides_one_and_bulk_approves_a_filter(
+        airflow, browser, erp_url):
+    base, dag_id = airflow["base"], f"e2e_queue_{uuid.uuid4().hex[:8]}"
+    with db.connect(erp_url) as conn:
+        stage_batch(conn, _queue(), dag_id=dag_id, run_id=f"manual__{DS}", ds=DS)
+    path = f"/shelfwise/approvals?dag_id={dag_id}&ds={DS.isoformat()}&limit=50"
+    page = login(browser, base, "planner", path)
+    assert page.locator("tbody tr[data-line]").count() == 50
+    assert "<strong>50</strong>" in page.locator("#counts").inner_html()
+    shot(page, "queue-01-planner")
+
+    # By keyboard: j to the first line (the queue is by impact: the high lines first, read only for a planner),
+    # down to the first medium line, a approves it, the focus moves on, r rejects the next one.
+    page.locator("body").press("j")
+    first_medium = page.locator("tbody tr[data-tier=medium]").first
+    for _ in range(page.locator("tbody tr[data-tier=high]").count()):
+        page.keyboard.press("ArrowDown")
+    approved_key = first_medium.get_attribute("data-business-key")
+    assert page.evaluate("() => document.activeElement.dataset.businessKey") == approved_key
+    page.keyboard.press("a")
+    assert wait_message(page) == "1 line(s) approved."
+    page.locator("#message").evaluate("m => { m.textContent = ''; }")
+    rejected_key = page.evaluate("() => document.activeElement.dataset.businessKey")
+    assert rejected_key and rejected_key != approved_key
+    page.keyboard.press("r")
+    assert wait_message(page) == "1 line(s) rejected."
+
+    # An override of a replenishment's quantity, for a reason.
+    page.locator("#message").evaluate("m => { m.textContent = ''; }")
+    row = page.locator("tbody tr[data-tier=medium][data-line^=replenishment]").first
+    overridden_key = row.get_attribute("data-business-key")
+    row.locator("details.override summary").click()
+    row.locator("input.qty").fill("25")
+    row.locator("select.reason").select_option("promotion_plan")
+    row.locator("button.override").click()
+    assert "approved with 25 instead of the proposed" in wait_message(page)
+
+    # A line's chart, then every medium transfer at once, after a confirmation stating count and value.
+    chart = page.locator("tbody tr[data-line] details.chart").first
+    chart.locator("summary").click()
+    page.wait_for_function("() => { const i = document.querySelector('details.chart[open] img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    chart.screenshot(path=str(SHOTS / "queue-02-line-chart.png"))
+    page.goto(f"{base}{path}&doc_type=transfer&tier=medium")
+    page.wait_for_selector("#who")
+    left = page.locator("tbody tr[data-line]").count()
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.locator("#approve-matching").click()
+    assert wait_message(page) == f"{left} line(s) approved of the {left} matching the filters."
+    assert asked and asked[0].startswith(f"Approve {left} line(s) matching the filters, worth ")
+    shot(page, "queue-03-bulk-approved")
+    page.context.close()
+
+    # A viewer may not decide: the bulk action says so and nothing changes.
+    page = login(browser, base, "analyst", path)
+    page.locator("#approve-matching").click()
+    assert wait_message(page) == "No line matching the filters is yours to decide."
+    page.context.close()
+
+    with db.connect(erp_url) as conn:
+        release_approved(conn, dag_id, DS, run_id=f"manual__{DS}")
+        lines = run_lines(conn, dag_id, DS).set_index("business_key")
+        audit = conn.execute("SELECT action, actor, details->>'reason' FROM erp_staging.audit_log WHERE dag_id = %s"
+                             " AND action IN ('approved', 'rejected', 'overridden') ORDER BY audit_id",
+                             (dag_id,)).fetchall()
+    transfers = [k for k in lines.index if lines.loc[k, "doc_type"] == "transfer" and lines.loc[k, "risk_tier"] == "medium"]
+    assert lines.loc[approved_key, "status"] == "released" and lines.loc[rejected_key, "status"] == "rejected"
+    assert (lines.loc[overridden_key, "status"], float(lines.loc[overridden_key, "quantity"])) == ("released", 25.0)
+    assert set(lines.loc[transfers, "status"]) <= {"released", "rejected"}
+    assert set(lines.loc[lines["risk_tier"] == "high", "status"]) == {"pending_approval"}
+    assert ("overridden", "planner", "promotion_plan") in audit
+    assert {a[1] for a in audit} == {"planner"}
+    assert sum(a[0] == "approved" for a in audit) == 2 + left  # the keyboard's, the override's and the bulk's
 
 
 # --- finance review items ----------------------------------------------------------------------------------

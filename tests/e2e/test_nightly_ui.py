@@ -31,7 +31,7 @@ from include.erp.staging import run_lines
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from required_action import AirflowApiError, ApiSession  # noqa: E402 - scripts/ is not a package
 
-from tests.e2e.conftest import USERS, login, shot, start_airflow, wait_message
+from tests.e2e.conftest import SHOTS, USERS, login, shot, start_airflow, wait_message
 from tests.worlds import clear_run_lines, review_policy, tiny_world
 
 pytestmark = pytest.mark.e2e
@@ -173,6 +173,14 @@ def test_nightly_run_decided_in_the_browser_releases_only_approved_lines(airflow
     page = login(browser, base, "planner", path)
     assert page.locator("tbody tr[data-line]").count() == len(waiting)
     shot(page, "nightly-01-planner-pending")
+    # A line's chart (history, forecast, stock with and without it) loads when its disclosure opens.
+    charted = page.locator("details.chart").first
+    charted.locator("summary").click()
+    page.wait_for_function("() => { const i = document.querySelector('details.chart[open] img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    assert "demand, forecast and stock of" in charted.locator("img").get_attribute("alt")
+    charted.screenshot(path=str(SHOTS / "nightly-01b-line-chart.png"))
+    charted.locator("summary").click()
     if len(to_approve):
         _pick(page, list(to_approve["key"]))
         page.locator("#approve-selected").click()

@@ -101,3 +101,19 @@ def test_api_pages_and_counts_and_the_page_links_to_the_next(approvals_client, c
     assert "<strong>6</strong> line(s) waiting, worth 2,150.00" in html and "Showing 1 to 4." in html
     assert 'rel="next">next 4</a>' in html and "offset=4" in html and 'rel="prev"' not in html
     assert '<option value="value" selected>' in html
+
+
+def test_api_serves_a_lines_chart_as_numbers_and_as_an_image(approvals_client, conn, run):
+    client = approvals_client("analyst", "viewer")  # reading a chart needs no deciding role
+    line = list_pending(conn, run, sort="value")[1]  # q-e, a PO exception: its numbers, without stock
+    key = f"{line['doc_type']}:{line['line_id']}"
+    data = client.get(f"/api/chart?line={key}").json()
+    assert data["line"] == {"doc_type": "po_exception", "line_id": line["line_id"], "sku": "SKU004",
+                            "ds": DS.isoformat(), "quantity": 10.0, "need_by": None}
+    image = client.get(f"/api/chart.svg?line={key}")
+    assert image.status_code == 200 and image.headers["content-type"].startswith("image/svg+xml")
+    assert image.text.startswith("<svg") and "po_exception #" in image.text
+    assert client.get("/api/chart.svg?line=replenishment:999999999").status_code == 404
+    assert client.get("/api/chart.svg?line=../../etc").status_code == 422
+    html = approvals_client("planner", "user").get(f"/approvals?dag_id={run.dag_id}").text
+    assert html.count('<details class="chart">') == 5  # replenishments and transfers, not the PO exception

@@ -183,6 +183,7 @@ def test_a_deadline_seconds_away_is_waited_for_in_the_task_not_deferred(monkeypa
     # externally"); the same trigger runs in the task, and its event completes the gate there.
     pending = iter([3, 3, 0])
     monkeypatch.setattr(gate, "_pending", lambda *a: next(pending))
+    monkeypatch.setattr(gate, "_due", lambda *a: 0)  # no critical line is due for escalation
     sensor = ApprovalGateSensor(task_id="wait_for_approval", replay="False", timeout_minutes="0.5",
                                 poke_interval_seconds="0.01")
     assert sensor.execute(_context()) == {"status": "decided", "expired": 0}
