@@ -45,7 +45,6 @@ import datetime as dt
 import html
 import json
 import logging
-import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -396,13 +395,14 @@ def create_app() -> FastAPI:
         return answer
 
     def _chart_line(line: str):
-        from include.erp.approvals import get_line
+        from include.erp.approvals import BadRequest, get_line, parse_selection
 
-        if not re.fullmatch(LINE_KEY_PATTERN, line or ""):
-            raise HTTPException(422, 'line must be "doc_type:line_id", e.g. "replenishment:12"')
-        doc_type, line_id = line.split(":")
+        try:
+            ((doc_type, line_id),) = parse_selection([line])
+        except BadRequest as exc:
+            raise HTTPException(422, str(exc)) from exc
         with web.connect() as conn:
-            found = get_line(conn, doc_type, int(line_id))
+            found = get_line(conn, doc_type, line_id)
         if found is None:
             raise HTTPException(404, f"no {doc_type} line #{line_id}")
         return found
@@ -510,7 +510,7 @@ def _override_form(line: dict[str, Any], key: str, overrides: Any) -> str:
     if line["doc_type"] not in overrides.doc_types:
         return ""
     reasons = "".join(f'<option value="{_esc(r)}">{_esc(r.replace("_", " "))}</option>' for r in overrides.reason_codes)
-    ceiling = max(line["quantity"] * overrides.max_ratio, overrides.min_ceiling)
+    ceiling = overrides.ceiling(line["quantity"])
     return (f'<details class="override"><summary>Change quantity</summary>'
             f'<label>approved quantity <input type="number" class="qty" min="0" max="{ceiling:.2f}" step="any"'
             f' value="{line["quantity"]:.2f}"></label> <label>reason <select class="reason">{reasons}</select>'

@@ -611,7 +611,7 @@ def override_line(conn: psycopg.Connection, user: Approver, line: tuple[str, int
                                             "decided_by": decided_by})
             return outcome
         proposed, unit_cost = float(proposed), float(unit_cost)
-        ceiling = round(max(proposed * rules.max_ratio, rules.min_ceiling), 2)
+        ceiling = rules.ceiling(proposed)
         quantity = round(float(quantity), 2)
         if not 0 <= quantity <= ceiling:
             raise BadRequest(f"{doc_type} #{line_id}: quantity {quantity:g} is outside 0 to {ceiling:g} (policy "

@@ -392,6 +392,10 @@ class Overrides(_Strict):
                             Field(min_length=1)] = (
         "promotion_plan", "local_event", "supplier_constraint", "shelf_space", "known_data_error", "other")
 
+    def ceiling(self, proposed: float) -> float:
+        """The largest quantity a line proposed at ``proposed`` may be approved with."""
+        return round(max(proposed * self.max_ratio, self.min_ceiling), 2)
+
 
 class BaselineReplay(_Strict):
     """How the nightly measures its stock-out reduction and the markdowns it avoided against the ERP's rule.
