@@ -26,8 +26,9 @@ nonce, framing only by the Airflow UI of the same origin), ``X-Content-Type-Opti
 Endpoints:
     GET  /shelfwise/approvals       the page (unauthenticated: redirect to the Airflow login)
     GET  /shelfwise/api/me          who the caller is and which tiers they may decide
-    GET  /shelfwise/api/lines       pending lines; filters doc_type, tier, location, supplier, dag_id, ds, search;
-                                    sort, limit, offset; with the counts per tier and document type
+    GET  /shelfwise/api/lines       pending lines, each with its sentence (``why``); filters doc_type, tier,
+                                    location, supplier, dag_id, ds, search; sort, limit, offset; with the counts
+                                    per tier and document type
     GET  /shelfwise/api/chart       ?line=replenishment:12: the numbers of the line's chart
                                     (include.reporting.line_chart); /api/chart.svg the same as an image
     POST /shelfwise/api/decisions   {"lines": ["transfer:12", {"doc_type": "replenishment", "line_id": 7}],
@@ -35,8 +36,9 @@ Endpoints:
                                      "ds": "2026-11-27"}  (or "across_runs": true instead of dag_id/ds)
     POST /shelfwise/api/escalations {"lines": [...], "note": "why it goes up", "dag_id": ..., "ds": ...}
     POST /shelfwise/api/overrides   {"lines": ["replenishment:7"], "quantity": 40, "reason": "promotion_plan",
-                                     "note": "...", "dag_id": ..., "ds": ...}: approve one line with another
-                                     quantity (bounds and reason codes: the policy's ``overrides``)
+                                     "source": "SUP004", "note": "...", "dag_id": ..., "ds": ...}: approve one
+                                     line with another quantity or source (bounds and reason codes: the policy's
+                                     ``overrides``; sources: the line's ``source_options``)
 """
 
 from __future__ import annotations
@@ -202,11 +204,13 @@ class EscalationBody(SelectionBody):
 
 
 class OverrideBody(SelectionBody):
-    """An approval of one line with another quantity: the quantity, a reason code and the run (a note optional)."""
+    """An approval of one line with another quantity or source: the quantity, a reason code, the run, optionally
+    another source (a supplier or DC id) and a note."""
 
     lines: list[SelectedLine] = Field(min_length=1, max_length=1)
     quantity: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     reason: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    source: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")] | None = None
 
 
 def parse_query(request: Request) -> LinesQuery:
@@ -333,12 +337,16 @@ def create_app() -> FastAPI:
     @app.get("/api/lines")
     def lines(user: web.CurrentUser, query: Query) -> dict[str, Any]:
         from include.erp.approvals import list_pending, queue_counts
+        from include.reporting.line_text import line_story
 
         who = web.approver(user)
         with web.connect() as conn:
             found = list_pending(conn, query.line_filter(), user=who, limit=query.limit, offset=query.offset,
                                  sort=query.sort)
             counts = queue_counts(conn, query.line_filter())
+        currency = web.policy().currency
+        for line in found:
+            line["why"] = line_story(line, currency)
         return {"user": who.username, "tiers": list(who.tiers), "count": len(found), "offset": query.offset,
                 "sort": query.sort, **counts, "lines": found}
 
@@ -383,15 +391,13 @@ def create_app() -> FastAPI:
             (line,) = parse_selection(body.selection())
             with web.connect() as conn:
                 outcome = override_line(conn, who, line, quantity=body.quantity, reason=body.reason,
-                                        policy=web.policy(), note=body.note, run=body.run)
-        for done in outcome.decided:
-            log.info("%s approved %s #%s with %g instead of %g (%s)", who.username, done["doc_type"],
-                     done["line_id"], done["quantity"], done["proposed_quantity"], body.reason)
+                                        policy=web.policy(), note=body.note, run=body.run, source=body.source)
         answer = outcome.as_dict(True)
         if outcome.decided:
             done = outcome.decided[0]
-            answer["message"] = (f"{done['doc_type']} #{done['line_id']} approved with {done['quantity']:g} instead "
-                                 f"of the proposed {done['proposed_quantity']:g} ({body.reason}).")
+            answer["message"] = f"{done['doc_type']} #{done['line_id']} approved with {_override_change(done)} ({body.reason})."
+            log.info("%s approved %s #%s with %s (%s)", who.username, done["doc_type"], done["line_id"],
+                     _override_change(done), body.reason)
         return answer
 
     def _chart_line(line: str):
@@ -438,7 +444,8 @@ def create_app() -> FastAPI:
                                      sort=query.sort)
                 counts = queue_counts(conn, query.line_filter())
         nonce = secrets.token_urlsafe(16)
-        return HTMLResponse(_render(who, found, query, error, nonce, web.policy().overrides, counts),
+        return HTMLResponse(_render(who, found, query, error, nonce, web.policy().overrides, counts,
+                                    web.policy().currency),
                             status_code=422 if error else status.HTTP_200_OK,
                             headers={"Content-Security-Policy": web.page_csp(nonce)})
 
@@ -451,24 +458,18 @@ def _esc(value: Any) -> str:
     return html.escape(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
-def _explain(line: dict[str, Any]) -> str:
-    """The line's explanation: its sentence (``why``) when the workflow wrote one, with the numbers behind it
-    one click away; otherwise the numbers themselves."""
-    explain = dict(line.get("explanation") or {})
-    why = explain.pop("why", None)
-    shown = []
-    for key, value in explain.items():
-        if value is None:
-            continue
-        if isinstance(value, float):
-            value = f"{value:,.2f}"
-        elif isinstance(value, list | dict):
-            value = json.dumps(value) if value else "none"
-        shown.append(f"{key.replace('_', ' ')}: {value}")
+def _explain(line: dict[str, Any], currency: str) -> str:
+    """Why the line exists in a sentence or two (:func:`include.reporting.line_text.line_story`), its numbers
+    with their units one click away (open when there is no sentence), and its tier's reasons."""
+    from include.reporting.line_text import line_numbers, line_story
+
+    story = line_story(line, currency)
+    numbers = "".join(f"<dt>{_esc(label)}</dt><dd>{_esc(text)}</dd>" for label, text in line_numbers(line, currency))
     reasons = ", ".join(line.get("tier_reasons") or []) or "none"
-    numbers = _esc("; ".join(shown))
-    body = f"{_esc(why)}<details><summary>numbers</summary>{numbers}</details>" if why else numbers
-    return body + f"<em>tier reasons: {_esc(reasons)}</em>" if why else body + f"<br><em>tier reasons: {_esc(reasons)}</em>"
+    body = f'<p class="story">{_esc(story)}</p>' if story else ""
+    if numbers:
+        body += f'<details class="numbers"{"" if story else " open"}><summary>numbers</summary><dl>{numbers}</dl></details>'
+    return body + f'<em class="reasons">tier reasons: {_esc(reasons.replace("_", " "))}</em>'
 
 
 def _supplier(line: dict[str, Any]) -> str:
@@ -504,20 +505,59 @@ def _chart_control(line: dict[str, Any], key: str) -> str:
             f' data-src="{URL_PREFIX}/api/chart.svg?{_esc(urlencode({"line": key}))}"></details>')
 
 
+def _override_change(done: dict[str, Any]) -> str:
+    """``40 instead of the proposed 25, from SUP004 instead of SUP002``: what an override changed."""
+    parts = []
+    if done["quantity"] != done["proposed_quantity"]:
+        parts.append(f"{done['quantity']:g} instead of the proposed {done['proposed_quantity']:g}")
+    if done.get("source") != done.get("proposed_source"):
+        parts.append(f"{done['quantity']:g} from {done['source']} instead of {done['proposed_source']}"
+                     if not parts else f"from {done['source']} instead of {done['proposed_source']}")
+    return ", ".join(parts)
+
+
+def _source_choices(line: dict[str, Any]) -> str:
+    """The ``<select>`` of the line's sources: the proposed one, then its ``source_options`` with what sets
+    them apart (cost, lead time, minimum order and reliability of a supplier; free stock of a DC)."""
+    options = (line.get("explanation") or {}).get("source_options") or []
+    if not options:
+        return ""
+    if line["doc_type"] == "replenishment":
+        current = line["supplier_id"]
+        labels = []
+        for o in options:
+            facts = [f"cost {o['unit_cost']:,.2f}" if o.get("unit_cost") is not None else "",
+                     f"{o['lead_time_days']:g} d lead time" if o.get("lead_time_days") is not None else "",
+                     f"MOQ {o['moq_units']:g}" if o.get("moq_units") else "",
+                     f"reliability {o['reliability']:.0f}/100" if o.get("reliability") is not None else ""]
+            labels.append((o["supplier_id"], f"{o['supplier_id']} ({', '.join(f for f in facts if f)})"))
+        what = "supplier"
+    else:
+        current = line["from_location"]
+        labels = [(o["from_location"], f"{o['from_location']} ({o.get('region')}, {o['free_stock']:,.0f} free)")
+                  for o in options]
+        what = "ship from"
+    choices = f'<option value="" selected>{_esc(current)} (proposed)</option>' + "".join(
+        f'<option value="{_esc(value)}">{_esc(label)}</option>' for value, label in labels)
+    return f' <label>{what} <select class="source">{choices}</select></label>'
+
+
 def _override_form(line: dict[str, Any], key: str, overrides: Any) -> str:
-    """The control that approves a line with another quantity (the policy's ``overrides``), for the document
-    types whose quantity a planner may change."""
+    """The control that approves a line with another quantity or source (the policy's ``overrides``; the
+    line's ``source_options``), for the document types a planner may change."""
     if line["doc_type"] not in overrides.doc_types:
         return ""
     reasons = "".join(f'<option value="{_esc(r)}">{_esc(r.replace("_", " "))}</option>' for r in overrides.reason_codes)
     ceiling = overrides.ceiling(line["quantity"])
-    return (f'<details class="override"><summary>Change quantity</summary>'
+    sources = _source_choices(line)
+    return (f'<details class="override"><summary>Change quantity{" or source" if sources else ""}</summary>'
             f'<label>approved quantity <input type="number" class="qty" min="0" max="{ceiling:.2f}" step="any"'
-            f' value="{line["quantity"]:.2f}"></label> <label>reason <select class="reason">{reasons}</select>'
-            f'</label> <button class="override" data-line="{key}">Approve this quantity</button></details>')
+            f' value="{line["quantity"]:.2f}"></label>{sources} <label>reason <select class="reason">{reasons}'
+            f'</select></label> <button class="override" data-line="{key}">Approve with these</button></details>')
 
 
-def _queue_summary(counts: dict[str, Any] | None, query: LinesQuery | None, shown: dict[str, str], n: int) -> str:
+def _queue_summary(counts: dict[str, Any] | None, query: LinesQuery | None, shown: dict[str, str], n: int,
+                   currency: str) -> str:
     """The queue's counts (in all, per tier and document type) and the links to the pages before and after."""
     if not counts or query is None:
         return ""
@@ -532,11 +572,14 @@ def _queue_summary(counts: dict[str, Any] | None, query: LinesQuery | None, show
         after = urlencode({**link, "sort": query.sort, "limit": query.limit, "offset": last})
         links.append(f'<a href="?{_esc(after)}" rel="next">next {query.limit:,}</a>')
     return (f'<p id="counts"><strong>{counts["total"]:,}</strong> line(s) waiting, worth {counts["value"]:,.2f}'
+            f' {_esc(currency)}'
             f'{": " + _esc(parts) if parts else ""}. Showing {first:,} to {last:,}. {" ".join(links)}</p>')
 
 
 def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str,
-            overrides: Any, counts: dict[str, Any] | None = None) -> str:
+            overrides: Any, counts: dict[str, Any] | None = None, currency: str = "USD") -> str:
+    from include.reporting.theme import theme_head
+
     options = {"doc_type": ["", *DOC_TYPES], "tier": ["", *TIERS]}
     shown = {name: ("" if query is None or getattr(query, name) is None else str(getattr(query, name)))
              for name in FILTERS}
@@ -558,7 +601,7 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
         key = _esc(f"{ln['doc_type']}:{ln['line_id']}")
         name = _esc(f"{ln['doc_type'].replace('_', ' ')} #{ln['line_id']}, {ln['sku']}")
         can = ln.get("may_decide")
-        buttons = (f'<button class="approve" data-line="{key}" aria-label="Approve {name}">Approve</button> '
+        buttons = (f'<button class="approve primary" data-line="{key}" aria-label="Approve {name}">Approve</button> '
                    f'<button class="reject" data-line="{key}" aria-label="Reject {name}">Reject</button> '
                    f'<button class="escalate" data-line="{key}" aria-label="Escalate {name}">Escalate</button>'
                    + _override_form(ln, key, overrides)) if can else (
@@ -580,8 +623,8 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
             f'<td>{_esc(ln["sku"])}<br><small>{_esc(ln["business_key"])}</small></td>'
             f'<td>{_esc(ln["action"])}</td><td>{where}</td><td>{_supplier(ln)}</td>'
             f'<td class="num">{ln["quantity"]:,.2f}</td><td class="num">{ln["value"]:,.2f}</td>'
-            f'<td>{_esc(ln["need_by"])}</td><td class="why">{_explain(ln)}{_chart_control(ln, key)}</td>'
-            f'<td>{buttons}</td></tr>'
+            f'<td>{_esc(ln["need_by"])}</td><td class="why">{_explain(ln, currency)}{_chart_control(ln, key)}</td>'
+            f'<td class="actions">{buttons}</td></tr>'
         )
     tiers = "; ".join([", ".join(who.tiers) or "none"]
                       + [f"{d}: {', '.join(t) or 'none'}" for d, t in who.tiers_by_doc_type.items()])
@@ -589,8 +632,9 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
     body = "".join(rows) or '<tr><td colspan="12" class="empty">No line is waiting for a decision.</td></tr>'
     run = query.run if query is not None else None
     return _PAGE.format(
-        user=_esc(who.describe()), tiers=_esc(tiers), filters="".join(fields), rows=body, count=len(lines),
-        summary=_queue_summary(counts, query, shown, len(lines)),
+        theme=theme_head(nonce), currency=_esc(currency), user=_esc(who.describe()), tiers=_esc(tiers), filters="".join(fields), rows=body,
+        count=len(lines),
+        summary=_queue_summary(counts, query, shown, len(lines), currency),
         error=f'<p class="error">{_esc(error)}</p>' if error else "", api=URL_PREFIX,
         query=_esc(urlencode({k: v for k, v in shown.items() if v})), nonce=_esc(nonce),
         run_dag_id=_esc(run[0] if run else ""), run_ds=_esc(run[1].isoformat() if run else ""),
@@ -599,28 +643,35 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shelfwise approvals</title>
+{theme}
 <style nonce="{nonce}">
-body {{ font-family: system-ui, sans-serif; margin: 1rem 1.5rem; color: #1f2933; }}
-h1 {{ font-size: 1.3rem; margin: 0 0 .3rem; }}
-form.filters label {{ margin-right: .8rem; font-size: .9rem; }}
-table {{ border-collapse: collapse; width: 100%; margin-top: .8rem; font-size: .85rem; }}
-th, td {{ border-bottom: 1px solid #d9e2ec; padding: .35rem .4rem; text-align: left; vertical-align: top; }}
-span.critical {{ color: #fff; background: #b42318; border-radius: 3px; padding: 0 .3rem; font-size: .75rem; }}
-span.escalated {{ color: #fff; background: #6941c6; border-radius: 3px; padding: 0 .3rem; font-size: .75rem; }}
-small.card {{ color: #52606d; }}
-td.num {{ text-align: right; }} td.why {{ max-width: 28rem; color: #52606d; }}
-td.tier.high {{ color: #b42318; font-weight: 600; }} td.tier.medium {{ color: #b54708; }}
-.bar {{ margin-top: .8rem; display: flex; gap: .5rem; align-items: flex-start; }}
+form.filters {{ display: flex; flex-wrap: wrap; gap: .4rem .9rem; align-items: center; margin: .6rem 0 .3rem; }}
+table {{ margin-top: .8rem; }}
+span.critical, span.escalated {{ color: #fff; border-radius: 4px; padding: 0 .35rem; font-size: .72rem; font-weight: 600; }}
+span.critical {{ background: var(--error); }} span.escalated {{ background: var(--escalated); }}
+html.dark span.critical, html.dark span.escalated {{ color: #000; }}
+small.card {{ color: var(--fg-muted); }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }} td.why {{ max-width: 30rem; }}
+p.story {{ margin: 0 0 .2rem; color: var(--fg); }} em.reasons {{ display: block; color: var(--fg-muted); font-size: .78rem; }}
+details.numbers dl {{ display: grid; grid-template-columns: auto auto; gap: 0 .8rem; margin: .2rem 0;
+                      color: var(--fg-muted); font-size: .8rem; }}
+details.numbers dd {{ margin: 0; text-align: right; font-variant-numeric: tabular-nums; color: var(--fg); }}
+td.tier.high {{ color: var(--error); font-weight: 600; }} td.tier.medium {{ color: var(--warning); }}
+td.actions {{ white-space: nowrap; }} td.actions button {{ margin: 0 .15rem .25rem 0; }}
+.bar {{ margin-top: .8rem; display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-start; }}
 textarea {{ width: 28rem; height: 2.6rem; }}
-#message {{ margin-top: .6rem; padding: .4rem .6rem; min-height: 1.2rem; }}
-#message.ok {{ background: #e3f9e5; }} #message.refused {{ background: #fde8e8; color: #9b1c1c; }}
-.error {{ color: #9b1c1c; }} .ro {{ color: #7b8794; font-style: italic; }}
-tr:focus {{ outline: 2px solid #2f80ed; outline-offset: -2px; background: #f0f6ff; }}
-button:focus-visible, summary:focus-visible, input:focus-visible, select:focus-visible {{ outline: 2px solid #2f80ed; }}
-p.keys {{ color: #52606d; font-size: .8rem; margin: .4rem 0 0; }} kbd {{ border: 1px solid #bcccdc; border-radius: 3px; padding: 0 .25rem; }}
+#counts {{ margin: .3rem 0; }}
+#message {{ margin-top: .6rem; padding: .4rem .6rem; min-height: 1.2rem; border-radius: 6px; }}
+#message.ok {{ background: var(--success-bg); color: var(--success); }}
+#message.refused {{ background: var(--error-bg); color: var(--error); }}
+.error {{ color: var(--error); }} .ro {{ color: var(--fg-subtle); font-style: italic; }}
+tr:focus {{ outline: 2px solid var(--focus); outline-offset: -2px; background: var(--brand-subtle); }}
+p.keys {{ color: var(--fg-muted); font-size: .8rem; margin: .4rem 0 0; }}
 .sr {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }}
-details.override {{ margin-top: .3rem; }} details.override input.qty {{ width: 6rem; }}
-details.chart img {{ max-width: 100%; height: auto; border: 1px solid #d9e2ec; margin-top: .3rem; }}
+details.override {{ margin-top: .3rem; white-space: normal; }} details.override input.qty {{ width: 6rem; }}
+details.override label {{ display: block; margin: .2rem 0; }}
+details.chart img {{ max-width: 100%; height: auto; border: 1px solid var(--border); border-radius: 6px;
+                    background: #fff; margin-top: .3rem; }}
 </style></head>
 <body>
 <h1>Lines waiting for a decision</h1>
@@ -630,7 +681,7 @@ details.chart img {{ max-width: 100%; height: auto; border: 1px solid #d9e2ec; m
 {summary}
 <div class="bar">
   <textarea id="note" placeholder="Note recorded with the decision (optional; required to escalate)"></textarea>
-  <button id="approve-selected">Approve selected</button>
+  <button id="approve-selected" class="primary">Approve selected</button>
   <button id="reject-selected">Reject selected</button>
   <button id="escalate-selected" title="hand the lines up undecided, with the note">Escalate selected</button>
   <button id="approve-matching" title="every line the filters select that you may decide, after a confirmation">Approve all matching&hellip;</button>
@@ -640,7 +691,7 @@ details.chart img {{ max-width: 100%; height: auto; border: 1px solid #d9e2ec; m
 <kbd>a</kbd> approve, <kbd>r</kbd> reject, <kbd>x</kbd> select, <kbd>c</kbd> chart.</p>
 <table id="lines" data-dag-id="{run_dag_id}" data-ds="{run_ds}" data-query="{query}" aria-describedby="keys">
 <caption class="sr">Lines waiting for a decision; {count} shown</caption><thead><tr><th><input type="checkbox" id="pick-all" title="select all"></th><th>line</th>
-<th>tier</th><th>SKU</th><th>action</th><th>where</th><th>supplier</th><th>quantity</th><th>value</th>
+<th>tier</th><th>SKU</th><th>action</th><th>where</th><th>supplier</th><th>quantity</th><th>value ({currency})</th>
 <th>need by</th><th>why</th><th></th></tr></thead>
 <tbody>{rows}</tbody></table>
 <p><small>{count} line(s) shown. JSON: <a href="{api}/api/lines?{query}">{api}/api/lines</a></small></p>
@@ -780,8 +831,10 @@ document.querySelectorAll("details.chart").forEach((d) => {{ d.ontoggle = () => 
 // Approve one line with the quantity typed in its row, for the reason picked; the line keeps the proposal.
 document.querySelectorAll("button.override").forEach((b) => {{ b.onclick = async () => {{
   const form = b.closest("details");
+  const source = form.querySelector("select.source")?.value;
   const data = await send("/api/overrides", [b.dataset.line], {{
-    quantity: Number(form.querySelector("input.qty").value), reason: form.querySelector("select.reason").value}});
+    quantity: Number(form.querySelector("input.qty").value), reason: form.querySelector("select.reason").value,
+    ...(source ? {{source}} : {{}})}});
   if (data) [...data.decided, ...data.already_decided].forEach(drop);
 }}; }});
 </script>

@@ -19,6 +19,7 @@ from include.decisions.propose import (
     replenishment_levels,
 )
 from include.decisions.replenishment import order_cycle_shortage, pooled_safety_factors
+from include.decisions.sources import with_source_options
 from include.demand.history import split_series_id
 
 #: Curated master and state partitions the batch reads, as of the run's date.
@@ -41,7 +42,8 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
         day: the run's logical date.
         anomalies: today's demand anomalies (lines involving one say so).
         alternates: alternate suppliers per SKU, ranked (:func:`include.procurement.alternates.rank_alternates`),
-            for PO exceptions that move or split a line; ``None``: lines are expedited or accepted.
+            for PO exceptions that move or split a line and the other sources an order offers its approver
+            (:mod:`include.decisions.sources`); ``None``: PO lines are expedited or accepted.
         params: the policy's knobs (fill-rate targets, order cycle).
         calibration: the forecaster's measured out-of-sample error (:mod:`include.decisions.calibration`)
             for the replenishment levels; ``None``: ``sigma_cum`` as the backtest gave it.
@@ -64,7 +66,8 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
                               alternates=alternates, items=items, params=params),
     ]
     found = [p for p in parts if len(p)]
-    return pd.concat(found, ignore_index=True) if found else parts[0]
+    lines = pd.concat(found, ignore_index=True) if found else parts[0]
+    return with_source_options(lines, alternates=alternates, inventory=inventory, locations=locations)
 
 
 #: The inputs that hold rows per SKU: a shard of SKUs reads only its own.

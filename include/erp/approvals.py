@@ -553,40 +553,47 @@ def decide_lines(conn: psycopg.Connection, user: Approver, selection: list[tuple
 
 
 def override_line(conn: psycopg.Connection, user: Approver, line: tuple[str, int], *, quantity: float, reason: str,
-                  policy: Policy, note: str | None = None, run: tuple[str, dt.date] | None = None) -> DecisionOutcome:
-    """Approve one pending line with another quantity than the proposed one, as ``user``.
+                  policy: Policy, note: str | None = None, run: tuple[str, dt.date] | None = None,
+                  source: str | None = None) -> DecisionOutcome:
+    """Approve one pending line with another quantity or source than the proposed ones, as ``user``.
 
-    The line keeps the proposed quantity (``proposed_quantity``), who overrode it and the reason code; its
-    quantity and value become the approved ones, which is what is released. The audit trail records an
-    ``overridden`` entry (both quantities and values, the reason, the tier the new value implies) and the
-    ``approved`` one. A critical line is released at once, as any approved critical line.
+    The line keeps the proposed quantity (``proposed_quantity``) and source (``proposed_source``), who overrode
+    it and the reason code; its quantity, source, unit cost and value become the approved ones, which is what is
+    released. The audit trail records an ``overridden`` entry (both quantities, sources and values, the reason,
+    the tier the new value implies) and the ``approved`` one. A critical line is released at once, as any
+    approved critical line.
 
     Args:
         line: ``(doc_type, line_id)``.
         quantity: the approved quantity: from 0 to ``policy.overrides.max_ratio`` times the proposed one (at
-            least up to ``min_ceiling``), and not the proposed one (that is a plain approval).
+            least up to ``min_ceiling``).
         reason: one of ``policy.overrides.reason_codes``.
         policy: the governance policy (bounds, reason codes, tier rules).
         note: the user's note, recorded with the decision.
         run: ``(dag_id, ds)`` the line must belong to.
+        source: another supplier (an order) or distribution centre (a transfer) to approve the line from: one
+            of the line's ``explanation["source_options"]`` (:mod:`include.decisions.sources`), whose unit cost
+            the line takes; ``None`` or the proposed source keeps it. The quantity must meet the supplier's
+            minimum order, or fit the DC's free stock.
 
     Returns:
         The outcome, as :func:`decide_lines` (the line decided, or already decided by someone, or unknown).
 
     Raises:
-        BadRequest: a document type whose quantity the policy does not let a planner change, an unknown reason
-            code, a quantity that is not a number in bounds; nothing is changed.
+        BadRequest: a document type the policy does not let a planner change, an unknown reason code, a quantity
+            that is not a number in bounds, a source that is not one of the line's options, or the proposed
+            quantity and source unchanged (that is a plain approval); nothing is changed.
         NotAllowed: the user may not decide the line's tier, or the tier its new value implies (a value rule
             of the policy); nothing is changed.
         OutsideRun: the line is of another run than ``run``.
     """
-    from include.erp.staging import Override
+    from include.erp.staging import SOURCE_COLUMNS, Override
     from include.governance.policy import assign_tier
 
     rules = policy.overrides
     doc_type, line_id = line
     if doc_type not in rules.doc_types:
-        raise BadRequest(f"the quantity of a {doc_type} line cannot be overridden (policy overrides.doc_types: "
+        raise BadRequest(f"a {doc_type} line cannot be overridden (policy overrides.doc_types: "
                          f"{', '.join(rules.doc_types)}): approve or reject it")
     if reason not in rules.reason_codes:
         raise BadRequest(f"unknown override reason {reason!r} (policy overrides.reason_codes: "
@@ -594,6 +601,8 @@ def override_line(conn: psycopg.Connection, user: Approver, line: tuple[str, int
     if isinstance(quantity, bool) or not isinstance(quantity, int | float) or not quantity == quantity \
             or quantity in (float("inf"), float("-inf")):
         raise BadRequest(f"quantity must be a number, got {quantity!r}")
+    if source is not None and doc_type not in SOURCE_COLUMNS:
+        raise BadRequest(f"the source of a {doc_type} line cannot be changed, only its quantity")
     _require_decider(user)
     note = clean_note(note)
     outcome = DecisionOutcome()
@@ -602,10 +611,11 @@ def override_line(conn: psycopg.Connection, user: Approver, line: tuple[str, int
         if (doc_type, line_id) not in found:
             outcome.unknown.append({"doc_type": doc_type, "line_id": line_id})
             return outcome
+        column = SOURCE_COLUMNS.get(doc_type, "NULL")
         row = conn.execute(
-            f"SELECT status, decided_by, quantity, unit_cost, action, risk_tier, explanation"
+            f"SELECT status, decided_by, quantity, unit_cost, action, risk_tier, explanation, {column}"
             f" FROM erp_staging.{TABLES[doc_type]} WHERE line_id = %s", (line_id,)).fetchone()
-        status, decided_by, proposed, unit_cost, action, tier, explanation = row
+        status, decided_by, proposed, unit_cost, action, tier, explanation, proposed_source = row
         if status != "pending_approval":
             outcome.already_decided.append({"doc_type": doc_type, "line_id": line_id, "status": status,
                                             "decided_by": decided_by})
@@ -613,24 +623,61 @@ def override_line(conn: psycopg.Connection, user: Approver, line: tuple[str, int
         proposed, unit_cost = float(proposed), float(unit_cost)
         ceiling = rules.ceiling(proposed)
         quantity = round(float(quantity), 2)
+        what = f"{doc_type} #{line_id}"
         if not 0 <= quantity <= ceiling:
-            raise BadRequest(f"{doc_type} #{line_id}: quantity {quantity:g} is outside 0 to {ceiling:g} (policy "
-                             f"overrides.max_ratio {rules.max_ratio:g} x the proposed {proposed:g}). Nothing was changed.")
-        if quantity == proposed:
-            raise BadRequest(f"{doc_type} #{line_id}: {quantity:g} is the proposed quantity: approve the line instead")
+            raise BadRequest(f"{what}: quantity {quantity:g} is outside 0 to {ceiling:g} (policy overrides.max_ratio"
+                             f" {rules.max_ratio:g} x the proposed {proposed:g}). Nothing was changed.")
+        moved = source is not None and source != proposed_source
+        if moved:
+            unit_cost = _source_unit_cost(what, doc_type, explanation or {}, source, quantity, unit_cost)
+        if quantity == proposed and not moved:
+            raise BadRequest(f"{what}: {quantity:g} from {proposed_source or 'its source'} is what was proposed:"
+                             " approve the line instead")
         value = round(quantity * unit_cost, 2)
         implied, reasons = assign_tier({"doc_type": doc_type, "quantity": quantity, "value": value, "action": action,
                                         "explanation": explanation or {}}, policy)
         after = max(tier, implied, key=TIERS.index)
         if not user.may_decide(doc_type, after):
-            raise NotAllowed(f"{user.describe()} may not approve {doc_type} #{line_id} with {quantity:g}: at a value "
+            raise NotAllowed(f"{user.describe()} may not approve {what} with {quantity:g}: at a value "
                              f"of {value:,.2f} it is a {after}-tier line ({', '.join(reasons)}), decided by "
                              f"{' or '.join(user.deciders_of(doc_type, after))}. Nothing was changed.")
+        details: dict[str, Any] = {"tier": tier, "tier_after": after}
+        if moved:
+            details.update(proposed_source=proposed_source, source=source, unit_cost=unit_cost)
         decide(conn, doc_type, [line_id], approve=True, user=user.username, note=note,
-               overrides={line_id: Override(quantity, value, reason, {"tier": tier, "tier_after": after})})
+               overrides={line_id: Override(quantity, value, reason, details,
+                                            source=source if moved else None, unit_cost=unit_cost)})
         outcome.decided.append({"doc_type": doc_type, "line_id": line_id, "quantity": quantity,
-                                "proposed_quantity": proposed, "value": value})
+                                "proposed_quantity": proposed, "value": value,
+                                "source": source if moved else proposed_source, "proposed_source": proposed_source})
     return outcome
+
+
+def _source_unit_cost(what: str, doc_type: str, explanation: dict[str, Any], source: str, quantity: float,
+                      unit_cost: float) -> float:
+    """The unit cost of approving the line from ``source``, one of its ``source_options``.
+
+    Raises:
+        BadRequest: ``source`` is not an option of the line, or ``quantity`` is below the supplier's minimum
+            order or above the DC's free stock.
+    """
+    key = "supplier_id" if doc_type == "replenishment" else "from_location"
+    options = {str(o.get(key)): o for o in explanation.get("source_options") or [] if isinstance(o, dict)}
+    if source not in options:
+        offered = ", ".join(options) or "none"
+        raise BadRequest(f"{what}: {source!r} is not one of the line's other sources (offered: {offered})."
+                         " Nothing was changed.")
+    option = options[source]
+    if doc_type == "replenishment":
+        moq = float(option.get("moq_units") or 0)
+        if quantity < moq:
+            raise BadRequest(f"{what}: {quantity:g} is below {source}'s minimum order of {moq:g}. Nothing was changed.")
+        return float(option.get("unit_cost") or unit_cost)
+    free = float(option.get("free_stock") or 0)
+    if quantity > free:
+        raise BadRequest(f"{what}: {source} had {free:g} free when the line was proposed, less than {quantity:g}."
+                         " Nothing was changed.")
+    return unit_cost
 
 
 #: What an escalation message shows of a line, with what its audit entry needs.

@@ -26,9 +26,10 @@ TEMPLATE = "fulfilment_assignment_lines"
 APP_UPDATABLE = ("run_id, sku, from_location, to_location, supplier_id, po_id, po_line, action, quantity, unit_cost,"
                  " value, need_by, explanation, risk_tier, tier_reasons, status, decided_by, decided_at,"
                  " decision_note, released_at, updated_at")
-#: The override columns migration 0009 added to every line table: the quantity the workflow proposed, and who
-#: approved the line with another one and why. The application sets them once, with the approval.
-OVERRIDE_COLUMNS = "proposed_quantity, override_reason, overridden_by"
+#: The override columns migrations 0009 and 0010 added to every line table: the quantity and source the
+#: workflow proposed, and who approved the line with others and why. The application sets them once, with the
+#: approval.
+OVERRIDE_COLUMNS = "proposed_quantity, override_reason, overridden_by, proposed_source"
 #: Columns of ``released_lines`` after ``doc_type``.
 RELEASED_COLUMNS = ("line_id, idempotency_key, reverses_line_id, dag_id, ds, business_key, sku, from_location,"
                     " to_location, supplier_id, po_id, po_line, action, quantity, unit_cost, value, need_by,"
@@ -66,11 +67,11 @@ ALTER TABLE {t} OWNER TO shelfwise_owner;
 GRANT SELECT, INSERT ON {t} TO shelfwise_app;
 GRANT UPDATE ({APP_UPDATABLE}) ON {t} TO shelfwise_app;
 GRANT USAGE ON SEQUENCE {seq} TO shelfwise_app;
--- The override columns exist from 0009 on (a table added before it gets them, and the grant, from 0009).
+-- The override columns exist from 0010 on (a table added before it gets them, and the grant, from 0009 and 0010).
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'erp_staging'
-               AND table_name = '{table}' AND column_name = 'overridden_by') THEN
+               AND table_name = '{table}' AND column_name = 'proposed_source') THEN
         GRANT UPDATE ({OVERRIDE_COLUMNS}) ON {t} TO shelfwise_app;
     END IF;
 END $$;

@@ -446,21 +446,30 @@ def _as_date(ds: str | dt.date) -> dt.date:
     return ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds)[:10])
 
 
+#: The column that names a line's source, per document type whose source a planner may change.
+SOURCE_COLUMNS = {"replenishment": "supplier_id", "transfer": "from_location"}
+
+
 @dataclass(frozen=True)
 class Override:
-    """An approval with another quantity than the proposed one (:func:`decide`).
+    """An approval with another quantity or source than the proposed ones (:func:`decide`).
 
     Attributes:
         quantity: the approved quantity, released instead of the proposed one.
-        value: its value at the line's unit cost.
+        value: its value at the approved unit cost.
         reason: the reason code (the policy's ``overrides.reason_codes``).
         details: what the audit entry ``overridden`` records beside the quantities (the tier it implies...).
+        source: the approved source (supplier of an order, DC of a transfer: :data:`SOURCE_COLUMNS`), or
+            ``None`` to keep the proposed one.
+        unit_cost: the approved source's unit cost (with ``source``).
     """
 
     quantity: float
     value: float
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    unit_cost: float | None = None
 
 
 def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, approve: bool, user: str,
@@ -468,8 +477,9 @@ def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, appr
     """Approve or reject pending lines as ``user``; the first decision on a line stands.
 
     Args:
-        overrides: line id -> :class:`Override`: the line is approved with that quantity, keeping the proposed
-            one in ``proposed_quantity`` (an ``overridden`` audit entry records both before ``approved``).
+        overrides: line id -> :class:`Override`: the line is approved with that quantity (and source), keeping
+            the proposed ones in ``proposed_quantity`` (and ``proposed_source``); an ``overridden`` audit entry
+            records both before ``approved``.
 
     Returns:
         ``{"decided": [...], "already_decided": [...], "unknown": [...]}`` line ids.
@@ -499,10 +509,16 @@ def decide(conn: psycopg.Connection, doc_type: str, line_ids: list[int], *, appr
                     " WHERE line_id=%s", (target, user, note, line_id),
                 )
             else:
+                sets, args = "", []
+                if change.source is not None:
+                    # The right-hand sides read the row as it was: proposed_source keeps the proposed source.
+                    column = SOURCE_COLUMNS[doc_type]
+                    sets, args = f", proposed_source={column}, {column}=%s, unit_cost=%s", [change.source, change.unit_cost]
                 conn.execute(
                     f"UPDATE erp_staging.{table} SET status=%s, decided_by=%s, decided_at=now(), decision_note=%s,"
-                    " quantity=%s, value=%s, proposed_quantity=quantity, override_reason=%s, overridden_by=%s"
-                    " WHERE line_id=%s", (target, user, note, change.quantity, change.value, change.reason, user, line_id),
+                    f" quantity=%s, value=%s, proposed_quantity=quantity, override_reason=%s, overridden_by=%s{sets}"
+                    " WHERE line_id=%s",
+                    (target, user, note, change.quantity, change.value, change.reason, user, *args, line_id),
                 )
                 audit(conn, "overridden", actor=user, doc_type=doc_type, key=key, from_status=status,
                       to_status=target, dag_id=dag_id, run_id=run_id, ds=ds, note=note,

@@ -473,6 +473,8 @@ class PolicyFile(_Strict):
     finance: Finance = Field(default_factory=Finance)
     baseline_replay: BaselineReplay = Field(default_factory=BaselineReplay)
     overrides: Overrides = Field(default_factory=Overrides)
+    #: The ISO 4217 code values are shown in (unit costs, line values, margins) on the pages.
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     costs: dict[StrictStr, Number] = Field(default_factory=dict)
     stale_inputs: dict[DocType, Items[StrictStr]] = Field(default_factory=lambda: dict(STALE_INPUTS))
     #: The executive dashboard's target per KPI (its catalogue's keys); ``null`` shows no target.
@@ -561,6 +563,8 @@ class Policy:
     finance: Finance = field(default_factory=Finance)
     baseline_replay: BaselineReplay = field(default_factory=BaselineReplay)
     overrides: Overrides = field(default_factory=Overrides)
+    #: The ISO 4217 code of the values shown on the pages.
+    currency: str = "USD"
     #: Contracts each document type's lines depend on (see :data:`STALE_INPUTS`).
     stale_inputs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(STALE_INPUTS))
     #: The policy's own KPI targets (``kpi_targets``); the dashboard fills in its defaults for the rest.
@@ -601,6 +605,7 @@ class Policy:
             finance=doc.finance,
             baseline_replay=doc.baseline_replay,
             overrides=doc.overrides,
+            currency=doc.currency,
             stale_inputs=dict(doc.stale_inputs),
             kpi_targets=dict(doc.kpi_targets),
         )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from include.reporting.dashboard_svg import Axis, decisions_chart, esc, kpi_chart, night_axis
+from include.reporting.theme import theme_head
 
 
 def _axis(rows: pd.DataFrame) -> Axis:
@@ -78,32 +79,33 @@ def render_page(rows: pd.DataFrame, effect: pd.DataFrame | None, targets: Mappin
     span = f"{len(rows)} night(s), {esc(axis.first)} to {esc(axis.last)}, {degraded} degraded" if len(rows) else ""
     foot = " ".join(f'<a href="{esc(url)}">{esc(label)}</a>' for label, url in links.items())
     attr = f' nonce="{esc(nonce)}"' if nonce else ""
-    return _PAGE.format(title=esc(title), nonce=attr, span=span, notice=notice, options=options, hidden=hidden,
+    return _PAGE.format(theme=theme_head(nonce), title=esc(title), nonce=attr, span=span, notice=notice, options=options, hidden=hidden,
                         cards=cards, decisions=_decisions(effect, rows), foot=foot, segment=esc(segment))
 
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shelfwise executive dashboard</title>
+{theme}
 <style{nonce}>
-body {{ font-family: system-ui, sans-serif; margin: 1rem 1.5rem; color: #1f2933; }}
-h1 {{ font-size: 1.3rem; margin: 0 0 .3rem; }} h2 {{ font-size: .95rem; margin: 0 0 .2rem; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(310px, 1fr)); gap: .8rem; }}
-section.kpi {{ border: 1px solid #d9e2ec; border-left: 4px solid #9aa5b1; padding: .4rem .5rem; }}
-section.kpi.good {{ border-left-color: #1f7a3f; }} section.kpi.bad {{ border-left-color: #b42318; }}
-section.kpi.good strong {{ color: #1f7a3f; }} section.kpi.bad strong {{ color: #b42318; }}
+section.kpi {{ background: var(--panel); border: 1px solid var(--border); border-left: 4px solid var(--fg-subtle);
+              border-radius: 6px; padding: .45rem .6rem; }}
+section.kpi.good {{ border-left-color: var(--success); }} section.kpi.bad {{ border-left-color: var(--error); }}
+section.kpi.good strong {{ color: var(--success); }} section.kpi.bad strong {{ color: var(--error); }}
 p.latest {{ margin: 0 0 .2rem; }}
-svg.chart {{ display: block; }} .series {{ fill: none; stroke: #3b6ea8; stroke-width: 1.4; }}
-.dot, .latest {{ fill: #3b6ea8; }} .target {{ stroke: #52606d; stroke-dasharray: 4 3; stroke-width: 1; }}
-rect.degraded, .sw.degraded {{ fill: #fde7c8; background: #fde7c8; }}
-.tick, .none {{ font-size: 8px; fill: #7b8794; }}
-rect.approved, .sw.approved {{ fill: #1f7a3f; background: #1f7a3f; }}
-rect.rejected, .sw.rejected {{ fill: #b42318; background: #b42318; }}
-rect.expired, .sw.expired {{ fill: #9aa5b1; background: #9aa5b1; }}
+svg.chart {{ display: block; }} .series {{ fill: none; stroke: var(--brand); stroke-width: 1.4; }}
+.dot, .latest {{ fill: var(--brand); }} .target {{ stroke: var(--fg-muted); stroke-dasharray: 4 3; stroke-width: 1; }}
+rect.degraded, .sw.degraded {{ fill: var(--warning-bg); background: var(--warning-bg); }}
+.tick, .none {{ font-size: 8px; fill: var(--fg-subtle); }}
+rect.approved, .sw.approved {{ fill: var(--success); background: var(--success); }}
+rect.rejected, .sw.rejected {{ fill: var(--error); background: var(--error); }}
+rect.expired, .sw.expired {{ fill: var(--fg-subtle); background: var(--fg-subtle); }}
 .sw {{ display: inline-block; width: .9rem; height: .7rem; vertical-align: middle; }}
-.sw.line {{ border-top: 2px solid #3b6ea8; height: 0; }} .sw.target {{ border-top: 2px dashed #52606d; height: 0; }}
-section.decisions {{ margin-top: 1.2rem; }} section.decisions table {{ border-collapse: collapse; }}
-section.decisions th, section.decisions td {{ text-align: left; padding: .15rem .6rem .15rem 0; font-size: .85rem; }}
-td.num {{ text-align: right; }} .notice {{ color: #9b1c1c; }} .legend {{ font-size: .85rem; color: #52606d; }}
+.sw.line {{ border-top: 2px solid var(--brand); height: 0; }} .sw.target {{ border-top: 2px dashed var(--fg-muted); height: 0; }}
+section.decisions {{ margin-top: 1.2rem; }} section.decisions table {{ width: auto; }}
+section.decisions th, section.decisions td {{ padding: .15rem .6rem .15rem 0; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }} .notice {{ color: var(--error); }}
+.legend {{ font-size: .85rem; color: var(--fg-muted); }}
 </style></head>
 <body>
 <h1>Executive dashboard: {title}</h1>

@@ -213,7 +213,13 @@ def _queue(n: int = 50) -> pd.DataFrame:
             "to_location": f"S{i % 7:04d}", "supplier_id": "SUP002" if doc == "replenishment" else None,
             "po_id": None, "po_line": None, "action": "order" if doc == "replenishment" else "replenish",
             "quantity": 10.0 + i, "unit_cost": 2.0, "value": (10.0 + i) * 2.0, "need_by": DS + dt.timedelta(days=2),
-            "explanation": {"on_hand": 3.0, "in_transit": 0.0, "mean_daily_forecast": 2.0, "lead_time_days": 2.0},
+            "explanation": {"forecast_over_lead_time": 4.0, "safety_stock": 2.5, "reorder_point": 6.5,
+                            "order_up_to": 13.0 + i, "inventory_position": 3.0, "on_hand": 3.0, "in_transit": 0.0,
+                            "mean_daily_forecast": 2.0, "lead_time_days": 2.0, "model": "ses", "fallback_reason": None,
+                            **({"supplier_late_rate": 0.25} if doc == "replenishment" else {}),
+                            **({"source_options": [{"supplier_id": "SUP003", "unit_cost": 1.8, "lead_time_days": 3.0,
+                                                    "moq_units": 0.0, "case_pack": 1, "reliability": 88.0}]}
+                               if doc == "replenishment" else {})},
             "risk_tier": tier, "tier_reasons": [f"{tier}_value"], "auto_approve": False})
     return pd.DataFrame(rows)
 
@@ -227,6 +233,19 @@ def test_planner_works_a_queue_of_50_lines_by_keyboard_overrides_one_and_bulk_ap
     page = login(browser, base, "planner", path)
     assert page.locator("tbody tr[data-line]").count() == 50
     assert "<strong>50</strong>" in page.locator("#counts").inner_html()
+    # Each line says why in a sentence, its numbers with their units one click away, None fields left out.
+    story = page.locator("tbody tr[data-business-key=q-48] p.story").inner_text()
+    assert story == ("SKU00048 at S0006 will run out in 1.5 days: 3 units in stock vs 4 units forecast over the 2-day"
+                     " lead time; ordering 58 units from SUP002 brings it up to 61 units. Supplier SUP002 has been"
+                     " late on 25% of recent deliveries.")
+    numbers = page.locator("tbody tr[data-business-key=q-48] details.numbers")
+    assert not numbers.get_attribute("open")
+    numbers.locator("summary").click()
+    pairs = numbers.locator("dt").all_inner_texts(), numbers.locator("dd").all_inner_texts()
+    assert dict(zip(*pairs, strict=True))["mean daily forecast"] == "2 units/day"
+    assert "fallback reason" not in numbers.inner_text()
+    numbers.locator("summary").click()
+    page.evaluate("() => document.activeElement.blur()")
     shot(page, "queue-01-planner")
 
     # By keyboard: j to the first line (the queue is by impact: the high lines first, read only for a planner),
@@ -245,15 +264,18 @@ def test_planner_works_a_queue_of_50_lines_by_keyboard_overrides_one_and_bulk_ap
     page.keyboard.press("r")
     assert wait_message(page) == "1 line(s) rejected."
 
-    # An override of a replenishment's quantity, for a reason.
+    # An override of a replenishment's quantity and supplier, for a reason.
     page.locator("#message").evaluate("m => { m.textContent = ''; }")
     row = page.locator("tbody tr[data-tier=medium][data-line^=replenishment]").first
     overridden_key = row.get_attribute("data-business-key")
     row.locator("details.override summary").click()
     row.locator("input.qty").fill("25")
-    row.locator("select.reason").select_option("promotion_plan")
+    row.locator("select.source").select_option("SUP003")
+    row.locator("select.reason").select_option("supplier_constraint")
+    shot(page, "queue-01b-override")
     row.locator("button.override").click()
-    assert "approved with 25 instead of the proposed" in wait_message(page)
+    said = wait_message(page)
+    assert "approved with 25 instead of the proposed" in said and "from SUP003 instead of SUP002" in said
 
     # A line's chart, then every medium transfer at once, after a confirmation stating count and value.
     chart = page.locator("tbody tr[data-line] details.chart").first
@@ -284,14 +306,48 @@ def test_planner_works_a_queue_of_50_lines_by_keyboard_overrides_one_and_bulk_ap
         audit = conn.execute("SELECT action, actor, details->>'reason' FROM erp_staging.audit_log WHERE dag_id = %s"
                              " AND action IN ('approved', 'rejected', 'overridden') ORDER BY audit_id",
                              (dag_id,)).fetchall()
+        (source_before,) = conn.execute("SELECT proposed_source FROM erp_staging.all_lines WHERE dag_id = %s AND"
+                                        " business_key = %s", (dag_id, overridden_key)).fetchone()
     transfers = [k for k in lines.index if lines.loc[k, "doc_type"] == "transfer" and lines.loc[k, "risk_tier"] == "medium"]
     assert lines.loc[approved_key, "status"] == "released" and lines.loc[rejected_key, "status"] == "rejected"
     assert (lines.loc[overridden_key, "status"], float(lines.loc[overridden_key, "quantity"])) == ("released", 25.0)
+    assert (lines.loc[overridden_key, "supplier_id"], source_before) == ("SUP003", "SUP002")
     assert set(lines.loc[transfers, "status"]) <= {"released", "rejected"}
     assert set(lines.loc[lines["risk_tier"] == "high", "status"]) == {"pending_approval"}
-    assert ("overridden", "planner", "promotion_plan") in audit
+    assert ("overridden", "planner", "supplier_constraint") in audit
     assert {a[1] for a in audit} == {"planner"}
     assert sum(a[0] == "approved" for a in audit) == 2 + left  # the keyboard's, the override's and the bulk's
+
+
+def test_the_workbench_follows_the_airflow_ui_light_and_dark_mode(airflow, browser, erp_url):
+    base, dag_id = airflow["base"], f"e2e_theme_{uuid.uuid4().hex[:8]}"
+    with db.connect(erp_url) as conn:
+        stage_batch(conn, _queue(6), dag_id=dag_id, run_id=f"manual__{DS}", ds=DS)
+    path = f"/shelfwise/approvals?dag_id={dag_id}&ds={DS.isoformat()}"
+    page = login(browser, base, "planner", path)
+    look = ("() => ({dark: document.documentElement.classList.contains('dark'),"
+            " bg: getComputedStyle(document.body).backgroundColor, fg: getComputedStyle(document.body).color})")
+    assert page.evaluate(look) == {"dark": False, "bg": "rgb(255, 255, 255)", "fg": "rgb(0, 0, 0)"}
+    # The Airflow UI keeps its mode in the origin's storage: the page, opened on its own, follows it.
+    page.evaluate("() => localStorage.setItem('theme', 'dark')")
+    page.reload()
+    page.wait_for_selector("#who")
+    dark = page.evaluate(look)
+    assert dark["dark"] and dark["bg"] == "rgb(0, 0, 0)" and dark["fg"] != "rgb(0, 0, 0)"
+    shot(page, "queue-04-dark")
+
+    # Inside the Airflow UI, framed by its navigation entry, the page takes the UI's mode and follows its toggle.
+    page.goto(f"{base}/plugin/shelfwise-approvals")
+    frame = page.frame_locator("iframe")
+    frame.locator("#who").wait_for(timeout=30_000)
+    inner = page.frames[-1]
+    assert page.evaluate("() => document.documentElement.classList.contains('dark')")
+    inner.wait_for_function("() => document.documentElement.classList.contains('dark')", timeout=10_000)
+    shot(page, "queue-05-in-airflow-dark")
+    page.evaluate("() => document.documentElement.classList.replace('dark', 'light')")
+    inner.wait_for_function("() => !document.documentElement.classList.contains('dark')", timeout=10_000)
+    assert inner.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+    page.context.close()
 
 
 # --- finance review items ----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 #: The ERP staging migrations, in order.
 REVISIONS = ("0001_erp_staging", "0002_forecast_scores", "0003_integrity", "0004_degraded_night",
              "0005_fulfilment_assignment", "0006_supplier_scorecards", "0007_return_disposition",
-             "0008_finance_review", "0009_overrides")
+             "0008_finance_review", "0009_overrides", "0010_override_source")
 DS = dt.date(2026, 3, 14)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from include.erp import db
 from include.erp.staging import run_lines
+from include.reporting.line_text import line_story
 from include.runs import Run
 from tests.worlds import clear_run_lines, dags_test, intraday_world
 
@@ -68,6 +69,7 @@ def test_an_afternoon_surge_becomes_urgent_lines_through_the_gate(world, world_r
     for key in ("surge_ratio", "hours_to_stockout", "margin_at_stake", "move_cost", "as_of"):
         assert key in explanation
     assert explanation["as_of"] == f"{DS}T{HOUR:02d}"
+    assert all(" the forecast since " in line_story(line) for line in lines.to_dict("records"))
     # The fast lane: a critical line within policy went to the ERP when it was staged; one waiting for a
     # planner was escalated by the gate, which then waited on until its deadline.
     critical = lines[lines["explanation"].map(lambda e: bool(e.get("critical")))]

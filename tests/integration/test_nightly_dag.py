@@ -23,6 +23,7 @@ import pytest
 
 from include.erp import db
 from include.erp.staging import decide, pending_count, run_lines
+from include.reporting.line_text import line_story
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import required_action  # noqa: E402 - scripts/ is not a package
@@ -140,6 +141,9 @@ def test_planner_decisions_release_only_approved_lines_and_rerun_is_idempotent(w
     with db.connect() as conn:
         lines = run_lines(conn, DAG_ID, DS)
         waiting = lines[lines["status"] == "pending_approval"]
+        # Every line of the night reads as a sentence on the approvals page, from what the night staged.
+        stories = [line_story(line) for line in lines.to_dict("records")]
+        assert all(stories), lines.loc[[not s for s in stories], ["doc_type", "action", "explanation"]]
         auto = set(lines.loc[lines["status"] == "auto_approved", "idempotency_key"])
         # Line by line (as in the approvals page): high-tier lines by the manager (a planner may not
         # decide them), and half of the others by the planner...

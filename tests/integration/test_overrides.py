@@ -1,10 +1,13 @@
-"""Planner overrides against the real PostgreSQL: a pending line approved with another quantity keeps the
-proposal, the audit trail records both, the ERP receives the approved quantity, the policy's bounds, reason
-codes and tiers hold, and the database refuses any other way of changing a quantity."""
+"""Planner overrides against the real PostgreSQL: a pending line approved with another quantity or source keeps
+the proposal, the audit trail records both, the ERP receives the approved quantity and source, the policy's
+bounds, reason codes and tiers and the line's source options hold, and the database refuses any other way of
+changing a quantity or source."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from decimal import Decimal
 
 import pandas as pd
 import psycopg
@@ -21,6 +24,17 @@ PLANNER = approver("planner", "user", POLICY)
 MANAGER = approver("manager", "op", POLICY)
 
 
+#: The other sources the night offered (``include.decisions.sources``): two suppliers for the cheap order, one DC
+#: for the transfer.
+OPTIONS = {
+    "cheap": [{"supplier_id": "SUP003", "unit_cost": 3.5, "lead_time_days": 4.0, "moq_units": 20.0, "case_pack": 1,
+               "reliability": 91.0},
+              {"supplier_id": "SUP004", "unit_cost": 2.8, "lead_time_days": 9.0, "moq_units": 0.0, "case_pack": 1,
+               "reliability": None}],
+    "move": [{"from_location": "DC02", "region": "South", "free_stock": 6.0}],
+}
+
+
 def _batch() -> pd.DataFrame:
     """Pending medium lines: two replenishments (one of costly units), a transfer and a PO exception."""
     spec = [("cheap", "replenishment", 10, 3.0), ("costly", "replenishment", 10, 200.0), ("move", "transfer", 4, 1.0),
@@ -29,8 +43,9 @@ def _batch() -> pd.DataFrame:
         "doc_type": doc, "business_key": bk, "sku": f"SKU-{bk}", "from_location": "DC01", "to_location": "S0001",
         "supplier_id": "SUP001", "po_id": "PO1" if doc == "po_exception" else None,
         "po_line": 1 if doc == "po_exception" else None, "action": "order", "quantity": qty, "unit_cost": cost,
-        "value": qty * cost, "need_by": DS, "explanation": {"model": "ses"}, "risk_tier": "medium",
-        "tier_reasons": ["medium_rule"], "auto_approve": False} for bk, doc, qty, cost in spec])
+        "value": qty * cost, "need_by": DS,
+        "explanation": {"model": "ses", **({"source_options": OPTIONS[bk]} if bk in OPTIONS else {})},
+        "risk_tier": "medium", "tier_reasons": ["medium_rule"], "auto_approve": False} for bk, doc, qty, cost in spec])
 
 
 @pytest.fixture
@@ -47,7 +62,8 @@ def test_an_override_approves_the_new_quantity_keeps_the_proposal_and_the_erp_ge
     out = override_line(conn, PLANNER, _line(lines, "cheap"), quantity=25, reason="promotion_plan",
                         note="the week-49 promotion is not in the plan", policy=POLICY, run=(dag_id, DS))
     assert out.decided == [{"doc_type": "replenishment", "line_id": _line(lines, "cheap")[1], "quantity": 25.0,
-                            "proposed_quantity": 10.0, "value": 75.0}]
+                            "proposed_quantity": 10.0, "value": 75.0, "source": "SUP001",
+                            "proposed_source": "SUP001"}]
     row = conn.execute("SELECT status, quantity, value, proposed_quantity, override_reason, overridden_by, decided_by,"
                        " decision_note FROM erp_staging.replenishment_order_lines WHERE line_id = %s",
                        (_line(lines, "cheap")[1],)).fetchone()
@@ -72,11 +88,11 @@ def test_an_override_approves_the_new_quantity_keeps_the_proposal_and_the_erp_ge
 @pytest.mark.parametrize(("bk", "quantity", "reason", "message"), [
     ("move", 12.01, "other", r"transfer #\d+: quantity 12.01 is outside 0 to 12 \(policy overrides.max_ratio 3"),
     ("move", -1, "other", r"quantity -1 is outside 0 to 12"),
-    ("move", 4, "other", r"4 is the proposed quantity: approve the line instead"),
+    ("move", 4, "other", r"4 from DC01 is what was proposed: approve the line instead"),
     ("move", float("nan"), "other", r"quantity must be a number"),
     ("move", True, "other", r"quantity must be a number"),
     ("move", 6, "gut_feeling", r"unknown override reason 'gut_feeling' \(policy overrides.reason_codes: promotion_plan"),
-    ("po", 6, "other", r"the quantity of a po_exception line cannot be overridden"),
+    ("po", 6, "other", r"a po_exception line cannot be overridden"),
 ])
 def test_out_of_policy_overrides_are_refused_and_change_nothing(conn, dag_id, lines, bk, quantity, reason, message):
     with pytest.raises(BadRequest, match=message):
@@ -141,3 +157,92 @@ def test_api_overrides_one_line_of_the_named_run(approvals_client, conn, dag_id,
     assert done.json()["message"] == (f"replenishment #{_line(lines, 'cheap')[1]} approved with 12 instead of the "
                                       "proposed 10 (shelf_space).")
     assert run_lines(conn, dag_id, DS).set_index("business_key").loc["cheap", "quantity"] == 12
+
+
+def test_a_source_override_approves_another_supplier_at_its_cost_and_the_erp_gets_it(conn, dag_id, lines):
+    cheap = _line(lines, "cheap")
+    out = override_line(conn, PLANNER, cheap, quantity=10, source="SUP004", reason="supplier_constraint",
+                        note="SUP001 is on strike", policy=POLICY, run=(dag_id, DS))
+    assert out.decided == [{"doc_type": "replenishment", "line_id": cheap[1], "quantity": 10.0,
+                            "proposed_quantity": 10.0, "value": 28.0, "source": "SUP004",
+                            "proposed_source": "SUP001"}]
+    row = conn.execute("SELECT status, supplier_id, proposed_source, unit_cost, value, quantity, proposed_quantity"
+                       " FROM erp_staging.replenishment_order_lines WHERE line_id = %s", (cheap[1],)).fetchone()
+    assert row == ("approved", "SUP004", "SUP001", Decimal("2.8"), 28, 10, 10)
+    details = conn.execute("SELECT details FROM erp_staging.audit_log WHERE idempotency_key = %s AND action ="
+                           " 'overridden'", (lines.loc["cheap", "idempotency_key"],)).fetchone()[0]
+    assert details == {"proposed_quantity": 10.0, "quantity": 10.0, "proposed_value": 30.0, "value": 28.0,
+                       "reason": "supplier_constraint", "tier": "medium", "tier_after": "medium",
+                       "proposed_source": "SUP001", "source": "SUP004", "unit_cost": 2.8}
+    release_approved(conn, dag_id, DS, run_id="r1")
+    released = conn.execute("SELECT supplier_id, quantity, unit_cost, value FROM erp_staging.released_lines"
+                            " WHERE idempotency_key = %s", (lines.loc["cheap", "idempotency_key"],)).fetchone()
+    assert released == ("SUP004", 10, Decimal("2.8"), 28)
+
+
+def test_a_transfer_ships_from_another_dc_with_its_quantity(conn, dag_id, lines):
+    move = _line(lines, "move")
+    out = override_line(conn, PLANNER, move, quantity=6, source="DC02", reason="other", policy=POLICY)
+    assert out.decided[0] | {"line_id": 0} == {"doc_type": "transfer", "line_id": 0, "quantity": 6.0,
+                                               "proposed_quantity": 4.0, "value": 6.0, "source": "DC02",
+                                               "proposed_source": "DC01"}
+    row = conn.execute("SELECT from_location, proposed_source, to_location, quantity FROM erp_staging."
+                       "stock_transfer_lines WHERE line_id = %s", (move[1],)).fetchone()
+    assert row == ("DC02", "DC01", "S0001", 6)
+
+
+@pytest.mark.parametrize(("bk", "quantity", "source", "message"), [
+    ("cheap", 10, "SUP009", r"'SUP009' is not one of the line's other sources \(offered: SUP003, SUP004\)"),
+    ("cheap", 10, "SUP003", r"10 is below SUP003's minimum order of 20"),
+    ("move", 7, "DC02", r"DC02 had 6 free when the line was proposed, less than 7"),
+    ("costly", 10, "SUP003", r"not one of the line's other sources \(offered: none\)"),
+    ("cheap", 10, "SUP001", r"10 from SUP001 is what was proposed: approve the line instead"),
+])
+def test_a_source_that_is_not_an_option_or_does_not_fit_is_refused(conn, dag_id, lines, bk, quantity, source,
+                                                                    message):
+    with pytest.raises(BadRequest, match=message):
+        override_line(conn, PLANNER, _line(lines, bk), quantity=quantity, source=source, reason="other",
+                      policy=POLICY)
+    assert set(run_lines(conn, dag_id, DS)["status"]) == {"pending_approval"}
+
+
+def test_a_document_type_without_a_source_column_may_change_only_its_quantity(conn, dag_id, lines):
+    rules = POLICY.overrides.model_copy(update={"doc_types": [*POLICY.overrides.doc_types, "po_exception"]})
+    policy = dataclasses.replace(POLICY, overrides=rules)
+    with pytest.raises(BadRequest, match="the source of a po_exception line cannot be changed, only its quantity"):
+        override_line(conn, PLANNER, _line(lines, "po"), quantity=8, source="SUP003", reason="other", policy=policy)
+    assert override_line(conn, PLANNER, _line(lines, "po"), quantity=6, reason="other", policy=policy).decided
+
+
+def test_the_database_refuses_a_source_change_that_is_not_an_override(conn, dag_id, lines, erp_url):
+    cheap = int(lines.loc["cheap", "line_id"])
+    conn.commit()
+    with psycopg.connect(erp_url) as app:
+        for sql in ("UPDATE erp_staging.replenishment_order_lines SET status = 'approved', decided_by = 'x',"
+                    " supplier_id = 'SUP004' WHERE line_id = %s",
+                    "UPDATE erp_staging.replenishment_order_lines SET proposed_source = 'SUP001' WHERE line_id = %s"):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                with app.transaction():
+                    app.execute(sql, (cheap,))
+    override_line(conn, PLANNER, _line(lines, "cheap"), quantity=10, source="SUP004", reason="other", policy=POLICY)
+    conn.commit()
+    with psycopg.connect(erp_url) as app, pytest.raises(psycopg.errors.CheckViolation, match="can no longer be changed"):
+        app.execute("UPDATE erp_staging.replenishment_order_lines SET supplier_id = 'SUP003' WHERE line_id = %s",
+                    (cheap,))
+
+
+def test_api_overrides_the_source_and_the_page_offers_the_options(approvals_client, dag_id, lines):
+    planner, run = approvals_client("planner", "user"), {"dag_id": dag_id, "ds": DS.isoformat()}
+    page = planner.get(f"/approvals?dag_id={dag_id}&ds={DS}").text
+    assert '<option value="SUP003">SUP003 (cost 3.50, 4 d lead time, MOQ 20, reliability 91/100)</option>' in page
+    assert '<option value="DC02">DC02 (South, 6 free)</option>' in page
+    assert "source options" not in page  # offered in the control, not dumped with the numbers
+    key = f"replenishment:{_line(lines, 'cheap')[1]}"
+    bad = planner.post("/api/overrides", json={"lines": [key], "quantity": 10, "source": "SUP 1; --",
+                                               "reason": "other", **run})
+    assert bad.status_code == 422
+    done = planner.post("/api/overrides", json={"lines": [key], "quantity": 20, "source": "SUP003",
+                                                "reason": "supplier_constraint", **run})
+    assert done.status_code == 200, done.text
+    assert done.json()["message"] == (f"{key.replace(':', ' #')} approved with 20 instead of the proposed 10, from "
+                                      "SUP003 instead of SUP001 (supplier_constraint).")

@@ -98,7 +98,7 @@ def test_api_pages_and_counts_and_the_page_links_to_the_next(approvals_client, c
     assert client.get(f"/api/lines?dag_id={run.dag_id}&sort=random").status_code == 422
     assert client.get(f"/api/lines?dag_id={run.dag_id}&offset=-2").status_code == 422
     html = client.get(f"/approvals?dag_id={run.dag_id}&search=sku00&limit=4&sort=value").text
-    assert "<strong>6</strong> line(s) waiting, worth 2,150.00" in html and "Showing 1 to 4." in html
+    assert "<strong>6</strong> line(s) waiting, worth 2,150.00 USD" in html and "Showing 1 to 4." in html
     assert 'rel="next">next 4</a>' in html and "offset=4" in html and 'rel="prev"' not in html
     assert '<option value="value" selected>' in html
 

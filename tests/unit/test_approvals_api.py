@@ -173,8 +173,10 @@ def _assert_page_csp(response) -> None:
     csp = response.headers["Content-Security-Policy"]
     nonce = re.search(r"script-src 'nonce-([\w-]+)'", csp)[1]
     assert f"style-src 'nonce-{nonce}'" in csp and "frame-ancestors 'self'" in csp and "default-src 'self'" in csp
-    assert re.findall(r"<script nonce=\"([\w-]+)\">", response.text) == [nonce]
-    assert re.findall(r"<style nonce=\"([\w-]+)\">", response.text) == [nonce]
+    # The theme's style and script, then the page's own: every one carries this response's nonce.
+    assert re.findall(r"<script nonce=\"([\w-]+)\">", response.text) == [nonce, nonce]
+    assert re.findall(r"<style nonce=\"([\w-]+)\">", response.text) == [nonce, nonce]
+    assert "<script>" not in response.text and "<style>" not in response.text
     assert "unsafe-inline" not in csp
     _assert_common_headers(response)
 

@@ -196,7 +196,7 @@ def _set(path: list, value):
     ("mutate", "anchor", "message"),
     [
         pytest.param(_set(["reviewers"], ["x"]), "reviewers:",
-                     "unknown key 'reviewers' (allowed: auto_approve_tiers, baseline_replay, costs, deciders, "
+                     "unknown key 'reviewers' (allowed: auto_approve_tiers, baseline_replay, costs, currency, deciders, "
                      "deciders_by_doc_type, "
                      "fast_lane, finance, forecasting, gate, intraday, kpi_targets, monitoring, orchestration, overrides, "
                      "procurement, "
