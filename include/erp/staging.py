@@ -659,8 +659,8 @@ def reverse_line(conn: psycopg.Connection, doc_type: str, line_id: int, *, actor
 def pending_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.DataFrame:
     """The lines of a run waiting for a planner, largest value first, with explanation and tier reasons."""
     cur = conn.execute(
-        "SELECT doc_type, line_id, risk_tier, business_key, sku, from_location, to_location, supplier_id, action,"
-        " quantity, value, tier_reasons, explanation FROM erp_staging.all_lines"
+        "SELECT doc_type, line_id, risk_tier, business_key, sku, from_location, to_location, supplier_id, po_id,"
+        " po_line, action, quantity, value, tier_reasons, explanation FROM erp_staging.all_lines"
         " WHERE dag_id=%s AND ds=%s AND status='pending_approval' ORDER BY value DESC, doc_type, line_id",
         (dag_id, _as_date(ds)),
     )
@@ -671,7 +671,7 @@ def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.Da
     """Every staged line of a run, all document types."""
     cur = conn.execute(
         "SELECT doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
-        " supplier_id, action, quantity, value, risk_tier, status, decided_by, explanation, created_at, released_at"
+        " supplier_id, po_id, po_line, action, quantity, value, risk_tier, status, decided_by, explanation, created_at, released_at"
         " FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id", (dag_id, _as_date(ds)),
     )
     cols = [c.name for c in cur.description]

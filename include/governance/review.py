@@ -18,36 +18,45 @@ from include.runs import REVIEW_APPROVE_ALL, REVIEW_DONE, REVIEW_OPTIONS, REVIEW
 log = logging.getLogger(__name__)
 
 
-def review_markdown(lines: pd.DataFrame, ds: str, top: int = 10) -> str:
+def review_markdown(lines: pd.DataFrame, ds: str, top: int = 10, currency: str = "USD") -> str:
     """Markdown summary of the lines waiting for a planner; empty when none waits.
 
     It is the body of the run's Required Action in the Airflow UI: counts and value by document type
-    and tier, the largest lines with their reason, and how many involve a demand anomaly.
+    and tier, the largest lines with the sentence that says why each exists
+    (:func:`include.reporting.line_text.line_story`, else its tier's reasons), and how many involve a demand
+    anomaly.
 
     Args:
         lines: pending lines, largest value first (``include.erp.staging.pending_lines``).
         ds: the run's logical date.
         top: how many of the largest lines to list.
+        currency: the policy's currency, for the values.
     """
+    from include.reporting.line_text import line_story
+
     if lines.empty:
         return ""
     lines = lines.assign(value=lines["value"].astype(float))
     by = lines.groupby(["doc_type", "risk_tier"]).agg(lines=("value", "size"), value=("value", "sum"))
-    text = [f"**{len(lines)} lines worth {lines['value'].sum():,.2f}** wait for a planner for {ds}.", "",
-            "| document | tier | lines | value |", "| --- | --- | ---: | ---: |"]
+    text = [f"**{len(lines)} lines worth {lines['value'].sum():,.2f} {currency}** wait for a planner for {ds}.", "",
+            f"| document | tier | lines | value ({currency}) |", "| --- | --- | ---: | ---: |"]
     text += [f"| {d} | {t} | {int(r.lines)} | {r.value:,.2f} |" for (d, t), r in by.iterrows()]
     text += ["", f"Largest {min(top, len(lines))} lines:", "",
-             "| document | action | sku | from | to | supplier | qty | value | why |",
-             "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- |"]
-    for r in lines.head(top).itertuples():
-        why = ", ".join(r.tier_reasons or []) or "-"
-        text.append(f"| {r.doc_type} | {r.action} | {r.sku} | {r.from_location or '-'} | {r.to_location or '-'} |"
-                    f" {r.supplier_id or '-'} | {float(r.quantity):g} | {r.value:,.2f} | {why} |")
+             f"| document | tier | qty | value ({currency}) | why |", "| --- | --- | ---: | ---: | --- |"]
+    for line in lines.head(top).to_dict("records"):
+        why = line_story(line, currency) or "tier reasons: " + (", ".join(line["tier_reasons"] or []) or "none")
+        text.append(f"| {line['doc_type']} #{line['line_id']} | {line['risk_tier']} | {float(line['quantity']):g} |"
+                    f" {line['value']:,.2f} | {_cell(why)} |")
     anomalous = int(lines["explanation"].map(lambda e: bool((e or {}).get("anomalies"))).sum())
     text += ["", f"{anomalous} of these lines involve a demand anomaly.", "",
              f"*{REVIEW_APPROVE_ALL}* / *{REVIEW_REJECT_ALL}* decide every line you may decide; decide line by "
              f"line in the Shelfwise approvals page, then choose *{REVIEW_DONE}*."]
     return "\n".join(text)
+
+
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell: no pipe or line break ends it early."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def check_choice(choice: str) -> None:

@@ -82,7 +82,9 @@ def line_numbers(line: Mapping[str, Any], currency: str = "USD") -> list[tuple[s
             continue
         text = _format(key, value, currency)
         if text:
-            out.append((LABELS.get(key, key.replace("_", " ")), text))
+            # The unit is in the value: "lead time: 4 days", not "lead time days: 4 days".
+            label = key.removesuffix("_days") if _kind(key) == "days" else key
+            out.append((LABELS.get(key, label.replace("_", " ")), text))
     return out
 
 
@@ -101,8 +103,10 @@ def _replenish(line: Mapping[str, Any], e: Mapping[str, Any]) -> str | None:
     daily = _num(e, "mean_daily_forecast")
     source = "the transfer" if line.get("doc_type") == "transfer" else "the order"
     cover = usable / daily if daily and daily > 0 else None
-    if cover is not None and cover < lead:
-        first = (f"{sku} at {at} will run out in {_days(max(cover, 0.0))}: {_units(max(usable, 0.0))} in stock vs "
+    if usable <= 0:
+        first = f"{sku} at {at} is out of stock, with {_units(fc)} forecast over the {_days(lead, adjective=True)} lead time"
+    elif cover is not None and cover < lead:
+        first = (f"{sku} at {at} will run out in {_days(cover)}: {_units(usable)} in stock vs "
                  f"{_units(fc)} forecast over the {_days(lead, adjective=True)} lead time")
     else:
         position, point = _num(e, "inventory_position"), _num(e, "reorder_point")
@@ -112,9 +116,9 @@ def _replenish(line: Mapping[str, Any], e: Mapping[str, Any]) -> str | None:
                       f"the {_days(lead, adjective=True)} lead time plus safety stock)")
     up_to = _num(e, "order_up_to")
     if up_to is not None:
+        origin = line.get("supplier_id") if source == "the order" else line.get("from_location")
         first += f"; {'ordering' if source == 'the order' else 'moving'} {_units(line.get('quantity'))}" \
-                 f"{' from ' + str(line['supplier_id']) if source == 'the order' and line.get('supplier_id') else ''}" \
-                 f" brings it up to {_units(up_to)}"
+                 f"{' from ' + str(origin) if origin else ''} brings it up to {_units(up_to)}"
     first += "."
     second = []
     supplier, rate = line.get("supplier_id"), _num(e, "supplier_late_rate")
@@ -156,7 +160,7 @@ def _intraday(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) -> s
              + f" ({_units(_num(e, 'sold_since_onset'))} sold vs {_units(_num(e, 'expected_since_onset'))} expected)")
     hours, arrive = _num(e, "hours_to_stockout"), _num(e, "hours_to_arrive")
     if hours is not None:
-        first += f"; the stock runs out in {_hours(hours)}"
+        first += "; it is out of stock now" if hours <= 0 else f"; the stock runs out in {_hours(hours)}"
     if arrive is not None:
         how = {"raise_order": "the order", "urgent_expedite": "the expedite"}.get(str(line.get("action")), "the move")
         first += f" and {how} arrives in {_hours(arrive)}" + (", too late for part of it" if e.get(
@@ -195,7 +199,7 @@ def _po_exception(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) 
         what.append(f"{_units(short)} short")
     if not what:
         return None
-    po = f"PO {line.get('po_id')} line {line.get('po_line')} from {line.get('supplier_id')} is {' and '.join(what)}"
+    po = f"PO {line.get('po_id')} line {_id(line.get('po_line'))} from {line.get('supplier_id')} is {' and '.join(what)}"
     lost, cover = _num(e, "lost_units"), _num(e, "days_of_cover")
     if lost:
         po += (f": {line.get('to_location')} has {_days(cover)} of cover, so {_units(lost)} of sales are at risk"
@@ -285,6 +289,11 @@ def _hours(value: float) -> str:
 
 def _money(value: float | None, currency: str) -> str:
     return "?" if value is None else f"{value:,.2f} {currency}"
+
+
+def _id(value: Any) -> Any:
+    """A line number as it was written: ``2``, not the ``2.0`` a frame with empty rows makes of it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _sentence(text: str) -> str:

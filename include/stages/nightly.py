@@ -384,10 +384,11 @@ def review_text(run: Run, *, conn_factory: ConnFactory) -> str:
     if run.replay:
         return ""
     from include.erp.staging import pending_lines
+    from include.governance.policy import load_policy
     from include.governance.review import review_markdown
 
     with conn_factory() as conn:
-        return review_markdown(pending_lines(conn, run.dag_id, run.ds), run.ds)
+        return review_markdown(pending_lines(conn, run.dag_id, run.ds), run.ds, currency=load_policy().currency)
 
 
 def apply_review(run: Run, response: dict[str, Any], *, conn_factory: ConnFactory, roles_of: Callable[..., list[str]],

@@ -38,7 +38,10 @@ def test_a_dc_to_store_transfer_has_no_supplier_sentence():
     line = {**ORDER, "doc_type": "transfer", "action": "replenish", "supplier_id": None, "from_location": "DC01",
             "to_location": "S0003", "quantity": 24.0}
     assert line_story(line) == ("SKU00008 at S0003 will run out in 2.3 days: 24 units in stock vs 41 units forecast"
-                                " over the 4-day lead time; moving 24 units brings it up to 150 units.")
+                                " over the 4-day lead time; moving 24 units from DC01 brings it up to 150 units.")
+    empty = {**line, "explanation": {**line["explanation"], "on_hand": 0.0, "backorders": 2.0}}
+    assert line_story(empty).startswith("SKU00008 at S0003 is out of stock, with 41 units forecast over the 4-day"
+                                        " lead time; moving 24 units from DC01")
 
 
 def test_a_rebalance_names_both_stores_and_what_the_move_is_worth():
@@ -79,6 +82,9 @@ def test_an_intraday_move_says_how_fast_it_sells_and_when_the_move_arrives():
         "Store sales of SKU00011 at S0005 run at 3.2x the forecast since 11:00 (16 units sold vs 5 units expected); "
         "the stock runs out in 3.5 h and the move arrives in 4 h, too late for part of it. It keeps 36.00 USD of "
         "margin for 4.80 USD of cost.")
+    empty = {**line, "action": "urgent_expedite", "explanation": {**line["explanation"], "hours_to_stockout": 0.0}}
+    assert "(16 units sold vs 5 units expected); it is out of stock now and the expedite arrives in 4 h" in (
+        line_story(empty))
 
 
 def test_a_workflows_own_sentence_is_kept_and_a_line_without_one_has_none():
@@ -93,7 +99,7 @@ def test_numbers_carry_units_and_hide_what_is_empty():
     assert numbers["forecast over lead time"] == "41 units"
     assert numbers["fill-rate target"] == "98%"
     assert numbers["supplier late rate"] == "20%"
-    assert numbers["lead time days"] == "4 days" and numbers["lead time sd days"] == "0.5 days"
+    assert numbers["lead time"] == "4 days" and numbers["lead time sd"] == "0.5 days"
     assert numbers["mean daily forecast"] == "10.25 units/day"
     assert numbers["safety factor"] == "1.65"
     assert numbers["supplier lead time source"] == "recent receipts"
@@ -104,3 +110,30 @@ def test_numbers_carry_units_and_hide_what_is_empty():
                                                "hours_to_stockout": 5.5, "surge_onset_hour": 9}}, "EUR"))
     assert money == {"margin at stake": "1,234.50 EUR", "refund amount": "20.00 EUR", "sales vs forecast": "2.50x",
                      "hours to stockout": "5.5 h", "surge onset hour": "09:00"}
+
+
+def test_the_required_actions_text_lists_the_largest_lines_with_their_sentence():
+    import pandas as pd
+
+    from include.governance.review import review_markdown
+
+    po = {"doc_type": "po_exception", "line_id": 9, "risk_tier": "high", "action": "expedite", "sku": "SKU00005",
+          "supplier_id": "SUP001", "po_id": "PO7", "po_line": 1, "from_location": None, "to_location": "DC02",
+          "quantity": 80.0, "value": 400.0, "tier_reasons": ["large_value"],
+          "explanation": {"reasons": ["late"], "promised_date": "2026-11-20", "expected_arrival": "2026-11-29",
+                          "late_days": 9, "expected_short_units": 0.0, "days_of_cover": 3.5, "lost_units": 44.0,
+                          "anomalies": []}}
+    bare = {**po, "doc_type": "fulfilment_assignment", "line_id": 3, "risk_tier": "medium", "action": "assign",
+            "value": 12.5, "tier_reasons": ["a|b"], "explanation": {}}
+    order = {**ORDER, "line_id": 4, "risk_tier": "medium", "po_id": None, "po_line": None, "value": 960.0,
+             "tier_reasons": ["medium_value"], "explanation": {**ORDER["explanation"], "anomalies": ["spike"]}}
+    text = review_markdown(pd.DataFrame([order, po, bare]), "2026-11-27", top=3, currency="EUR")
+    assert text.startswith("**3 lines worth 1,372.50 EUR** wait for a planner for 2026-11-27.")
+    assert ("| replenishment #4 | medium | 120 | 960.00 | SKU00008 at DC01 will run out in 2.3 days: 24 units in "
+            "stock") in text
+    assert ("| po_exception #9 | high | 80 | 400.00 | PO PO7 line 1 from SUP001 is expected 9 days late (2026-11-29,"
+            " promised 2026-11-20): DC02 has 3.5 days of cover, so 44 units of sales are at risk. Expedite it to "
+            "keep those sales. |") in text
+    assert "| fulfilment_assignment #3 | medium | 80 | 12.50 | tier reasons: a\\|b |" in text
+    assert "1 of these lines involve a demand anomaly." in text
+    assert review_markdown(pd.DataFrame(), "2026-11-27") == ""
