@@ -45,12 +45,14 @@ KINDS = {
     "order_up_to": "units", "donor_excess": "units", "receiver_usable_stock": "units",
     "receiver_shortfall": "units", "sold_since_onset": "units", "expected_since_onset": "units",
     "mean_daily_forecast": "units/day", "alternate_reliability": "plain", "alternate_reliability_delta": "plain",
+    "fraud_score": "share", "score": "plain", "review_rank": "count", "late_days": "days", "qty": "units",
 }
 _SUFFIX_KINDS = (
-    (re.compile(r"(_days|_days_late)$"), "days"),
+    (re.compile(r"(_days$|^days_)"), "days"),
     (re.compile(r"(^hours_|_hours$|_h$)"), "hours"),
     (re.compile(r"(rate|share|pct|_target)$"), "share"),
-    (re.compile(r"(cost|value|margin|loss|losses|benefit|refund|price|amount|impact|spend|saving)"), "money"),
+    (re.compile(r"(cost|value|margin|loss|losses|benefit|refund|price|amount|impact|spend|saving|recovery|credit)"),
+     "money"),
     (re.compile(r"(units|quantity|forecast|demand|stock|sigma)"), "units"),
 )
 

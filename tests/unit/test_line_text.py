@@ -107,9 +107,11 @@ def test_numbers_carry_units_and_hide_what_is_empty():
     for hidden in ("fallback reason", "backtest MASE", "anomalies", "source options", "critical", "why"):
         assert hidden not in numbers
     money = dict(line_numbers({"explanation": {"margin_at_stake": 1234.5, "refund_amount": 20, "surge_ratio": 2.5,
-                                               "hours_to_stockout": 5.5, "surge_onset_hour": 9}}, "EUR"))
+                                               "hours_to_stockout": 5.5, "surge_onset_hour": 9, "days_of_cover": 3.5,
+                                               "net_recovery": 12.0, "fraud_score": 0.125}}, "EUR"))
     assert money == {"margin at stake": "1,234.50 EUR", "refund amount": "20.00 EUR", "sales vs forecast": "2.50x",
-                     "hours to stockout": "5.5 h", "surge onset hour": "09:00"}
+                     "hours to stockout": "5.5 h", "surge onset hour": "09:00", "days of cover": "3.5 days",
+                     "net recovery": "12.00 EUR", "fraud score": "12.5%"}
 
 
 def test_the_required_actions_text_lists_the_largest_lines_with_their_sentence():
