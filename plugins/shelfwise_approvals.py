@@ -395,9 +395,10 @@ def create_app() -> FastAPI:
         answer = outcome.as_dict(True)
         if outcome.decided:
             done = outcome.decided[0]
-            answer["message"] = f"{done['doc_type']} #{done['line_id']} approved with {_override_change(done)} ({body.reason})."
-            log.info("%s approved %s #%s with %s (%s)", who.username, done["doc_type"], done["line_id"],
-                     _override_change(done), body.reason)
+            change = _override_change(done)
+            answer["message"] = f"{done['doc_type']} #{done['line_id']} approved with {change} ({body.reason})."
+            log.info("%s approved %s #%s with %s (%s)", who.username, done["doc_type"], done["line_id"], change,
+                     body.reason)
         return answer
 
     def _chart_line(line: str):
@@ -444,8 +445,7 @@ def create_app() -> FastAPI:
                                      sort=query.sort)
                 counts = queue_counts(conn, query.line_filter())
         nonce = secrets.token_urlsafe(16)
-        return HTMLResponse(_render(who, found, query, error, nonce, web.policy().overrides, counts,
-                                    web.policy().currency),
+        return HTMLResponse(_render(who, found, query, error, nonce, web.policy(), counts),
                             status_code=422 if error else status.HTTP_200_OK,
                             headers={"Content-Security-Policy": web.page_csp(nonce)})
 
@@ -577,9 +577,10 @@ def _queue_summary(counts: dict[str, Any] | None, query: LinesQuery | None, show
 
 
 def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: str, nonce: str,
-            overrides: Any, counts: dict[str, Any] | None = None, currency: str = "USD") -> str:
+            policy: Any, counts: dict[str, Any] | None = None) -> str:
     from include.reporting.theme import theme_head
 
+    overrides, currency = policy.overrides, policy.currency
     options = {"doc_type": ["", *DOC_TYPES], "tier": ["", *TIERS]}
     shown = {name: ("" if query is None or getattr(query, name) is None else str(getattr(query, name)))
              for name in FILTERS}
@@ -632,8 +633,8 @@ def _render(who, lines: list[dict[str, Any]], query: LinesQuery | None, error: s
     body = "".join(rows) or '<tr><td colspan="12" class="empty">No line is waiting for a decision.</td></tr>'
     run = query.run if query is not None else None
     return _PAGE.format(
-        theme=theme_head(nonce), currency=_esc(currency), user=_esc(who.describe()), tiers=_esc(tiers), filters="".join(fields), rows=body,
-        count=len(lines),
+        theme=theme_head(nonce), currency=_esc(currency), user=_esc(who.describe()), tiers=_esc(tiers),
+        filters="".join(fields), rows=body, count=len(lines),
         summary=_queue_summary(counts, query, shown, len(lines), currency),
         error=f'<p class="error">{_esc(error)}</p>' if error else "", api=URL_PREFIX,
         query=_esc(urlencode({k: v for k, v in shown.items() if v})), nonce=_esc(nonce),

@@ -68,11 +68,7 @@ def _supplier_options(alternates: pd.DataFrame | None, top: int) -> dict[str, li
     ranked = ranked[ranked.groupby("sku").cumcount() < top + 1]
     out: dict[str, list[dict[str, Any]]] = {}
     for row in ranked.itertuples(index=False):
-        option = {}
-        for name in SUPPLIER_OPTION_FIELDS:
-            value = getattr(row, name, None)
-            option[name] = _plain(value)
-        out.setdefault(row.sku, []).append(option)
+        out.setdefault(row.sku, []).append({name: _plain(getattr(row, name, None)) for name in SUPPLIER_OPTION_FIELDS})
     return out
 
 

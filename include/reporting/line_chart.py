@@ -30,14 +30,13 @@ import pandas as pd
 
 from include.demand.history import series_id
 from include.reporting.dashboard_svg import esc
+from include.reporting.line_text import usable_stock
 from include.storage import read_key
 
 __all__ = ["HISTORY_DAYS", "chart_data", "chart_svg"]
 
 #: Days of demand history the chart shows before the line's night.
 HISTORY_DAYS = 42
-#: The usable stock an explanation gives: these add, the others subtract.
-_STOCK_IN, _STOCK_OUT = ("on_hand", "in_transit"), ("allocated", "backorders")
 
 
 def _day(value: Any) -> dt.date:
@@ -62,14 +61,6 @@ def _series(uid: str, day: dt.date, root: str | None, days: int) -> dict[str, li
                             "q50": round(float(a), 3), "q95": round(float(b), 3)}
                            for d, m, a, b in zip(f["ds"], f["mean"], f["q50"], f["q95"], strict=True)]
     return out
-
-
-def _usable(explanation: Mapping[str, Any], prefix: str = "") -> float | None:
-    """On hand + in transit - allocated - backorders of the explanation (``prefix``: the source's), or None."""
-    if explanation.get(f"{prefix}on_hand") is None:
-        return None
-    total = sum(float(explanation.get(f"{prefix}{k}") or 0.0) for k in _STOCK_IN)
-    return total - sum(float(explanation.get(f"{prefix}{k}") or 0.0) for k in _STOCK_OUT)
 
 
 def _projection(start: float | None, forecast: list[dict[str, Any]], change: float,
@@ -107,12 +98,12 @@ def chart_data(line: Mapping[str, Any], root: str | None = None, *, history_days
         "destination": None, "source": None}
     if to:
         end = _series(series_id(str(to), str(line["sku"])), day, root, history_days)
-        start = _usable(explanation)
+        start = usable_stock(explanation)
         out["destination"] = {"location": to, **end, "without": _projection(start, end["forecast"], 0.0, None),
                               "with": _projection(start, end["forecast"], quantity, arrival)}
     if line["doc_type"] == "transfer" and source:
         end = _series(series_id(str(source), str(line["sku"])), day, root, history_days)
-        start = _usable(explanation, "source_")
+        start = usable_stock(explanation, "source_")
         leaves = day + dt.timedelta(days=1)
         out["source"] = {"location": source, **end, "without": _projection(start, end["forecast"], 0.0, None),
                          "with": _projection(start, end["forecast"], -quantity, leaves)}

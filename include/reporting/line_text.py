@@ -18,7 +18,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["line_numbers", "line_story"]
+__all__ = ["line_numbers", "line_story", "usable_stock"]
+
+#: The usable stock an explanation gives: these add, the others subtract.
+_STOCK_IN, _STOCK_OUT = ("on_hand", "in_transit"), ("allocated", "backorders")
 
 #: Explanation keys that are not numbers for a reviewer: the sentence itself, what the override control offers,
 #: and the markers the page shows otherwise (the critical badge).
@@ -90,6 +93,15 @@ def line_numbers(line: Mapping[str, Any], currency: str = "USD") -> list[tuple[s
     return out
 
 
+def usable_stock(explanation: Mapping[str, Any], prefix: str = "") -> float | None:
+    """On hand + in transit - allocated - backorders of an explanation (``prefix``: the source's, as
+    ``source_on_hand``), a missing term taken as 0; ``None`` without ``on_hand``."""
+    if _num(explanation, f"{prefix}on_hand") is None:
+        return None
+    total = sum(_num(explanation, f"{prefix}{k}") or 0.0 for k in _STOCK_IN)
+    return total - sum(_num(explanation, f"{prefix}{k}") or 0.0 for k in _STOCK_OUT)
+
+
 # --- the sentences -------------------------------------------------------------------------------------------
 
 
@@ -100,10 +112,9 @@ def _replenish(line: Mapping[str, Any], e: Mapping[str, Any]) -> str | None:
     lead, fc = _num(e, "lead_time_days"), _num(e, "forecast_over_lead_time")
     if lead is None or fc is None:
         return None
-    usable = sum(_num(e, k) or 0.0 for k in ("on_hand", "in_transit")) - sum(
-        _num(e, k) or 0.0 for k in ("allocated", "backorders"))
+    usable = usable_stock(e) or 0.0
     daily = _num(e, "mean_daily_forecast")
-    source = "the transfer" if line.get("doc_type") == "transfer" else "the order"
+    order = line.get("doc_type") != "transfer"
     cover = usable / daily if daily and daily > 0 else None
     if usable <= 0:
         first = f"{sku} at {at} is out of stock, with {_units(fc)} forecast over the {_days(lead, adjective=True)} lead time"
@@ -118,8 +129,8 @@ def _replenish(line: Mapping[str, Any], e: Mapping[str, Any]) -> str | None:
                       f"the {_days(lead, adjective=True)} lead time plus safety stock)")
     up_to = _num(e, "order_up_to")
     if up_to is not None:
-        origin = line.get("supplier_id") if source == "the order" else line.get("from_location")
-        first += f"; {'ordering' if source == 'the order' else 'moving'} {_units(line.get('quantity'))}" \
+        origin = line.get("supplier_id") if order else line.get("from_location")
+        first += f"; {'ordering' if order else 'moving'} {_units(line.get('quantity'))}" \
                  f"{' from ' + str(origin) if origin else ''} brings it up to {_units(up_to)}"
     first += "."
     second = []
@@ -231,8 +242,8 @@ def _format(key: str, value: Any, currency: str) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v).replace("_", " ") for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{k.replace('_', ' ')} {_format(k, v, currency)}" for k, v in value.items()
-                         if _format(k, v, currency))
+        parts = ((k, _format(k, v, currency)) for k, v in value.items())
+        return "; ".join(f"{k.replace('_', ' ')} {text}" for k, text in parts if text)
     if not isinstance(value, int | float):
         return str(value).replace("_", " ") if re.fullmatch(r"[a-z_]+", str(value)) else str(value)
     if isinstance(value, float) and not math.isfinite(value):
