@@ -7,8 +7,11 @@ the history so far, and ``include.decisions.replenishment.order_levels`` (the co
 ``propose_replenishment``) sizes the order-up-to level for each fill-rate target of the sweep
 (``include/simulation``), each review's series pooled for their target as the nightly pools a night's,
 ``sigma_cum`` scaled by the calibration of the errors of the replay's own earlier forecasts
-(``include/decisions/calibration.py``; ``--no-calibration``: as the backtest gives it). The baselines
-are swept over their safety periods. Datasets:
+(``include/decisions/calibration.py``; ``--no-calibration``: as the backtest gives it), each target
+planned at the effective target its service ledger asks for after the fill achieved so far
+(``include/decisions/service.py``, the policy file's ``service_feedback``; ``--no-feedback``: the target
+as it is). The baselines are swept over their safety periods. Every policy runs a quarter of reviews
+(``--burn-in``) before scoring starts. Datasets:
 
 * **M5 sample**: 50 item x store series, daily units, SNAP days and calendar events as regressors.
 * **Walmart**: weekly sales of every complete store x department series (dollars), markdowns and holiday
@@ -27,6 +30,7 @@ Shelfwise's curve dominates each baseline from 90% to 99.5% fill, the largest ga
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -39,10 +43,14 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 
 ensure_project_on_path()
 
+from include.decisions.service import ServiceFeedback  # noqa: E402
+from include.governance.policy import load_policy  # noqa: E402
 from include.simulation.panel import DemandPanel, panel_from_frame  # noqa: E402
 from include.simulation.replay import ReplayConfig, compare, replay  # noqa: E402
 
 TARGET = 0.98
+#: Reviews of every replay simulated before scoring (a quarter of weekly reviews): see ``ReplayConfig.burn_in``.
+BURN_IN_REVIEWS = 13
 #: A world of about 1,000 series over two years, for the speed figure.
 SPEED_WORLD = {"n_regions": 2, "stores_per_region": 3, "n_skus": 125, "n_suppliers": 6, "history_days": 730}
 
@@ -81,10 +89,11 @@ def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> tuple[dict, list[di
     n, t = panel.demand.shape
     print(f"\n== {name}: {n} series x {t} periods ({panel.freq}), lead time "
           f"{'per series' if panel.lead_time is not None else cfg.lead_time} (sd {cfg.lead_time_sd}), review "
-          f"{cfg.review}, warm-up {cfg.warmup}, re-forecast every {cfg.reforecast_every} review(s); "
+          f"{cfg.review}, warm-up {cfg.warmup}, burn-in {cfg.burn_in}, re-forecast every {cfg.reforecast_every} review(s); "
           f"regressors {sorted(panel.regressors) or 'none'}{', events' if panel.events is not None else ''}; "
           f"{seconds:.1f} s ({result.forecasts.seconds:.1f} s forecasting at {len(result.forecasts.origins)} origins)")
-    cols = ["policy", "parameter", "fill_rate", "avg_on_hand_units", "inventory_turns", "lost_units", "orders"]
+    cols = ["policy", "parameter", "fill_rate", "avg_on_hand_units", "inventory_turns", "lost_units", "orders",
+            *(["effective_target"] if "effective_target" in curves else [])]
     print(curves[cols].round(4).to_string(index=False))
     saving = summary["saving_vs_best_baseline"]
     met = {"dominates_both": all(summary["dominates"].values()),
@@ -97,7 +106,10 @@ def run(name: str, panel: DemandPanel, cfg: ReplayConfig) -> tuple[dict, list[di
         "regressors": sorted(panel.regressors), "events": panel.events is not None,
         "inventory_at_98": summary["inventory_at_target"], "best_baseline": summary["best_baseline"],
         "saving_vs_best_baseline": saving, "dominates": summary["dominates"],
-        "fill_error_max": summary["fill_error_max"], "targets": met,
+        "fill_error_max": summary["fill_error_max"], "targets": met, "burn_in_periods": cfg.burn_in,
+        "effective_targets": ({f"{r.parameter:g}": round(float(r.effective_target), 5)
+                               for r in curves[curves["policy"] == "shelfwise"].itertuples()}
+                              if "effective_target" in curves else None),
         "curves_param_fill_inventory": {
             p: [[round(float(r.parameter), 4), None if pd.isna(r.fill_rate) else round(float(r.fill_rate), 5),
                  round(float(r.avg_on_hand_units), 3)] for r in g.itertuples()]
@@ -121,14 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reforecast-every", type=int, default=1, help="reviews between two forecasts")
     ap.add_argument("--no-calibration", action="store_true",
                     help="size Shelfwise's levels on the backtest's sigma_cum, without the measured error scale")
+    ap.add_argument("--no-feedback", action="store_true",
+                    help="plan every review at the target as it is, without the service ledger's correction")
+    ap.add_argument("--burn-in", type=int, default=BURN_IN_REVIEWS,
+                    help="reviews simulated under every policy before scoring starts (default: a quarter)")
     args = ap.parse_args(argv)
     from benchmarks.accuracy_data import load_m5, load_walmart, sample_series
 
     wanted = {d.strip() for d in args.datasets.split(",") if d.strip()}
     every = args.reforecast_every
     calibrate = not args.no_calibration
+    feedback = None if args.no_feedback else ServiceFeedback.from_policy(load_policy().replenishment.service_feedback)
+    common = {"reforecast_every": every, "calibrate": calibrate, "service_feedback": feedback}
     report: dict = {"benchmark": "policy_replay", "cores": cpu_count(), "target_fill_rate": TARGET,
-                    "calibration": calibrate, "datasets": {}}
+                    "calibration": calibrate, "service_feedback": None if feedback is None else dataclasses.asdict(feedback),
+                    "burn_in_reviews": args.burn_in, "datasets": {}}
     rows: list[dict] = []
 
     def add(name: str, panel: DemandPanel, cfg: ReplayConfig) -> None:
@@ -139,24 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     if "m5" in wanted:
         add("m5_sample50", dataset_panel(load_m5(args.data)),
             ReplayConfig(lead_time=7, lead_time_sd=2.0, review=7, warmup=365, erpnext_refresh=91,
-                         reforecast_every=every, calibrate=calibrate))
+                         burn_in=7 * args.burn_in, **common))
     if "walmart" in wanted:
         walmart = load_walmart(args.data)
         cap = 300 if args.quick and not args.walmart_series else args.walmart_series
         walmart = sample_series(walmart, cap, "walmart_sample") if cap else walmart
         add(walmart.name, dataset_panel(walmart),
             ReplayConfig(lead_time=2, lead_time_sd=0.5, review=1, warmup=52, pack=0.0, erpnext_refresh=13,
-                         reforecast_every=every, calibrate=calibrate))
+                         burn_in=args.burn_in, **common))
     if "world" in wanted:
         preset = "tiny" if args.quick else args.world
         panel = world_panel(preset)
         add(f"world_{preset}", panel,
             ReplayConfig(lead_time_sd=1.0, review=7, warmup=min(182, len(panel.dates) // 2), erpnext_refresh=91,
-                         reforecast_every=every, calibrate=calibrate))
+                         burn_in=7 * args.burn_in, **common))
     if "speed" in wanted and not args.quick:
         panel = world_panel(SPEED_WORLD)
         add("speed_world_2y", panel, ReplayConfig(lead_time_sd=1.0, review=7, warmup=182, erpnext_refresh=91,
-                                                  reforecast_every=every, calibrate=calibrate))
+                                                  burn_in=7 * args.burn_in, **common))
         report["datasets"]["speed_world_2y"]["under_5_minutes"] = report["datasets"]["speed_world_2y"]["seconds"] < 300
 
     print()

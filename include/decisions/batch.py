@@ -122,7 +122,8 @@ def night_safety_factors(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], cu
         curated, supplier_stats, params, calibration: as for :func:`propose_batch`.
 
     Returns:
-        ``{target: k}``; ``None`` when each series serves its own target (``params.fill_rate_per_series``).
+        ``{planned target: k}`` (the targets as ``params.planned_fill_rates`` plans them); ``None`` when each
+        series serves its own target (``params.fill_rate_per_series``).
     """
     if params.fill_rate_per_series:
         return None
@@ -134,7 +135,7 @@ def night_safety_factors(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], cu
         return {}
     demand, sigma = levels["demand"].to_numpy(float), levels["sigma"].to_numpy(float)
     cycle = levels["rate"].to_numpy(float) * params.review_days
-    target = levels["fill_rate"].to_numpy(float)
+    target = levels["planned_fill_rate"].to_numpy(float)
     k = pooled_safety_factors(target, cycle, partial(order_cycle_shortage, interval=(demand, sigma), headroom=cycle),
                               demand, sigma, np.zeros(len(levels)))
     return {float(t): float(k[target == t][0]) for t in np.unique(target)}

@@ -37,6 +37,9 @@ class DecisionParams:
             a target meet it together, with one safety factor: the least stock for that fill rate
             (:func:`include.decisions.replenishment.pooled_level_for_fill_rate`; what the policy replay
             measures).
+        planned_fill_rates: The target each target is planned at tonight (``{target: effective}``, from
+            the service ledger, :mod:`include.decisions.service`); a target it does not name is planned
+            as it is.
     """
 
     review_days: int = 7
@@ -44,6 +47,7 @@ class DecisionParams:
     fill_rate_by_category: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     fill_rate_by_demand_class: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     fill_rate_per_series: bool = False
+    planned_fill_rates: Mapping[float, float] = field(default_factory=lambda: MappingProxyType({}))
     po_late_threshold_days: int = 2
     rebalance_min_units: int = 1
     #: A supplier delivering less than this share of ordered units makes its open lines short.
@@ -68,6 +72,18 @@ class DecisionParams:
         if target is not None:
             out = target.astype(float).fillna(out)
         return out.to_numpy(float)
+
+    def targets(self) -> list[float]:
+        """Every fill-rate target the policy names, smallest first."""
+        return sorted({float(self.fill_rate), *map(float, self.fill_rate_by_category.values()),
+                       *map(float, self.fill_rate_by_demand_class.values())})
+
+    def planned(self, fill_rate: np.ndarray) -> np.ndarray:
+        """The target each series is planned at: its target through :attr:`planned_fill_rates`."""
+        fill_rate = np.asarray(fill_rate, float)
+        if not self.planned_fill_rates:
+            return fill_rate
+        return pd.Series(fill_rate).map(dict(self.planned_fill_rates)).fillna(pd.Series(fill_rate)).to_numpy(float)
 
 
 #: The default knobs, shared by every policy's signature (the instance is frozen).

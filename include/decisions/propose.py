@@ -116,7 +116,7 @@ def replenishment_levels(forecasts: pd.DataFrame, series: pd.DataFrame, items: p
     fulfilment centre; index ``unique_id``): ``demand, sigma, rate, fill_rate, reorder_point, ...``."""
     found = _levels(forecasts, series, locations.set_index("location_id"), items.set_index("sku"), suppliers,
                     supplier_stats, params, calibration, None)
-    return found[0] if found is not None else pd.DataFrame(columns=["demand", "sigma", "rate", "fill_rate"])
+    return found[0] if found is not None else pd.DataFrame(columns=["demand", "sigma", "rate", "fill_rate", "planned_fill_rate"])
 
 
 def _levels(forecasts: pd.DataFrame, series: pd.DataFrame, loc: pd.DataFrame, item: pd.DataFrame,
@@ -176,12 +176,13 @@ def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame
     demand_class = (keys.index.to_series().map(series.set_index("unique_id")["demand_class"])
                     if "demand_class" in series.columns else pd.Series(None, index=keys.index))
     fill_rate = np.asarray(params.fill_rates(category, demand_class), float)
+    planned = params.planned(fill_rate)
     fixed = None
     if safety_factors is not None and not params.fill_rate_per_series:
-        fixed = np.array([safety_factors.get(float(t), np.nan) for t in fill_rate])
+        fixed = np.array([safety_factors.get(float(t), np.nan) for t in planned])
         fixed = fixed if np.isfinite(fixed).all() else None  # a target the night did not solve: pool here
     levels = order_levels(mean, sigma, lead=supply["lead"].to_numpy(float), lead_sd=supply["lead_sd"].to_numpy(float),
-                          review=1, order_cycle=params.review_days, fill_rate=fill_rate,
+                          review=1, order_cycle=params.review_days, fill_rate=planned,
                           pool=None if params.fill_rate_per_series else np.zeros(len(keys)), calibration=calibration,
                           safety_factor=fixed)
     k = keys.copy()
@@ -189,6 +190,7 @@ def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame
     for name in ("demand", "rate", "forecast_sigma", "sigma", "fill_rate", "safety_factor", "safety_stock",
                  "reorder_point", "order_up_to"):
         k[name] = getattr(levels, name)
+    k["planned_fill_rate"], k["fill_rate"] = k["fill_rate"], fill_rate
     return k
 
 
@@ -231,6 +233,7 @@ def _replenishment_explanation(r: pd.Series, m: pd.Series | None, params: Decisi
         "forecast_error_over_lead_time": round(float(r["forecast_sigma"]), 2),
         "demand_sigma_with_lead_time_spread": round(float(r["sigma"]), 2),
         "fill_rate_target": float(r["fill_rate"]),
+        "fill_rate_planned": round(float(r.get("planned_fill_rate", r["fill_rate"])), 4),
         "safety_factor": round(float(r["safety_factor"]), 3),
         "safety_stock": round(float(r["safety_stock"]), 2),
         "reorder_point": round(float(r["reorder_point"]), 2),

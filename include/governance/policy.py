@@ -176,6 +176,22 @@ def _target(value: float) -> float:
 FillRate = Annotated[float, AfterValidator(_target)]
 
 
+class ServiceFeedbackSection(_Strict):
+    """How the fill achieved corrects the target planned (:mod:`include.decisions.service`).
+
+    Attributes:
+        enabled: Plan with the effective target the fill achieved asks for (False: the target as it is).
+        half_life_days: Half-life of the weight of past days in the fill measured.
+        prior_days: Days of planned losses the measured ratio is shrunk toward 1 by.
+        max_age_days: A ledger older than this is not continued: the night starts a fresh one.
+    """
+
+    enabled: StrictBool = True
+    half_life_days: Annotated[float, Field(gt=0)] = 112.0
+    prior_days: Annotated[float, Field(ge=0)] = 14.0
+    max_age_days: Annotated[StrictInt, Field(ge=1)] = 14
+
+
 class Replenishment(_Strict):
     """How much stock replenishment plans for: the service it must give, and the order cycle.
 
@@ -187,12 +203,14 @@ class Replenishment(_Strict):
         fill_rate_by_demand_class: Target per demand class of the series (used when its category has
             none).
         review_days: Days of demand an order adds above the reorder point (the order cycle).
+        service_feedback: How the fill achieved corrects the target planned.
     """
 
     fill_rate: FillRate = 0.98
     fill_rate_by_category: dict[StrictStr, FillRate] = Field(default_factory=dict)
     fill_rate_by_demand_class: dict[DemandClass, FillRate] = Field(default_factory=dict)
     review_days: Annotated[StrictInt, Field(gt=0)] = 7
+    service_feedback: ServiceFeedbackSection = Field(default_factory=ServiceFeedbackSection)
 
 
 class Intraday(_Strict):

@@ -32,6 +32,7 @@ LABELS = {
     "forecast_error_over_lead_time": "forecast error over lead time",
     "demand_sigma_with_lead_time_spread": "demand spread with lead-time variability",
     "fill_rate_target": "fill-rate target",
+    "fill_rate_planned": "fill rate planned (after the fill achieved)",
     "usual_quantity": "usual quantity per order cycle",
     "backtest_mase": "backtest MASE",
     "supplier_late_rate": "supplier late rate",
@@ -48,7 +49,7 @@ KINDS = {
     "order_up_to": "units", "donor_excess": "units", "receiver_usable_stock": "units",
     "receiver_shortfall": "units", "sold_since_onset": "units", "expected_since_onset": "units",
     "mean_daily_forecast": "units/day", "alternate_reliability": "plain", "alternate_reliability_delta": "plain",
-    "fraud_score": "share", "score": "plain", "review_rank": "count", "late_days": "days", "qty": "units",
+    "fraud_score": "share", "fill_rate_planned": "share", "score": "plain", "review_rank": "count", "late_days": "days", "qty": "units",
 }
 _SUFFIX_KINDS = (
     (re.compile(r"(_days$|^days_)"), "days"),

@@ -15,7 +15,9 @@ import argparse
 import json
 import sys
 
+from include.decisions.service import ServiceFeedback
 from include.demand.history_file import add_history_arguments, history_from_args
+from include.governance.policy import load_policy
 from include.simulation.replay import ReplayConfig, compare, panel_from_history, replay
 
 
@@ -31,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--reforecast-every", type=int, default=1,
                     help="reviews between two runs of the forecaster (default 1: every review; N cuts the "
                          "forecasting time about N-fold, reviews in between read the latest forecast)")
+    ap.add_argument("--no-feedback", action="store_true",
+                    help="plan every review at the target as it is (default: the policy file's service "
+                         "feedback corrects it by the fill achieved so far, as the nightly does)")
+    ap.add_argument("--burn-in", type=int, default=0,
+                    help="periods after the warm-up simulated under every policy but not scored (default 0)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     return ap
 
@@ -54,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         pack=0.0 if args.continuous else 1.0,
         erpnext_refresh=91 if daily else 13,
         reforecast_every=args.reforecast_every,
+        service_feedback=None if args.no_feedback else ServiceFeedback.from_policy(
+            load_policy().replenishment.service_feedback),
+        burn_in=args.burn_in,
     )
     try:
         history = history_from_args(args)

@@ -22,7 +22,7 @@ from include.decisions.replenishment import forecast_matrices, order_levels, pro
 from include.demand.history_file import SEASON_LENGTH
 from include.simulation.panel import DemandPanel
 
-__all__ = ["OriginForecasts", "policy_levels", "replay_calibration", "rolling_forecasts"]
+__all__ = ["OriginForecasts", "ReviewForecasts", "policy_levels", "replay_calibration", "rolling_forecasts"]
 
 
 
@@ -121,41 +121,77 @@ def replay_calibration(mean: np.ndarray, sigma: np.ndarray, reviews: np.ndarray,
     return rolling_calibration(z, forecast.reshape(n_reviews, n), fsigma.reshape(n_reviews, n), known_from, n_reviews)
 
 
+@dataclass
+class ReviewForecasts:
+    """What the policy reads at each review: the latest forecast from the review on, and the calibration
+    of the errors known by then.
+
+    Attributes:
+        reviews: ``[R]`` period index of each review.
+        mean: ``[R, n, width]`` forecast per step after each review.
+        sigma: ``[R, n, width]`` error of the cumulative forecast from each review.
+        calibration: One version per review (``None``: the backtest's ``sigma_cum`` as it is).
+        lead: ``[n]`` lead time of each series in periods.
+        lead_sd: Spread of the lead times in periods.
+        review: Periods between reviews.
+        pack: Order multiple the levels are rounded up to (0: continuous).
+    """
+
+    reviews: np.ndarray
+    mean: np.ndarray
+    sigma: np.ndarray
+    calibration: ErrorCalibration | None
+    lead: np.ndarray
+    lead_sd: float
+    review: int
+    pack: float
+
+    @classmethod
+    def of(cls, fc: OriginForecasts, reviews: np.ndarray, *, lead: np.ndarray, lead_sd: float, review: int,
+           demand: np.ndarray | None = None, pack: float = 0.0) -> ReviewForecasts:
+        """A review between two forecast origins uses the latest forecast, read from the review onwards.
+        With the actual ``demand``, each review scales ``sigma_cum`` by the calibration of the errors known
+        by then (:func:`replay_calibration`)."""
+        n, horizon = fc.mean.shape[0], fc.mean.shape[2]
+        origin = np.searchsorted(fc.origins, reviews, side="right") - 1
+        offset = reviews - fc.origins[origin]
+        if (origin < 0).any() or (offset >= horizon).any():
+            raise ValueError("a review comes before the first forecast or past the horizon of the latest one")
+        width = horizon - int(offset.max())
+        mean = np.empty((len(reviews), n, width))
+        sigma = np.empty_like(mean)
+        for r, (o, off) in enumerate(zip(origin, offset, strict=True)):
+            mean[r] = fc.mean[:, o, off:off + width]
+            # The error of the sum from the review on: what accumulates after the steps already behind it.
+            done = fc.sigma_cum[:, o, off - 1:off] ** 2 if off else 0.0
+            sigma[r] = np.sqrt(np.maximum(fc.sigma_cum[:, o, off:off + width] ** 2 - done, 0.0))
+        calibration = None
+        if demand is not None:
+            calibration = replay_calibration(mean, sigma, reviews, demand, np.maximum(lead, 1) + review - 1)
+        return cls(np.asarray(reviews), mean, sigma, calibration, np.asarray(lead), lead_sd, review, pack)
+
+    def levels(self, fill_rate: float, r: np.ndarray | None = None) -> np.ndarray:
+        """``[len(r), n]`` order-up-to levels of the reviews ``r`` (default: all) for one target, sized in
+        one call of the replenishment core, each review a pool of its own (as each night of the nightly)."""
+        r = np.arange(len(self.reviews)) if r is None else np.atleast_1d(r)
+        n, width = self.mean.shape[1], self.mean.shape[2]
+        version = np.repeat(r, n)
+        lv = order_levels(self.mean[r].reshape(-1, width), self.sigma[r].reshape(-1, width),
+                          lead=np.tile(self.lead, len(r)), lead_sd=self.lead_sd, review=self.review,
+                          fill_rate=fill_rate, pool=version, calibration=self.calibration,
+                          calibration_version=version, unit=self.pack)
+        return lv.order_up_to.reshape(len(r), n)
+
+
 def policy_levels(fc: OriginForecasts, reviews: np.ndarray, shape: tuple[int, int], *, lead: np.ndarray,
                   lead_sd: float, review: int, fill_rates: Sequence[float],
                   demand: np.ndarray | None = None, pack: float = 0.0) -> list[np.ndarray]:
     """``[n, T]`` order-up-to level of the production policy at each review (0 elsewhere), one per
-    fill-rate target.
-
-    A review between two forecast origins uses the latest forecast, read from the review onwards. Every
-    review of a target is sized in one call of the replenishment core, each review a pool of its own (as
-    each night of the nightly), its levels rounded up to whole ``pack``s as the replay's orders are. With
-    the actual ``demand``, each review scales ``sigma_cum`` by the calibration of the errors known by then
-    (:func:`replay_calibration`); without it, the backtest's ``sigma_cum`` as it is.
-    """
-    n, horizon = fc.mean.shape[0], fc.mean.shape[2]
-    origin = np.searchsorted(fc.origins, reviews, side="right") - 1
-    offset = reviews - fc.origins[origin]
-    if (origin < 0).any() or (offset >= horizon).any():
-        raise ValueError("a review comes before the first forecast or past the horizon of the latest one")
-    width = horizon - int(offset.max())
-    mean = np.empty((len(reviews), n, width))
-    sigma = np.empty_like(mean)
-    for r, (o, off) in enumerate(zip(origin, offset, strict=True)):
-        mean[r] = fc.mean[:, o, off:off + width]
-        # The error of the sum from the review on: what accumulates after the steps already behind it.
-        done = fc.sigma_cum[:, o, off - 1:off] ** 2 if off else 0.0
-        sigma[r] = np.sqrt(np.maximum(fc.sigma_cum[:, o, off:off + width] ** 2 - done, 0.0))
-    calibration = None
-    if demand is not None:
-        calibration = replay_calibration(mean, sigma, reviews, demand, np.maximum(lead, 1) + review - 1)
-    version = np.repeat(np.arange(len(reviews)), n)
-    mean, sigma, lead = mean.reshape(-1, width), sigma.reshape(-1, width), np.tile(lead, len(reviews))
+    fill-rate target, each target planned as it is (no service feedback; :class:`ReviewForecasts`)."""
+    inputs = ReviewForecasts.of(fc, reviews, lead=lead, lead_sd=lead_sd, review=review, demand=demand, pack=pack)
     out = []
     for target in fill_rates:
-        lv = order_levels(mean, sigma, lead=lead, lead_sd=lead_sd, review=review, fill_rate=target, pool=version,
-                          calibration=calibration, calibration_version=version, unit=pack)
         levels = np.zeros(shape)
-        levels[:, reviews] = lv.order_up_to.reshape(len(reviews), n).T
+        levels[:, reviews] = inputs.levels(target).T
         out.append(levels)
     return out

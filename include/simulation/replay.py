@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from include.decisions.service import ServiceFeedback, ServiceLedger
 from include.demand.history_file import HORIZON
 from include.simulation import metrics
 from include.simulation.baselines import Levels, erpnext_reorder_levels, odoo_min_max_levels
-from include.simulation.forecasts import OriginForecasts, policy_levels, rolling_forecasts
+from include.simulation.forecasts import OriginForecasts, ReviewForecasts, rolling_forecasts
 from include.simulation.panel import DemandPanel, panel_from_frame, panel_from_history
 
 __all__ = ["DEFAULT_SWEEP", "POLICIES", "DemandPanel", "ReplayConfig", "ReplayResult", "compare", "dominates",
@@ -34,14 +35,15 @@ POLICIES = ("shelfwise", "odoo_min_max", "erpnext_reorder_level")
 #: Fill-rate targets over which the policy must hit its target (the calibration check).
 CALIBRATION_RANGE = (0.90, 0.99)
 #: Default sweep of each policy's service parameter: fill-rate target for Shelfwise, safety periods
-#: (days or weeks of average demand) for the reorder rules.
+#: (days or weeks of average demand) for the reorder rules; dense where the curves cross 98%, since
+#: inventory at a fill rate is read between two points of a convex curve.
 DEFAULT_SWEEP = {
-    "D": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
-          "odoo_min_max": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42),
-          "erpnext_reorder_level": (0, 1, 2, 4, 7, 10, 14, 21, 28, 42)},
-    "W": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
-          "odoo_min_max": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8),
-          "erpnext_reorder_level": (0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8)},
+    "D": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.975, 0.98, 0.985, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
+          "odoo_min_max": (*range(0, 15), 17, 21, 24, 28, 35, 42),
+          "erpnext_reorder_level": (*range(0, 15), 17, 21, 24, 28, 35, 42)},
+    "W": {"shelfwise": (0.8, 0.9, 0.93, 0.95, 0.97, 0.975, 0.98, 0.985, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999),
+          "odoo_min_max": (*np.arange(0, 4.01, 0.25).tolist(), 5, 6, 8),
+          "erpnext_reorder_level": (*np.arange(0, 4.01, 0.25).tolist(), 5, 6, 8)},
 }
 
 
@@ -68,6 +70,12 @@ class ReplayConfig:
         overstock_cover: Periods of a series' mean demand (over the scored window) beyond which its stock
             is overstock, what a clearance would have to mark down; the curves then carry
             ``overstock_units`` and ``overstock_value`` (averages over the scored periods). None: neither.
+        service_feedback: How each target's effective target follows the fill achieved so far
+            (:mod:`include.decisions.service`), as the nightly's does; ``None``: every review plans with
+            the target as it is.
+        burn_in: Periods after the warm-up simulated under every policy but not scored: the stock
+            positions settle from their start and the service ledger learns, as a deployment that has
+            run a while has.
     """
 
     lead_time: int = 7
@@ -82,6 +90,30 @@ class ReplayConfig:
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
     calibrate: bool = True
     overstock_cover: float | None = None
+    service_feedback: ServiceFeedback | None = field(default_factory=ServiceFeedback)
+    burn_in: int = 0
+
+
+@dataclass
+class ReviewFeedback:
+    """Shelfwise's variants whose levels :func:`simulate` sets at each review, from the effective targets
+    their service ledger asks for after the periods served so far.
+
+    Attributes:
+        variants: Index of each of these variants in the ``levels`` given to :func:`simulate`.
+        inputs: The forecasts and calibration of every review.
+        ledger: One target per variant, in the order of ``variants``.
+        feedback: How the effective targets follow the fill achieved.
+    """
+
+    variants: list[int]
+    inputs: ReviewForecasts
+    ledger: ServiceLedger
+    feedback: ServiceFeedback
+
+    def levels(self, r: int) -> np.ndarray:
+        """``[variants, n]`` order-up-to levels of review ``r`` at the effective targets in force."""
+        return np.stack([self.inputs.levels(float(t), r)[0] for t in self.ledger.effective_target])
 
 
 @dataclass
@@ -106,12 +138,12 @@ def _lead_times(panel: DemandPanel, cfg: ReplayConfig) -> np.ndarray:
 
 
 def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
-              ) -> tuple[list[tuple[str, float, Levels]], OriginForecasts | None]:
+              ) -> tuple[list[tuple[str, float, Levels]], OriginForecasts | None, ReviewFeedback | None]:
     D = panel.served_demand
-    T = D.shape[1]
+    n, T = D.shape
     sweep = {**DEFAULT_SWEEP[panel.freq], **cfg.sweep}
     out: list[tuple[str, float, Levels]] = []
-    fc = None
+    fc, feedback = None, None
     if sweep.get("shelfwise"):
         reviews = np.arange(cfg.warmup, T, cfg.review)
         every = max(int(cfg.reforecast_every), 1)
@@ -119,11 +151,18 @@ def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
         horizon = max(cfg.horizon or HORIZON[panel.freq], (every - 1) * cfg.review + protection)
         fc = rolling_forecasts(panel, reviews[::every], horizon)
         targets = [float(t) for t in sweep["shelfwise"]]
-        levels = policy_levels(fc, reviews, D.shape, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
-                               fill_rates=targets, demand=D if cfg.calibrate else None, pack=cfg.pack)
-        for target, up in zip(targets, levels, strict=True):
+        inputs = ReviewForecasts.of(fc, reviews, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
+                                    demand=D if cfg.calibrate else None, pack=cfg.pack)
+        if cfg.service_feedback is not None:
+            feedback = ReviewFeedback(list(range(len(targets))), inputs,
+                                      ServiceLedger.start(targets, days=7.0 if panel.freq == "W" else 1.0),
+                                      cfg.service_feedback)
+        for target in targets:
+            up = np.zeros((n, T))
+            if feedback is None:
+                up[:, reviews] = inputs.levels(target).T
             # The replay starts with the first review's level on hand.
-            up[:, cfg.warmup - 1] = up[:, cfg.warmup]
+            up[:, cfg.warmup - 1] = inputs.levels(target, 0)[0]
             out.append(("shelfwise", float(target), Levels(up, up)))
     for value in sweep.get("odoo_min_max", ()):
         out.append(("odoo_min_max", float(value), odoo_min_max_levels(D, lead, value, cfg.review)))
@@ -131,7 +170,7 @@ def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
         out.append(("erpnext_reorder_level", float(value),
                     erpnext_reorder_levels(D, lead, value, cfg.review, cfg.warmup,
                                            refresh=cfg.erpnext_refresh)))
-    return out, fc
+    return out, fc, feedback
 
 
 def simulate(
@@ -144,6 +183,7 @@ def simulate(
     lead_time_sd: float = 0.0,
     pack: float = 1.0,
     seed: int = 0,
+    feedback: ReviewFeedback | None = None,
 ) -> dict[str, np.ndarray]:
     """Replay ``demand`` under every entry of ``levels`` at once.
 
@@ -158,9 +198,12 @@ def simulate(
             ``lead``, the same draws).
         pack: Order multiple (0: continuous).
         seed: Seed of the lead-time draws (shared by all variants).
+        feedback: Variants whose levels are set at each review from their service ledger, which records
+            every period's units lost and demand (their ``levels`` give only the starting stock).
 
     Returns:
-        ``served, on_hand, orders`` as ``[variants, n, T - warmup]`` arrays.
+        ``served, on_hand, orders`` as ``[variants, n, T - warmup]`` arrays; with ``feedback``, also
+        ``effective_target``, ``[reviews, variants of the feedback]`` the targets planned at each review.
     """
     n, T = demand.shape
     k = len(levels)
@@ -186,6 +229,8 @@ def simulate(
     served = np.zeros((k * n, scored))
     stock = np.zeros((k * n, scored))
     orders = np.zeros((k * n, scored), dtype=bool)
+    blocks = [] if feedback is None else [slice(v * n, (v + 1) * n) for v in feedback.variants]
+    planned = []
     for t in range(warmup, T):
         arriving = arrivals[:, t]
         on_hand += arriving
@@ -195,7 +240,16 @@ def simulate(
         j = t - warmup
         served[:, j] = sold
         stock[:, j] = on_hand
+        if blocks:
+            lost = np.array([(D[b, t] - sold[b]).sum() for b in blocks])
+            feedback.ledger = feedback.ledger.record(lost, np.full(len(blocks), demand[:, t].sum()), feedback.feedback)
         if j % review == 0:
+            if blocks:
+                if j > 0:
+                    feedback.ledger = feedback.ledger.update(feedback.feedback)
+                planned.append(feedback.ledger.effective_target)
+                for b, level in zip(blocks, feedback.levels(j // review), strict=True):
+                    rp[b, t] = up[b, t] = level
             position = on_hand + on_order
             qty = np.where(position < rp[:, t] - 1e-9, np.maximum(up[:, t] - position, mo[:, t]), 0.0)
             if pack > 0:
@@ -206,7 +260,10 @@ def simulate(
                 on_order += qty
                 orders[:, j] = place
     shape = (k, n, scored)
-    return {"served": served.reshape(shape), "on_hand": stock.reshape(shape), "orders": orders.reshape(shape)}
+    out = {"served": served.reshape(shape), "on_hand": stock.reshape(shape), "orders": orders.reshape(shape)}
+    if blocks:
+        out["effective_target"] = np.array(planned)
+    return out
 
 
 def replay(panel: DemandPanel, cfg: ReplayConfig | None = None) -> ReplayResult:
@@ -224,17 +281,20 @@ def replay(panel: DemandPanel, cfg: ReplayConfig | None = None) -> ReplayResult:
     if T <= cfg.warmup + int(lead.max()) + cfg.review:
         raise ValueError(f"history of {T} periods is too short for a warm-up of {cfg.warmup} periods "
                          f"plus lead time {int(lead.max())} and review {cfg.review}")
-    variants, fc = _variants(panel, cfg, lead)
+    variants, fc, feedback = _variants(panel, cfg, lead)
     demand = panel.served_demand
     sim = simulate(demand, [v[2] for v in variants], lead, review=cfg.review, warmup=cfg.warmup,
-                   lead_time_sd=cfg.lead_time_sd, pack=cfg.pack, seed=cfg.seed)
-    scored = demand[:, cfg.warmup:]
+                   lead_time_sd=cfg.lead_time_sd, pack=cfg.pack, seed=cfg.seed, feedback=feedback)
+    b = cfg.burn_in
+    scored = demand[:, cfg.warmup + b:]
     rows = []
     for i, (policy, value, _) in enumerate(variants):
-        m = metrics.summarize(scored, sim["served"][i], sim["on_hand"][i], sim["orders"][i], freq=panel.freq,
-                              unit_cost=panel.unit_cost)
+        m = metrics.summarize(scored, sim["served"][i][:, b:], sim["on_hand"][i][:, b:], sim["orders"][i][:, b:],
+                              freq=panel.freq, unit_cost=panel.unit_cost)
         if cfg.overstock_cover is not None:
-            m.update(metrics.overstock(scored, sim["on_hand"][i], cfg.overstock_cover, unit_cost=panel.unit_cost))
+            m.update(metrics.overstock(scored, sim["on_hand"][i][:, b:], cfg.overstock_cover, unit_cost=panel.unit_cost))
+        if feedback is not None and i in feedback.variants:
+            m["effective_target"] = float(sim["effective_target"][-1, feedback.variants.index(i)])
         rows.append({"policy": policy, "parameter": value, **m})
     return ReplayResult(pd.DataFrame(rows), fc)
 

@@ -249,6 +249,7 @@ def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
     stats = _planning_supplier_stats(day, curated["suppliers"], root)
     calibration, intervals = _nightly_calibration(day, curated, stats, root)
     params = DecisionParams.from_policy(load_policy().replenishment)
+    params, service = _service_feedback(run, day, curated, params, root)
     factors = night_safety_factors(_forecast_shards(run, root), curated, stats, params=params, calibration=calibration)
     proposals = propose_shards(
         _forecast_shards(run, root), curated, stats, day,
@@ -256,7 +257,55 @@ def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
         alternates=alternate_suppliers(day, root), params=params, calibration=calibration, safety_factors=factors)
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
     return _record_reading(run, {**batch_summary(proposals), "supplier_lead_times": _lead_time_sources(stats),
-                                 "calibration": calibration_summary(calibration, intervals)}, DECISION_READS, root)
+                                 "calibration": calibration_summary(calibration, intervals), "service": service},
+                            DECISION_READS, root)
+
+
+def _service_feedback(run: Run, day: dt.date, curated: dict[str, Any], params, root: str | None):  # noqa: ANN001, ANN202
+    """The decision knobs with tonight's planned targets, and what the service ledger says of them.
+
+    The last night's ledger (``reports/service_ledger``, at most ``max_age_days`` old) records the latest
+    day of the demand history: per target, the units lost to stock-outs and the demand
+    (:func:`include.decisions.service.day_of_service`, a series' target from its category and its demand
+    class as the forecast classed it). The ledger is kept under tonight's date, so a re-run of the night
+    records the same day once.
+    """
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    import pandas as pd
+
+    from include.decisions.service import TYPICAL_DAYS, ServiceFeedback, ServiceLedger, day_of_service
+    from include.governance.policy import load_policy
+
+    feedback = ServiceFeedback.from_policy(load_policy().replenishment.service_feedback)
+    targets = params.targets()
+    ledger = ServiceLedger.from_frame(
+        newest_partition("reports", "service_ledger", day - dt.timedelta(days=1), feedback.max_age_days, root,
+                         missing_ok=True), targets)
+    demand_class = read_partition("forecasts", "series", run.ds, root, columns=["unique_id", "demand_class"]
+                                  ).drop_duplicates("unique_id").set_index("unique_id")["demand_class"]
+    category = curated["items"].set_index("sku")["category"] if "category" in curated["items"].columns else None
+    since = dt.datetime.combine(day - dt.timedelta(days=TYPICAL_DAYS + 1), dt.time())
+    measured = []
+    for demand in iter_shards("curated", "demand", day, root, columns=["unique_id", "sku", "ds", "y", "censored"],
+                              filters=[("ds", ">=", since)]):
+        if not len(demand):
+            continue
+        keys = demand.drop_duplicates("unique_id")
+        of_item = keys["sku"].map(category) if category is not None else pd.Series(None, index=keys.index)
+        target = pd.Series(params.fill_rates(of_item, keys["unique_id"].map(demand_class)),
+                           index=keys["unique_id"].to_numpy())
+        measured.append(day_of_service(demand, demand["ds"].max(), target))
+    found = (pd.concat(measured).groupby("target")[["lost", "demand"]].sum() if measured
+             else pd.DataFrame(columns=["lost", "demand"], dtype=float))
+    found = found.reindex(ledger.target).fillna(0.0)
+    ledger = ledger.record(found["lost"].to_numpy(float), found["demand"].to_numpy(float), feedback).update(feedback)
+    write_partition(ledger.to_frame(), "reports", "service_ledger", day, root)
+    ratio = ledger.ratio(feedback)
+    summary = {f"{t:g}": {"planned": round(float(e), 4), "lost_vs_planned": round(float(r), 3)}
+               for t, e, r in zip(ledger.target, ledger.effective_target, ratio, strict=True)}
+    return replace(params, planned_fill_rates=MappingProxyType(ledger.mapping())), summary
 
 
 def _forecast_shards(run: Run, root: str | None):  # noqa: ANN202

@@ -205,3 +205,36 @@ def test_replay_calibration_uses_only_errors_already_sold():
     assert cal.scale_of(*first, 1)[0] == pytest.approx(14 / np.sqrt(7))  # z = (21 - 7) / sqrt(7)
     # Review 24 also knows review 17's interval (periods 18-24, sold as forecast: z = 0).
     assert cal.scale_of(*first, 2)[0] == pytest.approx(np.sqrt((14 / np.sqrt(7)) ** 2 / 2))
+
+
+def test_service_feedback_closes_the_gap_a_wrong_error_model_leaves():
+    # Poisson demand with rare bursts of five times the rate: heavier-tailed than the normal the policy
+    # sizes with, so planning at the target under-serves it.
+    rng = np.random.default_rng(7)
+    n, t = 40, 560
+    rate = rng.uniform(3.0, 12.0, size=(n, 1))
+    burst = rng.random((n, t)) < 0.03
+    units = rng.poisson(rate * np.where(burst, 5.0, 1.0)).astype(float)
+    panel = panel_from_frame(_frame(units), "D")
+    config = dict(lead_time=5, lead_time_sd=1.0, review=7, warmup=140, reforecast_every=4,
+                  sweep={"shelfwise": (0.98,), "odoo_min_max": (), "erpnext_reorder_level": ()})
+    plain = replay(panel, ReplayConfig(**config, service_feedback=None)).curves.iloc[0]
+    closed = replay(panel, ReplayConfig(**config)).curves.iloc[0]
+    assert plain["fill_rate"] < 0.975
+    assert abs(closed["fill_rate"] - 0.98) < abs(plain["fill_rate"] - 0.98) / 2
+    assert closed["effective_target"] > 0.98  # it planned above the target to serve the target
+    assert "effective_target" not in plain or pd.isna(plain.get("effective_target"))
+
+
+def test_burn_in_periods_are_simulated_but_not_scored():
+    rng = np.random.default_rng(2)
+    units = rng.poisson(6.0, size=(5, 300)).astype(float)
+    panel = panel_from_frame(_frame(units), "D")
+    config = dict(lead_time=3, review=7, warmup=100, sweep={"shelfwise": (), "odoo_min_max": (7,),
+                                                             "erpnext_reorder_level": ()})
+    whole = replay(panel, ReplayConfig(**config)).curves.iloc[0]
+    later = replay(panel, ReplayConfig(**config, burn_in=70)).curves.iloc[0]
+    levels = odoo_min_max_levels(units, np.full(5, 3), 7, 7)
+    sim = simulate(units, [levels], np.full(5, 3), review=7, warmup=100)
+    assert later["fill_rate"] == pytest.approx(sim["served"][0][:, 70:].sum() / units[:, 170:].sum())
+    assert whole["fill_rate"] == pytest.approx(sim["served"][0].sum() / units[:, 100:].sum())
