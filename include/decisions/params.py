@@ -73,6 +73,12 @@ class DecisionParams:
             out = target.astype(float).fillna(out)
         return out.to_numpy(float)
 
+    def series_fill_rates(self, sku: pd.Series, demand_class: pd.Series, category: pd.Series | None) -> np.ndarray:
+        """:meth:`fill_rates` of series given by their SKU: ``category`` maps a SKU to its item's category
+        (``None``: the item master has none)."""
+        of_item = sku.map(category) if category is not None else pd.Series(None, index=sku.index, dtype=object)
+        return self.fill_rates(of_item, demand_class)
+
     def targets(self) -> list[float]:
         """Every fill-rate target the policy names, smallest first."""
         return sorted({float(self.fill_rate), *map(float, self.fill_rate_by_category.values()),

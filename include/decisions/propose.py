@@ -172,10 +172,10 @@ def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame
     served by the night's series that share it together (one pool, as the replay pools each review)
     unless ``params.fill_rate_per_series``."""
     mean, sigma = forecast_matrices(all_fc, keys.index)
-    category = keys["sku"].map(item["category"]) if "category" in item.columns else pd.Series(None, index=keys.index)
     demand_class = (keys.index.to_series().map(series.set_index("unique_id")["demand_class"])
                     if "demand_class" in series.columns else pd.Series(None, index=keys.index))
-    fill_rate = np.asarray(params.fill_rates(category, demand_class), float)
+    fill_rate = np.asarray(params.series_fill_rates(keys["sku"], demand_class,
+                                                    item["category"] if "category" in item.columns else None), float)
     planned = params.planned(fill_rate)
     fixed = None
     if safety_factors is not None and not params.fill_rate_per_series:

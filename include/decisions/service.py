@@ -98,19 +98,22 @@ class ServiceLedger:
     def record(self, lost: np.ndarray, demand: np.ndarray, feedback: ServiceFeedback) -> ServiceLedger:
         """The ledger after one more period: the past weighs less by one period of the half-life, and
         the period's units lost and demand per target are added, planned at the effective targets in force."""
-        keep = 0.5 ** (self.days / feedback.half_life_days)
+        keep = self._keep(feedback)
         demand = np.asarray(demand, float)
         return replace(self, lost=keep * self.lost + np.asarray(lost, float), demand=keep * self.demand + demand,
                        planned=keep * self.planned + (1.0 - self.effective_target) * demand,
                        periods=keep * self.periods + 1.0)
+
+    def _keep(self, feedback: ServiceFeedback) -> float:
+        """The weight one period leaves the past with."""
+        return 0.5 ** (self.days / feedback.half_life_days)
 
     def ratio(self, feedback: ServiceFeedback) -> np.ndarray:
         """Units lost over units planned to be lost, shrunk toward 1 by the prior."""
         with np.errstate(divide="ignore", invalid="ignore"):
             per_period = np.where(self.periods > 0, self.demand / self.periods, 0.0)
         # The prior fades with the first period it stood for: the data weigh more with every period.
-        keep = 0.5 ** (self.days / feedback.half_life_days)
-        fading = np.clip(1.0 - self.periods * (1.0 - keep), 0.0, 1.0)
+        fading = np.clip(1.0 - self.periods * (1.0 - self._keep(feedback)), 0.0, 1.0)
         prior = feedback.prior_days / self.days * (1.0 - self.target) * per_period * fading
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(self.planned + prior > 0, (self.lost + prior) / (self.planned + prior), 1.0)

@@ -163,7 +163,7 @@ def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
             if feedback is None:
                 up[:, reviews] = inputs.levels(target).T
             # The replay starts with the first review's level on hand.
-            up[:, cfg.warmup - 1] = inputs.levels(target, 0)[0]
+            up[:, cfg.warmup - 1] = up[:, cfg.warmup] if feedback is None else inputs.levels(target, 0)[0]
             out.append(("shelfwise", float(target), Levels(up, up)))
     for value in sweep.get("odoo_min_max", ()):
         out.append(("odoo_min_max", float(value), odoo_min_max_levels(D, lead, value, cfg.review)))

@@ -293,8 +293,7 @@ def _service_feedback(run: Run, day: dt.date, curated: dict[str, Any], params, r
         if not len(demand):
             continue
         keys = demand.drop_duplicates("unique_id")
-        of_item = keys["sku"].map(category) if category is not None else pd.Series(None, index=keys.index)
-        target = pd.Series(params.fill_rates(of_item, keys["unique_id"].map(demand_class)),
+        target = pd.Series(params.series_fill_rates(keys["sku"], keys["unique_id"].map(demand_class), category),
                            index=keys["unique_id"].to_numpy())
         measured.append(day_of_service(demand, demand["ds"].max(), target))
     found = (pd.concat(measured).groupby("target")[["lost", "demand"]].sum() if measured
