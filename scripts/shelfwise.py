@@ -367,6 +367,23 @@ def _format_scorecards(week, root: str) -> str:
             f"{score.get('catalogue')} supplier x SKU terms).")
 
 
+def _service_lines(decisions: dict) -> list[str]:
+    """What the night planned each fill-rate target at (the service ledger) and how the forecast error was
+    scaled (the calibration), from ``propose_decisions``' summary; nothing when the stage did not run."""
+    lines = []
+    service = decisions.get("service") or {}
+    if service:
+        lines.append("Fill-rate targets planned at (service ledger: units lost over units planned to lose): "
+                     + ", ".join(f"{t} -> {v['planned']:g} ({v['lost_vs_planned']:g})" for t, v in service.items()))
+    calibration = decisions.get("calibration")
+    if isinstance(calibration, dict):
+        lines.append(f"Forecast error scaled from {calibration['intervals']} past intervals: "
+                     + ", ".join(f"{c} x{x:g}" for c, x in calibration["scales"].items()))
+    elif calibration:
+        lines.append(f"Forecast error not scaled ({calibration})")
+    return lines
+
+
 def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, seconds: float) -> str:
     lines = ["", f"Shelfwise demo: retail_nightly for {ds}  ({seconds:.0f} s)", "=" * 64, "Rows ingested per source:"]
     for source in ("master", "pos", "ecommerce", "wms", "supplier", "returns"):
@@ -389,6 +406,7 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
     lines.append(f"Anomalies: {an.get('demand_anomalies', 0)} demand {an.get('by_type', {})}, "
                  f"{an.get('supplier_anomalies', 0)} supplier lead-time drift, "
                  f"{an.get('margin_anomalies', 0)} margin leakage, {an.get('return_anomalies', 0)} return spikes")
+    lines += _service_lines(s.get("propose_decisions", {}))
     tier = s.get("tier_proposals", {})
     lines.append("Proposals by type and risk tier:")
     for key, n in sorted(tier.get("by_type_and_tier", {}).items()):
