@@ -187,6 +187,8 @@ class Setup:
     transfer_hours: int
     expedite_hours: int
     costs: MoveCosts
+    donor_service: float = 0.95
+    dc_keep: float = 0.25
 
 
 def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
@@ -212,7 +214,8 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
         sensed = intraday_day.sense_day(forecast, day.hourly, stock, profile, weekday=day.date.weekday(), hour=h,
                                         params=setup.params, **kwargs)
         dc_rows = stock[stock["location_id"].isin(dcs)].assign(channel="dc", alarm=False, need_in_window=0.0)
-        receivers, donors = intraday_day.receivers_and_donors(pd.concat([sensed, dc_rows], ignore_index=True))
+        receivers, donors = intraday_day.receivers_and_donors(pd.concat([sensed, dc_rows], ignore_index=True),
+                                                              service=setup.donor_service, dc_keep=setup.dc_keep)
         fresh = receivers[[k not in proposed for k in zip(receivers["location_id"], receivers["sku"], strict=True)]]
         if fresh.empty:
             continue
@@ -447,7 +450,8 @@ def run(args: argparse.Namespace) -> dict:
                             policy.intraday.false_alarms_per_1000_series_day)
     params = DayParams(sensing=sensing, persistence=policy.intraday.persistence, cover_days=policy.intraday.cover_days)
     setup = Setup(world, params, stores[["location_id", "region"]] if _has_regions() else None, args.transfer_hours,
-                  args.expedite_hours or int(policy.intraday.expedite_hours), MoveCosts.from_policy(policy.costs))
+                  args.expedite_hours or int(policy.intraday.expedite_hours), MoveCosts.from_policy(policy.costs),
+                  args.donor_service or float(policy.intraday.donor_service), float(policy.intraday.dc_keep))
     first = (pd.Timestamp(sim.days[0]) - pd.Timestamp(0)).days
     shock_days = sorted({(d - pd.Timestamp(0)).days - first for d in world.shocks["date"]})
     cache: dict[int, Day] = {}
@@ -485,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=14, help="shocked days (the last days of history)")
     ap.add_argument("--per-day", type=int, default=3, help="shocks per day")
     ap.add_argument("--min-daily-units", type=float, default=30.0, help="a shocked cell's usual units a day, at least")
+    ap.add_argument("--donor-service", type=float,
+                    help="chance a donor still covers its own need after giving (default: the policy's donor_service)")
     ap.add_argument("--transfer-hours", type=int, default=3, help="hours from proposal to a transfer's arrival")
     ap.add_argument("--expedite-hours", type=int, help="hours from proposal to an expedited DC delivery's arrival "
                     "(default: the policy's intraday.expedite_hours)")
@@ -529,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         "world": {"preset": args.preset, "volume": args.volume, "days": args.days, "per_day": args.per_day,
                   "min_daily_units": args.min_daily_units, "locations": len(world.locations), "skus": len(world.items)},
         "settings": {"transfer_hours": args.transfer_hours, "expedite_hours": out["setup"].expedite_hours,
+                     "donor_service": out["setup"].donor_service, "dc_keep": out["setup"].dc_keep,
                      "sensing": dataclasses.asdict(out["setup"].params), "sigma_from": args.sigma_from,
                      "online_units": "sold" if args.online_sold else "ordered",
                      "history_days": NIGHTLY_DEFAULTS["history_days"], "horizon": NIGHTLY_DEFAULTS["horizon"],

@@ -18,6 +18,7 @@ evenly between the two levels, so together they keep the policy's rate.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -190,17 +191,20 @@ def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.nd
     return out
 
 
-def receivers_and_donors(sensed: pd.DataFrame, *, buffer: float = 0.25) -> tuple[pd.DataFrame, pd.DataFrame]:
+def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep: float = 0.25
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The surging series that will run short, and what every other location of their SKUs can spare.
 
     A surging series is short by its projected demand until its next regular delivery less its stock. Any
-    other location holding the SKU can spare its stock beyond ``(1 + buffer)`` times its own projected
-    need over the same window (a DC, which forecasts nothing of its own here, keeps ``buffer`` of its stock).
+    other location holding the SKU can spare what it holds beyond its own need over the same window at
+    the ``service`` quantile of that need's uncertainty (:func:`donor_keep`); a DC, which forecasts
+    nothing of its own here, keeps ``dc_keep`` of its stock.
 
     Args:
         sensed: :func:`sense_day`'s frame, plus DC rows (``channel`` ``dc``, ``need_in_window`` 0) where
             DC stock may be used.
-        buffer: Share of its own need a donor keeps on top of it.
+        service: Chance a donor still covers its own demand over the window after giving.
+        dc_keep: Share of its stock a DC keeps.
 
     Returns:
         ``(receivers, donors)`` in the shapes :func:`include.intraday.moves.propose_urgent_moves` reads.
@@ -209,9 +213,31 @@ def receivers_and_donors(sensed: pd.DataFrame, *, buffer: float = 0.25) -> tuple
     short = (surging["need_in_window"] - surging["on_hand"]).clip(lower=0.0)
     receivers = surging.assign(shortfall=short)[short > 0]
     others = sensed[sensed["sku"].isin(receivers["sku"]) & ~sensed["alarm"]]
-    keep = np.where(others["channel"] == "dc", buffer * others["on_hand"], (1.0 + buffer) * others["need_in_window"])
+    keep = np.where(others["channel"] == "dc", dc_keep * others["on_hand"], donor_keep(others, service))
     donors = others.assign(spare=np.floor((others["on_hand"] - keep).clip(lower=0.0)))
     return receivers.reset_index(drop=True), donors[donors["spare"] >= 1][["location_id", "sku", "spare"]].reset_index(drop=True)
 
 
-__all__ = ["FORECAST_COLUMNS", "HOURS", "DayParams", "receivers_and_donors", "sense_day"]
+def donor_keep(rows: pd.DataFrame, service: float) -> np.ndarray:
+    """Stock a location keeps for itself: its need over the window plus ``z(service)`` times its spread.
+
+    The need's variance is the counting noise of its units, in the channel's lumps (``clumping * need``),
+    plus the day's multiplier on it squared: the forecast's own error beyond counting
+    (``(sigma^2 - forecast) / forecast^2`` of a day) and what the whole channel strays by today
+    (``day_spread``). A flat share of the need left small donors (a few units' need, a Poisson spread of
+    about its square root) short on a day that ran high, and made large ones keep more than they risk.
+    """
+    need = rows["need_in_window"].to_numpy(float)
+    n = len(rows)
+
+    def column(name: str, default: float) -> np.ndarray:
+        return rows[name].fillna(default).to_numpy(float) if name in rows.columns else np.full(n, default)
+
+    forecast, sigma = column("forecast_today", 0.0), column("forecast_sigma", 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beyond = np.where(forecast > 0, np.maximum(sigma**2 - forecast, 0.0) / forecast**2, 0.0)
+    spread = np.sqrt(column("clumping", 1.0) * need + (beyond + column("day_spread", 0.0) ** 2) * need**2)
+    return need + NormalDist().inv_cdf(service) * spread
+
+
+__all__ = ["FORECAST_COLUMNS", "HOURS", "DayParams", "donor_keep", "receivers_and_donors", "sense_day"]

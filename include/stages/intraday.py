@@ -122,7 +122,8 @@ def propose(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
     policy = load_policy()
     sensed = read_partition("reports", "intraday_sensing", run.ds, root)
     sensed = sensed.assign(alarm=sensed["alarm"].fillna(False).astype(bool))
-    receivers, donors = receivers_and_donors(sensed)
+    receivers, donors = receivers_and_donors(sensed, service=policy.intraday.donor_service,
+                                             dc_keep=policy.intraday.dc_keep)
     costs = MoveCosts.from_policy(policy.costs)
     costs = MoveCosts(**{**costs.__dict__, "transfer_hours": policy.intraday.transfer_hours,
                          "expedite_hours": policy.intraday.expedite_hours})

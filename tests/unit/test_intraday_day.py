@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.intraday.day import DayParams, receivers_and_donors, sense_day
+from include.intraday.day import DayParams, donor_keep, receivers_and_donors, sense_day
 from include.intraday.moves import propose_urgent_moves
 from include.intraday.profile import IntradayProfile, trading_shape
 from include.intraday.sensing import SensingParams
@@ -59,7 +59,8 @@ def test_a_surging_store_is_sensed_projected_and_covered_by_its_region():
     assert receivers["location_id"].tolist() == ["S1"]
     spare = donors.set_index("location_id")["spare"]
     assert spare["DC1"] == 300  # the DC keeps a quarter
-    assert spare["S2"] == np.floor(160 - 1.25 * s2["need_in_window"])
+    keep = donor_keep(sensed.set_index("location_id").loc[["S2"]], 0.95)[0]
+    assert s2["need_in_window"] < keep < 160 and spare["S2"] == np.floor(160 - keep)
     assert "S3" not in spare.index or spare["S3"] < 90
 
     lines = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS)
@@ -141,3 +142,27 @@ def test_regions_do_not_raise_false_alarms_on_ordinary_days():
     forecast, sales, on_hand, regions = _region_day(np.random.default_rng(11), 21, surge=1.0, n_skus=400)
     sensed = sense_day(forecast, sales, on_hand, PROFILE, weekday=4, hour=21, regions=regions)
     assert sensed["alarm"].sum() <= 4
+
+
+def test_a_donor_keeps_its_need_at_the_service_level_of_its_own_spread():
+    rows = pd.DataFrame({"need_in_window": [4.0, 400.0, 400.0, 0.0], "forecast_today": [4.0, 400.0, 400.0, 0.0],
+                         "forecast_sigma": [2.0, 20.0, 80.0, 0.0], "clumping": [1.0, 1.0, 1.0, 1.0],
+                         "day_spread": [0.0, 0.0, 0.0, 0.0]})
+    keep = donor_keep(rows, 0.95)
+    z = 1.6448536
+    # A small donor: Poisson spread only (its forecast error is all counting noise), sqrt(4) = 2 units.
+    assert keep[0] == pytest.approx(4 + z * 2)
+    # A large one within counting noise keeps about 8% more, not a flat quarter.
+    assert keep[1] == pytest.approx(400 + z * 20)
+    # Its forecast error beyond counting (80^2 - 400 of 400^2) widens what it keeps.
+    assert keep[2] == pytest.approx(400 + z * np.sqrt(400 + (6000 / 160000) * 400**2))
+    assert keep[3] == 0.0
+    # The channel running uneven today and lumpy orders widen it too; a higher service keeps more.
+    wider = donor_keep(rows.assign(clumping=1.7, day_spread=0.2), 0.95)
+    assert (wider[:3] > keep[:3]).all()
+    assert (donor_keep(rows, 0.99)[:3] > keep[:3]).all()
+
+
+def test_without_the_spread_columns_a_donor_keeps_its_need_and_counting_noise():
+    keep = donor_keep(pd.DataFrame({"need_in_window": [9.0]}), 0.95)
+    assert keep[0] == pytest.approx(9 + 1.6448536 * 3)
