@@ -207,15 +207,19 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
         dc_keep: Share of its stock a DC keeps.
 
     Returns:
-        ``(receivers, donors)`` in the shapes :func:`include.intraday.moves.propose_urgent_moves` reads.
+        ``(receivers, donors)`` in the shapes :func:`include.intraday.moves.propose_urgent_moves` reads; a
+        donor also says what it ``keep``s and its own ``need`` (0 for a DC), for the line's explanation.
     """
     surging = sensed[sensed["alarm"]]
     short = (surging["need_in_window"] - surging["on_hand"]).clip(lower=0.0)
     receivers = surging.assign(shortfall=short)[short > 0]
     others = sensed[sensed["sku"].isin(receivers["sku"]) & ~sensed["alarm"]]
-    keep = np.where(others["channel"] == "dc", dc_keep * others["on_hand"], donor_keep(others, service))
-    donors = others.assign(spare=np.floor((others["on_hand"] - keep).clip(lower=0.0)))
-    return receivers.reset_index(drop=True), donors[donors["spare"] >= 1][["location_id", "sku", "spare"]].reset_index(drop=True)
+    dc = (others["channel"] == "dc").to_numpy()
+    keep = np.where(dc, dc_keep * others["on_hand"], donor_keep(others, service))
+    donors = others.assign(spare=np.floor((others["on_hand"] - keep).clip(lower=0.0)), keep=np.round(keep, 1),
+                           need=np.where(dc, 0.0, others["need_in_window"].round(1)))
+    columns = ["location_id", "sku", "spare", "keep", "need"]
+    return receivers.reset_index(drop=True), donors[donors["spare"] >= 1][columns].reset_index(drop=True)
 
 
 def donor_keep(rows: pd.DataFrame, service: float) -> np.ndarray:

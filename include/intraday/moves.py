@@ -65,7 +65,8 @@ def propose_urgent_moves(receivers: pd.DataFrame, donors: pd.DataFrame, items: p
     Args:
         receivers: One row per surging series that will run short (:data:`RECEIVER_COLUMNS`):
             ``shortfall`` units it lacks before its next regular delivery, with the sensing evidence.
-        donors: Stock each location can spare of each SKU beyond its own need (:data:`DONOR_COLUMNS`).
+        donors: Stock each location can spare of each SKU beyond its own need (:data:`DONOR_COLUMNS`; with
+            ``keep`` and ``need``, what it keeps for itself and its own need, the line says so).
         items: Item master (``sku, unit_price, unit_cost, case_pack, supplier_id``).
         locations: Location master (``location_id, location_type, region, parent_dc,
             transfer_cost_per_unit``).
@@ -115,7 +116,7 @@ def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Seri
         r, route, qty = need.iloc[i], routes[i][j], float(moves[i, j])
         hours = costs.transfer_hours if route == "transfer" else costs.expedite_hours
         rows.append(_line(sku, r, spare.at[j, "location_id"], route, qty, cost, margin, qty * unit_cost[i, j],
-                          hours, ds, extra={"donor_spare": float(spare.at[j, "spare"])}))
+                          hours, ds, extra=_donor(spare.iloc[j])))
     uncovered = shortfall - moves.sum(axis=1)
     for i in np.flatnonzero(uncovered >= 1):
         r = need.iloc[i]
@@ -125,6 +126,15 @@ def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Seri
                           qty * cost * costs.expedite_pct_of_value, costs.supplier_expedite_days * 24.0, ds,
                           extra={"no_donor_could_cover": float(uncovered[i])}))
     return rows
+
+
+def _donor(row: pd.Series) -> dict[str, float]:
+    """What the donor could spare and, when the caller said so, what it keeps of its own and what for."""
+    out = {"donor_spare": float(row["spare"])}
+    for column, key in (("keep", "donor_keeps"), ("need", "donor_need")):
+        if column in row.index and pd.notna(row[column]):
+            out[key] = float(row[column])
+    return out
 
 
 def _unit_move_cost(route: str | None, to: str, donor: str, cost: float, loc: pd.DataFrame, costs: MoveCosts) -> float:

@@ -39,6 +39,7 @@ LABELS = {
     "surge_ratio": "sales vs forecast",
     "evidence_log_likelihood_ratio": "evidence (log-likelihood ratio)",
     "locations_solved_together": "locations solved together",
+    "donor_need": "donor's own need until its next delivery",
 }
 #: Keys of a kind their name does not tell.
 KINDS = {
@@ -46,7 +47,8 @@ KINDS = {
     "evidence_log_likelihood_ratio": "plain", "locations_solved_together": "count", "surge_onset_hour": "clock",
     "inventory_position": "units", "on_hand": "units", "in_transit": "units", "on_order": "units",
     "allocated": "units", "backorders": "units", "safety_stock": "units", "reorder_point": "units",
-    "order_up_to": "units", "donor_excess": "units", "receiver_usable_stock": "units",
+    "order_up_to": "units", "donor_excess": "units", "donor_spare": "units", "donor_keeps": "units",
+    "donor_need": "units", "receiver_usable_stock": "units",
     "receiver_shortfall": "units", "sold_since_onset": "units", "expected_since_onset": "units",
     "mean_daily_forecast": "units/day", "alternate_reliability": "plain", "alternate_reliability_delta": "plain",
     "fraud_score": "share", "fill_rate_planned": "share", "score": "plain", "review_rank": "count", "late_days": "days", "qty": "units",
@@ -182,6 +184,10 @@ def _intraday(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) -> s
     margin, cost = _num(e, "margin_at_stake"), _num(e, "move_cost")
     second = (f" It keeps {_money(margin, currency)} of margin for {_money(cost, currency)} of cost."
               if margin is not None and cost is not None else "")
+    keeps, need = _num(e, "donor_keeps"), _num(e, "donor_need")
+    if keeps is not None and need is not None and line.get("action") == "urgent_transfer":
+        second += (f" {line.get('from_location')} keeps {_units(keeps)} for the {_units(need)} it expects to sell "
+                   f"before its next delivery.")
     return first + "." + second
 
 

@@ -61,6 +61,9 @@ def test_a_surging_store_is_sensed_projected_and_covered_by_its_region():
     assert spare["DC1"] == 300  # the DC keeps a quarter
     keep = donor_keep(sensed.set_index("location_id").loc[["S2"]], 0.95)[0]
     assert s2["need_in_window"] < keep < 160 and spare["S2"] == np.floor(160 - keep)
+    s2_donor = donors.set_index("location_id").loc["S2"]
+    assert s2_donor["keep"] == round(keep, 1) and s2_donor["need"] == round(s2["need_in_window"], 1)
+    assert donors.set_index("location_id").loc["DC1", "need"] == 0 and donors.set_index("location_id").loc["DC1", "keep"] == 100
     assert "S3" not in spare.index or spare["S3"] < 90
 
     lines = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS)

@@ -77,3 +77,14 @@ def test_costs_come_from_the_policy():
     costs = MoveCosts.from_policy({"expedite_cost_pct_of_value": 0.2, "store_handling_cost_per_unit": 0.3})
     assert costs.expedite_pct_of_value == 0.2 and costs.handling_per_unit == 0.3
     assert MoveCosts.from_policy({}).expedite_pct_of_value == MoveCosts().expedite_pct_of_value
+
+
+def test_a_transfer_says_what_its_donor_keeps_of_its_own():
+    receivers = pd.DataFrame([_receiver("S1", shortfall=6)])
+    donors = _donors([("S2", "A", 8)]).assign(keep=[21.3], need=[14.0])
+    why = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS).set_index("business_key").loc[
+        "urgent:S2>S1:A", "explanation"]
+    assert why["donor_spare"] == 8 and why["donor_keeps"] == 21.3 and why["donor_need"] == 14.0
+    # A caller that passes only what is spare gets only that.
+    plain = propose_urgent_moves(receivers, _donors([("S2", "A", 8)]), ITEMS, LOCATIONS, DS)
+    assert "donor_keeps" not in plain.iloc[0]["explanation"] and plain.iloc[0]["explanation"]["donor_spare"] == 8

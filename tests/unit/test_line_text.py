@@ -82,6 +82,11 @@ def test_an_intraday_move_says_how_fast_it_sells_and_when_the_move_arrives():
         "Store sales of SKU00011 at S0005 run at 3.2x the forecast since 11:00 (16 units sold vs 5 units expected); "
         "the stock runs out in 3.5 h and the move arrives in 4 h, too late for part of it. It keeps 36.00 USD of "
         "margin for 4.80 USD of cost.")
+    kept = {**line, "explanation": {**line["explanation"], "donor_keeps": 21.3, "donor_need": 14.0}}
+    assert line_story(kept).endswith(
+        "margin for 4.80 USD of cost. S0002 keeps 21.3 units for the 14 units it expects to sell before its next "
+        "delivery.")
+    assert dict(line_numbers(kept))["donor keeps"] == "21.3 units"
     empty = {**line, "action": "urgent_expedite", "explanation": {**line["explanation"], "hours_to_stockout": 0.0}}
     assert "(16 units sold vs 5 units expected); it is out of stock now and the expedite arrives in 4 h" in (
         line_story(empty))
