@@ -187,8 +187,8 @@ class Setup:
     transfer_hours: int
     expedite_hours: int
     costs: MoveCosts
-    donor_service: float = 0.95
-    dc_keep: float = 0.25
+    donor_service: float
+    dc_keep: float
 
 
 def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:

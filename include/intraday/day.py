@@ -217,7 +217,7 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
     dc = (others["channel"] == "dc").to_numpy()
     keep = np.where(dc, dc_keep * others["on_hand"], donor_keep(others, service))
     donors = others.assign(spare=np.floor((others["on_hand"] - keep).clip(lower=0.0)), keep=np.round(keep, 1),
-                           need=np.where(dc, 0.0, others["need_in_window"].round(1)))
+                           need=others["need_in_window"].round(1))
     columns = ["location_id", "sku", "spare", "keep", "need"]
     return receivers.reset_index(drop=True), donors[donors["spare"] >= 1][columns].reset_index(drop=True)
 
