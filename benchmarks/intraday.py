@@ -192,8 +192,9 @@ class Setup:
 
 
 def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Run ``sense_day`` at the end of every hour of ``day``, proposing urgent moves for each short series
-    the first time it shows up (a later hour's run updates the same business key, so adds nothing).
+    """Run ``sense_day`` at the end of every hour of ``day`` and propose urgent moves for the short series,
+    every move decided at once (as auto-approved lines are): a later hour sees what earlier moves are
+    still bringing each receiver (``committed``) and tops up only a surge that outgrew them.
 
     Returns:
         The last hour's reading, ``[locations, skus, 25]`` units arriving (negative: leaving) at the start
@@ -204,7 +205,7 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
     loc_index, sku_index = pd.Index(sim.location_ids), pd.Index(sim.skus)
     dcs = set(world.locations.loc[world.locations["location_type"] == "dc", "location_id"])
     inflow = np.zeros(sim.demand.shape[1:] + (HOURS + 1,))
-    proposed: set[tuple[str, str]] = set()
+    on_order = np.zeros(sim.demand.shape[1:])  # raised supplier orders: they arrive after the day
     moves = []
     kwargs = {} if setup.regions is None else {"regions": setup.regions}
     for h in range(HOURS):
@@ -214,18 +215,23 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
         sensed = intraday_day.sense_day(forecast, day.hourly, stock, profile, weekday=day.date.weekday(), hour=h,
                                         params=setup.params, **kwargs)
         dc_rows = stock[stock["location_id"].isin(dcs)].assign(channel="dc", alarm=False, need_in_window=0.0)
+        coming = inflow[:, :, h + 2:].clip(min=0.0).sum(axis=2)
+        rows, cols = np.nonzero(coming + on_order)
+        committed = pd.DataFrame({"location_id": np.asarray(sim.location_ids)[rows], "sku": np.asarray(sim.skus)[cols],
+                                  "moving_in": coming[rows, cols], "moving_out": 0.0, "on_order": on_order[rows, cols]})
         receivers, donors = intraday_day.receivers_and_donors(pd.concat([sensed, dc_rows], ignore_index=True),
-                                                              service=setup.donor_service, dc_keep=setup.dc_keep)
-        fresh = receivers[[k not in proposed for k in zip(receivers["location_id"], receivers["sku"], strict=True)]]
-        if fresh.empty:
+                                                              service=setup.donor_service, dc_keep=setup.dc_keep,
+                                                              committed=committed)
+        if receivers.empty:
             continue
-        proposed.update(zip(fresh["location_id"], fresh["sku"], strict=True))
-        lines = propose_urgent_moves(fresh, donors, world.items, world.locations, day.date, setup.costs)
+        lines = propose_urgent_moves(receivers, donors, world.items, world.locations, day.date, setup.costs)
         for line in lines[lines["action"].isin(["urgent_transfer", "urgent_expedite"])].itertuples():
             k, qty = sku_index.get_loc(line.sku), float(line.quantity)
             inflow[loc_index.get_loc(line.from_location), k, h + 1] -= qty
             lag = setup.transfer_hours if line.action == "urgent_transfer" else setup.expedite_hours
             inflow[loc_index.get_loc(line.to_location), k, min(h + 1 + lag, HOURS)] += qty
+        for line in lines[lines["action"] == "raise_order"].itertuples():
+            on_order[loc_index.get_loc(line.to_location), sku_index.get_loc(line.sku)] += float(line.quantity)
         moves.append(lines.assign(hour=h))
     moves = pd.concat(moves, ignore_index=True) if moves else pd.DataFrame(columns=[*PROPOSAL_COLUMNS, "hour"])
     return sensed, inflow, moves
@@ -445,12 +451,14 @@ def run(args: argparse.Namespace) -> dict:
     frames = {"pos": world.pos_sales, "orders": world.ecommerce_orders, "inventory": world.inventory_snapshot}
     stores = world.locations[world.locations["location_type"] == "store"]
     policy = load_policy()
-    sensing = SensingParams(shock_ratio=policy.intraday.shock_ratio,
-                            false_alarms_per_1000_series_day=args.false_alarm_budget or
-                            policy.intraday.false_alarms_per_1000_series_day)
-    params = DayParams(sensing=sensing, persistence=policy.intraday.persistence, cover_days=policy.intraday.cover_days)
-    setup = Setup(world, params, stores[["location_id", "region"]] if _has_regions() else None, args.transfer_hours,
-                  args.expedite_hours or int(policy.intraday.expedite_hours), MoveCosts.from_policy(policy.costs),
+    params = DayParams.from_policy(policy.intraday)
+    if args.false_alarm_budget:
+        params = dataclasses.replace(params, sensing=dataclasses.replace(
+            params.sensing, false_alarms_per_1000_series_day=args.false_alarm_budget))
+    setup = Setup(world, params, stores[["location_id", "region"]] if _has_regions() else None,
+                  round(policy.intraday.transfer_hours) if args.transfer_hours is None else args.transfer_hours,
+                  round(policy.intraday.expedite_hours) if args.expedite_hours is None else args.expedite_hours,
+                  MoveCosts.from_policy(policy.costs, policy.intraday),
                   args.donor_service or float(policy.intraday.donor_service), float(policy.intraday.dc_keep))
     first = (pd.Timestamp(sim.days[0]) - pd.Timestamp(0)).days
     shock_days = sorted({(d - pd.Timestamp(0)).days - first for d in world.shocks["date"]})
@@ -491,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-daily-units", type=float, default=30.0, help="a shocked cell's usual units a day, at least")
     ap.add_argument("--donor-service", type=float,
                     help="chance a donor still covers its own need after giving (default: the policy's donor_service)")
-    ap.add_argument("--transfer-hours", type=int, default=3, help="hours from proposal to a transfer's arrival")
+    ap.add_argument("--transfer-hours", type=int, help="hours from proposal to a store transfer's arrival "
+                    "(default: the policy's intraday.transfer_hours)")
     ap.add_argument("--expedite-hours", type=int, help="hours from proposal to an expedited DC delivery's arrival "
                     "(default: the policy's intraday.expedite_hours)")
     ap.add_argument("--false-alarm-budget", type=float,
@@ -534,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         "shocks": len(shocks), "shocked_days": len(out["days"]), "regions_pooled": out["regions"],
         "world": {"preset": args.preset, "volume": args.volume, "days": args.days, "per_day": args.per_day,
                   "min_daily_units": args.min_daily_units, "locations": len(world.locations), "skus": len(world.items)},
-        "settings": {"transfer_hours": args.transfer_hours, "expedite_hours": out["setup"].expedite_hours,
+        "settings": {"transfer_hours": out["setup"].transfer_hours, "expedite_hours": out["setup"].expedite_hours,
                      "donor_service": out["setup"].donor_service, "dc_keep": out["setup"].dc_keep,
                      "sensing": dataclasses.asdict(out["setup"].params), "sigma_from": args.sigma_from,
                      "online_units": "sold" if args.online_sold else "ordered",

@@ -74,7 +74,7 @@ def retail_intraday():
     def propose_moves() -> dict:
         from include.stages import intraday
 
-        return intraday.propose(current_run(), _hour())
+        return intraday.propose(current_run(), _hour(), conn_factory=erp_conn)
 
     @task
     def stage_moves() -> dict:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from include.intraday.calibration import day_level, day_spread
-from include.intraday.outlook import hours_to_stockout, reforecast
+from include.intraday.outlook import hours_to_stockout, reforecast, short_after
 from include.intraday.profile import HOURS, IntradayProfile
 from include.intraday.sensing import RATIO_PRIOR_UNITS, SensingParams, dispersion, sense
 
@@ -40,11 +40,23 @@ class DayParams:
         sensing: The test's sensitivity (:class:`SensingParams`).
         persistence: Share of a surge's surplus kept from one day to the next.
         cover_days: Days after today until the next regular delivery: the window a receiver must cover.
+        transfer_hours: Hours a store transfer proposed now takes to arrive.
+        expedite_hours: Hours an expedited DC delivery proposed now takes to arrive.
     """
 
     sensing: SensingParams = SensingParams()
     persistence: float = 0.5
     cover_days: int = 1
+    transfer_hours: float = 4.0
+    expedite_hours: float = 6.0
+
+    @classmethod
+    def from_policy(cls, intraday) -> DayParams:  # noqa: ANN001
+        """The policy file's ``intraday`` section (:class:`include.governance.policy.Intraday`)."""
+        return cls(sensing=SensingParams(shock_ratio=float(intraday.shock_ratio),
+                                         false_alarms_per_1000_series_day=float(intraday.false_alarms_per_1000_series_day)),
+                   persistence=float(intraday.persistence), cover_days=int(intraday.cover_days),
+                   transfer_hours=float(intraday.transfer_hours), expedite_hours=float(intraday.expedite_hours))
 
 
 def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFrame, profile: IntradayProfile, *,
@@ -69,7 +81,9 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
         forecast multiplier strays by today beyond its error, :mod:`include.intraday.calibration`),
         ``clumping`` (its channel's, from the profile), ``sold_today, expected_so_far`` (at the day level),
         ``alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset, expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout, level``
-        (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm), ``threshold``
+        (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm),
+        ``short_after_transfer, short_after_expedite`` (units still short over the window once a store
+        transfer or a DC expedite proposed now arrives: :func:`include.intraday.outlook.short_after`), ``threshold``
         (what the statistic of that test was held to); ``attrs["thresholds"]`` holds each level's.
     """
     days = params.cover_days + 1
@@ -115,6 +129,8 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
         sold_today=sold.sum(axis=1), expected_so_far=(expected * level[:, None]).sum(axis=1), **{c: found[c].to_numpy() for c in _FOUND if c != "level"},
         rest_of_today=outlook.rest_of_today, need_in_window=outlook.hourly[:, hour + 1:].sum(axis=1), on_hand=stock,
         hours_to_stockout=hours_to_stockout(outlook.hourly, stock, hour=hour), level=found["level"].to_numpy(),
+        short_after_transfer=short_after(outlook.hourly, stock, hour=hour, hours=params.transfer_hours),
+        short_after_expedite=short_after(outlook.hourly, stock, hour=hour, hours=params.expedite_hours),
         threshold=found["level"].map(thresholds).fillna(thresholds["series"]).to_numpy(float),
     )
     out.attrs["thresholds"] = thresholds
@@ -191,35 +207,65 @@ def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.nd
     return out
 
 
-def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep: float = 0.25
-                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+#: A receiver already sent stock today gets more only when what it still lacks is at least this share of
+#: what is on its way: a surge outgrowing its move is topped up, a shortfall creeping up by a unit an hour is not.
+TOPUP_MIN_SHARE = 0.2
+#: Columns of the moves already decided today (:func:`receivers_and_donors`'s ``committed``).
+COMMITTED_COLUMNS = ["location_id", "sku", "moving_in", "moving_out", "on_order"]
+
+
+def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep: float = 0.25,
+                         committed: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The surging series that will run short, and what every other location of their SKUs can spare.
 
-    A surging series is short by its projected demand until its next regular delivery less its stock. Any
-    other location holding the SKU can spare what it holds beyond its own need over the same window at
-    the ``service`` quantile of that need's uncertainty (:func:`donor_keep`); a DC, which forecasts
-    nothing of its own here, keeps ``dc_keep`` of its stock.
+    A surging series is short by its projected demand until its next regular delivery less its stock and
+    what today's decided moves are bringing it. Any other location holding the SKU can spare what it holds
+    beyond its own need over the same window at the ``service`` quantile of that need's uncertainty
+    (:func:`donor_keep`); a DC, which forecasts nothing of its own here, keeps ``dc_keep`` of its stock.
+    A series already sent stock today is a receiver again only when it still lacks at least
+    :data:`TOPUP_MIN_SHARE` of what is on its way (its surge outgrew the move).
 
     Args:
         sensed: :func:`sense_day`'s frame, plus DC rows (``channel`` ``dc``, ``need_in_window`` 0) where
             DC stock may be used.
         service: Chance a donor still covers its own demand over the window after giving.
         dc_keep: Share of its stock a DC keeps.
+        committed: Today's decided moves that ``on_hand`` does not show yet (:data:`COMMITTED_COLUMNS`):
+            units ``moving_in`` to a location and ``moving_out`` of it, per SKU, and raised orders
+            ``on_order`` (:func:`include.intraday.moves.committed_moves`).
 
     Returns:
         ``(receivers, donors)`` in the shapes :func:`include.intraday.moves.propose_urgent_moves` reads; a
-        donor also says what it ``keep``s and its own ``need`` (0 for a DC), for the line's explanation.
+        receiver says what is ``moving_in``; a donor also says what it ``keep``s and its own ``need`` (0 for
+        a DC), for the line's explanation.
     """
+    sensed = _with_committed(sensed, committed)
     surging = sensed[sensed["alarm"]]
-    short = (surging["need_in_window"] - surging["on_hand"]).clip(lower=0.0)
-    receivers = surging.assign(shortfall=short)[short > 0]
+    coming = surging["moving_in"]
+    short = (surging["need_in_window"] - surging["on_hand"] - coming).clip(lower=0.0)
+    receivers = surging.assign(shortfall=short, **{c: (surging[c] - coming).clip(lower=0.0) for c in
+                                                    ("short_after_transfer", "short_after_expedite") if c in surging})
+    receivers = receivers[(short > 0) & ((coming <= 0) | (short >= TOPUP_MIN_SHARE * coming))]
     others = sensed[sensed["sku"].isin(receivers["sku"]) & ~sensed["alarm"]]
+    others = others.assign(on_hand=(others["on_hand"] - others["moving_out"]).clip(lower=0.0))
     dc = (others["channel"] == "dc").to_numpy()
     keep = np.where(dc, dc_keep * others["on_hand"], donor_keep(others, service))
     donors = others.assign(spare=np.floor((others["on_hand"] - keep).clip(lower=0.0)), keep=np.round(keep, 1),
                            need=others["need_in_window"].round(1))
     columns = ["location_id", "sku", "spare", "keep", "need"]
     return receivers.reset_index(drop=True), donors[donors["spare"] >= 1][columns].reset_index(drop=True)
+
+
+def _with_committed(sensed: pd.DataFrame, committed: pd.DataFrame | None) -> pd.DataFrame:
+    """``sensed`` with each row's committed units (0 where nothing is committed)."""
+    amounts = COMMITTED_COLUMNS[2:]
+    sensed = sensed.drop(columns=amounts, errors="ignore")
+    if committed is None or committed.empty:
+        return sensed.assign(**dict.fromkeys(amounts, 0.0))
+    moving = committed.reindex(columns=COMMITTED_COLUMNS).fillna({c: 0.0 for c in amounts})
+    moving = moving.groupby(["location_id", "sku"], as_index=False)[amounts].sum()
+    out = sensed.merge(moving, on=["location_id", "sku"], how="left")
+    return out.assign(**{c: out[c].fillna(0.0) for c in amounts})
 
 
 def donor_keep(rows: pd.DataFrame, service: float) -> np.ndarray:
@@ -244,4 +290,5 @@ def donor_keep(rows: pd.DataFrame, service: float) -> np.ndarray:
     return need + NormalDist().inv_cdf(service) * spread
 
 
-__all__ = ["FORECAST_COLUMNS", "HOURS", "DayParams", "donor_keep", "receivers_and_donors", "sense_day"]
+__all__ = ["COMMITTED_COLUMNS", "FORECAST_COLUMNS", "HOURS", "TOPUP_MIN_SHARE", "DayParams", "donor_keep",
+           "receivers_and_donors", "sense_day"]

@@ -4,7 +4,8 @@ A surge sensed at hour ``t`` (:mod:`include.intraday.sensing`) multiplies the re
 its estimated ratio; on the following days the surplus fades by ``persistence`` per day (a promotion's
 second day sells less above plan than its first; a viral item cools). Hours to stock-out walk the hourly
 demand forward from the next hour, today's profile then each following day's, until it exceeds the stock
-on hand.
+on hand. :func:`short_after` says how many units a series still lacks once a move proposed now could
+arrive: what it needs before then is served from its own stock or lost, whatever the move.
 """
 
 from __future__ import annotations
@@ -83,3 +84,29 @@ def hours_to_stockout(hourly: np.ndarray, on_hand: np.ndarray, *, hour: int) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(within > 0, (on_hand - prior) / within, 0.0)
     return np.where(first >= 0, first + np.clip(frac, 0.0, 1.0), np.inf)
+
+
+def need_within(hourly: np.ndarray, *, hour: int, hours: float) -> np.ndarray:
+    """Units expected in the ``hours`` after the end of ``hour`` (a fraction of an hour counts pro rata).
+
+    Args:
+        hourly: ``[n, H]`` expected units per hour from midnight today (:attr:`Outlook.hourly`).
+        hour: The last hour seen today.
+        hours: How far ahead, in hours (beyond the outlook: all of it).
+    """
+    ahead = np.asarray(hourly, float)[:, hour + 1:]
+    whole = int(np.clip(np.floor(hours), 0, ahead.shape[1]))
+    part = ahead[:, whole] * (hours - whole) if whole < ahead.shape[1] else 0.0
+    return ahead[:, :whole].sum(axis=1) + part
+
+
+def short_after(hourly: np.ndarray, on_hand: np.ndarray, *, hour: int, hours: float) -> np.ndarray:
+    """Units a series still lacks over the outlook once a move proposed now arrives, ``hours`` from now.
+
+    Demand before the arrival is served from ``on_hand`` or lost whatever the move brings, so the move can
+    serve only the demand after it, less the stock left by then:
+    ``need - max(on_hand, need before the arrival)``, at least 0 (``hours`` 0: the whole shortfall).
+    """
+    need = np.asarray(hourly, float)[:, hour + 1:].sum(axis=1)
+    before = need_within(hourly, hour=hour, hours=hours)
+    return np.maximum(need - np.maximum(np.maximum(np.asarray(on_hand, float), 0.0), before), 0.0)

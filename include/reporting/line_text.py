@@ -40,6 +40,8 @@ LABELS = {
     "evidence_log_likelihood_ratio": "evidence (log-likelihood ratio)",
     "locations_solved_together": "locations solved together",
     "donor_need": "donor's own need until its next delivery",
+    "lost_before_arrival": "units short before it arrives",
+    "already_moving_in": "units already on their way from earlier moves",
 }
 #: Keys of a kind their name does not tell.
 KINDS = {
@@ -48,7 +50,8 @@ KINDS = {
     "inventory_position": "units", "on_hand": "units", "in_transit": "units", "on_order": "units",
     "allocated": "units", "backorders": "units", "safety_stock": "units", "reorder_point": "units",
     "order_up_to": "units", "donor_excess": "units", "donor_spare": "units", "donor_keeps": "units",
-    "donor_need": "units", "receiver_usable_stock": "units",
+    "donor_need": "units", "receiver_usable_stock": "units", "lost_before_arrival": "units",
+    "already_moving_in": "units",
     "receiver_shortfall": "units", "sold_since_onset": "units", "expected_since_onset": "units",
     "mean_daily_forecast": "units/day", "alternate_reliability": "plain", "alternate_reliability_delta": "plain",
     "fraud_score": "share", "fill_rate_planned": "share", "score": "plain", "review_rank": "count", "late_days": "days", "qty": "units",
@@ -179,8 +182,9 @@ def _intraday(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) -> s
         first += "; it is out of stock now" if hours <= 0 else f"; the stock runs out in {_hours(hours)}"
     if arrive is not None:
         how = {"raise_order": "the order", "urgent_expedite": "the expedite"}.get(str(line.get("action")), "the move")
-        first += f" and {how} arrives in {_hours(arrive)}" + (", too late for part of it" if e.get(
-            "arrives_after_stockout") else "")
+        lost = _num(e, "lost_before_arrival")
+        late = (f", too late for the {_units(lost)} short before then" if lost else ", too late for part of it")
+        first += f" and {how} arrives in {_hours(arrive)}" + (late if e.get("arrives_after_stockout") else "")
     margin, cost = _num(e, "margin_at_stake"), _num(e, "move_cost")
     second = (f" It keeps {_money(margin, currency)} of margin for {_money(cost, currency)} of cost."
               if margin is not None and cost is not None else "")

@@ -80,21 +80,18 @@ def sense(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
     """Read every series' sales through ``hour`` against the night's forecast; write what was sensed."""
     from include.governance.policy import load_policy
     from include.intraday.day import DayParams, sense_day
-    from include.intraday.sensing import SensingParams
 
     day = as_date(run.ds)
     locations = _master("locations", day, root)
     origin, forecast = night_forecast(day, locations, root)
-    policy = load_policy().intraday
-    params = DayParams(sensing=SensingParams(shock_ratio=policy.shock_ratio,
-                                             false_alarms_per_1000_series_day=policy.false_alarms_per_1000_series_day),
-                       persistence=policy.persistence, cover_days=policy.cover_days)
-    sales, on_hand, missing = _day_so_far(run.ds, hour, locations, root)
+    params = DayParams.from_policy(load_policy().intraday)
+    sales, on_hand, missing, stock_hour = _day_so_far(run.ds, hour, locations, root)
     stores = locations[locations["location_type"] == "store"][["location_id", "region"]]
     sensed = sense_day(forecast, sales, on_hand, _profile(day, locations, root), weekday=day.weekday(), hour=hour,
                        params=params, regions=stores, seed=day.toordinal())
     thresholds = {level: round(float(t), 3) for level, t in sensed.attrs["thresholds"].items()}
-    sensed = pd.concat([sensed, _dc_rows(on_hand, locations)], ignore_index=True).assign(as_of_hour=hour)
+    sensed = pd.concat([sensed, _dc_rows(on_hand, locations)], ignore_index=True).assign(as_of_hour=hour,
+                                                                                         stock_hour=stock_hour)
     write_partition(sensed, "reports", "intraday_sensing", run.ds, root)
     alarms = sensed[sensed["alarm"].fillna(False).astype(bool)]
     return record(run, {
@@ -112,29 +109,43 @@ def _channel_reading(sensed: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {str(c): {k: round(float(v), 3) for k, v in r.items()} for c, r in first.iterrows()}
 
 
-def propose(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
-    """Urgent transfers, expedites and raised orders for the surges that will run short; tiered."""
+def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) -> dict[str, Any]:
+    """Urgent transfers, expedites and raised orders for the surges that will run short; tiered.
+
+    With ``conn_factory`` (a live run), the day's lines already decided count: what they move and have not
+    delivered by the stock's snapshot is no longer short or spare, and a route decided earlier is topped up
+    under its next key (:func:`include.intraday.moves.topup_keys`), never changed.
+    """
     from include.governance.policy import load_policy, tier_proposals
     from include.intraday.day import receivers_and_donors
-    from include.intraday.moves import MoveCosts, propose_urgent_moves
+    from include.intraday.moves import MoveCosts, committed_moves, propose_urgent_moves, topup_keys
 
     day = as_date(run.ds)
     policy = load_policy()
     sensed = read_partition("reports", "intraday_sensing", run.ds, root)
     sensed = sensed.assign(alarm=sensed["alarm"].fillna(False).astype(bool))
+    staged = pd.DataFrame(columns=["business_key", "status", "action", "from_location", "to_location", "sku",
+                                   "quantity", "explanation"])
+    if conn_factory is not None and not run.replay:
+        from include.erp.staging import run_lines
+
+        with conn_factory() as conn:
+            staged = run_lines(conn, run.dag_id, run.ds)
+    stock_hour = sensed["stock_hour"].dropna() if "stock_hour" in sensed.columns else pd.Series(dtype=float)
+    committed = committed_moves(staged, float(stock_hour.max()) if len(stock_hour) else float(hour))
     receivers, donors = receivers_and_donors(sensed, service=policy.intraday.donor_service,
-                                             dc_keep=policy.intraday.dc_keep)
-    costs = MoveCosts.from_policy(policy.costs)
-    costs = MoveCosts(**{**costs.__dict__, "transfer_hours": policy.intraday.transfer_hours,
-                         "expedite_hours": policy.intraday.expedite_hours})
-    lines = propose_urgent_moves(receivers, donors, _master("items", day, root), _master("locations", day, root),
-                                 day, costs)
+                                             dc_keep=policy.intraday.dc_keep, committed=committed)
+    costs = MoveCosts.from_policy(policy.costs, policy.intraday)
+    lines = topup_keys(propose_urgent_moves(receivers, donors, _master("items", day, root),
+                                            _master("locations", day, root), day, costs), staged)
     as_of = stamp(run.ds, hour)
     lines["explanation"] = [{**e, "as_of": as_of, "workflow": "intraday"} for e in lines["explanation"]]
     tiered = tier_proposals(lines, policy)
     write_partition(tiered, "curated", "intraday_proposals", run.ds, root)
     return record(run, {
         "hour": hour, "as_of": as_of, "receivers": int(len(receivers)), "lines": int(len(tiered)),
+        "top_ups": int(tiered["business_key"].str.contains(r"\+\d+$").sum()) if len(tiered) else 0,
+        "units_already_moving": float(committed["moving_in"].sum()) if len(committed) else 0.0,
         "by_action": tiered["action"].value_counts().to_dict() if len(tiered) else {},
         "units": float(tiered["quantity"].sum()) if len(tiered) else 0.0,
         "margin_at_stake": round(float(sum(e["margin_at_stake"] for e in tiered["explanation"])), 2),
@@ -228,8 +239,10 @@ def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).assign(served=lambda f: f["served"].fillna(f["units"]))
 
 
-def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    """Units sold per location, SKU and hour through ``hour``; stock now; trading hours with no store sales."""
+def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, list, int]:
+    """Units sold per location, SKU and hour through ``hour``; stock now; trading hours with no store sales;
+    the hour of the stock snapshot it starts from (moves after it are not in it)."""
     from include.ingest.intraday import read_intraday
 
     sales = hourly_sales(ds, hour, root)
@@ -237,14 +250,15 @@ def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None) -
     seen = set(sales.loc[sales["location_id"].isin(store_ids), "hour"].astype(int))
     missing = sorted(set(range(STORE_OPEN, min(hour, STORE_CLOSE - 1) + 1)) - seen)
     snapshot = read_intraday("wms_intraday", ds, hour, root)
+    taken = hour
     if len(snapshot):
-        taken = pd.to_datetime(snapshot["snapshot_at"]).dt.hour.max()
+        taken = int(pd.to_datetime(snapshot["snapshot_at"]).dt.hour.max())
         since = sales[sales["hour"] > taken].groupby(["location_id", "sku"], as_index=False)["served"].sum()
         stock = snapshot[["location_id", "sku", "on_hand"]].merge(since, on=["location_id", "sku"], how="left")
         on_hand = stock.assign(on_hand=(stock["on_hand"] - stock["served"].fillna(0)).clip(lower=0))
     else:
         on_hand = pd.DataFrame(columns=["location_id", "sku", "on_hand"])
-    return sales, on_hand[["location_id", "sku", "on_hand"]], missing
+    return sales, on_hand[["location_id", "sku", "on_hand"]], missing, taken
 
 
 def _empty_sales() -> pd.DataFrame:

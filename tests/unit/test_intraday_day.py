@@ -52,6 +52,10 @@ def test_a_surging_store_is_sensed_projected_and_covered_by_its_region():
     assert s1["rest_of_today"] == pytest.approx(s1["ratio"] * 70 * 6 / 14, rel=1e-6)
     assert s1["hours_to_stockout"] < 6 and np.isinf(s2["hours_to_stockout"])  # S2 holds more than its outlook
     assert s1["need_in_window"] > s1["on_hand"]
+    # It runs out within the 4 hours a transfer takes: what it needs before then is lost whatever comes.
+    shortfall = s1["need_in_window"] - s1["on_hand"]
+    assert 0 < s1["short_after_expedite"] < s1["short_after_transfer"] < shortfall
+    assert s2["short_after_transfer"] == s2["short_after_expedite"] == 0
 
     dc = pd.DataFrame({"location_id": ["DC1"], "sku": ["A"], "channel": ["dc"], "alarm": [False],
                        "need_in_window": [0.0], "on_hand": [400.0]})
@@ -169,3 +173,23 @@ def test_a_donor_keeps_its_need_at_the_service_level_of_its_own_spread():
 def test_without_the_spread_columns_a_donor_keeps_its_need_and_counting_noise():
     keep = donor_keep(pd.DataFrame({"need_in_window": [9.0]}), 0.95)
     assert keep[0] == pytest.approx(9 + 1.6448536 * 3)
+
+
+def test_moves_already_decided_count_for_receivers_and_donors():
+    sensed = pd.DataFrame({
+        "location_id": ["S1", "S4", "S2", "DC1"], "sku": "A", "channel": ["store", "store", "store", "dc"],
+        "alarm": [True, True, False, False], "need_in_window": [60.0, 60.0, 10.0, 0.0],
+        "on_hand": [10.0, 10.0, 50.0, 100.0], "short_after_transfer": [40.0, 40.0, 0.0, np.nan],
+        "short_after_expedite": [30.0, 30.0, 0.0, np.nan]})
+    receivers, donors = receivers_and_donors(sensed)
+    assert receivers.set_index("location_id")["shortfall"].to_dict() == {"S1": 50.0, "S4": 50.0}
+    committed = pd.DataFrame({"location_id": ["S1", "S4", "S2", "DC1"], "sku": "A", "moving_in": [44.0, 30.0, 0, 0],
+                              "moving_out": [0, 0, 20.0, 40.0], "on_order": 0.0})
+    receivers, donors = receivers_and_donors(sensed, committed=committed)
+    # S1 lacks 6 beyond the 44 on their way: under a fifth of them, not worth another move. S4 lacks 20.
+    s4 = receivers.set_index("location_id").loc["S4"]
+    assert receivers["location_id"].tolist() == ["S4"] and s4["shortfall"] == 20 and s4["moving_in"] == 30
+    assert (s4["short_after_transfer"], s4["short_after_expedite"]) == (10.0, 0.0)
+    # What donors already gave and their stock does not show yet is not theirs to give again.
+    spare = donors.set_index("location_id")["spare"]
+    assert spare["DC1"] == np.floor(0.75 * 60) and spare["S2"] < 30

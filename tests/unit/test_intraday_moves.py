@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from include.decisions.params import PROPOSAL_COLUMNS
-from include.intraday.moves import MoveCosts, propose_urgent_moves
+from include.intraday.moves import MoveCosts, committed_moves, propose_urgent_moves, topup_keys
 
 DS = dt.date(2026, 11, 27)
 LOCATIONS = pd.DataFrame({
@@ -19,8 +19,8 @@ LOCATIONS = pd.DataFrame({
     "parent_dc": ["DC1", "DC1", "DC1", "DC9", None, None, None],
     "transfer_cost_per_unit": [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.8],
 })
-ITEMS = pd.DataFrame({"sku": ["A", "CHEAP"], "unit_price": [20.0, 1.0], "unit_cost": [8.0, 0.9],
-                      "case_pack": [6, 12], "supplier_id": ["SUP1", "SUP1"]})
+ITEMS = pd.DataFrame({"sku": ["A", "CHEAP", "LIGHT"], "unit_price": [20.0, 1.0, 5.0], "unit_cost": [8.0, 0.9, 1.5],
+                      "case_pack": [6, 12, 6], "supplier_id": ["SUP1", "SUP1", "SUP1"]})
 
 
 def _receiver(location: str, sku: str = "A", shortfall: float = 10.0, hours: float = 3.0) -> dict:
@@ -88,3 +88,73 @@ def test_a_transfer_says_what_its_donor_keeps_of_its_own():
     # A caller that passes only what is spare gets only that.
     plain = propose_urgent_moves(receivers, _donors([("S2", "A", 8)]), ITEMS, LOCATIONS, DS)
     assert "donor_keeps" not in plain.iloc[0]["explanation"] and plain.iloc[0]["explanation"]["donor_spare"] == 8
+
+
+def test_what_only_a_transfer_arrives_in_time_for_is_not_left_to_a_cheaper_expedite():
+    # The DC's expedite of LIGHT is 3 cents cheaper a unit than S2's transfer (0.5 + 8% of 1.5 against
+    # 0.5 + 0.15), but lands two hours later: the 10 units S1 needs in between can only come from S2.
+    receiver = {**_receiver("S1", sku="LIGHT", shortfall=20), "short_after_transfer": 18.0, "short_after_expedite": 8.0}
+    donors = _donors([("DC1", "LIGHT", 100), ("S2", "LIGHT", 15)])
+    timed = propose_urgent_moves(pd.DataFrame([receiver]), donors, ITEMS, LOCATIONS, DS).set_index("business_key")
+    assert timed.loc["urgent:S2>S1:LIGHT", "quantity"] == 10 and timed.loc["urgent:DC1>S1:LIGHT", "quantity"] == 10
+    assert timed.loc["urgent:S2>S1:LIGHT", "explanation"]["lost_before_arrival"] == 2.0
+    assert timed.loc["urgent:DC1>S1:LIGHT", "explanation"]["lost_before_arrival"] == 12.0
+    assert not (timed["action"] == "raise_order").any()
+    # Told nothing of time, the cheapest route takes it all.
+    plain = pd.DataFrame([_receiver("S1", sku="LIGHT", shortfall=20)])
+    untimed = propose_urgent_moves(plain, donors, ITEMS, LOCATIONS, DS)
+    assert untimed.set_index("business_key")["quantity"].to_dict() == {"urgent:DC1>S1:LIGHT": 20}
+    assert "lost_before_arrival" not in untimed.iloc[0]["explanation"]
+    # Routes arriving together: no part is the transfer's alone.
+    same = MoveCosts(transfer_hours=5.0, expedite_hours=5.0)
+    tied = propose_urgent_moves(pd.DataFrame([receiver]), donors, ITEMS, LOCATIONS, DS, same)
+    assert tied.set_index("business_key")["quantity"].to_dict() == {"urgent:DC1>S1:LIGHT": 20}
+
+
+def test_the_hours_come_from_the_policy_intraday_section():
+    from include.governance.policy import Intraday
+
+    costs = MoveCosts.from_policy({}, Intraday(transfer_hours=2.5, expedite_hours=9.0))
+    assert (costs.transfer_hours, costs.expedite_hours) == (2.5, 9.0) and costs.hours("transfer") == 2.5
+    assert costs.hours("expedite") == 9.0
+
+
+def _staged(rows: list[tuple]) -> pd.DataFrame:
+    """Staged lines: (business_key, status, action, from, to, sku, quantity, as_of hour, hours to arrive)."""
+    return pd.DataFrame([{"business_key": k, "status": st, "action": a, "from_location": f, "to_location": t, "sku": s,
+                          "quantity": q, "explanation": {"as_of": f"2026-11-27T{h:02d}", "hours_to_arrive": arrive}}
+                         for k, st, a, f, t, s, q, h, arrive in rows])
+
+
+def test_decided_moves_count_until_the_stock_shows_them():
+    staged = _staged([
+        ("urgent:S2>S1:A", "released", "urgent_transfer", "S2", "S1", "A", 10.0, 12, 3.0),  # leaves 13:00, in 16:00
+        ("urgent:DC1>S1:A", "approved", "urgent_expedite", "DC1", "S1", "A", 20.0, 14, 6.0),  # leaves 15:00, in 21:00
+        ("urgent:S3>S1:A", "pending_approval", "urgent_transfer", "S3", "S1", "A", 7.0, 15, 3.0),  # not decided
+        ("urgent:S9>S1:A", "rejected", "urgent_transfer", "S9", "S1", "A", 5.0, 12, 3.0),
+        ("urgent:SUP1>S1:A", "released", "raise_order", None, "S1", "A", 12.0, 12, 48.0),
+    ])
+    moving = committed_moves(staged, since_hour=14).set_index("location_id")
+    assert moving.loc["S1", "moving_in"] == 30 and moving.loc["S1", "on_order"] == 12  # neither move shown by 14:00
+    assert "S2" not in moving.index  # it left at 13:00: the 14:00 stock has it out already
+    assert moving.loc["DC1", "moving_out"] == 20
+    later = committed_moves(staged, since_hour=17).set_index("location_id")
+    assert later.loc["S1", "moving_in"] == 20 and "S2" not in later.index
+    assert committed_moves(staged.iloc[:0], since_hour=14).empty
+
+
+def test_a_decided_route_is_topped_up_under_its_next_key_and_an_undecided_one_updated():
+    staged = _staged([("urgent:S2>S1:A", "released", "urgent_transfer", "S2", "S1", "A", 10.0, 12, 3.0),
+                      ("urgent:S2>S1:A+1", "withdrawn", "urgent_transfer", "S2", "S1", "A", 4.0, 13, 3.0),
+                      ("urgent:S3>S1:A", "pending_approval", "urgent_transfer", "S3", "S1", "A", 5.0, 13, 3.0)])
+    lines = pd.DataFrame({"business_key": ["urgent:S2>S1:A", "urgent:S3>S1:A", "urgent:DC1>S1:A"]})
+    assert topup_keys(lines, staged)["business_key"].tolist() == ["urgent:S2>S1:A+2", "urgent:S3>S1:A",
+                                                                  "urgent:DC1>S1:A"]
+    assert topup_keys(lines, staged.iloc[:0]).equals(lines)
+
+
+def test_what_is_on_order_today_is_not_raised_again():
+    receivers = pd.DataFrame([{**_receiver("S1", shortfall=25), "on_order": 12.0}])
+    lines = propose_urgent_moves(receivers, _donors([("S2", "A", 8)]), ITEMS, LOCATIONS, DS).set_index("business_key")
+    assert lines.loc["urgent:S2>S1:A", "quantity"] == 8
+    assert lines.loc["urgent:SUP1>S1:A", "quantity"] == 6  # 25 - 8 - 12 = 5, in a pack of 6

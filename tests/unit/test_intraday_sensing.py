@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.intraday.outlook import hours_to_stockout, reforecast
+from include.intraday.outlook import hours_to_stockout, need_within, reforecast, short_after
 from include.intraday.profile import ProfileError, learn_profile, trading_shape
 from include.intraday.sensing import SensingParams, calibrated_threshold, dispersion, log_ratios, sense
 
@@ -173,3 +173,18 @@ def test_hours_to_stockout_walks_the_hourly_outlook():
     assert hours[0] == pytest.approx(2.5)
     assert hours[1] == pytest.approx(0.0)
     assert np.isinf(hours[2])
+
+
+def test_what_a_series_still_lacks_once_a_move_arrives():
+    hourly = np.zeros((4, 48))
+    hourly[:, 10:20] = 4.0  # 4 an hour from 10:00 to 19:59: 32 units after 11:59
+    hourly[:, 32:36] = 5.0  # and 20 tomorrow morning, before the next delivery
+    on_hand = np.array([10.0, 0.0, 1000.0, 30.0])
+    assert need_within(hourly, hour=11, hours=2.5) == pytest.approx([10.0] * 4)
+    assert need_within(hourly, hour=11, hours=100) == pytest.approx([52.0] * 4)
+    now = short_after(hourly, on_hand, hour=11, hours=0)
+    assert now == pytest.approx([42.0, 52.0, 0.0, 22.0])  # the shortfall as it stands
+    # In 4 hours 16 units were asked for: S0 sold its 10 and lost 6, S1 lost 16, S3 still has 14 left.
+    assert short_after(hourly, on_hand, hour=11, hours=4) == pytest.approx([36.0, 36.0, 0.0, 22.0])
+    # A move landing at 22:00, after the shop closed, serves tomorrow morning only.
+    assert short_after(hourly, on_hand, hour=11, hours=10) == pytest.approx([20.0, 20.0, 0.0, 20.0])

@@ -87,6 +87,9 @@ def test_an_intraday_move_says_how_fast_it_sells_and_when_the_move_arrives():
         "margin for 4.80 USD of cost. S0002 keeps 21.3 units for the 14 units it expects to sell before its next "
         "delivery.")
     assert dict(line_numbers(kept))["donor keeps"] == "21.3 units"
+    timed = {**line, "explanation": {**line["explanation"], "lost_before_arrival": 1.5}}
+    assert "the move arrives in 4 h, too late for the 1.5 units short before then. It keeps" in line_story(timed)
+    assert dict(line_numbers(timed))["units short before it arrives"] == "1.5 units"
     empty = {**line, "action": "urgent_expedite", "explanation": {**line["explanation"], "hours_to_stockout": 0.0}}
     assert "(16 units sold vs 5 units expected); it is out of stock now and the expedite arrives in 4 h" in (
         line_story(empty))
