@@ -184,9 +184,7 @@ class Setup:
     world: object
     params: intraday_day.DayParams
     regions: pd.DataFrame | None
-    transfer_hours: int
-    expedite_hours: int
-    costs: MoveCosts
+    costs: MoveCosts  # its hours are the ones ``params`` senses with: one source for both
     donor_service: float
     dc_keep: float
 
@@ -228,7 +226,7 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
         for line in lines[lines["action"].isin(["urgent_transfer", "urgent_expedite"])].itertuples():
             k, qty = sku_index.get_loc(line.sku), float(line.quantity)
             inflow[loc_index.get_loc(line.from_location), k, h + 1] -= qty
-            lag = setup.transfer_hours if line.action == "urgent_transfer" else setup.expedite_hours
+            lag = round(setup.costs.hours("transfer" if line.action == "urgent_transfer" else "expedite"))
             inflow[loc_index.get_loc(line.to_location), k, min(h + 1 + lag, HOURS)] += qty
         for line in lines[lines["action"] == "raise_order"].itertuples():
             on_order[loc_index.get_loc(line.to_location), sku_index.get_loc(line.sku)] += float(line.quantity)
@@ -451,14 +449,17 @@ def run(args: argparse.Namespace) -> dict:
     frames = {"pos": world.pos_sales, "orders": world.ecommerce_orders, "inventory": world.inventory_snapshot}
     stores = world.locations[world.locations["location_type"] == "store"]
     policy = load_policy()
-    params = DayParams.from_policy(policy.intraday)
+    # The flags replace the policy's hours everywhere: what sensing counts as short before a move arrives,
+    # the routes the moves take, and when the replay delivers them.
+    hours = {k: v for k, v in (("transfer_hours", args.transfer_hours), ("expedite_hours", args.expedite_hours))
+             if v is not None}
+    intraday = policy.intraday.model_copy(update=hours)
+    params = DayParams.from_policy(intraday)
     if args.false_alarm_budget:
         params = dataclasses.replace(params, sensing=dataclasses.replace(
             params.sensing, false_alarms_per_1000_series_day=args.false_alarm_budget))
     setup = Setup(world, params, stores[["location_id", "region"]] if _has_regions() else None,
-                  round(policy.intraday.transfer_hours) if args.transfer_hours is None else args.transfer_hours,
-                  round(policy.intraday.expedite_hours) if args.expedite_hours is None else args.expedite_hours,
-                  MoveCosts.from_policy(policy.costs, policy.intraday),
+                  MoveCosts.from_policy(policy.costs, intraday),
                   args.donor_service or float(policy.intraday.donor_service), float(policy.intraday.dc_keep))
     first = (pd.Timestamp(sim.days[0]) - pd.Timestamp(0)).days
     shock_days = sorted({(d - pd.Timestamp(0)).days - first for d in world.shocks["date"]})
@@ -543,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         "shocks": len(shocks), "shocked_days": len(out["days"]), "regions_pooled": out["regions"],
         "world": {"preset": args.preset, "volume": args.volume, "days": args.days, "per_day": args.per_day,
                   "min_daily_units": args.min_daily_units, "locations": len(world.locations), "skus": len(world.items)},
-        "settings": {"transfer_hours": out["setup"].transfer_hours, "expedite_hours": out["setup"].expedite_hours,
+        "settings": {"transfer_hours": out["setup"].costs.transfer_hours,
+                     "expedite_hours": out["setup"].costs.expedite_hours,
                      "donor_service": out["setup"].donor_service, "dc_keep": out["setup"].dc_keep,
                      "sensing": dataclasses.asdict(out["setup"].params), "sigma_from": args.sigma_from,
                      "online_units": "sold" if args.online_sold else "ordered",
