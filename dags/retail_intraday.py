@@ -68,7 +68,7 @@ def retail_intraday():
     def sense_demand() -> dict:
         from include.stages import intraday
 
-        return intraday.sense(current_run(), _hour())
+        return intraday.sense(current_run(), _hour(), conn_factory=erp_conn)
 
     @task
     def propose_moves() -> dict:

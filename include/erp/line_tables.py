@@ -9,7 +9,12 @@ views of a new table cannot drift from those of the tables before it (migrations
 
 from __future__ import annotations
 
-__all__ = ["OVERRIDE_COLUMNS", "TABLES", "add_line_table_sql", "views_sql"]
+__all__ = ["COMMITTED", "OVERRIDE_COLUMNS", "TABLES", "UNDECIDED", "add_line_table_sql", "views_sql"]
+
+#: Statuses of a line nobody has decided yet: a later run of the same date may still change or withdraw it.
+UNDECIDED = ("proposed", "pending_approval", "auto_approved")
+#: Statuses of a line decided for and not undone: its stock is committed.
+COMMITTED = ("approved", "released")
 
 #: Document type -> its interface table, in the order the views list them.
 TABLES: dict[str, str] = {

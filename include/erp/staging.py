@@ -24,11 +24,10 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
-from include.erp.line_tables import TABLES
+from include.erp.line_tables import TABLES, UNDECIDED
 
 log = logging.getLogger(__name__)
 
-UNDECIDED = ("proposed", "pending_approval", "auto_approved")
 SYSTEM_ACTOR = "shelfwise"
 #: First key of the two-key advisory locks of one run's lines (the one-key space is the migrator's).
 RUN_LOCK_CLASS = 4242_0002

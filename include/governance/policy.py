@@ -224,6 +224,9 @@ class Intraday(_Strict):
         cover_days: Days after today a receiver must cover until its next regular delivery.
         transfer_hours: Hours a same-day store transfer takes to arrive.
         expedite_hours: Hours an expedited DC delivery takes to arrive.
+        ship_from_store_hours: Hours until web orders are served from a store's shelf once a store gives
+            units to the web shop (the next order-routing batch); ``None``: stores give the web shop stock
+            by a same-day transfer to the fulfilment centre instead.
         donor_service: Chance a store giving stock to a surge still covers its own demand until its next
             delivery: it keeps its need plus that quantile of its own uncertainty.
         dc_keep: Share of its stock a DC keeps when it expedites to a surge (it forecasts nothing here).
@@ -236,6 +239,7 @@ class Intraday(_Strict):
     cover_days: Annotated[StrictInt, Field(ge=0, le=14)] = 1
     transfer_hours: Annotated[Number, Field(gt=0)] = 4.0
     expedite_hours: Annotated[Number, Field(gt=0)] = 6.0
+    ship_from_store_hours: Annotated[Number, Field(ge=0, le=24)] | None = None
     donor_service: Annotated[Number, Field(gt=0.5, lt=1)] = 0.95
     dc_keep: Annotated[Number, Field(ge=0, lt=1)] = 0.25
 

@@ -42,6 +42,8 @@ class DayParams:
         cover_days: Days after today until the next regular delivery: the window a receiver must cover.
         transfer_hours: Hours a store transfer proposed now takes to arrive.
         expedite_hours: Hours an expedited DC delivery proposed now takes to arrive.
+        ship_hours: Hours until the web shop's orders are served from a store's shelf once a store gives it
+            units (``None``: stores do not ship web orders).
     """
 
     sensing: SensingParams = SensingParams()
@@ -49,6 +51,7 @@ class DayParams:
     cover_days: int = 1
     transfer_hours: float = 4.0
     expedite_hours: float = 6.0
+    ship_hours: float | None = None
 
     @classmethod
     def from_policy(cls, intraday) -> DayParams:  # noqa: ANN001
@@ -56,7 +59,8 @@ class DayParams:
         return cls(sensing=SensingParams(shock_ratio=float(intraday.shock_ratio),
                                          false_alarms_per_1000_series_day=float(intraday.false_alarms_per_1000_series_day)),
                    persistence=float(intraday.persistence), cover_days=int(intraday.cover_days),
-                   transfer_hours=float(intraday.transfer_hours), expedite_hours=float(intraday.expedite_hours))
+                   transfer_hours=float(intraday.transfer_hours), expedite_hours=float(intraday.expedite_hours),
+                   ship_hours=None if intraday.ship_from_store_hours is None else float(intraday.ship_from_store_hours))
 
 
 def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFrame, profile: IntradayProfile, *,
@@ -83,7 +87,8 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
         ``alarm, onset_hour, alarm_hour, statistic, ratio, sold_since_onset, expected_since_onset, rest_of_today, need_in_window, on_hand, hours_to_stockout, level``
         (``level``: ``series`` or ``region``, the test that flagged it; empty without alarm),
         ``short_after_transfer, short_after_expedite`` (units still short over the window once a store
-        transfer or a DC expedite proposed now arrives: :func:`include.intraday.outlook.short_after`), ``threshold``
+        transfer or a DC expedite proposed now arrives: :func:`include.intraday.outlook.short_after`; with
+        ``params.ship_hours``, ``short_after_ship`` too: once web orders are served from a store), ``threshold``
         (what the statistic of that test was held to); ``attrs["thresholds"]`` holds each level's.
     """
     days = params.cover_days + 1
@@ -131,6 +136,8 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
         hours_to_stockout=hours_to_stockout(outlook.hourly, stock, hour=hour), level=found["level"].to_numpy(),
         short_after_transfer=short_after(outlook.hourly, stock, hour=hour, hours=params.transfer_hours),
         short_after_expedite=short_after(outlook.hourly, stock, hour=hour, hours=params.expedite_hours),
+        **({} if params.ship_hours is None else
+           {"short_after_ship": short_after(outlook.hourly, stock, hour=hour, hours=params.ship_hours)}),
         threshold=found["level"].map(thresholds).fillna(thresholds["series"]).to_numpy(float),
     )
     out.attrs["thresholds"] = thresholds
@@ -243,8 +250,8 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
     surging = sensed[sensed["alarm"]]
     coming = surging["moving_in"]
     short = (surging["need_in_window"] - surging["on_hand"] - coming).clip(lower=0.0)
-    receivers = surging.assign(shortfall=short, **{c: (surging[c] - coming).clip(lower=0.0) for c in
-                                                    ("short_after_transfer", "short_after_expedite") if c in surging})
+    receivers = surging.assign(shortfall=short, **{c: (surging[c] - coming).clip(lower=0.0) for c in surging
+                                                    if str(c).startswith("short_after_")})
     receivers = receivers[(short > 0) & ((coming <= 0) | (short >= TOPUP_MIN_SHARE * coming))]
     others = sensed[sensed["sku"].isin(receivers["sku"]) & ~sensed["alarm"]]
     others = others.assign(on_hand=(others["on_hand"] - others["moving_out"]).clip(lower=0.0))

@@ -3,12 +3,14 @@
 For every SKU with a surge, each *receiver* (a store or the ecommerce fulfilment centre that will run short
 before its next regular delivery) is matched with *donors* that hold stock beyond their own need over the
 same window: stores of the same region (a same-day store-to-store transfer), any store for the fulfilment
-centre (ship stock to the web shop's node), and the region's DC (an expedited delivery, which costs a
+centre (its units serve the web shop's orders: shipped from the store's shelf to the customers when the
+policy has ``ship_from_store_hours``, else transferred to the centre), and the region's DC (an expedited delivery, which costs a
 share of the value on top of the transfer). All receivers and donors of a SKU are solved together
 (:func:`include.decisions.propose.solve_transfers`, margin saved less the move's cost per unit); a move
-that costs more than the margin it saves is never proposed. What a receiver needs after a store transfer
-could arrive but before a DC expedite would is served by transfers only: a cheaper expedite that lands
-after the shelf ran empty (or the store closed) saves none of those sales. Whatever no donor can cover becomes a raised,
+that costs more than the margin it saves is never proposed. What a receiver needs after a faster route could
+arrive but before a slower one would is served by the faster routes only: a cheaper expedite that lands
+after the shelf ran empty (or the store closed) saves none of those sales, and a web shop surge that a
+store transfer would meet in three hours is met by the stores shipping its orders from the next batch. Whatever no donor can cover becomes a raised,
 expedited replenishment order to the receiver's supplier, in whole case packs.
 
 Every line says why: what sold against what was expected since the surge began, the surge's estimated
@@ -27,7 +29,7 @@ import pandas as pd
 
 from include.decisions.params import PROPOSAL_COLUMNS
 from include.decisions.propose import solve_transfers
-from include.erp.staging import UNDECIDED
+from include.erp.line_tables import COMMITTED, UNDECIDED
 
 #: The location type of the ecommerce fulfilment centre in the location master.
 FC_TYPE = "ecom_fc"
@@ -46,6 +48,10 @@ class MoveCosts:
         transfer_hours: Hours a same-day store-to-store (or store-to-FC) transfer takes.
         expedite_hours: Hours an expedited DC delivery takes.
         supplier_expedite_days: Days a raised, expedited supplier order takes.
+        ship_hours: Hours until the web shop's orders are served from a store's shelf once the store gives
+            it units (``None``: a store gives the web shop stock by a transfer to the fulfilment centre).
+        ship_cost_per_unit: What shipping a web unit from a store costs beyond shipping it from the
+            fulfilment centre (the store's picking is ``handling_per_unit`` on top).
     """
 
     expedite_pct_of_value: float = 0.08
@@ -53,18 +59,25 @@ class MoveCosts:
     transfer_hours: float = 4.0
     expedite_hours: float = 6.0
     supplier_expedite_days: int = 2
+    ship_hours: float | None = None
+    ship_cost_per_unit: float = 1.5
 
     @classmethod
     def from_policy(cls, costs: dict[str, float], intraday=None) -> MoveCosts:  # noqa: ANN001
         """The policy file's ``costs`` section, where it names these rates, and the hours of its ``intraday``
         section (:class:`include.governance.policy.Intraday`) when given."""
-        hours = {} if intraday is None else {"transfer_hours": float(intraday.transfer_hours),
-                                             "expedite_hours": float(intraday.expedite_hours)}
+        hours = {} if intraday is None else {
+            "transfer_hours": float(intraday.transfer_hours), "expedite_hours": float(intraday.expedite_hours),
+            "ship_hours": None if intraday.ship_from_store_hours is None else float(intraday.ship_from_store_hours)}
         return cls(expedite_pct_of_value=float(costs.get("expedite_cost_pct_of_value", cls.expedite_pct_of_value)),
-                   handling_per_unit=float(costs.get("store_handling_cost_per_unit", cls.handling_per_unit)), **hours)
+                   handling_per_unit=float(costs.get("store_handling_cost_per_unit", cls.handling_per_unit)),
+                   ship_cost_per_unit=float(costs.get("ship_from_store_cost_per_unit", cls.ship_cost_per_unit)),
+                   **hours)
 
     def hours(self, route: str) -> float:
-        """Hours a move by ``route`` (``transfer`` or ``expedite``) takes to arrive."""
+        """Hours a move by ``route`` (``ship``, ``transfer`` or ``expedite``) takes to arrive."""
+        if route == "ship":
+            return float(self.ship_hours or 0.0)
         return self.transfer_hours if route == "transfer" else self.expedite_hours
 
 
@@ -103,21 +116,26 @@ def propose_urgent_moves(receivers: pd.DataFrame, donors: pd.DataFrame, items: p
     return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
 
 
-def _route(receiver: pd.Series, donor: str, loc: pd.DataFrame) -> str | None:
-    """How ``donor`` can supply ``receiver`` today: ``transfer``, ``expedite`` or ``None`` (it cannot)."""
+def _route(receiver: pd.Series, donor: str, loc: pd.DataFrame, ship: bool = False) -> str | None:
+    """How ``donor`` can supply ``receiver`` today: ``ship`` (a store serves the web shop's orders from its
+    shelf, when ``ship`` and the location master does not say the store ships no parcels), ``transfer``,
+    ``expedite`` or ``None`` (it cannot)."""
     to, src = loc.loc[receiver["location_id"]], loc.loc[donor]
     if src["location_type"] == "dc":
         return "expedite" if to["location_type"] == FC_TYPE or to.get("parent_dc") == donor else None
     if src["location_type"] != "store":
         return None
-    return "transfer" if to["location_type"] == FC_TYPE or to["region"] == src["region"] else None
+    if to["location_type"] == FC_TYPE:
+        return "ship" if ship and bool(src.get("ships_parcels", True)) else "transfer"
+    return "transfer" if to["region"] == src["region"] else None
 
 
 def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Series, loc: pd.DataFrame,
                   ds: dt.date, costs: MoveCosts) -> list[dict]:
     margin, cost = float(it["unit_price"] - it["unit_cost"]), float(it["unit_cost"])
     shortfall = np.ceil(need["shortfall"].to_numpy(float))
-    routes = [[_route(r, d, loc) for d in spare["location_id"]] for _, r in need.iterrows()]
+    routes = [[_route(r, d, loc, ship=costs.ship_hours is not None) for d in spare["location_id"]]
+              for _, r in need.iterrows()]
     unit_cost = np.array([[_unit_move_cost(route, to, d, cost, loc, costs) for route, d in zip(row, spare["location_id"], strict=True)]
                           for row, to in zip(routes, need["location_id"], strict=True)]).reshape(len(need), len(spare))
     benefit = np.where(np.isfinite(unit_cost), margin - unit_cost, -1.0)
@@ -140,29 +158,42 @@ def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Seri
 
 
 #: Columns of a receiver that say what it still lacks once each route's move arrives (``sense_day``'s).
-SHORT_AFTER = {"transfer": "short_after_transfer", "expedite": "short_after_expedite"}
+SHORT_AFTER = {"ship": "short_after_ship", "transfer": "short_after_transfer", "expedite": "short_after_expedite"}
 
 
 def _solve_in_time(need: pd.DataFrame, shortfall: np.ndarray, spare: pd.DataFrame, routes: list[list[str | None]],
                    benefit: np.ndarray, costs: MoveCosts) -> np.ndarray:
-    """The moves of one SKU, the faster route serving what only it arrives in time for.
+    """The moves of one SKU, the faster routes serving what only they arrive in time for.
 
-    A receiver's shortfall is split where the routes' arrivals differ: the units it will need after the
-    faster route arrives but before the slower one (``short_after`` of the fast route less that of the slow
-    one) can be served by the faster route only; the rest by either. Both parts are solved together
-    (:func:`include.decisions.propose.solve_transfers`), so a cheaper move arriving after the shelves ran
-    empty is not chosen over a dearer one that arrives while customers still ask. Receivers without the
-    ``short_after_*`` columns are one part, served by the cheapest route as before.
+    A receiver's shortfall is split where the arrivals of the routes it can be served by differ: the units
+    it will need after a route arrives but before its next slower one (``short_after`` of the one less
+    that of the other) can be served by that route or faster ones only; the rest by any. All parts are
+    solved together (:func:`include.decisions.propose.solve_transfers`), so a cheaper move arriving after
+    the shelves ran empty is not chosen over a dearer one that arrives while customers still ask.
+    Receivers without the ``short_after_*`` columns are one part, served by the cheapest route.
     """
-    fast, slow = sorted(SHORT_AFTER, key=costs.hours)
-    urgent = np.zeros(len(need))
-    if costs.hours(fast) < costs.hours(slow) and set(SHORT_AFTER.values()) <= set(need.columns):
-        gap = need[SHORT_AFTER[fast]].fillna(0.0).to_numpy(float) - need[SHORT_AFTER[slow]].fillna(0.0).to_numpy(float)
-        urgent = np.clip(np.round(gap), 0.0, shortfall)
-    only_fast = np.array([[route == fast for route in row] for row in routes]).reshape(benefit.shape)
-    parts = solve_transfers(np.concatenate([urgent, shortfall - urgent]), np.floor(spare["spare"].to_numpy(float)),
-                            np.vstack([np.where(only_fast, benefit, -1.0), benefit]))
-    return parts[: len(need)] + parts[len(need):]
+    timed = sorted((r for r in SHORT_AFTER if r in {x for row in routes for x in row} and SHORT_AFTER[r] in need),
+                   key=costs.hours)
+    hours = np.array([[costs.hours(r) if r else np.inf for r in row] for row in routes]).reshape(benefit.shape)
+    left = shortfall.astype(float).copy()
+    parts = np.zeros((len(timed), len(need)))
+    for i, row in enumerate(routes):
+        mine = [r for r in timed if r in row]
+        for fast, slow in zip(mine, mine[1:], strict=False):
+            if costs.hours(fast) < costs.hours(slow):
+                gap = _num(need.at[i, SHORT_AFTER[fast]]) - _num(need.at[i, SHORT_AFTER[slow]])
+                parts[timed.index(fast), i] = min(max(round(gap), 0.0), left[i])
+                left[i] -= parts[timed.index(fast), i]
+    tiers = [k for k in range(len(timed)) if parts[k].any()]
+    demand = np.concatenate([*(parts[k] for k in tiers), left])
+    allowed = [np.where(hours <= costs.hours(timed[k]), benefit, -1.0) for k in tiers]
+    solved = solve_transfers(demand, np.floor(spare["spare"].to_numpy(float)), np.vstack([*allowed, benefit]))
+    return solved.reshape(len(tiers) + 1, len(need), -1).sum(axis=0)
+
+
+def _num(value: object) -> float:
+    """``value`` as a float, 0 where it is missing."""
+    return 0.0 if value is None or pd.isna(value) else float(value)
 
 
 def _in_time(receiver: pd.Series, route: str) -> dict[str, float]:
@@ -177,9 +208,8 @@ def _in_time(receiver: pd.Series, route: str) -> dict[str, float]:
     return out
 
 
-#: Statuses of a staged line that commit its stock: decided for, and not undone.
-COMMITTED_STATUSES = ("approved", "released")
-_MOVES = ("urgent_transfer", "urgent_expedite")
+#: Actions that move units between two of the retailer's locations today.
+MOVE_ACTIONS = ("urgent_transfer", "urgent_expedite", "ship_from_store")
 
 
 def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
@@ -188,6 +218,10 @@ def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
     A move staged by the run of hour ``H`` (its explanation's ``as_of``) leaves its donor at ``H + 1`` and
     reaches its receiver ``hours_to_arrive`` later. Units that left after ``since_hour`` are still in the
     donor's count (``moving_out``); units arriving after it are not in the receiver's (``moving_in``).
+    Units a store ships to web customers (``ship_from_store``) are both all day: the web shop's stock never
+    shows them and the store keeps them for its web orders. (The stock read after the store shipped some
+    has them out already, so the store's spare is then counted short by those units, and the web shop is
+    credited with the whole allocation until the day ends: the surge's next top-up comes late, never twice.)
 
     Args:
         lines: The day's staged lines (``include.erp.staging.run_lines``): ``status, action, from_location,
@@ -200,8 +234,8 @@ def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
         shortfall).
     """
     columns = ["location_id", "sku", "moving_in", "moving_out", "on_order"]
-    decided = lines[lines["status"].isin(COMMITTED_STATUSES)] if len(lines) else lines
-    done = decided[decided["action"].isin(_MOVES)] if len(decided) else decided
+    decided = lines[lines["status"].isin(COMMITTED)] if len(lines) else lines
+    done = decided[decided["action"].isin(MOVE_ACTIONS)] if len(decided) else decided
     raised = decided[decided["action"] == "raise_order"] if len(decided) else decided
     raised = pd.DataFrame({"location_id": raised["to_location"], "sku": raised["sku"], "moving_in": 0.0,
                            "moving_out": 0.0, "on_order": raised["quantity"].astype(float)})
@@ -211,6 +245,10 @@ def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
     why = done["explanation"].map(lambda e: e if isinstance(e, dict) else {})
     leaves = why.map(lambda e: int(str(e.get("as_of", "T-1"))[-2:]) + 1 if e.get("as_of") else np.nan).astype(float)
     arrives = leaves + why.map(lambda e: float(e.get("hours_to_arrive") or 0.0)).astype(float)
+    # Units a store gives the web shop stay on its shelf until web orders take them: no stock reading of the
+    # day shows them at the web shop's node, so they count as moving for the whole day.
+    shelf = (done["action"] == "ship_from_store").to_numpy()
+    leaves, arrives = leaves.where(~shelf, np.inf), arrives.where(~shelf, np.inf)
     qty = done["quantity"].astype(float)
     into = pd.DataFrame({"location_id": done["to_location"], "sku": done["sku"],
                          "moving_in": qty.where(arrives.fillna(np.inf) > since_hour, 0.0), "moving_out": 0.0,
@@ -257,17 +295,21 @@ def _unit_move_cost(route: str | None, to: str, donor: str, cost: float, loc: pd
     transfer = float(loc.at[to, "transfer_cost_per_unit"]) if "transfer_cost_per_unit" in loc.columns else 0.0
     if route == "expedite":
         return transfer + cost * costs.expedite_pct_of_value
+    if route == "ship":
+        return costs.ship_cost_per_unit + costs.handling_per_unit
     return transfer + costs.handling_per_unit
 
 
 def _line(sku: str, r: pd.Series, source: str, route: str, qty: float, unit_cost: float, margin: float,
           move_cost: float, hours: float, ds: dt.date, extra: dict) -> dict:
     receiver = str(r["location_id"])
-    doc_type, action = ("replenishment", "raise_order") if route == "raise_order" else ("transfer", f"urgent_{route}")
+    doc_type, action = {"raise_order": ("replenishment", "raise_order"),
+                        "ship": ("transfer", "ship_from_store")}.get(route, ("transfer", f"urgent_{route}"))
     arrives_h = float(hours)
     late = np.isfinite(r["hours_to_stockout"]) and arrives_h > float(r["hours_to_stockout"])
     return {
-        "doc_type": doc_type, "business_key": f"urgent:{source}>{receiver}:{sku}", "sku": sku,
+        "doc_type": doc_type, "business_key": f"{'ship' if route == 'ship' else 'urgent'}:{source}>{receiver}:{sku}",
+        "sku": sku,
         "from_location": None if route == "raise_order" else source, "to_location": receiver,
         "supplier_id": source if route == "raise_order" else None, "po_id": None, "po_line": None, "action": action,
         "quantity": qty, "unit_cost": unit_cost, "value": round(qty * unit_cost, 2),
@@ -284,3 +326,35 @@ def _line(sku: str, r: pd.Series, source: str, route: str, qty: float, unit_cost
             "net_benefit": round(qty * margin - move_cost, 2), **extra,
         },
     }
+
+
+def shipped_for_the_web_shop(sales: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """``sales`` with the web orders stores shipped for the web shop counted as the web shop's demand.
+
+    A decided ``ship_from_store`` line of the hour ``H`` lets its store serve up to ``quantity`` of the web
+    shop's orders of the SKU from ``H + 1``; the ecommerce extract names the store as those lines'
+    fulfilment location. They are the web shop's demand, not the store's (the store's forecast never
+    expected them, and the web shop's surge goes on), so they are read at the line's web shop node, the
+    earliest first up to the quantity; the stock they took stays the store's (``node``).
+
+    Args:
+        sales: ``location_id, sku, hour, units, source`` (``web`` for order lines) and ``node``, where stock
+            was taken.
+        lines: The day's staged lines (``status, action, from_location, to_location, sku, quantity,
+            explanation`` with ``as_of``).
+    """
+    if sales.empty or lines.empty:
+        return sales
+    given = lines[lines["status"].isin(COMMITTED) & (lines["action"] == "ship_from_store")]
+    if given.empty:
+        return sales
+    start = given["explanation"].map(lambda e: int(str(e.get("as_of"))[-2:]) + 1 if isinstance(e, dict)
+                                     and e.get("as_of") else 0)
+    out = sales.copy()
+    for (store, sku), mine in given.assign(start=start).groupby(["from_location", "sku"]):
+        rows = out[(out["source"] == "web") & (out["location_id"] == store) & (out["sku"] == sku)
+                   & (out["hour"] >= mine["start"].min())].sort_values("hour", kind="stable")
+        before = rows["units"].cumsum() - rows["units"]
+        taken = rows.index[before < float(mine["quantity"].astype(float).sum())]
+        out.loc[taken, "location_id"] = str(mine["to_location"].iloc[0])
+    return out

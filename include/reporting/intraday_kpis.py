@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from include.intraday.moves import MOVE_ACTIONS
+
 #: z of the band a surge's day must leave to count as confirmed.
 CONFIRM_Z = 1.96
 
@@ -43,7 +45,7 @@ def intraday_kpis(sensing: pd.DataFrame | None, lines: pd.DataFrame, hourly: pd.
     events = _events(alarms)
     lead = events["alarm_hour"] + 1 - events["onset_hour"]
     released = lines[lines["status"] == "released"] if len(lines) else lines
-    moves = released[released["action"].isin(["urgent_transfer", "urgent_expedite"])] if len(released) else released
+    moves = released[released["action"].isin(MOVE_ACTIONS)] if len(released) else released
     saved = _saved_units(moves, hourly) if len(moves) else np.zeros(0)
     margin = [float(e.get("margin_at_stake", 0.0)) / max(float(q), 1.0)
               for e, q in zip(moves.get("explanation", []), moves.get("quantity", []), strict=True)]

@@ -73,7 +73,7 @@ def line_story(line: Mapping[str, Any], currency: str = "USD") -> str | None:
     if e.get("why"):
         return str(e["why"])
     doc, action = line.get("doc_type"), str(line.get("action") or "")
-    if action.startswith("urgent_") or action == "raise_order":
+    if action.startswith("urgent_") or action in ("raise_order", "ship_from_store"):
         return _intraday(line, e, currency)
     if doc == "po_exception":
         return _po_exception(line, e, currency)
@@ -181,15 +181,18 @@ def _intraday(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) -> s
     if hours is not None:
         first += "; it is out of stock now" if hours <= 0 else f"; the stock runs out in {_hours(hours)}"
     if arrive is not None:
-        how = {"raise_order": "the order", "urgent_expedite": "the expedite"}.get(str(line.get("action")), "the move")
+        how = {"raise_order": "the order", "urgent_expedite": "the expedite",
+               "ship_from_store": f"shipping web orders from {line.get('from_location')}"}.get(
+            str(line.get("action")), "the move")
         lost = _num(e, "lost_before_arrival")
         late = (f", too late for the {_units(lost)} short before then" if lost else ", too late for part of it")
-        first += f" and {how} arrives in {_hours(arrive)}" + (late if e.get("arrives_after_stockout") else "")
+        verb = "starts" if line.get("action") == "ship_from_store" else "arrives"
+        first += f" and {how} {verb} in {_hours(arrive)}" + (late if e.get("arrives_after_stockout") else "")
     margin, cost = _num(e, "margin_at_stake"), _num(e, "move_cost")
     second = (f" It keeps {_money(margin, currency)} of margin for {_money(cost, currency)} of cost."
               if margin is not None and cost is not None else "")
     keeps, need = _num(e, "donor_keeps"), _num(e, "donor_need")
-    if keeps is not None and need is not None and line.get("action") == "urgent_transfer":
+    if keeps is not None and need is not None and line.get("action") in ("urgent_transfer", "ship_from_store"):
         second += (f" {line.get('from_location')} keeps {_units(keeps)} for the {_units(need)} it expects to sell "
                    f"before its next delivery.")
     return first + "." + second
@@ -308,7 +311,8 @@ def _days(value: float | None, *, adjective: bool = False) -> str:
 
 
 def _hours(value: float) -> str:
-    return f"{_plain(round(value, 1))} h"
+    """Hours as ``3.5 h``; under an hour, in minutes (``15 min``)."""
+    return f"{round(value * 60)} min" if 0 < value < 1 else f"{_plain(round(value, 1))} h"
 
 
 def _money(value: float | None, currency: str) -> str:

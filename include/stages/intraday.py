@@ -76,8 +76,13 @@ def hours_to_ingest(source: str, ds: str, hour: int, root: str | None = None) ->
     return [*late, hour]
 
 
-def sense(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
-    """Read every series' sales through ``hour`` against the night's forecast; write what was sensed."""
+def sense(run: Run, hour: int, *, conn_factory=None, root: str | None = None) -> dict[str, Any]:
+    """Read every series' sales through ``hour`` against the night's forecast; write what was sensed.
+
+    With ``conn_factory`` (a live run), the web orders stores shipped under the day's decided
+    ``ship_from_store`` lines are read as the web shop's demand
+    (:func:`include.intraday.moves.shipped_for_the_web_shop`).
+    """
     from include.governance.policy import load_policy
     from include.intraday.day import DayParams, sense_day
 
@@ -85,7 +90,8 @@ def sense(run: Run, hour: int, *, root: str | None = None) -> dict[str, Any]:
     locations = _master("locations", day, root)
     origin, forecast = night_forecast(day, locations, root)
     params = DayParams.from_policy(load_policy().intraday)
-    sales, on_hand, missing, stock_hour = _day_so_far(run.ds, hour, locations, root)
+    sales, on_hand, missing, stock_hour = _day_so_far(run.ds, hour, locations, root,
+                                                      staged=_staged(run, conn_factory))
     stores = locations[locations["location_type"] == "store"][["location_id", "region"]]
     sensed = sense_day(forecast, sales, on_hand, _profile(day, locations, root), weekday=day.weekday(), hour=hour,
                        params=params, regions=stores, seed=day.toordinal())
@@ -124,13 +130,7 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
     policy = load_policy()
     sensed = read_partition("reports", "intraday_sensing", run.ds, root)
     sensed = sensed.assign(alarm=sensed["alarm"].fillna(False).astype(bool))
-    staged = pd.DataFrame(columns=["business_key", "status", "action", "from_location", "to_location", "sku",
-                                   "quantity", "explanation"])
-    if conn_factory is not None and not run.replay:
-        from include.erp.staging import run_lines
-
-        with conn_factory() as conn:
-            staged = run_lines(conn, run.dag_id, run.ds)
+    staged = _staged(run, conn_factory)
     stock_hour = sensed["stock_hour"].dropna() if "stock_hour" in sensed.columns else pd.Series(dtype=float)
     committed = committed_moves(staged, float(stock_hour.max()) if len(stock_hour) else float(hour))
     receivers, donors = receivers_and_donors(sensed, service=policy.intraday.donor_service,
@@ -150,6 +150,17 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
         "units": float(tiered["quantity"].sum()) if len(tiered) else 0.0,
         "margin_at_stake": round(float(sum(e["margin_at_stake"] for e in tiered["explanation"])), 2),
     }, root)
+
+
+def _staged(run: Run, conn_factory) -> pd.DataFrame:
+    """The day's staged lines of this workflow (none without a connection, or in a replay)."""
+    if conn_factory is None or run.replay:
+        return pd.DataFrame(columns=["business_key", "status", "action", "from_location", "to_location", "sku",
+                                     "quantity", "explanation"])
+    from include.erp.staging import run_lines
+
+    with conn_factory() as conn:
+        return run_lines(conn, run.dag_id, run.ds)
 
 
 def stage(run: Run, hour: int, *, conn_factory, root: str | None = None) -> dict[str, Any]:
@@ -222,7 +233,8 @@ def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:
     """Units sold per location, SKU and hour of ``ds`` through ``hour``: store item movement and web orders.
 
     Online demand is every line ordered, served or not (a cancelled line is demand the FC could not fill);
-    ``served`` is what took stock.
+    ``served`` is what took stock, at ``node`` (the store or the line's fulfilment location); ``source`` is
+    ``pos`` or ``web``.
     """
     from include.ingest.intraday import read_intraday
 
@@ -231,21 +243,27 @@ def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:
     frames = [_empty_sales()]
     if len(pos):
         frames.append(pd.DataFrame({"location_id": pos["store_id"], "sku": pos["sku"], "hour": pos["hour"],
-                                    "units": pos["units_sold"], "served": pos["units_sold"]}))
+                                    "units": pos["units_sold"], "served": pos["units_sold"], "source": "pos"}))
     if len(web):
         frames.append(pd.DataFrame({"location_id": web["fulfilment_location_id"], "sku": web["sku"],
                                     "hour": pd.to_datetime(web["ordered_at"]).dt.hour, "units": web["quantity"],
-                                    "served": np.where(web["status"] == "cancelled", 0, web["quantity"])}))
-    return pd.concat(frames, ignore_index=True).assign(served=lambda f: f["served"].fillna(f["units"]))
+                                    "served": np.where(web["status"] == "cancelled", 0, web["quantity"]),
+                                    "source": "web"}))
+    return pd.concat(frames, ignore_index=True).assign(served=lambda f: f["served"].fillna(f["units"]),
+                                                       node=lambda f: f["location_id"])
 
 
-def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None
+def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None, staged: pd.DataFrame | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, list, int]:
     """Units sold per location, SKU and hour through ``hour``; stock now; trading hours with no store sales;
-    the hour of the stock snapshot it starts from (moves after it are not in it)."""
+    the hour of the stock snapshot it starts from (moves after it are not in it). Web orders stores shipped
+    under the ``staged`` day's ``ship_from_store`` lines are the web shop's sales, their stock the store's."""
     from include.ingest.intraday import read_intraday
+    from include.intraday.moves import shipped_for_the_web_shop
 
     sales = hourly_sales(ds, hour, root)
+    if staged is not None:
+        sales = shipped_for_the_web_shop(sales, staged)
     store_ids = set(locations.loc[locations["location_type"] == "store", "location_id"])
     seen = set(sales.loc[sales["location_id"].isin(store_ids), "hour"].astype(int))
     missing = sorted(set(range(STORE_OPEN, min(hour, STORE_CLOSE - 1) + 1)) - seen)
@@ -253,7 +271,8 @@ def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None
     taken = hour
     if len(snapshot):
         taken = int(pd.to_datetime(snapshot["snapshot_at"]).dt.hour.max())
-        since = sales[sales["hour"] > taken].groupby(["location_id", "sku"], as_index=False)["served"].sum()
+        since = sales[sales["hour"] > taken].groupby(["node", "sku"], as_index=False)["served"].sum().rename(
+            columns={"node": "location_id"})
         stock = snapshot[["location_id", "sku", "on_hand"]].merge(since, on=["location_id", "sku"], how="left")
         on_hand = stock.assign(on_hand=(stock["on_hand"] - stock["served"].fillna(0)).clip(lower=0))
     else:
@@ -264,7 +283,7 @@ def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None
 def _empty_sales() -> pd.DataFrame:
     return pd.DataFrame({"location_id": pd.Series(dtype=object), "sku": pd.Series(dtype=object),
                          "hour": pd.Series(dtype=int), "units": pd.Series(dtype=float),
-                         "served": pd.Series(dtype=float)})
+                         "served": pd.Series(dtype=float), "source": pd.Series(dtype=object)})
 
 
 def _dc_rows(on_hand: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:

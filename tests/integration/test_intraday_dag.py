@@ -112,3 +112,44 @@ def test_an_hour_run_again_updates_its_lines_and_an_older_hour_changes_nothing(w
                                       .sort_values("idempotency_key", ignore_index=True),
                                       after[["idempotency_key", "quantity", "status"]]
                                       .sort_values("idempotency_key", ignore_index=True))
+
+
+def test_the_next_hour_counts_decided_moves_and_tops_them_up_without_changing_them(world_root):
+    from include.erp.staging import decide_all_pending, release_approved
+    from include.intraday.moves import MOVE_ACTIONS
+    from include.stages import intraday
+    from include.storage import read_partition
+
+    clear_run_lines(DAG_ID, DS)
+
+    def run(hour: int, run_id: str) -> tuple[Run, dict]:
+        r = Run(dag_id=DAG_ID, run_id=run_id, ds=DS.isoformat(), task_id="propose_moves")
+        intraday.sense(r, hour, root=world_root)
+        return r, intraday.propose(r, hour, conn_factory=db.connect, root=world_root)
+
+    first, _ = run(HOUR - 1, "h15")
+    intraday.stage(first, HOUR - 1, conn_factory=db.connect, root=world_root)
+    with db.connect() as conn:  # a planner approves what waits, and the gate releases the hour
+        decide_all_pending(conn, DAG_ID, DS, approve=True, user="planner", note="the 15:00 surge")
+        release_approved(conn, DAG_ID, DS, run_id="h15")
+        decided = run_lines(conn, DAG_ID, DS)
+    assert len(decided) > 0 and set(decided["status"]) == {"released"}
+    moves = decided[decided["action"].isin(MOVE_ACTIONS)]
+    assert len(moves), "the 15:00 surge is fed by moves"
+
+    later, summary = run(HOUR, "h16")
+    # Each decided move leaves its donor at 16:00 and arrives hours_to_arrive later; the stock read for the
+    # 16:00 run does not show those still on their way (units a store ships to the web shop never show).
+    stock_hour = float(read_partition("reports", "intraday_sensing", DS, world_root)["stock_hour"].max())
+    on_the_way = sum(q for q, e, a in zip(moves["quantity"], moves["explanation"], moves["action"], strict=True)
+                     if a == "ship_from_store" or HOUR + float(e["hours_to_arrive"]) > stock_hour)
+    assert summary["units_already_moving"] == pytest.approx(on_the_way) and on_the_way > 0
+    proposed = read_partition("curated", "intraday_proposals", DS, world_root)
+    assert not set(proposed["business_key"]) & set(decided["business_key"]), "a decided line is never re-proposed"
+    bases = set(decided["business_key"])
+    assert all(k.rsplit("+", 1)[0] in bases for k in proposed["business_key"] if "+" in k)
+    intraday.stage(later, HOUR, conn_factory=db.connect, root=world_root)
+    with db.connect() as conn:
+        after = run_lines(conn, DAG_ID, DS).set_index("idempotency_key")
+    kept = after.loc[decided["idempotency_key"], ["quantity", "status"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, decided[["quantity", "status"]].reset_index(drop=True))

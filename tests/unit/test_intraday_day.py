@@ -56,6 +56,10 @@ def test_a_surging_store_is_sensed_projected_and_covered_by_its_region():
     shortfall = s1["need_in_window"] - s1["on_hand"]
     assert 0 < s1["short_after_expedite"] < s1["short_after_transfer"] < shortfall
     assert s2["short_after_transfer"] == s2["short_after_expedite"] == 0
+    assert "short_after_ship" not in sensed.columns  # stores ship no web orders unless the policy says so
+    shipping = sense_day(_forecast(), _sales(hour, np.random.default_rng(5)), on_hand, PROFILE, weekday=DS.weekday(),
+                         hour=hour, params=DayParams(cover_days=1, ship_hours=0.25)).set_index("location_id")
+    assert s1["short_after_transfer"] < shipping.loc["S1", "short_after_ship"] <= shortfall
 
     dc = pd.DataFrame({"location_id": ["DC1"], "sku": ["A"], "channel": ["dc"], "alarm": [False],
                        "need_in_window": [0.0], "on_hand": [400.0]})
@@ -190,6 +194,8 @@ def test_moves_already_decided_count_for_receivers_and_donors():
     s4 = receivers.set_index("location_id").loc["S4"]
     assert receivers["location_id"].tolist() == ["S4"] and s4["shortfall"] == 20 and s4["moving_in"] == 30
     assert (s4["short_after_transfer"], s4["short_after_expedite"]) == (10.0, 0.0)
+    shipping = receivers_and_donors(sensed.assign(short_after_ship=[50.0, 50.0, 0.0, np.nan]), committed=committed)[0]
+    assert shipping.set_index("location_id").loc["S4", "short_after_ship"] == 20.0  # every route's, less what comes
     # What donors already gave and their stock does not show yet is not theirs to give again.
     spare = donors.set_index("location_id")["spare"]
     assert spare["DC1"] == np.floor(0.75 * 60) and spare["S2"] < 30

@@ -51,3 +51,14 @@ def test_a_day_no_intraday_run_read_says_so():
     kpis = intraday_kpis(None, pd.DataFrame(), pd.DataFrame())
     assert kpis == {"ran": False}
     assert intraday_report_lines({"intraday": kpis})[-1] == "No intraday run read this day."
+
+
+def test_units_stores_shipped_to_web_customers_count_as_moved():
+    lines = pd.concat([_lines(), pd.DataFrame({
+        "action": ["ship_from_store"], "status": ["released"], "quantity": [8.0], "to_location": ["FC"],
+        "sku": ["B"], "explanation": [{"as_of": "2026-11-27T16", "on_hand": 2.0, "margin_at_stake": 40.0}]})],
+        ignore_index=True)
+    hourly = pd.DataFrame({"location_id": ["FC", "FC"], "sku": ["B", "B"], "hour": [17, 18], "units": [4, 3]})
+    kpis = intraday_kpis(_sensing(), lines, hourly)
+    # The web shop sold 7 after 16:00 holding 2: 5 of the 8 units the stores gave it sold.
+    assert kpis["units_moved"] == 18.0 and kpis["sales_saved_units_est"] == 5.0

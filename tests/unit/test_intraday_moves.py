@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from include.decisions.params import PROPOSAL_COLUMNS
-from include.intraday.moves import MoveCosts, committed_moves, propose_urgent_moves, topup_keys
+from include.intraday.moves import (
+    MoveCosts,
+    committed_moves,
+    propose_urgent_moves,
+    shipped_for_the_web_shop,
+    topup_keys,
+)
 
 DS = dt.date(2026, 11, 27)
 LOCATIONS = pd.DataFrame({
@@ -158,3 +164,72 @@ def test_what_is_on_order_today_is_not_raised_again():
     lines = propose_urgent_moves(receivers, _donors([("S2", "A", 8)]), ITEMS, LOCATIONS, DS).set_index("business_key")
     assert lines.loc["urgent:S2>S1:A", "quantity"] == 8
     assert lines.loc["urgent:SUP1>S1:A", "quantity"] == 6  # 25 - 8 - 12 = 5, in a pack of 6
+
+
+SHIPPING = MoveCosts(transfer_hours=3.0, expedite_hours=6.0, ship_hours=0.25)
+
+
+def test_stores_serve_a_web_surge_from_their_shelves_when_the_policy_ships_from_stores():
+    # The web shop runs short of 20 before tomorrow: 14 of them before a transfer could land, 4 more before
+    # the DC's expedite: only the stores' shelves are in time for those 18; the DC's cheaper expedite
+    # (0.8 + 8% of 8 = 1.44 a unit against 1.5 + 0.15) serves the last 2.
+    web = {**_receiver("FC01", shortfall=20, hours=1.0), "short_after_ship": 20.0, "short_after_transfer": 6.0,
+           "short_after_expedite": 2.0}
+    donors = _donors([("S9", "A", 30), ("DC1", "A", 100)])
+    lines = propose_urgent_moves(pd.DataFrame([web]), donors, ITEMS, LOCATIONS, DS, SHIPPING).set_index("business_key")
+    ship = lines.loc["ship:S9>FC01:A"]
+    assert (ship["doc_type"], ship["action"], ship["quantity"]) == ("transfer", "ship_from_store", 18)
+    assert ship["from_location"] == "S9" and ship["to_location"] == "FC01"
+    why = ship["explanation"]
+    assert why["hours_to_arrive"] == 0.25 and why["move_cost"] == pytest.approx(18 * (1.5 + 0.15))
+    assert why["arrives_after_stockout"] is False and why["lost_before_arrival"] == 0.0
+    assert lines.loc["urgent:DC1>FC01:A", "quantity"] == 2
+    # Without shipping from stores, the stores give the web shop stock by a transfer to its centre.
+    plain = propose_urgent_moves(pd.DataFrame([web]), donors, ITEMS, LOCATIONS, DS).set_index("business_key")
+    assert plain.loc["urgent:S9>FC01:A", "action"] == "urgent_transfer"
+    assert not plain.index.str.startswith("ship:").any()
+    # A store the location master says ships no parcels transfers instead.
+    no_parcels = LOCATIONS.assign(ships_parcels=LOCATIONS["location_id"] != "S9")
+    held = propose_urgent_moves(pd.DataFrame([web]), donors, ITEMS, no_parcels, DS, SHIPPING)
+    assert set(held["action"]) == {"urgent_transfer"}  # cheaper than the expedite and sooner
+
+
+def test_a_store_surge_is_not_served_from_shelves_and_keeps_its_transfer_tiers():
+    receiver = {**_receiver("S1", sku="LIGHT", shortfall=20), "short_after_ship": 20.0, "short_after_transfer": 18.0,
+                "short_after_expedite": 8.0}
+    donors = _donors([("DC1", "LIGHT", 100), ("S2", "LIGHT", 15)])
+    lines = propose_urgent_moves(pd.DataFrame([receiver]), donors, ITEMS, LOCATIONS, DS, SHIPPING)
+    assert lines.set_index("business_key")["quantity"].to_dict() == {"urgent:S2>S1:LIGHT": 10,
+                                                                     "urgent:DC1>S1:LIGHT": 10}
+
+
+def test_shipping_from_stores_comes_from_the_policy():
+    from include.governance.policy import Intraday
+
+    costs = MoveCosts.from_policy({"ship_from_store_cost_per_unit": 2.25}, Intraday(ship_from_store_hours=0.5))
+    assert (costs.ship_hours, costs.ship_cost_per_unit, costs.hours("ship")) == (0.5, 2.25, 0.5)
+    assert MoveCosts.from_policy({}, Intraday()).ship_hours is None
+
+
+def test_units_given_to_the_web_shop_count_as_moving_all_day():
+    staged = _staged([("ship:S9>FC01:A", "released", "ship_from_store", "S9", "FC01", "A", 18.0, 12, 0.25),
+                      ("urgent:S2>FC01:A", "released", "urgent_transfer", "S2", "FC01", "A", 5.0, 12, 3.0)])
+    late = committed_moves(staged, since_hour=20).set_index("location_id")
+    assert late.loc["FC01", "moving_in"] == 18  # the transfer is in the 20:00 stock, the allocation never
+    assert late.loc["S9", "moving_out"] == 18 and "S2" not in late.index
+
+
+def test_web_orders_a_store_ships_for_the_web_shop_are_the_web_shops_demand():
+    staged = _staged([("ship:S9>FC01:A", "released", "ship_from_store", "S9", "FC01", "A", 5.0, 14, 0.25),
+                      ("ship:S2>FC01:A", "pending_approval", "ship_from_store", "S2", "FC01", "A", 9.0, 14, 0.25)])
+    sales = pd.DataFrame([("S9", "A", 13, 2.0, "web"),   # before the line took effect at 15:00: the store's
+                          ("S9", "A", 15, 3.0, "pos"),   # the store's own customers
+                          ("S9", "A", 15, 2.0, "web"), ("S9", "A", 16, 2.0, "web"),  # 4 of the 5 given
+                          ("S9", "A", 17, 3.0, "web"),   # the line reaching past the 5: still the web shop's
+                          ("S9", "A", 18, 1.0, "web"),   # beyond what was given: the store's again
+                          ("S2", "A", 16, 4.0, "web")],  # an undecided line gives nothing
+                         columns=["location_id", "sku", "hour", "units", "source"]).assign(node=lambda f: f["location_id"])
+    read = shipped_for_the_web_shop(sales, staged)
+    assert read["location_id"].tolist() == ["S9", "S9", "FC01", "FC01", "FC01", "S9", "S2"]
+    assert read["node"].equals(sales["node"])  # the stock they took is the store's
+    assert shipped_for_the_web_shop(sales, staged.iloc[:0]).equals(sales)

@@ -147,3 +147,16 @@ def test_the_required_actions_text_lists_the_largest_lines_with_their_sentence()
     assert "| fulfilment_assignment #3 | medium | 80 | 12.50 | tier reasons: a\\|b |" in text
     assert "1 of these lines involve a demand anomaly." in text
     assert review_markdown(pd.DataFrame(), "2026-11-27") == ""
+
+
+def test_a_store_shipping_web_orders_says_when_it_starts_and_what_the_store_keeps():
+    line = {"doc_type": "transfer", "action": "ship_from_store", "sku": "SKU00068", "from_location": "S0004",
+            "to_location": "FC01", "quantity": 18.0,
+            "explanation": {"channel": "online", "surge_ratio": 4.4, "surge_onset_hour": 17, "sold_since_onset": 30.0,
+                            "expected_since_onset": 7.0, "hours_to_stockout": 1.0, "hours_to_arrive": 0.25,
+                            "arrives_after_stockout": False, "margin_at_stake": 90.0, "move_cost": 29.7,
+                            "donor_keeps": 12.0, "donor_need": 9.0}}
+    assert line_story(line) == (
+        "Online sales of SKU00068 at FC01 run at 4.4x the forecast since 17:00 (30 units sold vs 7 units expected); "
+        "the stock runs out in 1 h and shipping web orders from S0004 starts in 15 min. It keeps 90.00 USD of margin "
+        "for 29.70 USD of cost. S0004 keeps 12 units for the 9 units it expects to sell before its next delivery.")
