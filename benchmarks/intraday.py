@@ -9,8 +9,10 @@ as the intraday stage reads them; the stores' regions pooled when ``sense_day`` 
 the policy's intraday parameters; ``receivers_and_donors`` and ``propose_urgent_moves`` turn the first
 alarm of each short series into urgent moves, which are replayed hour by hour against the world's
 hourly demand to count the sales lost. The baseline, the nightly alone, sees the shock in the next
-night's history and proposes at 02:00 the day after. Last, ``sense_day`` and ``sense`` are timed on
-100,000 synthetic series at 15:00.
+night's history and proposes at 02:00 the day after; the second, the nightly with a web fallback, also
+serves the web shop's orders from the stores' spare stock once the FC is out (:func:`replay_web_fallback`),
+as an order management system routing web orders to stores does, without any sensing. Last, ``sense_day``
+and ``sense`` are timed on 100,000 synthetic series at 15:00.
 
     PYTHONPATH=. .venv/bin/python benchmarks/intraday.py            # 14 shocked days x 3 shocks, the DAG timed
     PYTHONPATH=. .venv/bin/python benchmarks/intraday.py --quick    # 3 shocked days, 30k series timed, no DAG
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import inspect
 import json
 import time
@@ -43,7 +46,7 @@ ensure_project_on_path()
 from include.decisions.params import PROPOSAL_COLUMNS  # noqa: E402
 from include.demand.calendar import event_labels  # noqa: E402
 from include.intraday import day as intraday_day  # noqa: E402
-from include.intraday.moves import MoveCosts, propose_urgent_moves  # noqa: E402
+from include.intraday.moves import MOVE_ACTIONS, MoveCosts, propose_urgent_moves  # noqa: E402
 from include.intraday.profile import HOURS, learn_profile, trading_shape  # noqa: E402
 from include.intraday.sensing import SensingParams, dispersion, sense  # noqa: E402
 from include.runs import NIGHTLY_DEFAULTS  # noqa: E402
@@ -70,6 +73,29 @@ def replay_hours(demand: np.ndarray, stock: np.ndarray, inflow: np.ndarray) -> t
         sold[:, h] = np.minimum(demand[:, h], left)
         left -= sold[:, h]
     return sold, demand - sold
+
+
+def replay_web_fallback(web: np.ndarray, web_stock: float, stores: np.ndarray, store_stock: np.ndarray,
+                        keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The web shop's ``[24]`` hourly demand served by its FC from ``web_stock`` and, once the FC is out,
+    by the stores (``[n, 24]`` demand, ``[n]`` opening stock) beyond what each keeps for its own customers
+    at each hour (``keep``, ``[n, 24]``), the store with the most to spare first: the order management
+    system's fallback to the stores, with no sensing. Each hour the stores serve their own customers
+    first. Returns ``([24] web units lost, [n, 24] store units lost)``."""
+    stores = np.asarray(stores, float)
+    left_web, left = float(web_stock), np.asarray(store_stock, float).copy()
+    lost_web, lost = np.zeros(stores.shape[1]), np.zeros_like(stores)
+    for h in range(stores.shape[1]):
+        sold = np.minimum(stores[:, h], left)
+        lost[:, h], left = stores[:, h] - sold, left - sold
+        need = float(web[h]) - min(float(web[h]), left_web)
+        left_web -= float(web[h]) - need
+        spare = np.maximum(np.floor(left - keep[:, h]), 0.0)
+        for i in np.argsort(-spare, kind="stable"):
+            take = min(need, spare[i])
+            left[i], need = left[i] - take, need - take
+        lost_web[h] = need
+    return lost_web, lost
 
 
 def hours_to_proposal(alarm_hour: int, onset_hour: int) -> int:
@@ -223,10 +249,10 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
         if receivers.empty:
             continue
         lines = propose_urgent_moves(receivers, donors, world.items, world.locations, day.date, setup.costs)
-        for line in lines[lines["action"].isin(["urgent_transfer", "urgent_expedite"])].itertuples():
+        for line in lines[lines["action"].isin(MOVE_ACTIONS)].itertuples():
             k, qty = sku_index.get_loc(line.sku), float(line.quantity)
             inflow[loc_index.get_loc(line.from_location), k, h + 1] -= qty
-            lag = round(setup.costs.hours("transfer" if line.action == "urgent_transfer" else "expedite"))
+            lag = round(line.explanation["hours_to_arrive"])
             inflow[loc_index.get_loc(line.to_location), k, min(h + 1 + lag, HOURS)] += qty
         for line in lines[lines["action"] == "raise_order"].itertuples():
             on_order[loc_index.get_loc(line.to_location), sku_index.get_loc(line.sku)] += float(line.quantity)
@@ -235,8 +261,26 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
     return sensed, inflow, moves
 
 
-def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: pd.DataFrame) -> tuple[list, dict]:
-    """Per shock of ``day``: detection, hours to proposal, moves and lost sales; and the day's false alarms."""
+def store_keep(world, forecast: pd.DataFrame, profile, day: Day, sku: str) -> np.ndarray:
+    """``[stores, 24]``: what each store keeps of ``sku`` for its own customers at the end of each hour in the
+    fallback baseline: its forecast demand for the rest of the day and tomorrow, plus 1.645 of its Poisson
+    spread (95%, the policy's donor service), from the night's forecast alone."""
+    sim = world._sim
+    stores = np.asarray(sim.location_ids)[sim.store_rows]
+    f = forecast[(forecast["sku"] == sku) & (forecast["channel"] == "store")]
+    wide = f.pivot_table(index="location_id", columns="step", values="mean", aggfunc="sum").reindex(stores)
+    today = wide.get(1, pd.Series(0.0, index=wide.index)).fillna(0.0).to_numpy(float)
+    tomorrow = wide.get(2, pd.Series(0.0, index=wide.index)).fillna(0.0).to_numpy(float)
+    shares = profile.matrix(np.full(len(stores), "store", dtype=object), np.full(len(stores), day.date.weekday()))
+    after = shares[:, ::-1].cumsum(axis=1)[:, ::-1] - shares  # the share of the day after each hour
+    need = today[:, None] * after + tomorrow[:, None]
+    return need + 1.645 * np.sqrt(need)
+
+
+def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: pd.DataFrame,
+              keep=None) -> tuple[list, dict]:  # noqa: ANN001
+    """Per shock of ``day``: detection, hours to proposal, moves and lost sales (with ``keep(sku)``, the
+    stores' :func:`store_keep`, also under the web fallback baseline); and the day's false alarms."""
     from include.sample_data.intraday import hour_shares
 
     sim = world._sim
@@ -274,6 +318,8 @@ def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: 
             "first_move_hour": None if to_me.empty else int(to_me["hour"].min()),
             "units_moved": float(to_me.loc[to_me["action"] != "raise_order", "quantity"].sum()),
             "lost_nightly": float(lost_n[idx, s.onset_hour:].sum()), "lost_intraday": float(lost_i[idx, s.onset_hour:].sum()),
+            "lost_web_fallback": _fallback_lost(world, day, s, keep) if keep is not None and s.scope == "online"
+            else float(lost_n[idx, s.onset_hour:].sum()),
         })
     others = [i for cell, i in at.items() if cell not in covered]
     change = (lost_i[others] - lost_n[others]).sum(axis=1)
@@ -285,6 +331,18 @@ def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: 
                  "false_alarms": len(false), "false_alarms_same_sku_as_a_shock": len(spill),
                  "false_alarms_by_level": levels, "donors_extra_lost": float(change.clip(min=0).sum()),
                  "recovered_elsewhere": float(-change.clip(max=0).sum())}
+
+
+def _fallback_lost(world, day: Day, shock, keep) -> float:  # noqa: ANN001
+    """Units an online shock loses from its onset when the stores serve what the FC cannot, counting the
+    sales the stores lose for it."""
+    sim = world._sim
+    k = pd.Index(sim.skus).get_loc(shock.sku)
+    stores = day.demand[sim.store_rows, k]
+    web_lost, store_lost = replay_web_fallback(day.demand[sim.fc_row, k], day.opening[sim.fc_row, k], stores,
+                                               day.opening[sim.store_rows, k], keep(shock.sku))
+    _, alone = replay_hours(stores, day.opening[sim.store_rows, k], np.zeros_like(stores))
+    return float(web_lost[shock.onset_hour:].sum() + (store_lost - alone)[:, shock.onset_hour:].sum())
 
 
 # --------------------------------------------------------------------------------------------- speed
@@ -406,6 +464,7 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
     quiet = [d for d in days if d["event"] is None]
     donors = sum(d["donors_extra_lost"] for d in days)
     lost_n, lost_i = shocks["lost_nightly"].sum(), shocks["lost_intraday"].sum() + donors
+    lost_f = shocks["lost_web_fallback"].sum()
     fig = {
         "recall": round(float(shocks["detected"].mean()), 4) if len(shocks) else None,
         "median_hours_to_proposal": float(found["hours_to_proposal"].median()) if len(found) else None,
@@ -416,12 +475,17 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
         "donors_extra_lost": donors, "recovered_elsewhere": sum(d["recovered_elsewhere"] for d in days),
         "lost_sales_nightly": lost_n, "lost_sales_intraday": lost_i,
         "lost_sales_reduction_vs_nightly": round(1.0 - lost_i / lost_n, 4) if lost_n > 0 else None,
+        "lost_sales_nightly_web_fallback": lost_f,
+        "lost_sales_reduction_vs_nightly_web_fallback": round(1.0 - lost_i / lost_f, 4) if lost_f > 0 else None,
         "alarms_before_onset": int((found["alarm_hour"] < found["onset_hour"]).sum()),
     }
     table = [{"approach": "intraday (Shelfwise)", "recall": fig["recall"], "median_hours": fig["median_hours_to_proposal"],
               "false_alarms_per_1000_series_day": fig["false_alarms_per_1000_series_day"], "lost_sales": lost_i},
              {"approach": "nightly alone", "recall": 1.0, "median_hours": fig["nightly_median_hours_to_proposal"],
-              "false_alarms_per_1000_series_day": 0.0, "lost_sales": lost_n}]
+              "false_alarms_per_1000_series_day": 0.0, "lost_sales": lost_n},
+             {"approach": "nightly + web orders from stores when the FC is out", "recall": 1.0,
+              "median_hours": fig["nightly_median_hours_to_proposal"], "false_alarms_per_1000_series_day": 0.0,
+              "lost_sales": lost_f}]
     groups = [("scope", s, shocks[shocks["scope"] == s]) for s in ("online", "region", "store")]
     labels = shocks["expected_extra_first_3h"].map(bucket)
     groups += [("extra units, first 3 h", b, shocks[labels == b]) for b in dict.fromkeys(map(bucket, BUCKETS[:-1]))]
@@ -429,7 +493,8 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
                   "recall": round(float(part["detected"].mean()), 3) if len(part) else None,
                   "median_hours": float(part.loc[part["detected"], "hours_to_proposal"].median())
                   if part["detected"].any() else None,
-                  "lost_nightly": part["lost_nightly"].sum(), "lost_intraday": part["lost_intraday"].sum()}
+                  "lost_nightly": part["lost_nightly"].sum(), "lost_web_fallback": part["lost_web_fallback"].sum(),
+                  "lost_intraday": part["lost_intraday"].sum()}
                  for by, g, part in groups]
     return fig, table, breakdown
 
@@ -453,6 +518,8 @@ def run(args: argparse.Namespace) -> dict:
     # the routes the moves take, and when the replay delivers them.
     hours = {k: v for k, v in (("transfer_hours", args.transfer_hours), ("expedite_hours", args.expedite_hours))
              if v is not None}
+    if args.no_ship_from_store:
+        hours["ship_from_store_hours"] = None
     intraday = policy.intraday.model_copy(update=hours)
     params = DayParams.from_policy(intraday)
     if args.false_alarm_budget:
@@ -480,7 +547,8 @@ def run(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         sensed, inflow, moves = sense_hours(setup, cache[d], forecast, profile)
         seconds["sensing_and_moves"] += time.perf_counter() - start
-        shocks, day = score_day(world, cache[d], sensed, inflow, moves)
+        shocks, day = score_day(world, cache[d], sensed, inflow, moves,
+                                keep=functools.partial(store_keep, world, forecast, profile, cache[d]))
         results += shocks
         days.append({"date": str(cache[d].date), **day, "moves": int((moves["action"] != "raise_order").sum()),
                      "raised_orders": int((moves["action"] == "raise_order").sum())})
@@ -504,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: the policy's intraday.transfer_hours)")
     ap.add_argument("--expedite-hours", type=int, help="hours from proposal to an expedited DC delivery's arrival "
                     "(default: the policy's intraday.expedite_hours)")
+    ap.add_argument("--no-ship-from-store", action="store_true",
+                    help="stores give the web shop stock by a transfer to its centre, not by shipping its orders "
+                         "(default: the policy's intraday.ship_from_store_hours)")
     ap.add_argument("--false-alarm-budget", type=float,
                     help="the test's false alarms per 1,000 series-day (default: the policy's)")
     ap.add_argument("--sigma-from", choices=("sigma_cum", "q95"), default="sigma_cum",
@@ -526,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + format_table(table, ["approach", "recall", "median_hours", "false_alarms_per_1000_series_day",
                                       "lost_sales"]))
     print("\n" + format_table(breakdown, ["by", "group", "shocks", "detected", "recall", "median_hours",
-                                          "lost_nightly", "lost_intraday"]))
+                                          "lost_nightly", "lost_web_fallback", "lost_intraday"]))
     print("\n" + format_table([speed], list(speed)))
     dag = None
     if not args.no_dag:
@@ -546,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
                   "min_daily_units": args.min_daily_units, "locations": len(world.locations), "skus": len(world.items)},
         "settings": {"transfer_hours": out["setup"].costs.transfer_hours,
                      "expedite_hours": out["setup"].costs.expedite_hours,
+                     "ship_from_store_hours": out["setup"].costs.ship_hours,
+                     "ship_from_store_cost_per_unit": out["setup"].costs.ship_cost_per_unit,
                      "donor_service": out["setup"].donor_service, "dc_keep": out["setup"].dc_keep,
                      "sensing": dataclasses.asdict(out["setup"].params), "sigma_from": args.sigma_from,
                      "online_units": "sold" if args.online_sold else "ordered",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.intraday import bucket, hours_to_proposal, nightly_hours, replay_hours
+from benchmarks.intraday import bucket, hours_to_proposal, nightly_hours, replay_hours, replay_web_fallback
 
 
 def test_replay_serves_until_the_shelf_is_empty_then_a_transfer_refills_it():
@@ -30,3 +30,16 @@ def test_hours_to_proposal_counts_the_alarm_hour_as_seen_at_its_end():
 
 def test_buckets_cover_every_count():
     assert [bucket(u) for u in (0, 4.9, 5, 39.9, 40, 1e6)] == ["0-5", "0-5", "5-10", "20-40", ">=40", ">=40"]
+
+
+def test_the_web_fallback_serves_what_the_fc_cannot_from_the_stores_beyond_their_own_need():
+    web = np.array([2.0, 6.0, 6.0])
+    stores = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    keep = np.array([[5.0, 5.0, 5.0], [0.0, 0.0, 0.0]])
+    web_lost, store_lost = replay_web_fallback(web, 4.0, stores, np.array([9.0, 3.0]), keep)
+    # Hour 1: the FC's last 2, the second store's 3 (the most to spare) and 1 of the first's (it holds 7 and
+    # keeps 5). Hour 2: the first store holds 5 after its own customer, all of it kept: 6 lost.
+    assert web_lost.tolist() == [0.0, 0.0, 6.0] and store_lost.sum() == 0.0
+    # The stores' own customers come first; a store never gives below what it keeps.
+    web_lost, store_lost = replay_web_fallback(web, 0.0, stores, np.array([6.0, 0.0]), keep)
+    assert web_lost.tolist() == [2.0, 6.0, 6.0] and store_lost.sum() == 0.0
