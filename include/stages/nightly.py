@@ -564,6 +564,7 @@ def _intraday_of_day(run: Run, conn_factory: ConnFactory, root: str | None) -> d
     """What ``retail_intraday`` sensed and moved during the day the night reports on."""
     import pandas as pd
 
+    from include.intraday.moves import shipped_for_the_web_shop
     from include.reporting.intraday_kpis import intraday_kpis
     from include.stages.intraday import hourly_sales
 
@@ -575,8 +576,9 @@ def _intraday_of_day(run: Run, conn_factory: ConnFactory, root: str | None) -> d
 
         with conn_factory() as conn:
             lines = run_lines(conn, "retail_intraday", run.ds)
-    return intraday_kpis(read_partition("reports", "intraday_sensing", run.ds, root), lines,
-                         hourly_sales(run.ds, 23, root))
+    # The web orders stores shipped under the day's allocations are the web shop's sales, as sensing read them.
+    sales = shipped_for_the_web_shop(hourly_sales(run.ds, 23, root), lines)
+    return intraday_kpis(read_partition("reports", "intraday_sensing", run.ds, root), lines, sales)
 
 
 def _orchestration_of_day(run: Run, conn_factory: ConnFactory) -> dict[str, Any]:

@@ -153,3 +153,11 @@ def test_the_next_hour_counts_decided_moves_and_tops_them_up_without_changing_th
         after = run_lines(conn, DAG_ID, DS).set_index("idempotency_key")
     kept = after.loc[decided["idempotency_key"], ["quantity", "status"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, decided[["quantity", "status"]].reset_index(drop=True))
+    # The night after reports what was released and moved.
+    from include.stages.nightly import _intraday_of_day
+
+    kpis = _intraday_of_day(Run(dag_id="retail_nightly", run_id="night", ds=DS.isoformat(), task_id="report"),
+                            db.connect, world_root)
+    released = after[after["status"] == "released"]
+    assert kpis["ran"] and kpis["units_moved"] == float(released.loc[released["action"].isin(MOVE_ACTIONS),
+                                                                      "quantity"].astype(float).sum())
