@@ -118,8 +118,8 @@ def propose_urgent_moves(receivers: pd.DataFrame, donors: pd.DataFrame, items: p
 
 def _route(receiver: pd.Series, donor: str, loc: pd.DataFrame, ship: bool = False) -> str | None:
     """How ``donor`` can supply ``receiver`` today: ``ship`` (a store serves the web shop's orders from its
-    shelf, when ``ship`` and the location master does not say the store ships no parcels), ``transfer``,
-    ``expedite`` or ``None`` (it cannot)."""
+    shelf, when ``ship`` and the locations' ``ships_parcels``, where they carry it, does not say it cannot),
+    ``transfer``, ``expedite`` or ``None`` (it cannot)."""
     to, src = loc.loc[receiver["location_id"]], loc.loc[donor]
     if src["location_type"] == "dc":
         return "expedite" if to["location_type"] == FC_TYPE or to.get("parent_dc") == donor else None

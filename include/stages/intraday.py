@@ -137,7 +137,7 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
                                              dc_keep=policy.intraday.dc_keep, committed=committed)
     costs = MoveCosts.from_policy(policy.costs, policy.intraday)
     lines = topup_keys(propose_urgent_moves(receivers, donors, _master("items", day, root),
-                                            _master("locations", day, root), day, costs), staged)
+                                            _shipping_locations(day, root), day, costs), staged)
     as_of = stamp(run.ds, hour)
     lines["explanation"] = [{**e, "as_of": as_of, "workflow": "intraday"} for e in lines["explanation"]]
     tiered = tier_proposals(lines, policy)
@@ -150,6 +150,22 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
         "units": float(tiered["quantity"].sum()) if len(tiered) else 0.0,
         "margin_at_stake": round(float(sum(e["margin_at_stake"] for e in tiered["explanation"])), 2),
     }, root)
+
+
+#: Days order orchestration's node capabilities stay good for saying which stores ship parcels.
+CAPABILITIES_MAX_AGE_DAYS = 7
+
+
+def _shipping_locations(day: dt.date, root: str | None) -> pd.DataFrame:
+    """The location master with ``ships_parcels`` from the newest node capabilities ``order_orchestration``
+    ingested (a week at most): a store that ships no parcels gives the web shop stock by a transfer, not by
+    shipping its orders. Without them every store may ship (the policy's ``ship_from_store_hours`` decides)."""
+    locations = _master("locations", day, root)
+    nodes = newest_partition("curated", "node_capabilities", day, CAPABILITIES_MAX_AGE_DAYS, root, missing_ok=True)
+    if nodes is None or nodes.empty:
+        return locations
+    ships = nodes.set_index("location_id")["ships_parcels"].astype("boolean")
+    return locations.assign(ships_parcels=locations["location_id"].map(ships).fillna(True).astype(bool))
 
 
 def _staged(run: Run, conn_factory) -> pd.DataFrame:

@@ -233,3 +233,21 @@ def test_web_orders_a_store_ships_for_the_web_shop_are_the_web_shops_demand():
     assert read["location_id"].tolist() == ["S9", "S9", "FC01", "FC01", "FC01", "S9", "S2"]
     assert read["node"].equals(sales["node"])  # the stock they took is the store's
     assert shipped_for_the_web_shop(sales, staged.iloc[:0]).equals(sales)
+
+
+def test_stores_ship_for_the_web_shop_unless_order_orchestrations_node_capabilities_say_they_ship_no_parcels(
+        tmp_path):
+    from include.stages.intraday import _shipping_locations
+    from include.storage import write_partition
+
+    root = str(tmp_path)
+    write_partition(LOCATIONS, "curated", "locations", DS - dt.timedelta(days=1), root)
+    assert "ships_parcels" not in _shipping_locations(DS, root).columns  # no capabilities: every store may ship
+    write_partition(pd.DataFrame({"location_id": ["S9", "S1", "FC01"], "ships_parcels": [False, True, True]}),
+                    "curated", "node_capabilities", DS - dt.timedelta(days=2), root)
+    locations = _shipping_locations(DS, root)
+    assert locations.set_index("location_id")["ships_parcels"].to_dict() == {
+        "S1": True, "S2": True, "S3": True, "S9": False, "DC1": True, "DC9": True, "FC01": True}
+    web = {**_receiver("FC01", shortfall=6, hours=1.0), "short_after_ship": 6.0, "short_after_transfer": 0.0}
+    lines = propose_urgent_moves(pd.DataFrame([web]), _donors([("S9", "A", 10)]), ITEMS, locations, DS, SHIPPING)
+    assert lines["action"].tolist() == ["urgent_transfer"]
