@@ -4,14 +4,15 @@ For every SKU with a surge, each *receiver* (a store or the ecommerce fulfilment
 before its next regular delivery) is matched with *donors* that hold stock beyond their own need over the
 same window: stores of the same region (a same-day store-to-store transfer), any store for the fulfilment
 centre (its units serve the web shop's orders: shipped from the store's shelf to the customers when the
-policy has ``ship_from_store_hours``, else transferred to the centre), and the region's DC (an expedited delivery, which costs a
-share of the value on top of the transfer). All receivers and donors of a SKU are solved together
-(:func:`include.decisions.propose.solve_transfers`, margin saved less the move's cost per unit); a move
-that costs more than the margin it saves is never proposed. What a receiver needs after a faster route could
-arrive but before a slower one would is served by the faster routes only: a cheaper expedite that lands
-after the shelf ran empty (or the store closed) saves none of those sales, and a web shop surge that a
-store transfer would meet in three hours is met by the stores shipping its orders from the next batch. Whatever no donor can cover becomes a raised,
-expedited replenishment order to the receiver's supplier, in whole case packs.
+policy has ``ship_from_store_hours``, else transferred to the centre), and the region's DC (an expedited
+delivery, which costs a share of the value on top of the transfer). All receivers and donors of a SKU are
+solved together (:func:`include.decisions.propose.solve_transfers`, margin saved less the move's cost per
+unit); a move that costs more than the margin it saves is never proposed. What a receiver needs after a
+faster route could arrive but before a slower one would is served by the faster routes only: a cheaper
+expedite that lands after the shelf ran empty (or the store closed) saves none of those sales, and a web
+shop surge that a store transfer would meet in three hours is met by the stores shipping its orders from
+the next batch. Whatever no donor can cover becomes a raised, expedited replenishment order to the
+receiver's supplier, in whole case packs.
 
 Every line says why: what sold against what was expected since the surge began, the surge's estimated
 size, the hours to stock-out, the units short before the next delivery, the margin at stake, and the cost
