@@ -244,7 +244,7 @@ def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
         return raised.groupby(["location_id", "sku"], as_index=False).sum()[columns] if len(raised) else \
             pd.DataFrame(columns=columns)
     why = done["explanation"].map(lambda e: e if isinstance(e, dict) else {})
-    leaves = why.map(lambda e: int(str(e.get("as_of", "T-1"))[-2:]) + 1 if e.get("as_of") else np.nan).astype(float)
+    leaves = _leaves(done)
     arrives = leaves + why.map(lambda e: float(e.get("hours_to_arrive") or 0.0)).astype(float)
     # Units a store gives the web shop stay on its shelf until web orders take them: no stock reading of the
     # day shows them at the web shop's node, so they count as moving for the whole day.
@@ -258,6 +258,13 @@ def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
                         "moving_out": qty.where(leaves.fillna(np.inf) > since_hour, 0.0), "on_order": 0.0})
     moving = pd.concat([into, out, raised], ignore_index=True).groupby(["location_id", "sku"], as_index=False).sum()
     return moving[(moving[columns[2:]] > 0).any(axis=1)][columns].reset_index(drop=True)
+
+
+def _leaves(lines: pd.DataFrame) -> pd.Series:
+    """The hour each staged line takes effect: the hour after its run's (``explanation["as_of"]``,
+    ``YYYY-MM-DDTHH``); NaN where the line does not say."""
+    return lines["explanation"].map(lambda e: int(str(e["as_of"])[-2:]) + 1 if isinstance(e, dict) and e.get("as_of")
+                                    else np.nan).astype(float)
 
 
 def topup_keys(lines: pd.DataFrame, staged: pd.DataFrame) -> pd.DataFrame:
@@ -349,10 +356,8 @@ def shipped_for_the_web_shop(sales: pd.DataFrame, lines: pd.DataFrame) -> pd.Dat
     given = lines[lines["status"].isin(COMMITTED) & (lines["action"] == "ship_from_store")]
     if given.empty:
         return sales
-    start = given["explanation"].map(lambda e: int(str(e.get("as_of"))[-2:]) + 1 if isinstance(e, dict)
-                                     and e.get("as_of") else 0)
     out = sales.copy()
-    for (store, sku), mine in given.assign(start=start).groupby(["from_location", "sku"]):
+    for (store, sku), mine in given.assign(start=_leaves(given).fillna(0)).groupby(["from_location", "sku"]):
         rows = out[(out["source"] == "web") & (out["location_id"] == store) & (out["sku"] == sku)
                    & (out["hour"] >= mine["start"].min())].sort_values("hour", kind="stable")
         before = rows["units"].cumsum() - rows["units"]

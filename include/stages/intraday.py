@@ -269,7 +269,7 @@ def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:
                                                        node=lambda f: f["location_id"])
 
 
-def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None, staged: pd.DataFrame | None = None
+def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None, staged: pd.DataFrame
                 ) -> tuple[pd.DataFrame, pd.DataFrame, list, int]:
     """Units sold per location, SKU and hour through ``hour``; stock now; trading hours with no store sales;
     the hour of the stock snapshot it starts from (moves after it are not in it). Web orders stores shipped
@@ -277,9 +277,7 @@ def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None, s
     from include.ingest.intraday import read_intraday
     from include.intraday.moves import shipped_for_the_web_shop
 
-    sales = hourly_sales(ds, hour, root)
-    if staged is not None:
-        sales = shipped_for_the_web_shop(sales, staged)
+    sales = shipped_for_the_web_shop(hourly_sales(ds, hour, root), staged)
     store_ids = set(locations.loc[locations["location_type"] == "store", "location_id"])
     seen = set(sales.loc[sales["location_id"].isin(store_ids), "hour"].astype(int))
     missing = sorted(set(range(STORE_OPEN, min(hour, STORE_CLOSE - 1) + 1)) - seen)
