@@ -123,7 +123,7 @@ def retail_nightly():
     def propose_decisions() -> dict:
         from include.stages import nightly
 
-        return nightly.propose_decisions(current_run())
+        return nightly.propose_decisions(current_run(), conn_factory=erp_conn)
 
     @task
     def tier_proposals() -> dict:

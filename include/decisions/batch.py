@@ -24,6 +24,9 @@ from include.demand.history import split_series_id
 
 #: Curated master and state partitions the batch reads, as of the run's date.
 INPUTS = ("inventory_snapshot", "purchase_orders", "items", "locations", "suppliers")
+#: An optional input from ERP staging: returned units going back to the shelf
+#: (:func:`include.returns.stock.returning_units`).
+RETURNS_TO_STOCK = "returns_to_stock"
 OPEN_PO_STATUSES = ("open", "partial")
 
 
@@ -37,7 +40,8 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
     Args:
         forecasts: the night's forecasts per series and day, with quantiles.
         series: the night's series table (model, fallback, backtest error).
-        curated: the partitions named in :data:`INPUTS`, as of ``day``.
+        curated: the partitions named in :data:`INPUTS`, as of ``day``, and optionally
+            :data:`RETURNS_TO_STOCK`.
         supplier_stats: lead-time statistics and fill rate per supplier.
         day: the run's logical date.
         anomalies: today's demand anomalies (lines involving one say so).
@@ -60,7 +64,7 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
     parts = [
         propose_replenishment(forecasts, series, inventory, open_pos, items, locations, suppliers, supplier_stats,
                               day, anomalies=anomalies, params=params, calibration=calibration,
-                              safety_factors=safety_factors),
+                              safety_factors=safety_factors, returning=curated.get(RETURNS_TO_STOCK)),
         propose_rebalancing(forecasts, inventory, items, locations, day, params=params),
         propose_po_exceptions(open_pos, supplier_stats, suppliers, inventory, series, locations, day,
                               alternates=alternates, items=items, params=params),
@@ -71,7 +75,7 @@ def propose_batch(forecasts: pd.DataFrame, series: pd.DataFrame, curated: Mappin
 
 
 #: The inputs that hold rows per SKU: a shard of SKUs reads only its own.
-PER_SKU_INPUTS = ("inventory_snapshot", "purchase_orders")
+PER_SKU_INPUTS = ("inventory_snapshot", "purchase_orders", RETURNS_TO_STOCK)
 
 
 def propose_shards(shards: Iterable[tuple[pd.DataFrame, pd.DataFrame]], curated: Mapping[str, pd.DataFrame],

@@ -1,8 +1,8 @@
 """Replenishment orders, stock transfers and PO exceptions, each line explained by its numbers.
 
 Replenishment runs the one policy of :mod:`include.decisions.replenishment` on the night's forecasts:
-every SKU x location is reviewed every night; its inventory position (on hand + in transit + on order -
-allocated - backorders) is compared with a reorder point (forecast over the lead time plus safety stock
+every SKU x location is reviewed every night; its inventory position (on hand + in transit + returned units
+going back to the shelf + on order - allocated - backorders) is compared with a reorder point (forecast over the lead time plus safety stock
 sized for the series' fill-rate target from the forecast's measured error and the lead-time spread);
 below it, the order brings the position up to the reorder point plus the demand of one order cycle
 (``review_days``), in whole case packs, at least the MOQ, within a store's shelf. Stores are replenished
@@ -66,6 +66,7 @@ def propose_replenishment(
     params: DecisionParams = DEFAULT_PARAMS,
     calibration: ErrorCalibration | None = None,
     safety_factors: dict[float, float] | None = None,
+    returning: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Propose replenishment for every location x SKU that has a forecast.
 
@@ -84,6 +85,9 @@ def propose_replenishment(
             ``sigma_cum`` is scaled by its error class's scale; ``None``: as the backtest gave it.
         safety_factors: the pooled safety factor per fill-rate target, solved over the night's every
             shard (:func:`include.decisions.batch.night_safety_factors`); ``None``: solved over these series.
+        returning: returned units on their way back into sellable stock that the snapshot does not show
+            yet (``location_id, sku, returning``: :func:`include.returns.stock.returning_units`); they count
+            in the inventory position like stock in transit. ``None``: none.
 
     Returns:
         Proposal lines (:data:`PROPOSAL_COLUMNS`): ``transfer`` lines DC -> store and
@@ -94,7 +98,7 @@ def propose_replenishment(
     if found is None:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
     k, supply = found
-    k = _with_inventory_position(k, inventory, open_pos)
+    k = _with_inventory_position(k, inventory, open_pos, returning)
     k = k[k["position"] < k["reorder_point"]].copy()
     if k.empty:
         return pd.DataFrame(columns=PROPOSAL_COLUMNS)
@@ -194,13 +198,19 @@ def _order_points(all_fc: pd.DataFrame, keys: pd.DataFrame, supply: pd.DataFrame
     return k
 
 
-def _with_inventory_position(k: pd.DataFrame, inventory: pd.DataFrame, open_pos: pd.DataFrame) -> pd.DataFrame:
-    """``k`` with its stock columns and ``position``: on hand + in transit + on order - allocated - backorders."""
+def _with_inventory_position(k: pd.DataFrame, inventory: pd.DataFrame, open_pos: pd.DataFrame,
+                             returning: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``k`` with its stock columns and ``position``: on hand + in transit + returns to stock + on order -
+    allocated - backorders."""
     inv_cols = ["on_hand", "allocated", "in_transit", "backorders"]
     inv = inventory.reindex(columns=["location_id", "sku", *inv_cols]).set_index(["location_id", "sku"]).astype(float)
     idx = pd.MultiIndex.from_arrays([k["location_id"], k["sku"]])
     for col in inv_cols:
         k[col] = inv[col].reindex(idx).fillna(0.0).to_numpy()
+    k["returns_to_stock"] = 0.0
+    if returning is not None and len(returning):
+        back = returning.groupby(["location_id", "sku"])["returning"].sum().astype(float)
+        k["returns_to_stock"] = back.reindex(idx).fillna(0.0).to_numpy()
     if len(open_pos):
         po = open_pos.assign(remaining=(open_pos["quantity_ordered"] - open_pos["quantity_received"]).astype(float))
         on_order = po.groupby(["destination_location_id", "sku"])["remaining"].sum()
@@ -208,7 +218,8 @@ def _with_inventory_position(k: pd.DataFrame, inventory: pd.DataFrame, open_pos:
     else:
         k["on_order"] = 0.0
     # Backorders (customer orders taken without stock) are owed before any new demand is served.
-    k["position"] = k["on_hand"] + k["in_transit"] + k["on_order"] - k["allocated"] - k["backorders"]
+    k["position"] = (k["on_hand"] + k["in_transit"] + k["returns_to_stock"] + k["on_order"] - k["allocated"]
+                     - k["backorders"])
     return k
 
 
@@ -240,6 +251,7 @@ def _replenishment_explanation(r: pd.Series, m: pd.Series | None, params: Decisi
         "order_up_to": round(float(r["order_up_to"]), 2),
         "inventory_position": round(float(r["position"]), 2),
         "on_hand": float(r["on_hand"]), "in_transit": float(r["in_transit"]),
+        "returns_to_stock": float(r["returns_to_stock"]),
         "on_order": float(r["on_order"]), "allocated": float(r["allocated"]),
         "backorders": float(r["backorders"]),
         "lead_time_days": float(r["lead"]), "lead_time_sd_days": round(float(r["lead_sd"]), 2),

@@ -690,6 +690,24 @@ def first_staged(conn: psycopg.Connection, dag_id: str, doc_type: str, since: st
     return pd.DataFrame(rows, columns=["business_key", "first_ds"])
 
 
+def released_dispositions(conn: psycopg.Connection, actions: tuple[str, ...], since: str | dt.date) -> pd.DataFrame:
+    """Released ``return_disposition`` lines of ``actions``, of return days on or after ``since``, that no
+    reversal has undone: what the ERP was told to do with the returned units.
+
+    Returns:
+        ``ds, to_location, sku, action, quantity`` (``ds``: the day the units were returned).
+    """
+    table = f"erp_staging.{TABLES['return_disposition']}"
+    rows = conn.execute(
+        f"SELECT l.ds, l.to_location, l.sku, l.action, l.quantity FROM {table} l"
+        " WHERE l.status = 'released' AND l.action = ANY(%s) AND l.ds >= %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.reverses_line_id = l.line_id)"
+        " ORDER BY l.ds, l.line_id", (list(actions), _as_date(since)),
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=["ds", "to_location", "sku", "action", "quantity"])
+    return frame.assign(quantity=frame["quantity"].astype(float))
+
+
 def record_contract_runs(conn: psycopg.Connection, records: list[dict], *, dag_id: str | None,
                          run_id: str | None) -> None:
     """Append validation results to ``ops.contract_runs``."""

@@ -343,6 +343,9 @@ class Returns(_Strict):
         history_days: Days of returns before the run's date that give each customer's window and the
             training lines.
         deadline_hours: How long a held line waits for a decision before it expires.
+        shelve_days: Days from a unit's return until the inventory snapshot shows it back on the shelf once
+            released to ``restock_as_new`` (a ``transfer_to`` unit travels the disposition's transfer days
+            more); until then the nightly's replenishment counts it in the inventory position.
     """
 
     fraud_hold_score: Annotated[Number, Field(gt=0, le=1)] = 0.5
@@ -351,6 +354,7 @@ class Returns(_Strict):
     min_confirmed_cases: Annotated[StrictInt, Field(ge=1)] = 20
     history_days: Annotated[StrictInt, Field(ge=1, le=730)] = 90
     deadline_hours: Annotated[Number, Field(gt=0, le=168)] = 24.0
+    shelve_days: Annotated[StrictInt, Field(ge=0, le=30)] = 1
 
 
 class Finance(_Strict):

@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["line_numbers", "line_story", "usable_stock"]
 
 #: The usable stock an explanation gives: these add, the others subtract.
-_STOCK_IN, _STOCK_OUT = ("on_hand", "in_transit"), ("allocated", "backorders")
+_STOCK_IN, _STOCK_OUT = ("on_hand", "in_transit", "returns_to_stock"), ("allocated", "backorders")
 
 #: Explanation keys that are not numbers for a reviewer: the sentence itself, what the override control offers,
 #: and the markers the page shows otherwise (the critical badge).
@@ -42,13 +42,14 @@ LABELS = {
     "donor_need": "donor's own need until its next delivery",
     "lost_before_arrival": "units short before it arrives",
     "already_moving_in": "units already on their way from earlier moves",
+    "returns_to_stock": "returned units going back to the shelf",
 }
 #: Keys of a kind their name does not tell.
 KINDS = {
     "surge_ratio": "ratio", "safety_factor": "plain", "backtest_mase": "plain", "robust_z": "plain",
     "evidence_log_likelihood_ratio": "plain", "locations_solved_together": "count", "surge_onset_hour": "clock",
-    "inventory_position": "units", "on_hand": "units", "in_transit": "units", "on_order": "units",
-    "allocated": "units", "backorders": "units", "safety_stock": "units", "reorder_point": "units",
+    "inventory_position": "units", "on_hand": "units", "in_transit": "units", "returns_to_stock": "units",
+    "on_order": "units", "allocated": "units", "backorders": "units", "safety_stock": "units", "reorder_point": "units",
     "order_up_to": "units", "donor_excess": "units", "donor_spare": "units", "donor_keeps": "units",
     "donor_need": "units", "receiver_usable_stock": "units", "lost_before_arrival": "units",
     "already_moving_in": "units",
@@ -100,7 +101,7 @@ def line_numbers(line: Mapping[str, Any], currency: str = "USD") -> list[tuple[s
 
 
 def usable_stock(explanation: Mapping[str, Any], prefix: str = "") -> float | None:
-    """On hand + in transit - allocated - backorders of an explanation (``prefix``: the source's, as
+    """On hand + in transit + returns to stock - allocated - backorders of an explanation (``prefix``: the source's, as
     ``source_on_hand``), a missing term taken as 0; ``None`` without ``on_hand``."""
     if _num(explanation, f"{prefix}on_hand") is None:
         return None

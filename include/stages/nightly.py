@@ -8,6 +8,7 @@ released: what would have been proposed is written to ``reports/replay_proposals
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -236,16 +237,18 @@ def _received_po_lines(day: dt.date, root: str | None):
     return received_po_lines(receipts, po_history, read_partition("curated", "suppliers", day, root)), po_history
 
 
-def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
+def propose_decisions(run: Run, *, conn_factory: ConnFactory | None = None, root: str | None = None
+                      ) -> dict[str, Any]:
     """Replenishment, rebalancing transfers and PO exceptions, explained, one forecast shard at a time; the
-    supplier lead times planned with, and the calibration of the forecast error, in the summary."""
-    from include.decisions.batch import INPUTS, batch_summary, night_safety_factors, propose_shards
+    supplier lead times planned with, the calibration of the forecast error and, with ``conn_factory``, the
+    returned units going back to a shelf (:func:`_decision_inputs`) in the summary."""
+    from include.decisions.batch import batch_summary, night_safety_factors, propose_shards
     from include.decisions.calibration import calibration_summary
     from include.decisions.params import DecisionParams
     from include.governance.policy import load_policy
 
     day = as_date(run.ds)
-    curated = {name: read_partition("curated", name, run.ds, root) for name in INPUTS}
+    curated = _decision_inputs(day, conn_factory, root)
     stats = _planning_supplier_stats(day, curated["suppliers"], root)
     calibration, intervals = _nightly_calibration(day, curated, stats, root)
     params = DecisionParams.from_policy(load_policy().replenishment)
@@ -257,8 +260,37 @@ def propose_decisions(run: Run, *, root: str | None = None) -> dict[str, Any]:
         alternates=alternate_suppliers(day, root), params=params, calibration=calibration, safety_factors=factors)
     write_nested_partition(proposals, "curated", "proposals", run.ds, root)
     return _record_reading(run, {**batch_summary(proposals), "supplier_lead_times": _lead_time_sources(stats),
-                                 "calibration": calibration_summary(calibration, intervals), "service": service},
-                            DECISION_READS, root)
+                                 "calibration": calibration_summary(calibration, intervals), "service": service,
+                                 "returns_to_stock": _returning_summary(curated)}, DECISION_READS, root)
+
+
+def _decision_inputs(day: dt.date, conn_factory: ConnFactory | None, root: str | None) -> dict[str, Any]:
+    """The curated partitions the decisions read and, with ERP staging, the returned units released to go back
+    on a shelf that ``day``'s snapshot does not show yet, per location and SKU (:mod:`include.returns.stock`):
+    they count in the inventory position."""
+    from include.decisions.batch import INPUTS, RETURNS_TO_STOCK
+    from include.erp.staging import released_dispositions
+    from include.governance.policy import load_policy
+    from include.returns.params import DEFAULT_DISPOSITION
+    from include.returns.stock import RESTOCKING_ACTIONS, returning_units
+
+    curated = {name: read_partition("curated", name, day, root) for name in INPUTS}
+    if conn_factory is not None:
+        lag, travel = load_policy().returns.shelve_days, DEFAULT_DISPOSITION.transfer_days
+        with conn_factory() as conn:
+            released = released_dispositions(conn, RESTOCKING_ACTIONS, day - dt.timedelta(days=lag + math.ceil(travel)))
+        curated[RETURNS_TO_STOCK] = returning_units(released, day, lag_days=lag, transfer_days=travel)
+    return curated
+
+
+def _returning_summary(curated: dict[str, Any]) -> dict[str, Any] | None:
+    """Units and location x SKU cells of the returned stock the position counted (``None``: not read)."""
+    from include.decisions.batch import RETURNS_TO_STOCK
+
+    returning = curated.get(RETURNS_TO_STOCK)
+    if returning is None:
+        return None
+    return {"units": float(returning["returning"].sum()), "locations_skus": int(len(returning))}
 
 
 def _service_feedback(run: Run, day: dt.date, curated: dict[str, Any], params, root: str | None):  # noqa: ANN001, ANN202

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -71,6 +72,15 @@ def world_root(tmp_path_factory, policy) -> str:
         for shard in nightly.plan_forecast_shards(run, root=root):
             nightly.forecast_demand(run, shard["shard"], shard["n_shards"], root=root)
     return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_no_dispositions():
+    """Take the module's lines out of the shared test database afterwards: a later night of the same dates
+    would count its restocked units in the inventory position."""
+    yield
+    clear_run_lines(DAG_ID, DS)
+    clear_run_lines(DAG_ID, NEXT)
 
 
 def _lines(ds: dt.date):
@@ -146,3 +156,38 @@ def test_routine_dispositions_are_released_and_only_loss_prevention_decides_held
     others = after.loc[pending["line_id"].drop(pending.index[pending["line_id"] == pick[0][1]])]
     assert set(others["status"]) == {"pending_approval"}
     assert set(after.loc[after["held"].map(len) == 0, "status"]) == {"released"}
+
+
+def test_released_restocks_count_in_the_nights_inventory_position_until_shelved_and_a_reversal_takes_them_back(
+        world_root, policy, monkeypatch):
+    from include.erp.staging import released_dispositions, reverse_line
+    from include.returns.stock import RESTOCKING_ACTIONS
+    from include.stages import nightly
+
+    monkeypatch.setenv("SHELFWISE_POLICY_FILE", policy)
+    lines = pd.concat([_lines(DS).assign(ds=DS), _lines(NEXT).assign(ds=NEXT)], ignore_index=True)
+    restocking = lines[(lines["status"] == "released") & lines["action"].isin(RESTOCKING_ACTIONS)]
+    assert (restocking["ds"] == DS).any(), "the day released units back to a shelf"
+    assert set(lines["action"]) - set(RESTOCKING_ACTIONS), "and routed others elsewhere"
+
+    def released() -> list[tuple]:
+        with db.connect() as conn:
+            found = released_dispositions(conn, RESTOCKING_ACTIONS, DS)
+        return sorted(zip(found["ds"], found["to_location"], found["sku"], found["quantity"], strict=True))
+
+    assert released() == sorted(zip(restocking["ds"], restocking["to_location"], restocking["sku"],
+                                    restocking["quantity"].astype(float), strict=True))
+    # Loss prevention finds a restocked unit was not sellable after all: the reversal takes it back.
+    wrong = restocking[restocking["ds"] == DS].iloc[0]
+    with db.connect() as conn:
+        reverse_line(conn, DOC, int(wrong["line_id"]), actor="lp", reason="not sellable after all")
+    assert len(released()) == len(restocking) - 1
+
+    # The night of DS counts the day's restocked units (shelved tomorrow) and its transfers, not the reversed
+    # one and not the next day's.
+    run = Run(dag_id="retail_nightly", run_id="returns-to-stock", ds=DS.isoformat(), task_id="propose_decisions")
+    summary = nightly.propose_decisions(run, conn_factory=db.connect, root=world_root)
+    coming = restocking[(restocking["ds"] == DS) & (restocking["line_id"] != wrong["line_id"])]
+    assert summary["returns_to_stock"]["units"] == float(coming["quantity"].astype(float).sum())
+    assert summary["returns_to_stock"]["locations_skus"] == len(coming.groupby(["to_location", "sku"]))
+    assert nightly.propose_decisions(run, root=world_root)["returns_to_stock"] is None  # no ERP staging to read

@@ -371,6 +371,22 @@ def test_backorders_lower_the_inventory_position():
     assert out.empty
 
 
+def test_returned_units_going_back_to_the_shelf_raise_the_inventory_position():
+    # FC1|C: reorder point 4.71, order up to 11.71. 3 on hand: below it, an order of the MOQ, 54. With 2 units
+    # returned and released to the shelf (not in the snapshot yet) the position is 5: above it, no order.
+    inv = _inventory([("FC1", "C", 3, 0, 0)])
+    args = (SERIES, inv, NO_POS, ITEMS, LOCATIONS, SUPPLIERS, STATS, DS)
+    alone = propose_replenishment(_forecast("FC1|C", 1.0, 0.0), *args)
+    e = alone.iloc[0]["explanation"]
+    assert (e["inventory_position"], e["returns_to_stock"]) == (3.0, 0.0)
+    back = pd.DataFrame({"location_id": ["FC1", "S1"], "sku": ["C", "C"], "returning": [2.0, 5.0]})
+    assert propose_replenishment(_forecast("FC1|C", 1.0, 0.0), *args, returning=back).empty
+    # One unit back: position 4, still below; the line says what is coming back.
+    out = propose_replenishment(_forecast("FC1|C", 1.0, 0.0), *args, returning=back.assign(returning=[1.0, 5.0]))
+    e = out.iloc[0]["explanation"]
+    assert (e["inventory_position"], e["returns_to_stock"], e["on_hand"]) == (4.0, 1.0, 3.0)
+
+
 def test_intermittent_demand_safety_stock_from_forecast_error():
     # Mean 0.2 a day with an error of 0.5 over S1's 1-day lead time (intermittent): the cycle's demand
     # is 7 x 0.2 = 1.4, k = 1.20, safety 0.60, reorder point 0.80; position 0 orders up to 2.20 ->

@@ -34,6 +34,13 @@ def test_an_order_with_enough_cover_for_its_lead_time_is_below_its_reorder_point
         "Supplier SUP002 is flagged as disrupted; demand anomaly today: demand spike.")
 
 
+def test_returned_units_going_back_to_the_shelf_count_as_stock_and_are_named():
+    e = {**ORDER["explanation"], "returns_to_stock": 4.0, "inventory_position": 34.0}
+    story = line_story({**ORDER, "explanation": e})
+    assert story.startswith("SKU00008 at DC01 will run out in 2.7 days: 28 units in stock vs 41 units")
+    assert ("returned units going back to the shelf", "4 units") in line_numbers({**ORDER, "explanation": e})
+
+
 def test_a_dc_to_store_transfer_has_no_supplier_sentence():
     line = {**ORDER, "doc_type": "transfer", "action": "replenish", "supplier_id": None, "from_location": "DC01",
             "to_location": "S0003", "quantity": 24.0}

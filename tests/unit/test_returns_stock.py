@@ -1,0 +1,45 @@
+"""Which released dispositions the nightly still counts as returned units going back into stock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from include.returns.stock import returning_units
+
+NIGHT = dt.date(2026, 11, 27)
+
+
+def _released(rows: list[tuple[str, str, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["ds", "to_location", "sku", "action", "quantity"])
+
+
+def test_restocked_units_count_until_the_snapshot_shows_them_and_transfers_until_they_arrive():
+    released = _released([
+        ("2026-11-27", "S1", "A", "restock_as_new", 2.0),  # returned tonight: shelved tomorrow
+        ("2026-11-26", "S1", "A", "restock_as_new", 1.0),  # shelved today: in tonight's snapshot
+        ("2026-11-25", "S2", "A", "transfer_to", 3.0),  # 1 day + 3 on the road: arrives on the 29th
+        ("2026-11-23", "S2", "A", "transfer_to", 4.0),  # arrived on the 27th
+        ("2026-11-27", "S1", "B", "open_box", 5.0),  # never new stock of the SKU
+        ("2026-11-27", "S1", "B", "liquidate", 1.0),
+        ("2026-11-28", "S1", "A", "restock_as_new", 9.0),  # a later day than the night's
+    ])
+    out = returning_units(released, NIGHT, lag_days=1, transfer_days=3.0)
+    assert out.to_dict("records") == [{"location_id": "S1", "sku": "A", "returning": 2.0},
+                                      {"location_id": "S2", "sku": "A", "returning": 3.0}]
+    # A returns desk that shelves the same day: only what is on the road.
+    same_day = returning_units(released, NIGHT, lag_days=0, transfer_days=3.0)
+    assert same_day.to_dict("records") == [{"location_id": "S2", "sku": "A", "returning": 3.0}]
+    # Part days of travel round up to the next snapshot.
+    assert returning_units(released, NIGHT, lag_days=1, transfer_days=2.5)["returning"].sum() == 5.0
+
+
+def test_nothing_released_nothing_returning_and_a_frame_without_its_columns_is_refused():
+    empty = _released([])
+    assert returning_units(empty, NIGHT, lag_days=1, transfer_days=3.0).empty
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['action'\]"):
+        returning_units(empty.drop(columns="action"), NIGHT, lag_days=1, transfer_days=3.0)
+    with pytest.raises(ValueError, match="must not be negative"):
+        returning_units(empty, NIGHT, lag_days=-1, transfer_days=3.0)
