@@ -26,7 +26,7 @@ import datetime as dt
 
 from airflow.sdk import Param, chain, dag, task
 
-from include.assets import CURATED
+from include.assets import CURATED, RETURN_PATTERNS
 from include.erp.gate import approval_gate
 from include.runs import MODES, current_run, erp_conn, gate_params, ingest_or_fail
 
@@ -53,7 +53,7 @@ def finance_review():
 
         return ingest_or_fail(lambda: finance.ingest(current_run(), conn_factory=erp_conn))
 
-    @task(inlets=[CURATED["pos"], CURATED["ecommerce"], CURATED["returns"]])
+    @task(inlets=[CURATED["pos"], CURATED["ecommerce"], CURATED["returns"], RETURN_PATTERNS])
     def review_margin() -> dict:
         from include.stages import finance
 

@@ -5,7 +5,10 @@ Routes the units returned on the run's date, daily at 03:00 in the trading timez
 has curated new returns (the `shelfwise_curated_returns` Asset):
 
 ingest the returns system's extracts (the day's returned lines, and the loss-prevention cases closed that
-day) against their contracts -> score each line for fraud with the model trained on the cases loss prevention
+day) against their contracts -> classify the week's return patterns against the weeks before (a defect surge
+on a supplier batch, a store with unusual refunds, an item whose online return rate jumped: explained
+anomalies for supplier quality, finance and merchandising, the `shelfwise_return_patterns` Asset that supplier
+scorecards read) and, beside it, score each line for fraud with the model trained on the cases loss prevention
 confirmed over the policy's `returns.history_days` (fewer confirmed cases than `returns.min_confirmed_cases`:
 the rules score, said in the stage summary), route each unit to the option that recovers most (restock,
 transfer, open box, refurbish, return to vendor, liquidate; priced with the night's store forecast, the
@@ -27,7 +30,7 @@ from airflow.sdk import Param, chain, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from include.assets import CURATED, FORECASTS
+from include.assets import CURATED, FORECASTS, RETURN_PATTERNS
 from include.config import trading_hours
 from include.erp.gate import approval_gate
 from include.runs import MODES, current_run, erp_conn, gate_params, ingest_or_fail
@@ -57,6 +60,12 @@ def returns_routing():
 
         return ingest_or_fail(lambda: returns.ingest(current_run(), conn_factory=erp_conn))
 
+    @task(inlets=[CURATED["master"]], outlets=[RETURN_PATTERNS])
+    def classify_return_patterns() -> dict:
+        from include.stages import returns
+
+        return returns.classify(current_run())
+
     @task(inlets=[FORECASTS, CURATED["master"], CURATED["wms"]])
     def route_returns() -> dict:
         from include.stages import returns
@@ -83,7 +92,9 @@ def returns_routing():
 
         return returns.release(current_run(), conn_factory=erp_conn)
 
-    chain(ingest_returns_system(), route_returns(), stage_dispositions(), release_within_policy(), wait_for_approval,
+    ingested = ingest_returns_system()
+    ingested >> classify_return_patterns()
+    chain(ingested, route_returns(), stage_dispositions(), release_within_policy(), wait_for_approval,
           release_approved())
 
 

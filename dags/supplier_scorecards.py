@@ -23,7 +23,7 @@ from airflow.sdk import Param, chain, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from include.assets import CURATED, SUPPLIER_SCORECARDS
+from include.assets import CURATED, RETURN_PATTERNS, SUPPLIER_SCORECARDS
 from include.config import trading_hours
 from include.runs import MODES, current_run, erp_conn, ingest_or_fail
 
@@ -48,7 +48,7 @@ def supplier_scorecards():
 
         return ingest_or_fail(lambda: procurement.ingest(current_run(), "procurement", conn_factory=erp_conn))
 
-    @task(inlets=[CURATED["supplier"], CURATED["returns"]], outlets=[SUPPLIER_SCORECARDS])
+    @task(inlets=[CURATED["supplier"], CURATED["returns"], RETURN_PATTERNS], outlets=[SUPPLIER_SCORECARDS])
     def score_suppliers() -> dict:
         from include.stages import procurement
 

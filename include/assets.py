@@ -36,3 +36,6 @@ ORDER_LINES = _asset("order_lines", "curated/open_order_lines")
 #: The week's supplier scorecards (``curated/supplier_scorecards``, ``ops.supplier_scorecards``), updated by
 #: ``supplier_scorecards``; the nightly's PO exceptions read the newest reliability of each alternate.
 SUPPLIER_SCORECARDS = _asset("supplier_scorecards", "curated/supplier_scorecards")
+#: The explained return patterns of the week ending each day (``reports/return_patterns``), updated by
+#: ``returns_routing``'s classify_return_patterns; supplier scorecards read their defect surges.
+RETURN_PATTERNS = _asset("return_patterns", "reports/return_patterns")

@@ -28,9 +28,9 @@ from include.returns.params import (
     PatternParams,
 )
 
-#: Columns of the anomalies frame.
-ANOMALY_COLUMNS = ("pattern", "key", "owner", "recent_returns", "expected_returns", "ratio", "z_score",
-                   "evidence")
+#: Columns of the anomalies frame (``supplier_id``: the supplier of a defect surge's batch, else empty).
+ANOMALY_COLUMNS = ("pattern", "key", "owner", "supplier_id", "recent_returns", "expected_returns", "ratio",
+                   "z_score", "evidence")
 
 
 def _windows(history: pd.DataFrame, today, params: PatternParams) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -92,7 +92,26 @@ def classify_patterns(history: pd.DataFrame, today, items: pd.DataFrame,
               _online_jumps(recent, base, params)]
     out = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else \
         pd.DataFrame({c: [] for c in ANOMALY_COLUMNS})
-    return out[list(ANOMALY_COLUMNS)].sort_values("z_score", ascending=False, ignore_index=True)
+    out = out.reindex(columns=list(ANOMALY_COLUMNS)).astype({"supplier_id": object})
+    return out.sort_values("z_score", ascending=False, ignore_index=True)
+
+
+def supplier_defect_surges(patterns: pd.DataFrame) -> pd.DataFrame:
+    """Per supplier, the batches flagged with a ``defect_surge`` in ``patterns`` (one or several days'
+    :func:`classify_patterns`): ``supplier_id, defect_surge_batches`` (distinct batches) and
+    ``defect_surge_evidence`` (the strongest one's sentence), for supplier quality."""
+    columns = ["supplier_id", "defect_surge_batches", "defect_surge_evidence"]
+    if patterns.empty or "pattern" not in patterns.columns:
+        return pd.DataFrame(columns=columns)
+    surges = patterns[(patterns["pattern"] == "defect_surge") & patterns["supplier_id"].notna()]
+    if surges.empty:
+        return pd.DataFrame(columns=columns)
+    strongest = surges.sort_values("z_score", ascending=False).drop_duplicates("supplier_id")
+    batches = surges.groupby("supplier_id")["key"].nunique()
+    return pd.DataFrame({"supplier_id": strongest["supplier_id"].to_numpy(),
+                         "defect_surge_batches": batches.reindex(strongest["supplier_id"]).to_numpy(np.int64),
+                         "defect_surge_evidence": strongest["evidence"].to_numpy()}).sort_values(
+        "supplier_id", ignore_index=True)
 
 
 def _binomial_z(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -109,6 +128,11 @@ def _defect_surges(recent, base, items, params) -> pd.DataFrame:
     p0 = b.groupby("category")["defect"].mean()
     g = r.dropna(subset=["supplier_batch_id"]).groupby(["supplier_batch_id", "category"], observed=True)["defect"]
     agg = g.agg(["sum", "size"]).reset_index()
+    # A batch is one supplier's: the supplier of the SKU most of its returned lines are.
+    sku_of = r.dropna(subset=["supplier_batch_id"]).groupby("supplier_batch_id", observed=True)["sku"].agg(
+        lambda s: s.astype(str).mode().iloc[0])
+    supplier = items.set_index("sku")["supplier_id"] if "supplier_id" in items.columns else pd.Series(dtype=object)
+    agg["supplier_id"] = agg["supplier_batch_id"].map(sku_of).map(supplier).to_numpy(object)
     agg["p0"] = agg["category"].map(p0).fillna(r["defect"].mean()).to_numpy(float)
     agg["z"] = _binomial_z(agg["sum"].to_numpy(float), agg["size"].to_numpy(float), agg["p0"].to_numpy(float))
     agg["expected"] = agg["size"] * agg["p0"]
@@ -116,7 +140,7 @@ def _defect_surges(recent, base, items, params) -> pd.DataFrame:
               & (agg["z"] >= params.min_z)]
     return pd.DataFrame({
         "pattern": "defect_surge", "key": hit["supplier_batch_id"].astype(str), "owner": OWNER_SUPPLIER_QUALITY,
-        "recent_returns": hit["sum"].astype(np.int64), "expected_returns": hit["expected"].round(1),
+        "supplier_id": hit["supplier_id"], "recent_returns": hit["sum"].astype(np.int64), "expected_returns": hit["expected"].round(1),
         "ratio": (hit["sum"] / np.maximum(hit["expected"], 1e-9)).round(2), "z_score": hit["z"].round(1),
         "evidence": [f"batch {b} ({c}): {k} of {n} returns defective in {params.recent_days} d against "
                      f"{p:.0%} for its category" for b, c, k, n, p in

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from include.config import as_date
+from include.finance.params import RETURNS_REFUNDS
 from include.runs import Run
 from include.stages import lines
 from include.stages.summaries import record
@@ -88,7 +89,9 @@ def review(run: Run, *, root: str | None = None) -> dict[str, Any]:
     items, still_open = dedupe_items(detect_items(bridge, review_params), before, review_params)
     write_partition(still_open, "curated", OPEN, run.ds, root)
     new = items[items["is_new"].astype(bool)] if len(items) else items
-    tiered = tier_proposals(proposals(new, day), policy)
+    refunds = refund_patterns(read_range("reports", "return_patterns",
+                                         day - dt.timedelta(days=bridge_params.window_days - 1), day, root))
+    tiered = tier_proposals(proposals(new, day, refunds), policy)
     write_partition(tiered, "curated", ITEMS, run.ds, root)
     residual = bridge["residual_pct"].to_numpy(float) if len(bridge) else np.zeros(0)
     return record(run, {
@@ -99,21 +102,35 @@ def review(run: Run, *, root: str | None = None) -> dict[str, Any]:
         "flagged": int(len(items)), "new_items": int(len(new)), "continuing": int(len(items) - len(new)),
         "projected_loss": round(float(new["projected_loss"].sum()), 2) if len(new) else 0.0,
         "needs_manager": int(new["needs_manager"].astype(bool).sum()) if len(new) else 0,
-        "by_cause": {str(k): int(v) for k, v in new["cause"].value_counts().items()} if len(new) else {}}, root)
+        "by_cause": {str(k): int(v) for k, v in new["cause"].value_counts().items()} if len(new) else {},
+        "unusual_refund_locations": sorted(refunds)}, root)
 
 
 def _flat(bridge: pd.DataFrame) -> pd.DataFrame:
     return bridge.assign(night=pd.to_datetime(bridge["night"]).dt.date.astype(str)) if len(bridge) else bridge
 
 
-def proposals(items: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def refund_patterns(patterns: pd.DataFrame) -> dict[str, str]:
+    """Location -> the strongest sentence of the ``store_unusual_refunds`` patterns ``returns_routing`` found
+    there (``reports/return_patterns`` of the window's days)."""
+    if patterns.empty or "pattern" not in patterns.columns:
+        return {}
+    odd = patterns[patterns["pattern"] == "store_unusual_refunds"].sort_values("z_score", ascending=False)
+    odd = odd.drop_duplicates("key")
+    return dict(zip(odd["key"].astype(str), odd["evidence"].astype(str), strict=True))
+
+
+def proposals(items: pd.DataFrame, day: dt.date, refunds: dict[str, str] | None = None) -> pd.DataFrame:
     """New review items as ``finance_review`` proposals, before tiering.
 
     The cell's category stands in the ``sku`` column and its location in ``from_location``; the action is the
     cause; the value is the loss projected if the cause continues; finance is asked to decide within a week
     (``need_by``). The explanation carries the owner function, the sentence, every number of the evidence and
-    the exception codes the policy tiers on (``margin_anomaly``, and ``accrual`` when a manager must decide).
+    the exception codes the policy tiers on (``margin_anomaly``, and ``accrual`` when a manager must decide);
+    a refunds item at a location whose returns show unusual refunds (``refunds``: :func:`refund_patterns`)
+    carries that pattern's sentence as ``return_pattern``.
     """
+    refunds = refunds or {}
     columns = ["doc_type", "business_key", "sku", "from_location", "to_location", "supplier_id", "action",
                "quantity", "unit_cost", "value", "need_by", "explanation"]
     if not len(items):
@@ -126,6 +143,7 @@ def proposals(items: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         "projected_loss": float(p), "excess": round(float(r.excess), 2), "robust_z": round(float(r.robust_z), 2),
         "needs_manager": bool(r.needs_manager), "episode_start": str(pd.Timestamp(r.start).date()),
         "exceptions": ["margin_anomaly", *(["accrual"] if r.needs_manager else [])], "evidence": r.evidence,
+        "return_pattern": refunds.get(str(r.location_id)) if str(r.cause) == RETURNS_REFUNDS else None,
     } for r, p in zip(items.itertuples(), loss, strict=True)]
     return pd.DataFrame({
         "doc_type": DOC_TYPE, "business_key": items["business_key"].astype(str).to_numpy(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from include.config import as_date
@@ -39,6 +40,18 @@ def newest_catalogue(day: dt.date, max_age_days: int, root: str | None = None) -
     return newest_partition("curated", "supplier_catalogue", day, max_age_days, root, missing_ok=True)
 
 
+def _with_defect_surges(suppliers: pd.DataFrame, patterns: pd.DataFrame) -> pd.DataFrame:
+    """The cards with each supplier's batches that ``returns_routing`` flagged with a defect surge in the
+    window (``defect_surge_batches``, 0 for none; ``defect_surge_evidence``, the strongest one's sentence)."""
+    from include.returns.patterns import supplier_defect_surges
+
+    surges = supplier_defect_surges(patterns).set_index("supplier_id")
+    ids = suppliers["supplier_id"].astype(str)
+    return suppliers.assign(
+        defect_surge_batches=ids.map(surges["defect_surge_batches"]).fillna(0).astype(np.int64).to_numpy(),
+        defect_surge_evidence=ids.map(surges["defect_surge_evidence"]).to_numpy(object))
+
+
 def score(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
     """Score every supplier for the week ending on the run's date; keep the cards (history in ``ops``)."""
     from include.governance.policy import load_policy
@@ -56,6 +69,7 @@ def score(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
         read_range("curated", "returns", window, day, root),
         newest_partition("curated", "items", day, 3, root), catalogue, day, weeks=policy.scorecard_weeks,
         weights=ScorecardWeights.from_mapping(dict(policy.reliability_weights)))
+    suppliers = _with_defect_surges(suppliers, read_range("reports", "return_patterns", window, day, root))
     write_partition(suppliers, "curated", "supplier_scorecards", run.ds, root)
     write_partition(items, "curated", "supplier_item_scorecards", run.ds, root)
     written = {}
@@ -70,6 +84,8 @@ def score(run: Run, *, conn_factory, root: str | None = None) -> dict[str, Any]:
         "suppliers": int(len(suppliers)), "supplier_items": int(len(items)),
         "catalogue": None if catalogue is None else int(len(catalogue)), "recorded": written,
         "median_reliability": None if suppliers.empty else round(float(suppliers["reliability"].median()), 1),
+        "defect_surges": {str(r.supplier_id): r.defect_surge_evidence
+                          for r in suppliers[suppliers["defect_surge_batches"] > 0].itertuples()},
         "least_reliable": [{"supplier_id": r.supplier_id, "reliability": None if pd.isna(r.reliability)
                             else round(float(r.reliability), 1), "otif": None if pd.isna(r.otif) else round(float(r.otif), 3)}
                            for r in worst.itertuples()],

@@ -72,6 +72,25 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
         "refunds": round(float(today["refund_amount"].sum()), 2)}, root)
 
 
+def classify(run: Run, *, root: str | None = None) -> dict[str, Any]:
+    """The explained return patterns of the week ending on the run's date, against the weeks before
+    (:func:`include.returns.patterns.classify_patterns`), written to ``reports/return_patterns``."""
+    from include.returns.params import DEFAULT_PATTERNS
+    from include.returns.patterns import ANOMALY_COLUMNS, classify_patterns
+    from include.stages.orchestration import latest_master
+
+    day, params = as_date(run.ds), DEFAULT_PATTERNS
+    start = day - dt.timedelta(days=params.recent_days + params.baseline_days - 1)
+    history = read_range("curated", "returns_detail", start, day, root)
+    found = (classify_patterns(history, day, latest_master("items", day, root), params) if len(history)
+             else pd.DataFrame({c: pd.Series(dtype=object) for c in ANOMALY_COLUMNS}))
+    write_partition(found, "reports", "return_patterns", run.ds, root)
+    return record(run, {
+        "returns_read": int(len(history)), "patterns": {str(k): int(v) for k, v in found["pattern"].value_counts().items()},
+        "strongest": [{"pattern": r.pattern, "owner": r.owner, "key": r.key, "evidence": r.evidence}
+                      for r in found.head(5).itertuples()]}, root)
+
+
 def fraud_scores(today: pd.DataFrame, day: dt.date, knobs: Any, root: str | None = None
                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The day's fraud scores: the model trained on loss prevention's confirmed cases, else the rules score.

@@ -44,6 +44,9 @@ def test_chain_order_params_and_inlets(dag):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}, upstream
     assert set(dag.params) == {"mode", "gate_timeout_minutes", "gate_poke_seconds"}
     assert CURATED["returns"] in list(dag.get_task("review_margin").inlets)
+    from include.assets import RETURN_PATTERNS
+
+    assert RETURN_PATTERNS in list(dag.get_task("review_margin").inlets)  # the refunds items' return patterns
 
 
 def test_the_gate_is_run_scoped_with_the_finance_deadline(dag):

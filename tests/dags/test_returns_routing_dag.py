@@ -54,15 +54,22 @@ def test_an_asset_triggered_run_routes_the_night_s_date():
 
 
 def test_chain_order(dag):
-    assert [t.task_id for t in dag.topological_sort()] == ORDER
-    for upstream, downstream in zip(ORDER, ORDER[1:], strict=False):
+    order = [t.task_id for t in dag.topological_sort() if t.task_id != "classify_return_patterns"]
+    assert order == ORDER
+    for upstream, downstream in zip(ORDER[1:], ORDER[2:], strict=False):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}, upstream
+    # The week's return patterns are classified beside the routing, from the same ingested extracts.
+    assert dag.get_task(ORDER[0]).downstream_task_ids == {"route_returns", "classify_return_patterns"}
+    assert dag.get_task("classify_return_patterns").downstream_task_ids == set()
 
 
 def test_assets_and_params(dag):
     from include.assets import FORECASTS
 
     assert FORECASTS in list(dag.get_task("route_returns").inlets)
+    from include.assets import RETURN_PATTERNS
+
+    assert list(dag.get_task("classify_return_patterns").outlets) == [RETURN_PATTERNS]
     assert set(dag.params) == {"mode", "gate_timeout_minutes", "gate_poke_seconds"}
     assert dag.params["mode"] == "live"
 
@@ -89,7 +96,8 @@ def test_the_returns_deadline_comes_from_the_policy():
 def test_every_task_calls_its_stage_adapter(dag):
     from include.stages import returns
 
-    names = {"ingest_returns_system": "ingest", "route_returns": "route", "stage_dispositions": "stage",
+    names = {"ingest_returns_system": "ingest", "classify_return_patterns": "classify", "route_returns": "route",
+             "stage_dispositions": "stage",
              "release_within_policy": "release", "release_approved": "release"}
     for task in dag.tasks:
         if not hasattr(task, "python_callable"):

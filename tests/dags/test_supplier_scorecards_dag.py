@@ -32,7 +32,7 @@ def test_conventions(dag):
 def test_it_runs_weekly_and_when_the_nightly_curates_supplier_extracts(dag):
     from airflow.timetables.assets import AssetOrTimeSchedule
 
-    from include.assets import CURATED, SUPPLIER_SCORECARDS
+    from include.assets import CURATED, RETURN_PATTERNS, SUPPLIER_SCORECARDS
 
     timetable = dag.timetable
     assert isinstance(timetable, AssetOrTimeSchedule)
@@ -40,6 +40,7 @@ def test_it_runs_weekly_and_when_the_nightly_curates_supplier_extracts(dag):
     assert {key.name for key, _ in timetable.asset_condition.iter_assets()} == {CURATED["supplier"].name}
     outlets = dag.get_task("score_suppliers").outlets
     assert [a.name for a in outlets] == [SUPPLIER_SCORECARDS.name]
+    assert RETURN_PATTERNS in list(dag.get_task("score_suppliers").inlets)  # the defect surges of the window
 
 
 def test_an_asset_triggered_run_works_on_the_date_of_the_night_that_curated_the_extracts():

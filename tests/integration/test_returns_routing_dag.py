@@ -109,6 +109,14 @@ def test_routine_dispositions_are_released_and_only_loss_prevention_decides_held
     stages = Path(world_root) / "reports" / "stages" / DAG_ID / f"ds={DS}"
     routed = json.loads((stages / "route_returns.json").read_text())
     assert routed["scorer"] == "model" and routed["cold_start"] is None and routed["confirmed_cases"] >= 20
+    # The week's return patterns, classified beside the routing from the same curated history.
+    classified = json.loads((stages / "classify_return_patterns.json").read_text())
+    assert classified["returns_read"] > routed["returns"]
+    from include.returns.patterns import ANOMALY_COLUMNS
+    from include.storage import read_partition as read
+
+    patterns = read("reports", "return_patterns", DS.isoformat(), world_root)
+    assert list(patterns.columns) == list(ANOMALY_COLUMNS) and len(patterns) == sum(classified["patterns"].values())
     first = _lines(DS)
     assert len(first) == routed["proposed"] == routed["returns"] > 0 and first["business_key"].is_unique
     assert first["business_key"].str.startswith("return:").all()

@@ -63,3 +63,23 @@ def test_a_weekly_run_scores_every_supplier_and_keeps_the_week(world_root, erp_u
     with db.connect(erp_url) as conn:
         assert (_week(conn, "supplier_scorecards"), _week(conn, "supplier_item_scorecards")) == counts
         assert set(scorecard_trend(conn, DS)["supplier_id"]) == set(suppliers["supplier_id"])
+
+
+def test_a_defect_surge_returns_routing_flagged_on_a_batch_shows_on_its_suppliers_card(world_root, erp_url):
+    import pandas as pd
+
+    from include.stages import procurement
+    from include.storage import write_partition
+
+    supplier = str(read_partition("curated", "suppliers", DS, world_root)["supplier_id"].iloc[0])
+    surge = {"pattern": "defect_surge", "key": "BATCH-7", "owner": "procurement/supplier quality",
+             "supplier_id": supplier, "recent_returns": 12, "expected_returns": 2.0, "ratio": 6.0, "z_score": 7.1,
+             "evidence": "batch BATCH-7 (Audio): 12 of 20 returns defective in 7 d against 10% for its category"}
+    refunds = {**surge, "pattern": "store_unusual_refunds", "key": "S0001", "owner": "finance", "supplier_id": None}
+    write_partition(pd.DataFrame([surge, refunds]), "reports", "return_patterns", DS - dt.timedelta(days=2), world_root)
+    run = Run(dag_id=DAG_ID, run_id="with-patterns", ds=DS.isoformat(), task_id="score_suppliers")
+    summary = procurement.score(run, conn_factory=lambda: db.connect(erp_url), root=world_root)
+    assert summary["defect_surges"] == {supplier: surge["evidence"]}
+    cards = read_partition("curated", "supplier_scorecards", DS, world_root).set_index("supplier_id")
+    assert cards.loc[supplier, "defect_surge_batches"] == 1
+    assert (cards.drop(index=supplier)["defect_surge_batches"] == 0).all()

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from include.returns.params import OWNER_FINANCE, OWNER_MERCHANDISING, OWNER_SUPPLIER_QUALITY
-from include.returns.patterns import ANOMALY_COLUMNS, classify_patterns, return_profile
+from include.returns.patterns import (
+    ANOMALY_COLUMNS,
+    classify_patterns,
+    return_profile,
+    supplier_defect_surges,
+)
 from include.sample_data import returns as sample_returns
 from include.sample_data.generator import PRESETS, generate_world
 
@@ -34,6 +39,12 @@ def test_the_defect_batch_and_the_ring_store_are_found_with_owners(generated):
     batch = extract.loc[pattern == "defect_batch", "supplier_batch_id"].astype(str).iat[0]
     defects = found[found["pattern"] == "defect_surge"]
     assert batch in set(defects["key"]) and set(defects["owner"]) == {OWNER_SUPPLIER_QUALITY}
+    batch_skus = extract.loc[extract["supplier_batch_id"].astype(str) == batch, "sku"].astype(str)
+    supplier = world.items.set_index("sku").loc[batch_skus.mode().iat[0], "supplier_id"]
+    assert set(defects.loc[defects["key"] == batch, "supplier_id"]) == {supplier}
+    assert found.loc[found["pattern"] != "defect_surge", "supplier_id"].isna().all()
+    cards = supplier_defect_surges(found).set_index("supplier_id")
+    assert cards.loc[supplier, "defect_surge_batches"] >= 1
     ring = extract.loc[pattern == "return_ring", "location_id"].astype(str).value_counts().index[0]
     refunds = found[found["pattern"] == "store_unusual_refunds"]
     assert refunds["key"].iat[0] == ring and refunds["owner"].iat[0] == OWNER_FINANCE
@@ -76,3 +87,19 @@ def test_the_profile_compares_own_history_and_peers():
     assert row["peer_per_day"] == pytest.approx(2.0) and row["ratio_peers"] == pytest.approx(24 / 14)
     assert row["share_size_fit"] == pytest.approx(10 / 24)
     assert np.isclose(profile.filter(like="share_").sum(axis=1), 1.0).all()
+
+
+def test_defect_surges_are_counted_per_supplier_across_days_with_the_strongest_evidence():
+    def row(key, supplier, z):
+        return {"pattern": "defect_surge", "key": key, "owner": OWNER_SUPPLIER_QUALITY, "supplier_id": supplier,
+                "recent_returns": 9, "expected_returns": 2.0, "ratio": 4.5, "z_score": z, "evidence": f"batch {key}"}
+
+    days = pd.DataFrame([row("B1", "SUPA", 5.0), row("B1", "SUPA", 6.5), row("B2", "SUPA", 4.2),
+                         row("B9", "SUPB", 7.0),
+                         {**row("S3", None, 9.0), "pattern": "store_unusual_refunds", "owner": OWNER_FINANCE}])
+    out = supplier_defect_surges(days)
+    assert out.to_dict("records") == [
+        {"supplier_id": "SUPA", "defect_surge_batches": 2, "defect_surge_evidence": "batch B1"},
+        {"supplier_id": "SUPB", "defect_surge_batches": 1, "defect_surge_evidence": "batch B9"}]
+    assert supplier_defect_surges(pd.DataFrame()).empty
+    assert supplier_defect_surges(days[days["pattern"] != "defect_surge"]).empty
