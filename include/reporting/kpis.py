@@ -17,6 +17,7 @@ from include.reporting.baseline_replay import baseline_report_lines
 from include.reporting.intraday_kpis import intraday_report_lines
 from include.reporting.orchestration_kpis import orchestration_report_lines
 from include.reporting.procurement_kpis import procurement_report_lines
+from include.reporting.returns_kpis import returns_report_lines
 
 # The same metric code the replay simulator reports with, so nightly KPIs and replays agree.
 from include.simulation import metrics
@@ -327,6 +328,7 @@ def render_report(kpis: dict, summary: dict, metrics: dict[str, dict[str, float]
     lines += intraday_report_lines(kpis)
     lines += orchestration_report_lines(kpis)
     lines += procurement_report_lines(kpis)
+    lines += returns_report_lines(kpis)
     lines += baseline_report_lines(kpis)
     lines += stage_table(metrics or {})
     lines += ["", "## Run", "", "```json", json.dumps(summary, indent=2, default=str), "```", ""]

@@ -571,12 +571,15 @@ RETURNS_ROUTE_TASK = "route_returns"
 
 
 def _returns_of_day(ds: str, root: str | None) -> dict[str, Any]:
-    """``{"returns": {net_recovery, returns, refunds}}`` from the latest summary ``returns_routing`` filed
-    for the date; empty (a gap on the dashboard) when it has not routed the date yet."""
+    """``{"returns": {net_recovery, returns, refunds, ...}}`` (the KPIs of :mod:`include.reporting.returns_kpis`)
+    from the latest summary ``returns_routing`` filed for the date; empty (a gap on the dashboard) when it has
+    not routed the date yet."""
     route = read_stage_summaries("returns_routing", ds, root).get(RETURNS_ROUTE_TASK) or {}
     if route.get("net_recovery") is None:
         return {}
-    return {"returns": {key: route.get(key) for key in ("net_recovery", "returns", "refunds")}}
+    return {"returns": {key: route.get(key) for key in ("net_recovery", "returns", "refunds", "recovery_rate",
+                                                       "fraud_losses_prevented_est", "days_receipt_to_disposition",
+                                                       "held_for_review", "return_rates")}}
 
 
 def _kpi_trends(run: Run, kpis: dict[str, Any], conn_factory: ConnFactory):  # noqa: ANN202

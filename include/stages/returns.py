@@ -46,6 +46,7 @@ def ingest(run: Run, *, conn_factory=None, root: str | None = None) -> dict[str,
 def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     """Score, route and tier the date's returned lines; write them as proposals of the date."""
     from include.governance.policy import load_policy, tier_proposals
+    from include.reporting.returns_kpis import returns_kpis
     from include.returns.disposition import route_returns
     from include.returns.fraud import review_queue
     from include.returns.params import DispositionParams
@@ -62,7 +63,8 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     tiered = tier_proposals(proposals(routed, today, scored, review, scoring["scorer"]), policy, _stale(run, root))
     write_partition(tiered, "curated", PROPOSALS, run.ds, root)
     held = tiered["explanation"].map(lambda e: e["exceptions"])
-    return record(run, {
+    kpis = returns_kpis(today, routed, scored["fraud_score"].to_numpy(float), day, _return_rates(day, root))
+    return record(run, {**kpis,
         **scoring, "returns": int(len(today)), "proposed": int(len(tiered)),
         "held_fraud": int(held.map(lambda x: "fraud_risk" in x).sum()),
         "held_high_value": int(held.map(lambda x: "high_value" in x).sum()),
@@ -70,6 +72,28 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
         "actions": {str(k): int(v) for k, v in routed["action"].value_counts().items() if v},
         "net_recovery": round(float(routed["net_value"].sum()), 2),
         "refunds": round(float(today["refund_amount"].sum()), 2)}, root)
+
+
+def _return_rates(day: dt.date, root: str | None) -> list[dict[str, Any]]:
+    """Return rates by sales channel and category over the :data:`RATE_DAYS` ending ``day`` (curated returns
+    detail against curated store and web sales)."""
+    from include.reporting.returns_kpis import RATE_DAYS, return_rates
+    from include.stages.orchestration import latest_master
+
+    first = day - dt.timedelta(days=RATE_DAYS - 1)
+    returned = read_range("curated", "returns_detail", first, day, root, columns=["sku", "purchase_channel", "quantity"])
+    pos = read_range("curated", "pos_sales", first, day, root, columns=["sku", "units_sold"])
+    web = read_range("curated", "ecommerce_orders", first, day, root, columns=["sku", "quantity", "status"])
+    if web.empty:
+        web = pd.DataFrame(columns=["sku", "quantity", "status"])
+    web = web[web["status"].astype(str) != "cancelled"]
+    sold = pd.concat([pd.DataFrame({"sku": pos.get("sku", pd.Series(dtype=object)), "channel": "store",
+                                    "units": pos.get("units_sold", pd.Series(dtype=float))}),
+                      pd.DataFrame({"sku": web["sku"], "channel": "ecommerce", "units": web["quantity"]})],
+                     ignore_index=True)
+    if returned.empty:
+        returned = pd.DataFrame(columns=["sku", "purchase_channel", "quantity"])
+    return return_rates(returned, sold, latest_master("items", day, root))
 
 
 def classify(run: Run, *, root: str | None = None) -> dict[str, Any]:

@@ -109,6 +109,10 @@ def test_routine_dispositions_are_released_and_only_loss_prevention_decides_held
     stages = Path(world_root) / "reports" / "stages" / DAG_ID / f"ds={DS}"
     routed = json.loads((stages / "route_returns.json").read_text())
     assert routed["scorer"] == "model" and routed["cold_start"] is None and routed["confirmed_cases"] >= 20
+    # The day's returns KPIs for the nightly report.
+    assert 0 < routed["recovery_rate"] < 1 and routed["fraud_losses_prevented_est"] > 0
+    assert 0 < routed["days_receipt_to_disposition"] <= 1 and routed["held_for_review"] == routed["pending"]
+    assert {r["channel"] for r in routed["return_rates"]} == {"store", "ecommerce"}
     # The week's return patterns, classified beside the routing from the same curated history.
     classified = json.loads((stages / "classify_return_patterns.json").read_text())
     assert classified["returns_read"] > routed["returns"]
