@@ -677,6 +677,19 @@ def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.Da
     return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
+def lines_between(conn: psycopg.Connection, dag_id: str, first: str | dt.date, last: str | dt.date,
+                  actions: tuple[str, ...]) -> pd.DataFrame:
+    """The staged lines of ``actions`` of every run of ``dag_id`` dated ``first`` to ``last``, with their ``ds``
+    and the columns of :func:`run_lines`."""
+    cur = conn.execute(
+        "SELECT ds, doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
+        " supplier_id, po_id, po_line, action, quantity, value, risk_tier, status, decided_by, explanation,"
+        " created_at, released_at FROM erp_staging.all_lines WHERE dag_id=%s AND ds BETWEEN %s AND %s"
+        " AND action = ANY(%s) ORDER BY ds, doc_type, line_id", (dag_id, _as_date(first), _as_date(last), list(actions)),
+    )
+    return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+
+
 def first_staged(conn: psycopg.Connection, dag_id: str, doc_type: str, since: str | dt.date) -> pd.DataFrame:
     """The first date each business key of a document type was staged by ``dag_id``, on or after ``since``.
 

@@ -93,8 +93,9 @@ def sense(run: Run, hour: int, *, conn_factory=None, root: str | None = None) ->
     sales, on_hand, missing, stock_hour = _day_so_far(run.ds, hour, locations, root,
                                                       staged=_staged(run, conn_factory))
     stores = locations[locations["location_type"] == "store"][["location_id", "region"]]
-    sensed = sense_day(forecast, sales, on_hand, _profile(day, locations, root), weekday=day.weekday(), hour=hour,
-                       params=params, regions=stores, seed=day.toordinal())
+    profile = _profile(day, locations, root, shipped=lambda first, last: _ship_lines(run, conn_factory, first, last))
+    sensed = sense_day(forecast, sales, on_hand, profile, weekday=day.weekday(), hour=hour, params=params,
+                       regions=stores, seed=day.toordinal())
     thresholds = {level: round(float(t), 3) for level, t in sensed.attrs["thresholds"].items()}
     sensed = pd.concat([sensed, _dc_rows(on_hand, locations)], ignore_index=True).assign(as_of_hour=hour,
                                                                                          stock_hour=stock_hour)
@@ -177,6 +178,17 @@ def _staged(run: Run, conn_factory) -> pd.DataFrame:
 
     with conn_factory() as conn:
         return run_lines(conn, run.dag_id, run.ds)
+
+
+def _ship_lines(run: Run, conn_factory, first: dt.date, last: dt.date) -> pd.DataFrame | None:
+    """This workflow's ``ship_from_store`` lines of the days ``first`` to ``last`` (``None`` without a
+    connection, or in a replay)."""
+    if conn_factory is None or run.replay:
+        return None
+    from include.erp.staging import lines_between
+
+    with conn_factory() as conn:
+        return lines_between(conn, run.dag_id, first, last, ("ship_from_store",))
 
 
 def stage(run: Run, hour: int, *, conn_factory, root: str | None = None) -> dict[str, Any]:
@@ -307,10 +319,24 @@ def _dc_rows(on_hand: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(channel="dc", alarm=False, need_in_window=0.0)
 
 
-def _profile(day: dt.date, locations: pd.DataFrame, root: str | None):
+def _profile_rows(sales: pd.DataFrame, ds: str, stores: pd.Series, lines: pd.DataFrame | None) -> pd.DataFrame:
+    """One day's hourly sales as the profile learns them: per series (so it also learns how each channel's units
+    clump by the hour), with its channel, and the web orders stores shipped under that day's
+    ``ship_from_store`` ``lines`` at the web shop."""
+    from include.intraday.moves import shipped_for_the_web_shop
+
+    if lines is not None and len(lines):
+        sales = shipped_for_the_web_shop(sales, lines[pd.to_datetime(lines["ds"]) == pd.Timestamp(ds)])
+    return sales.assign(channel=np.where(sales["location_id"].isin(stores), "store", "online"), ds=ds)
+
+
+def _profile(day: dt.date, locations: pd.DataFrame, root: str | None, shipped=None):  # noqa: ANN001
     """The intraday profile learned from the hourly history of the :data:`PROFILE_DAYS` days before ``day``.
 
     Learned by the day's first run and kept in ``reports/intraday_profile``, so later hours read it back.
+    ``shipped(first, last)`` gives the ``ship_from_store`` lines of those days: the web orders a store shipped
+    under one are the web shop's hours, as the sensing reads them
+    (:func:`include.intraday.moves.shipped_for_the_web_shop`).
     """
     from include.intraday.profile import IntradayProfile, learn_profile, trading_shape
     from include.storage import read_json_files, write_json
@@ -318,16 +344,14 @@ def _profile(day: dt.date, locations: pd.DataFrame, root: str | None):
     kept = read_json_files("reports", "intraday_profile", day, root).get("profile")
     if kept is not None:
         return IntradayProfile.from_dict(kept["profile"])
+    lines = None if shipped is None else shipped(day - dt.timedelta(days=PROFILE_DAYS), day - dt.timedelta(days=1))
     stores = locations.loc[locations["location_type"] == "store", "location_id"]
     columns = ["channel", "ds", "location_id", "sku", "hour", "units"]
     frames = [pd.DataFrame({c: pd.Series(dtype=float if c == "units" else int if c == "hour" else object)
                             for c in columns})]
     for back in range(1, PROFILE_DAYS + 1):
         ds = (day - dt.timedelta(days=back)).isoformat()
-        sales = hourly_sales(ds, 23, root)
-        channel = np.where(sales["location_id"].isin(stores), "store", "online")
-        # Per series, so the profile also learns how each channel's units clump by the hour.
-        frames.append(sales.assign(channel=channel, ds=ds)[columns])
+        frames.append(_profile_rows(hourly_sales(ds, 23, root), ds, stores, lines)[columns])
     profile = learn_profile(pd.concat(frames, ignore_index=True), fallback=trading_shape(STORE_OPEN, STORE_CLOSE))
     write_json({"profile": profile.as_dict(), "days": PROFILE_DAYS}, "reports", "intraday_profile", day, "profile", root)
     return profile

@@ -235,6 +235,21 @@ def test_web_orders_a_store_ships_for_the_web_shop_are_the_web_shops_demand():
     assert shipped_for_the_web_shop(sales, staged.iloc[:0]).equals(sales)
 
 
+def test_the_profile_learns_web_orders_a_store_shipped_for_the_web_shop_as_web_shop_hours():
+    from include.stages.intraday import _profile_rows
+
+    lines = _staged([("ship:S9>FC01:A", "released", "ship_from_store", "S9", "FC01", "A", 5.0, 14, 0.25)])
+    sales = pd.DataFrame([("S9", "A", 15, 3.0, "pos"), ("S9", "A", 16, 4.0, "web"), ("FC01", "A", 16, 2.0, "web")],
+                         columns=["location_id", "sku", "hour", "units", "source"]).assign(node=lambda f: f["location_id"])
+    stores = pd.Series(["S9"])
+    that_day = _profile_rows(sales, "2026-11-26", stores, lines.assign(ds=dt.date(2026, 11, 26)))
+    assert that_day[["location_id", "channel"]].values.tolist() == [["S9", "store"], ["FC01", "online"],
+                                                                     ["FC01", "online"]]
+    # Another day's line, or none, leaves the store's web orders where they were shipped from.
+    for other in (lines.assign(ds=dt.date(2026, 11, 25)), None):
+        assert _profile_rows(sales, "2026-11-26", stores, other)["channel"].tolist() == ["store", "store", "online"]
+
+
 def test_stores_ship_for_the_web_shop_unless_order_orchestrations_node_capabilities_say_they_ship_no_parcels(
         tmp_path):
     from include.stages.intraday import _shipping_locations
