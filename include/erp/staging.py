@@ -666,15 +666,19 @@ def pending_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> p
     return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
 
 
+#: Columns of a staged line as :func:`run_lines` and :func:`lines_between` give it.
+_STAGED_COLUMNS = ("doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location, supplier_id,"
+                   " po_id, po_line, action, quantity, value, risk_tier, status, decided_by, explanation, created_at,"
+                   " released_at")
+
+
 def run_lines(conn: psycopg.Connection, dag_id: str, ds: str | dt.date) -> pd.DataFrame:
     """Every staged line of a run, all document types."""
     cur = conn.execute(
-        "SELECT doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
-        " supplier_id, po_id, po_line, action, quantity, value, risk_tier, status, decided_by, explanation, created_at, released_at"
-        " FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id", (dag_id, _as_date(ds)),
+        f"SELECT {_STAGED_COLUMNS} FROM erp_staging.all_lines WHERE dag_id=%s AND ds=%s ORDER BY doc_type, line_id",
+        (dag_id, _as_date(ds)),
     )
-    cols = [c.name for c in cur.description]
-    return pd.DataFrame(cur.fetchall(), columns=cols)
+    return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
 
 
 def lines_between(conn: psycopg.Connection, dag_id: str, first: str | dt.date, last: str | dt.date,
@@ -682,9 +686,7 @@ def lines_between(conn: psycopg.Connection, dag_id: str, first: str | dt.date, l
     """The staged lines of ``actions`` of every run of ``dag_id`` dated ``first`` to ``last``, with their ``ds``
     and the columns of :func:`run_lines`."""
     cur = conn.execute(
-        "SELECT ds, doc_type, line_id, idempotency_key, business_key, sku, from_location, to_location,"
-        " supplier_id, po_id, po_line, action, quantity, value, risk_tier, status, decided_by, explanation,"
-        " created_at, released_at FROM erp_staging.all_lines WHERE dag_id=%s AND ds BETWEEN %s AND %s"
+        f"SELECT ds, {_STAGED_COLUMNS} FROM erp_staging.all_lines WHERE dag_id=%s AND ds BETWEEN %s AND %s"
         " AND action = ANY(%s) ORDER BY ds, doc_type, line_id", (dag_id, _as_date(first), _as_date(last), list(actions)),
     )
     return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])

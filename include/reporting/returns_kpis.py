@@ -51,15 +51,16 @@ def return_rates(returned: pd.DataFrame, sold: pd.DataFrame, items: pd.DataFrame
             for r in table.itertuples()]
 
 
-def returns_kpis(today: pd.DataFrame, routed: pd.DataFrame, fraud_score: np.ndarray, day: dt.date,
-                 rates: list[dict[str, Any]]) -> dict[str, Any]:
+def returns_kpis(today: pd.DataFrame, routed: pd.DataFrame, fraud_score: np.ndarray, fraud_held: np.ndarray,
+                 day: dt.date, rates: list[dict[str, Any]]) -> dict[str, Any]:
     """The day's returns KPIs.
 
     Args:
         today: the day's returned lines (``returned_at, refund_amount``), in ``routed``'s order.
         routed: their dispositions (:func:`include.returns.disposition.route_returns`: ``net_value``,
-            ``hold_for_review``, ``hold_reason``).
+            ``hold_for_review``).
         fraud_score: each line's fraud score.
+        fraud_held: the lines held for their fraud score (exception ``fraud_risk``).
         day: the day routed; its routing run starts when the day has closed.
         rates: :func:`return_rates` of the days ending ``day``.
 
@@ -72,13 +73,13 @@ def returns_kpis(today: pd.DataFrame, routed: pd.DataFrame, fraud_score: np.ndar
     """
     refund = np.maximum(today["refund_amount"].to_numpy(float), 0.0)
     recovered = float(routed["net_value"].to_numpy(float).sum())
-    fraud_held = routed["hold_reason"].astype(str).str.contains("fraud score").to_numpy()
     held = routed["hold_for_review"].astype(bool).to_numpy()
     close = pd.Timestamp(day) + pd.Timedelta(days=1)
     waited = (close - pd.to_datetime(today["returned_at"])).dt.total_seconds().to_numpy(float) / 86400.0
     return {
         "recovery_rate": round(recovered / refund.sum(), 4) if refund.sum() > 0 else None,
-        "fraud_losses_prevented_est": round(float((np.asarray(fraud_score, float) * refund)[fraud_held].sum()), 2),
+        "fraud_losses_prevented_est": round(float((np.asarray(fraud_score, float) * refund)[np.asarray(fraud_held, bool)]
+                                                  .sum()), 2),
         "days_receipt_to_disposition": round(float(waited[~held].mean()), 2) if (~held).any() else None,
         "held_for_review": int(held.sum()),
         "return_rates": rates,

@@ -16,12 +16,18 @@ import math
 
 import pandas as pd
 
-__all__ = ["RESTOCKING_ACTIONS", "returning_units"]
+__all__ = ["RESTOCKING_ACTIONS", "first_return_day", "returning_units"]
 
 #: Disposition actions whose units become new stock of the SKU at the line's ``to_location``.
 RESTOCKING_ACTIONS = ("restock_as_new", "transfer_to")
 #: Columns of the released lines :func:`returning_units` reads.
 RELEASED_COLUMNS = ("ds", "to_location", "sku", "action", "quantity")
+
+
+def first_return_day(day: dt.date, *, lag_days: int, transfer_days: float) -> dt.date:
+    """The earliest return day whose released units :func:`returning_units` may still count on ``day``'s
+    night: a transferred unit's, the slowest to show (it shows ``lag_days + ceil(transfer_days)`` after)."""
+    return day - dt.timedelta(days=lag_days + math.ceil(transfer_days) - 1)
 
 
 def returning_units(released: pd.DataFrame, day: dt.date, *, lag_days: int, transfer_days: float) -> pd.DataFrame:

@@ -8,7 +8,6 @@ released: what would have been proposed is written to ``reports/replay_proposals
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -272,14 +271,14 @@ def _decision_inputs(day: dt.date, conn_factory: ConnFactory | None, root: str |
     from include.erp.staging import released_dispositions
     from include.governance.policy import load_policy
     from include.returns.params import DEFAULT_DISPOSITION
-    from include.returns.stock import RESTOCKING_ACTIONS, returning_units
+    from include.returns.stock import RESTOCKING_ACTIONS, first_return_day, returning_units
 
     curated = {name: read_partition("curated", name, day, root) for name in INPUTS}
     if conn_factory is not None:
-        lag, travel = load_policy().returns.shelve_days, DEFAULT_DISPOSITION.transfer_days
+        timing = {"lag_days": load_policy().returns.shelve_days, "transfer_days": DEFAULT_DISPOSITION.transfer_days}
         with conn_factory() as conn:
-            released = released_dispositions(conn, RESTOCKING_ACTIONS, day - dt.timedelta(days=lag + math.ceil(travel)))
-        curated[RETURNS_TO_STOCK] = returning_units(released, day, lag_days=lag, transfer_days=travel)
+            released = released_dispositions(conn, RESTOCKING_ACTIONS, first_return_day(day, **timing))
+        curated[RETURNS_TO_STOCK] = returning_units(released, day, **timing)
     return curated
 
 

@@ -58,15 +58,17 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     scored, scoring = fraud_scores(today, day, knobs, root)
     review = review_queue(scored, knobs.review_budget_per_day, today)
     params = DispositionParams(fraud_hold_score=knobs.fraud_hold_score, high_value_hold=knobs.high_value_hold)
-    with_score = today.assign(fraud_score=scored["fraud_score"].to_numpy(float))
-    routed = route_returns(with_score, latest_master("items", day, root), demand_with_stock(day, root), params)
+    score = scored["fraud_score"].to_numpy(float)
+    items = latest_master("items", day, root)
+    routed = route_returns(today.assign(fraud_score=score), items, demand_with_stock(day, root), params)
     tiered = tier_proposals(proposals(routed, today, scored, review, scoring["scorer"]), policy, _stale(run, root))
     write_partition(tiered, "curated", PROPOSALS, run.ds, root)
     held = tiered["explanation"].map(lambda e: e["exceptions"])
-    kpis = returns_kpis(today, routed, scored["fraud_score"].to_numpy(float), day, _return_rates(day, root))
+    fraud_held = held.map(lambda x: "fraud_risk" in x).to_numpy(bool)
+    kpis = returns_kpis(today, routed, score, fraud_held, day, _return_rates(day, items, root))
     return record(run, {**kpis,
         **scoring, "returns": int(len(today)), "proposed": int(len(tiered)),
-        "held_fraud": int(held.map(lambda x: "fraud_risk" in x).sum()),
+        "held_fraud": int(fraud_held.sum()),
         "held_high_value": int(held.map(lambda x: "high_value" in x).sum()),
         "pending": int((~tiered["auto_approve"].astype(bool)).sum()), "review_queue": int(len(review)),
         "actions": {str(k): int(v) for k, v in routed["action"].value_counts().items() if v},
@@ -74,26 +76,24 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
         "refunds": round(float(today["refund_amount"].sum()), 2)}, root)
 
 
-def _return_rates(day: dt.date, root: str | None) -> list[dict[str, Any]]:
+def _return_rates(day: dt.date, items: pd.DataFrame, root: str | None) -> list[dict[str, Any]]:
     """Return rates by sales channel and category over the :data:`RATE_DAYS` ending ``day`` (curated returns
-    detail against curated store and web sales)."""
+    detail against curated store and web sales; a day without an extract reads as nothing)."""
     from include.reporting.returns_kpis import RATE_DAYS, return_rates
-    from include.stages.orchestration import latest_master
 
     first = day - dt.timedelta(days=RATE_DAYS - 1)
-    returned = read_range("curated", "returns_detail", first, day, root, columns=["sku", "purchase_channel", "quantity"])
-    pos = read_range("curated", "pos_sales", first, day, root, columns=["sku", "units_sold"])
-    web = read_range("curated", "ecommerce_orders", first, day, root, columns=["sku", "quantity", "status"])
-    if web.empty:
-        web = pd.DataFrame(columns=["sku", "quantity", "status"])
+
+    def read(name: str, columns: list[str]) -> pd.DataFrame:
+        return read_range("curated", name, first, day, root, columns=columns).reindex(columns=columns)
+
+    returned = read("returns_detail", ["sku", "purchase_channel", "quantity"])
+    pos = read("pos_sales", ["sku", "units_sold"])
+    web = read("ecommerce_orders", ["sku", "quantity", "status"])
     web = web[web["status"].astype(str) != "cancelled"]
-    sold = pd.concat([pd.DataFrame({"sku": pos.get("sku", pd.Series(dtype=object)), "channel": "store",
-                                    "units": pos.get("units_sold", pd.Series(dtype=float))}),
+    sold = pd.concat([pd.DataFrame({"sku": pos["sku"], "channel": "store", "units": pos["units_sold"]}),
                       pd.DataFrame({"sku": web["sku"], "channel": "ecommerce", "units": web["quantity"]})],
                      ignore_index=True)
-    if returned.empty:
-        returned = pd.DataFrame(columns=["sku", "purchase_channel", "quantity"])
-    return return_rates(returned, sold, latest_master("items", day, root))
+    return return_rates(returned, sold, items)
 
 
 def classify(run: Run, *, root: str | None = None) -> dict[str, Any]:

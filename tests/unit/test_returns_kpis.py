@@ -31,9 +31,8 @@ def test_return_rates_are_units_returned_over_units_sold_per_sales_channel_and_c
 def test_recovery_fraud_prevented_and_days_to_disposition():
     today = pd.DataFrame({"returned_at": pd.to_datetime(["2026-11-27 09:00", "2026-11-27 18:00", "2026-11-27 12:00"]),
                           "refund_amount": [100.0, 50.0, 250.0]})
-    routed = pd.DataFrame({"net_value": [80.0, 10.0, 0.0], "hold_for_review": [False, False, True],
-                           "hold_reason": ["", "", "fraud score 0.80 >= 0.50; refund 250.00 >= 200.00"]})
-    k = returns_kpis(today, routed, np.array([0.1, 0.2, 0.8]), DAY, [])
+    routed = pd.DataFrame({"net_value": [80.0, 10.0, 0.0], "hold_for_review": [False, False, True]})
+    k = returns_kpis(today, routed, np.array([0.1, 0.2, 0.8]), np.array([False, False, True]), DAY, [])
     assert k["recovery_rate"] == pytest.approx(90.0 / 400.0, abs=1e-4)
     assert k["fraud_losses_prevented_est"] == 200.0  # 0.8 of the held 250
     assert k["days_receipt_to_disposition"] == pytest.approx((15 + 6) / 2 / 24, abs=0.01)  # to the day's close

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.returns.stock import returning_units
+from include.returns.stock import first_return_day, returning_units
 
 NIGHT = dt.date(2026, 11, 27)
 
@@ -32,6 +32,12 @@ def test_restocked_units_count_until_the_snapshot_shows_them_and_transfers_until
     # A returns desk that shelves the same day: only what is on the road.
     same_day = returning_units(released, NIGHT, lag_days=0, transfer_days=3.0)
     assert same_day.to_dict("records") == [{"location_id": "S2", "sku": "A", "returning": 3.0}]
+    # The window to read from ERP staging starts at the oldest transfer still on the road.
+    first = first_return_day(NIGHT, lag_days=1, transfer_days=3.0)
+    assert first == dt.date(2026, 11, 24)
+    edge = _released([(str(first), "S2", "A", "transfer_to", 1.0), (str(first - dt.timedelta(days=1)), "S2", "A",
+                                                                      "transfer_to", 1.0)])
+    assert returning_units(edge, NIGHT, lag_days=1, transfer_days=3.0)["returning"].tolist() == [1.0]
     # Part days of travel round up to the next snapshot.
     assert returning_units(released, NIGHT, lag_days=1, transfer_days=2.5)["returning"].sum() == 5.0
 
