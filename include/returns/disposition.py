@@ -5,14 +5,16 @@ the item's list price and cost, the unit's grade, the demand forecast (mean dail
 SKU) and :class:`~include.returns.params.DispositionParams`:
 
 * ``restock_as_new`` (grade A) at the receiving location: ``price * exp(-decay * d_here) - restock_handling``,
-  with ``d_here = (on_hand + 1) / demand`` there: the unit sells after the stock already on the shelf
-  (capped at ``max_days_to_sell``; without an ``on_hand`` column in the forecast, ``1 / demand``);
+  with ``d_here = (units ahead + 1) / demand`` there: the unit sells after the stock already on the shelf
+  and the units of the same SKU the day's earlier returns put back there (capped at ``max_days_to_sell``;
+  without an ``on_hand`` column in the forecast, only those returns are ahead);
 * ``transfer_to`` (grade A) the other location where the unit would sell soonest: as above with its
-  demand and stock, after ``transfer_days`` on the road, less ``transfer_cost``;
+  demand and queue, after ``transfer_days`` on the road, less ``transfer_cost``;
 * ``open_box`` (A, B) at the receiving location: ``open_box_price[grade]`` of the price, to the
-  ``open_box_demand`` share of its customers, less ``open_box_handling``;
+  ``open_box_demand`` share of its customers, after the day's earlier open-box units of the SKU there,
+  less ``open_box_handling``;
 * ``refurbish`` (B, C of a refurbishable department): ``refurbish_price`` of the price after
-  ``refurbish_days``, sold where demand is highest, less ``refurbish_cost * cost + refurbish_fixed``;
+  ``refurbish_days``, sold where demand is highest after the day's earlier refurbished units, less ``refurbish_cost * cost + refurbish_fixed``;
 * ``return_to_vendor`` when the supplier's terms allow (a credit rate in ``rtv_credit``; grades of
   ``rtv_grades`` or a defect): ``credit * cost - rtv_handling``;
 * ``liquidate`` (any grade): ``liquidation_rate[grade]`` of the price less ``liquidation_handling``.
@@ -46,10 +48,11 @@ _NEEDED = ("return_id", "location_id", "sku", "quantity", "condition_grade", "re
 _RESTOCK, _TRANSFER, _OPEN_BOX, _REFURBISH, _RTV, _LIQUIDATE = range(len(ACTIONS))
 
 
-def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
-             params: DispositionParams) -> dict[str, np.ndarray]:
-    """Per line: price, cost, grade, demand here, the queued sell rate here and at the location where
-    the unit would sell soonest (demand over the stock ahead of it), decay and supplier terms."""
+def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame, params: DispositionParams,
+             targets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per line: price, cost, grade, quantity, decay, supplier terms and where it was received; and the
+    market every line shares: demand (``rate``) and stock (``stock``) per location x SKU, locations
+    ``locs`` (those of the forecast, the receiving ones and ``targets``)."""
     for name, frame, needed in (("returns", returns, _NEEDED), ("items", items, ITEM_COLUMNS),
                                 ("forecast", forecast, FORECAST_COLUMNS)):
         missing = [c for c in needed if c not in frame.columns]
@@ -62,8 +65,10 @@ def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
         raise ValueError(f"returned SKUs missing from the item master: {unknown}")
     received = returns["location_id"]
     received = received.cat.categories if isinstance(received.dtype, pd.CategoricalDtype) else received.unique()
-    locs = pd.Index(pd.unique(np.concatenate([forecast["location_id"].to_numpy().astype(str),
-                                              np.asarray(received).astype(str)])))
+    named = [forecast["location_id"].to_numpy().astype(str), np.asarray(received).astype(str)]
+    if targets is not None:
+        named.append(np.asarray([t for t in pd.unique(targets) if isinstance(t, str)], dtype=str))
+    locs = pd.Index(pd.unique(np.concatenate(named)))
     rate = np.zeros((len(locs), len(item_index)))
     stock = np.zeros_like(rate)
     f_sku = item_index.get_indexer(forecast["sku"].to_numpy().astype(str))
@@ -72,24 +77,35 @@ def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
     rate[f_loc, f_sku[known]] = forecast["mean_daily"].to_numpy(float)[known]
     if "on_hand" in forecast.columns:
         stock[f_loc, f_sku[known]] = np.maximum(forecast["on_hand"].fillna(0).to_numpy(float)[known], 0.0)
-    # A unit put back on the shelf sells after the stock already there: its own rate is demand / (stock + 1).
-    queued = rate / (stock + 1.0)
-    here = _positions(locs, returns["location_id"])
-    top2 = np.argsort(-queued, axis=0)[:2] if len(locs) > 1 else np.zeros((2, len(item_index)), int)
-    best = np.where(top2[0, row] == here, top2[1, row], top2[0, row])
     dept = items["department"].astype(str).to_numpy()[row]
     supplier = items["supplier_id"].astype(str).to_numpy()[row]
-    default_credit = params.rtv_credit.get("*", 0.0)
-    credit = pd.Series(supplier).map(params.rtv_credit).fillna(default_credit).to_numpy(float)
+    credit = pd.Series(supplier).map(params.rtv_credit).fillna(params.rtv_credit.get("*", 0.0)).to_numpy(float)
     return {
         "price": items["unit_price"].to_numpy(float)[row], "cost": items["unit_cost"].to_numpy(float)[row],
         "grade": _positions(pd.Index(GRADES), returns["condition_grade"]),
-        "qty": returns["quantity"].to_numpy(float), "rate_here": rate[here, row], "queued_here": queued[here, row],
-        "queued_best": queued[best, row],
-        "rate_max": rate[:, row].max(axis=0) if len(locs) else np.zeros(len(row)), "best": locs.to_numpy()[best],
+        "qty": returns["quantity"].to_numpy(float), "row": row, "here": _positions(locs, returns["location_id"]),
         "decay": pd.Series(dept).map(params.daily_decay).fillna(params.daily_decay["*"]).to_numpy(float),
         "refurbishable": np.isin(dept, params.refurbish_departments), "credit": credit, "supplier": supplier,
-        "defect": (returns["reason_code"] == "defective").to_numpy(bool)}
+        "defect": (returns["reason_code"] == "defective").to_numpy(bool),
+        "rate": rate, "stock": stock, "locs": locs.to_numpy()}
+
+
+_LINE_KEYS = ("price", "cost", "grade", "qty", "row", "here", "decay", "refurbishable", "credit", "defect")
+
+
+def _queues(ctx: dict[str, np.ndarray], idx: np.ndarray | slice, best: np.ndarray, shelf_ahead: np.ndarray,
+            best_ahead: np.ndarray, open_box_ahead: np.ndarray, refurbish_ahead: np.ndarray) -> dict[str, np.ndarray]:
+    """The lines ``idx`` with the queues their units join: units ahead on the shelf where received
+    (stock and earlier returns), at ``best`` (another location), among open-box units where received and
+    among the SKU's refurbished units."""
+    view = {k: ctx[k][idx] for k in _LINE_KEYS}
+    row, here = view["row"], view["here"]
+    rate = ctx["rate"]
+    view.update({"rate_here": rate[here, row], "shelf_ahead": shelf_ahead, "best": best,
+                 "rate_best": np.where(best >= 0, rate[np.maximum(best, 0), row], 0.0), "best_ahead": best_ahead,
+                 "open_box_ahead": open_box_ahead, "rate_max": rate[:, row].max(axis=0) if len(rate) else 0.0 * row,
+                 "refurbish_ahead": refurbish_ahead})
+    return view
 
 
 def _positions(index: pd.Index, column: pd.Series) -> np.ndarray:
@@ -101,12 +117,16 @@ def _positions(index: pd.Index, column: pd.Series) -> np.ndarray:
     return index.get_indexer(column.to_numpy().astype(str))
 
 
-def option_values(ctx: dict[str, np.ndarray], params: DispositionParams, shelf_b_as_restock: bool = False
+def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_b_as_restock: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Net value per unit of every action (``-inf`` where not allowed) and the days to sell when kept.
 
+    A unit that is kept sells in its turn: after the units ahead of it in its queue (``*_ahead``: stock on
+    the shelf and the day's earlier returns put there) and, for a line of several units, at the middle of
+    its own units; its days to sell are its place in the queue over the queue's daily demand.
+
     Args:
-        ctx: per-line context (:func:`_context`).
+        view: lines and their queues (:func:`_queues`).
         params: prices and costs.
         shelf_b_as_restock: value a grade-B unit put back on the shelf as new (what the baseline does):
             it sells after the stock ahead of it, at the open-box price, instead of forbidding
@@ -115,31 +135,32 @@ def option_values(ctx: dict[str, np.ndarray], params: DispositionParams, shelf_b
     Returns:
         ``[lines, len(ACTIONS)]`` values and the days to sell at the receiving location.
     """
-    g, price, cap = ctx["grade"], ctx["price"], params.max_days_to_sell
+    g, price, cap = view["grade"], view["price"], params.max_days_to_sell
+    middle = (view["qty"] + 1.0) / 2.0
 
-    def worth(share, rate, extra_days=0.0):
-        days = np.minimum(1.0 / np.maximum(rate, 1e-9), cap) + extra_days
-        return share * price * np.exp(-ctx["decay"] * days), days
+    def worth(share, ahead, rate, extra_days=0.0):
+        days = np.minimum((ahead + middle) / np.maximum(rate, 1e-9), cap) + extra_days
+        return share * price * np.exp(-view["decay"] * days), days
 
     ob_share = np.asarray([params.open_box_price[x] for x in GRADES])[g]
-    new_here, days_here = worth(1.0, ctx["queued_here"])
+    new_here, days_here = worth(1.0, view["shelf_ahead"], view["rate_here"])
     values = np.full((len(g), len(ACTIONS)), -np.inf)
     values[:, _RESTOCK] = np.where(g == 0, new_here - params.restock_handling, -np.inf)
     if shelf_b_as_restock:
         # An opened unit back on the shelf as new is passed over for the sealed ones: it sells once the
         # stock ahead of it is gone, and then only at what an opened unit fetches.
-        shelf = worth(ob_share, ctx["queued_here"])[0] - params.restock_handling
+        shelf = worth(ob_share, view["shelf_ahead"], view["rate_here"])[0] - params.restock_handling
         values[:, _RESTOCK] = np.where(g == 1, shelf, values[:, _RESTOCK])
-    there = worth(1.0, ctx["queued_best"], params.transfer_days)[0]
-    values[:, _TRANSFER] = np.where((g == 0) & (ctx["queued_best"] > 0),
+    there = worth(1.0, view["best_ahead"], view["rate_best"], params.transfer_days)[0]
+    values[:, _TRANSFER] = np.where((g == 0) & (view["rate_best"] > 0),
                                     there - params.restock_handling - params.transfer_cost, -np.inf)
-    open_box = worth(ob_share, ctx["rate_here"] * params.open_box_demand)[0] - params.open_box_handling
-    values[:, _OPEN_BOX] = np.where(g <= 1, open_box, -np.inf)
-    refurb = (worth(params.refurbish_price, ctx["rate_max"], params.refurbish_days)[0]
-              - params.refurbish_cost * ctx["cost"] - params.refurbish_fixed)
-    values[:, _REFURBISH] = np.where(ctx["refurbishable"] & ((g == 1) | (g == 2)), refurb, -np.inf)
-    rtv_ok = (ctx["credit"] > 0) & (np.isin(g, [GRADES.index(x) for x in params.rtv_grades]) | ctx["defect"])
-    values[:, _RTV] = np.where(rtv_ok, ctx["credit"] * ctx["cost"] - params.rtv_handling, -np.inf)
+    open_box = worth(ob_share, view["open_box_ahead"], view["rate_here"] * params.open_box_demand)[0]
+    values[:, _OPEN_BOX] = np.where(g <= 1, open_box - params.open_box_handling, -np.inf)
+    refurb = (worth(params.refurbish_price, view["refurbish_ahead"], view["rate_max"], params.refurbish_days)[0]
+              - params.refurbish_cost * view["cost"] - params.refurbish_fixed)
+    values[:, _REFURBISH] = np.where(view["refurbishable"] & ((g == 1) | (g == 2)), refurb, -np.inf)
+    rtv_ok = (view["credit"] > 0) & (np.isin(g, [GRADES.index(x) for x in params.rtv_grades]) | view["defect"])
+    values[:, _RTV] = np.where(rtv_ok, view["credit"] * view["cost"] - params.rtv_handling, -np.inf)
     liq = np.asarray([params.liquidation_rate[x] for x in GRADES])[g]
     values[:, _LIQUIDATE] = liq * price - params.liquidation_handling
     return values, days_here
@@ -149,42 +170,87 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
                   params: DispositionParams = DEFAULT_DISPOSITION, explain: bool = True) -> pd.DataFrame:
     """Choose, for every returned line, the action with the highest expected net recovery.
 
+    Units that stay to be sold queue: a unit restocked or transferred to a location sells after the
+    stock there and after the units of the same SKU the day's earlier lines put there; open-box and
+    refurbished units queue among themselves. The lines are routed in rounds, each round taking the next
+    line of every location x SKU where they were received (so the first return of an item at a store
+    sees only the stock, the fifth the four before it as well), each round choosing with the queues
+    the rounds before left.
+
     Args:
         returns: returned lines (returns detail columns); a ``fraud_score`` column (from
             :func:`include.returns.fraud.score_returns`) makes fraud holds possible.
         items: item master (``sku, department, unit_price, unit_cost, supplier_id``).
-        forecast: mean daily demand per ``location_id, sku`` (stores and the FC).
+        forecast: mean daily demand per ``location_id, sku`` (stores and the FC), with ``on_hand`` where
+            known.
         params: prices, costs, supplier terms and hold thresholds.
         explain: write the ``explanation`` sentence (skip it for a throughput run of lines nobody reads).
 
     Returns:
         One row per line, in its order, columns :data:`ROUTED_COLUMNS`: ``action`` (one of ``ACTIONS``),
         ``target_location_id`` (where the unit goes to sell; empty for refurbish, return to vendor and
-        liquidate), ``supplier_id`` (the item's, who takes a return to vendor), ``unit_net_value`` and ``net_value`` (x quantity), ``hold_for_review`` with its
+        liquidate), ``supplier_id`` (the item's, who takes a return to vendor), ``unit_net_value`` and
+        ``net_value`` (x quantity), ``days_to_sell`` where received, ``hold_for_review`` with its
         ``hold_reason``, and ``value_<action>`` per unit (``NaN`` where the action is not allowed).
     """
     ctx = _context(returns, items, forecast, params)
-    values, days = option_values(ctx, params)
-    choice = np.argmax(values, axis=1)
-    return _routed(returns, ctx, values, choice, days, params, explain)
+    n, rate, stock = len(returns), ctx["rate"], ctx["stock"]
+    values, days = np.empty((n, len(ACTIONS))), np.empty(n)
+    choice, best = np.empty(n, np.int64), np.full(n, -1, np.int64)
+    shelf, open_box, refurbish = np.zeros_like(rate), np.zeros_like(rate), np.zeros(rate.shape[1])
+    for idx in _rounds(ctx["here"], ctx["row"]):
+        row, here, qty = ctx["row"][idx], ctx["here"][idx], ctx["qty"][idx]
+        ahead = stock[:, row] + shelf[:, row]
+        if len(rate) > 1:
+            turn = rate[:, row] / (ahead + (qty + 1.0) / 2.0)
+            turn[here, np.arange(len(idx))] = -np.inf
+            best[idx] = np.argmax(turn, axis=0)
+        view = _queues(ctx, idx, best[idx], ahead[here, np.arange(len(idx))],
+                       ahead[np.maximum(best[idx], 0), np.arange(len(idx))], open_box[here, row], refurbish[row])
+        values[idx], days[idx] = option_values(view, params)
+        choice[idx] = chosen = np.argmax(values[idx], axis=1)
+        kept = (chosen == _RESTOCK) | (chosen == _TRANSFER)
+        np.add.at(shelf, (np.where(chosen == _TRANSFER, best[idx], here)[kept], row[kept]), qty[kept])
+        boxed = chosen == _OPEN_BOX
+        np.add.at(open_box, (here[boxed], row[boxed]), qty[boxed])
+        np.add.at(refurbish, row[chosen == _REFURBISH], qty[chosen == _REFURBISH])
+    return _routed(returns, ctx, values, choice, days, best, params, explain)
+
+
+def _rounds(here: np.ndarray, row: np.ndarray) -> list[np.ndarray]:
+    """Line positions by round: round ``k`` holds the ``k``-th line (in line order) of every receiving
+    location x SKU."""
+    if not len(here):
+        return []
+    key = here.astype(np.int64) * (int(row.max()) + 1) + row
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    rank = np.empty(len(key), np.int64)
+    rank[order] = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)]))
+    by_rank = np.argsort(rank, kind="stable")
+    return np.split(by_rank, np.cumsum(np.bincount(rank))[:-1])
 
 
 def route_baseline(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
                    params: DispositionParams = DEFAULT_DISPOSITION) -> pd.DataFrame:
     """The rule the router is measured against: restock a sellable unit (grade A or B) where it was
     received, liquidate the rest. Same columns as :func:`route_returns`; a grade-B unit back on the
-    shelf is valued at what an opened unit fetches there."""
+    shelf is valued at what an opened unit fetches there, and every unit put back queues behind the
+    stock and the day's earlier returns of its SKU there."""
     ctx = _context(returns, items, forecast, params)
-    values, days = option_values(ctx, params, shelf_b_as_restock=True)
     choice = np.where(ctx["grade"] <= 1, _RESTOCK, _LIQUIDATE)
-    return _routed(returns, ctx, values, choice, days, params, explain=False)
+    values, days = _valued(ctx, choice, np.full(len(choice), -1, np.int64), params)
+    return _routed(returns, ctx, values, choice, days, np.full(len(choice), -1, np.int64), params, explain=False)
 
 
 def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
                    params: DispositionParams = DEFAULT_DISPOSITION) -> np.ndarray:
     """Net value of each routed line's action valued with ``forecast`` (e.g. the demand that really came).
 
-    A transfer is valued at the location it went to; every other action as :func:`option_values` has it.
+    A transfer is valued at the location it went to; every unit kept to sell queues as
+    :func:`route_returns` has it (behind the stock and every earlier line routed to the same queue, in
+    line order); every other action as :func:`option_values` has it.
 
     Args:
         routed: output of :func:`route_returns` or :func:`route_baseline` for ``returns``, same order.
@@ -193,25 +259,44 @@ def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFr
     Returns:
         Net value per line (x quantity).
     """
-    ctx = _context(returns, items, forecast, params)
-    frame = forecast.set_index(["location_id", "sku"])
-    transfer = routed["action"].to_numpy() == "transfer_to"
-    keys = pd.MultiIndex.from_arrays([routed["target_location_id"].to_numpy()[transfer].astype(str),
-                                      returns["sku"].to_numpy()[transfer].astype(str)])
-    stock = frame["on_hand"].reindex(keys).fillna(0.0).to_numpy(float) if "on_hand" in frame else 0.0
-    ctx["queued_best"] = ctx["queued_best"].copy()
-    ctx["queued_best"][transfer] = frame["mean_daily"].reindex(keys).fillna(0.0).to_numpy(float) / (stock + 1.0)
-    values, _ = option_values(ctx, params, shelf_b_as_restock=True)
+    targets = routed["target_location_id"].to_numpy(object)
+    ctx = _context(returns, items, forecast, params, targets=targets)
     choice = pd.Index(ACTIONS).get_indexer(routed["action"].to_numpy().astype(str))
+    transfer = choice == _TRANSFER
+    best = np.full(len(choice), -1, np.int64)
+    best[transfer] = pd.Index(ctx["locs"]).get_indexer(targets[transfer].astype(str))
+    values, _ = _valued(ctx, choice, best, params)
     unit = values[np.arange(len(choice)), choice]
     return np.where(np.isfinite(unit), unit, 0.0) * ctx["qty"]
 
 
-def _routed(returns, ctx, values, choice, days, params, explain) -> pd.DataFrame:
+def _valued(ctx: dict[str, np.ndarray], choice: np.ndarray, best: np.ndarray, params: DispositionParams
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Every option's value per unit of lines whose actions are already chosen (``best``: a transfer's
+    destination), each kept unit in its place in the queue those actions make."""
+    row, here, qty = ctx["row"], ctx["here"], ctx["qty"]
+    kept = (choice == _RESTOCK) | (choice == _TRANSFER)
+    dest = np.where(choice == _TRANSFER, best, here)
+    stock = ctx["stock"]
+    shelf = _ahead(kept, dest, row, qty)
+    view = _queues(ctx, slice(None), best, stock[here, row] + shelf, stock[np.maximum(best, 0), row] + shelf,
+                   _ahead(choice == _OPEN_BOX, here, row, qty), _ahead(choice == _REFURBISH, 0 * row, row, qty))
+    return option_values(view, params, shelf_b_as_restock=True)
+
+
+def _ahead(member: np.ndarray, where: np.ndarray, row: np.ndarray, qty: np.ndarray) -> np.ndarray:
+    """Units of earlier member lines in each member line's queue (``where`` x ``row``); 0 elsewhere."""
+    units = pd.Series(np.where(member, qty, 0.0))
+    before = units.groupby([where, row]).cumsum().to_numpy() - units.to_numpy()
+    return np.where(member, before, 0.0)
+
+
+def _routed(returns, ctx, values, choice, days, best, params, explain) -> pd.DataFrame:
     n = len(choice)
     unit = values[np.arange(n), choice]
     here = returns["location_id"].to_numpy().astype(str)
-    target = np.where(choice == _TRANSFER, ctx["best"].astype(str), np.where(choice <= _OPEN_BOX, here, None))
+    there = ctx["locs"][np.maximum(best, 0)].astype(str) if len(ctx["locs"]) else np.full(n, "")
+    target = np.where(choice == _TRANSFER, there, np.where(choice <= _OPEN_BOX, here, None))
     score = returns["fraud_score"].to_numpy(float) if "fraud_score" in returns.columns else np.zeros(n)
     refund = returns["refund_amount"].to_numpy(float)
     fraud_hold, value_hold = score >= params.fraud_hold_score, refund >= params.high_value_hold

@@ -45,10 +45,30 @@ def test_a_new_unit_where_it_sells_is_restocked_there():
 def test_a_new_unit_where_it_does_not_sell_is_transferred_to_where_it_sells_soonest():
     row = route_one("S2", "K1", "A", qty=2)
     assert row["action"] == "transfer_to" and row["target_location_id"] == "S1"
-    expected = 40 * math.exp(-0.01 * (2 + 3)) - 1.2 - 2.5
+    # Two units behind the 3 on S1's shelf sell on average at place 3 + 1.5: 2.25 days at 2 a day, plus 3 on the road.
+    expected = 40 * math.exp(-0.01 * (2.25 + 3)) - 1.2 - 2.5
     assert row["unit_net_value"] == pytest.approx(expected, abs=0.01)
     assert row["net_value"] == pytest.approx(2 * expected, abs=0.02)
     assert row["value_restock_as_new"] < row["value_transfer_to"]
+
+
+def test_returns_of_one_item_queue_behind_each_other_and_the_router_sends_the_surplus_where_it_sells():
+    # K2 sells 0.3 a day at S1 (2 on hand), 0.2 at S2 (2 on hand) and 1.0 at the FC (5 on hand): the first
+    # returned unit at S1 sells there in 10 days (92.98 net), the second in 13.3 (91.11) still beats the FC
+    # (6 units ahead at 1 a day plus 3 days on the road: 91.04), the third would wait 16.7 days at S1.
+    lines = returns(*[("S1", "K2", "A", "changed_mind", 1, 100.0)] * 4)
+    routed = route_returns(lines, ITEMS, FORECAST, PARAMS)
+    assert routed["action"].tolist() == ["restock_as_new", "restock_as_new", "transfer_to", "transfer_to"]
+    assert routed["target_location_id"].tolist() == ["S1", "S1", "FC", "FC"]
+    assert routed["days_to_sell"].tolist() == [10.0, 13.3, 16.7, 16.7]  # S1's queue stops growing at the third
+    assert routed["unit_net_value"].tolist() == [92.98, 91.11, 91.04, 90.48]  # the FC's queue grows too
+    # Valued as routed, each unit in its place in its queue; the baseline piles all four on S1's shelf.
+    assert recovery_value(routed, lines, ITEMS, FORECAST, PARAMS) == pytest.approx(routed["net_value"], abs=0.01)
+    base = recovery_value(route_baseline(lines, ITEMS, FORECAST, PARAMS), lines, ITEMS, FORECAST, PARAMS)
+    assert base == pytest.approx([100 * math.exp(-0.006 * d) - 1.2 for d in (10, 40 / 3, 50 / 3, 20)], abs=0.01)
+    # A line of four units is valued at the middle of its units: the same total as four lines of one.
+    pile = route_baseline(returns(("S1", "K2", "A", "changed_mind", 4, 400.0)), ITEMS, FORECAST, PARAMS)
+    assert pile["days_to_sell"].iat[0] == pytest.approx((2 + 2.5) / 0.3, abs=0.05)
 
 
 def test_an_opened_unit_goes_to_open_box():
