@@ -44,7 +44,7 @@ __all__ = ["ALL", "CATALOGUE", "DEFAULT_TARGETS", "Kpi", "decision_effect", "fla
 
 #: The ``segment`` of the whole business's rows.
 ALL = "all"
-Unit = Literal["share", "money", "hours", "units", "times"]
+Unit = Literal["share", "money", "hours", "days", "units", "times"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class Kpi:
         key: its dotted path in the night's KPI document (``orchestration.fulfilment_cost_per_order``), also
             its column in the history frame and its key in ``kpi_targets:``.
         label: its name on the page.
-        unit: ``share`` (a fraction shown as %), ``money``, ``hours``, ``units`` or ``times`` (per year).
+        unit: ``share`` (a fraction shown as %), ``money``, ``hours``, ``days``, ``units`` or ``times`` (per
+            year).
         higher_is_better: which way is good.
     """
 
@@ -69,11 +70,12 @@ class Kpi:
         return tuple(self.key.split("."))
 
     def fmt(self, value: float | None) -> str:
-        """``value`` for people: ``97.5%``, ``12.40``, ``3.2 h``, ``1,200``, ``8.1x``; ``n/a`` when unknown."""
+        """``value`` for people: ``97.5%``, ``12.40``, ``3.2 h``, ``1.4 d``, ``1,200``, ``8.1x``; ``n/a`` when
+        unknown."""
         if value is None or not math.isfinite(value):
             return "n/a"
         return {"share": f"{100 * value:.1f}%", "money": f"{value:,.2f}", "hours": f"{value:.1f} h",
-                "units": f"{value:,.0f}", "times": f"{value:.1f}x"}[self.unit]
+                "days": f"{value:.1f} d", "units": f"{value:,.0f}", "times": f"{value:.1f}x"}[self.unit]
 
 
 CATALOGUE: tuple[Kpi, ...] = (
@@ -95,6 +97,10 @@ CATALOGUE: tuple[Kpi, ...] = (
     Kpi("intraday.median_hours_onset_to_detection", "Surge detection time", "hours", False),
     Kpi("intraday.margin_saved_est", "Intraday margin saved (estimated)", "money", True),
     Kpi("returns.net_recovery", "Return recovery value", "money", True),
+    Kpi("returns.recovery_rate", "Refunds recovered", "share", True),
+    Kpi("returns.return_rate", "Return rate (7 days)", "share", False),
+    Kpi("returns.fraud_losses_prevented_est", "Fraud losses prevented (estimated)", "money", True),
+    Kpi("returns.days_receipt_to_disposition", "Days from receipt to disposition", "days", False),
     Kpi("reporting_cycle_hours", "Reporting cycle time", "hours", False),
     # The whole business's comes from the staged lines (decision_effect); a segment's from its document.
     Kpi("value_released", "Value released to the ERP", "money", True),
@@ -108,6 +114,7 @@ DEFAULT_TARGETS: dict[str, float] = {
     "orchestration.on_time_promise_rate": 0.95, "orchestration.split_rate": 0.10,
     "procurement.cycle_hours_median": 4.0, "procurement.otif": 0.90, "procurement.late_flagged_early_share": 0.70,
     "intraday.median_hours_onset_to_detection": 2.0, "reporting_cycle_hours": 6.0,
+    "returns.days_receipt_to_disposition": 2.0,
 }
 EFFECT_COLUMNS = OUTCOME_COLUMNS
 

@@ -68,12 +68,14 @@ def returns_kpis(today: pd.DataFrame, routed: pd.DataFrame, fraud_score: np.ndar
         ``recovery_rate`` (net recovery over refunds), ``fraud_losses_prevented_est`` (the refunds held for a
         fraud score, each weighed by that score: the fraudulent refund value the hold is expected to stop),
         ``days_receipt_to_disposition`` (mean days from receipt to the close of the day for the dispositions
-        released at once; a held one waits for loss prevention on top), ``held_for_review`` and
-        ``return_rates``.
+        released at once; a held one waits for loss prevention on top), ``held_for_review``, ``return_rates``
+        and ``return_rate``, all of them together (units returned over units sold in the rates' days;
+        ``None`` without sales).
     """
     refund = np.maximum(today["refund_amount"].to_numpy(float), 0.0)
     recovered = float(routed["net_value"].to_numpy(float).sum())
     held = routed["hold_for_review"].astype(bool).to_numpy()
+    sold = sum(r["sold"] for r in rates)
     close = pd.Timestamp(day) + pd.Timedelta(days=1)
     waited = (close - pd.to_datetime(today["returned_at"])).dt.total_seconds().to_numpy(float) / 86400.0
     return {
@@ -83,6 +85,7 @@ def returns_kpis(today: pd.DataFrame, routed: pd.DataFrame, fraud_score: np.ndar
         "days_receipt_to_disposition": round(float(waited[~held].mean()), 2) if (~held).any() else None,
         "held_for_review": int(held.sum()),
         "return_rates": rates,
+        "return_rate": round(sum(r["returned"] for r in rates) / sold, 4) if sold > 0 else None,
     }
 
 
@@ -99,6 +102,8 @@ def returns_report_lines(kpis: dict[str, Any]) -> list[str]:
                  f"{day.get('held_for_review', 0)} line(s) held for review; days from receipt to disposition "
                  f"{day.get('days_receipt_to_disposition', 'n/a')} for those released at once.")
     rates = day.get("return_rates") or []
+    if day.get("return_rate") is not None:
+        lines.append(f"Return rate over {RATE_DAYS} days: {day['return_rate']:.1%} of the units sold.")
     if rates:
         lines += ["", f"| channel | category | returned ({RATE_DAYS} days) | sold | return rate |",
                   "| --- | --- | ---: | ---: | ---: |"]

@@ -578,7 +578,7 @@ def _returns_of_day(ds: str, root: str | None) -> dict[str, Any]:
         return {}
     return {"returns": {key: route.get(key) for key in ("net_recovery", "returns", "refunds", "recovery_rate",
                                                        "fraud_losses_prevented_est", "days_receipt_to_disposition",
-                                                       "held_for_review", "return_rates")}}
+                                                       "held_for_review", "return_rates", "return_rate")}}
 
 
 def _kpi_trends(run: Run, kpis: dict[str, Any], conn_factory: ConnFactory):  # noqa: ANN202

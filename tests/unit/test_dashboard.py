@@ -48,9 +48,12 @@ def test_catalogue_has_the_executive_kpis_with_unique_keys():
     assert len(d.CATALOGUE) >= 20 and len(set(d.KEYS)) == len(d.KEYS)
     for key in ("stockout_rate_7d", "stockout_reduction", "fill_rate", "orchestration.fulfilment_cost_per_order",
                 "inventory_turns", "markdown_avoided_value", "procurement.cycle_hours_median", "returns.net_recovery",
-                "reporting_cycle_hours", "gross_margin_rate", "forecast_wape", "value_released"):
+                "reporting_cycle_hours", "gross_margin_rate", "forecast_wape", "value_released",
+                "returns.recovery_rate", "returns.return_rate", "returns.fraud_losses_prevented_est",
+                "returns.days_receipt_to_disposition"):
         assert key in d.BY_KEY
-    assert {k.unit for k in d.CATALOGUE} <= {"share", "money", "hours", "units", "times"}
+    assert {k.unit for k in d.CATALOGUE} <= {"share", "money", "hours", "days", "units", "times"}
+    assert d.BY_KEY["returns.days_receipt_to_disposition"].fmt(1.25) == "1.2 d"
 
 
 def test_catalogue_keys_the_nightly_records_are_produced_by_the_kpi_code():
@@ -218,13 +221,13 @@ def test_a_year_of_twenty_kpis_renders_a_page():
     history, effect = d.synthetic_history(365, 20)
     page = d.render_dashboard(history, effect, d.kpi_targets())
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    assert page.count('<section class="kpi ') == 20
+    assert page.count('<section class="kpi ') == len(d.CATALOGUE)
     assert d.time_dashboard(nights=30, kpis=3, repeats=1) > 0
 
 
 def test_empty_history_renders():
     page = d.render_dashboard(d.flatten_history([]), None, {})
-    assert "No night of segment all" in page and page.count("not recorded on these nights") == 20
+    assert "No night of segment all" in page and page.count("not recorded on these nights") == len(d.CATALOGUE)
 
 
 # --- targets -----------------------------------------------------------------------------------------------

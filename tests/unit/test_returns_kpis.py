@@ -40,3 +40,23 @@ def test_recovery_fraud_prevented_and_days_to_disposition():
     lines = "\n".join(returns_report_lines({"returns": {"net_recovery": 90.0, "returns": 3, "refunds": 400.0, **k}}))
     assert "22.5% of the refunds" in lines and "fraud losses prevented (estimated) 200.00" in lines
     assert returns_report_lines({})[-1] == "returns_routing has not routed this day."
+
+
+def test_the_days_returns_kpis_are_the_dashboards_returns_tiles():
+    from include.reporting.dashboard import flatten_history
+
+    today = pd.DataFrame({"returned_at": pd.to_datetime(["2026-11-27 10:00", "2026-11-27 22:00"]),
+                          "refund_amount": [60.0, 40.0]})
+    routed = pd.DataFrame({"net_value": [45.0, 5.0], "hold_for_review": [False, True]})
+    rates = [{"channel": "ecommerce", "category": "Apparel", "returned": 3.0, "sold": 10.0, "return_rate": 0.3},
+             {"channel": "store", "category": "Audio", "returned": 1.0, "sold": 0.0, "return_rate": None},
+             {"channel": "store", "category": "Apparel", "returned": 1.0, "sold": 30.0, "return_rate": 0.0333}]
+    k = returns_kpis(today, routed, np.array([0.1, 0.9]), np.array([False, True]), DAY, rates)
+    assert k["return_rate"] == pytest.approx(5 / 40)  # every unit returned over every unit sold
+    assert returns_kpis(today, routed, np.zeros(2), np.zeros(2, bool), DAY, [])["return_rate"] is None
+    frame = flatten_history([(DAY, {"returns": {"net_recovery": 50.0, **k}}, False, {})])
+    assert frame.loc[0, "returns.recovery_rate"] == 0.5 and frame.loc[0, "returns.return_rate"] == 0.125
+    assert frame.loc[0, "returns.fraud_losses_prevented_est"] == 36.0
+    assert frame.loc[0, "returns.days_receipt_to_disposition"] == pytest.approx(14 / 24, abs=0.01)
+    assert "Return rate over 7 days: 12.5% of the units sold." in returns_report_lines({"returns": {
+        "net_recovery": 50.0, **k}})
