@@ -100,18 +100,23 @@ def capacity_left(capabilities: pd.DataFrame, labour: pd.DataFrame, day: dt.date
     return later.assign(pick_capacity=left)
 
 
-def store_demand(forecast: pd.DataFrame, items: pd.DataFrame | None = None) -> pd.DataFrame:
+def store_demand(forecast: pd.DataFrame, items: pd.DataFrame | None = None, *, days: int = FORECAST_DAYS,
+                 channels: tuple[str, ...] = ("store",)) -> pd.DataFrame:
     """Each store's daily demand as the router prices stock-outs with it.
 
     Args:
         forecast: the night's forecast from today on (``location_id, sku, channel, step, mean, sigma``;
             ``step`` 1 is today, ``sigma`` the error of that day alone).
         items: the item master; its ``unit_price - unit_cost`` is the store's margin per unit lost.
+        days: the steps averaged (today and tomorrow for the order router's protection window).
+        channels: the channels whose locations count (``("store", "online")`` adds the web shop's
+            fulfilment centre, where returned units of the web shop's sales are sold again).
 
     Returns:
-        ``location_id, sku, mean_daily, sigma_daily`` (and ``unit_margin`` with ``items``), stores only.
+        ``location_id, sku, mean_daily, sigma_daily`` (and ``unit_margin`` with ``items``), the locations
+        of ``channels`` only.
     """
-    rows = forecast[(forecast["channel"] == "store") & (forecast["step"] <= FORECAST_DAYS)]
+    rows = forecast[forecast["channel"].isin(channels) & (forecast["step"] <= days)]
     grouped = rows.assign(var=rows["sigma"].astype(float) ** 2).groupby(["location_id", "sku"], as_index=False)
     out = grouped.agg(mean_daily=("mean", "mean"), var=("var", "mean"))
     out = out.assign(mean_daily=out["mean_daily"].clip(lower=0.0), sigma_daily=np.sqrt(out["var"]))

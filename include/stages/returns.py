@@ -31,6 +31,8 @@ DOC_TYPE = "return_disposition"
 PROPOSALS = "return_proposals"
 #: How many days back the newest inventory snapshot may be.
 STOCK_MAX_AGE_DAYS = 3
+#: Days of the night's forecast whose mean daily demand prices a returned unit: the weeks it may take to sell.
+DEMAND_DAYS = 28
 #: Exception codes of a held line, by what its hold reason starts with (see ``route_returns``).
 EXCEPTIONS = {"fraud score": "fraud_risk", "refund": "high_value"}
 
@@ -158,8 +160,10 @@ def confirmed_labels(start: dt.date, day: dt.date, root: str | None = None) -> p
 
 
 def demand_with_stock(day: dt.date, root: str | None = None) -> pd.DataFrame:
-    """Each store's daily demand from the night's forecast (made on ``day``, or the latest before it), with
-    the on-hand of the newest curated inventory snapshot (``location_id, sku, mean_daily, on_hand``).
+    """Each selling location's daily demand over the next :data:`DEMAND_DAYS` from the night's forecast (made
+    on ``day``, or the latest before it): the stores' and the web shop's at its fulfilment centre, where the
+    units returned by mail are received; with the on-hand of the newest curated inventory snapshot
+    (``location_id, sku, mean_daily, on_hand``).
 
     Raises:
         FileNotFoundError: no recent nightly forecast or master (run retail_nightly first).
@@ -169,7 +173,8 @@ def demand_with_stock(day: dt.date, root: str | None = None) -> pd.DataFrame:
     from include.stages.orchestration import latest_master
 
     _, forecast = night_forecast(day + dt.timedelta(days=1), latest_master("locations", day, root), root)
-    demand = store_demand(forecast)[["location_id", "sku", "mean_daily"]]
+    demand = store_demand(forecast, days=DEMAND_DAYS, channels=("store", "online"))[["location_id", "sku",
+                                                                                      "mean_daily"]]
     stock = newest_partition("curated", "inventory_snapshot", day, STOCK_MAX_AGE_DAYS, root, missing_ok=True)
     if stock is None:
         return demand

@@ -116,3 +116,24 @@ def test_proposals_carry_the_refund_the_routing_and_the_exception_codes():
     assert b["fraud_score"] == 0.91 and b["fraud_evidence"] == "no_receipt;log_refund" and b["review_rank"] == 1
     assert a["review_rank"] is None and c["options"]["liquidate"] is None and a["why"].startswith("restock_as_new")
     assert set(a) == set(b) == set(c)
+
+
+def test_returned_units_are_priced_with_four_weeks_of_demand_at_the_stores_and_the_web_shops_fc(tmp_path):
+    from include.stages.returns import DEMAND_DAYS, demand_with_stock
+    from include.storage import write_partition
+
+    root, day = str(tmp_path), dt.date(2026, 11, 20)
+    steps = np.arange(1, 30)
+    # The night of ``day`` forecasts from the next day on; the store's weekend peak is in the first two days.
+    forecast = pd.concat([pd.DataFrame({"unique_id": uid, "step": steps, "mean": mean(steps), "sigma_cum": 1.0})
+                          for uid, mean in (("S1|A", lambda s: np.where(s <= 2, 10.0, 1.0)),
+                                            ("FC1|A", lambda s: np.full(len(s), 4.0)))], ignore_index=True)
+    write_partition(forecast, "forecasts", "demand", day, root)
+    write_partition(pd.DataFrame({"location_id": ["S1", "FC1", "DC1"], "location_type": ["store", "ecom_fc", "dc"]}),
+                    "curated", "locations", day, root)
+    write_partition(pd.DataFrame({"location_id": ["S1", "FC1", "FC1"], "sku": ["A", "A", "A"], "on_hand": [3, 5, 2]}),
+                    "curated", "inventory_snapshot", day, root)
+    demand = demand_with_stock(day, root).set_index("location_id")
+    assert sorted(demand.index) == ["FC1", "S1"]  # mail returns land at the FC, which sells the web shop's demand
+    assert demand.loc["S1", "mean_daily"] == pytest.approx((2 * 10 + (DEMAND_DAYS - 2)) / DEMAND_DAYS)
+    assert demand.loc["FC1", "mean_daily"] == 4.0 and demand.loc["FC1", "on_hand"] == 7
