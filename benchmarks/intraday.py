@@ -38,8 +38,10 @@ import pandas as pd
 
 try:
     from benchmarks._common import cpu_count, emit_json, ensure_project_on_path, format_table
+    from benchmarks.world_nightly import night_forecast as world_night_forecast
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
     from _common import cpu_count, emit_json, ensure_project_on_path, format_table
+    from world_nightly import night_forecast as world_night_forecast
 
 ensure_project_on_path()
 
@@ -182,22 +184,10 @@ def night_forecast(world, frames: dict, origin: dt.date, cover_days: int, sigma_
     steps ``1..1``), or with ``sigma_from="q95"`` ``(q95 - q50) / 1.645``, the normal spread the quantiles
     imply. ``sense_day`` reads step 1's sigma only.
     """
-    from include.demand.forecasting import forecast_shard
-    from include.demand.history import build_demand
-
-    start = origin - dt.timedelta(days=int(NIGHTLY_DEFAULTS["history_days"]) - 1)
-    demand = build_demand(frames["pos"], frames["orders"], frames["inventory"], start, origin, world.promotions,
-                          world.items)
-    result = forecast_shard(demand, origin, int(NIGHTLY_DEFAULTS["horizon"]), promotions=world.promotions,
-                            items=world.items, challenger=None)
-    keys = demand[["unique_id", "location_id", "sku", "channel"]].drop_duplicates("unique_id")
-    f = result.forecasts[result.forecasts["step"] <= cover_days + 1].merge(keys, on="unique_id")
-    if sigma_from == "q95":
-        sigma = (f["q95"] - f["q50"]) / 1.645
-    else:
-        sigma = f["sigma_cum"]
-    channel = f["channel"].map({"store": "store", "ecommerce": "online"})
-    return f.assign(channel=channel, sigma=sigma)[intraday_day.FORECAST_COLUMNS]
+    f = world_night_forecast(world, origin, frames)
+    f = f[f["step"] <= cover_days + 1]
+    sigma = (f["q95"] - f["q50"]) / 1.645 if sigma_from == "q95" else f["sigma_cum"]
+    return f.assign(sigma=sigma)[intraday_day.FORECAST_COLUMNS]
 
 
 # --------------------------------------------------------------------------------------------- the hourly run

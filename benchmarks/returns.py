@@ -15,14 +15,17 @@ followed is known):
   of reviewed lines that are fraud, ``fraud_value_recall_at_budget`` the share of the day's fraud value
   reviewed (both pooled over the days), against ``base_rate`` (fraud share of all lines); calibration
   as the mean score against the fraud rate, the Brier score and the fraud share of lines scored >= 0.5;
-* **recovered value**: each policy's actions are valued by ``include.returns.disposition.recovery_value``
-  with the demand of the 28 days *after* the day (the routers saw only the 28 days before) and the same
-  opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown per grade.
+* **recovered value**: both policies route with what ``returns_routing`` reads (:func:`routing_demand`: the
+  mean daily demand of the next 28 days in the forecast the nightly made that night, at the stores and
+  the web shop's FC, and the stock at the start of the day); their actions are valued by
+  ``include.returns.disposition.recovery_value`` with the demand that really came in the 28 days from the
+  day and the same opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown
+  per grade.
   Supplier return terms (:func:`supplier_terms`): 60% of suppliers credit 60-100% of cost.
 
 Last, one batch of ``--speed-rows`` lines (a larger retailer, 40 stores, 800 SKUs, with ``--speed-days``
 days of history) is scored (model fitted on the history, then scored) and routed with explanations,
-giving ``returns_per_second``. The process's peak resident memory is printed.
+giving ``returns_per_second`` (its demand is the 28 days before: the routing's time does not depend on it). The process's peak resident memory is printed.
 
     PYTHONPATH=. .venv/bin/python benchmarks/returns.py           # 7 days + 1,000,000 lines timed (~50 s)
     PYTHONPATH=. .venv/bin/python benchmarks/returns.py --quick   # 2 days + 100,000 lines timed (~20 s)
@@ -39,16 +42,20 @@ import pandas as pd
 
 try:
     from benchmarks._common import cpu_count, emit_json, ensure_project_on_path, format_table, peak_rss_mb
+    from benchmarks.world_nightly import night_forecast
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
     from _common import cpu_count, emit_json, ensure_project_on_path, format_table, peak_rss_mb
+    from world_nightly import night_forecast
 
 ensure_project_on_path()
 
+from include.orchestration.workflow import store_demand  # noqa: E402
 from include.returns.disposition import recovery_value, route_baseline, route_returns  # noqa: E402
 from include.returns.fraud import fit_fraud_model, review_queue, rules_scores, score_returns  # noqa: E402
 from include.returns.params import DispositionParams, FraudParams  # noqa: E402
 from include.sample_data.generator import PRESETS, WorldConfig, generate_world  # noqa: E402
 from include.sample_data.returns import ReturnsConfig, demand_rates, returns_detail  # noqa: E402
+from include.stages.returns import DEMAND_DAYS  # noqa: E402
 
 
 def supplier_terms(world, seed: int = 11) -> dict[str, float]:
@@ -63,6 +70,16 @@ def day_config(eval_end: dt.date, returns_per_day: int) -> ReturnsConfig:
     """Patterns timed against the evaluated days: a defect surge and events in their run-up."""
     return ReturnsConfig(returns_per_day=returns_per_day, defect_start=eval_end - dt.timedelta(days=20),
                          event_dates=(eval_end - dt.timedelta(days=40), eval_end - dt.timedelta(days=5)))
+
+
+def routing_demand(world, day: dt.date) -> pd.DataFrame:
+    """What ``returns_routing`` prices the day's units with (``include.stages.returns.demand_with_stock``):
+    the mean daily demand of the next :data:`DEMAND_DAYS` in the forecast the nightly made that night, at the
+    stores and the web shop's FC, with the stock at the start of the day."""
+    forecast = night_forecast(world, day).rename(columns={"sigma_cum": "sigma"})
+    demand = store_demand(forecast, days=DEMAND_DAYS, channels=("store", "online"))[["location_id", "sku", "mean_daily"]]
+    stock = demand_rates(world, day)[["location_id", "sku", "on_hand"]]
+    return demand.merge(stock, on=["location_id", "sku"], how="left").fillna({"on_hand": 0})
 
 
 def at_budget(order_score: pd.DataFrame, truth: pd.DataFrame, budget: int, returns: pd.DataFrame) -> dict:
@@ -90,7 +107,7 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
            "high_fraud": int(label[score >= 0.5].sum())}
     for name, ranking in (("model", scored), ("rules", rules_scores(today, fraud_params))):
         row.update({f"{name}_{k}": v for k, v in at_budget(ranking, day_truth, budget, today).items()})
-    forecast, realised = demand_rates(world, day), demand_rates(world, day, ahead=True)
+    forecast, realised = routing_demand(world, day), demand_rates(world, day, ahead=True)
     routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast,
                            disp_params)
     base = route_baseline(today, world.items, forecast, disp_params)
