@@ -86,11 +86,17 @@ def _mapping(value: Any) -> Any:
 
 
 class Column(_Strict):
-    """One column of an extract and the row-level rules it carries."""
+    """One column of an extract and the row-level rules it carries.
+
+    ``optional: true`` lets a delivery leave the column out altogether (it reads as empty on every row):
+    a column added to a contract after its extracts were first delivered, so that the older systems'
+    files still load. Any other column a file lacks is schema drift and blocks the file.
+    """
 
     name: str
     type: LogicalType
     required: bool = False
+    optional: bool = False
     description: str = ""
     min: float | None = None
     max: float | None = None
@@ -107,6 +113,13 @@ class Column(_Strict):
     def line(self) -> int:
         """Line of the column (of its ``references`` entry when it has one) in its contract file."""
         return self._line
+
+    @model_validator(mode="after")
+    def _optional_is_not_required(self) -> Column:
+        if self.optional and self.required:
+            raise problem("optional", f"column {self.name!r} cannot be both required and optional (a file may "
+                          "leave an optional column out)", ("optional",))
+        return self
 
     @field_validator("pattern")
     @classmethod

@@ -501,7 +501,9 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
         lineage.append((pd.Timestamp(ds), path, lines))
     raw = pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0].reset_index(drop=True)
     del raws
-    missing = [c for c in contract.column_names if c not in raw.columns]
+    absent = [c.name for c in contract.columns if c.name not in raw.columns]
+    optional = {c.name for c in contract.columns if c.optional}
+    missing = [c for c in absent if c not in optional]
     extra = [str(c) for c in raw.columns if c not in contract.column_names]
     index = raw.index
     # The delivered values by column; a column typed by value is replaced by its compact (encoded) form as
@@ -513,7 +515,7 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
     type_counts: dict[str, tuple[int, int, str | None]] = {}
     retyped: dict[str, str] = {}
     for col in contract.columns:
-        if col.name in missing:
+        if col.name in absent:
             continue
         source = delivered[col.name]
         if contract.file_format == "parquet":
@@ -557,7 +559,12 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
         release_memory()  # the file's bytes and Arrow's strings of the typed columns
     if extra:
         log.warning("%s: columns not in contract %s v%s: %s", files[0][0], contract.id, contract.version, extra)
-    return ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,
-                         structure_rule=RECORD_RULE if contract.file_format == "jsonl" else FIELDS_RULE,
-                         missing_columns=missing, extra_columns=extra, retyped_columns=retyped,
-                         column_types={c.name: c.type for c in contract.columns}, type_counts=type_counts)
+    parsed = ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,
+                           structure_rule=RECORD_RULE if contract.file_format == "jsonl" else FIELDS_RULE,
+                           missing_columns=[c for c in absent if c in optional], extra_columns=extra,
+                           retyped_columns=retyped, column_types={c.name: c.type for c in contract.columns},
+                           type_counts=type_counts)
+    # An optional column the file leaves out is delivered empty; any other missing column is drift.
+    fill_missing_columns(contract, parsed)
+    parsed.missing_columns = missing
+    return parsed

@@ -148,7 +148,7 @@ def test_base_contract_loads(tmp_path):
 
 _CONTRACT_KEYS = ("apiVersion, criticality, description, file, id, kind, owner, primary_key, quality, schema, source, "
                   "status, tags, version")
-_COLUMN_KEYS = "allowed_values, description, max, max_length, min, name, pattern, references, required, severity, type"
+_COLUMN_KEYS = "allowed_values, description, max, max_length, min, name, optional, pattern, references, required, severity, type"
 
 
 @pytest.mark.parametrize(
@@ -756,6 +756,29 @@ def test_missing_column_blocks_and_quarantines_every_row(shipments, tmp_path):
     assert quarantine["_rules"].tolist() == ["schema:missing_columns"] * 2
     assert quarantine["_reasons"].tolist() == ["file lacks ['weight']"] * 2
     assert quarantine["_source_line"].tolist() == [2, 3]
+
+
+def test_an_optional_column_may_be_left_out_and_reads_as_empty(tmp_path):
+    text = BASE.replace("    min: 0\n    severity: warning", "    min: 0\n    severity: warning\n    optional: true")
+    (tmp_path / "c").mkdir()
+    optional = load_contract(_write(tmp_path / "c", text))
+    assert optional.column("weight").optional and not optional.column("units").optional
+    older = _csv(tmp_path, "shipment_id,store_id,channel,units,shipped_on\nS01,ST1,web,5,2026-03-01\n")
+    parsed = parse_extract(optional, older, DS)
+    assert parsed.missing_columns == []
+    result, curated, quarantine = validate_extract(optional, parsed, DS, REFS)
+    assert result.outcome == PASSED and len(quarantine) == 0
+    assert curated["weight"].isna().all() and curated["weight"].dtype == float
+    # Delivered, the column keeps its rules; a required column left out is still drift.
+    newer = _csv(tmp_path, "shipment_id,store_id,channel,units,weight,shipped_on\nS01,ST1,web,5,-1,2026-03-01\n"
+                           "S02,ST1,web,5,2.5,2026-03-01\n", name="newer.csv")
+    result, curated, _ = validate_extract(optional, parse_extract(optional, newer, DS), DS, REFS)
+    assert result.breaches == {"range:weight": 1} and curated["weight"].tolist() == [-1.0, 2.5]  # a warning rule
+    no_units = _csv(tmp_path, "shipment_id,store_id,channel,shipped_on\nS01,ST1,web,2026-03-01\n", name="nu.csv")
+    assert parse_extract(optional, no_units, DS).missing_columns == ["units"]
+    with pytest.raises(ContractError, match="cannot be both required and optional"):
+        load_contract(_write(tmp_path / "c", text.replace("    type: integer\n    required: true",
+                                                            "    type: integer\n    required: true\n    optional: true")))
 
 
 def test_contract_result_summary_and_violation_text():
