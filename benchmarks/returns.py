@@ -21,7 +21,8 @@ followed is known):
   ``include.returns.disposition.recovery_value`` with the demand that really came in the 28 days from the
   day and the same opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown
   per grade.
-  Supplier return terms (:func:`supplier_terms`): 60% of suppliers credit 60-100% of cost.
+  Supplier return terms are the supplier master's ``return_credit_rate``, as the stage reads them
+  (the generator: about 60% of suppliers credit 60-100% of cost).
 
 Last, one batch of ``--speed-rows`` lines (a larger retailer, 40 stores, 800 SKUs, with ``--speed-days``
 days of history) is scored (model fitted on the history, then scored) and routed with explanations,
@@ -52,18 +53,10 @@ ensure_project_on_path()
 from include.orchestration.workflow import store_demand  # noqa: E402
 from include.returns.disposition import recovery_value, route_baseline, route_returns  # noqa: E402
 from include.returns.fraud import fit_fraud_model, review_queue, rules_scores, score_returns  # noqa: E402
-from include.returns.params import DispositionParams, FraudParams  # noqa: E402
+from include.returns.params import DispositionParams, FraudParams, vendor_credit  # noqa: E402
 from include.sample_data.generator import PRESETS, WorldConfig, generate_world  # noqa: E402
 from include.sample_data.returns import ReturnsConfig, demand_rates, returns_detail  # noqa: E402
 from include.stages.returns import DEMAND_DAYS  # noqa: E402
-
-
-def supplier_terms(world, seed: int = 11) -> dict[str, float]:
-    """Return-to-vendor terms: about 60% of suppliers credit a returned defective or damaged unit at 60-100%
-    of its cost; the others take nothing back."""
-    rng = np.random.default_rng(seed)
-    ids = world.suppliers["supplier_id"].tolist()
-    return {s: float(np.round(rng.uniform(0.6, 1.0), 2)) if rng.random() < 0.6 else 0.0 for s in ids}
 
 
 def day_config(eval_end: dt.date, returns_per_day: int) -> ReturnsConfig:
@@ -129,7 +122,7 @@ def quality(args) -> tuple[list[dict], dict]:
     first = eval_end - dt.timedelta(days=fraud_params.window_days + fraud_params.train_days + args.eval_days)
     all_days = [first + dt.timedelta(days=i) for i in range((eval_end - first).days + 1)]
     extract, truth = returns_detail(world, all_days, seed=args.seed, config=day_config(eval_end, args.returns_per_day))
-    disp = DispositionParams(rtv_credit=supplier_terms(world))
+    disp = DispositionParams(rtv_credit=vendor_credit(world.suppliers))
     rows = [evaluate_day(world, extract, truth, d, args.budget_share, fraud_params, disp)
             for d in all_days[-args.eval_days:]]
     return rows, {"world": "small", "history_lines": len(extract)}
@@ -144,7 +137,7 @@ def speed(args) -> dict:
     history = history[history["returned_at"] < pd.Timestamp(end)]
     today, _ = returns_detail(world, [end], seed=2, config=ReturnsConfig(returns_per_day=args.speed_rows))
     forecast = demand_rates(world, end)
-    disp = DispositionParams(rtv_credit=supplier_terms(world))
+    disp = DispositionParams(rtv_credit=vendor_credit(world.suppliers))
     start = time.perf_counter()
     scored = score_returns(today, history, labels=truth)
     fitted = time.perf_counter()

@@ -7,6 +7,10 @@ dataclasses validate in ``__post_init__`` so that a misconfigured value fails wh
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Columns of the returns system's extract (``data_contracts/returns/returns_detail.yaml``), in file order.
 DETAIL_COLUMNS = ("return_id", "returned_at", "original_order_id", "original_order_date", "customer_id",
@@ -172,6 +176,19 @@ class PatternParams:
         if self.recent_days < 1 or self.baseline_days < 1 or self.min_count < 1:
             raise ValueError("PatternParams.recent_days, baseline_days and min_count must be at least 1, got "
                              f"{self.recent_days}, {self.baseline_days}, {self.min_count}")
+
+
+def vendor_credit(suppliers: pd.DataFrame) -> dict[str, float]:
+    """``DispositionParams.rtv_credit`` from the supplier master's ``return_credit_rate`` (share of the unit
+    cost credited for a unit returned to the supplier): suppliers whose rate is empty or 0, and every
+    supplier of a master without the column, take nothing back."""
+    credit = {"*": 0.0}
+    if "return_credit_rate" not in suppliers.columns:
+        return credit
+    for supplier, rate in zip(suppliers["supplier_id"].astype(str), suppliers["return_credit_rate"], strict=True):
+        if rate == rate and rate is not None and float(rate) > 0:  # NaN is not equal to itself
+            credit[supplier] = float(rate)
+    return credit
 
 
 #: The defaults, shared as argument defaults (frozen, so one instance serves every call).

@@ -65,7 +65,7 @@ COLUMNS = {
               "moq_units", "shelf_capacity", "supplier_id", "velocity_class"],
     "locations": ["location_id", "name", "location_type", "region", "parent_dc", "transfer_lead_time_days",
                   "transfer_cost_per_unit"],
-    "suppliers": ["supplier_id", "name", "promised_lead_time_days", "region"],
+    "suppliers": ["supplier_id", "name", "promised_lead_time_days", "region", "return_credit_rate"],
     "promotions": ["promo_id", "sku", "location_id", "start_date", "end_date", "discount_pct"],
     "pos_sales": ["store_id", "sku", "business_date", "units_sold", "gross_sales", "discount_amount",
                   "promo_id"],
@@ -508,11 +508,19 @@ def _make_suppliers(config: WorldConfig, rng: np.random.Generator) -> tuple[pd.D
     p_late = np.clip(rng.beta(2.0, 14.0, size=n), 0.02, 0.5)
     p_late[rng.random(n) < 0.25] += 0.2
     regions = rng.choice(["Domestic", "Europe", "Asia"], size=n, p=[0.6, 0.25, 0.15])
+    # Return-to-vendor terms, drawn apart so the rest of the world does not move with them: 60% of the
+    # suppliers (which ones is drawn) credit a returned defective or damaged unit at 60-100% of its cost, the
+    # others take none back.
+    terms = np.random.default_rng([config.seed, 4_040_001])
+    takes_back = np.zeros(n, bool)
+    takes_back[terms.permutation(n)[: int(round(0.6 * n))]] = True
+    credit = np.where(takes_back, np.round(terms.uniform(0.6, 1.0, n), 2), 0.0)
     frame = pd.DataFrame({
         "supplier_id": [f"SUP{i + 1:03d}" for i in range(n)],
         "name": names,
         "promised_lead_time_days": lead.astype(np.int64),
         "region": regions,
+        "return_credit_rate": credit,
     })
     info = {"ids": frame["supplier_id"].to_numpy(dtype=object), "lead": lead.astype(np.int64),
             "p_late": p_late, "order_weekday": rng.integers(0, 5, size=n)}

@@ -51,7 +51,7 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     from include.reporting.returns_kpis import returns_kpis
     from include.returns.disposition import route_returns
     from include.returns.fraud import review_queue
-    from include.returns.params import DispositionParams
+    from include.returns.params import DispositionParams, vendor_credit
     from include.stages.orchestration import latest_master
 
     day, policy = as_date(run.ds), load_policy()
@@ -59,7 +59,9 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     today = read_partition("curated", "returns_detail", run.ds, root)
     scored, scoring = fraud_scores(today, day, knobs, root)
     review = review_queue(scored, knobs.review_budget_per_day, today)
-    params = DispositionParams(fraud_hold_score=knobs.fraud_hold_score, high_value_hold=knobs.high_value_hold)
+    credit = vendor_credit(latest_master("suppliers", day, root))
+    params = DispositionParams(fraud_hold_score=knobs.fraud_hold_score, high_value_hold=knobs.high_value_hold,
+                               rtv_credit=credit)
     score = scored["fraud_score"].to_numpy(float)
     items = latest_master("items", day, root)
     routed = route_returns(today.assign(fraud_score=score), items, demand_with_stock(day, root), params)
@@ -70,7 +72,7 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     kpis = returns_kpis(today, routed, score, fraud_held, day, _return_rates(day, items, root))
     return record(run, {**kpis,
         **scoring, "returns": int(len(today)), "proposed": int(len(tiered)),
-        "held_fraud": int(fraud_held.sum()),
+        "held_fraud": int(fraud_held.sum()), "suppliers_taking_returns": len(credit) - 1,
         "held_high_value": int(held.map(lambda x: "high_value" in x).sum()),
         "pending": int((~tiered["auto_approve"].astype(bool)).sum()), "review_queue": int(len(review)),
         "actions": {str(k): int(v) for k, v in routed["action"].value_counts().items() if v},

@@ -113,6 +113,9 @@ def test_routine_dispositions_are_released_and_only_loss_prevention_decides_held
     assert 0 < routed["recovery_rate"] < 1 and routed["fraud_losses_prevented_est"] > 0
     assert 0 < routed["days_receipt_to_disposition"] <= 1 and routed["held_for_review"] == routed["pending"]
     assert {r["channel"] for r in routed["return_rates"]} == {"store", "ecommerce"}
+    # Vendor return terms from the curated supplier master; the FC's mail returns priced with its own demand.
+    assert routed["suppliers_taking_returns"] > 0 and routed["actions"].get("return_to_vendor", 0) > 0
+    assert routed["return_rate"] > 0
     # The week's return patterns, classified beside the routing from the same curated history.
     classified = json.loads((stages / "classify_return_patterns.json").read_text())
     assert classified["returns_read"] > routed["returns"]

@@ -154,3 +154,13 @@ def test_unknown_skus_and_bad_params_fail_saying_what():
         DispositionParams(open_box_price={"A": 0.8})
     with pytest.raises(ValueError, match="rtv_credit\\['X'\\] must be in \\[0, 1\\]"):
         DispositionParams(rtv_credit={"X": 1.5})
+
+
+def test_supplier_return_terms_come_from_the_supplier_master():
+    from include.returns.params import vendor_credit
+
+    master = pd.DataFrame({"supplier_id": ["SUPA", "SUPB", "SUPC"], "return_credit_rate": [0.0, 0.9, np.nan]})
+    assert vendor_credit(master) == {"*": 0.0, "SUPB": 0.9}  # 0 and empty: takes nothing back
+    assert vendor_credit(master.drop(columns="return_credit_rate")) == {"*": 0.0}  # an older master
+    row = route_one("S1", "K2", "D", reason="defective", params=DispositionParams(rtv_credit=vendor_credit(master)))
+    assert row["action"] == "return_to_vendor" and row["supplier_id"] == "SUPB"
