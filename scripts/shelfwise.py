@@ -229,7 +229,8 @@ def _alive(pid: int) -> bool:
 
 
 def _stop_previous(env: dict[str, str]) -> None:
-    for pid_file in (_pid_file(env), _pid_file(env).with_name("intraday.pid"), _pid_file(env).with_name("finance.pid")):
+    for pid_file in (_pid_file(env), *(_pid_file(env).with_name(f"{name}.pid")
+                                       for name in ("intraday", "finance", "returns"))):
         _stop(pid_file)
 
 
@@ -251,6 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     prepare(env)
     import finance_demo
     import intraday_demo
+    import returns_demo
 
     from include.config import as_date
     from include.ingest.pipeline import load_history
@@ -267,7 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     generator = b"".join((ROOT / "include" / "sample_data" / name).read_bytes()
                          for name in ("generator.py", "intraday.py", "intraday_landing.py", "procurement.py",
-                                      "finance.py"))
+                                      "finance.py", "returns.py"))
     version = hashlib.sha256(generator).hexdigest()[:10]
     stamp = Path(root) / f".world-{args.preset}-{ds}-{config.seed}-{version}"
     world = generate_world(config)
@@ -283,6 +285,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_supplier_catalogue(root, ds - dt.timedelta(days=1), supplier_catalogue(world, seed=config.seed))
         _say("landing the finance extracts (shipment costs, substitutions, shrink) and curating their history")
         finance_demo.land(world, root, ds)
+        _say("landing the returns system's extracts (returns, loss prevention's cases) and curating their history")
+        returns_demo.land(world, root, ds)
         stamp.write_text("ok\n")
     else:
         _say(f"retail world for {ds} already generated ({stamp.name}); reusing it")
@@ -346,6 +350,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                                              finance_log)
     _pid_file(env).with_name("finance.pid").write_text(str(finance_proc.pid))
     print(finance_demo.describe(ds, finance_summaries, finance_log))
+    returns_log = Path(root).parent / "demo" / f"returns_routing_{ds}.log"
+    _say(f"running returns_routing for {ds} with `airflow dags test` (log: {returns_log})")
+    returns_proc, returns_summaries = returns_demo.run_day(str(VENV_BIN / "airflow"), service_env(env), root, ds,
+                                                           returns_log)
+    _pid_file(env).with_name("returns.pid").write_text(str(returns_proc.pid))
+    print(returns_demo.describe(ds, returns_summaries, returns_log))
     return 0
 
 

@@ -5,8 +5,8 @@ line is scored for fraud by the model of :mod:`include.returns.fraud`, trained o
 confirmed (its closed cases, ``lp_cases``, of the policy's ``returns.history_days``), never on anything it
 was not told; with fewer confirmed cases than ``returns.min_confirmed_cases`` (a cold start) the rules
 baseline scores the day instead, and the route stage says so. Then every unit goes where it recovers most
-(:func:`include.returns.disposition.route_returns`, priced with the night's store forecast and the stock
-already on the shelf), and units held for review wait for loss prevention: a ``return_disposition``
+(:func:`include.returns.disposition.route_returns`, priced with the night's forecast of the stores and the
+web shop's FC, the stock already on the shelf and the suppliers' return terms), and units held for review wait for loss prevention: a ``return_disposition``
 proposal per line, ``return:<return_id>``, tiered by the policy's ``return_*`` rules.
 """
 

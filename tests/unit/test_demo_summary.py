@@ -24,3 +24,21 @@ def test_a_night_without_history_says_the_error_is_not_scaled():
     lines = shelfwise._service_lines({"service": {}, "calibration": "none: 3 past intervals"})
     assert lines == ["Forecast error not scaled (none: 3 past intervals)"]
     assert shelfwise._service_lines({}) == []
+
+
+def test_the_returns_part_says_what_was_routed_released_and_held():
+    import returns_demo
+
+    summaries = {
+        "route_returns": {"returns": 149, "refunds": 5189.11, "scorer": "model", "confirmed_cases": 454,
+                          "return_rate": 0.097, "actions": {"restock_as_new": 53, "return_to_vendor": 27},
+                          "net_recovery": 3541.55, "recovery_rate": 0.682, "suppliers_taking_returns": 5,
+                          "pending": 4, "held_fraud": 4, "held_high_value": 0},
+        "classify_return_patterns": {"patterns": {"defect_surge": 2}},
+        "release_within_policy": {"released": 145}}
+    text = returns_demo.describe("2026-11-27", summaries, Path("/x/returns.log"))
+    assert "149 line(s), refunds 5,189.11; fraud scored by the model (454 confirmed cases" in text
+    assert "return rate over 7 days 9.7%" in text and "recovered 3,541.55 net (68.2% of the refunds)" in text
+    assert "{'defect_surge': 2}" in text and "145 routine disposition(s) released; 4 held (4 for fraud risk" in text
+    assert returns_demo.describe("2026-11-27", {}, Path("/x/r.log")) == \
+        "returns_routing did not route 2026-11-27; see /x/r.log"

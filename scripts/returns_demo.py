@@ -1,0 +1,83 @@
+"""The demo's returns routing: the returns system's extracts of the demo world, and one ``returns_routing`` run.
+
+:func:`land` writes the returns system's extract (every returned line with its grade, reason and receipt) and
+loss prevention's closed cases for the policy's ``returns.history_days`` before the night and the night itself,
+and curates those before the night, as earlier runs would have; :func:`run_day` starts ``returns_routing`` for
+the night with ``airflow dags test`` and returns once the routine dispositions are released, leaving the held
+lines waiting for loss prevention (the demo user ``lp``) at the gate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+from pathlib import Path
+
+DAG_ID = "returns_routing"
+#: Returned lines of an ordinary day in the demo world (about a tenth of what its stores and web shop sell).
+RETURNS_PER_DAY = 150
+
+
+def land(world, root: str, ds: dt.date) -> None:
+    """Land the returns and closed loss-prevention cases of the policy's history before ``ds`` and of ``ds``,
+    and curate those before ``ds``."""
+    from include.governance.policy import load_policy
+    from include.ingest.pipeline import load_history
+    from include.returns.contracts import load_returns_contracts
+    from include.sample_data import returns as sample_returns
+
+    history = int(load_policy().returns.history_days)
+    days = [ds - dt.timedelta(days=i) for i in range(history + 1, -1, -1)]
+    extract, truth = sample_returns.returns_detail(
+        world, days, seed=world.config.seed, config=sample_returns.ReturnsConfig(returns_per_day=RETURNS_PER_DAY))
+    cases = sample_returns.lp_cases(extract, truth, seed=world.config.seed)
+    for day in days:
+        sample_returns.write_returns_detail(root, day, extract)
+        sample_returns.write_lp_cases(root, day, cases)
+    contracts = load_returns_contracts()
+    load_history(days[0], ds - dt.timedelta(days=1), root=root,
+                 contracts={c: contracts[c] for c in ("items", "locations", "returns_detail", "lp_cases")})
+
+
+def run_day(airflow: str, env: dict[str, str], root: str, ds: dt.date, log_path: Path,
+            timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
+    """Start ``returns_routing`` for ``ds``; return once its routine dispositions are released (or it ended)."""
+    from include.stages.summaries import read_stage_summaries
+
+    stages = Path(root) / "reports" / "stages" / DAG_ID / f"ds={ds}"
+    for stale in stages.glob("*.json"):
+        stale.unlink()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([airflow, "dags", "test", DAG_ID, ds.isoformat()], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        summaries = read_stage_summaries(DAG_ID, ds, root)
+        if "release_within_policy" in summaries or proc.poll() is not None:
+            return proc, summaries
+        time.sleep(2)
+    return proc, None
+
+
+def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:
+    """What the routing scored, routed, released and held, for the demo's output."""
+    if not summaries or "route_returns" not in summaries:
+        return f"returns_routing did not route {ds}; see {log_path}"
+    r, released = summaries["route_returns"], summaries.get("release_within_policy", {})
+    patterns = (summaries.get("classify_return_patterns") or {}).get("patterns") or {}
+    rate = r.get("return_rate")
+    return "\n".join([
+        "", f"Shelfwise demo: returns_routing for {ds}", "=" * 64,
+        f"Returns: {r['returns']} line(s), refunds {r['refunds']:,.2f}; fraud scored by the {r['scorer']} "
+        f"({r.get('confirmed_cases')} confirmed cases behind it); return rate over 7 days "
+        f"{'n/a' if rate is None else f'{rate:.1%}'}",
+        f"Dispositions: {r['actions']}; recovered {r['net_recovery']:,.2f} net "
+        f"({(r.get('recovery_rate') or 0):.1%} of the refunds); {r.get('suppliers_taking_returns', 0)} supplier(s) "
+        "take units back",
+        f"Return patterns of the week: {patterns or 'none unusual'}",
+        f"Staged in ERP: {released.get('released', 0)} routine disposition(s) released; {r['pending']} held "
+        f"({r['held_fraud']} for fraud risk, {r['held_high_value']} high value) for loss prevention (demo user "
+        "lp / lp) on the approvals page until the policy's returns deadline",
+        f"  log: {log_path}",
+    ])
