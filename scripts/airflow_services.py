@@ -116,6 +116,32 @@ def api_server(env: Mapping[str, str], *, log_path: Path | None = None,
             stop_group(proc)
 
 
+def dags_test_until(airflow: str, env: Mapping[str, str], root: str, dag_id: str, ds, log_path: Path, done: str, *,
+                    logical: str | None = None, timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
+    """Start ``airflow dags test <dag_id> <logical>`` in its own process group, its output in ``log_path``, and
+    return once the stage summary of task ``done`` is written for ``ds`` (or the run ended): the run may go on
+    waiting at its approval gate. The date's earlier summaries are removed first.
+
+    Returns:
+        The process and the date's stage summaries (``None`` when ``timeout`` seconds passed first).
+    """
+    from include.stages.summaries import read_stage_summaries
+
+    stages = Path(root) / "reports" / "stages" / dag_id / f"ds={ds}"
+    for stale in stages.glob("*.json"):
+        stale.unlink()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([airflow, "dags", "test", dag_id, logical or str(ds)], env=dict(env), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        summaries = read_stage_summaries(dag_id, ds, root)
+        if done in summaries or proc.poll() is not None:
+            return proc, summaries
+        time.sleep(2)
+    return proc, None
+
+
 def stop_group(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
     """Stop the process group ``proc`` leads (uvicorn and its worker): TERM, then KILL what is left."""
     with contextlib.suppress(ProcessLookupError):

@@ -2,7 +2,7 @@
 
 :func:`land` writes the shipment costs, fulfilment substitutions and shrink adjustments of every day of the
 world (with an expedite surge, a substitution storm, a shrink spike and a runaway markdown in its last weeks)
-and curates those before the night, as earlier runs would have; :func:`run_night` starts ``finance_review``
+and curates those before the night, as earlier runs would have; :func:`run` starts ``finance_review``
 for the night with ``airflow dags test`` and returns once its items are staged, leaving it waiting for
 finance at its gate (the demo's ``finance`` user decides them on the approvals page).
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import time
 from pathlib import Path
 
 DAG_ID = "finance_review"
@@ -37,24 +36,12 @@ def land(world, root: str, ds: dt.date) -> None:
                  contracts={**master, **{k: finance[k] for k in FINANCE_CONTRACT_IDS}})
 
 
-def run_night(airflow: str, env: dict[str, str], root: str, ds: dt.date, log_path: Path,
-              timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
+def run(airflow: str, env: dict[str, str], root: str, ds: dt.date, log_path: Path,
+        timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
     """Start ``finance_review`` for ``ds``; return once its items are staged (or it ended)."""
-    from include.stages.summaries import read_stage_summaries
+    from airflow_services import dags_test_until
 
-    stages = Path(root) / "reports" / "stages" / DAG_ID / f"ds={ds}"
-    for stale in stages.glob("*.json"):
-        stale.unlink()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([airflow, "dags", "test", DAG_ID, ds.isoformat()], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        summaries = read_stage_summaries(DAG_ID, ds, root)
-        if "stage_items" in summaries or proc.poll() is not None:
-            return proc, summaries
-        time.sleep(2)
-    return proc, None
+    return dags_test_until(airflow, env, root, DAG_ID, ds, log_path, "stage_items", timeout=timeout)
 
 
 def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:

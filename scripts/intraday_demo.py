@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import time
 from pathlib import Path
 
+#: The DAG the demo runs one hour of.
+DAG_ID = "retail_intraday"
 #: The afternoon hour the demo reads (14:00-15:00), and how many earlier days teach the hourly profile.
 HOUR = 14
 PROFILE_DAYS = 3
@@ -78,25 +79,13 @@ def prepare_world(root: str, preset: str, ds: dt.date, hour: int, *, volume: flo
     return world
 
 
-def run_hour(airflow: str, env: dict[str, str], root: str, day: dt.date, log_path: Path,
-             timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
+def run(airflow: str, env: dict[str, str], root: str, day: dt.date, log_path: Path,
+        timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
     """Start ``retail_intraday`` for :data:`HOUR` of ``day``; return once its lines are staged (or it ended)."""
-    from include.stages.summaries import read_stage_summaries
+    from airflow_services import dags_test_until
 
-    stages = Path(root) / "reports" / "stages" / "retail_intraday" / f"ds={day}"
-    for stale in stages.glob("*.json"):
-        stale.unlink()
-    logical = f"{day}T{HOUR + 1:02d}:00:00+00:00"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([airflow, "dags", "test", "retail_intraday", logical], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        summaries = read_stage_summaries("retail_intraday", day, root)
-        if "stage_moves" in summaries or proc.poll() is not None:
-            return proc, summaries
-        time.sleep(2)
-    return proc, None
+    return dags_test_until(airflow, env, root, DAG_ID, day, log_path, "stage_moves",
+                           logical=f"{day}T{HOUR + 1:02d}:00:00+00:00", timeout=timeout)
 
 
 def describe(day: dt.date, summaries: dict | None, log_path: Path) -> str:

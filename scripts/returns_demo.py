@@ -2,7 +2,7 @@
 
 :func:`land` writes the returns system's extract (every returned line with its grade, reason and receipt) and
 loss prevention's closed cases for the policy's ``returns.history_days`` before the night and the night itself,
-and curates those before the night, as earlier runs would have; :func:`run_day` starts ``returns_routing`` for
+and curates those before the night, as earlier runs would have; :func:`run` starts ``returns_routing`` for
 the night with ``airflow dags test`` and returns once the routine dispositions are released, leaving the held
 lines waiting for loss prevention (the demo user ``lp``) at the gate.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import time
 from pathlib import Path
 
 DAG_ID = "returns_routing"
@@ -40,24 +39,12 @@ def land(world, root: str, ds: dt.date) -> None:
                  contracts={c: contracts[c] for c in ("items", "locations", "returns_detail", "lp_cases")})
 
 
-def run_day(airflow: str, env: dict[str, str], root: str, ds: dt.date, log_path: Path,
-            timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
+def run(airflow: str, env: dict[str, str], root: str, ds: dt.date, log_path: Path,
+        timeout: float = 600) -> tuple[subprocess.Popen, dict | None]:
     """Start ``returns_routing`` for ``ds``; return once its routine dispositions are released (or it ended)."""
-    from include.stages.summaries import read_stage_summaries
+    from airflow_services import dags_test_until
 
-    stages = Path(root) / "reports" / "stages" / DAG_ID / f"ds={ds}"
-    for stale in stages.glob("*.json"):
-        stale.unlink()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([airflow, "dags", "test", DAG_ID, ds.isoformat()], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        summaries = read_stage_summaries(DAG_ID, ds, root)
-        if "release_within_policy" in summaries or proc.poll() is not None:
-            return proc, summaries
-        time.sleep(2)
-    return proc, None
+    return dags_test_until(airflow, env, root, DAG_ID, ds, log_path, "release_within_policy", timeout=timeout)
 
 
 def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:

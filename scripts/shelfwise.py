@@ -337,25 +337,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
     print(_format_summary(ds, root, summaries, env, waiting, time.time() - t0))
     print(_format_scorecards(week, root))
-    hour_log = Path(root).parent / "demo" / f"retail_intraday_{day_after}.log"
-    _say(f"running retail_intraday for {day_after} {intraday_demo.HOUR:02d}:00 with `airflow dags test` "
-         f"(log: {hour_log})")
-    hour_proc, hour_summaries = intraday_demo.run_hour(str(VENV_BIN / "airflow"), service_env(env), root,
-                                                       day_after, hour_log)
-    _pid_file(env).with_name("intraday.pid").write_text(str(hour_proc.pid))
-    print(intraday_demo.describe(day_after, hour_summaries, hour_log))
-    finance_log = Path(root).parent / "demo" / f"finance_review_{ds}.log"
-    _say(f"running finance_review for the week to {ds} with `airflow dags test` (log: {finance_log})")
-    finance_proc, finance_summaries = finance_demo.run_night(str(VENV_BIN / "airflow"), service_env(env), root, ds,
-                                                             finance_log)
-    _pid_file(env).with_name("finance.pid").write_text(str(finance_proc.pid))
-    print(finance_demo.describe(ds, finance_summaries, finance_log))
-    returns_log = Path(root).parent / "demo" / f"returns_routing_{ds}.log"
-    _say(f"running returns_routing for {ds} with `airflow dags test` (log: {returns_log})")
-    returns_proc, returns_summaries = returns_demo.run_day(str(VENV_BIN / "airflow"), service_env(env), root, ds,
-                                                           returns_log)
-    _pid_file(env).with_name("returns.pid").write_text(str(returns_proc.pid))
-    print(returns_demo.describe(ds, returns_summaries, returns_log))
+    # The day's other workflows, each left waiting at its gate for the demo user who decides its lines.
+    for part, day, what, pid in ((intraday_demo, day_after, f"{day_after} {intraday_demo.HOUR:02d}:00", "intraday"),
+                                 (finance_demo, ds, f"the week to {ds}", "finance"),
+                                 (returns_demo, ds, str(ds), "returns")):
+        part_log = Path(root).parent / "demo" / f"{part.DAG_ID}_{day}.log"
+        _say(f"running {part.DAG_ID} for {what} with `airflow dags test` (log: {part_log})")
+        part_proc, part_summaries = part.run(str(VENV_BIN / "airflow"), service_env(env), root, day, part_log)
+        _pid_file(env).with_name(f"{pid}.pid").write_text(str(part_proc.pid))
+        print(part.describe(day, part_summaries, part_log))
     return 0
 
 
