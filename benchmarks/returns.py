@@ -101,16 +101,18 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
     for name, ranking in (("model", scored), ("rules", rules_scores(today, fraud_params))):
         row.update({f"{name}_{k}": v for k, v in at_budget(ranking, day_truth, budget, today).items()})
     forecast, realised = routing_demand(world, day), demand_rates(world, day, ahead=True)
+    where = world.locations
     routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast,
-                           disp_params)
-    base = route_baseline(today, world.items, forecast, disp_params)
-    row["router_value"] = float(recovery_value(routed, today, world.items, realised, disp_params).sum())
-    row["baseline_value"] = float(recovery_value(base, today, world.items, realised, disp_params).sum())
+                           disp_params, locations=where)
+    base = route_baseline(today, world.items, forecast, disp_params, locations=where)
+    router_values = recovery_value(routed, today, world.items, realised, disp_params, locations=where)
+    baseline_values = recovery_value(base, today, world.items, realised, disp_params, locations=where)
+    row["router_value"], row["baseline_value"] = float(router_values.sum()), float(baseline_values.sum())
     row["held"] = int(routed["hold_for_review"].sum())
     grade = today["condition_grade"].astype(str).to_numpy()
     for g in "ABCD":
-        row[f"router_{g}"] = float(recovery_value(routed, today, world.items, realised, disp_params)[grade == g].sum())
-        row[f"baseline_{g}"] = float(recovery_value(base, today, world.items, realised, disp_params)[grade == g].sum())
+        row[f"router_{g}"] = float(router_values[grade == g].sum())
+        row[f"baseline_{g}"] = float(baseline_values[grade == g].sum())
     row["actions"] = routed["action"].value_counts()
     return row
 
@@ -141,7 +143,8 @@ def speed(args) -> dict:
     start = time.perf_counter()
     scored = score_returns(today, history, labels=truth)
     fitted = time.perf_counter()
-    routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast, disp)
+    routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast, disp,
+                           locations=world.locations)
     seconds = time.perf_counter() - start
     assert len(routed) == len(today) and routed["explanation"].notna().all()
     return {"speed_rows": len(today), "speed_history_lines": len(history), "speed_seconds": round(seconds, 2),

@@ -9,7 +9,9 @@ SKU) and :class:`~include.returns.params.DispositionParams`:
   and the units of the same SKU the day's earlier returns put back there (capped at ``max_days_to_sell``;
   without an ``on_hand`` column in the forecast, only those returns are ahead);
 * ``transfer_to`` (grade A) the other location where the unit would sell soonest: as above with its
-  demand and queue, after ``transfer_days`` on the road, less ``transfer_cost``;
+  demand and queue, after the transfer's days on the road, less its cost per unit: the location master's
+  ``transfer_lead_time_days`` and ``transfer_cost_per_unit`` of the destination, as every other transfer
+  of the retailer is priced (``transfer_days`` and ``transfer_cost`` where the master does not say);
 * ``open_box`` (A, B) at the receiving location: ``open_box_price[grade]`` of the price, to the
   ``open_box_demand`` share of its customers, after the day's earlier open-box units of the SKU there,
   less ``open_box_handling``;
@@ -49,10 +51,11 @@ _RESTOCK, _TRANSFER, _OPEN_BOX, _REFURBISH, _RTV, _LIQUIDATE = range(len(ACTIONS
 
 
 def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame, params: DispositionParams,
-             targets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             targets: np.ndarray | None = None, locations: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """Per line: price, cost, grade, quantity, decay, supplier terms and where it was received; and the
     market every line shares: demand (``rate``) and stock (``stock``) per location x SKU, locations
-    ``locs`` (those of the forecast, the receiving ones and ``targets``)."""
+    ``locs`` (those of the forecast, the receiving ones and ``targets``) with the days and cost per unit of
+    a transfer to each (``to_days``, ``to_cost``: the location master's, else the parameters')."""
     for name, frame, needed in (("returns", returns, _NEEDED), ("items", items, ITEM_COLUMNS),
                                 ("forecast", forecast, FORECAST_COLUMNS)):
         missing = [c for c in needed if c not in frame.columns]
@@ -87,7 +90,22 @@ def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
         "decay": pd.Series(dept).map(params.daily_decay).fillna(params.daily_decay["*"]).to_numpy(float),
         "refurbishable": np.isin(dept, params.refurbish_departments), "credit": credit, "supplier": supplier,
         "defect": (returns["reason_code"] == "defective").to_numpy(bool),
-        "rate": rate, "stock": stock, "locs": locs.to_numpy()}
+        "rate": rate, "stock": stock, "locs": locs.to_numpy(), **_transfer_terms(locs, locations, params)}
+
+
+def _transfer_terms(locs: pd.Index, locations: pd.DataFrame | None, params: DispositionParams
+                    ) -> dict[str, np.ndarray]:
+    """Days and cost per unit of a transfer to each of ``locs``, from the location master where it says."""
+    days = np.full(len(locs), float(params.transfer_days))
+    cost = np.full(len(locs), float(params.transfer_cost))
+    if locations is not None and len(locations):
+        master = locations.set_index(locations["location_id"].astype(str))
+        for name, out in (("transfer_lead_time_days", days), ("transfer_cost_per_unit", cost)):
+            if name in master.columns:
+                known = pd.to_numeric(master[name], errors="coerce").reindex(locs).to_numpy(float)
+                said = np.isfinite(known) & (known >= 0)
+                out[said] = known[said]
+    return {"to_days": days, "to_cost": cost}
 
 
 _LINE_KEYS = ("price", "cost", "grade", "qty", "row", "here", "decay", "refurbishable", "credit", "defect")
@@ -104,7 +122,9 @@ def _queues(ctx: dict[str, np.ndarray], idx: np.ndarray | slice, best: np.ndarra
     view.update({"rate_here": rate[here, row], "shelf_ahead": shelf_ahead, "best": best,
                  "rate_best": np.where(best >= 0, rate[np.maximum(best, 0), row], 0.0), "best_ahead": best_ahead,
                  "open_box_ahead": open_box_ahead, "rate_max": rate[:, row].max(axis=0) if len(rate) else 0.0 * row,
-                 "refurbish_ahead": refurbish_ahead})
+                 "refurbish_ahead": refurbish_ahead,
+                 "transfer_days": np.where(best >= 0, ctx["to_days"][np.maximum(best, 0)], np.inf),
+                 "transfer_cost": np.where(best >= 0, ctx["to_cost"][np.maximum(best, 0)], np.inf)})
     return view
 
 
@@ -151,9 +171,9 @@ def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_
         # stock ahead of it is gone, and then only at what an opened unit fetches.
         shelf = worth(ob_share, view["shelf_ahead"], view["rate_here"])[0] - params.restock_handling
         values[:, _RESTOCK] = np.where(g == 1, shelf, values[:, _RESTOCK])
-    there = worth(1.0, view["best_ahead"], view["rate_best"], params.transfer_days)[0]
+    there = worth(1.0, view["best_ahead"], view["rate_best"], view["transfer_days"])[0]
     values[:, _TRANSFER] = np.where((g == 0) & (view["rate_best"] > 0),
-                                    there - params.restock_handling - params.transfer_cost, -np.inf)
+                                    there - params.restock_handling - view["transfer_cost"], -np.inf)
     open_box = worth(ob_share, view["open_box_ahead"], view["rate_here"] * params.open_box_demand)[0]
     values[:, _OPEN_BOX] = np.where(g <= 1, open_box - params.open_box_handling, -np.inf)
     refurb = (worth(params.refurbish_price, view["refurbish_ahead"], view["rate_max"], params.refurbish_days)[0]
@@ -167,7 +187,8 @@ def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_
 
 
 def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
-                  params: DispositionParams = DEFAULT_DISPOSITION, explain: bool = True) -> pd.DataFrame:
+                  params: DispositionParams = DEFAULT_DISPOSITION, explain: bool = True,
+                  locations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Choose, for every returned line, the action with the highest expected net recovery.
 
     Units that stay to be sold queue: a unit restocked or transferred to a location sells after the
@@ -185,6 +206,9 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
             known.
         params: prices, costs, supplier terms and hold thresholds.
         explain: write the ``explanation`` sentence (skip it for a throughput run of lines nobody reads).
+        locations: the location master (``location_id, transfer_lead_time_days, transfer_cost_per_unit``):
+            a transfer to a location takes its days and costs its cost per unit; without it (or where it is
+            empty) ``params.transfer_days`` and ``params.transfer_cost``.
 
     Returns:
         One row per line, in its order, columns :data:`ROUTED_COLUMNS`: ``action`` (one of ``ACTIONS``),
@@ -193,7 +217,7 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
         ``net_value`` (x quantity), ``days_to_sell`` where received, ``hold_for_review`` with its
         ``hold_reason``, and ``value_<action>`` per unit (``NaN`` where the action is not allowed).
     """
-    ctx = _context(returns, items, forecast, params)
+    ctx = _context(returns, items, forecast, params, locations=locations)
     n, rate, stock = len(returns), ctx["rate"], ctx["stock"]
     values, days = np.empty((n, len(ACTIONS))), np.empty(n)
     choice, best = np.empty(n, np.int64), np.full(n, -1, np.int64)
@@ -202,9 +226,7 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
         row, here, qty = ctx["row"][idx], ctx["here"][idx], ctx["qty"][idx]
         ahead = stock[:, row] + shelf[:, row]
         if len(rate) > 1:
-            turn = rate[:, row] / (ahead + (qty + 1.0) / 2.0)
-            turn[here, np.arange(len(idx))] = -np.inf
-            best[idx] = np.argmax(turn, axis=0)
+            best[idx] = _best_destination(ctx, idx, ahead, params)
         view = _queues(ctx, idx, best[idx], ahead[here, np.arange(len(idx))],
                        ahead[np.maximum(best[idx], 0), np.arange(len(idx))], open_box[here, row], refurbish[row])
         values[idx], days[idx] = option_values(view, params)
@@ -215,6 +237,20 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
         np.add.at(open_box, (here[boxed], row[boxed]), qty[boxed])
         np.add.at(refurbish, row[chosen == _REFURBISH], qty[chosen == _REFURBISH])
     return _routed(returns, ctx, values, choice, days, best, params, explain)
+
+
+def _best_destination(ctx: dict[str, np.ndarray], idx: np.ndarray, ahead: np.ndarray, params: DispositionParams
+                      ) -> np.ndarray:
+    """For each line of ``idx``, the other location where a transferred unit is worth most: its place in the
+    queue there (``ahead``: ``[locations, lines]`` units ahead), the days on the road and the cost there."""
+    row, cols = ctx["row"][idx], np.arange(len(idx))
+    rate = ctx["rate"][:, row]
+    days = (np.minimum((ahead + (ctx["qty"][idx] + 1.0) / 2.0) / np.maximum(rate, 1e-9), params.max_days_to_sell)
+            + ctx["to_days"][:, None])
+    worth = np.exp(-ctx["decay"][idx] * days) * ctx["price"][idx] - ctx["to_cost"][:, None]
+    worth[rate <= 0] = -np.inf
+    worth[ctx["here"][idx], cols] = -np.inf
+    return np.argmax(worth, axis=0)
 
 
 def _rounds(here: np.ndarray, row: np.ndarray) -> list[np.ndarray]:
@@ -233,19 +269,21 @@ def _rounds(here: np.ndarray, row: np.ndarray) -> list[np.ndarray]:
 
 
 def route_baseline(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
-                   params: DispositionParams = DEFAULT_DISPOSITION) -> pd.DataFrame:
+                   params: DispositionParams = DEFAULT_DISPOSITION, locations: pd.DataFrame | None = None
+                   ) -> pd.DataFrame:
     """The rule the router is measured against: restock a sellable unit (grade A or B) where it was
     received, liquidate the rest. Same columns as :func:`route_returns`; a grade-B unit back on the
     shelf is valued at what an opened unit fetches there, and every unit put back queues behind the
     stock and the day's earlier returns of its SKU there."""
-    ctx = _context(returns, items, forecast, params)
+    ctx = _context(returns, items, forecast, params, locations=locations)
     choice = np.where(ctx["grade"] <= 1, _RESTOCK, _LIQUIDATE)
     values, days = _valued(ctx, choice, np.full(len(choice), -1, np.int64), params)
     return _routed(returns, ctx, values, choice, days, np.full(len(choice), -1, np.int64), params, explain=False)
 
 
 def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
-                   params: DispositionParams = DEFAULT_DISPOSITION) -> np.ndarray:
+                   params: DispositionParams = DEFAULT_DISPOSITION, locations: pd.DataFrame | None = None
+                   ) -> np.ndarray:
     """Net value of each routed line's action valued with ``forecast`` (e.g. the demand that really came).
 
     A transfer is valued at the location it went to; every unit kept to sell queues as
@@ -254,13 +292,13 @@ def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFr
 
     Args:
         routed: output of :func:`route_returns` or :func:`route_baseline` for ``returns``, same order.
-        returns, items, forecast, params: as for :func:`route_returns`.
+        returns, items, forecast, params, locations: as for :func:`route_returns`.
 
     Returns:
         Net value per line (x quantity).
     """
     targets = routed["target_location_id"].to_numpy(object)
-    ctx = _context(returns, items, forecast, params, targets=targets)
+    ctx = _context(returns, items, forecast, params, targets=targets, locations=locations)
     choice = pd.Index(ACTIONS).get_indexer(routed["action"].to_numpy().astype(str))
     transfer = choice == _TRANSFER
     best = np.full(len(choice), -1, np.int64)

@@ -4,7 +4,8 @@ A ``return_disposition`` line released as ``restock_as_new`` puts its units back
 were received; one released as ``transfer_to`` sends them, as new, to the location where they sell. Other
 dispositions (open box, refurbish, return to vendor, liquidate) never become new stock of the SKU. The
 inventory snapshot shows a restocked unit only once the location has shelved it, ``lag_days`` after the
-day it was returned (and a transferred one ``transfer_days`` later still); until then replenishment counts
+day it was returned (and a transferred one its transfer's days later still: the location master's
+``transfer_lead_time_days`` of where it goes, as the routing priced it); until then replenishment counts
 it in the inventory position like stock in transit, so the night does not order what the returns desk is
 about to put back.
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["RESTOCKING_ACTIONS", "first_return_day", "returning_units"]
+__all__ = ["RESTOCKING_ACTIONS", "first_return_day", "returning_units", "transfer_days_by_location"]
 
 #: Disposition actions whose units become new stock of the SKU at the line's ``to_location``.
 RESTOCKING_ACTIONS = ("restock_as_new", "transfer_to")
@@ -24,13 +27,27 @@ RESTOCKING_ACTIONS = ("restock_as_new", "transfer_to")
 RELEASED_COLUMNS = ("ds", "to_location", "sku", "action", "quantity")
 
 
-def first_return_day(day: dt.date, *, lag_days: int, transfer_days: float) -> dt.date:
+#: Days of a transfer: one figure for every destination, or destination -> days (``"*"``: the others).
+TransferDays = float | Mapping[str, float]
+
+
+def first_return_day(day: dt.date, *, lag_days: int, transfer_days: TransferDays) -> dt.date:
     """The earliest return day whose released units :func:`returning_units` may still count on ``day``'s
     night: a transferred unit's, the slowest to show (it shows ``lag_days + ceil(transfer_days)`` after)."""
-    return day - dt.timedelta(days=lag_days + math.ceil(transfer_days) - 1)
+    longest = max(transfer_days.values(), default=0.0) if isinstance(transfer_days, Mapping) else transfer_days
+    return day - dt.timedelta(days=lag_days + math.ceil(longest) - 1)
 
 
-def returning_units(released: pd.DataFrame, day: dt.date, *, lag_days: int, transfer_days: float) -> pd.DataFrame:
+def transfer_days_by_location(locations: pd.DataFrame, default: float) -> dict[str, float]:
+    """The location master's ``transfer_lead_time_days`` per location, ``default`` for the rest (``"*"``)."""
+    days = pd.to_numeric(locations.get("transfer_lead_time_days", pd.Series(dtype=float)), errors="coerce")
+    known = days.notna() & (days >= 0)
+    return {"*": float(default), **dict(zip(locations.loc[known, "location_id"].astype(str), days[known].astype(float),
+                                            strict=True))}
+
+
+def returning_units(released: pd.DataFrame, day: dt.date, *, lag_days: int, transfer_days: TransferDays
+                    ) -> pd.DataFrame:
     """Units of released restocking dispositions not yet in ``day``'s inventory snapshot, per location and SKU.
 
     Args:
@@ -38,7 +55,8 @@ def returning_units(released: pd.DataFrame, day: dt.date, *, lag_days: int, tran
             units were returned, the routing run's date); reversed lines are left out by the caller.
         day: the night whose inventory snapshot the position starts from.
         lag_days: days from a unit's return until the snapshot shows it shelved where it was received.
-        transfer_days: days a transferred unit travels on top of that (rounded up to whole snapshots).
+        transfer_days: days a transferred unit travels on top of that (rounded up to whole snapshots), one
+            figure or per destination (``"*"`` for those not named).
 
     Returns:
         ``location_id, sku, returning`` (units), one row per location and SKU with units still to show.
@@ -46,11 +64,13 @@ def returning_units(released: pd.DataFrame, day: dt.date, *, lag_days: int, tran
     missing = [c for c in RELEASED_COLUMNS if c not in released.columns]
     if missing:
         raise ValueError(f"released return dispositions lack column(s) {missing}")
-    if lag_days < 0 or transfer_days < 0:
+    by_place = transfer_days if isinstance(transfer_days, Mapping) else {"*": transfer_days}
+    if lag_days < 0 or min(by_place.values(), default=0.0) < 0:
         raise ValueError(f"lag_days and transfer_days must not be negative, got {lag_days}, {transfer_days}")
     lines = released[released["action"].isin(RESTOCKING_ACTIONS) & released["to_location"].notna()]
     returned = pd.to_datetime(lines["ds"]).dt.normalize()
-    extra = (lines["action"] == "transfer_to").to_numpy() * math.ceil(transfer_days)
+    travel = lines["to_location"].astype(str).map(by_place).fillna(by_place.get("*", 0.0)).to_numpy(float)
+    extra = (lines["action"] == "transfer_to").to_numpy() * np.ceil(travel).astype(np.int64)
     shows = returned + pd.to_timedelta(lag_days + extra, unit="D")
     night = pd.Timestamp(day)
     coming = lines[((shows > night) & (returned <= night)).to_numpy()]

@@ -271,11 +271,17 @@ def _decision_inputs(day: dt.date, conn_factory: ConnFactory | None, root: str |
     from include.erp.staging import released_dispositions
     from include.governance.policy import load_policy
     from include.returns.params import DEFAULT_DISPOSITION
-    from include.returns.stock import RESTOCKING_ACTIONS, first_return_day, returning_units
+    from include.returns.stock import (
+        RESTOCKING_ACTIONS,
+        first_return_day,
+        returning_units,
+        transfer_days_by_location,
+    )
 
     curated = {name: read_partition("curated", name, day, root) for name in INPUTS}
     if conn_factory is not None:
-        timing = {"lag_days": load_policy().returns.shelve_days, "transfer_days": DEFAULT_DISPOSITION.transfer_days}
+        timing = {"lag_days": load_policy().returns.shelve_days, "transfer_days": transfer_days_by_location(
+            curated["locations"], DEFAULT_DISPOSITION.transfer_days)}
         with conn_factory() as conn:
             released = released_dispositions(conn, RESTOCKING_ACTIONS, first_return_day(day, **timing))
         curated[RETURNS_TO_STOCK] = returning_units(released, day, **timing)

@@ -64,7 +64,8 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
                                rtv_credit=credit)
     score = scored["fraud_score"].to_numpy(float)
     items = latest_master("items", day, root)
-    routed = route_returns(today.assign(fraud_score=score), items, demand_with_stock(day, root), params)
+    routed = route_returns(today.assign(fraud_score=score), items, demand_with_stock(day, root), params,
+                           locations=latest_master("locations", day, root))
     tiered = tier_proposals(proposals(routed, today, scored, review, scoring["scorer"]), policy, _stale(run, root))
     write_partition(tiered, "curated", PROPOSALS, run.ds, root)
     held = tiered["explanation"].map(lambda e: e["exceptions"])

@@ -164,3 +164,25 @@ def test_supplier_return_terms_come_from_the_supplier_master():
     assert vendor_credit(master.drop(columns="return_credit_rate")) == {"*": 0.0}  # an older master
     row = route_one("S1", "K2", "D", reason="defective", params=DispositionParams(rtv_credit=vendor_credit(master)))
     assert row["action"] == "return_to_vendor" and row["supplier_id"] == "SUPB"
+
+
+def test_a_transfer_is_priced_with_the_location_masters_days_and_cost_of_its_destination():
+    # K2 at S1 (2 on hand, 0.3 a day): restocked there it sells in 10 days (92.98 net). The FC (5 on hand,
+    # 1 a day) after the parameters' 3 days and 2.50 is worth 91.04: restock; after the master's 1 day and
+    # 0.30, 94.39: transfer.
+    line = returns(("S1", "K2", "A", "changed_mind", 1, 100.0))
+    assert route_returns(line, ITEMS, FORECAST, PARAMS).iloc[0]["action"] == "restock_as_new"
+    master = pd.DataFrame({"location_id": ["S1", "S2", "FC"], "transfer_lead_time_days": [2, 2, 1],
+                           "transfer_cost_per_unit": [0.4, 0.4, 0.3]})
+    row = route_returns(line, ITEMS, FORECAST, PARAMS, locations=master).iloc[0]
+    assert row["action"] == "transfer_to" and row["target_location_id"] == "FC"
+    assert row["unit_net_value"] == pytest.approx(100 * math.exp(-0.006 * (6 + 1)) - 1.2 - 0.3, abs=0.01)
+    valued = recovery_value(route_returns(line, ITEMS, FORECAST, PARAMS, locations=master), line, ITEMS, FORECAST,
+                            PARAMS, locations=master)
+    assert valued == pytest.approx([row["unit_net_value"]], abs=0.01)
+    # The destination is the one worth most net of its road, not merely the fastest seller: 30 days to the
+    # FC (36 in all) lose to S2's slower shelf (15 days) 2 days away.
+    far = master.assign(transfer_lead_time_days=[2, 2, 30])
+    row = route_returns(line, ITEMS, FORECAST, PARAMS, locations=far).iloc[0]
+    assert row["action"] == "restock_as_new"
+    assert row["value_transfer_to"] == pytest.approx(100 * math.exp(-0.006 * 17) - 1.2 - 0.4, abs=0.01)

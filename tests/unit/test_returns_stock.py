@@ -49,3 +49,18 @@ def test_nothing_released_nothing_returning_and_a_frame_without_its_columns_is_r
         returning_units(empty.drop(columns="action"), NIGHT, lag_days=1, transfer_days=3.0)
     with pytest.raises(ValueError, match="must not be negative"):
         returning_units(empty, NIGHT, lag_days=-1, transfer_days=3.0)
+
+
+def test_a_transfer_takes_the_days_the_location_master_gives_its_destination():
+    from include.returns.stock import transfer_days_by_location
+
+    locations = pd.DataFrame({"location_id": ["S1", "S2", "S3"], "transfer_lead_time_days": [1, 4, None]})
+    days = transfer_days_by_location(locations, default=3.0)
+    assert days == {"*": 3.0, "S1": 1.0, "S2": 4.0}
+    released = _released([("2026-11-25", "S1", "A", "transfer_to", 1.0),  # 1 + 1 day: in tonight's snapshot
+                          ("2026-11-25", "S2", "A", "transfer_to", 2.0),  # 1 + 4 days: arrives on the 30th
+                          ("2026-11-25", "S3", "A", "transfer_to", 4.0)])  # the default 3: on the 29th
+    out = returning_units(released, NIGHT, lag_days=1, transfer_days=days)
+    assert out.to_dict("records") == [{"location_id": "S2", "sku": "A", "returning": 2.0},
+                                      {"location_id": "S3", "sku": "A", "returning": 4.0}]
+    assert first_return_day(NIGHT, lag_days=1, transfer_days=days) == dt.date(2026, 11, 23)  # the slowest: 4 days
