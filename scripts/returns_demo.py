@@ -52,6 +52,7 @@ def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:
     if not summaries or "route_returns" not in summaries:
         return f"returns_routing did not route {ds}; see {log_path}"
     r, released = summaries["route_returns"], summaries.get("release_within_policy", {})
+    kept = (summaries.get("stage_dispositions") or {}).get("kept_decided", 0)
     patterns = (summaries.get("classify_return_patterns") or {}).get("patterns") or {}
     rate = r.get("return_rate")
     return "\n".join([
@@ -63,8 +64,9 @@ def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:
         f"({(r.get('recovery_rate') or 0):.1%} of the refunds); {r.get('suppliers_taking_returns', 0)} supplier(s) "
         "take units back",
         f"Return patterns of the week: {patterns or 'none unusual'}",
-        f"Staged in ERP: {released.get('released', 0)} routine disposition(s) released; {r['pending']} held "
-        f"({r['held_fraud']} for fraud risk, {r['held_high_value']} high value) for loss prevention (demo user "
-        "lp / lp) on the approvals page until the policy's returns deadline",
+        f"Staged in ERP: {released.get('released', 0)} routine disposition(s) released"
+        + (f" ({kept} released by an earlier run and kept as they were)" if kept else "")
+        + f"; {r['pending']} held ({r['held_fraud']} for fraud risk, {r['held_high_value']} high value) for loss "
+        "prevention (demo user lp / lp) on the approvals page until the policy's returns deadline",
         f"  log: {log_path}",
     ])

@@ -40,5 +40,8 @@ def test_the_returns_part_says_what_was_routed_released_and_held():
     assert "149 line(s), refunds 5,189.11; fraud scored by the model (454 confirmed cases" in text
     assert "return rate over 7 days 9.7%" in text and "recovered 3,541.55 net (68.2% of the refunds)" in text
     assert "{'defect_surge': 2}" in text and "145 routine disposition(s) released; 4 held (4 for fraud risk" in text
+    again = returns_demo.describe("2026-11-27", {**summaries, "release_within_policy": {"released": 0},
+                                                 "stage_dispositions": {"kept_decided": 145}}, Path("/x/r.log"))
+    assert "0 routine disposition(s) released (145 released by an earlier run and kept as they were)" in again
     assert returns_demo.describe("2026-11-27", {}, Path("/x/r.log")) == \
         "returns_routing did not route 2026-11-27; see /x/r.log"
