@@ -16,7 +16,8 @@ SKU) and :class:`~include.returns.params.DispositionParams`:
   ``open_box_demand`` share of its customers, after the day's earlier open-box units of the SKU there,
   less ``open_box_handling``;
 * ``refurbish`` (B, C of a refurbishable department): ``refurbish_price`` of the price after
-  ``refurbish_days``, sold where demand is highest after the day's earlier refurbished units, less ``refurbish_cost * cost + refurbish_fixed``;
+  ``refurbish_days``, sold where demand is highest after the day's earlier refurbished units, less
+  ``refurbish_cost * cost + refurbish_fixed``;
 * ``return_to_vendor`` when the supplier's terms allow (a credit rate in ``rtv_credit``; grades of
   ``rtv_grades`` or a defect): ``credit * cost - rtv_handling``;
 * ``liquidate`` (any grade): ``liquidation_rate[grade]`` of the price less ``liquidation_handling``.
@@ -90,7 +91,9 @@ def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
         "decay": pd.Series(dept).map(params.daily_decay).fillna(params.daily_decay["*"]).to_numpy(float),
         "refurbishable": np.isin(dept, params.refurbish_departments), "credit": credit, "supplier": supplier,
         "defect": (returns["reason_code"] == "defective").to_numpy(bool),
-        "rate": rate, "stock": stock, "locs": locs.to_numpy(), **_transfer_terms(locs, locations, params)}
+        "rate": rate, "stock": stock, "locs": locs.to_numpy(),
+        "rate_max": rate.max(axis=0) if len(locs) else np.zeros(len(item_index)),
+        **_transfer_terms(locs, locations, params)}
 
 
 def _transfer_terms(locs: pd.Index, locations: pd.DataFrame | None, params: DispositionParams
@@ -121,7 +124,7 @@ def _queues(ctx: dict[str, np.ndarray], idx: np.ndarray | slice, best: np.ndarra
     rate = ctx["rate"]
     view.update({"rate_here": rate[here, row], "shelf_ahead": shelf_ahead, "best": best,
                  "rate_best": np.where(best >= 0, rate[np.maximum(best, 0), row], 0.0), "best_ahead": best_ahead,
-                 "open_box_ahead": open_box_ahead, "rate_max": rate[:, row].max(axis=0) if len(rate) else 0.0 * row,
+                 "open_box_ahead": open_box_ahead, "rate_max": ctx["rate_max"][row],
                  "refurbish_ahead": refurbish_ahead,
                  "transfer_days": np.where(best >= 0, ctx["to_days"][np.maximum(best, 0)], np.inf),
                  "transfer_cost": np.where(best >= 0, ctx["to_cost"][np.maximum(best, 0)], np.inf)})
@@ -135,6 +138,12 @@ def _positions(index: pd.Index, column: pd.Series) -> np.ndarray:
         lookup = np.append(index.get_indexer(column.cat.categories.astype(str)), -1)
         return lookup[column.cat.codes.to_numpy()]
     return index.get_indexer(column.to_numpy().astype(str))
+
+
+def _days_to_sell(ahead: np.ndarray, qty: np.ndarray, rate: np.ndarray, params: DispositionParams) -> np.ndarray:
+    """Days until a line's units sell in a queue: the units ahead and the middle of its own, over the queue's
+    daily demand, capped at ``max_days_to_sell``."""
+    return np.minimum((ahead + (qty + 1.0) / 2.0) / np.maximum(rate, 1e-9), params.max_days_to_sell)
 
 
 def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_b_as_restock: bool = False
@@ -155,11 +164,10 @@ def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_
     Returns:
         ``[lines, len(ACTIONS)]`` values and the days to sell at the receiving location.
     """
-    g, price, cap = view["grade"], view["price"], params.max_days_to_sell
-    middle = (view["qty"] + 1.0) / 2.0
+    g, price = view["grade"], view["price"]
 
     def worth(share, ahead, rate, extra_days=0.0):
-        days = np.minimum((ahead + middle) / np.maximum(rate, 1e-9), cap) + extra_days
+        days = _days_to_sell(ahead, view["qty"], rate, params) + extra_days
         return share * price * np.exp(-view["decay"] * days), days
 
     ob_share = np.asarray([params.open_box_price[x] for x in GRADES])[g]
@@ -245,8 +253,7 @@ def _best_destination(ctx: dict[str, np.ndarray], idx: np.ndarray, ahead: np.nda
     queue there (``ahead``: ``[locations, lines]`` units ahead), the days on the road and the cost there."""
     row, cols = ctx["row"][idx], np.arange(len(idx))
     rate = ctx["rate"][:, row]
-    days = (np.minimum((ahead + (ctx["qty"][idx] + 1.0) / 2.0) / np.maximum(rate, 1e-9), params.max_days_to_sell)
-            + ctx["to_days"][:, None])
+    days = _days_to_sell(ahead, ctx["qty"][idx], rate, params) + ctx["to_days"][:, None]
     worth = np.exp(-ctx["decay"][idx] * days) * ctx["price"][idx] - ctx["to_cost"][:, None]
     worth[rate <= 0] = -np.inf
     worth[ctx["here"][idx], cols] = -np.inf
@@ -277,8 +284,9 @@ def route_baseline(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.Data
     stock and the day's earlier returns of its SKU there."""
     ctx = _context(returns, items, forecast, params, locations=locations)
     choice = np.where(ctx["grade"] <= 1, _RESTOCK, _LIQUIDATE)
-    values, days = _valued(ctx, choice, np.full(len(choice), -1, np.int64), params)
-    return _routed(returns, ctx, values, choice, days, np.full(len(choice), -1, np.int64), params, explain=False)
+    nowhere = np.full(len(choice), -1, np.int64)  # the baseline transfers nothing
+    values, days = _valued(ctx, choice, nowhere, params)
+    return _routed(returns, ctx, values, choice, days, nowhere, params, explain=False)
 
 
 def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,

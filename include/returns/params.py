@@ -7,10 +7,8 @@ dataclasses validate in ``__post_init__`` so that a misconfigured value fails wh
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
 #: Columns of the returns system's extract (``data_contracts/returns/returns_detail.yaml``), in file order.
 DETAIL_COLUMNS = ("return_id", "returned_at", "original_order_id", "original_order_date", "customer_id",
@@ -182,13 +180,11 @@ def vendor_credit(suppliers: pd.DataFrame) -> dict[str, float]:
     """``DispositionParams.rtv_credit`` from the supplier master's ``return_credit_rate`` (share of the unit
     cost credited for a unit returned to the supplier): suppliers whose rate is empty or 0, and every
     supplier of a master without the column, take nothing back."""
-    credit = {"*": 0.0}
     if "return_credit_rate" not in suppliers.columns:
-        return credit
-    for supplier, rate in zip(suppliers["supplier_id"].astype(str), suppliers["return_credit_rate"], strict=True):
-        if rate == rate and rate is not None and float(rate) > 0:  # NaN is not equal to itself
-            credit[supplier] = float(rate)
-    return credit
+        return {"*": 0.0}
+    rate = pd.to_numeric(suppliers["return_credit_rate"], errors="coerce")
+    takes = (rate > 0).to_numpy()
+    return {"*": 0.0, **dict(zip(suppliers["supplier_id"].astype(str)[takes], rate[takes].astype(float), strict=True))}
 
 
 #: The defaults, shared as argument defaults (frozen, so one instance serves every call).
