@@ -18,19 +18,31 @@ DAG_ID = "returns_routing"
 RETURNS_PER_DAY = 150
 
 
-def land(world, root: str, ds: dt.date) -> None:
-    """Land the returns and closed loss-prevention cases of the policy's history before ``ds`` and of ``ds``,
-    and curate those before ``ds``."""
+def land(world, root: str, ds: dt.date, *, through: dt.date | None = None, returns_per_day: int = RETURNS_PER_DAY,
+         seed: int | None = None) -> None:
+    """Land the returns and closed loss-prevention cases of the policy's history before ``ds`` and of the days
+    from ``ds`` to ``through`` (default ``ds``), and curate those before ``ds``.
+
+    Args:
+        world: the generated world.
+        root: data root.
+        ds: the first day left for ``returns_routing`` to ingest.
+        through: the last day landed.
+        returns_per_day: ordinary returns of an average day.
+        seed: the returns' seed (default: the world's).
+    """
     from include.governance.policy import load_policy
     from include.ingest.pipeline import load_history
     from include.returns.contracts import load_returns_contracts
     from include.sample_data import returns as sample_returns
 
     history = int(load_policy().returns.history_days)
-    days = [ds - dt.timedelta(days=i) for i in range(history + 1, -1, -1)]
+    first = ds - dt.timedelta(days=history + 1)
+    days = [first + dt.timedelta(days=i) for i in range(((through or ds) - first).days + 1)]
+    seed = world.config.seed if seed is None else seed
     extract, truth = sample_returns.returns_detail(
-        world, days, seed=world.config.seed, config=sample_returns.ReturnsConfig(returns_per_day=RETURNS_PER_DAY))
-    cases = sample_returns.lp_cases(extract, truth, seed=world.config.seed)
+        world, days, seed=seed, config=sample_returns.ReturnsConfig(returns_per_day=returns_per_day))
+    cases = sample_returns.lp_cases(extract, truth, seed=seed)
     for day in days:
         sample_returns.write_returns_detail(root, day, extract)
         sample_returns.write_lp_cases(root, day, cases)

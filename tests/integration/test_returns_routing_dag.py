@@ -23,8 +23,6 @@ DS = dt.date(2026, 10, 30)
 NEXT = DS + dt.timedelta(days=1)
 DAG_ID = "returns_routing"
 DOC = "return_disposition"
-#: Days of returns before the run date (the policy's history_days) plus the two routed days.
-RETURN_DAYS = [DS - dt.timedelta(days=i) for i in range(91, -2, -1)]
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +42,20 @@ def policy(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def world_root(tmp_path_factory, policy) -> str:
     """The tiny retailer through the day after ``DS`` (history through ``DS``, the night's forecast of ``DS``),
-    with the returns and the closed loss-prevention cases of every day landed and those before ``DS`` curated."""
+    with the returns and the closed loss-prevention cases of the policy's history and the two routed days
+    landed and those before ``DS`` curated (the demo's :func:`returns_demo.land`)."""
     import dataclasses
+    import sys
 
-    from include.ingest.pipeline import load_history
-    from include.returns.contracts import load_returns_contracts
-    from include.sample_data import returns as sample_returns
     from include.sample_data.generator import PRESETS, generate_world
     from include.stages import nightly
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from returns_demo import land
+
     root = tiny_world(str(tmp_path_factory.mktemp("returns") / "shelfwise"), NEXT, history_through=DS)
     world = generate_world(dataclasses.replace(PRESETS["tiny"], end_date=NEXT))
-    extract, truth = sample_returns.returns_detail(world, RETURN_DAYS, seed=5,
-                                                   config=sample_returns.ReturnsConfig(returns_per_day=60))
-    cases = sample_returns.lp_cases(extract, truth, seed=5)
-    for day in RETURN_DAYS:
-        sample_returns.write_returns_detail(root, day, extract)
-        sample_returns.write_lp_cases(root, day, cases)
-    contracts = load_returns_contracts()
-    load_history(RETURN_DAYS[0], DS - dt.timedelta(days=1), root=root,
-                 contracts={c: contracts[c] for c in ("items", "locations", "returns_detail", "lp_cases")})
+    land(world, root, DS, through=NEXT, returns_per_day=60, seed=5)
     run = Run(dag_id="retail_nightly", run_id="returns-world-night", ds=DS.isoformat(), task_id="forecast",
               params={"history_days": 100, "shard_size": 50})
     with pytest.MonkeyPatch.context() as patch:
