@@ -20,7 +20,8 @@ followed is known):
   the web shop's FC, and the stock at the start of the day); their actions are valued by
   ``include.returns.disposition.recovery_value`` with the demand that really came in the 28 days from the
   day and the same opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown
-  per grade.
+  per grade. The same router routing with the demand that really came (a perfect forecast) gives the
+  ceiling of what a better forecast could add: ``recovery_value_ratio_foresight_vs_baseline``.
   Supplier return terms are the supplier master's ``return_credit_rate``, as the stage reads them
   (the generator: about 60% of suppliers credit 60-100% of cost).
 
@@ -105,14 +106,15 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
     routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast,
                            disp_params, locations=where)
     base = route_baseline(today, world.items, forecast, disp_params, locations=where)
-    router_values = recovery_value(routed, today, world.items, realised, disp_params, locations=where)
-    baseline_values = recovery_value(base, today, world.items, realised, disp_params, locations=where)
-    row["router_value"], row["baseline_value"] = float(router_values.sum()), float(baseline_values.sum())
+    # The same router told the demand that really came: what a perfect forecast would let it recover.
+    foreseen = route_returns(today, world.items, realised, disp_params, explain=False, locations=where)
+    values = {name: recovery_value(policy, today, world.items, realised, disp_params, locations=where)
+              for name, policy in (("router", routed), ("baseline", base), ("foresight", foreseen))}
     row["held"] = int(routed["hold_for_review"].sum())
     grade = today["condition_grade"].astype(str).to_numpy()
-    for g in "ABCD":
-        row[f"router_{g}"] = float(router_values[grade == g].sum())
-        row[f"baseline_{g}"] = float(baseline_values[grade == g].sum())
+    for name, value in values.items():
+        row[f"{name}_value"] = float(value.sum())
+        row.update({f"{name}_{g}": float(value[grade == g].sum()) for g in "ABCD"})
     row["actions"] = routed["action"].value_counts()
     return row
 
@@ -176,6 +178,8 @@ def main() -> None:
         "fraud_share_scored_above_half": total["high_fraud"] / max(total["high_lines"], 1),
         "recovered_value": total["router_value"], "baseline_recovered_value": total["baseline_value"],
         "recovery_value_ratio_vs_baseline": total["router_value"] / total["baseline_value"],
+        "foresight_recovered_value": total["foresight_value"],
+        "recovery_value_ratio_foresight_vs_baseline": total["foresight_value"] / total["baseline_value"],
     }
     table = [{"policy": "fraud model", "reviewed": total["model_reviewed"], "fraud_found": total["model_fraud"],
               "precision": pooled["fraud_precision_at_budget"], "value_recall": pooled["fraud_value_recall_at_budget"]},
@@ -190,10 +194,13 @@ def main() -> None:
           f"{pooled['fraud_share_scored_above_half']:.2%} of {total['high_lines']}\n")
     actions = pd.concat([r["actions"] for r in rows], axis=1).sum(axis=1).astype(int)
     grades = [f"grade_{g}" for g in "ABCD"]
-    print(format_table([{"policy": "router", "recovered_value": total["router_value"],
-                         **{f"grade_{g}": total[f"router_{g}"] for g in "ABCD"}, **actions.to_dict()},
-                        {"policy": "baseline (restock A/B, else liquidate)", "recovered_value": total["baseline_value"],
-                         **{f"grade_{g}": total[f"baseline_{g}"] for g in "ABCD"}}],
+    def recovered(name: str, label: str) -> dict:
+        return {"policy": label, "recovered_value": round(total[f"{name}_value"]),
+                **{f"grade_{g}": round(total[f"{name}_{g}"]) for g in "ABCD"}}
+
+    print(format_table([{**recovered("router", "router"), **actions.to_dict()},
+                        recovered("foresight", "router told the demand that came (ceiling)"),
+                        recovered("baseline", "baseline (restock A/B, else liquidate)")],
                        ["policy", "recovered_value", *grades, *actions.index]) + "\n")
     result = speed(args)
     print(format_table([result], list(result)) + "\n")
