@@ -21,7 +21,9 @@ followed is known):
   ``include.returns.disposition.recovery_value`` with the demand that really came in the 28 days from the
   day and the same opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown
   per grade. The same router routing with the demand that really came (a perfect forecast) gives the
-  ceiling of what a better forecast could add: ``recovery_value_ratio_foresight_vs_baseline``.
+  ceiling of what a better forecast could add: ``recovery_value_ratio_foresight_vs_baseline``; and if
+  every unit kept to sell sold the day it came back (no queue, no wait), the bound of any routing with
+  these prices and costs: ``recovery_value_ratio_sold_at_once_vs_baseline``.
   Supplier return terms are the supplier master's ``return_credit_rate``, as the stage reads them
   (the generator: about 60% of suppliers credit 60-100% of cost).
 
@@ -110,6 +112,12 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
     foreseen = route_returns(today, world.items, realised, disp_params, explain=False, locations=where)
     values = {name: recovery_value(policy, today, world.items, realised, disp_params, locations=where)
               for name, policy in (("router", routed), ("baseline", base), ("foresight", foreseen))}
+    # And if every unit kept to sell sold the day it came back, nothing on the shelf ahead of it: the most
+    # any routing could recover with these prices and costs.
+    at_once = realised.assign(mean_daily=np.inf, on_hand=0.0)
+    values["at_once"] = recovery_value(route_returns(today, world.items, at_once, disp_params, explain=False,
+                                                     locations=where), today, world.items, at_once, disp_params,
+                                       locations=where)
     row["held"] = int(routed["hold_for_review"].sum())
     grade = today["condition_grade"].astype(str).to_numpy()
     for name, value in values.items():
@@ -180,6 +188,7 @@ def main() -> None:
         "recovery_value_ratio_vs_baseline": total["router_value"] / total["baseline_value"],
         "foresight_recovered_value": total["foresight_value"],
         "recovery_value_ratio_foresight_vs_baseline": total["foresight_value"] / total["baseline_value"],
+        "recovery_value_ratio_sold_at_once_vs_baseline": total["at_once_value"] / total["baseline_value"],
     }
     table = [{"policy": "fraud model", "reviewed": total["model_reviewed"], "fraud_found": total["model_fraud"],
               "precision": pooled["fraud_precision_at_budget"], "value_recall": pooled["fraud_value_recall_at_budget"]},
@@ -200,7 +209,8 @@ def main() -> None:
 
     print(format_table([{**recovered("router", "router"), **actions.to_dict()},
                         recovered("foresight", "router told the demand that came (ceiling)"),
-                        recovered("baseline", "baseline (restock A/B, else liquidate)")],
+                        recovered("baseline", "baseline (restock A/B, else liquidate)"),
+                        recovered("at_once", "every kept unit sold the day it came back (bound)")],
                        ["policy", "recovered_value", *grades, *actions.index]) + "\n")
     result = speed(args)
     print(format_table([result], list(result)) + "\n")
