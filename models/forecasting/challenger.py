@@ -192,32 +192,44 @@ def regressor_lifts(history: pd.DataFrame, regressors: Sequence[str], min_days: 
     Returns:
         ``unique_id, regressor, lift, days``: one row per series and regressor (``event`` for events).
     """
-    parts = []
     names = [*regressors] + (["event"] if "event" in history.columns else [])
+    # Series as integer codes (sorted ids), so that every count below is a bincount, not a string groupby.
+    codes, ids = pd.factorize(history["unique_id"], sort=True)
+    n = len(ids)
+    y = history["y"].to_numpy(dtype=np.float64)
+    seen = ~np.isnan(y)
+    parts = []
     for col in names:
-        values = history[col]
         if col == "event":
-            on = values.notna().to_numpy()
+            on = history[col].notna().to_numpy()
         else:
             # Each series' own usual value (its most common, the smallest on a tie): list prices differ
             # from item to item, so one value for the whole shard would call every day of most series "on".
-            counts = history[["unique_id", col]].dropna().groupby(["unique_id", col]).size().reset_index(name="n")
-            if counts.empty:
+            value, _ = pd.factorize(history[col], sort=True, use_na_sentinel=True)
+            known = value >= 0
+            if not known.any():
                 continue
-            usual = (counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("unique_id")
-                     .set_index("unique_id")[col])
-            on = (values.notna() & (values != history["unique_id"].map(usual))).to_numpy()
-        frame = pd.DataFrame({"unique_id": history["unique_id"].to_numpy(), "on": on,
-                              "y": history["y"].to_numpy(dtype=np.float64)})
-        stats = frame.groupby(["unique_id", "on"])["y"].agg(["mean", "size"]).unstack("on")
-        if (True not in stats.columns.get_level_values(1)) or (False not in stats.columns.get_level_values(1)):
+            width = int(value.max()) + 1
+            pairs, count = np.unique(codes[known].astype(np.int64) * width + value[known], return_counts=True)
+            series, level = np.divmod(pairs, width)
+            # Per series, its pairs by count (most first), then value (smallest first): the first is usual.
+            first = np.lexsort((level, -count, series))
+            keep = first[np.r_[True, series[first][1:] != series[first][:-1]]]
+            usual = np.full(n, -1, np.int64)
+            usual[series[keep]] = level[keep]
+            on = known & (value != usual[codes])
+        if on.all() or not on.any():
             continue
-        on_mean, off_mean = stats[("mean", True)], stats[("mean", False)]
-        days = stats[("size", True)].fillna(0).astype(np.int64)
+        days = np.bincount(codes, weights=on, minlength=n)
+        sold_on = np.bincount(codes, weights=np.where(on & seen, y, 0.0), minlength=n)
+        sold_off = np.bincount(codes, weights=np.where(~on & seen, y, 0.0), minlength=n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            on_mean = sold_on / np.bincount(codes, weights=on & seen, minlength=n)
+            off_mean = sold_off / np.bincount(codes, weights=~on & seen, minlength=n)
         usable = (days >= min_days) & (off_mean > 0)
-        parts.append(pd.DataFrame({"unique_id": stats.index[usable], "regressor": col,
-                                   "lift": (on_mean / off_mean - 1.0)[usable].to_numpy(),
-                                   "days": days[usable].to_numpy()}))
+        parts.append(pd.DataFrame({"unique_id": np.asarray(ids)[usable], "regressor": col,
+                                   "lift": (on_mean / off_mean - 1.0)[usable],
+                                   "days": days[usable].astype(np.int64)}))
     if not parts:
         return pd.DataFrame({"unique_id": pd.Series(dtype=object), "regressor": pd.Series(dtype=object),
                              "lift": pd.Series(dtype=np.float64), "days": pd.Series(dtype=np.int64)})

@@ -303,6 +303,20 @@ def test_regressor_lifts_measure_each_series_against_its_own_ordinary_days(promo
     assert by_price.loc[("p_small", "price"), "lift"] == pytest.approx(lifts.loc[("p_small", "promo"), "lift"])
 
 
+def test_a_series_usual_value_is_its_most_common_the_smallest_on_a_tie_and_unknown_days_are_never_on():
+    days = pd.date_range("2026-01-01", periods=40)
+    # "tie": 20 days at 5.0 and 20 at 4.0, so 4.0 is usual and the 5.0 days are on; "gaps": usual 2.0,
+    # with 10 days at 1.0 and 10 unknown prices that count as neither.
+    history = pd.DataFrame({
+        "unique_id": ["tie"] * 40 + ["gaps"] * 40, "ds": list(days) * 2,
+        "y": [3.0] * 20 + [1.0] * 20 + [4.0] * 10 + [1.0] * 20 + [9.0] * 10,
+        "price": [5.0] * 20 + [4.0] * 20 + [1.0] * 10 + [2.0] * 20 + [np.nan] * 10})
+    lifts = regressor_lifts(history, ["price"], min_days=5).set_index("unique_id")
+    assert lifts.loc["tie", "days"] == 20 and lifts.loc["tie", "lift"] == pytest.approx(3.0 / 1.0 - 1)
+    # Off days are the usual price's and the unknown ones: (20 x 1 + 10 x 9) / 30.
+    assert lifts.loc["gaps", "days"] == 10 and lifts.loc["gaps", "lift"] == pytest.approx(4.0 / (110 / 30) - 1)
+
+
 def test_regressors_and_challengers_are_validated(promo_world):
     history, future = promo_world
     with pytest.raises(ValueError, match="history is missing regressor column"):
