@@ -387,9 +387,11 @@ def challenge(
     for uid, note in run.notes.items():
         series.loc[row_of[uid], "challenger_note"] = note
     verdict = _VERDICTS[decision.choice].format(name=plan.name)
-    log.info("challenger %s: %s; %s on %d of %d series", plan.name, decision.text, verdict, taken, len(chosen))
+    # Kept, the vectorised choice stands on every series tried; taken, on those the final fit served.
+    verdict += f" on all {len(chosen)} series" if decision.choice == 0 else f" on {taken} of {len(chosen)} series"
+    log.info("challenger %s: %s; %s", plan.name, decision.text, verdict)
     out_notes = list(result.notes) + ([run.outage] if run.outage else [])
-    summary = f"{decision.text}: {verdict} on {taken} of {len(chosen)} series" if trials else None
+    summary = f"{decision.text}: {verdict}" if trials else None
     return replace(result, forecasts=forecasts, series=series, notes=out_notes, decision=summary)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -151,6 +152,7 @@ def test_the_challenger_takes_promoted_series_when_it_wins_the_backtest(monkeypa
     assert s.loc["p_big", "challenger_note"].startswith(f"taken ({s.loc['p_big', 'model']}): pooled backtest MASE over "
                                                         "2 series and 2 window(s)")
     assert "; this series: " in s.loc["p_big", "challenger_note"]
+    assert re.search(r": took (mock|the average of mock and the vectorised choice) on 2 of 2 series$", out.decision)
     assert "(regressors: promo; history shows promo +75% over 80 days)" in s.loc["p_big", "challenger_note"]
     assert s.loc["p_big", "backtest_mase"] < plain.series.set_index("unique_id").loc["p_big", "backtest_mase"]
     # Never promoted, or promoted without any effect on demand: regressors do not matter, so the
@@ -172,6 +174,7 @@ def test_a_challenger_that_loses_the_backtest_changes_nothing(monkeypatch, promo
     assert out.forecasts.equals(_vectorised(history, future).forecasts)
     note = out.series.set_index("unique_id").loc["p_big", "challenger_note"]
     assert note.startswith("kept ") and ", mock " in note and ", average " in note
+    assert out.decision.endswith(": kept the vectorised choice on all 2 series")
 
 
 def test_too_few_series_to_pool_keep_the_vectorised_choice(monkeypatch, promo_world):
