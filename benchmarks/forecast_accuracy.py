@@ -390,6 +390,17 @@ def _write(path: Path, frames: list[pd.DataFrame]) -> None:
         out.to_csv(path, index=False)
 
 
+def _left_out(data: accuracy_data.Dataset, results: dict[str, dict]) -> str:
+    """Why fewer series were scored than the dataset holds ("" when every series was)."""
+    scored = max((r.get("series", 0) for r in results.values()), default=0)
+    total = int(data.frame["unique_id"].nunique())
+    if not scored or scored >= total:
+        return ""
+    return (f"{data.name}: {scored} of {total} series scored; the other {total - scored} lack a period of a held-out "
+            "window or any history before it (a missing period is unknown, not zero sales: --fill-missing zero "
+            "reads it as none sold)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit code (2 on a bad input file or argument)."""
     parser = _parser()
@@ -402,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     rows: list[dict[str, object]] = []
     written: list[pd.DataFrame] = []
+    left_out: list[str] = []
     payload: dict[str, object] = {"benchmark": "forecast_accuracy", "cores": cpu_count(),
                                   "challenger_top_n": args.challenger_top_n, "datasets": {}}
     try:
@@ -410,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             wanted = [m for m in models if data.models is None or m in data.models]
             results, forecasts = evaluate(data, wanted)
             rows += _rows(data.name, results)
+            left_out.append(_left_out(data, results))
             written.append(forecasts.assign(dataset=data.name))
             payload["datasets"][data.name] = {  # type: ignore[index]
                 "freq": data.freq, "horizon": data.horizon, "season_length": data.season_length,
@@ -422,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         _write(args.output, written)
     print(format_table(rows, ["dataset", "model", "rmsse", "mase", "rmsse_vs_snaive", "seconds", "series", "note"]))
+    if any(left_out):
+        print("".join(f"\n{line}" for line in left_out if line))
     emit_json(payload)
     return 0
 

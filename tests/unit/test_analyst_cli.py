@@ -113,6 +113,24 @@ def test_accuracy_benchmark_scores_a_file_and_writes_every_forecast(scanner, tmp
     assert result["models"]["naive"]["rmsse"] == pytest.approx(np.mean(rmsse))
 
 
+def test_accuracy_benchmark_says_which_series_a_missing_held_out_period_leaves_out(scanner, tmp_path, capsys):
+    panel = pd.read_csv(scanner)
+    last = panel["date"].max()
+    gap = tmp_path / "gap.csv"
+    # One series misses its last week: unknown, so it cannot be scored; the other five are.
+    first = panel[["item", "location"]].iloc[0]
+    drop = (panel["item"] == first["item"]) & (panel["location"] == first["location"]) & (panel["date"] == last)
+    panel[~drop].to_csv(gap, index=False)
+    assert _accuracy().main(["--input", str(gap), "--freq", "W", "--models", "naive"]) == 0
+    out = capsys.readouterr().out
+    assert "gap.csv: 5 of 6 series scored; the other 1 lack a period of a held-out window" in out
+    assert "--fill-missing zero" in out
+    assert json.loads(out.strip().splitlines()[-1])["datasets"]["gap.csv"]["models"]["naive"]["series"] == 5
+
+    assert _accuracy().main(["--input", str(gap), "--freq", "W", "--models", "naive", "--fill-missing", "zero"]) == 0
+    assert "series scored" not in capsys.readouterr().out
+
+
 def test_accuracy_benchmark_reports_a_bad_file_and_exits_2(bad_file, tmp_path, capsys):
     assert _accuracy().main(["--input", str(bad_file), "--models", "naive"]) == 2
     assert "required column 'units'" in _stderr_error(capsys, bad_file)
