@@ -14,11 +14,9 @@ import subprocess
 from pathlib import Path
 
 DAG_ID = "returns_routing"
-#: Returned lines of an ordinary day in the demo world (about a tenth of what its stores and web shop sell).
-RETURNS_PER_DAY = 150
 
 
-def land(world, root: str, ds: dt.date, *, through: dt.date | None = None, returns_per_day: int = RETURNS_PER_DAY,
+def land(world, root: str, ds: dt.date, *, through: dt.date | None = None, returns_per_day: int | None = None,
          seed: int | None = None) -> None:
     """Land the returns and closed loss-prevention cases of the policy's history before ``ds`` and of the days
     from ``ds`` to ``through`` (default ``ds``), and curate those before ``ds``.
@@ -28,7 +26,8 @@ def land(world, root: str, ds: dt.date, *, through: dt.date | None = None, retur
         root: data root.
         ds: the first day left for ``returns_routing`` to ingest.
         through: the last day landed.
-        returns_per_day: ordinary returns of an average day.
+        returns_per_day: ordinary returned lines of an average day (default: what the world's sales imply
+            at the departments' return rates, :func:`include.sample_data.returns.implied_returns_per_day`).
         seed: the returns' seed (default: the world's).
     """
     from include.governance.policy import load_policy
@@ -40,6 +39,8 @@ def land(world, root: str, ds: dt.date, *, through: dt.date | None = None, retur
     first = ds - dt.timedelta(days=history + 1)
     days = [first + dt.timedelta(days=i) for i in range(((through or ds) - first).days + 1)]
     seed = world.config.seed if seed is None else seed
+    if returns_per_day is None:
+        returns_per_day = sample_returns.implied_returns_per_day(world)
     extract, truth = sample_returns.returns_detail(
         world, days, seed=seed, config=sample_returns.ReturnsConfig(returns_per_day=returns_per_day))
     cases = sample_returns.lp_cases(extract, truth, seed=seed)

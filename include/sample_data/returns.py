@@ -5,8 +5,10 @@ its date (when the receipt is matched), a pseudonymous customer, how it was boug
 where it was received, the price it sold at, the refund, the reason and the grade after inspection
 (A new, B open box, C damaged, D unsellable), and the supplier batch printed on the unit.
 
-Ordinary returns follow the world's sales (SKUs weighted by sales and by their department's return rate)
-with department-specific reasons: apparel comes back for size and fit, electronics for defects. On top,
+Ordinary returns follow the world's sales per channel: an SKU's store and web sales, each weighted by
+its department's return rate, web purchases :data:`ONLINE_RETURN_FACTOR` times as often as store ones
+(online shoppers cannot try before they buy), so that a channel's return rate stays a share of what it
+sold; reasons are department-specific: apparel comes back for size and fit, electronics for defects. On top,
 deterministically from the world's seed, ``seed`` and the day, the generator injects patterns whose truth
 (``return_id, pattern, is_fraud, fraud_value``) stays in a separate frame:
 
@@ -66,7 +68,13 @@ DEPT_REASONS = {"Apparel": (0.50, 0.05, 0.04, 0.12, 0.05, 0.21, 0.03),
 REASON_GRADES = np.array([(0.75, 0.22, 0.03, 0.00), (0.00, 0.10, 0.50, 0.40), (0.00, 0.10, 0.50, 0.40),
                           (0.50, 0.40, 0.08, 0.02), (0.80, 0.18, 0.02, 0.00), (0.60, 0.33, 0.05, 0.02),
                           (0.85, 0.15, 0.00, 0.00)])
-_CHANNEL_P = (0.62, 0.23, 0.15)  # store, web, app
+_CHANNEL_P = (0.62, 0.23, 0.15)  # store, web, app: the injected patterns' purchase channels
+#: How many times as often a unit bought online comes back as one bought in a store.
+ONLINE_RETURN_FACTOR = 2.5
+#: Of the online purchases, the share made in the app (the rest on the web).
+_APP_SHARE = 0.4
+#: Units on an ordinary returned line, and how often.
+_QTY, _QTY_P = (1, 2, 3), (0.88, 0.10, 0.02)
 #: Batch codes are ``supplier * 100_000 + week since 1970-01-05``; codes from _RELATIVE on count weeks back
 #: from the return day until the day is known.
 _RELATIVE = 50_000
@@ -121,7 +129,8 @@ class _Entities:
     price: np.ndarray
     dept: np.ndarray  # object
     supplier: np.ndarray  # int
-    weight: np.ndarray  # sampling weight of ordinary returns
+    weight: np.ndarray  # [2 * skus] sampling weight of ordinary returns: store purchases, then online ones
+    store_weight: np.ndarray  # [skus] sampling weight of a return bought in a store
     reason_cum: np.ndarray  # [skus, reasons] cumulative reason mix
     stores: np.ndarray  # location rows of stores
     store_region: np.ndarray
@@ -139,8 +148,8 @@ def _entities(world: World, seed: int, config: ReturnsConfig) -> _Entities:
     rng = np.random.default_rng([world.config.seed, seed, 17_001])
     items, locs = world.items, world.locations
     dept = items["department"].to_numpy(object)
-    sold = world._sim.sales[:, world._sim.sell_rows].sum(axis=(0, 1)).astype(float) + 1.0
-    rate = np.array([DEPT_RETURN_RATE.get(d, DEPT_RETURN_RATE["*"]) for d in dept])
+    in_store, online = _expected_returns(world, slice(None))
+    in_store = in_store + _dept_rates(dept)  # every SKU can come back, even one that never sold in a store
     mix = np.array([DEPT_REASONS.get(d, DEPT_REASONS["*"]) for d in dept])
     supplier = pd.Index(world.suppliers["supplier_id"]).get_indexer(items["supplier_id"])
     kind = locs["location_type"].to_numpy(object)
@@ -157,7 +166,8 @@ def _entities(world: World, seed: int, config: ReturnsConfig) -> _Entities:
     ring_region = region[rng.integers(len(stores))]
     ring = rng.permutation(stores[region == ring_region])[:4]
     return _Entities(
-        price=items["unit_price"].to_numpy(float), dept=dept, supplier=supplier, weight=sold * rate / (sold * rate).sum(),
+        price=items["unit_price"].to_numpy(float), dept=dept, supplier=supplier, weight=np.concatenate([in_store, online]) / (in_store.sum() + online.sum()),
+        store_weight=in_store / in_store.sum(),
         reason_cum=np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1), stores=stores, store_region=region,
         fc=int(np.nonzero(kind == "ecom_fc")[0][0]) if (kind == "ecom_fc").any() else int(stores[0]),
         n_cust=config.returns_per_day * config.customers_per_daily_return,
@@ -166,17 +176,38 @@ def _entities(world: World, seed: int, config: ReturnsConfig) -> _Entities:
         defect_start=start, events=events)
 
 
+def _dept_rates(dept: np.ndarray) -> np.ndarray:
+    return np.array([DEPT_RETURN_RATE.get(d, DEPT_RETURN_RATE["*"]) for d in dept])
+
+
+def _expected_returns(world: World, days: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Per SKU, the units the ``days`` of store sales and of web sales bring back at the department rates."""
+    sim = world._sim
+    rate = _dept_rates(world.items["department"].to_numpy(object))
+    in_store = sim.sales[days][:, sim.store_rows].sum(axis=(0, 1)).astype(float) * rate
+    return in_store, sim.sales[days][:, sim.fc_row].sum(axis=0).astype(float) * rate * ONLINE_RETURN_FACTOR
+
+
+def implied_returns_per_day(world: World, window: int = 28) -> int:
+    """Ordinary returned lines a day that the world's last ``window`` days of sales imply at the department
+    return rates (web purchases :data:`ONLINE_RETURN_FACTOR` times as often): the ``returns_per_day`` at
+    which each channel's and category's return rate is its department's."""
+    in_store, online = _expected_returns(world, slice(-window, None))
+    units_per_line = float(np.dot(_QTY, _QTY_P))
+    return max(1, round(float(in_store.sum() + online.sum()) / window / units_per_line))
+
+
 def _draw(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Category per row from per-row cumulative probabilities ``cum`` [rows, k] and uniforms ``u``."""
     return np.minimum((u[:, None] > cum).sum(axis=1), cum.shape[1] - 1)
 
 
 def _ordinary(rng, ent: _Entities, config: ReturnsConfig, n: int) -> dict[str, np.ndarray]:
-    """``n`` ordinary returns: customers from the pool, SKUs by sales and return rate."""
+    """``n`` ordinary returns: customers from the pool, SKUs and channels by sales and return rate."""
     cust = np.floor(ent.n_cust * rng.random(n) ** 1.6).astype(np.int64)  # some customers return more
-    sku = rng.choice(len(ent.price), n, p=ent.weight)
-    pchan = rng.choice(3, n, p=_CHANNEL_P)
-    online = pchan > 0
+    bought = rng.choice(len(ent.weight), n, p=ent.weight)
+    sku, online = bought % len(ent.price), bought >= len(ent.price)
+    pchan = np.where(online, np.where(rng.random(n) < _APP_SHARE, 2, 1), 0)
     mail = online & (rng.random(n) < 0.7)
     home = ent.stores[(cust * 2_654_435_761) % len(ent.stores)]
     loc = np.where(rng.random(n) < 0.85, home, rng.choice(ent.stores, n))
@@ -192,7 +223,7 @@ def _ordinary(rng, ent: _Entities, config: ReturnsConfig, n: int) -> dict[str, n
 def _assemble(rng, ent, sku, cust, pchan, rchan, loc, dsp, reason, grade, receipt, discount, pattern,
               refund_factor=None, batch=None) -> dict[str, np.ndarray]:
     n = len(sku)
-    qty = rng.choice([1, 2, 3], n, p=[0.88, 0.10, 0.02])
+    qty = rng.choice(_QTY, n, p=_QTY_P)
     # Without a receipt the desk cannot see the price paid: the refund is at today's shelf price.
     price = np.round(ent.price[sku] * np.where(receipt, 1.0 - discount, 1.0), 2)
     factor = np.ones(n) if refund_factor is None else refund_factor
@@ -213,7 +244,7 @@ def _injected(rng, ent: _Entities, config: ReturnsConfig, day: np.datetime64, n0
     who = np.repeat(np.arange(config.n_serial), k)
     if len(who):
         n = len(who)
-        sku = rng.choice(len(ent.price), n, p=ent.weight)
+        sku = rng.choice(len(ent.price), n, p=ent.store_weight)
         parts.append(_assemble(rng, ent, sku, ent.n_cust + who, np.zeros(n, int), np.zeros(n, int),
                                ent.serial_stores[who, rng.integers(0, 3, n)], rng.integers(15, 46, n),
                                rng.choice([5, 3, 0], n, p=[0.5, 0.3, 0.2]), rng.choice(3, n, p=[0.3, 0.6, 0.1]),

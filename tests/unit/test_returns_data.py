@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from include.contracts.contract import load_contracts
@@ -94,6 +95,40 @@ def test_injected_patterns_look_as_described(month):
     assert defect["supplier_batch_id"].nunique() == 1 and (defect["reason_code"] == "defective").all()
     serial = extract[pattern == "serial_returner"]
     assert serial.groupby("customer_id", observed=True).size().max() >= 5
+
+
+def test_ordinary_returns_follow_each_channels_sales_and_the_implied_volume_their_rates(world):
+    sim = world._sim
+    dept = world.items["department"].to_numpy(object)
+    rate = np.array([sample_returns.DEPT_RETURN_RATE.get(d, sample_returns.DEPT_RETURN_RATE["*"]) for d in dept])
+
+    def expected(days):
+        return (sim.sales[days][:, sim.store_rows].sum(axis=(0, 1)) * rate,
+                sim.sales[days][:, sim.fc_row].sum(axis=0) * rate * sample_returns.ONLINE_RETURN_FACTOR)
+
+    def ordinary(per_day):
+        extract, truth = sample_returns.returns_detail(
+            world, 28, seed=4, config=sample_returns.ReturnsConfig(returns_per_day=per_day))
+        lines = extract[truth["pattern"].isin(["normal", "apparel_size"]).to_numpy()]
+        web = lines["purchase_channel"].astype(str).isin(["web", "app"]).to_numpy()
+        sku = world.items["sku"].astype(str).to_numpy()
+        return lines, web, pd.Index(sku).get_indexer(lines["sku"].astype(str))
+
+    # Each SKU comes back from web orders in the share its web sales (2.5 times as likely to return) hold of
+    # its returns over the world's history, not in one share for every item.
+    in_store, on_web = expected(slice(None))
+    lines, web, row = ordinary(2_000)
+    units = lines["quantity"].to_numpy(float)
+    returned = np.bincount(row, weights=units, minlength=len(rate))
+    from_web = np.bincount(row, weights=units * web, minlength=len(rate))
+    share = on_web / (in_store + on_web)
+    busy = returned >= 500
+    assert busy.sum() >= 5 and np.abs(from_web[busy] / returned[busy] - share[busy]).max() < 0.05
+
+    # At the volume the sales imply, the units returned are what the 28 days sold at those rates.
+    in_store, on_web = expected(slice(-28, None))
+    lines, _, _ = ordinary(sample_returns.implied_returns_per_day(world, window=28))
+    assert lines["quantity"].sum() == pytest.approx(in_store.sum() + on_web.sum(), rel=0.15)
 
 
 def test_a_day_alone_equals_the_same_day_in_a_range(world, month):
