@@ -23,6 +23,7 @@ quarantined.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import fsspec
 import numpy as np
@@ -359,25 +360,28 @@ def _parquet_retyped(values: pd.Series, logical_type: str) -> str | None:
     return None
 
 
-def fill_missing_columns(contract: Contract, parsed: ParsedExtract) -> ParsedExtract:
+def fill_missing_columns(contract: Contract, parsed: ParsedExtract, only: Sequence[str] | None = None
+                         ) -> ParsedExtract:
     """The extract with each missing contract column delivered empty: typed nulls, and null as delivered.
 
     What typing the rows together with a delivery that has the column gives them, for a load that parses
-    a history in parts and decides schema drift on the whole.
+    a history in parts and decides schema drift on the whole, and for an optional column a file leaves out.
 
     Args:
         contract: the extract's contract.
         parsed: the parsed extract.
+        only: fill only these of the missing columns (default: every one).
 
     Returns:
-        The same extract (same objects) with no missing columns.
+        The same extract (same objects) with the columns filled no longer missing.
     """
-    if not parsed.missing_columns:
+    fill = [c for c in parsed.missing_columns if only is None or c in only]
+    if not fill:
         return parsed
     n = len(parsed.frame)
     nulls = repeated_strings([None], [n], ARROW_STRING)
     typed = {col.name: _type_column(nulls, col.type)[0].set_axis(parsed.frame.index)
-             for col in contract.columns if col.name in parsed.missing_columns}
+             for col in contract.columns if col.name in fill}
     frame = parsed.frame
     order = [c for c in contract.column_names if c in typed or c in frame.columns] + \
         [c for c in frame.columns if c not in contract.column_names]
@@ -385,7 +389,7 @@ def fill_missing_columns(contract: Contract, parsed: ParsedExtract) -> ParsedExt
     store = parsed._raw_store  # noqa: SLF001 - the compact store, not a materialised copy
     parsed.raw = pd.DataFrame({**{c: store[c] for c in store.columns},
                                **{c: nulls.set_axis(store.index) for c in typed}}, copy=False)
-    parsed.missing_columns = []
+    parsed.missing_columns = [c for c in parsed.missing_columns if c not in typed]
     return parsed
 
 
@@ -502,8 +506,6 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
     raw = pd.concat(raws, ignore_index=True) if len(raws) > 1 else raws[0].reset_index(drop=True)
     del raws
     absent = [c.name for c in contract.columns if c.name not in raw.columns]
-    optional = {c.name for c in contract.columns if c.optional}
-    missing = [c for c in absent if c not in optional]
     extra = [str(c) for c in raw.columns if c not in contract.column_names]
     index = raw.index
     # The delivered values by column; a column typed by value is replaced by its compact (encoded) form as
@@ -561,10 +563,8 @@ def parse_extracts(contract: Contract, files: list[tuple[str, str]], *,
         log.warning("%s: columns not in contract %s v%s: %s", files[0][0], contract.id, contract.version, extra)
     parsed = ParsedExtract(frame=frame, raw=raw, type_errors=type_errors, structure_errors=structure,
                            structure_rule=RECORD_RULE if contract.file_format == "jsonl" else FIELDS_RULE,
-                           missing_columns=[c for c in absent if c in optional], extra_columns=extra,
+                           missing_columns=absent, extra_columns=extra,
                            retyped_columns=retyped, column_types={c.name: c.type for c in contract.columns},
                            type_counts=type_counts)
     # An optional column the file leaves out is delivered empty; any other missing column is drift.
-    fill_missing_columns(contract, parsed)
-    parsed.missing_columns = missing
-    return parsed
+    return fill_missing_columns(contract, parsed, [c.name for c in contract.columns if c.optional])
