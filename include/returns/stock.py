@@ -34,8 +34,12 @@ TransferDays = float | Mapping[str, float]
 def first_return_day(day: dt.date, *, lag_days: int, transfer_days: TransferDays) -> dt.date:
     """The earliest return day whose released units :func:`returning_units` may still count on ``day``'s
     night: a transferred unit's, the slowest to show (it shows ``lag_days + ceil(transfer_days)`` after)."""
-    longest = max(transfer_days.values(), default=0.0) if isinstance(transfer_days, Mapping) else transfer_days
-    return day - dt.timedelta(days=lag_days + math.ceil(longest) - 1)
+    return day - dt.timedelta(days=lag_days + math.ceil(max(_by_place(transfer_days).values(), default=0.0)) - 1)
+
+
+def _by_place(transfer_days: TransferDays) -> Mapping[str, float]:
+    """``transfer_days`` as destination -> days, ``"*"`` for the destinations not named."""
+    return transfer_days if isinstance(transfer_days, Mapping) else {"*": transfer_days}
 
 
 def transfer_days_by_location(locations: pd.DataFrame, default: float) -> dict[str, float]:
@@ -64,7 +68,7 @@ def returning_units(released: pd.DataFrame, day: dt.date, *, lag_days: int, tran
     missing = [c for c in RELEASED_COLUMNS if c not in released.columns]
     if missing:
         raise ValueError(f"released return dispositions lack column(s) {missing}")
-    by_place = transfer_days if isinstance(transfer_days, Mapping) else {"*": transfer_days}
+    by_place = _by_place(transfer_days)
     if lag_days < 0 or min(by_place.values(), default=0.0) < 0:
         raise ValueError(f"lag_days and transfer_days must not be negative, got {lag_days}, {transfer_days}")
     lines = released[released["action"].isin(RESTOCKING_ACTIONS) & released["to_location"].notna()]

@@ -150,6 +150,7 @@ def _entities(world: World, seed: int, config: ReturnsConfig) -> _Entities:
     dept = items["department"].to_numpy(object)
     in_store, online = _expected_returns(world, slice(None))
     in_store = in_store + _dept_rates(dept)  # every SKU can come back, even one that never sold in a store
+    returned = in_store.sum() + online.sum()
     mix = np.array([DEPT_REASONS.get(d, DEPT_REASONS["*"]) for d in dept])
     supplier = pd.Index(world.suppliers["supplier_id"]).get_indexer(items["supplier_id"])
     kind = locs["location_type"].to_numpy(object)
@@ -166,8 +167,8 @@ def _entities(world: World, seed: int, config: ReturnsConfig) -> _Entities:
     ring_region = region[rng.integers(len(stores))]
     ring = rng.permutation(stores[region == ring_region])[:4]
     return _Entities(
-        price=items["unit_price"].to_numpy(float), dept=dept, supplier=supplier, weight=np.concatenate([in_store, online]) / (in_store.sum() + online.sum()),
-        store_weight=in_store / in_store.sum(),
+        price=items["unit_price"].to_numpy(float), dept=dept, supplier=supplier,
+        weight=np.concatenate([in_store, online]) / returned, store_weight=in_store / in_store.sum(),
         reason_cum=np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1), stores=stores, store_region=region,
         fc=int(np.nonzero(kind == "ecom_fc")[0][0]) if (kind == "ecom_fc").any() else int(stores[0]),
         n_cust=config.returns_per_day * config.customers_per_daily_return,
