@@ -50,12 +50,17 @@ class ShockConfig:
         min_daily_units: A shock falls on a SKU that usually sells at least this many units a day where it
             surges (the web shop, the region's stores together, or the store): a promotion or a viral item,
             not a slow line selling one a week (where the scope has no such SKU, on its best sellers).
+        min_days_between: A SKU surges again at a location no sooner than this many days after it last
+            surged there (0: no limit). A shock is a surge the forecast could not know; a cell that surged
+            yesterday and the day before has made surges part of its history, and the forecast's error at
+            that cell with it. When a scope has no such cell left, the shock goes to a scope that has.
     """
 
     days: int = 0
     per_day: int = 2
     scopes: tuple[float, float, float] = (0.4, 0.3, 0.3)
     min_daily_units: float = 10.0
+    min_days_between: int = 28
 
     def __post_init__(self) -> None:
         if self.days < 0 or self.per_day < 0:
@@ -64,6 +69,8 @@ class ShockConfig:
             raise ValueError(f"shock scopes must be three non-negative weights, got {self.scopes}")
         if self.min_daily_units < 0:
             raise ValueError(f"min_daily_units must be >= 0, got {self.min_daily_units}")
+        if self.min_days_between < 0:
+            raise ValueError(f"min_days_between must be >= 0, got {self.min_days_between}")
 
 
 def hour_shares(is_store: np.ndarray, weekday: int) -> np.ndarray:
@@ -106,19 +113,34 @@ def plan_shocks(config: ShockConfig, *, seed: int, n_days: int, first_day: int, 
         "store": [((int(r),), k, usual[r, k]) for r in store_rows for k in range(usual.shape[1])],
     }
     eligible = {scope: _sellers(found, config.min_daily_units, config.per_day) for scope, found in cells.items()}
+    scopes = np.array(["online", "region", "store"])
     weights = np.asarray(config.scopes, float) / sum(config.scopes)
+    last: dict[tuple[int, int], int] = {}  # (location row, sku) -> day it last surged
     rows = []
     for day in range(max(first_day, n_days - config.days), n_days):
         taken: set[int] = set()
+
+        def fresh(cell: tuple, day: int = day, taken: set[int] = taken) -> bool:
+            where, k, _ = cell
+            return k not in taken and all(day - last.get((r, k), -10**9) >= max(config.min_days_between, 1)
+                                          for r in where)
+
         for _ in range(config.per_day):
-            scope = str(rng.choice(["online", "region", "store"], p=weights))
-            free = [c for c in eligible[scope] if c[1] not in taken]
+            scope = str(rng.choice(scopes, p=weights))
+            free = [c for c in eligible[scope] if fresh(c)]
+            if not free:  # the scope's sellers all surged lately (or today): another scope's, if one has any
+                open_ = np.array([weights[i] > 0 and any(fresh(c) for c in eligible[s])
+                                  for i, s in enumerate(scopes)])
+                if open_.any():
+                    scope = str(rng.choice(scopes[open_], p=weights[open_] / weights[open_].sum()))
+                    free = [c for c in eligible[scope] if fresh(c)]
             if not free:  # every eligible SKU shocked today already: the scope's best seller not yet shocked
                 free = sorted((c for c in cells[scope] if c[1] not in taken), key=lambda c: -c[2])[:1]
             if not free:
                 continue
             where, k, _ = free[int(rng.integers(len(free)))]
             taken.add(k)
+            last.update({(r, k): day for r in where})
             rows.append((f"SH{len(rows) + 1:05d}", day, int(k), scope, where,
                          int(rng.integers(ONSET_HOURS[0], ONSET_HOURS[1] + 1)),
                          float(np.round(rng.uniform(*RATIO_RANGE), 2))))

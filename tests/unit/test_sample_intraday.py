@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from include.sample_data.generator import PRESETS, generate_world
-from include.sample_data.intraday import ONSET_HOURS, RATIO_RANGE, STORE_HOURS, ShockConfig, split_by_hour
+from include.sample_data.intraday import (
+    ONSET_HOURS,
+    RATIO_RANGE,
+    STORE_HOURS,
+    ShockConfig,
+    plan_shocks,
+    split_by_hour,
+)
 from include.sample_data.intraday_landing import (
     SNAPSHOT_HOURS,
     hourly_store_sales,
@@ -126,3 +133,29 @@ def test_shocks_fall_on_skus_that_sell_where_they_surge():
     assert world.shocks.groupby("date")["sku"].nunique().eq(3).all()  # three SKUs a day, none twice
     plain = generate_world(PRESETS["tiny"])
     assert world.true_demand["demand"].mean() > 5 * plain.true_demand["demand"].mean()
+
+
+def _cells_surged(shocks: pd.DataFrame) -> list[tuple[int, int, int]]:
+    """(location row, sku, day) of every location a shock covers."""
+    return [(r, s.sku, s.day) for s in shocks.itertuples() for r in s.rows]
+
+
+def test_a_cell_surges_again_only_after_min_days_between():
+    # A web shop (row 0) and six stores in two regions; twelve SKUs sell 40 a day at the FC, four at the
+    # stores: 24 surges in 8 days leave a scope without a fresh cell on some draws, never all of them.
+    usual = np.zeros((7, 12))
+    usual[0, :] = 40.0
+    usual[1:, :4] = 40.0
+    kwargs = dict(seed=3, n_days=30, first_day=0, usual=usual, store_rows=np.arange(1, 7),
+                  store_region=np.array([0, 0, 0, 1, 1, 1]), fc_row=0)
+    spaced = plan_shocks(ShockConfig(days=8, per_day=3, min_daily_units=30, min_days_between=28), **kwargs)
+    assert len(spaced) == 24 and spaced.groupby("day")["sku"].nunique().eq(3).all()
+    seen = _cells_surged(spaced)
+    assert len({(r, k) for r, k, _ in seen}) == len(seen)  # no location and SKU twice
+    assert all(usual[list(s.rows), s.sku].sum() >= 30 for s in spaced.itertuples())  # still on sellers
+    # Without the spacing the same draw surges cells again within days.
+    repeated = _cells_surged(plan_shocks(ShockConfig(days=8, per_day=3, min_daily_units=30, min_days_between=0),
+                                         **kwargs))
+    assert len({(r, k) for r, k, _ in repeated}) < len(repeated)
+    with pytest.raises(ValueError, match="min_days_between"):
+        ShockConfig(min_days_between=-1)
