@@ -497,7 +497,8 @@ def run(args: argparse.Namespace) -> dict:
     from include.sample_data.intraday import ShockConfig
 
     started = time.perf_counter()
-    config = dataclasses.replace(PRESETS[args.preset], volume=args.volume, shocks=ShockConfig(
+    config = dataclasses.replace(PRESETS[args.preset], volume=args.volume, seed=args.seed or PRESETS[args.preset].seed,
+                                 shocks=ShockConfig(
         days=args.days, per_day=args.per_day, min_daily_units=args.min_daily_units))
     world = generate_world(config)
     sim = world._sim
@@ -553,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 shocked days and 30,000 series timed")
     ap.add_argument("--preset", default="small", help="generator preset of the world")
     ap.add_argument("--volume", type=float, default=5.0, help="the world's units per day multiplier")
+    ap.add_argument("--seed", type=int, help="the world's seed (default: the preset's)")
     ap.add_argument("--days", type=int, default=14, help="shocked days (the last days of history)")
     ap.add_argument("--per-day", type=int, default=3, help="shocks per day")
     ap.add_argument("--min-daily-units", type=float, default=30.0, help="a shocked cell's usual units a day, at least")
@@ -603,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         if speed["series"] >= 100_000 else None, "sensing_speed": speed, "run_seconds_small": run_small, "dag_run": dag,
         "series": out["days"][0]["series"] if out["days"] else 0, "series_days": sum(d["series"] for d in out["days"]),
         "shocks": len(shocks), "shocked_days": len(out["days"]), "regions_pooled": out["regions"],
-        "world": {"preset": args.preset, "volume": args.volume, "days": args.days, "per_day": args.per_day,
+        "world": {"preset": args.preset, "seed": world.config.seed, "volume": args.volume, "days": args.days,
+                  "per_day": args.per_day,
                   "min_daily_units": args.min_daily_units, "locations": len(world.locations), "skus": len(world.items)},
         "settings": {"transfer_hours": out["setup"].costs.transfer_hours,
                      "expedite_hours": out["setup"].costs.expedite_hours,
