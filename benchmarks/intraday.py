@@ -11,7 +11,9 @@ alarm of each short series into urgent moves, which are replayed hour by hour ag
 hourly demand to count the sales lost. The baseline, the nightly alone, sees the shock in the next
 night's history and proposes at 02:00 the day after; the second, the nightly with a web fallback, also
 serves the web shop's orders from the stores' spare stock once the FC is out (:func:`replay_web_fallback`),
-as an order management system routing web orders to stores does, without any sensing. Last, ``sense_day``
+as an order management system routing web orders to stores does (``order_orchestration``'s batches),
+without any sensing. Both workflows together, the intraday's moves and that fallback, are replayed too:
+what a retailer running both loses. Last, ``sense_day``
 and ``sense`` are timed on 100,000 synthetic series at 15:00.
 
     PYTHONPATH=. .venv/bin/python benchmarks/intraday.py            # 14 shocked days x 3 shocks, the DAG timed
@@ -78,16 +80,22 @@ def replay_hours(demand: np.ndarray, stock: np.ndarray, inflow: np.ndarray) -> t
 
 
 def replay_web_fallback(web: np.ndarray, web_stock: float, stores: np.ndarray, store_stock: np.ndarray,
-                        keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                        keep: np.ndarray, web_inflow: np.ndarray | None = None,
+                        store_inflow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The web shop's ``[24]`` hourly demand served by its FC from ``web_stock`` and, once the FC is out,
     by the stores (``[n, 24]`` demand, ``[n]`` opening stock) beyond what each keeps for its own customers
     at each hour (``keep``, ``[n, 24]``), the store with the most to spare first: the order management
-    system's fallback to the stores, with no sensing. Each hour the stores serve their own customers
-    first. Returns ``([24] web units lost, [n, 24] store units lost)``."""
+    system's fallback to the stores. Each hour the stores serve their own customers first. Units arriving
+    (or leaving, negative) at the start of each hour, as :func:`replay_hours` takes them: ``web_inflow``
+    ``[24]`` at the FC, ``store_inflow`` ``[n, 24]`` at the stores (none: no sensing, the fallback alone).
+    Returns ``([24] web units lost, [n, 24] store units lost)``."""
     stores = np.asarray(stores, float)
+    web_in = np.zeros(stores.shape[1]) if web_inflow is None else np.asarray(web_inflow, float)
+    store_in = np.zeros_like(stores) if store_inflow is None else np.asarray(store_inflow, float)
     left_web, left = float(web_stock), np.asarray(store_stock, float).copy()
     lost_web, lost = np.zeros(stores.shape[1]), np.zeros_like(stores)
     for h in range(stores.shape[1]):
+        left_web, left = max(left_web + float(web_in[h]), 0.0), np.maximum(left + store_in[:, h], 0.0)
         sold = np.minimum(stores[:, h], left)
         lost[:, h], left = stores[:, h] - sold, left - sold
         need = float(web[h]) - min(float(web[h]), left_web)
@@ -310,6 +318,8 @@ def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: 
             "lost_nightly": float(lost_n[idx, s.onset_hour:].sum()), "lost_intraday": float(lost_i[idx, s.onset_hour:].sum()),
             "lost_web_fallback": _fallback_lost(world, day, s, keep) if keep is not None and s.scope == "online"
             else float(lost_n[idx, s.onset_hour:].sum()),
+            "lost_intraday_web_fallback": _fallback_lost(world, day, s, keep, inflow)
+            if keep is not None and s.scope == "online" else float(lost_i[idx, s.onset_hour:].sum()),
         })
     others = [i for cell, i in at.items() if cell not in covered]
     change = (lost_i[others] - lost_n[others]).sum(axis=1)
@@ -323,15 +333,18 @@ def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: 
                  "recovered_elsewhere": float(-change.clip(max=0).sum())}
 
 
-def _fallback_lost(world, day: Day, shock, keep) -> float:  # noqa: ANN001
+def _fallback_lost(world, day: Day, shock, keep, inflow: np.ndarray | None = None) -> float:  # noqa: ANN001
     """Units an online shock loses from its onset when the stores serve what the FC cannot, counting the
-    sales the stores lose for it."""
+    sales the stores lose for it; with the intraday's ``inflow`` (``[locations, skus, 25]``), with its moves
+    too: both workflows running, the sensing's moves and the order management's fallback."""
     sim = world._sim
     k = pd.Index(sim.skus).get_loc(shock.sku)
     stores = day.demand[sim.store_rows, k]
+    web_in = None if inflow is None else inflow[sim.fc_row, k, :HOURS]
+    store_in = np.zeros_like(stores) if inflow is None else inflow[sim.store_rows, k, :HOURS]
     web_lost, store_lost = replay_web_fallback(day.demand[sim.fc_row, k], day.opening[sim.fc_row, k], stores,
-                                               day.opening[sim.store_rows, k], keep(shock.sku))
-    _, alone = replay_hours(stores, day.opening[sim.store_rows, k], np.zeros_like(stores))
+                                               day.opening[sim.store_rows, k], keep(shock.sku), web_in, store_in)
+    _, alone = replay_hours(stores, day.opening[sim.store_rows, k], store_in)
     return float(web_lost[shock.onset_hour:].sum() + (store_lost - alone)[:, shock.onset_hour:].sum())
 
 
@@ -455,6 +468,7 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
     donors = sum(d["donors_extra_lost"] for d in days)
     lost_n, lost_i = shocks["lost_nightly"].sum(), shocks["lost_intraday"].sum() + donors
     lost_f = shocks["lost_web_fallback"].sum()
+    lost_b = shocks["lost_intraday_web_fallback"].sum() + donors
     fig = {
         "recall": round(float(shocks["detected"].mean()), 4) if len(shocks) else None,
         "median_hours_to_proposal": float(found["hours_to_proposal"].median()) if len(found) else None,
@@ -467,6 +481,9 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
         "lost_sales_reduction_vs_nightly": round(1.0 - lost_i / lost_n, 4) if lost_n > 0 else None,
         "lost_sales_nightly_web_fallback": lost_f,
         "lost_sales_reduction_vs_nightly_web_fallback": round(1.0 - lost_i / lost_f, 4) if lost_f > 0 else None,
+        "lost_sales_intraday_web_fallback": lost_b,
+        "lost_sales_reduction_both_vs_nightly": round(1.0 - lost_b / lost_n, 4) if lost_n > 0 else None,
+        "lost_sales_reduction_both_vs_nightly_web_fallback": round(1.0 - lost_b / lost_f, 4) if lost_f > 0 else None,
         "alarms_before_onset": int((found["alarm_hour"] < found["onset_hour"]).sum()),
     }
     table = [{"approach": "intraday (Shelfwise)", "recall": fig["recall"], "median_hours": fig["median_hours_to_proposal"],
@@ -475,7 +492,10 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
               "false_alarms_per_1000_series_day": 0.0, "lost_sales": lost_n},
              {"approach": "nightly + web orders from stores when the FC is out", "recall": 1.0,
               "median_hours": fig["nightly_median_hours_to_proposal"], "false_alarms_per_1000_series_day": 0.0,
-              "lost_sales": lost_f}]
+              "lost_sales": lost_f},
+             {"approach": "intraday + web orders from stores when the FC is out (both workflows)",
+              "recall": fig["recall"], "median_hours": fig["median_hours_to_proposal"],
+              "false_alarms_per_1000_series_day": fig["false_alarms_per_1000_series_day"], "lost_sales": lost_b}]
     groups = [("scope", s, shocks[shocks["scope"] == s]) for s in ("online", "region", "store")]
     labels = shocks["expected_extra_first_3h"].map(bucket)
     groups += [("extra units, first 3 h", b, shocks[labels == b]) for b in dict.fromkeys(map(bucket, BUCKETS[:-1]))]
@@ -484,7 +504,8 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
                   "median_hours": float(part.loc[part["detected"], "hours_to_proposal"].median())
                   if part["detected"].any() else None,
                   "lost_nightly": part["lost_nightly"].sum(), "lost_web_fallback": part["lost_web_fallback"].sum(),
-                  "lost_intraday": part["lost_intraday"].sum()}
+                  "lost_intraday": part["lost_intraday"].sum(),
+                  "lost_intraday_web_fallback": part["lost_intraday_web_fallback"].sum()}
                  for by, g, part in groups]
     return fig, table, breakdown
 
@@ -589,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + format_table(table, ["approach", "recall", "median_hours", "false_alarms_per_1000_series_day",
                                       "lost_sales"]))
     print("\n" + format_table(breakdown, ["by", "group", "shocks", "detected", "recall", "median_hours",
-                                          "lost_nightly", "lost_web_fallback", "lost_intraday"]))
+                                          "lost_nightly", "lost_web_fallback", "lost_intraday",
+                                          "lost_intraday_web_fallback"]))
     print("\n" + format_table([speed], list(speed)))
     dag = None
     if not args.no_dag:

@@ -43,3 +43,19 @@ def test_the_web_fallback_serves_what_the_fc_cannot_from_the_stores_beyond_their
     # The stores' own customers come first; a store never gives below what it keeps.
     web_lost, store_lost = replay_web_fallback(web, 0.0, stores, np.array([6.0, 0.0]), keep)
     assert web_lost.tolist() == [2.0, 6.0, 6.0] and store_lost.sum() == 0.0
+
+
+def test_the_web_fallback_with_the_intraday_moves_serves_from_what_arrives_first():
+    web = np.array([2.0, 6.0, 6.0])
+    stores = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    keep = np.array([[5.0, 5.0, 5.0], [0.0, 0.0, 0.0]])
+    # Five units reach the FC at the start of hour 1 and the second store gives 3 away then (a transfer):
+    # hour 1 takes the FC's 2 + 5 - 6 = 1 left, hour 2 that one and the first store's 1 spare: 4 lost.
+    web_lost, store_lost = replay_web_fallback(web, 4.0, stores, np.array([9.0, 3.0]), keep,
+                                               web_inflow=np.array([0.0, 5.0, 0.0]),
+                                               store_inflow=np.array([[0.0, 0.0, 0.0], [0.0, -3.0, 0.0]]))
+    assert web_lost.tolist() == [0.0, 0.0, 4.0] and store_lost.sum() == 0.0
+    # No moves is the fallback alone.
+    alone = replay_web_fallback(web, 4.0, stores, np.array([9.0, 3.0]), keep)
+    moved_nothing = replay_web_fallback(web, 4.0, stores, np.array([9.0, 3.0]), keep, np.zeros(3), np.zeros((2, 3)))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, moved_nothing, strict=True))
