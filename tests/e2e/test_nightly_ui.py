@@ -72,6 +72,19 @@ def _status(api: ApiSession, path: str) -> int:
         return exc.status
 
 
+def _create_backfill(api: ApiSession, body: dict, attempts: int = 10) -> dict:
+    """``POST /api/v2/backfills``, again while the SQLite metadata DB is busy: Airflow refuses a backfill
+    with HTTP 503 while another writer (here the scheduler) holds the database, as the README says."""
+    for _ in range(attempts - 1):
+        try:
+            return api.call("POST", "/api/v2/backfills", body=body)
+        except AirflowApiError as exc:
+            if exc.status != 503:
+                raise
+            time.sleep(3)
+    return api.call("POST", "/api/v2/backfills", body=body)
+
+
 def _clean(erp_url: str) -> None:
     clear_run_lines(DAG_ID, DS)  # as the owner: the application role cannot delete decided lines
 
@@ -259,7 +272,7 @@ def test_a_backfill_replays_a_past_night_without_touching_the_erp(airflow, erp_u
     with db.connect(erp_url) as conn:
         live_before = run_lines(conn, DAG_ID, DS)[["idempotency_key", "status"]].sort_values("idempotency_key")
         audit_before = conn.execute("SELECT count(*) FROM erp_staging.audit_log").fetchone()[0]
-    backfill = admin.call("POST", "/api/v2/backfills", body={
+    backfill = _create_backfill(admin, {
         "dag_id": DAG_ID, "from_date": f"{past.isoformat()}T00:00:00+00:00",
         "to_date": f"{past.isoformat()}T23:59:59+00:00", "dag_run_conf": CONF, "max_active_runs": 1,
         "reprocess_behavior": "completed"})
