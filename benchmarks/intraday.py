@@ -518,9 +518,10 @@ def run(args: argparse.Namespace) -> dict:
     from include.sample_data.intraday import ShockConfig
 
     started = time.perf_counter()
-    config = dataclasses.replace(PRESETS[args.preset], volume=args.volume, seed=args.seed or PRESETS[args.preset].seed,
-                                 shocks=ShockConfig(
-        days=args.days, per_day=args.per_day, min_daily_units=args.min_daily_units))
+    preset = PRESETS[args.preset]
+    config = dataclasses.replace(preset, volume=args.volume, seed=preset.seed if args.seed is None else args.seed,
+                                 shocks=ShockConfig(days=args.days, per_day=args.per_day,
+                                                    min_daily_units=args.min_daily_units))
     world = generate_world(config)
     sim = world._sim
     frames = {"pos": world.pos_sales, "orders": world.ecommerce_orders, "inventory": world.inventory_snapshot}
@@ -628,8 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         "series": out["days"][0]["series"] if out["days"] else 0, "series_days": sum(d["series"] for d in out["days"]),
         "shocks": len(shocks), "shocked_days": len(out["days"]), "regions_pooled": out["regions"],
         "world": {"preset": args.preset, "seed": world.config.seed, "volume": args.volume, "days": args.days,
-                  "per_day": args.per_day,
-                  "min_daily_units": args.min_daily_units, "locations": len(world.locations), "skus": len(world.items)},
+                  "per_day": args.per_day, "min_daily_units": args.min_daily_units,
+                  "locations": len(world.locations), "skus": len(world.items)},
         "settings": {"transfer_hours": out["setup"].costs.transfer_hours,
                      "expedite_hours": out["setup"].costs.expedite_hours,
                      "ship_from_store_hours": out["setup"].costs.ship_hours,

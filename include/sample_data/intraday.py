@@ -134,7 +134,7 @@ def plan_shocks(config: ShockConfig, *, seed: int, n_days: int, first_day: int, 
                 if open_.any():
                     scope = str(rng.choice(scopes[open_], p=weights[open_] / weights[open_].sum()))
                     free = [c for c in eligible[scope] if fresh(c)]
-            if not free:  # every eligible SKU shocked today already: the scope's best seller not yet shocked
+            if not free:  # no scope has a fresh seller: the scope's best seller not yet shocked today
                 free = sorted((c for c in cells[scope] if c[1] not in taken), key=lambda c: -c[2])[:1]
             if not free:
                 continue
