@@ -99,7 +99,8 @@ def describe(day: dt.date, summaries: dict | None, log_path: Path) -> str:
         f"Sensed {sensed['series']} series against the forecast of {sensed['forecast_origin']}: "
         f"{sensed['alarms']} surging ({sensed['alarms_by_level']}) in {sensed['skus_surging']} SKU(s); "
         f"thresholds {sensed['thresholds']}",
-        f"Urgent moves: {proposed.get('lines', 0)} line(s) {proposed.get('by_action', {})}, "
+        f"Urgent moves: {proposed.get('lines', 0)} line(s) {proposed.get('by_action', {})} for "
+        f"{proposed.get('receivers', 0)} series short {proposed.get('receivers_by_reason', {})}, "
         f"{proposed.get('units', 0):g} units, margin at stake {proposed.get('margin_at_stake', 0):g}",
         f"Staged in ERP: {staged.get('auto_approved', 0)} auto-approved, {staged.get('pending', 0)} waiting for a "
         "planner until the policy's intraday deadline",

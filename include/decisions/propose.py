@@ -408,6 +408,7 @@ def solve_transfers(shortfall: np.ndarray, excess: np.ndarray, unit_benefit: np.
         ``[receivers, donors]`` units to move (zeros when nothing pays).
     """
     from scipy.optimize import linprog
+    from scipy.sparse import csr_array
 
     n_r, n_d = len(shortfall), len(excess)
     moves = np.zeros((n_r, n_d))
@@ -416,9 +417,10 @@ def solve_transfers(shortfall: np.ndarray, excess: np.ndarray, unit_benefit: np.
         return moves
     pairs = np.argwhere(allowed)
     c = -unit_benefit[allowed]
-    a_ub = np.zeros((n_r + n_d, len(pairs)))
-    a_ub[pairs[:, 0], np.arange(len(pairs))] = 1.0
-    a_ub[n_r + pairs[:, 1], np.arange(len(pairs))] = 1.0
+    # Each pair is in its receiver's row and its donor's: two entries a column, so the matrix is sparse.
+    columns = np.arange(len(pairs))
+    a_ub = csr_array((np.ones(2 * len(pairs)), (np.concatenate([pairs[:, 0], n_r + pairs[:, 1]]),
+                                                np.concatenate([columns, columns]))), shape=(n_r + n_d, len(pairs)))
     res = linprog(c, A_ub=a_ub, b_ub=np.concatenate([shortfall, excess]), bounds=(0, None), method="highs")
     if res.status != 0:
         return moves

@@ -230,6 +230,10 @@ class Intraday(_Strict):
         donor_service: Chance a store giving stock to a surge still covers its own demand until its next
             delivery: it keeps its need plus that quantile of its own uncertainty.
         dc_keep: Share of its stock a DC keeps when it expedites to a surge (it forecasts nothing here).
+        rescue_min_units: A series that is not surging but runs dry today is sent stock too, by the same
+            routes, when it is at least this many units short before its next delivery
+            (:class:`include.intraday.day.Rescue`); ``None``: only surges are.
+        rescue_within_hours: ... and when its stock is expected to run out within this many hours.
     """
 
     false_alarms_per_1000_series_day: Annotated[Number, Field(gt=0, lt=1000)] = 1.0
@@ -242,6 +246,16 @@ class Intraday(_Strict):
     ship_from_store_hours: Annotated[Number, Field(ge=0, le=24)] | None = None
     donor_service: Annotated[Number, Field(gt=0.5, lt=1)] = 0.95
     dc_keep: Annotated[Number, Field(ge=0, lt=1)] = 0.25
+    rescue_min_units: Annotated[Number, Field(ge=1)] | None = None
+    rescue_within_hours: Annotated[Number, Field(gt=0, le=48)] = 12.0
+
+    def rescue(self):  # noqa: ANN201
+        """The :class:`include.intraday.day.Rescue` these settings give, or ``None`` when rescues are off."""
+        from include.intraday.day import Rescue
+
+        if self.rescue_min_units is None:
+            return None
+        return Rescue(min_units=float(self.rescue_min_units), within_hours=float(self.rescue_within_hours))
 
 
 class Orchestration(_Strict):

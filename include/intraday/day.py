@@ -4,8 +4,9 @@
 sequential test (:mod:`include.intraday.sensing`) on the hours seen, and for the series that alarm
 re-forecasts the rest of today and the next days (:mod:`include.intraday.outlook`).
 :func:`receivers_and_donors` turns that into what :func:`include.intraday.moves.propose_urgent_moves`
-needs: the surging series that will run short before their next regular delivery, and the spare stock
-of every other location of the same SKUs.
+needs: the surging series that will run short before their next regular delivery (and, with a
+:class:`Rescue`, the series running dry today without a surge), and the spare stock of every other
+location of the same SKUs.
 
 A series is a location x SKU; its channel follows the location: ``online`` for the ecommerce fulfilment
 centre, ``store`` for a store. One store sells too little of most SKUs for an hour or two to tell a surge
@@ -221,16 +222,38 @@ TOPUP_MIN_SHARE = 0.2
 COMMITTED_COLUMNS = ["location_id", "sku", "moving_in", "moving_out", "on_order"]
 
 
+@dataclass(frozen=True)
+class Rescue:
+    """When a series that is not surging is sent stock today: it runs dry before anything else can help.
+
+    A shelf that empties at noon loses the afternoon's sales whether its demand surged or not, and a surge
+    that hits an empty shelf sells nothing a sales-based test could read. The nightly's orders arrive days
+    later; a store-to-store transfer or a shipment from a store's shelf arrives today.
+
+    Attributes:
+        min_units: Units short before the next delivery from which a dry series is a receiver (a unit or two
+            short is left to the next delivery: a transfer line has a fixed cost in the stores' hands).
+        within_hours: A series is rescued only when its stock is expected to run out within this many hours
+            (later ones are the next night's to plan).
+    """
+
+    min_units: float = 3.0
+    within_hours: float = 12.0
+
+
 def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep: float = 0.25,
-                         committed: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The surging series that will run short, and what every other location of their SKUs can spare.
+                         committed: pd.DataFrame | None = None,
+                         rescue: Rescue | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The series that will run short, and what every other location of their SKUs can spare.
 
     A surging series is short by its projected demand until its next regular delivery less its stock and
-    what today's decided moves are bringing it. Any other location holding the SKU can spare what it holds
-    beyond its own need over the same window at the ``service`` quantile of that need's uncertainty
-    (:func:`donor_keep`); a DC, which forecasts nothing of its own here, keeps ``dc_keep`` of its stock.
-    A series already sent stock today is a receiver again only when it still lacks at least
-    :data:`TOPUP_MIN_SHARE` of what is on its way (its surge outgrew the move).
+    what today's decided moves are bringing it. With ``rescue``, so is a series that is not surging but
+    runs dry within ``rescue.within_hours`` by at least ``rescue.min_units``, with nothing on its way (its
+    ``reason`` is ``stockout``; a surge's is ``surge``). Any other location holding the SKU can spare what
+    it holds beyond its own need over the same window at the ``service`` quantile of that need's
+    uncertainty (:func:`donor_keep`); a DC, which forecasts nothing of its own here, keeps ``dc_keep`` of
+    its stock. A series already sent stock today is a receiver again only when it surges and still lacks at
+    least :data:`TOPUP_MIN_SHARE` of what is on its way (its surge outgrew the move).
 
     Args:
         sensed: :func:`sense_day`'s frame, plus DC rows (``channel`` ``dc``, ``need_in_window`` 0) where
@@ -240,20 +263,26 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
         committed: Today's decided moves that ``on_hand`` does not show yet (:data:`COMMITTED_COLUMNS`):
             units ``moving_in`` to a location and ``moving_out`` of it, per SKU, and raised orders
             ``on_order`` (:func:`include.intraday.moves.committed_moves`).
+        rescue: Also rescue series that run dry without a surge (:class:`Rescue`); ``None``: surges only.
 
     Returns:
         ``(receivers, donors)`` in the shapes :func:`include.intraday.moves.propose_urgent_moves` reads; a
-        receiver says what is ``moving_in``; a donor also says what it ``keep``s and its own ``need`` (0 for
-        a DC), for the line's explanation.
+        receiver says what is ``moving_in`` and its ``reason``; a donor also says what it ``keep``s and its
+        own ``need`` (0 for a DC), for the line's explanation.
     """
     sensed = _with_committed(sensed, committed)
-    surging = sensed[sensed["alarm"]]
-    coming = surging["moving_in"]
-    short = (surging["need_in_window"] - surging["on_hand"] - coming).clip(lower=0.0)
-    receivers = surging.assign(shortfall=short, **{c: (surging[c] - coming).clip(lower=0.0) for c in surging
-                                                    if str(c).startswith("short_after_")})
-    receivers = receivers[(short > 0) & ((coming <= 0) | (short >= TOPUP_MIN_SHARE * coming))]
-    others = sensed[sensed["sku"].isin(receivers["sku"]) & ~sensed["alarm"]]
+    coming = sensed["moving_in"]
+    short = (sensed["need_in_window"] - sensed["on_hand"] - coming).clip(lower=0.0)
+    alarm = sensed["alarm"].fillna(False).astype(bool)
+    surging = alarm & (short > 0) & ((coming <= 0) | (short >= TOPUP_MIN_SHARE * coming))
+    dry = pd.Series(False, index=sensed.index)
+    if rescue is not None:
+        dry = (~alarm & sensed["channel"].isin(["store", "online"]) & (coming <= 0) & (short >= rescue.min_units)
+               & (sensed["hours_to_stockout"] <= rescue.within_hours))
+    receivers = sensed.assign(
+        shortfall=short, reason=np.where(alarm, "surge", "stockout"),
+        **{c: (sensed[c] - coming).clip(lower=0.0) for c in sensed if str(c).startswith("short_after_")})[surging | dry]
+    others = sensed[sensed["sku"].isin(receivers["sku"]) & ~alarm & ~dry]
     others = others.assign(on_hand=(others["on_hand"] - others["moving_out"]).clip(lower=0.0))
     dc = (others["channel"] == "dc").to_numpy()
     keep = np.where(dc, dc_keep * others["on_hand"], donor_keep(others, service))
@@ -297,5 +326,5 @@ def donor_keep(rows: pd.DataFrame, service: float) -> np.ndarray:
     return need + NormalDist().inv_cdf(service) * spread
 
 
-__all__ = ["COMMITTED_COLUMNS", "FORECAST_COLUMNS", "HOURS", "TOPUP_MIN_SHARE", "DayParams", "donor_keep",
+__all__ = ["COMMITTED_COLUMNS", "FORECAST_COLUMNS", "HOURS", "TOPUP_MIN_SHARE", "DayParams", "Rescue", "donor_keep",
            "receivers_and_donors", "sense_day"]

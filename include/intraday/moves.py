@@ -11,13 +11,16 @@ unit); a move that costs more than the margin it saves is never proposed. What a
 faster route could arrive but before a slower one would is served by the faster routes only: a cheaper
 expedite that lands after the shelf ran empty (or the store closed) saves none of those sales, and a web
 shop surge that a store transfer would meet in three hours is met by the stores shipping its orders from
-the next batch. Whatever no donor can cover becomes a raised, expedited replenishment order to the
-receiver's supplier, in whole case packs.
+the next batch. Whatever no donor can cover of a surge becomes a raised, expedited replenishment order to
+the receiver's supplier, in whole case packs. A receiver that is not surging but runs dry before its next
+delivery (``reason`` ``stockout``, :class:`include.intraday.day.Rescue`) is served by the same routes;
+what no donor covers of it is left to the next night's replenishment.
 
-Every line says why: what sold against what was expected since the surge began, the surge's estimated
-size, the hours to stock-out, the units short before the next delivery, the margin at stake, and the cost
-of the move. Its business key names the route and SKU, so a later hour's run updates the same line instead
-of adding another.
+Every line says why: for a surge, what sold against what was expected since it began, its estimated size;
+for a shelf running dry, what it expects to sell before its next delivery; for both, the hours to
+stock-out, the units short before the next delivery, the margin at stake, and the cost of the move. Its
+business key names the route and SKU, so a later hour's run updates the same line instead of adding
+another.
 """
 
 from __future__ import annotations
@@ -117,38 +120,57 @@ def propose_urgent_moves(receivers: pd.DataFrame, donors: pd.DataFrame, items: p
     return pd.DataFrame(rows, columns=PROPOSAL_COLUMNS)
 
 
-def _route(receiver: pd.Series, donor: str, loc: pd.DataFrame, ship: bool = False) -> str | None:
-    """How ``donor`` can supply ``receiver`` today: ``ship`` (a store serves the web shop's orders from its
-    shelf, when ``ship`` and the locations' ``ships_parcels``, where they carry it, does not say it cannot),
-    ``transfer``, ``expedite`` or ``None`` (it cannot)."""
-    to, src = loc.loc[receiver["location_id"]], loc.loc[donor]
-    if src["location_type"] == "dc":
-        return "expedite" if to["location_type"] == FC_TYPE or to.get("parent_dc") == donor else None
-    if src["location_type"] != "store":
-        return None
-    if to["location_type"] == FC_TYPE:
-        return "ship" if ship and bool(src.get("ships_parcels", True)) else "transfer"
-    return "transfer" if to["region"] == src["region"] else None
+#: Routes a donor can supply a receiver by, as codes of :func:`_routes` (0: none).
+ROUTES = (None, "ship", "transfer", "expedite")
+
+
+def _routes(need: pd.DataFrame, spare: pd.DataFrame, loc: pd.DataFrame, ship: bool = False) -> np.ndarray:
+    """``[receivers, donors]`` codes of :data:`ROUTES`: how each donor can supply each receiver today.
+
+    A DC expedites to its own stores and to the fulfilment centre; a store transfers to a store of its region,
+    and serves the web shop's orders from its shelf (``ship``, when ``ship`` and the locations'
+    ``ships_parcels``, where they carry it, does not say it cannot) or else transfers to the fulfilment centre.
+    """
+    to = loc.reindex(need["location_id"].to_numpy())
+    src = loc.reindex(spare["location_id"].to_numpy())
+
+    def text(frame: pd.DataFrame, column: str) -> np.ndarray:  # missing (None, NaN, pd.NA) as None: equal to nothing
+        if column not in frame.columns:
+            return np.full(len(frame), None, object)
+        values = frame[column].astype(object)
+        return values.where(values.notna(), None).to_numpy(object)
+
+    to_fc = (text(to, "location_type") == FC_TYPE)[:, None]
+    src_type = text(src, "location_type")[None, :]
+    own_dc = text(to, "parent_dc")[:, None] == spare["location_id"].to_numpy(object)[None, :]
+    to_region, src_region = text(to, "region"), text(src, "region")
+    same_region = (to_region[:, None] == src_region[None, :]) & (to_region != None)[:, None]  # noqa: E711
+    ships = np.array([True if v is None else bool(v) for v in text(src, "ships_parcels")], bool)
+    store_to_fc = np.where(ship & ships[None, :], ROUTES.index("ship"), ROUTES.index("transfer"))
+    store = np.where(to_fc, store_to_fc, np.where(same_region, ROUTES.index("transfer"), 0))
+    dc = np.where(to_fc | own_dc, ROUTES.index("expedite"), 0)
+    return np.where(src_type == "dc", dc, np.where(src_type == "store", store, 0)).astype(np.int8)
 
 
 def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Series, loc: pd.DataFrame,
                   ds: dt.date, costs: MoveCosts) -> list[dict]:
     margin, cost = float(it["unit_price"] - it["unit_cost"]), float(it["unit_cost"])
     shortfall = np.ceil(need["shortfall"].to_numpy(float))
-    routes = [[_route(r, d, loc, ship=costs.ship_hours is not None) for d in spare["location_id"]]
-              for _, r in need.iterrows()]
-    unit_cost = np.array([[_unit_move_cost(route, to, d, cost, loc, costs) for route, d in zip(row, spare["location_id"], strict=True)]
-                          for row, to in zip(routes, need["location_id"], strict=True)]).reshape(len(need), len(spare))
+    codes = _routes(need, spare, loc, ship=costs.ship_hours is not None)
+    routes = np.array(ROUTES, dtype=object)[codes]
+    unit_cost = _unit_move_costs(codes, need, cost, loc, costs)
     benefit = np.where(np.isfinite(unit_cost), margin - unit_cost, -1.0)
     moves = _solve_in_time(need, shortfall, spare, routes, benefit, costs) if len(spare) else np.zeros((len(need), 0))
     rows = []
     for i, j in zip(*np.nonzero(moves >= 1), strict=True):
-        r, route, qty = need.iloc[i], routes[i][j], float(moves[i, j])
+        r, route, qty = need.iloc[i], routes[i, j], float(moves[i, j])
         rows.append(_line(sku, r, spare.at[j, "location_id"], route, qty, cost, margin, qty * unit_cost[i, j],
                           costs.hours(route), ds, extra={**_donor(spare.iloc[j]), **_in_time(r, route)}))
     on_order = need["on_order"].fillna(0.0).to_numpy(float) if "on_order" in need.columns else 0.0
     uncovered = shortfall - moves.sum(axis=1) - on_order
-    for i in np.flatnonzero(uncovered >= 1):
+    # A shelf running dry without a surge is the next night's to reorder; only a surge raises an order today.
+    surge = need["reason"].ne("stockout").to_numpy() if "reason" in need.columns else np.ones(len(need), bool)
+    for i in np.flatnonzero((uncovered >= 1) & surge):
         r = need.iloc[i]
         pack = max(float(it.get("case_pack", 1) or 1), 1.0)
         qty = float(np.ceil(uncovered[i] / pack) * pack)
@@ -162,7 +184,7 @@ def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Seri
 SHORT_AFTER = {"ship": "short_after_ship", "transfer": "short_after_transfer", "expedite": "short_after_expedite"}
 
 
-def _solve_in_time(need: pd.DataFrame, shortfall: np.ndarray, spare: pd.DataFrame, routes: list[list[str | None]],
+def _solve_in_time(need: pd.DataFrame, shortfall: np.ndarray, spare: pd.DataFrame, routes: np.ndarray,
                    benefit: np.ndarray, costs: MoveCosts) -> np.ndarray:
     """The moves of one SKU, the faster routes serving what only they arrive in time for.
 
@@ -173,13 +195,15 @@ def _solve_in_time(need: pd.DataFrame, shortfall: np.ndarray, spare: pd.DataFram
     the shelves ran empty is not chosen over a dearer one that arrives while customers still ask.
     Receivers without the ``short_after_*`` columns are one part, served by the cheapest route.
     """
-    timed = sorted((r for r in SHORT_AFTER if r in {x for row in routes for x in row} and SHORT_AFTER[r] in need),
-                   key=costs.hours)
-    hours = np.array([[costs.hours(r) if r else np.inf for r in row] for row in routes]).reshape(benefit.shape)
+    timed = sorted((r for r in SHORT_AFTER if (routes == r).any() and SHORT_AFTER[r] in need), key=costs.hours)
+    hours = np.full(benefit.shape, np.inf)
+    for r in SHORT_AFTER:
+        hours[routes == r] = costs.hours(r)
+    has = {r: (routes == r).any(axis=1) for r in timed}
     left = shortfall.astype(float).copy()
     parts = np.zeros((len(timed), len(need)))
-    for i, row in enumerate(routes):
-        mine = [r for r in timed if r in row]
+    for i in range(len(need)):
+        mine = [r for r in timed if has[r][i]]
         for fast, slow in zip(mine, mine[1:], strict=False):
             if costs.hours(fast) < costs.hours(slow):
                 gap = _num(need.at[i, SHORT_AFTER[fast]]) - _num(need.at[i, SHORT_AFTER[slow]])
@@ -297,15 +321,22 @@ def _donor(row: pd.Series) -> dict[str, float]:
     return out
 
 
-def _unit_move_cost(route: str | None, to: str, donor: str, cost: float, loc: pd.DataFrame, costs: MoveCosts) -> float:
-    if route is None:
-        return np.inf
-    transfer = float(loc.at[to, "transfer_cost_per_unit"]) if "transfer_cost_per_unit" in loc.columns else 0.0
-    if route == "expedite":
-        return transfer + cost * costs.expedite_pct_of_value
-    if route == "ship":
-        return costs.ship_cost_per_unit + costs.handling_per_unit
-    return transfer + costs.handling_per_unit
+def _unit_move_costs(codes: np.ndarray, need: pd.DataFrame, cost: float, loc: pd.DataFrame,
+                     costs: MoveCosts) -> np.ndarray:
+    """``[receivers, donors]`` cost of moving one unit by each route of ``codes`` (``inf`` where there is none,
+    NaN where the location master gives the receiver no transfer cost): the receiver's transfer cost plus the
+    store's handling, or plus the expedite's surcharge on the goods' cost; a store shipping web orders costs
+    what shipping from a store costs more, plus its handling."""
+    transfer = pd.to_numeric(loc["transfer_cost_per_unit"], errors="coerce").reindex(
+        need["location_id"].to_numpy()).to_numpy(float, na_value=np.nan) \
+        if "transfer_cost_per_unit" in loc.columns else np.zeros(len(need))
+    by_route = {"ship": np.full(len(need), costs.ship_cost_per_unit + costs.handling_per_unit),
+                "transfer": transfer + costs.handling_per_unit,
+                "expedite": transfer + cost * costs.expedite_pct_of_value}
+    out = np.full(codes.shape, np.inf)
+    for route, per_receiver in by_route.items():
+        out = np.where(codes == ROUTES.index(route), per_receiver[:, None], out)
+    return out
 
 
 def _line(sku: str, r: pd.Series, source: str, route: str, qty: float, unit_cost: float, margin: float,
@@ -323,10 +354,7 @@ def _line(sku: str, r: pd.Series, source: str, route: str, qty: float, unit_cost
         "quantity": qty, "unit_cost": unit_cost, "value": round(qty * unit_cost, 2),
         "need_by": ds + dt.timedelta(days=int(np.ceil(arrives_h / 24.0))) if route == "raise_order" else ds,
         "explanation": {
-            "channel": str(r["channel"]), "surge_ratio": round(float(r["ratio"]), 2),
-            "surge_onset_hour": int(r["onset_hour"]), "sold_since_onset": float(r["sold_since_onset"]),
-            "expected_since_onset": round(float(r["expected_since_onset"]), 2),
-            "evidence_log_likelihood_ratio": round(float(r["statistic"]), 2),
+            "channel": str(r["channel"]), **_why(r),
             "on_hand": float(r["on_hand"]), "units_short_before_next_delivery": round(float(r["shortfall"]), 2),
             "hours_to_stockout": None if not np.isfinite(r["hours_to_stockout"]) else round(float(r["hours_to_stockout"]), 1),
             "hours_to_arrive": arrives_h, "arrives_after_stockout": bool(late),
@@ -334,6 +362,19 @@ def _line(sku: str, r: pd.Series, source: str, route: str, qty: float, unit_cost
             "net_benefit": round(qty * margin - move_cost, 2), **extra,
         },
     }
+
+
+def _why(r: pd.Series) -> dict:
+    """What makes ``r`` a receiver: its surge's evidence, or (``reason`` ``stockout``) what it expects to sell
+    before its next delivery and what it sold today against the forecast."""
+    if r.get("reason") == "stockout":
+        return {"reason": "stockout", "expected_before_next_delivery": round(float(r["need_in_window"]), 2),
+                "sold_today": float(r.get("sold_today", 0.0)),
+                "expected_so_far": round(float(r.get("expected_so_far", 0.0)), 2)}
+    return {"reason": "surge", "surge_ratio": round(float(r["ratio"]), 2), "surge_onset_hour": int(r["onset_hour"]),
+            "sold_since_onset": float(r["sold_since_onset"]),
+            "expected_since_onset": round(float(r["expected_since_onset"]), 2),
+            "evidence_log_likelihood_ratio": round(float(r["statistic"]), 2)}
 
 
 def shipped_for_the_web_shop(sales: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,8 @@ urgent lines ``retail_intraday`` staged for the day and the day's hourly sales:
   the hour it alarmed, when the hourly run proposed;
 - **unconfirmed alarms** (an estimate of false alarms, as no one knows the truth): surges whose day closed
   within the forecast's usual error (``forecast + 1.96 sigma``);
-- **stock moved**: units of released urgent transfers and expedites (raised orders counted apart);
+- **stock moved**: units of released urgent transfers and expedites (raised orders counted apart), and of
+  them those sent to shelves running dry without a surge (``stockout_rescues``);
 - **sales saved** (estimated): per released move, the units its receiver sold after the proposal beyond
   the stock it held then, up to the units moved.
 """
@@ -47,6 +48,7 @@ def intraday_kpis(sensing: pd.DataFrame | None, lines: pd.DataFrame, hourly: pd.
     released = lines[lines["status"] == "released"] if len(lines) else lines
     moves = released[released["action"].isin(MOVE_ACTIONS)] if len(released) else released
     saved = _saved_units(moves, hourly) if len(moves) else np.zeros(0)
+    rescued = np.array([(e or {}).get("reason") == "stockout" for e in moves.get("explanation", [])], bool)
     margin = [float(e.get("margin_at_stake", 0.0)) / max(float(q), 1.0)
               for e, q in zip(moves.get("explanation", []), moves.get("quantity", []), strict=True)]
     return {
@@ -57,6 +59,8 @@ def intraday_kpis(sensing: pd.DataFrame | None, lines: pd.DataFrame, hourly: pd.
         "urgent_lines": int(len(lines)),
         "urgent_lines_by_status": lines["status"].value_counts().to_dict() if len(lines) else {},
         "units_moved": float(moves["quantity"].sum()) if len(moves) else 0.0,
+        "stockout_rescues": int(rescued.sum()), "units_moved_to_stockouts": float(moves.loc[rescued, "quantity"].sum())
+        if rescued.any() else 0.0,
         "units_ordered": float(released.loc[released["action"] == "raise_order", "quantity"].sum())
         if len(released) else 0.0,
         "sales_saved_units_est": float(saved.sum()),
@@ -102,6 +106,8 @@ def intraday_report_lines(kpis: dict[str, Any]) -> list[str]:
             f"Through hour {day['last_hour']:02d}: {day['surges_detected']} surge(s) detected"
             + (f", median {lead:g} h from onset to detection" if lead is not None else "")
             + f"; {day['unconfirmed_alarms']} unconfirmed by the day's close (likely false alarms).",
-            f"Urgent lines: {day['urgent_lines']} {day['urgent_lines_by_status']}; {day['units_moved']:g} units moved, "
-            f"{day['units_ordered']:g} ordered; sales saved (estimated) {day['sales_saved_units_est']:g} units, "
+            f"Urgent lines: {day['urgent_lines']} {day['urgent_lines_by_status']}; {day['units_moved']:g} units moved"
+            + (f" ({day['units_moved_to_stockouts']:g} of them by {day['stockout_rescues']} move(s) to shelves "
+               "running dry without a surge)" if day.get("stockout_rescues") else "")
+            + f", {day['units_ordered']:g} ordered; sales saved (estimated) {day['sales_saved_units_est']:g} units, "
             f"margin {day['margin_saved_est']:g}."]

@@ -42,6 +42,8 @@ LABELS = {
     "donor_need": "donor's own need until its next delivery",
     "lost_before_arrival": "units short before it arrives",
     "already_moving_in": "units already on their way from earlier moves",
+    "expected_before_next_delivery": "expected to sell before the next delivery",
+    "expected_so_far": "expected so far today",
     "returns_to_stock": "returned units going back to the shelf",
 }
 #: Keys of a kind their name does not tell.
@@ -52,7 +54,8 @@ KINDS = {
     "on_order": "units", "allocated": "units", "backorders": "units", "safety_stock": "units", "reorder_point": "units",
     "order_up_to": "units", "donor_excess": "units", "donor_spare": "units", "donor_keeps": "units",
     "donor_need": "units", "receiver_usable_stock": "units", "lost_before_arrival": "units",
-    "already_moving_in": "units",
+    "already_moving_in": "units", "sold_today": "units", "expected_so_far": "units",
+    "expected_before_next_delivery": "units",
     "receiver_shortfall": "units", "sold_since_onset": "units", "expected_since_onset": "units",
     "mean_daily_forecast": "units/day", "alternate_reliability": "plain", "alternate_reliability_delta": "plain",
     "fraud_score": "share", "fill_rate_planned": "share", "score": "plain", "review_rank": "count", "late_days": "days", "qty": "units",
@@ -169,15 +172,23 @@ def _rebalance(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) -> 
 
 
 def _intraday(line: Mapping[str, Any], e: Mapping[str, Any], currency: str) -> str | None:
-    """An urgent move of the day: the surge, when the stock runs out, and when the move arrives."""
+    """An urgent move of the day: the surge (or the shelf running dry), when the stock runs out, and when the
+    move arrives."""
     ratio = _num(e, "surge_ratio")
-    if ratio is None:
+    if e.get("reason") == "stockout":
+        first = (f"{line.get('to_location')} runs out of {line.get('sku')} before its next delivery: "
+                 f"{_units(_num(e, 'on_hand'))} in stock vs {_units(_num(e, 'expected_before_next_delivery'))} "
+                 f"expected to sell ({_units(_num(e, 'sold_today'))} sold today vs "
+                 f"{_units(_num(e, 'expected_so_far'))} expected, no surge)")
+    elif ratio is None:
         return None
-    onset = _num(e, "surge_onset_hour")
-    first = (f"{str(e.get('channel') or '').capitalize() or 'Demand'} sales of {line.get('sku')} at "
-             f"{line.get('to_location')} run at {ratio:.1f}x the forecast"
-             + (f" since {int(onset):02d}:00" if onset is not None else "")
-             + f" ({_units(_num(e, 'sold_since_onset'))} sold vs {_units(_num(e, 'expected_since_onset'))} expected)")
+    else:
+        onset = _num(e, "surge_onset_hour")
+        first = (f"{str(e.get('channel') or '').capitalize() or 'Demand'} sales of {line.get('sku')} at "
+                 f"{line.get('to_location')} run at {ratio:.1f}x the forecast"
+                 + (f" since {int(onset):02d}:00" if onset is not None else "")
+                 + f" ({_units(_num(e, 'sold_since_onset'))} sold vs {_units(_num(e, 'expected_since_onset'))} "
+                 "expected)")
     hours, arrive = _num(e, "hours_to_stockout"), _num(e, "hours_to_arrive")
     if hours is not None:
         first += "; it is out of stock now" if hours <= 0 else f"; the stock runs out in {_hours(hours)}"

@@ -117,7 +117,8 @@ def _channel_reading(sensed: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) -> dict[str, Any]:
-    """Urgent transfers, expedites and raised orders for the surges that will run short; tiered.
+    """Urgent transfers, expedites and raised orders for the surges that will run short, and moves to the
+    shelves running dry today where the policy's ``intraday.rescue_min_units`` says so; tiered.
 
     With ``conn_factory`` (a live run), the day's lines already decided count: what they move and have not
     delivered by the stock's snapshot is no longer short or spare, and a route decided earlier is topped up
@@ -135,7 +136,8 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
     stock_hour = sensed["stock_hour"].dropna() if "stock_hour" in sensed.columns else pd.Series(dtype=float)
     committed = committed_moves(staged, float(stock_hour.max()) if len(stock_hour) else float(hour))
     receivers, donors = receivers_and_donors(sensed, service=policy.intraday.donor_service,
-                                             dc_keep=policy.intraday.dc_keep, committed=committed)
+                                             dc_keep=policy.intraday.dc_keep, committed=committed,
+                                             rescue=policy.intraday.rescue())
     costs = MoveCosts.from_policy(policy.costs, policy.intraday)
     lines = topup_keys(propose_urgent_moves(receivers, donors, _master("items", day, root),
                                             _shipping_locations(day, root), day, costs), staged)
@@ -144,7 +146,9 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
     tiered = tier_proposals(lines, policy)
     write_partition(tiered, "curated", "intraday_proposals", run.ds, root)
     return record(run, {
-        "hour": hour, "as_of": as_of, "receivers": int(len(receivers)), "lines": int(len(tiered)),
+        "hour": hour, "as_of": as_of, "receivers": int(len(receivers)),
+        "receivers_by_reason": receivers["reason"].value_counts().to_dict() if len(receivers) else {},
+        "lines": int(len(tiered)),
         "top_ups": int(tiered["business_key"].str.contains(r"\+\d+$").sum()) if len(tiered) else 0,
         "units_already_moving": float(committed["moving_in"].sum()) if len(committed) else 0.0,
         "by_action": tiered["action"].value_counts().to_dict() if len(tiered) else {},

@@ -65,11 +65,15 @@ def test_an_afternoon_surge_becomes_urgent_lines_through_the_gate(world, world_r
         lines = run_lines(conn, DAG_ID, DS)
     assert len(lines) > 0
     assert set(lines["status"]) <= {"released", "expired"}  # decided by the tier or expired at the deadline
-    explanation = lines["explanation"].iloc[0]
+    reasons = lines["explanation"].map(lambda e: e.get("reason"))
+    assert set(reasons) <= {"surge", "stockout"} and (reasons == "surge").any()
+    explanation = lines.loc[reasons == "surge", "explanation"].iloc[0]
     for key in ("surge_ratio", "hours_to_stockout", "margin_at_stake", "move_cost", "as_of"):
         assert key in explanation
-    assert explanation["as_of"] == f"{DS}T{HOUR:02d}"
-    assert all(" the forecast since " in line_story(line) for line in lines.to_dict("records"))
+    assert {e["as_of"] for e in lines["explanation"]} == {f"{DS}T{HOUR:02d}"}
+    # A surge's line tells its surge; a shelf running dry without one (the policy's rescue) says so.
+    for line, reason in zip(lines.to_dict("records"), reasons, strict=True):
+        assert (" the forecast since " if reason == "surge" else " before its next delivery: ") in line_story(line)
     # The fast lane: a critical line within policy went to the ERP when it was staged; one waiting for a
     # planner was escalated by the gate, which then waited on until its deadline.
     critical = lines[lines["explanation"].map(lambda e: bool(e.get("critical")))]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.intraday.day import DayParams, donor_keep, receivers_and_donors, sense_day
+from include.intraday.day import DayParams, Rescue, donor_keep, receivers_and_donors, sense_day
 from include.intraday.moves import propose_urgent_moves
 from include.intraday.profile import IntradayProfile, trading_shape
 from include.intraday.sensing import SensingParams
@@ -199,3 +199,51 @@ def test_moves_already_decided_count_for_receivers_and_donors():
     # What donors already gave and their stock does not show yet is not theirs to give again.
     spare = donors.set_index("location_id")["spare"]
     assert spare["DC1"] == np.floor(0.75 * 60) and spare["S2"] < 30
+
+
+def _shelves(**overrides) -> pd.DataFrame:
+    """S1 runs dry in 2 hours without a surge (8 in stock, 20 to sell before its next delivery); S2 and S3 hold
+    plenty; S5 runs dry only tomorrow afternoon; S6 lacks 2 units."""
+    rows = pd.DataFrame({
+        "location_id": ["S1", "S2", "S3", "S5", "S6", "DC1"], "sku": "A",
+        "channel": ["store", "store", "store", "store", "store", "dc"], "alarm": False,
+        "need_in_window": [20.0, 10.0, 10.0, 30.0, 10.0, 0.0], "on_hand": [8.0, 60.0, 40.0, 20.0, 8.0, 100.0],
+        "hours_to_stockout": [2.0, np.inf, np.inf, 20.0, 9.0, np.nan],
+        "short_after_transfer": [12.0, 0.0, 0.0, 10.0, 2.0, np.nan],
+        "short_after_expedite": [12.0, 0.0, 0.0, 10.0, 2.0, np.nan]})
+    return rows.assign(**overrides)
+
+
+def test_a_shelf_running_dry_without_a_surge_is_rescued_only_when_the_policy_says_so():
+    sensed = _shelves()
+    receivers, donors = receivers_and_donors(sensed)
+    assert receivers.empty and donors.empty  # surges only: nothing surges
+    receivers, donors = receivers_and_donors(sensed, rescue=Rescue(min_units=3, within_hours=12))
+    # S1 runs out in 2 hours, 12 short; S5 runs out after 12 hours (the next night's to plan); S6 lacks 2 units.
+    assert receivers["location_id"].tolist() == ["S1"]
+    s1 = receivers.iloc[0]
+    assert s1["reason"] == "stockout" and s1["shortfall"] == 12.0 and s1["short_after_transfer"] == 12.0
+    # A shelf running dry is no donor; the ones with plenty are.
+    assert set(donors["location_id"]) == {"S2", "S3", "DC1"}
+    assert set(receivers_and_donors(sensed, rescue=Rescue(min_units=2, within_hours=24))[0]["location_id"]) == {
+        "S1", "S5", "S6"}
+
+
+def test_a_rescued_shelf_is_not_rescued_again_while_stock_is_on_its_way_and_a_surge_keeps_its_reason():
+    sensed = _shelves(alarm=[False, False, False, True, False, False])
+    committed = pd.DataFrame({"location_id": ["S1"], "sku": "A", "moving_in": [5.0], "moving_out": 0.0,
+                              "on_order": 0.0})
+    rescue = Rescue(min_units=3, within_hours=12)
+    receivers = receivers_and_donors(sensed, rescue=rescue)[0].set_index("location_id")
+    assert receivers["reason"].to_dict() == {"S1": "stockout", "S5": "surge"}
+    receivers = receivers_and_donors(sensed, committed=committed, rescue=rescue)[0]
+    assert receivers["location_id"].tolist() == ["S5"]
+
+
+def test_the_shipped_policy_rescues_shelves_and_a_policy_without_the_setting_does_not():
+    from include.governance.policy import Intraday, load_policy
+
+    assert load_policy().intraday.rescue() == Rescue(min_units=3.0, within_hours=12.0)
+    assert Intraday().rescue() is None
+    with pytest.raises(ValueError):
+        Intraday(rescue_min_units=0.5)

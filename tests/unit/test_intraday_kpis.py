@@ -62,3 +62,17 @@ def test_units_stores_shipped_to_web_customers_count_as_moved():
     kpis = intraday_kpis(_sensing(), lines, hourly)
     # The web shop sold 7 after 16:00 holding 2: 5 of the 8 units the stores gave it sold.
     assert kpis["units_moved"] == 18.0 and kpis["sales_saved_units_est"] == 5.0
+
+
+def test_moves_to_shelves_running_dry_are_counted_apart():
+    lines = pd.concat([_lines(), pd.DataFrame({
+        "action": ["urgent_transfer"], "status": ["released"], "quantity": [6.0], "to_location": ["S3"],
+        "sku": ["A"], "explanation": [{"as_of": "2026-11-27T10", "on_hand": 1.0, "margin_at_stake": 30.0,
+                                       "reason": "stockout"}]})], ignore_index=True)
+    kpis = intraday_kpis(_sensing(), lines, pd.DataFrame(columns=["location_id", "sku", "hour", "units"]))
+    assert kpis["units_moved"] == 16.0 and kpis["stockout_rescues"] == 1 and kpis["units_moved_to_stockouts"] == 6.0
+    assert kpis["surges_detected"] == 2  # a rescue is no surge
+    text = "\n".join(intraday_report_lines({"intraday": kpis}))
+    assert "16 units moved (6 of them by 1 move(s) to shelves running dry without a surge)" in text
+    plain = intraday_kpis(_sensing(), _lines(), pd.DataFrame(columns=["location_id", "sku", "hour", "units"]))
+    assert plain["stockout_rescues"] == 0 and "running dry" not in "\n".join(intraday_report_lines({"intraday": plain}))

@@ -266,3 +266,41 @@ def test_stores_ship_for_the_web_shop_unless_order_orchestrations_node_capabilit
     web = {**_receiver("FC01", shortfall=6, hours=1.0), "short_after_ship": 6.0, "short_after_transfer": 0.0}
     lines = propose_urgent_moves(pd.DataFrame([web]), _donors([("S9", "A", 10)]), ITEMS, locations, DS, SHIPPING)
     assert lines["action"].tolist() == ["urgent_transfer"]
+
+
+def test_a_shelf_running_dry_gets_what_its_region_spares_and_no_raised_order():
+    dry = {**_receiver("S1", shortfall=25), "reason": "stockout", "need_in_window": 29.0, "sold_today": 11.0,
+           "expected_so_far": 10.4}
+    lines = propose_urgent_moves(pd.DataFrame([dry]), _donors([("S2", "A", 8), ("S3", "A", 5)]), ITEMS, LOCATIONS, DS)
+    # The 12 units no store can spare are the next night's to order, not an expedited order today.
+    assert lines["action"].tolist() == ["urgent_transfer", "urgent_transfer"] and lines["quantity"].sum() == 13
+    why = lines.set_index("business_key").loc["urgent:S2>S1:A", "explanation"]
+    assert why["reason"] == "stockout" and why["expected_before_next_delivery"] == 29.0
+    assert why["sold_today"] == 11.0 and why["on_hand"] == 4.0 and why["units_short_before_next_delivery"] == 25
+    assert "surge_ratio" not in why and "evidence_log_likelihood_ratio" not in why
+    surge = propose_urgent_moves(pd.DataFrame([{**dry, "reason": "surge"}]), _donors([("S2", "A", 8)]), ITEMS,
+                                 LOCATIONS, DS)
+    assert set(surge["action"]) == {"urgent_transfer", "raise_order"}
+    assert surge["explanation"].iloc[0]["reason"] == "surge" and surge["explanation"].iloc[0]["surge_ratio"] == 3.1
+
+
+def test_a_receiver_the_location_master_lacks_or_without_a_transfer_cost_gets_no_move():
+    receivers = pd.DataFrame([_receiver("S404", shortfall=10), _receiver("S1", shortfall=10)])
+    unpriced = LOCATIONS.assign(transfer_cost_per_unit=[np.nan, 0.5, 0.5, 0.5, 0.0, 0.0, 0.8])
+    lines = propose_urgent_moves(receivers, _donors([("S2", "A", 30)]), ITEMS, unpriced, DS)
+    # S404 is in no master and S1's transfers have no price: both are raised with the supplier instead.
+    assert set(lines["action"]) == {"raise_order"} and set(lines["to_location"]) == {"S404", "S1"}
+    priced = propose_urgent_moves(receivers, _donors([("S2", "A", 30)]), ITEMS, LOCATIONS, DS)
+    assert priced.set_index("business_key").loc["urgent:S2>S1:A", "quantity"] == 10
+    assert not priced["business_key"].str.contains("S2>S404").any()
+
+
+def test_a_location_master_read_from_parquet_with_missing_values_routes_as_one_built_by_hand():
+    receivers = pd.DataFrame([_receiver("S1", shortfall=6), _receiver("FC01", shortfall=4, hours=np.inf)])
+    donors = _donors([("DC1", "A", 100), ("DC9", "A", 100), ("S9", "A", 4), ("S2", "A", 3)])
+    typed = LOCATIONS.astype({"location_type": "string", "region": "string", "parent_dc": "string",
+                              "transfer_cost_per_unit": "Float64"})
+    assert typed["parent_dc"].isna().sum() == 3  # pd.NA, as a parquet file's string columns read back
+    by_hand = propose_urgent_moves(receivers, donors, ITEMS, LOCATIONS, DS)
+    read = propose_urgent_moves(receivers, donors, ITEMS, typed, DS)
+    pd.testing.assert_frame_equal(read[["business_key", "action", "quantity"]], by_hand[["business_key", "action", "quantity"]])

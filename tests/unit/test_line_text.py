@@ -167,3 +167,19 @@ def test_a_store_shipping_web_orders_says_when_it_starts_and_what_the_store_keep
         "Online sales of SKU00068 at FC01 run at 4.4x the forecast since 17:00 (30 units sold vs 7 units expected); "
         "the stock runs out in 1 h and shipping web orders from S0004 starts in 15 min. It keeps 90.00 USD of margin "
         "for 29.70 USD of cost. S0004 keeps 12 units for the 9 units it expects to sell before its next delivery.")
+
+
+def test_a_move_to_a_shelf_running_dry_says_what_it_expects_to_sell_and_that_nothing_surges():
+    line = {"doc_type": "transfer", "action": "urgent_transfer", "sku": "SKU00123", "from_location": "S0002",
+            "to_location": "S0001", "quantity": 9.0,
+            "explanation": {"channel": "store", "reason": "stockout", "expected_before_next_delivery": 18.4,
+                            "sold_today": 12.0, "expected_so_far": 11.2, "on_hand": 2.0, "hours_to_stockout": 1.5,
+                            "hours_to_arrive": 3.0, "arrives_after_stockout": True, "margin_at_stake": 27.0,
+                            "move_cost": 5.85}}
+    assert line_story(line) == (
+        "S0001 runs out of SKU00123 before its next delivery: 2 units in stock vs 18.4 units expected to sell "
+        "(12 units sold today vs 11.2 units expected, no surge); the stock runs out in 1.5 h and the move arrives "
+        "in 3 h, too late for part of it. It keeps 27.00 USD of margin for 5.85 USD of cost.")
+    numbers = dict(line_numbers(line))
+    assert numbers["expected to sell before the next delivery"] == "18.4 units"
+    assert numbers["expected so far today"] == "11.2 units" and numbers["sold today"] == "12 units"
