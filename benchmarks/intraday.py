@@ -4,11 +4,12 @@ Every figure is the production code (``include/intraday``): for each shocked day
 made as the nightly makes it (``include.demand.history.build_demand`` over the nightly's window, then
 ``include.demand.forecasting.forecast_shard``, the vectorised path without the prophet challenger), the
 hour-of-day profile is learned from the 28 days before (``learn_profile``, fallback ``trading_shape``),
-and every hour of the day ``sense_day`` reads the sales so far (stores' POS units, every web order line
-as the intraday stage reads them; the stores' regions pooled when ``sense_day`` takes ``regions``) with
-the policy's intraday parameters; ``receivers_and_donors`` and ``propose_urgent_moves`` turn the first
-alarm of each short series into urgent moves, which are replayed hour by hour against the world's
-hourly demand to count the sales lost. The baseline, the nightly alone, sees the shock in the next
+and after every trading hour (as ``retail_intraday`` runs) ``sense_day`` reads the sales so far (stores'
+POS units, every web order line as the intraday stage reads them; the stores' regions pooled when
+``sense_day`` takes ``regions``) with the policy's intraday parameters; ``receivers_and_donors`` and
+``propose_urgent_moves`` turn each short series (a surge, or a shelf running dry as the policy's rescue
+says) into urgent moves, which are replayed hour by hour against the world's hourly demand to count the
+sales lost. The baseline, the nightly alone, sees the shock in the next
 night's history and proposes at 02:00 the day after; the second, the nightly with a web fallback, also
 serves the web shop's orders from the stores' spare stock once the FC is out (:func:`replay_web_fallback`),
 as an order management system routing web orders to stores does (``order_orchestration``'s batches),
@@ -211,12 +212,15 @@ class Setup:
     costs: MoveCosts  # its hours are the ones ``params`` senses with: one source for both
     donor_service: float
     dc_keep: float
+    rescue: intraday_day.Rescue | None = None  # shelves running dry without a surge are sent stock too
+    hours: tuple[int, ...] = tuple(range(HOURS))  # the hours read: retail_intraday runs after each trading hour
 
 
 def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Run ``sense_day`` at the end of every hour of ``day`` and propose urgent moves for the short series,
-    every move decided at once (as auto-approved lines are): a later hour sees what earlier moves are
-    still bringing each receiver (``committed``) and tops up only a surge that outgrew them.
+    """Run ``sense_day`` at the end of every hour of ``setup.hours`` (the trading hours, after each of which
+    ``retail_intraday`` runs) and propose urgent moves for the short series, every move decided at once (as
+    auto-approved lines are): a later hour sees what earlier moves are still bringing each receiver
+    (``committed``) and tops up only a surge that outgrew them.
 
     Returns:
         The last hour's reading, ``[locations, skus, 25]`` units arriving (negative: leaving) at the start
@@ -230,7 +234,7 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
     on_order = np.zeros(sim.demand.shape[1:])  # raised supplier orders: they arrive after the day
     moves = []
     kwargs = {} if setup.regions is None else {"regions": setup.regions}
-    for h in range(HOURS):
+    for h in setup.hours:
         stock = intraday_landing.on_hand_at(world, day.date, h, day.store_sales, day.orders)
         moved = inflow[:, :, : h + 2].sum(axis=2).ravel()
         stock = stock.assign(on_hand=np.maximum(stock["on_hand"].to_numpy(float) + moved, 0.0))
@@ -243,7 +247,7 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
                                   "moving_in": coming[rows, cols], "moving_out": 0.0, "on_order": on_order[rows, cols]})
         receivers, donors = intraday_day.receivers_and_donors(pd.concat([sensed, dc_rows], ignore_index=True),
                                                               service=setup.donor_service, dc_keep=setup.dc_keep,
-                                                              committed=committed)
+                                                              committed=committed, rescue=setup.rescue)
         if receivers.empty:
             continue
         lines = propose_urgent_moves(receivers, donors, world.items, world.locations, day.date, setup.costs)
@@ -354,10 +358,36 @@ def _fallback_lost(world, day: Day, shock, keep, inflow: np.ndarray | None = Non
 def sensing_speed(n_series: int, hour: int = 15, seed: int = 0) -> dict:
     """Seconds of ``sense_day`` (with and without the regions) and of the bare ``sense`` on ``n_series``
     synthetic store series (100 SKUs a store, 50 stores a region), Poisson sales around random means, read
-    at the end of ``hour``; the best of three runs each."""
+    at the end of ``hour``; the best of three runs each; then the moves of that reading (:func:`moves_speed`)."""
+    rng = np.random.default_rng(seed)
+    kwargs, regions, (sold, mean, sigma, shape) = synthetic_stores(n_series, hour, rng)
+
+    def best(call) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return round(min(times), 3)
+
+    out = {"series": len(kwargs["on_hand"]), "hour": hour,
+           "sense_day_seconds": best(lambda: intraday_day.sense_day(**kwargs))}
+    if _has_regions():
+        out["sense_day_regions_seconds"] = best(lambda: intraday_day.sense_day(**kwargs, regions=regions))
+    expected = mean[:, None] * shape[None, : hour + 1]
+    r = dispersion(mean, sigma)
+    out["sense_seconds"] = best(lambda: sense(sold.astype(float), expected, r, SensingParams()))
+    out.update(moves_speed(intraday_day.sense_day(**kwargs, **({"regions": regions} if _has_regions() else {})),
+                           regions, rng))
+    return out
+
+
+def synthetic_stores(n_series: int, hour: int, rng: np.random.Generator) -> tuple[dict, pd.DataFrame, tuple]:
+    """``sense_day``'s keyword arguments for ``n_series`` synthetic store series (100 SKUs a store, 50 stores
+    a region, Poisson sales around gamma means, shelves holding about two days), the stores' regions, and
+    ``(sold, mean, sigma, shape)`` for the bare test."""
     from include.intraday.profile import IntradayProfile
 
-    rng = np.random.default_rng(seed)
     n_sku = 100
     n_loc = max(n_series // n_sku, 1)
     locs = np.repeat([f"S{i:05d}" for i in range(n_loc)], n_sku)
@@ -373,24 +403,39 @@ def sensing_speed(n_series: int, hour: int = 15, seed: int = 0) -> dict:
                                         "mean": mean, "sigma": sigma}) for step in (1, 2)], ignore_index=True)
     on_hand = pd.DataFrame({"location_id": locs, "sku": skus, "on_hand": rng.poisson(mean * 2.0).astype(float)})
     regions = pd.DataFrame({"location_id": [f"S{i:05d}" for i in range(n_loc)], "region": [f"R{i // 50}" for i in range(n_loc)]})
-
-    def best(call) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        return round(min(times), 3)
-
     kwargs = {"forecast": forecast, "hourly": hourly, "on_hand": on_hand, "profile": profile, "weekday": 2, "hour": hour}
-    out = {"series": len(locs), "hour": hour,
-           "sense_day_seconds": best(lambda: intraday_day.sense_day(**kwargs))}
-    if _has_regions():
-        out["sense_day_regions_seconds"] = best(lambda: intraday_day.sense_day(**kwargs, regions=regions))
-    expected = mean[:, None] * shape[None, : hour + 1]
-    r = dispersion(mean, sigma)
-    out["sense_seconds"] = best(lambda: sense(sold.astype(float), expected, r, SensingParams()))
-    return out
+    return kwargs, regions, (sold, mean, sigma, shape)
+
+
+def moves_speed(sensed: pd.DataFrame, regions: pd.DataFrame, rng: np.random.Generator) -> dict:
+    """Seconds of ``receivers_and_donors`` and ``propose_urgent_moves`` on one reading of the synthetic
+    series (a DC a region holding stock of every SKU, the shelves running dry rescued as the shipped policy
+    says), and how many receivers and lines they came to; one run (it is seconds, not milliseconds)."""
+    from include.governance.policy import load_policy
+
+    policy = load_policy()
+    dcs = regions.assign(dc="D" + regions["region"].str[1:])
+    skus = sensed["sku"].unique()
+    dc_rows = pd.DataFrame({"location_id": np.repeat(dcs["dc"].unique(), len(skus)),
+                            "sku": np.tile(skus, dcs["dc"].nunique()), "channel": "dc", "alarm": False,
+                            "need_in_window": 0.0})
+    dc_rows["on_hand"] = rng.poisson(200.0, len(dc_rows)).astype(float)
+    locations = pd.concat([
+        pd.DataFrame({"location_id": dcs["location_id"], "location_type": "store", "region": dcs["region"],
+                      "parent_dc": dcs["dc"], "transfer_cost_per_unit": 0.3}),
+        pd.DataFrame({"location_id": dcs["dc"].unique(), "location_type": "dc", "region": dcs["region"].unique(),
+                      "parent_dc": None, "transfer_cost_per_unit": 0.0})], ignore_index=True)
+    items = pd.DataFrame({"sku": skus, "unit_price": rng.uniform(5.0, 40.0, len(skus)), "case_pack": 6,
+                          "supplier_id": "SUP1"})
+    items["unit_cost"] = items["unit_price"] * 0.55
+    start = time.perf_counter()
+    receivers, donors = intraday_day.receivers_and_donors(
+        pd.concat([sensed, dc_rows], ignore_index=True), service=float(policy.intraday.donor_service),
+        dc_keep=float(policy.intraday.dc_keep), rescue=policy.intraday.rescue())
+    lines = propose_urgent_moves(receivers, donors, items, locations, dt.date(2026, 11, 25),
+                                 MoveCosts.from_policy(policy.costs, policy.intraday))
+    return {"moves_seconds": round(time.perf_counter() - start, 3), "moves_receivers": int(len(receivers)),
+            "moves_lines": int(len(lines))}
 
 
 #: The trading day and hour the timed ``retail_intraday`` run reads (a Friday afternoon).
@@ -458,8 +503,8 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
     """The headline figures, the table of the two approaches and the recall breakdown.
 
     Lost sales are the shocked cells' from the onset to closing; the intraday figure also carries the
-    sales its donors lost for the stock they gave. Units that moves saved at series alarming off the
-    injected shocks are ``recovered_elsewhere``, not in the reduction.
+    sales its donors lost for the stock they gave. Units that moves saved at other series (alarming off the
+    injected shocks, or shelves running dry without one) are ``recovered_elsewhere``, not in the reduction.
     """
     found = shocks[shocks["detected"]]
     series_days = sum(d["series"] for d in days)
@@ -485,6 +530,8 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
         "lost_sales_reduction_both_vs_nightly": round(1.0 - lost_b / lost_n, 4) if lost_n > 0 else None,
         "lost_sales_reduction_both_vs_nightly_web_fallback": round(1.0 - lost_b / lost_f, 4) if lost_f > 0 else None,
         "alarms_before_onset": int((found["alarm_hour"] < found["onset_hour"]).sum()),
+        "rescue_moves": sum(d.get("rescue_moves", 0) for d in days),
+        "rescue_units": sum(d.get("rescue_units", 0.0) for d in days),
     }
     table = [{"approach": "intraday (Shelfwise)", "recall": fig["recall"], "median_hours": fig["median_hours_to_proposal"],
               "false_alarms_per_1000_series_day": fig["false_alarms_per_1000_series_day"], "lost_sales": lost_i},
@@ -512,6 +559,7 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
 
 def run(args: argparse.Namespace) -> dict:
     """Generate the world, replay every shocked day, and time the sensing stage."""
+    from include.config import trading_hours
     from include.governance.policy import load_policy
     from include.intraday.day import DayParams
     from include.sample_data.generator import PRESETS, generate_world
@@ -540,7 +588,8 @@ def run(args: argparse.Namespace) -> dict:
             params.sensing, false_alarms_per_1000_series_day=args.false_alarm_budget))
     setup = Setup(world, params, stores[["location_id", "region"]] if _has_regions() else None,
                   MoveCosts.from_policy(policy.costs, intraday),
-                  args.donor_service or float(policy.intraday.donor_service), float(policy.intraday.dc_keep))
+                  args.donor_service or float(policy.intraday.donor_service), float(policy.intraday.dc_keep),
+                  None if args.no_rescue else intraday.rescue(), tuple(range(*trading_hours()[:2])))
     first = (pd.Timestamp(sim.days[0]) - pd.Timestamp(0)).days
     shock_days = sorted({(d - pd.Timestamp(0)).days - first for d in world.shocks["date"]})
     cache: dict[int, Day] = {}
@@ -563,8 +612,10 @@ def run(args: argparse.Namespace) -> dict:
         shocks, day = score_day(world, cache[d], sensed, inflow, moves,
                                 keep=functools.partial(store_keep, world, forecast, profile, cache[d]))
         results += shocks
+        rescues = moves.loc[np.array([e.get("reason") == "stockout" for e in moves["explanation"]], bool)]
         days.append({"date": str(cache[d].date), **day, "moves": int((moves["action"] != "raise_order").sum()),
-                     "raised_orders": int((moves["action"] == "raise_order").sum())})
+                     "raised_orders": int((moves["action"] == "raise_order").sum()),
+                     "rescue_moves": int(len(rescues)), "rescue_units": float(rescues["quantity"].sum())})
         print(f"{cache[d].date}: {sum(s['detected'] for s in shocks)}/{len(shocks)} shocks sensed, "
               f"{day['false_alarms']} false alarms of {day['series']} series, {days[-1]['moves']} moves", flush=True)
     return {"world": world, "shocks": pd.DataFrame(results), "days": days, "seconds": seconds,
@@ -596,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--online-sold", action="store_true",
                     help="sense the web shop on the lines not cancelled (default: every line ordered, as the stage)")
     ap.add_argument("--speed-series", type=int, default=100_000, help="series of the sensing speed test")
+    ap.add_argument("--no-rescue", action="store_true",
+                    help="send stock to surges only, not to shelves running dry without one "
+                         "(default: the policy's intraday.rescue_min_units)")
     ap.add_argument("--no-dag", action="store_true",
                     help="skip timing one retail_intraday run with `airflow dags test` (needs PostgreSQL)")
     ap.add_argument("--work", type=Path, help="folder of the timed run's world and Airflow home (default: a temp one)")
@@ -636,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
                      "ship_from_store_hours": out["setup"].costs.ship_hours,
                      "ship_from_store_cost_per_unit": out["setup"].costs.ship_cost_per_unit,
                      "donor_service": out["setup"].donor_service, "dc_keep": out["setup"].dc_keep,
+                     "rescue": None if out["setup"].rescue is None else dataclasses.asdict(out["setup"].rescue),
+                     "hours_read": [min(out["setup"].hours), max(out["setup"].hours)],
                      "sensing": dataclasses.asdict(out["setup"].params), "sigma_from": args.sigma_from,
                      "online_units": "sold" if args.online_sold else "ordered",
                      "history_days": NIGHTLY_DEFAULTS["history_days"], "horizon": NIGHTLY_DEFAULTS["horizon"],

@@ -59,3 +59,16 @@ def test_the_web_fallback_with_the_intraday_moves_serves_from_what_arrives_first
     alone = replay_web_fallback(web, 4.0, stores, np.array([9.0, 3.0]), keep)
     moved_nothing = replay_web_fallback(web, 4.0, stores, np.array([9.0, 3.0]), keep, np.zeros(3), np.zeros((2, 3)))
     assert all(np.array_equal(a, b) for a, b in zip(alone, moved_nothing, strict=True))
+
+
+def test_the_speed_section_times_the_moves_of_one_reading():
+    from benchmarks.intraday import moves_speed, synthetic_stores
+    from include.intraday.day import DayParams, sense_day
+    from include.intraday.sensing import SensingParams
+
+    rng = np.random.default_rng(0)
+    kwargs, regions, _ = synthetic_stores(2_000, 15, rng)
+    sensed = sense_day(**kwargs, params=DayParams(sensing=SensingParams(calibrate=False)))
+    speed = moves_speed(sensed, regions, rng)
+    # Shelves holding about two days' sales at 15:00: some run short, and each is sent stock or left to the night.
+    assert speed["moves_seconds"] > 0 and speed["moves_receivers"] > 0 and speed["moves_lines"] > 0
