@@ -237,6 +237,13 @@ def _in_time(receiver: pd.Series, route: str) -> dict[str, float]:
 MOVE_ACTIONS = ("urgent_transfer", "urgent_expedite", "ship_from_store")
 
 
+def is_rescue(lines: pd.DataFrame) -> np.ndarray:
+    """``[n]``: which of ``lines`` (proposals or staged lines, with ``explanation``) feed a shelf running dry
+    without a surge (``reason`` ``stockout``)."""
+    return np.array([isinstance(e, dict) and e.get("reason") == "stockout" for e in lines.get("explanation", [])],
+                    bool)
+
+
 def committed_moves(lines: pd.DataFrame, since_hour: float) -> pd.DataFrame:
     """Today's decided urgent moves that stock read at the end of ``since_hour`` does not show yet.
 

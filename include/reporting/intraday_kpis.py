@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.intraday.moves import MOVE_ACTIONS
+from include.intraday.moves import MOVE_ACTIONS, is_rescue
 
 #: z of the band a surge's day must leave to count as confirmed.
 CONFIRM_Z = 1.96
@@ -48,7 +48,7 @@ def intraday_kpis(sensing: pd.DataFrame | None, lines: pd.DataFrame, hourly: pd.
     released = lines[lines["status"] == "released"] if len(lines) else lines
     moves = released[released["action"].isin(MOVE_ACTIONS)] if len(released) else released
     saved = _saved_units(moves, hourly) if len(moves) else np.zeros(0)
-    rescued = np.array([(e or {}).get("reason") == "stockout" for e in moves.get("explanation", [])], bool)
+    rescued = is_rescue(moves)
     margin = [float(e.get("margin_at_stake", 0.0)) / max(float(q), 1.0)
               for e, q in zip(moves.get("explanation", []), moves.get("quantity", []), strict=True)]
     return {

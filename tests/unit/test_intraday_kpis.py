@@ -76,3 +76,11 @@ def test_moves_to_shelves_running_dry_are_counted_apart():
     assert "16 units moved (6 of them by 1 move(s) to shelves running dry without a surge)" in text
     plain = intraday_kpis(_sensing(), _lines(), pd.DataFrame(columns=["location_id", "sku", "hour", "units"]))
     assert plain["stockout_rescues"] == 0 and "running dry" not in "\n".join(intraday_report_lines({"intraday": plain}))
+
+
+def test_a_rescue_is_a_line_whose_explanation_says_stockout():
+    from include.intraday.moves import is_rescue
+
+    lines = pd.DataFrame({"explanation": [{"reason": "stockout"}, {"reason": "surge"}, {}, None]})
+    assert is_rescue(lines).tolist() == [True, False, False, False]
+    assert is_rescue(pd.DataFrame()).tolist() == []
