@@ -11,35 +11,42 @@ urgent store transfers, expedites and raised orders for the surges that will run
 cost, the margin at stake and the hours to stock-out -> risk tiers -> ERP staging -> a gate with the
 policy's intraday deadline -> release.
 
-The run covers the hour that just closed (`hour` param to choose another). Hourly runs may overlap: each
+The run covers the hour that just closed on the trading clock (the run at midnight of a day trading until
+24:00 reads 23:00-24:00 of the day before; `hour` param to choose another). Hourly runs may overlap: each
 one's gate waits only for the lines it staged last, and a run finishing after a newer hour changes
 nothing. Each task calls one stage adapter of `include/stages/intraday.py`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_context, task
 
 from include.assets import FORECASTS
-from include.config import trading_hours
+from include.config import hour_read, hourly_cron, trading_hours
 from include.erp.gate import approval_gate
-from include.runs import MODES, current_run, erp_conn, gate_params, ingest_or_fail
+from include.runs import MODES, Run, current_run, erp_conn, gate_params, ingest_or_fail
 
 SOURCES = ("pos_intraday", "ecommerce_intraday", "wms_intraday")
 OPEN, CLOSE, TZ = trading_hours()
 
 
-def _hour() -> int:
-    """The trading hour this run reads: the ``hour`` param, else the hour that just closed."""
+def _reading() -> tuple[Run, int]:
+    """The run, on the trading day it reads, and the hour: the ``hour`` param of the run's date, else the
+    hour that just closed on the trading clock (:func:`include.config.hour_read`)."""
     context = get_current_context()
+    run = current_run()
     given = context["params"].get("hour")
-    return int(given) if given is not None else context["data_interval_start"].hour
+    if given is not None:
+        return run, int(given)
+    day, hour = hour_read(context["data_interval_start"], TZ)
+    return dataclasses.replace(run, ds=day.isoformat()), hour
 
 
 @dag(
-    schedule=CronTriggerTimetable(f"0 {OPEN + 1}-{CLOSE} * * *", timezone=TZ, interval=dt.timedelta(hours=1)),
+    schedule=CronTriggerTimetable(hourly_cron(range(OPEN, CLOSE)), timezone=TZ, interval=dt.timedelta(hours=1)),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=4,
@@ -59,7 +66,8 @@ def retail_intraday():
         def ingest_source() -> dict:
             from include.stages import intraday
 
-            return ingest_or_fail(lambda: intraday.ingest(current_run(), source, _hour(), conn_factory=erp_conn))
+            run, hour = _reading()
+            return ingest_or_fail(lambda: intraday.ingest(run, source, hour, conn_factory=erp_conn))
 
         return ingest_source()
 
@@ -68,27 +76,28 @@ def retail_intraday():
     def sense_demand() -> dict:
         from include.stages import intraday
 
-        return intraday.sense(current_run(), _hour(), conn_factory=erp_conn)
+        return intraday.sense(*_reading(), conn_factory=erp_conn)
 
     @task
     def propose_moves() -> dict:
         from include.stages import intraday
 
-        return intraday.propose(current_run(), _hour(), conn_factory=erp_conn)
+        return intraday.propose(*_reading(), conn_factory=erp_conn)
 
     @task
     def stage_moves() -> dict:
         from include.stages import intraday
 
-        return intraday.stage(current_run(), _hour(), conn_factory=erp_conn)
+        return intraday.stage(*_reading(), conn_factory=erp_conn)
 
-    wait_for_approval = approval_gate(staged_by="stage_moves", deadline="intraday")
+    # The gate waits for the lines of the day the stage staged them on (the run at midnight: the day before).
+    wait_for_approval = approval_gate(staged_by="stage_moves", deadline="intraday", ds_from_stage=True)
 
     @task
     def release_approved() -> dict:
         from include.stages import intraday
 
-        return intraday.release(current_run(), conn_factory=erp_conn)
+        return intraday.release(_reading()[0], conn_factory=erp_conn)
 
     ingested = [ingest_task(s) for s in SOURCES]
     chain(ingested, sense_demand(), propose_moves(), stage_moves(), wait_for_approval, release_approved())

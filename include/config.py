@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,39 @@ def trading_hours() -> tuple[int, int, str]:
         raise ValueError(f"SHELFWISE_TRADING_HOURS must be 'open-close' hours with 0 <= open < close <= 24, "
                          f"got {raw!r}")
     return int(parts[0]), int(parts[1]), os.environ.get("SHELFWISE_TRADING_TZ") or "UTC"
+
+
+def hourly_cron(hours: Iterable[int]) -> str:
+    """The cron expression of a run at the end of each of ``hours`` (0-23): hour 8 is read at 09:00.
+
+    The hour 23 is read at 00:00 (a day trading until midnight); every hour read: a run every hour.
+    """
+    hours = sorted({(h + 1) % 24 for h in hours})
+    if not hours:
+        raise ValueError("a schedule needs at least one hour to read")
+    if len(hours) == 24:
+        return "0 * * * *"
+    spans: list[list[int]] = []
+    for h in hours:
+        if spans and h == spans[-1][1] + 1:
+            spans[-1][1] = h
+        else:
+            spans.append([h, h])
+    return "0 " + ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) + " * * *"
+
+
+def hour_read(interval_start: dt.datetime, tz: str) -> tuple[dt.date, int]:
+    """The trading day and hour an hourly run reads: the start of its data interval on the trading clock.
+
+    A run's interval comes in UTC; the extracts and the trading hours are on the retailer's clock (``tz``).
+    The run at midnight reads 23:00-24:00 of the day before.
+    """
+    from zoneinfo import ZoneInfo
+
+    if interval_start.tzinfo is None:
+        raise ValueError(f"a data interval's start must carry its time zone, got {interval_start!r}")
+    local = interval_start.astimezone(ZoneInfo(tz))
+    return local.date(), local.hour
 
 
 def shard_concurrency() -> dict[str, object]:

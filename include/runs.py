@@ -32,7 +32,12 @@ NIGHTLY_DEFAULTS: dict[str, Any] = {"mode": "live", "history_days": 365, "horizo
 def staged_at_template(stage_task_id: str) -> str:
     """The templated ISO time at which ``stage_task_id`` staged its lines (its return value's ``staged_at``);
     a gate's deadline counts from it."""
-    return "{{ ti.xcom_pull(task_ids='" + stage_task_id + "')['staged_at'] }}"
+    return xcom_field_template(stage_task_id, "staged_at")
+
+
+def xcom_field_template(task_id: str, field: str) -> str:
+    """The template of one field of what ``task_id`` returned."""
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + field + "'] }}"
 
 
 def gate_params(deadline: str = "the policy's") -> dict[str, Any]:

@@ -166,15 +166,17 @@ class ApprovalGateSensor(BaseSensorOperator):
         run_scoped: wait for and expire only the lines this run staged last, so the hourly runs of one
             date each keep their own deadline and never block or expire each other's lines.
         deadline: which policy deadline applies when ``timeout_minutes`` is empty (:data:`DEADLINES`).
+        ds: templated; the date of the lines to wait for (empty: the run's, :func:`include.runs.run_date`).
     """
 
-    template_fields = ("replay", "timeout_minutes", "poke_interval_seconds", "staged_at")
+    template_fields = ("replay", "timeout_minutes", "poke_interval_seconds", "staged_at", "ds")
 
     def __init__(self, *, timeout_minutes: str | float | None = None,
                  poke_interval_seconds: str | float | None = None, conn_id: str = "erp_staging",
                  replay: str | bool = False, staged_at: str | None = None, run_scoped: bool = False,
-                 deadline: str = "gate", **kwargs: Any) -> None:
+                 deadline: str = "gate", ds: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.ds = ds
         if deadline not in DEADLINES:
             raise ValueError(f"deadline must be one of {', '.join(DEADLINES)}, got {deadline!r}")
         self.run_scoped = run_scoped
@@ -197,11 +199,15 @@ class ApprovalGateSensor(BaseSensorOperator):
             raise ValueError(f"approval gate needs a positive timeout and poke interval, got {timeout} h, {poke} s")
         return timeout, poke
 
+    def _ds(self, context) -> str:  # noqa: ANN001
+        """The date of the lines this gate waits for."""
+        return str(self.ds)[:10] if _given(self.ds) else run_date(context)
+
     def _is_replay(self) -> bool:
         return str(self.replay).lower() in ("true", "1", "replay")
 
     def execute(self, context) -> dict[str, Any]:
-        dag_id, ds = context["dag"].dag_id, run_date(context)
+        dag_id, ds = context["dag"].dag_id, self._ds(context)
         if self._is_replay():
             log.info("replay run: nothing waits for planners")
             return {"status": "replay", "pending": 0}
@@ -225,7 +231,7 @@ class ApprovalGateSensor(BaseSensorOperator):
         from include.governance.policy import load_policy
 
         fast_lane = load_policy().fast_lane
-        trigger = ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=run_date(context), deadline=deadline,
+        trigger = ApprovalGateTrigger(dag_id=context["dag"].dag_id, ds=self._ds(context), deadline=deadline,
                                       poke_interval=self._settings()[1], conn_id=self.conn_id,
                                       run_id=context["run_id"] if self.run_scoped else None,
                                       escalate_after_minutes=fast_lane.escalation.after_minutes
@@ -244,7 +250,7 @@ class ApprovalGateSensor(BaseSensorOperator):
 
         policy = load_policy().fast_lane.escalation
         with ErpStagingHook(self.conn_id).get_conn() as conn:
-            lines, message = escalate(conn, context["dag"].dag_id, run_date(context), after_minutes=policy.after_minutes,
+            lines, message = escalate(conn, context["dag"].dag_id, self._ds(context), after_minutes=policy.after_minutes,
                                       channel=policy.channel, recipients=policy.recipients,
                                       run_id=context["run_id"] if self.run_scoped else None)
         if lines:  # a failed delivery must not stop the gate: the trail has it
@@ -262,7 +268,7 @@ class ApprovalGateSensor(BaseSensorOperator):
             from include.erp.staging import expire_pending
 
             with ErpStagingHook(self.conn_id).get_conn() as conn:
-                expired = expire_pending(conn, context["dag"].dag_id, run_date(context),
+                expired = expire_pending(conn, context["dag"].dag_id, self._ds(context),
                                          reason=f"approval gate timed out after {self._settings()[0]:g} h",
                                          run_id=context["run_id"] if self.run_scoped else None)
             log.warning("approval gate timed out: %d lines expired, never released", expired)
@@ -306,7 +312,7 @@ class BatchReviewOperator(HITLOperator):
         return super().execute(context)
 
 
-def approval_gate(*, staged_by: str, deadline: str = "gate", run_scoped: bool = True,
+def approval_gate(*, staged_by: str, deadline: str = "gate", run_scoped: bool = True, ds_from_stage: bool = False,
                   **kwargs: Any) -> ApprovalGateSensor:
     """The ``wait_for_approval`` task of a workflow: its run's lines wait for people here.
 
@@ -318,12 +324,15 @@ def approval_gate(*, staged_by: str, deadline: str = "gate", run_scoped: bool = 
         staged_by: task id of the stage task (it returns ``staged_at``).
         deadline: which policy deadline applies when no timeout is given (:data:`DEADLINES`).
         run_scoped: wait for and expire only the lines this run staged last.
+        ds_from_stage: wait for the lines of the date ``staged_by`` staged them on (its return value's
+            ``ds``), not the run's logical date: for a run that reads another day than its own (the
+            intraday's run at midnight reads the hour before it).
         **kwargs: other operator arguments (``trigger_rule``...).
     """
-    from include.runs import REPLAY_TEMPLATE, staged_at_template
+    from include.runs import REPLAY_TEMPLATE, staged_at_template, xcom_field_template
 
     return ApprovalGateSensor(task_id=kwargs.pop("task_id", "wait_for_approval"), replay=REPLAY_TEMPLATE,
                               timeout_minutes="{{ params.gate_timeout_minutes }}",
                               poke_interval_seconds="{{ params.gate_poke_seconds }}",
                               staged_at=staged_at_template(staged_by), run_scoped=run_scoped, deadline=deadline,
-                              retries=0, **kwargs)
+                              ds=xcom_field_template(staged_by, "ds") if ds_from_stage else None, retries=0, **kwargs)

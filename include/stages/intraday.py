@@ -200,13 +200,14 @@ def stage(run: Run, hour: int, *, conn_factory, root: str | None = None) -> dict
     tiered = read_partition("curated", "intraday_proposals", run.ds, root)
     if run.replay:
         write_partition(tiered, "reports", "replay_intraday_proposals", run.ds, root)
-        return record(run, {"mode": "replay", "hour": hour, "staged_at": None, "recorded": int(len(tiered))}, root)
+        return record(run, {"mode": "replay", "ds": run.ds, "hour": hour, "staged_at": None,
+                            "recorded": int(len(tiered))}, root)
     from include.erp.staging import stage_batch
 
     with conn_factory() as conn:
         result = stage_batch(conn, tiered, dag_id=run.dag_id, run_id=run.run_id, ds=run.ds, as_of=stamp(run.ds, hour),
                              fast_lane=True)
-    return record(run, {"mode": "live", "hour": hour, "staged_at": dt.datetime.now(dt.UTC).isoformat(),
+    return record(run, {"mode": "live", "ds": run.ds, "hour": hour, "staged_at": dt.datetime.now(dt.UTC).isoformat(),
                         **result.as_summary()}, root)
 
 

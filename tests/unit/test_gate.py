@@ -233,3 +233,11 @@ def test_the_batch_review_refuses_a_timeout_of_its_own():
     assert {"timeout_minutes", "staged_at", "subject", "body"} <= set(BatchReviewOperator.template_fields)
     with pytest.raises(ValueError, match="takes its timeout from the approval gate"):
         _review(response_timeout=dt.timedelta(hours=1))
+
+
+def test_a_gate_given_the_stages_date_waits_for_that_days_lines(monkeypatch):
+    asked = []
+    monkeypatch.setattr(gate, "_pending", lambda conn_id, dag_id, ds, run_id=None: asked.append(ds) or 0)
+    ApprovalGateSensor(task_id="wait_for_approval", replay="False", ds="2026-11-26").execute(_context())
+    ApprovalGateSensor(task_id="wait_for_approval", replay="False", ds="None").execute(_context())
+    assert asked == ["2026-11-26", "2026-11-27"]  # an empty template: the run's own date
