@@ -4,7 +4,8 @@ Every figure is the production code (``include/intraday``): for each shocked day
 made as the nightly makes it (``include.demand.history.build_demand`` over the nightly's window, then
 ``include.demand.forecasting.forecast_shard``, the vectorised path without the prophet challenger), the
 hour-of-day profile is learned from the 28 days before (``learn_profile``, fallback ``trading_shape``),
-and after every trading hour (as ``retail_intraday`` runs) ``sense_day`` reads the sales so far (stores'
+and after every hour ``retail_intraday`` reads (``include.config.hours_read``: the stores' trading hours and
+the web shop's, 8 to 23 by default) ``sense_day`` reads the sales so far (stores'
 POS units, every web order line as the intraday stage reads them; the stores' regions pooled when
 ``sense_day`` takes ``regions``) with the policy's intraday parameters; ``receivers_and_donors`` and
 ``propose_urgent_moves`` turn each short series (a surge, or a shelf running dry as the policy's rescue
@@ -48,6 +49,7 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 
 ensure_project_on_path()
 
+from include.config import channels_closed  # noqa: E402
 from include.decisions.params import PROPOSAL_COLUMNS  # noqa: E402
 from include.demand.calendar import event_labels  # noqa: E402
 from include.intraday import day as intraday_day  # noqa: E402
@@ -213,11 +215,11 @@ class Setup:
     donor_service: float
     dc_keep: float
     rescue: intraday_day.Rescue | None = None  # shelves running dry without a surge are sent stock too
-    hours: tuple[int, ...] = tuple(range(HOURS))  # the hours read: retail_intraday runs after each trading hour
+    hours: tuple[int, ...] = tuple(range(HOURS))  # the hours read: retail_intraday runs after each (hours_read)
 
 
 def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Run ``sense_day`` at the end of every hour of ``setup.hours`` (the trading hours, after each of which
+    """Run ``sense_day`` at the end of every hour of ``setup.hours`` (the hours read, after each of which
     ``retail_intraday`` runs) and propose urgent moves for the short series, every move decided at once (as
     auto-approved lines are): a later hour sees what earlier moves are still bringing each receiver
     (``committed``) and tops up only a surge that outgrew them.
@@ -247,7 +249,8 @@ def sense_hours(setup: Setup, day: Day, forecast: pd.DataFrame, profile) -> tupl
                                   "moving_in": coming[rows, cols], "moving_out": 0.0, "on_order": on_order[rows, cols]})
         receivers, donors = intraday_day.receivers_and_donors(pd.concat([sensed, dc_rows], ignore_index=True),
                                                               service=setup.donor_service, dc_keep=setup.dc_keep,
-                                                              committed=committed, rescue=setup.rescue)
+                                                              committed=committed, rescue=setup.rescue,
+                                                              closed=channels_closed(h))
         if receivers.empty:
             continue
         lines = propose_urgent_moves(receivers, donors, world.items, world.locations, day.date, setup.costs)
@@ -559,7 +562,7 @@ def summarise(shocks: pd.DataFrame, days: list[dict]) -> tuple[dict, list[dict],
 
 def run(args: argparse.Namespace) -> dict:
     """Generate the world, replay every shocked day, and time the sensing stage."""
-    from include.config import trading_hours
+    from include.config import hours_read
     from include.governance.policy import load_policy
     from include.intraday.day import DayParams
     from include.sample_data.generator import PRESETS, generate_world
@@ -589,7 +592,7 @@ def run(args: argparse.Namespace) -> dict:
     setup = Setup(world, params, stores[["location_id", "region"]] if _has_regions() else None,
                   MoveCosts.from_policy(policy.costs, intraday),
                   args.donor_service or float(policy.intraday.donor_service), float(policy.intraday.dc_keep),
-                  None if args.no_rescue else intraday.rescue(), tuple(range(*trading_hours()[:2])))
+                  None if args.no_rescue else intraday.rescue(), hours_read())
     first = (pd.Timestamp(sim.days[0]) - pd.Timestamp(0)).days
     shock_days = sorted({(d - pd.Timestamp(0)).days - first for d in world.shocks["date"]})
     cache: dict[int, Day] = {}

@@ -1,8 +1,9 @@
 """
 ### retail_intraday
 
-Demand sensing during the trading day, at the end of every trading hour (`SHELFWISE_TRADING_HOURS`,
-default 08:00-22:00, in `SHELFWISE_TRADING_TZ`), and on demand:
+Demand sensing during the trading day, at the end of every hour the stores trade (`SHELFWISE_TRADING_HOURS`,
+default 08:00-22:00) or the web shop is read (`SHELFWISE_ONLINE_HOURS`, default 08:00-24:00), on the clock
+of `SHELFWISE_TRADING_TZ`, and on demand:
 
 ingest the hour's POS, web-order and WMS extracts against their contracts -> read sales so far against
 the night's forecast (the `shelfwise_forecasts` Asset) spread by the hour-of-day profile, with a
@@ -11,8 +12,9 @@ urgent store transfers, expedites and raised orders for the surges that will run
 cost, the margin at stake and the hours to stock-out -> risk tiers -> ERP staging -> a gate with the
 policy's intraday deadline -> release.
 
-The run covers the hour that just closed on the trading clock (the run at midnight of a day trading until
-24:00 reads 23:00-24:00 of the day before; `hour` param to choose another). Hourly runs may overlap: each
+The run covers the hour that just closed on the trading clock (the run at midnight reads 23:00-24:00 of
+the day before; `hour` param to choose another); after the stores close, stock moves only to the web shop,
+from the DCs. Hourly runs may overlap: each
 one's gate waits only for the lines it staged last, and a run finishing after a newer hour changes
 nothing. Each task calls one stage adapter of `include/stages/intraday.py`.
 """
@@ -25,12 +27,12 @@ import datetime as dt
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_context, task
 
 from include.assets import FORECASTS
-from include.config import hour_read, hourly_cron, trading_hours
+from include.config import hour_read, hourly_cron, hours_read, trading_hours
 from include.erp.gate import approval_gate
 from include.runs import MODES, Run, current_run, erp_conn, gate_params, ingest_or_fail
 
 SOURCES = ("pos_intraday", "ecommerce_intraday", "wms_intraday")
-OPEN, CLOSE, TZ = trading_hours()
+TZ = trading_hours()[2]
 
 
 def _reading() -> tuple[Run, int]:
@@ -46,7 +48,7 @@ def _reading() -> tuple[Run, int]:
 
 
 @dag(
-    schedule=CronTriggerTimetable(hourly_cron(range(OPEN, CLOSE)), timezone=TZ, interval=dt.timedelta(hours=1)),
+    schedule=CronTriggerTimetable(hourly_cron(hours_read()), timezone=TZ, interval=dt.timedelta(hours=1)),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=4,

@@ -36,20 +36,55 @@ def policy_file() -> Path:
 
 
 def trading_hours() -> tuple[int, int, str]:
-    """The retailer's trading hours and their time zone: ``(open, close, tz)``.
+    """The stores' trading hours and their time zone: ``(open, close, tz)``.
 
     ``SHELFWISE_TRADING_HOURS`` (default ``8-22``: from 08:00 until 22:00) and ``SHELFWISE_TRADING_TZ``
-    (default ``UTC``). ``retail_intraday`` runs at the end of every trading hour.
+    (default ``UTC``). ``retail_intraday`` runs at the end of every trading hour (and of the web shop's
+    hours, :func:`online_hours`).
 
     Raises:
         ValueError: when the hours are not ``open-close`` with ``0 <= open < close <= 24``.
     """
-    raw = os.environ.get("SHELFWISE_TRADING_HOURS", "8-22").strip()
+    return (*_hours_setting("SHELFWISE_TRADING_HOURS", "8-22"), os.environ.get("SHELFWISE_TRADING_TZ") or "UTC")
+
+
+def online_hours() -> tuple[int, int]:
+    """The web shop's hours that ``retail_intraday`` reads and supplies the same day: ``(open, close)``.
+
+    ``SHELFWISE_ONLINE_HOURS``, default ``8-24``: the web shop sells around the clock; its night is read by
+    the first run after the night's forecast (09:00, hours 0 to 8) and its evening until midnight, after
+    the stores close. On the trading clock (``SHELFWISE_TRADING_TZ``).
+
+    Raises:
+        ValueError: when the hours are not ``open-close`` with ``0 <= open < close <= 24``.
+    """
+    return _hours_setting("SHELFWISE_ONLINE_HOURS", "8-24")
+
+
+def hours_read() -> tuple[int, ...]:
+    """The hours ``retail_intraday`` reads, at the end of each: the stores' and the web shop's."""
+    stores, online = trading_hours()[:2], online_hours()
+    return tuple(sorted(set(range(*stores)) | set(range(*online))))
+
+
+def channels_closed(hour: int) -> frozenset[str]:
+    """The selling channels not trading in ``hour`` (0-23): ``store`` outside the stores' hours, ``online``
+    outside the web shop's.
+
+    Stock moves only between locations whose channel is open: a closed store neither gives nor receives,
+    nor ships the web shop's orders, until it opens (the night's replenishment plans it meanwhile).
+    """
+    stores, online = trading_hours()[:2], online_hours()
+    return frozenset(name for name, (first, last) in (("store", stores), ("online", online))
+                     if not first <= hour < last)
+
+
+def _hours_setting(name: str, default: str) -> tuple[int, int]:
+    raw = os.environ.get(name, default).strip()
     parts = raw.split("-")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]) <= 24:
-        raise ValueError(f"SHELFWISE_TRADING_HOURS must be 'open-close' hours with 0 <= open < close <= 24, "
-                         f"got {raw!r}")
-    return int(parts[0]), int(parts[1]), os.environ.get("SHELFWISE_TRADING_TZ") or "UTC"
+        raise ValueError(f"{name} must be 'open-close' hours with 0 <= open < close <= 24, got {raw!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def hourly_cron(hours: Iterable[int]) -> str:

@@ -18,6 +18,7 @@ evenly between the two levels, so together they keep the policy's rate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from statistics import NormalDist
 
@@ -242,8 +243,8 @@ class Rescue:
 
 
 def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep: float = 0.25,
-                         committed: pd.DataFrame | None = None,
-                         rescue: Rescue | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         committed: pd.DataFrame | None = None, rescue: Rescue | None = None,
+                         closed: Iterable[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The series that will run short, and what every other location of their SKUs can spare.
 
     A surging series is short by its projected demand until its next regular delivery less its stock and
@@ -264,6 +265,8 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
             units ``moving_in`` to a location and ``moving_out`` of it, per SKU, and raised orders
             ``on_order`` (:func:`include.intraday.moves.committed_moves`).
         rescue: Also rescue series that run dry without a surge (:class:`Rescue`); ``None``: surges only.
+        closed: Channels not trading this hour (:func:`include.config.channels_closed`): their series neither
+            receive nor give (a closed store's shelf is out of reach until it opens).
 
     Returns:
         ``(receivers, donors)`` in the shapes :func:`include.intraday.moves.propose_urgent_moves` reads; a
@@ -271,6 +274,7 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
         own ``need`` (0 for a DC), for the line's explanation.
     """
     sensed = _with_committed(sensed, committed)
+    sensed = sensed[~sensed["channel"].isin(list(closed))]
     coming = sensed["moving_in"]
     short = (sensed["need_in_window"] - sensed["on_hand"] - coming).clip(lower=0.0)
     alarm = sensed["alarm"].fillna(False).astype(bool)

@@ -118,12 +118,15 @@ def _channel_reading(sensed: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) -> dict[str, Any]:
     """Urgent transfers, expedites and raised orders for the surges that will run short, and moves to the
-    shelves running dry today where the policy's ``intraday.rescue_min_units`` says so; tiered.
+    shelves running dry today where the policy's ``intraday.rescue_min_units`` says so; tiered. Only the
+    channels trading at ``hour`` take part (:func:`include.config.channels_closed`): after the stores close,
+    the web shop is supplied from the DCs.
 
     With ``conn_factory`` (a live run), the day's lines already decided count: what they move and have not
     delivered by the stock's snapshot is no longer short or spare, and a route decided earlier is topped up
     under its next key (:func:`include.intraday.moves.topup_keys`), never changed.
     """
+    from include.config import channels_closed
     from include.governance.policy import load_policy, tier_proposals
     from include.intraday.day import receivers_and_donors
     from include.intraday.moves import MoveCosts, committed_moves, propose_urgent_moves, topup_keys
@@ -135,9 +138,10 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
     staged = _staged(run, conn_factory)
     stock_hour = sensed["stock_hour"].dropna() if "stock_hour" in sensed.columns else pd.Series(dtype=float)
     committed = committed_moves(staged, float(stock_hour.max()) if len(stock_hour) else float(hour))
+    closed = channels_closed(hour)
     receivers, donors = receivers_and_donors(sensed, service=policy.intraday.donor_service,
                                              dc_keep=policy.intraday.dc_keep, committed=committed,
-                                             rescue=policy.intraday.rescue())
+                                             rescue=policy.intraday.rescue(), closed=closed)
     costs = MoveCosts.from_policy(policy.costs, policy.intraday)
     lines = topup_keys(propose_urgent_moves(receivers, donors, _master("items", day, root),
                                             _shipping_locations(day, root), day, costs), staged)
@@ -146,7 +150,7 @@ def propose(run: Run, hour: int, *, conn_factory=None, root: str | None = None) 
     tiered = tier_proposals(lines, policy)
     write_partition(tiered, "curated", "intraday_proposals", run.ds, root)
     return record(run, {
-        "hour": hour, "as_of": as_of, "receivers": int(len(receivers)),
+        "hour": hour, "as_of": as_of, "channels_closed": sorted(closed), "receivers": int(len(receivers)),
         "receivers_by_reason": receivers["reason"].value_counts().to_dict() if len(receivers) else {},
         "lines": int(len(tiered)),
         "top_ups": int(tiered["business_key"].str.contains(r"\+\d+$").sum()) if len(tiered) else 0,

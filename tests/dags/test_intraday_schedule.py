@@ -6,22 +6,39 @@ import datetime as dt
 
 import pytest
 
-from include.config import hour_read, hourly_cron
+from include.config import channels_closed, hour_read, hourly_cron, hours_read
 from tests.dags.conftest import load_dag
 
 
-@pytest.mark.parametrize(("hours", "expression"), [
-    ("8-22", "0 9-22 * * *"),     # the default: the runs at 09:00 to 22:00 read hours 8 to 21
-    ("8-24", "0 0,9-23 * * *"),   # a day trading until midnight has its last run at 00:00
-    ("0-24", "0 * * * *"),        # around the clock
-    ("6-7", "0 7 * * *"),
+@pytest.mark.parametrize(("stores", "online", "expression"), [
+    (None, None, "0 0,9-23 * * *"),     # the defaults: stores 8-22, the web shop read until midnight
+    ("8-22", "8-22", "0 9-22 * * *"),   # the runs at 09:00 to 22:00 read hours 8 to 21
+    ("8-24", "8-22", "0 0,9-23 * * *"), # a day trading until midnight has its last run at 00:00
+    ("0-24", "8-24", "0 * * * *"),      # around the clock
+    ("9-17", "10-12", "0 10-17 * * *"),
 ])
-def test_the_schedule_runs_after_every_trading_hour(monkeypatch, hours, expression):
-    monkeypatch.setenv("SHELFWISE_TRADING_HOURS", hours)
+def test_the_schedule_runs_after_every_hour_the_stores_or_the_web_shop_trade(monkeypatch, stores, online, expression):
+    for name, value in (("SHELFWISE_TRADING_HOURS", stores), ("SHELFWISE_ONLINE_HOURS", online)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     monkeypatch.setenv("SHELFWISE_TRADING_TZ", "Europe/Berlin")
     dag = load_dag("retail_intraday")
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == (expression, "Europe/Berlin")
-    assert hourly_cron(range(*map(int, hours.split("-")))) == expression
+    assert hourly_cron(hours_read()) == expression
+
+
+def test_after_the_stores_close_only_the_web_shop_trades(monkeypatch):
+    monkeypatch.delenv("SHELFWISE_TRADING_HOURS", raising=False)
+    monkeypatch.delenv("SHELFWISE_ONLINE_HOURS", raising=False)
+    assert hours_read() == tuple(range(8, 24))
+    assert channels_closed(14) == frozenset()
+    assert channels_closed(22) == {"store"}
+    assert channels_closed(3) == {"store", "online"}
+    monkeypatch.setenv("SHELFWISE_ONLINE_HOURS", "8-25")
+    with pytest.raises(ValueError, match="SHELFWISE_ONLINE_HOURS must be 'open-close'"):
+        hours_read()
 
 
 def test_a_run_reads_the_hour_that_closed_on_the_trading_clock():

@@ -247,3 +247,16 @@ def test_the_shipped_policy_rescues_shelves_and_a_policy_without_the_setting_doe
     assert Intraday().rescue() is None
     with pytest.raises(ValueError):
         Intraday(rescue_min_units=0.5)
+
+
+def test_after_the_stores_close_a_surging_web_shop_is_supplied_from_the_dc_alone():
+    sensed = _shelves(location_id=["S1", "S2", "S3", "FC1", "S6", "DC1"],
+                      channel=["store", "store", "store", "online", "store", "dc"],
+                      alarm=[False, False, False, True, False, False])
+    rescue = Rescue(min_units=3, within_hours=12)
+    receivers, donors = receivers_and_donors(sensed, rescue=rescue)
+    assert set(receivers["location_id"]) == {"S1", "FC1"} and set(donors["location_id"]) == {"S2", "S3", "DC1"}
+    receivers, donors = receivers_and_donors(sensed, rescue=rescue, closed={"store"})
+    assert receivers["location_id"].tolist() == ["FC1"] and donors["location_id"].tolist() == ["DC1"]
+    receivers, donors = receivers_and_donors(sensed, rescue=rescue, closed={"store", "online"})
+    assert receivers.empty
