@@ -72,3 +72,33 @@ def test_the_speed_section_times_the_moves_of_one_reading():
     speed = moves_speed(sensed, regions, rng)
     # Shelves holding about two days' sales at 15:00: some run short, and each is sent stock or left to the night.
     assert speed["moves_seconds"] > 0 and speed["moves_receivers"] > 0 and speed["moves_lines"] > 0
+
+
+def test_the_information_limit_flags_big_surges_and_almost_never_a_quiet_day():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from benchmarks.intraday import Day, detectable
+    from include.intraday.profile import IntradayProfile, trading_shape
+    from include.intraday.sensing import SensingParams
+
+    profile = IntradayProfile(shares={}, fallback=trading_shape(8, 22))
+    day = Day(index=3, date=dt.date(2026, 11, 18), hourly=pd.DataFrame(), demand=np.zeros(0), opening=np.zeros(0),
+              store_sales=pd.DataFrame(), orders=pd.DataFrame())
+    stores = ["S1", "S2", "S3"]
+    forecast = pd.DataFrame({"location_id": stores, "sku": "K", "channel": "store", "step": 1, "mean": 40.0,
+                             "sigma": 16.0})
+
+    def chance(ratio: float, scope: str = "store", cells: str = "S1", onset: int = 11) -> float:
+        shock = SimpleNamespace(shock_id="SH00007", sku="K", scope=scope, location_ids=cells, onset_hour=onset,
+                                ratio=ratio)
+        return detectable(forecast, profile, day, shock, {"series": 5.5, "region": 6.5}, 21, SensingParams(),
+                          draws=2000)
+
+    assert chance(5.0) > 0.95  # five times a 40-a-day store's rate from 11:00
+    assert chance(1.0) < 0.01  # no surge: the series' own false alarms
+    assert chance(2.5, onset=20) < chance(2.5, onset=11)  # two hours read of a late surge tell less
+    # A surge across three stores is read both store by store and summed: it is found more often than at one.
+    assert chance(2.2, "region", "S1;S2;S3") > chance(2.2)
