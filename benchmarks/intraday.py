@@ -285,9 +285,10 @@ def store_keep(world, forecast: pd.DataFrame, profile, day: Day, sku: str) -> np
 
 
 def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: pd.DataFrame,
-              keep=None) -> tuple[list, dict]:  # noqa: ANN001
+              keep=None, detect=None) -> tuple[list, dict]:  # noqa: ANN001
     """Per shock of ``day``: detection, hours to proposal, moves and lost sales (with ``keep(sku)``, the
-    stores' :func:`store_keep`, also under the web fallback baseline); and the day's false alarms."""
+    stores' :func:`store_keep`, also under the web fallback baseline; with ``detect(shock)``,
+    :func:`detectable`'s chance of detection); and the day's false alarms."""
     from include.sample_data.intraday import hour_shares
 
     sim = world._sim
@@ -319,6 +320,7 @@ def score_day(world, day: Day, sensed: pd.DataFrame, inflow: np.ndarray, moves: 
             "shock_id": s.shock_id, "date": str(day.date), "sku": s.sku, "scope": s.scope, "onset_hour": s.onset_hour,
             "ratio": s.ratio, "extra_units": int(s.extra_units), "expected_extra_first_3h": round(float(first3), 1),
             "detected": alarm_hour is not None, "alarm_hour": alarm_hour,
+            "detectable": None if detect is None else round(detect(s), 3),
             "level": None if not len(hit) else str(hit.sort_values("alarm_hour")["level"].iloc[0]),
             "hours_to_proposal": None if alarm_hour is None else hours_to_proposal(alarm_hour, s.onset_hour),
             "nightly_hours": nightly_hours(s.onset_hour),
@@ -653,11 +655,10 @@ def run(args: argparse.Namespace) -> dict:
         sensed, inflow, moves = sense_hours(setup, cache[d], forecast, profile)
         seconds["sensing_and_moves"] += time.perf_counter() - start
         shocks, day = score_day(world, cache[d], sensed, inflow, moves,
-                                keep=functools.partial(store_keep, world, forecast, profile, cache[d]))
-        todays = {s.shock_id: s for s in world.shocks[world.shocks["date"] == pd.Timestamp(cache[d].date)].itertuples()}
-        for s in shocks:
-            s["detectable"] = round(detectable(forecast, profile, cache[d], todays[s["shock_id"]],
-                                               sensed.attrs["thresholds"], max(setup.hours), setup.params.sensing), 3)
+                                keep=functools.partial(store_keep, world, forecast, profile, cache[d]),
+                                detect=functools.partial(detectable, forecast, profile, cache[d],
+                                                         thresholds=sensed.attrs["thresholds"],
+                                                         last_hour=max(setup.hours), params=setup.params.sensing))
         results += shocks
         rescues = moves.loc[is_rescue(moves)]
         days.append({"date": str(cache[d].date), **day, "moves": int((moves["action"] != "raise_order").sum()),

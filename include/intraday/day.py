@@ -221,6 +221,8 @@ def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.nd
 TOPUP_MIN_SHARE = 0.2
 #: Columns of the moves already decided today (:func:`receivers_and_donors`'s ``committed``).
 COMMITTED_COLUMNS = ["location_id", "sku", "moving_in", "moving_out", "on_order"]
+#: A receiver's ``reason``: its sales surge, or its shelf runs dry without one (:class:`Rescue`).
+SURGE, STOCKOUT = "surge", "stockout"
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ def receivers_and_donors(sensed: pd.DataFrame, *, service: float = 0.95, dc_keep
         dry = (~alarm & sensed["channel"].isin(["store", "online"]) & (coming <= 0) & (short >= rescue.min_units)
                & (sensed["hours_to_stockout"] <= rescue.within_hours))
     receivers = sensed.assign(
-        shortfall=short, reason=np.where(alarm, "surge", "stockout"),
+        shortfall=short, reason=np.where(alarm, SURGE, STOCKOUT),
         **{c: (sensed[c] - coming).clip(lower=0.0) for c in sensed if str(c).startswith("short_after_")})[surging | dry]
     others = sensed[sensed["sku"].isin(receivers["sku"]) & ~alarm & ~dry]
     others = others.assign(on_hand=(others["on_hand"] - others["moving_out"]).clip(lower=0.0))
@@ -330,5 +332,5 @@ def donor_keep(rows: pd.DataFrame, service: float) -> np.ndarray:
     return need + NormalDist().inv_cdf(service) * spread
 
 
-__all__ = ["COMMITTED_COLUMNS", "FORECAST_COLUMNS", "HOURS", "TOPUP_MIN_SHARE", "DayParams", "Rescue", "donor_keep",
-           "receivers_and_donors", "sense_day"]
+__all__ = ["COMMITTED_COLUMNS", "FORECAST_COLUMNS", "HOURS", "STOCKOUT", "SURGE", "TOPUP_MIN_SHARE", "DayParams", "Rescue",
+           "donor_keep", "receivers_and_donors", "sense_day"]

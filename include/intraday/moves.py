@@ -34,6 +34,7 @@ import pandas as pd
 from include.decisions.params import PROPOSAL_COLUMNS
 from include.decisions.propose import solve_transfers
 from include.erp.line_tables import COMMITTED, UNDECIDED
+from include.intraday.day import STOCKOUT, SURGE
 
 #: The location type of the ecommerce fulfilment centre in the location master.
 FC_TYPE = "ecom_fc"
@@ -169,7 +170,7 @@ def _moves_of_sku(sku: str, need: pd.DataFrame, spare: pd.DataFrame, it: pd.Seri
     on_order = need["on_order"].fillna(0.0).to_numpy(float) if "on_order" in need.columns else 0.0
     uncovered = shortfall - moves.sum(axis=1) - on_order
     # A shelf running dry without a surge is the next night's to reorder; only a surge raises an order today.
-    surge = need["reason"].ne("stockout").to_numpy() if "reason" in need.columns else np.ones(len(need), bool)
+    surge = need["reason"].ne(STOCKOUT).to_numpy() if "reason" in need.columns else np.ones(len(need), bool)
     for i in np.flatnonzero((uncovered >= 1) & surge):
         r = need.iloc[i]
         pack = max(float(it.get("case_pack", 1) or 1), 1.0)
@@ -240,7 +241,7 @@ MOVE_ACTIONS = ("urgent_transfer", "urgent_expedite", "ship_from_store")
 def is_rescue(lines: pd.DataFrame) -> np.ndarray:
     """``[n]``: which of ``lines`` (proposals or staged lines, with ``explanation``) feed a shelf running dry
     without a surge (``reason`` ``stockout``)."""
-    return np.array([isinstance(e, dict) and e.get("reason") == "stockout" for e in lines.get("explanation", [])],
+    return np.array([isinstance(e, dict) and e.get("reason") == STOCKOUT for e in lines.get("explanation", [])],
                     bool)
 
 
@@ -374,11 +375,11 @@ def _line(sku: str, r: pd.Series, source: str, route: str, qty: float, unit_cost
 def _why(r: pd.Series) -> dict:
     """What makes ``r`` a receiver: its surge's evidence, or (``reason`` ``stockout``) what it expects to sell
     before its next delivery and what it sold today against the forecast."""
-    if r.get("reason") == "stockout":
-        return {"reason": "stockout", "expected_before_next_delivery": round(float(r["need_in_window"]), 2),
+    if r.get("reason") == STOCKOUT:
+        return {"reason": STOCKOUT, "expected_before_next_delivery": round(float(r["need_in_window"]), 2),
                 "sold_today": float(r.get("sold_today", 0.0)),
                 "expected_so_far": round(float(r.get("expected_so_far", 0.0)), 2)}
-    return {"reason": "surge", "surge_ratio": round(float(r["ratio"]), 2), "surge_onset_hour": int(r["onset_hour"]),
+    return {"reason": SURGE, "surge_ratio": round(float(r["ratio"]), 2), "surge_onset_hour": int(r["onset_hour"]),
             "sold_since_onset": float(r["sold_since_onset"]),
             "expected_since_onset": round(float(r["expected_since_onset"]), 2),
             "evidence_log_likelihood_ratio": round(float(r["statistic"]), 2)}
