@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="size Shelfwise's levels on the backtest's sigma_cum, without the measured error scale")
     ap.add_argument("--no-feedback", action="store_true",
                     help="plan every review at the target as it is, without the service ledger's correction")
+    ap.add_argument("--no-stockout-inference", action="store_true",
+                    help="every zero sale is demand: no stock-out read from the zero runs (include.demand.stockouts)")
     ap.add_argument("--burn-in", type=int, default=BURN_IN_REVIEWS,
                     help="reviews simulated under every policy before scoring starts (default: a quarter)")
     args = ap.parse_args(argv)
@@ -144,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     every = args.reforecast_every
     calibrate = not args.no_calibration
     feedback = None if args.no_feedback else ServiceFeedback.from_policy(load_policy().replenishment.service_feedback)
-    common = {"reforecast_every": every, "calibrate": calibrate, "service_feedback": feedback}
+    common = {"reforecast_every": every, "calibrate": calibrate, "service_feedback": feedback,
+              "infer_stockouts": not args.no_stockout_inference}
     report: dict = {"benchmark": "policy_replay", "cores": cpu_count(), "target_fill_rate": TARGET,
                     "calibration": calibrate, "service_feedback": None if feedback is None else dataclasses.asdict(feedback),
-                    "burn_in_reviews": args.burn_in, "datasets": {}}
+                    "burn_in_reviews": args.burn_in, "stockouts_from_zero_runs": not args.no_stockout_inference,
+                    "datasets": {}}
     rows: list[dict] = []
 
     def add(name: str, panel: DemandPanel, cfg: ReplayConfig) -> None:

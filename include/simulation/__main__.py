@@ -6,7 +6,9 @@ The input is an analyst history file (:mod:`include.demand.history_file`): ``ite
 units``, the regressor columns named in ``--regressors``, and optionally ``unit_cost`` and
 ``lead_time`` (lead time in periods of ``--freq``; ``--lead-time`` for series without one). Each
 policy's service parameter is swept; the table shows fill rate against average inventory per policy,
-then the inventory each needs at ``--service``. A bad file prints ``error: <what and where>`` and exits 2.
+then the inventory each needs at ``--service``. The history holds sales, not stock: a run of zero periods
+that only an empty shelf explains is a stock-out to Shelfwise's forecaster (``--zeros-are-demand``: none
+is). A bad file prints ``error: <what and where>`` and exits 2.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
                          "feedback corrects it by the fill achieved so far, as the nightly does)")
     ap.add_argument("--burn-in", type=int, default=0,
                     help="periods after the warm-up simulated under every policy but not scored (default 0)")
+    ap.add_argument("--zeros-are-demand", action="store_true",
+                    help="take every zero sale as no demand (default: a run of zeros far longer than the "
+                         "series' usual share of zero periods allows is a stock-out, and Shelfwise's "
+                         "forecaster leaves it out, as the nightly leaves out the days its stock records "
+                         "show empty; include.demand.stockouts)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON only")
     return ap
 
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         service_feedback=None if args.no_feedback else ServiceFeedback.from_policy(
             load_policy().replenishment.service_feedback),
         burn_in=args.burn_in,
+        infer_stockouts=not args.zeros_are_demand,
     )
     try:
         history = history_from_args(args)

@@ -20,6 +20,7 @@ import pandas as pd
 from include.decisions.calibration import ErrorCalibration, rolling_calibration, standardized_errors
 from include.decisions.replenishment import forecast_matrices, order_levels, protection_sums
 from include.demand.history_file import SEASON_LENGTH
+from include.demand.stockouts import zero_run_stockouts
 from include.simulation.panel import DemandPanel
 
 __all__ = ["OriginForecasts", "ReviewForecasts", "policy_levels", "replay_calibration", "rolling_forecasts"]
@@ -49,7 +50,7 @@ def _long(panel: DemandPanel, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The panel as the forecaster's long history, and the planned regressors of ``horizon`` periods past
     its end (regular: no driver, no event), with the period index of each row."""
     n, t = panel.demand.shape
-    step = pd.Timedelta(days=7 if panel.freq == "W" else 1)
+    step = pd.Timedelta(days=panel.period_days)
     dates = panel.dates.append(pd.DatetimeIndex([panel.dates[-1] + step * (k + 1) for k in range(horizon)]))
     ids = pd.array(np.repeat(panel.ids.astype(str), t + horizon), dtype="string")
     frame = pd.DataFrame({"unique_id": ids, "ds": np.tile(dates.to_numpy(), n),
@@ -61,13 +62,18 @@ def _long(panel: DemandPanel, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, np.tile(np.arange(t + horizon), n)
 
 
-def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int) -> OriginForecasts:
+def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int, *,
+                      infer_stockouts: bool = True) -> OriginForecasts:
     """The production forecast at each origin, every series at once.
 
     Args:
         panel: The history.
         origins: Period indices; each forecast sees the history through its origin.
         horizon: Periods forecast after each origin.
+        infer_stockouts: A panel has sales, not stock: give the forecaster the zero runs only a stock-out
+            explains (:func:`include.demand.stockouts.zero_run_stockouts`, judged on the history through
+            each origin) as ``censored`` days, as the nightly gives it the days its stock records show
+            empty. False: every zero is demand.
     """
     from models.forecasting import forecast
 
@@ -82,6 +88,9 @@ def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int) -> 
     start = time.perf_counter()
     for o, origin in enumerate(origins):
         history = frame[period <= origin]
+        if infer_stockouts:
+            empty = zero_run_stockouts(panel.demand[:, : origin + 1], period_days=panel.period_days)
+            history = history.assign(censored=empty.ravel())
         ahead = (period > origin) & (period <= origin + horizon)
         future = frame.loc[ahead, ["unique_id", "ds", *known]]
         result = forecast(history, horizon, season_length=SEASON_LENGTH[panel.freq], freq=panel.freq,
@@ -93,7 +102,7 @@ def rolling_forecasts(panel: DemandPanel, origins: np.ndarray, horizon: int) -> 
 
 
 def replay_calibration(mean: np.ndarray, sigma: np.ndarray, reviews: np.ndarray, demand: np.ndarray,
-                       protection: np.ndarray) -> ErrorCalibration:
+                       protection: np.ndarray, *, stockouts_period_days: int | None = None) -> ErrorCalibration:
     """The calibration each review may use: the errors of the earlier reviews' forecasts over their
     protection interval, each from the first review at which its whole interval has been sold.
 
@@ -101,8 +110,12 @@ def replay_calibration(mean: np.ndarray, sigma: np.ndarray, reviews: np.ndarray,
         mean: ``[R, n, width]`` forecast per step after each review.
         sigma: ``[R, n, width]`` error of the cumulative forecast from each review.
         reviews: ``[R]`` period index of each review.
-        demand: ``[n, T]`` actual demand.
+        demand: ``[n, T]`` actual demand (NaN: not observed, no demand).
         protection: ``[n]`` protection interval in whole periods.
+        stockouts_period_days: With the days a period lasts, an interval holding a stock-out read from the
+            zero runs (:func:`include.demand.stockouts.zero_run_stockouts`, judged on the history up to the
+            review that first uses the interval) is left out, as the nightly leaves out an interval with a
+            day its stock records show empty. None: every interval counts.
 
     Returns:
         A calibration with one version per review.
@@ -111,13 +124,25 @@ def replay_calibration(mean: np.ndarray, sigma: np.ndarray, reviews: np.ndarray,
     t = demand.shape[1]
     periods = np.tile(protection, n_reviews)
     forecast, fsigma, _ = protection_sums(mean.reshape(n_reviews * n, -1), sigma.reshape(n_reviews * n, -1), periods)
-    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(demand, axis=1)], axis=1)
     end = reviews[:, None] + protection[None, :].astype(int)
     past = end < t
     rows = np.broadcast_to(np.arange(n), end.shape)
-    actual = np.where(past, cum[rows, np.minimum(end, t - 1) + 1] - cum[rows, reviews[:, None] + 1], np.nan)
-    z = standardized_errors(forecast.reshape(n_reviews, n), fsigma.reshape(n_reviews, n), actual)
+
+    def interval_sums(values: np.ndarray) -> np.ndarray:
+        cum = np.concatenate([np.zeros((n, 1)), np.cumsum(values, axis=1)], axis=1)
+        return np.where(past, cum[rows, np.minimum(end, t - 1) + 1] - cum[rows, reviews[:, None] + 1], np.nan)
+
+    actual = interval_sums(np.nan_to_num(demand, nan=0.0))
     known_from = np.searchsorted(reviews, end, side="left")
+    if stockouts_period_days is not None:
+        empty = np.zeros_like(actual)
+        for k in np.unique(known_from[past & (known_from < n_reviews)]):
+            seen = min(int(reviews[k]) + 1, t)
+            mask = np.zeros((n, t))
+            mask[:, :seen] = zero_run_stockouts(demand[:, :seen], period_days=stockouts_period_days)
+            empty = np.where(known_from == k, interval_sums(mask), empty)
+        actual = np.where(empty > 0, np.nan, actual)
+    z = standardized_errors(forecast.reshape(n_reviews, n), fsigma.reshape(n_reviews, n), actual)
     return rolling_calibration(z, forecast.reshape(n_reviews, n), fsigma.reshape(n_reviews, n), known_from, n_reviews)
 
 
@@ -148,10 +173,12 @@ class ReviewForecasts:
 
     @classmethod
     def of(cls, fc: OriginForecasts, reviews: np.ndarray, *, lead: np.ndarray, lead_sd: float, review: int,
-           demand: np.ndarray | None = None, pack: float = 0.0) -> ReviewForecasts:
+           demand: np.ndarray | None = None, pack: float = 0.0, stockouts_period_days: int | None = None
+           ) -> ReviewForecasts:
         """A review between two forecast origins uses the latest forecast, read from the review onwards.
         With the actual ``demand``, each review scales ``sigma_cum`` by the calibration of the errors known
-        by then (:func:`replay_calibration`)."""
+        by then (:func:`replay_calibration`, which leaves out intervals with a stock-out read from the zero
+        runs when given ``stockouts_period_days``)."""
         n, horizon = fc.mean.shape[0], fc.mean.shape[2]
         origin = np.searchsorted(fc.origins, reviews, side="right") - 1
         offset = reviews - fc.origins[origin]
@@ -167,7 +194,8 @@ class ReviewForecasts:
             sigma[r] = np.sqrt(np.maximum(fc.sigma_cum[:, o, off:off + width] ** 2 - done, 0.0))
         calibration = None
         if demand is not None:
-            calibration = replay_calibration(mean, sigma, reviews, demand, np.maximum(lead, 1) + review - 1)
+            calibration = replay_calibration(mean, sigma, reviews, demand, np.maximum(lead, 1) + review - 1,
+                                             stockouts_period_days=stockouts_period_days)
         return cls(np.asarray(reviews), mean, sigma, calibration, np.asarray(lead), lead_sd, review, pack)
 
     def levels(self, fill_rate: float, r: np.ndarray | None = None) -> np.ndarray:

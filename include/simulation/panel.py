@@ -60,6 +60,11 @@ class DemandPanel:
                 raise ValueError(f"regressor {name!r} is {values.shape}, expected {(n, t)}")
 
     @property
+    def period_days(self) -> int:
+        """Days one period lasts."""
+        return 7 if self.freq == "W" else 1
+
+    @property
     def served_demand(self) -> np.ndarray:
         """Demand the replay serves: unknown periods are no demand."""
         return np.nan_to_num(self.demand, nan=0.0)

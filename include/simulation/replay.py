@@ -77,6 +77,10 @@ class ReplayConfig:
         burn_in: Periods after the warm-up simulated under every policy but not scored: the stock
             positions settle from their start and the service ledger learns, as a deployment that has
             run a while has.
+        infer_stockouts: The panel holds sales without stock: Shelfwise's forecaster and calibration take
+            the zero runs only a stock-out explains as stock-out days
+            (:func:`include.demand.stockouts.zero_run_stockouts`), as the nightly takes the days its stock
+            records show empty. False: every zero is demand. The baselines read the sales as they are.
     """
 
     lead_time: int = 7
@@ -93,6 +97,7 @@ class ReplayConfig:
     overstock_cover: float | None = None
     service_feedback: ServiceFeedback | None = field(default_factory=ServiceFeedback)
     burn_in: int = 0
+    infer_stockouts: bool = True
 
 
 @dataclass
@@ -150,13 +155,14 @@ def _variants(panel: DemandPanel, cfg: ReplayConfig, lead: np.ndarray,
         every = max(int(cfg.reforecast_every), 1)
         protection = int(lead.max()) + cfg.review + int(np.ceil(2 * cfg.lead_time_sd))
         horizon = max(cfg.horizon or HORIZON[panel.freq], (every - 1) * cfg.review + protection)
-        fc = rolling_forecasts(panel, reviews[::every], horizon)
+        fc = rolling_forecasts(panel, reviews[::every], horizon, infer_stockouts=cfg.infer_stockouts)
         targets = [float(t) for t in sweep["shelfwise"]]
         inputs = ReviewForecasts.of(fc, reviews, lead=lead, lead_sd=cfg.lead_time_sd, review=cfg.review,
-                                    demand=D if cfg.calibrate else None, pack=cfg.pack)
+                                    demand=panel.demand if cfg.calibrate else None, pack=cfg.pack,
+                                    stockouts_period_days=panel.period_days if cfg.infer_stockouts else None)
         if cfg.service_feedback is not None:
             feedback = ReviewFeedback(list(range(len(targets))), inputs,
-                                      ServiceLedger.start(targets, days=7.0 if panel.freq == "W" else 1.0),
+                                      ServiceLedger.start(targets, days=float(panel.period_days)),
                                       cfg.service_feedback)
         for target in targets:
             up = np.zeros((n, T))
