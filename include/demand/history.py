@@ -3,7 +3,10 @@
 Store demand comes from POS item movement, ecommerce demand from order lines (by the fulfilment
 centre that ships them). A day on which the location ended with nothing on hand is flagged
 ``censored``: what sold that day is a floor on demand, not demand, and the forecasting models treat
-it so. Each day also carries its known regressors (promotion depth, price, retail event; see
+it so. A day without any stock snapshot of the location (an imported sales history, a location whose
+warehouse system delivers none) says nothing of the shelf: there a run of zero sales that only an empty
+shelf explains is censored too (:func:`include.demand.stockouts.zero_run_stockouts`), as the replay reads
+a sales history; where a snapshot exists, it decides. Each day also carries its known regressors (promotion depth, price, retail event; see
 :mod:`include.demand.regressors`), so models can tell a promotion's lift from a change in demand.
 
 The nightly builds demand shard by shard (:func:`demand_shards`). One pass over the window reads the
@@ -29,6 +32,7 @@ import pyarrow.parquet as pq
 from include.config import as_date
 from include.demand.regressors import known_regressors
 from include.demand.shards import n_shards_for, shard_of
+from include.demand.stockouts import zero_run_stockouts
 from include.progress import Progress
 from include.storage import iter_range, read_partition
 
@@ -47,6 +51,7 @@ _SOURCES = {
 _SALES_SCHEMA = pa.schema([("loc", pa.int32()), ("sku", pa.int32()), ("channel", pa.int8()),
                            ("day", pa.int32()), ("y", pa.float64())])
 _STOCKOUT_SCHEMA = pa.schema([("loc", pa.int32()), ("sku", pa.int32()), ("day", pa.int32())])
+_STOCK_DAY_SCHEMA = pa.schema([("loc", pa.int32()), ("day", pa.int32())])
 
 
 def series_id(location_id: pd.Series | str, sku: pd.Series | str):
@@ -121,6 +126,15 @@ class _Window:
                             "day": self.day_index(inv["snapshot_date"])})
         return out[(out["day"] >= 0) & (out["day"] <= (self.end - self.start).days)].drop_duplicates()
 
+    def stock_days(self, inventory: pd.DataFrame) -> pd.DataFrame:
+        """Days each location has a stock snapshot at all (``loc, day``, codes): its stock is known then."""
+        if not len(inventory):
+            return pd.DataFrame({f.name: pd.Series(dtype=f.type.to_pandas_dtype()) for f in _STOCK_DAY_SCHEMA})
+        inv = inventory[inventory["location_id"].notna()]
+        out = pd.DataFrame({"loc": self.locations.encode(inv["location_id"]),
+                            "day": self.day_index(inv["snapshot_date"])})
+        return out[(out["day"] >= 0) & (out["day"] <= (self.end - self.start).days)].drop_duplicates()
+
     def key_names(self, keys: np.ndarray) -> pd.DataFrame:
         """``unique_id, location_id, sku, channel`` of series keys (:func:`_series_keys`)."""
         location = pd.Series(np.asarray(self.locations.names, dtype=object)[keys >> 33], dtype="str")
@@ -136,8 +150,12 @@ def _series_keys(loc: np.ndarray, sku: np.ndarray, channel: np.ndarray) -> np.nd
 
 
 def _dense(window: _Window, keys: np.ndarray, sales: pd.DataFrame, stockouts: pd.DataFrame,
-           promotions: pd.DataFrame | None, items: pd.DataFrame | None) -> pd.DataFrame:
-    """Every day of the window for each of the sorted series ``keys``, with censoring and regressors."""
+           promotions: pd.DataFrame | None, items: pd.DataFrame | None,
+           stock_days: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every day of the window for each of the sorted series ``keys``, with censoring and regressors.
+
+    ``stock_days`` (``loc, day``): the days each location has a stock snapshot; on the others a zero run
+    only an empty shelf explains is censored as well (none: no day's stock is known)."""
     days = window.days
     n_keys, n_days = len(keys), len(days)
     y = np.zeros((n_keys, n_days))
@@ -153,6 +171,7 @@ def _dense(window: _Window, keys: np.ndarray, sales: pd.DataFrame, stockouts: pd
         hit = at < n_keys
         hit[hit] = pairs[at[hit]] == wanted[hit]
         censored[at[hit], stockouts["day"].to_numpy()[hit]] = True
+    censored |= _unrecorded_stockouts(keys, y, n_days, stock_days)
     names = window.key_names(keys)
     series = names.drop_duplicates("unique_id")
     known = known_regressors(series[["unique_id", "location_id", "sku"]], days, promotions, items)
@@ -197,7 +216,7 @@ def build_demand(
     if sales.empty:
         return pd.DataFrame(columns=DEMAND_COLUMNS)
     keys = np.unique(_series_keys(sales["loc"].to_numpy(), sales["sku"].to_numpy(), sales["channel"].to_numpy()))
-    return _dense(window, keys, sales, window.stockouts(inventory), promotions, items)
+    return _dense(window, keys, sales, window.stockouts(inventory), promotions, items, window.stock_days(inventory))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,25 +229,28 @@ class DemandShard:
 
 
 class _Spool:
-    """The window's sales and stock-outs as integer codes in local Parquet, one row group per day."""
+    """The window's sales, stock-outs and stock days as integer codes in local Parquet, one row group per day."""
+
+    _SCHEMAS = {"sales": _SALES_SCHEMA, "stockouts": _STOCKOUT_SCHEMA, "stock_days": _STOCK_DAY_SCHEMA}
 
     def __init__(self, folder: str) -> None:
-        self.paths = {"sales": Path(folder) / "sales.parquet", "stockouts": Path(folder) / "stockouts.parquet"}
-        self._writers = {"sales": pq.ParquetWriter(self.paths["sales"], _SALES_SCHEMA),
-                         "stockouts": pq.ParquetWriter(self.paths["stockouts"], _STOCKOUT_SCHEMA)}
+        self.paths = {name: Path(folder) / f"{name}.parquet" for name in self._SCHEMAS}
+        self._writers = {name: pq.ParquetWriter(self.paths[name], schema) for name, schema in self._SCHEMAS.items()}
 
-    def add(self, sales: pd.DataFrame, stockouts: pd.DataFrame) -> None:
-        for name, frame, schema in (("sales", sales, _SALES_SCHEMA), ("stockouts", stockouts, _STOCKOUT_SCHEMA)):
+    def add(self, **frames: pd.DataFrame) -> None:
+        for name, frame in frames.items():
             if len(frame):
-                self._writers[name].write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+                self._writers[name].write_table(pa.Table.from_pandas(frame, schema=self._SCHEMAS[name],
+                                                                     preserve_index=False))
 
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
 
-    def read(self, name: str, skus: np.ndarray) -> pd.DataFrame:
-        """The spooled rows of the SKUs ``skus`` (codes) only."""
-        return pq.read_table(self.paths[name], filters=[("sku", "in", skus.tolist())]).to_pandas()
+    def read(self, name: str, skus: np.ndarray | None = None) -> pd.DataFrame:
+        """The spooled rows of the SKUs ``skus`` (codes) only (``None``: every row)."""
+        filters = None if skus is None else [("sku", "in", skus.tolist())]
+        return pq.read_table(self.paths[name], filters=filters).to_pandas()
 
 
 def _days(window: _Window, root: str | None) -> Iterator[tuple[dt.date, dict[str, pd.DataFrame]]]:
@@ -253,7 +275,8 @@ def _spool_window(window: _Window, spool: _Spool, root: str | None) -> np.ndarra
     keys = np.empty(0, dtype=np.int64)
     for _, frames in _days(window, root):
         sales = window.sales(frames["pos_sales"], frames["ecommerce_orders"])
-        spool.add(sales, window.stockouts(frames["inventory_snapshot"]))
+        inventory = frames["inventory_snapshot"]
+        spool.add(sales=sales, stockouts=window.stockouts(inventory), stock_days=window.stock_days(inventory))
         keys = pd.unique(np.concatenate([keys, _series_keys(sales["loc"].to_numpy(), sales["sku"].to_numpy(),
                                                             sales["channel"].to_numpy())]))
         progress.step(len(sales))
@@ -289,15 +312,33 @@ def demand_shards(ds: str | dt.date, lookback_days: int, shard_size: int,
         key_shard = shard_of(pd.Series(window.skus.names), n_shards)[(keys >> 1) & 0xFFFFFFFF]
         promotions = read_partition("curated", "promotions", end, root, missing_ok=True)
         items = read_partition("curated", "items", end, root, missing_ok=True)
+        stock_days = spool.read("stock_days")
         progress = Progress(f"demand: {len(keys):,} series in {n_shards} shards", n_shards)
         for shard in range(n_shards):
             mine = keys[key_shard == shard]
             skus = np.unique((mine >> 1) & 0xFFFFFFFF).astype(np.int32)
             if len(mine):
                 frame = _dense(window, mine, spool.read("sales", skus), spool.read("stockouts", skus),
-                               promotions, items)
+                               promotions, items, stock_days)
                 yield DemandShard(shard, n_shards, frame)
                 progress.step(len(frame))
+
+
+def _unrecorded_stockouts(keys: np.ndarray, y: np.ndarray, n_days: int, stock_days: pd.DataFrame | None
+                          ) -> np.ndarray:
+    """``[keys, days]``: days without a stock snapshot of the series' location that a zero run only an
+    empty shelf explains marks as stock-outs (the days before a series' first sale are not judged)."""
+    locs = (keys >> 33).astype(np.int64)
+    known = np.zeros((int(locs.max()) + 1 if len(locs) else 0, n_days), dtype=bool)
+    if stock_days is not None and len(stock_days):
+        loc = stock_days["loc"].to_numpy(np.int64)
+        inside = loc < len(known)
+        known[loc[inside], stock_days["day"].to_numpy(np.int64)[inside]] = True
+    unknown = ~known[locs]
+    if not unknown.any():
+        return np.zeros_like(unknown)
+    started = np.maximum.accumulate(y > 0, axis=1)
+    return zero_run_stockouts(np.where(started, y, np.nan)) & unknown
 
 
 def demand_summary(demand: pd.DataFrame, earlier: dict | None = None) -> dict:

@@ -219,6 +219,25 @@ def test_import_file_lands_extracts_that_the_history_load_curates(tmp_path, caps
     assert sorted(demand["unique_id"].unique()) == ["S1|SKU1", "S1|SKU2", "S2|SKU1", "S2|SKU2"]
 
 
+def test_an_imported_history_without_stock_has_its_empty_shelves_read_from_the_zero_runs(tmp_path, capsys):
+    root = str(tmp_path / "root")
+    sales = daily_sales(locations=1, items=2, days=60)
+    gap = (sales["item"] == "SKU2") & pd.to_datetime(sales["date"]).between("2024-02-10", "2024-02-21")
+    sales.loc[gap, "units"] = 0  # twelve days without a sale of an item that sells about 5 a day
+    path = tmp_path / "sales.csv"
+    sales.to_csv(path, index=False)
+    assert ingest_main(["import-file", str(path), "--price-column", "price", "--root", root]) == 0
+    load_history("2024-01-01", "2024-02-29", root=root, contracts=CONTRACTS)
+    capsys.readouterr()
+
+    [shard] = list(demand_shards(dt.date(2024, 2, 29), 60, 100, root))
+    censored = shard.frame[shard.frame["censored"]]
+    # No warehouse snapshot says what was on the shelf, so the run that only an empty shelf explains is a
+    # stock-out to the forecaster, and nothing else is.
+    assert set(censored["unique_id"]) == {"S1|SKU2"}
+    assert censored["ds"].dt.strftime("%m-%d").tolist() == [f"02-{d}" for d in range(10, 22)]
+
+
 def test_import_file_refuses_weekly_files_bad_ids_and_landed_days(tmp_path, scanner, capsys):
     root = str(tmp_path / "root")
     assert ingest_main(["import-file", str(scanner), "--freq", "W", "--root", root]) == 2

@@ -212,3 +212,33 @@ def test_kpis_of_a_night_without_demand_history_are_unknown_not_a_crash():
     assert kpis["series"] == 0
     assert kpis["stockout_rate_7d"] is None and kpis["fill_rate"] is None and kpis["forecast_wape"] is None
     assert kpis["inventory_value_at_cost"] == 10.0
+
+
+def _steady_sales_with_a_gap(days: int = 80, gap: tuple[int, int] = (50, 62)) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    dates = pd.date_range("2026-01-01", periods=days, freq="D")
+    units = [0 if gap[0] <= i < gap[1] else 4 + i % 3 for i in range(days)]
+    pos = pd.DataFrame({"store_id": "S1", "sku": "A", "business_date": dates, "units_sold": units})
+    return pos[pos["units_sold"] > 0], dates
+
+
+def test_without_a_stock_snapshot_a_zero_run_only_an_empty_shelf_explains_is_censored():
+    pos, dates = _steady_sales_with_a_gap()
+    no_orders = pd.DataFrame(columns=["fulfilment_location_id", "sku", "ordered_at", "quantity", "status"])
+    no_stock = pd.DataFrame(columns=["location_id", "sku", "snapshot_date", "on_hand"])
+
+    out = build_demand(pos, no_orders, no_stock, dates[0].date(), dates[-1].date()).set_index("ds")
+    # Twelve days without a sale from a series that never missed a day: an empty shelf, not demand.
+    assert out["censored"].sum() == 12 and out.loc[dates[50]:dates[61], "censored"].all()
+    assert (out.loc[dates[50]:dates[61], "y"] == 0).all()
+
+    # Where the warehouse system says the shelf held stock, its snapshot decides: those were days of no demand.
+    stocked = pd.DataFrame({"location_id": "S1", "sku": "A", "snapshot_date": dates, "on_hand": 30})
+    out = build_demand(pos, no_orders, stocked, dates[0].date(), dates[-1].date())
+    assert not out["censored"].any()
+
+
+def test_a_short_or_ordinary_gap_stays_demand():
+    pos, dates = _steady_sales_with_a_gap(gap=(50, 51))  # one day without a sale
+    no_orders = pd.DataFrame(columns=["fulfilment_location_id", "sku", "ordered_at", "quantity", "status"])
+    no_stock = pd.DataFrame(columns=["location_id", "sku", "snapshot_date", "on_hand"])
+    assert not build_demand(pos, no_orders, no_stock, dates[0].date(), dates[-1].date())["censored"].any()
