@@ -393,7 +393,9 @@ def _format_summary(ds, root: str, s: dict, env: dict[str, str], waiting: bool, 
             lines.append(f"  {source:<10} {ing['rows_in']:>8} in, {ing['rows_passed']:>8} passed, "
                          f"{ing['rows_quarantined']:>5} quarantined   ({outcomes})")
     dem, fc = s.get("build_demand", {}), s.get("combine_forecasts", {})
-    lines.append(f"Demand: {dem.get('series', 0)} series, {dem.get('censored_days', 0)} stock-out days censored")
+    inferred = dem.get("stockouts_inferred_days", 0)
+    lines.append(f"Demand: {dem.get('series', 0)} series, {dem.get('censored_days', 0)} stock-out days censored"
+                 + (f" ({inferred} read off zero runs on days without a stock snapshot)" if inferred else ""))
     lines.append(f"Forecast: {fc.get('series', 0)} series in {fc.get('shards', 0)} shard(s); models "
                  f"{fc.get('models', {})}; {fc.get('fallback_series', 0)} on the fallback rule")
     ch = fc.get("challenger")

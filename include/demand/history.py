@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 SERIES_SEP = "|"
 DEMAND_COLUMNS = ["unique_id", "location_id", "sku", "channel", "ds", "y", "censored", "promo", "price", "event"]
 CHANNELS = ("store", "ecommerce")
+#: ``attrs`` key of a built demand frame: its censored days read off zero runs, without a stock snapshot.
+INFERRED_ATTR = "stockouts_inferred_days"
 
 #: Columns each streamed source is read with (nothing else of the extract is loaded).
 _SOURCES = {
@@ -171,7 +173,8 @@ def _dense(window: _Window, keys: np.ndarray, sales: pd.DataFrame, stockouts: pd
         hit = at < n_keys
         hit[hit] = pairs[at[hit]] == wanted[hit]
         censored[at[hit], stockouts["day"].to_numpy()[hit]] = True
-    censored |= _unrecorded_stockouts(keys, y, n_days, stock_days)
+    inferred = _unrecorded_stockouts(keys, y, n_days, stock_days) & ~censored
+    censored |= inferred
     names = window.key_names(keys)
     series = names.drop_duplicates("unique_id")
     known = known_regressors(series[["unique_id", "location_id", "sku"]], days, promotions, items)
@@ -179,12 +182,14 @@ def _dense(window: _Window, keys: np.ndarray, sales: pd.DataFrame, stockouts: pd
     first_row = np.repeat(pd.Index(series["unique_id"]).get_indexer(names["unique_id"]) * n_days, n_days)
     take = first_row + np.tile(np.arange(n_days), n_keys)
     repeat = np.repeat(np.arange(n_keys), n_days)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         **{col: names[col].take(repeat).reset_index(drop=True) for col in ("unique_id", "location_id", "sku",
                                                                              "channel")},
         "ds": np.tile(days.to_numpy(), n_keys), "y": y.ravel(), "censored": censored.ravel(),
         **{col: known[col].take(take).reset_index(drop=True) for col in ("promo", "price", "event")},
     })[DEMAND_COLUMNS]
+    frame.attrs[INFERRED_ATTR] = int(inferred.sum())
+    return frame
 
 
 def build_demand(
@@ -342,7 +347,8 @@ def _unrecorded_stockouts(keys: np.ndarray, y: np.ndarray, n_days: int, stock_da
 
 
 def demand_summary(demand: pd.DataFrame, earlier: dict | None = None) -> dict:
-    """Series, rows, censored (stock-out) days and units of a demand frame, added to ``earlier``'s.
+    """Series, rows, censored (stock-out) days, of them those read off zero runs on days without a stock
+    snapshot, and units of a demand frame, added to ``earlier``'s.
 
     Shards hold whole series, so the summaries of a night's shards add up to the night's.
     """
@@ -350,4 +356,6 @@ def demand_summary(demand: pd.DataFrame, earlier: dict | None = None) -> dict:
     return {"series": earlier.get("series", 0) + int(demand["unique_id"].nunique()),
             "rows": earlier.get("rows", 0) + int(len(demand)),
             "censored_days": earlier.get("censored_days", 0) + int(demand["censored"].sum()),
+            "stockouts_inferred_days": earlier.get("stockouts_inferred_days", 0)
+            + int(demand.attrs.get(INFERRED_ATTR, 0)),
             "units": earlier.get("units", 0.0) + float(demand["y"].sum())}

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.demand.history import DEMAND_COLUMNS, build_demand
+from include.demand.history import DEMAND_COLUMNS, build_demand, demand_summary
 from include.reporting.kpis import compute_kpis, daily_trend, forecast_accuracy, render_chart, render_report
 
 D1, D2, D3 = pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-02"), pd.Timestamp("2026-03-03")
@@ -226,15 +226,18 @@ def test_without_a_stock_snapshot_a_zero_run_only_an_empty_shelf_explains_is_cen
     no_orders = pd.DataFrame(columns=["fulfilment_location_id", "sku", "ordered_at", "quantity", "status"])
     no_stock = pd.DataFrame(columns=["location_id", "sku", "snapshot_date", "on_hand"])
 
-    out = build_demand(pos, no_orders, no_stock, dates[0].date(), dates[-1].date()).set_index("ds")
+    built = build_demand(pos, no_orders, no_stock, dates[0].date(), dates[-1].date())
+    out = built.set_index("ds")
     # Twelve days without a sale from a series that never missed a day: an empty shelf, not demand.
     assert out["censored"].sum() == 12 and out.loc[dates[50]:dates[61], "censored"].all()
+    summary = demand_summary(built)
+    assert (summary["censored_days"], summary["stockouts_inferred_days"]) == (12, 12)
     assert (out.loc[dates[50]:dates[61], "y"] == 0).all()
 
     # Where the warehouse system says the shelf held stock, its snapshot decides: those were days of no demand.
     stocked = pd.DataFrame({"location_id": "S1", "sku": "A", "snapshot_date": dates, "on_hand": 30})
     out = build_demand(pos, no_orders, stocked, dates[0].date(), dates[-1].date())
-    assert not out["censored"].any()
+    assert not out["censored"].any() and demand_summary(out)["stockouts_inferred_days"] == 0
 
 
 def test_a_short_or_ordinary_gap_stays_demand():
