@@ -176,9 +176,9 @@ def load_day(world, d: int, online_orders: bool = True) -> Day:
     np.add.at(demand[sim.fc_row], (sku_index.get_indexer(orders["sku"]), hour), orders["quantity"].to_numpy(float))
     served = orders if online_orders else orders[orders["status"] != "cancelled"]
     online = served.assign(location_id=sim.location_ids[sim.fc_row], hour=served["ordered_at"].dt.hour).groupby(
-        ["location_id", "sku", "hour"], as_index=False)["quantity"].sum().rename(columns={"quantity": "units"})
-    stores = store_sales.rename(columns={"store_id": "location_id", "units_sold": "units"})
-    hourly = pd.concat([stores[["location_id", "sku", "hour", "units"]], online], ignore_index=True)
+        ["location_id", "sku", "hour"], as_index=False).agg(units=("quantity", "sum"), orders=("quantity", "size"))
+    stores = store_sales.rename(columns={"store_id": "location_id", "units_sold": "units"}).assign(orders=np.nan)
+    hourly = pd.concat([stores[["location_id", "sku", "hour", "units", "orders"]], online], ignore_index=True)
     opening = sim.on_hand[d].astype(float) + sim.sales[d]
     return Day(d, sim.days[d].item(), hourly, demand, opening, store_sales, orders)
 
@@ -365,7 +365,9 @@ def detectable(forecast: pd.DataFrame, profile, day: Day, shock, thresholds: dic
 
     Draws ``draws`` days of each of the shock's cells from the test's own null (the forecast's mean spread
     by the profile, times a gamma day multiplier of the forecast's error, each cell its own, in the
-    channel's counting units), adds the shock's ``ratio - 1`` times that mean from its onset, and reads
+    channel's counting units: the web shop's orders, the stores' units in lumps), adds the shock's
+    ``ratio - 1`` times that mean from its onset (at the web shop as orders of one unit each, as the
+    world's surges arrive), and reads
     them as ``sense_day`` does, without the day's level and spread: each cell at the series threshold and,
     for a region, the cells summed at the region threshold of the day's last run (``thresholds``). Any
     shortfall of the replay's recall from the mean of this over the shocks is what the forecast got wrong;
@@ -377,13 +379,17 @@ def detectable(forecast: pd.DataFrame, profile, day: Day, shock, thresholds: dic
         return 0.0
     channels = cells["channel"].to_numpy(object)
     lump = profile.clumping_of(channels)
+    size = profile.order_size_of(channels, (cells["location_id"].astype(str) + "|" + cells["sku"].astype(str)).to_numpy())
+    count = np.where(np.isfinite(size), size, lump)
     mean, sigma = cells["mean"].to_numpy(float) / lump, cells["sigma"].to_numpy(float) / lump
-    lam = mean[:, None] * profile.matrix(channels, np.full(len(cells), day.date.weekday()))[:, : last_hour + 1]
+    lam = (cells["mean"].to_numpy(float) / count)[:, None] * profile.matrix(
+        channels, np.full(len(cells), day.date.weekday()))[:, : last_hour + 1]
     rng = np.random.default_rng([seed, day.index, int(shock.shock_id.lstrip("SH"))])
     r = dispersion(mean, sigma)
     theta = rng.gamma(r, 1.0 / r, (draws, len(cells)))
     after = np.arange(last_hour + 1) >= shock.onset_hour
-    x = rng.poisson(lam[None] * (theta[:, :, None] + (shock.ratio - 1.0) * after[None, None, :])).astype(float)
+    surge = (shock.ratio - 1.0) * np.where(np.isfinite(size), size, 1.0)[None, :, None] * after[None, None, :]
+    x = rng.poisson(lam[None] * (theta[:, :, None] + surge)).astype(float)
     peak = day_statistic(x.reshape(-1, last_hour + 1), np.tile(lam, (draws, 1)), np.tile(r, draws),
                          params.shock_ratio).max(axis=1).reshape(draws, len(cells))
     found = (peak >= thresholds["series"]).any(axis=1)

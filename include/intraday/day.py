@@ -72,7 +72,9 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
 
     Args:
         forecast: The night's forecast (:data:`FORECAST_COLUMNS`); ``sigma`` is the error of one day.
-        hourly: Units sold so far today: ``location_id, sku, hour, units``.
+        hourly: Units sold so far today: ``location_id, sku, hour, units``, and ``orders`` (order lines
+            behind the units; missing for item movement): a channel whose profile learned its order size
+            is read in orders (:mod:`include.intraday.profile`), the others in units.
         on_hand: Latest stock: ``location_id, sku, on_hand`` (sales since the snapshot already taken off).
         profile: The intraday profile.
         weekday: Today's weekday (Monday 0).
@@ -108,15 +110,22 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     sensing = params.sensing
     if regions is not None:
         sensing = replace(sensing, false_alarms_per_1000_series_day=sensing.false_alarms_per_1000_series_day / 2)
-    # Today's expectation follows the channel's day level; the test counts in the channel's lumps.
+    # Today's expectation follows the channel's day level; the test counts the channel's orders where its
+    # sales say how many (the web shop's order lines), else its units in the channel's lumps.
     level = day_level(sold, expected, channels)
     lump = profile.clumping_of(channels)
+    size = profile.order_size_of(channels, (keys["location_id"].astype(str) + "|" + keys["sku"].astype(str)).to_numpy())
+    by_orders = np.isfinite(size) & ("orders" in hourly.columns)
+    count = np.where(by_orders, size, lump)
     today_mean = means[:, 0] * level
-    scaled = [a * (level / lump).reshape(-1, *[1] * (a.ndim - 1))
-              for a in (expected, means[:, :1] * shares[:, 0, :], today_mean, sigma)]
+    scaled = [a * (level / count).reshape(-1, *[1] * (a.ndim - 1))
+              for a in (expected, means[:, :1] * shares[:, 0, :], means[:, 0], sigma)]
     expected_u, day, mean_u, sigma_u = scaled
     sold_u = sold / lump[:, None]
-    shape = dispersion(mean_u, sigma_u)
+    if by_orders.any():
+        sold_u = np.where(by_orders[:, None], _hourly_matrix(hourly, keys, hour, "orders"), sold_u)
+    # The day's forecast multiplier is the same whatever is counted: its shape from the units in lumps.
+    shape = dispersion(today_mean / lump, sigma * level / lump)
     spread = day_spread(sold_u, expected_u, shape, channels)
     series = sense(sold_u, expected_u, 1.0 / (1.0 / shape + spread), sensing, day_expected=day, seed=seed)
     found = _as_frame(series)
@@ -125,8 +134,14 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     if regions is not None:
         thresholds["region"] = _pool_regions(found, keys, regions, sold_u, expected_u, day, mean_u, sigma_u, sensing,
                                              seed)
-    found["sold_since_onset"] *= lump
-    found["expected_since_onset"] *= lump
+    # What was sold and expected since the onset, and the surge's multiple, in units.
+    alarmed = found["alarm"].to_numpy(bool)
+    since = np.arange(sold.shape[1])[None, :] >= np.where(alarmed, found["onset_hour"].to_numpy(int),
+                                                          sold.shape[1])[:, None]
+    found["sold_since_onset"] = (sold * since).sum(axis=1)
+    found["expected_since_onset"] = (expected * level[:, None] * since).sum(axis=1)
+    found["ratio"] = np.where(alarmed, (found["sold_since_onset"] + RATIO_PRIOR_UNITS * lump)
+                              / (found["expected_since_onset"] + RATIO_PRIOR_UNITS * lump), 1.0)
     outlook = reforecast(np.column_stack([today_mean, means[:, 1:]]), shares, hour=hour, sold_today=sold.sum(axis=1),
                          ratio=found["ratio"].to_numpy(), persistence=params.persistence)
     stock = keys.merge(on_hand[["location_id", "sku", "on_hand"]], on=["location_id", "sku"], how="left")["on_hand"]
@@ -203,8 +218,9 @@ def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame
     return pooled.threshold
 
 
-def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.ndarray:
-    """``[n, hour + 1]`` units sold per series and hour (hours after ``hour`` are not read)."""
+def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int, column: str = "units") -> np.ndarray:
+    """``[n, hour + 1]`` units (or the ``column`` given) sold per series and hour (hours after ``hour`` are
+    not read; missing values count 0)."""
     out = np.zeros((len(keys), hour + 1))
     if hourly.empty:
         return out
@@ -212,7 +228,8 @@ def _hourly_matrix(hourly: pd.DataFrame, keys: pd.DataFrame, hour: int) -> np.nd
     seen = hourly[hourly["hour"].between(0, hour)]
     rows = index.get_indexer(pd.MultiIndex.from_frame(seen[["location_id", "sku"]]))
     known = rows >= 0
-    np.add.at(out, (rows[known], seen["hour"].to_numpy(int)[known]), seen["units"].to_numpy(float)[known])
+    values = np.nan_to_num(pd.to_numeric(seen[column], errors="coerce").to_numpy(float))
+    np.add.at(out, (rows[known], seen["hour"].to_numpy(int)[known]), values[known])
     return out
 
 

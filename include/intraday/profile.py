@@ -11,6 +11,14 @@ series' day, its hours are then more uneven than a multinomial of its units over
 the profile also learns per channel (``clumping``, the index of dispersion of the hourly units, 1 for
 units that arrive independently). The surge test counts in units of that size, so an order of five does
 not read as a surge.
+
+Where the sales say how many orders they came in (web order lines), the profile also learns the channel's
+``order_size``, its mean units per order line, and each series' own (``series_order_size``: items differ,
+one sold by the unit, another by twos; shrunk toward the channel's by :data:`ORDER_SIZE_PRIOR` orders),
+and the test counts orders instead: a surge is more
+customers, and counting them leaves out the noise of how many units each one takes (a web shop's day
+of 30 units in orders of 1.3 units on average, 1.6 by the square, is 23 orders: the surge of its
+extra customers stands out of a count whose noise is that of 23, not of 30 units in lumps of 1.6).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ DAYS = 7
 PRIOR_UNITS = 200.0
 #: The most a channel's clumping is taken to be (a few bulk orders must not blind the test).
 MAX_CLUMPING = 10.0
+#: Orders of the channel's mean size a series' own order size is shrunk with.
+ORDER_SIZE_PRIOR = 30.0
 
 
 class ProfileError(ValueError):
@@ -42,12 +52,18 @@ class IntradayProfile:
         units: Units of history behind each channel's profile.
         clumping: Per channel, how much more uneven a series' hours are than independent units spread
             by the profile (>= 1; a channel not in it: 1).
+        order_size: Per channel whose history counted its orders, the mean units per order (a channel
+            not in it is read in units).
+        series_order_size: Per ``location_id|sku`` of those channels, its own mean units per order,
+            shrunk toward its channel's.
     """
 
     shares: dict[str, np.ndarray]
     fallback: np.ndarray
     units: dict[str, float] = field(default_factory=dict)
     clumping: dict[str, float] = field(default_factory=dict)
+    order_size: dict[str, float] = field(default_factory=dict)
+    series_order_size: dict[str, float] = field(default_factory=dict)
 
     def matrix(self, channels: np.ndarray | list[str], dows: np.ndarray | list[int]) -> np.ndarray:
         """``[n, 24]`` hourly shares of series on the channel and weekday of each row."""
@@ -63,18 +79,30 @@ class IntradayProfile:
     def as_dict(self) -> dict:
         """The profile as plain lists (JSON), read back by :meth:`from_dict`."""
         return {"shares": {c: t.tolist() for c, t in self.shares.items()}, "fallback": self.fallback.tolist(),
-                "units": dict(self.units), "clumping": dict(self.clumping)}
+                "units": dict(self.units), "clumping": dict(self.clumping), "order_size": dict(self.order_size),
+                "series_order_size": dict(self.series_order_size)}
 
     @classmethod
     def from_dict(cls, doc: dict) -> IntradayProfile:
         return cls(shares={c: np.asarray(t, float) for c, t in doc["shares"].items()},
                    fallback=np.asarray(doc["fallback"], float), units=dict(doc.get("units") or {}),
-                   clumping=dict(doc.get("clumping") or {}))
+                   clumping=dict(doc.get("clumping") or {}), order_size=dict(doc.get("order_size") or {}),
+                   series_order_size=dict(doc.get("series_order_size") or {}))
 
     def clumping_of(self, channels: np.ndarray | list[str]) -> np.ndarray:
         """``[n]`` clumping of the channel of each row (1 where unknown)."""
         channels = pd.Series(np.asarray(channels, dtype=object))
         return channels.map(self.clumping).fillna(1.0).to_numpy(float)
+
+    def order_size_of(self, channels: np.ndarray | list[str], series: np.ndarray | list[str] | None = None
+                      ) -> np.ndarray:
+        """``[n]`` mean units per order of each row: its series' (``location_id|sku``) where learned, else
+        its channel's (NaN where the channel is read in units)."""
+        size = pd.Series(np.asarray(channels, dtype=object)).map(self.order_size).astype(float)
+        if series is not None and self.series_order_size:
+            own = pd.Series(np.asarray(series, dtype=object)).map(self.series_order_size).astype(float)
+            size = own.where(size.notna() & own.notna(), size)
+        return size.to_numpy(float)
 
     def share_through(self, channels: np.ndarray | list[str], dows: np.ndarray | list[int], hour: int) -> np.ndarray:
         """``[n]`` share of the day usually sold by the end of ``hour`` (0-23)."""
@@ -106,7 +134,8 @@ def learn_profile(history: pd.DataFrame, *, fallback: np.ndarray, prior_units: f
     Args:
         history: One row per sale aggregate: ``channel``, ``ds`` (the trading date), ``hour`` (0-23),
             ``units`` (>= 0). Items and locations may be in it or already summed out; with
-            ``location_id`` and ``sku`` the channel's clumping is learned too.
+            ``location_id`` and ``sku`` the channel's clumping is learned too, and with ``orders`` (order
+            lines behind the units; missing where a source does not count them) its mean order size.
         fallback: The shape of a channel with too little history (e.g. :func:`trading_shape`).
         prior_units: How many units of history a weekday needs before its own shape outweighs the
             channel's all-week shape; the all-week shape itself is shrunk the same way to ``fallback``.
@@ -152,7 +181,32 @@ def learn_profile(history: pd.DataFrame, *, fallback: np.ndarray, prior_units: f
         series = frame.assign(ds=history["ds"].to_numpy(), location_id=history["location_id"].to_numpy(),
                               sku=history["sku"].to_numpy())
         clumping = _clumping(series, shares)
-    return IntradayProfile(shares=shares, fallback=fallback, units=totals, clumping=clumping)
+    sizes, per_series = _order_sizes(history, frame)
+    return IntradayProfile(shares=shares, fallback=fallback, units=totals, clumping=clumping, order_size=sizes,
+                           series_order_size=per_series)
+
+
+def _order_sizes(history: pd.DataFrame, frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """Per channel whose rows count their orders, units per order (a channel with any row without a count,
+    or without an order, is left to be read in units); and per ``location_id|sku`` of those channels, its
+    own, shrunk toward the channel's by :data:`ORDER_SIZE_PRIOR` orders."""
+    if "orders" not in history.columns:
+        return {}, {}
+    orders = pd.to_numeric(history["orders"], errors="coerce").to_numpy(float)
+    counted = pd.DataFrame({"channel": frame["channel"], "units": frame["units"], "orders": orders,
+                            "missing": ~np.isfinite(orders) & (frame["units"].to_numpy(float) > 0)})
+    sums = counted.groupby("channel", observed=True).agg(units=("units", "sum"), orders=("orders", "sum"),
+                                                         missing=("missing", "any"))
+    keep = ~sums["missing"] & (sums["orders"] > 0)
+    sizes = {str(c): float(max(r.units / r.orders, 1.0)) for c, r in sums[keep].iterrows()}
+    if not sizes or not {"location_id", "sku"} <= set(history.columns):
+        return sizes, {}
+    mine = counted.assign(series=(history["location_id"].astype(str) + "|" + history["sku"].astype(str)).to_numpy())
+    mine = mine[mine["channel"].isin(list(sizes))]
+    per = mine.groupby(["channel", "series"], observed=True)[["units", "orders"]].sum().reset_index()
+    prior = per["channel"].map(sizes).to_numpy(float)
+    own = (per["units"].to_numpy(float) + ORDER_SIZE_PRIOR * prior) / (per["orders"].to_numpy(float) + ORDER_SIZE_PRIOR)
+    return sizes, dict(zip(per["series"].astype(str), np.maximum(own, 1.0).round(4), strict=True))
 
 
 def _clumping(frame: pd.DataFrame, shares: dict[str, np.ndarray]) -> dict[str, float]:

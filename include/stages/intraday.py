@@ -271,7 +271,8 @@ def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:
 
     Online demand is every line ordered, served or not (a cancelled line is demand the FC could not fill);
     ``served`` is what took stock, at ``node`` (the store or the line's fulfilment location); ``source`` is
-    ``pos`` or ``web``.
+    ``pos`` or ``web``; ``orders`` is 1 for a web order line (the sensing counts the web shop's orders) and
+    missing for item movement, which does not say how many baskets it came in.
     """
     from include.ingest.intraday import read_intraday
 
@@ -280,12 +281,13 @@ def hourly_sales(ds: str, hour: int, root: str | None = None) -> pd.DataFrame:
     frames = [_empty_sales()]
     if len(pos):
         frames.append(pd.DataFrame({"location_id": pos["store_id"], "sku": pos["sku"], "hour": pos["hour"],
-                                    "units": pos["units_sold"], "served": pos["units_sold"], "source": "pos"}))
+                                    "units": pos["units_sold"], "served": pos["units_sold"], "source": "pos",
+                                    "orders": np.nan}))
     if len(web):
         frames.append(pd.DataFrame({"location_id": web["fulfilment_location_id"], "sku": web["sku"],
                                     "hour": pd.to_datetime(web["ordered_at"]).dt.hour, "units": web["quantity"],
                                     "served": np.where(web["status"] == "cancelled", 0, web["quantity"]),
-                                    "source": "web"}))
+                                    "source": "web", "orders": 1.0}))
     return pd.concat(frames, ignore_index=True).assign(served=lambda f: f["served"].fillna(f["units"]),
                                                        node=lambda f: f["location_id"])
 
@@ -318,7 +320,8 @@ def _day_so_far(ds: str, hour: int, locations: pd.DataFrame, root: str | None, s
 def _empty_sales() -> pd.DataFrame:
     return pd.DataFrame({"location_id": pd.Series(dtype=object), "sku": pd.Series(dtype=object),
                          "hour": pd.Series(dtype=int), "units": pd.Series(dtype=float),
-                         "served": pd.Series(dtype=float), "source": pd.Series(dtype=object)})
+                         "served": pd.Series(dtype=float), "source": pd.Series(dtype=object),
+                         "orders": pd.Series(dtype=float)})
 
 
 def _dc_rows(on_hand: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
@@ -355,8 +358,8 @@ def _profile(day: dt.date, locations: pd.DataFrame, root: str | None, shipped=No
         return IntradayProfile.from_dict(kept["profile"])
     lines = None if shipped is None else shipped(day - dt.timedelta(days=PROFILE_DAYS), day - dt.timedelta(days=1))
     stores = locations.loc[locations["location_type"] == "store", "location_id"]
-    columns = ["channel", "ds", "location_id", "sku", "hour", "units"]
-    frames = [pd.DataFrame({c: pd.Series(dtype=float if c == "units" else int if c == "hour" else object)
+    columns = ["channel", "ds", "location_id", "sku", "hour", "units", "orders"]
+    frames = [pd.DataFrame({c: pd.Series(dtype=float if c in ("units", "orders") else int if c == "hour" else object)
                             for c in columns})]
     for back in range(1, PROFILE_DAYS + 1):
         ds = (day - dt.timedelta(days=back)).isoformat()

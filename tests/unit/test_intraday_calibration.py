@@ -76,3 +76,19 @@ def test_the_profile_learns_how_units_clump_by_the_hour():
     assert type(lumps).from_dict(lumps.as_dict()).clumping == lumps.clumping
     summed = _hourly(rng, 3).groupby(["channel", "ds", "hour"], as_index=False)["units"].sum()
     assert learn_profile(summed, fallback=STORE).clumping == {}
+
+
+def test_the_profile_learns_the_web_shops_order_size_and_reads_the_stores_in_units():
+    from include.intraday.profile import IntradayProfile, learn_profile, trading_shape
+
+    days = pd.date_range("2026-11-02", periods=14)
+    web = pd.DataFrame({"channel": "online", "ds": np.repeat(days, 16), "location_id": "FC1", "sku": "A",
+                        "hour": np.tile(np.arange(8, 24), 14), "units": 3.0, "orders": 2.0})
+    pos = web.assign(channel="store", location_id="S1", units=4.0, orders=np.nan)
+    profile = learn_profile(pd.concat([web, pos], ignore_index=True), fallback=trading_shape(8, 22))
+    assert profile.order_size == {"online": 1.5}
+    assert np.isnan(profile.order_size_of(["store"])[0]) and profile.order_size_of(["online"])[0] == 1.5
+    assert IntradayProfile.from_dict(profile.as_dict()).order_size == {"online": 1.5}
+    # A profile kept before order sizes were learned reads every channel in units.
+    kept = {k: v for k, v in profile.as_dict().items() if k != "order_size"}
+    assert IntradayProfile.from_dict(kept).order_size == {}

@@ -260,3 +260,43 @@ def test_after_the_stores_close_a_surging_web_shop_is_supplied_from_the_dc_alone
     assert receivers["location_id"].tolist() == ["FC1"] and donors["location_id"].tolist() == ["DC1"]
     receivers, donors = receivers_and_donors(sensed, rescue=rescue, closed={"store", "online"})
     assert receivers.empty
+
+
+def _web_shop(hour: int, new_from: int | None, new_per_hour: float, bulk_at: int | None = None) -> pd.DataFrame:
+    """The web shop's order lines: the usual 3 orders of 2 units an hour (96 a day over 16 hours), plus
+    ``new_per_hour`` new customers of one unit each from ``new_from``, plus one order of 12 at ``bulk_at``."""
+    rows = []
+    for h in range(8, hour + 1):
+        rows.append(("FC1", "A", h, 6.0, 3.0))
+        if new_from is not None and h >= new_from:
+            rows.append(("FC1", "A", h, new_per_hour, new_per_hour))
+        if h == bulk_at:
+            rows.append(("FC1", "A", h, 12.0, 1.0))
+    return pd.DataFrame(rows, columns=["location_id", "sku", "hour", "units", "orders"])
+
+
+WEB_PROFILE = IntradayProfile(shares={"online": np.tile(trading_shape(8, 24), (7, 1))}, fallback=trading_shape(8, 24),
+                              clumping={"online": 2.0}, order_size={"online": 2.0})
+WEB_FORECAST = pd.DataFrame([("FC1", "A", "online", step, 96.0, 29.0) for step in (1, 2)],
+                            columns=["location_id", "sku", "channel", "step", "mean", "sigma"])
+WEB_STOCK = pd.DataFrame({"location_id": ["FC1"], "sku": ["A"], "on_hand": [500.0]})
+
+
+def test_the_web_shop_is_read_in_orders_so_new_customers_stand_out_of_the_basket_noise():
+    # From noon six new customers an hour, one unit each: twice the units, three times the orders.
+    surge = _web_shop(17, 12, 6.0)
+    by_orders = sense_day(WEB_FORECAST, surge, WEB_STOCK, WEB_PROFILE, weekday=DS.weekday(), hour=17).iloc[0]
+    assert by_orders["alarm"] and by_orders["onset_hour"] == 12
+    # The surge's size and what sold since are in units, for the moves.
+    assert (by_orders["sold_since_onset"], by_orders["expected_since_onset"]) == (72.0, 36.0)
+    assert by_orders["ratio"] == pytest.approx(2.0, abs=0.1)
+    # Read in units (lumps of 2), the same hours stay within the day's noise.
+    in_units = sense_day(WEB_FORECAST, surge.drop(columns="orders"), WEB_STOCK, WEB_PROFILE, weekday=DS.weekday(),
+                         hour=17).iloc[0]
+    assert not in_units["alarm"] and in_units["statistic"] < by_orders["statistic"] / 2
+
+
+def test_one_bulk_order_is_one_customer_not_a_surge():
+    bulk = _web_shop(17, None, 0.0, bulk_at=13)
+    sensed = sense_day(WEB_FORECAST, bulk, WEB_STOCK, WEB_PROFILE, weekday=DS.weekday(), hour=17).iloc[0]
+    assert not sensed["alarm"]
