@@ -54,6 +54,7 @@ ensure_project_on_path()
 from include.config import channels_closed  # noqa: E402
 from include.decisions.params import PROPOSAL_COLUMNS  # noqa: E402
 from include.demand.calendar import event_labels  # noqa: E402
+from include.demand.history import series_id  # noqa: E402
 from include.intraday import day as intraday_day  # noqa: E402
 from include.intraday.moves import MOVE_ACTIONS, MoveCosts, is_rescue, propose_urgent_moves  # noqa: E402
 from include.intraday.profile import HOURS, learn_profile, trading_shape  # noqa: E402
@@ -379,8 +380,8 @@ def detectable(forecast: pd.DataFrame, profile, day: Day, shock, thresholds: dic
         return 0.0
     channels = cells["channel"].to_numpy(object)
     lump = profile.clumping_of(channels)
-    size = profile.order_size_of(channels, (cells["location_id"].astype(str) + "|" + cells["sku"].astype(str)).to_numpy())
-    count = np.where(np.isfinite(size), size, lump)
+    count, by_orders = profile.counting(channels, series_id(cells["location_id"].astype(str),
+                                                            cells["sku"].astype(str)).to_numpy())
     mean, sigma = cells["mean"].to_numpy(float) / lump, cells["sigma"].to_numpy(float) / lump
     lam = (cells["mean"].to_numpy(float) / count)[:, None] * profile.matrix(
         channels, np.full(len(cells), day.date.weekday()))[:, : last_hour + 1]
@@ -388,7 +389,7 @@ def detectable(forecast: pd.DataFrame, profile, day: Day, shock, thresholds: dic
     r = dispersion(mean, sigma)
     theta = rng.gamma(r, 1.0 / r, (draws, len(cells)))
     after = np.arange(last_hour + 1) >= shock.onset_hour
-    surge = (shock.ratio - 1.0) * np.where(np.isfinite(size), size, 1.0)[None, :, None] * after[None, None, :]
+    surge = (shock.ratio - 1.0) * np.where(by_orders, count, 1.0)[None, :, None] * after[None, None, :]
     x = rng.poisson(lam[None] * (theta[:, :, None] + surge)).astype(float)
     peak = day_statistic(x.reshape(-1, last_hour + 1), np.tile(lam, (draws, 1)), np.tile(r, draws),
                          params.shock_ratio).max(axis=1).reshape(draws, len(cells))

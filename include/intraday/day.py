@@ -25,6 +25,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from include.demand.history import series_id
 from include.intraday.calibration import day_level, day_spread
 from include.intraday.outlook import hours_to_stockout, reforecast, short_after
 from include.intraday.profile import HOURS, IntradayProfile
@@ -114,9 +115,9 @@ def sense_day(forecast: pd.DataFrame, hourly: pd.DataFrame, on_hand: pd.DataFram
     # sales say how many (the web shop's order lines), else its units in the channel's lumps.
     level = day_level(sold, expected, channels)
     lump = profile.clumping_of(channels)
-    size = profile.order_size_of(channels, (keys["location_id"].astype(str) + "|" + keys["sku"].astype(str)).to_numpy())
-    by_orders = np.isfinite(size) & ("orders" in hourly.columns)
-    count = np.where(by_orders, size, lump)
+    count, by_orders = profile.counting(channels, series_id(keys["location_id"].astype(str),
+                                                            keys["sku"].astype(str)).to_numpy(),
+                                        orders="orders" in hourly.columns)
     today_mean = means[:, 0] * level
     scaled = [a * (level / count).reshape(-1, *[1] * (a.ndim - 1))
               for a in (expected, means[:, :1] * shares[:, 0, :], means[:, 0], sigma)]
@@ -208,12 +209,10 @@ def _pool_regions(found: pd.DataFrame, keys: pd.DataFrame, regions: pd.DataFrame
     own_sold, own_expected = (sold[rows] * since).sum(axis=1), (expected[rows] * since).sum(axis=1)
     rho = sensing.shock_ratio
     part = own_sold * np.log(rho) - (rho - 1.0) * own_expected >= np.log(MEMBER_ODDS)
-    rows, of, own_sold, own_expected = rows[part], of[part], own_sold[part], own_expected[part]
+    rows, of = rows[part], of[part]
+    # What each store sold since the onset, and its multiple, are read by sense_day for every alarm.
     for column in ("alarm", "onset_hour", "alarm_hour", "statistic"):
         found.loc[rows, column] = getattr(pooled, column)[of]
-    found.loc[rows, "sold_since_onset"] = own_sold
-    found.loc[rows, "expected_since_onset"] = own_expected
-    found.loc[rows, "ratio"] = (own_sold + RATIO_PRIOR_UNITS) / (own_expected + RATIO_PRIOR_UNITS)
     found.loc[rows, "level"] = "region"
     return pooled.threshold
 

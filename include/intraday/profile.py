@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from include.demand.history import series_id
+
 HOURS = 24
 DAYS = 7
 #: Units of history a weekday's shape needs to count as much as the channel's all-week shape.
@@ -103,6 +105,18 @@ class IntradayProfile:
             own = pd.Series(np.asarray(series, dtype=object)).map(self.series_order_size).astype(float)
             size = own.where(size.notna() & own.notna(), size)
         return size.to_numpy(float)
+
+    def counting(self, channels: np.ndarray | list[str], series: np.ndarray | list[str], *, orders: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """How the test counts each row: ``([n] units one counted event stands for, [n] counted in orders)``.
+
+        A row is counted in orders where its channel's order size is learned and ``orders`` (the hour's
+        order-line counts) are given, one order standing for its series' units per order
+        (:meth:`order_size_of`); else in units, in lumps of its channel's clumping.
+        """
+        size = self.order_size_of(channels, series)
+        by_orders = np.isfinite(size) & orders
+        return np.where(by_orders, size, self.clumping_of(channels)), by_orders
 
     def share_through(self, channels: np.ndarray | list[str], dows: np.ndarray | list[int], hour: int) -> np.ndarray:
         """``[n]`` share of the day usually sold by the end of ``hour`` (0-23)."""
@@ -201,7 +215,7 @@ def _order_sizes(history: pd.DataFrame, frame: pd.DataFrame) -> tuple[dict[str, 
     sizes = {str(c): float(max(r.units / r.orders, 1.0)) for c, r in sums[keep].iterrows()}
     if not sizes or not {"location_id", "sku"} <= set(history.columns):
         return sizes, {}
-    mine = counted.assign(series=(history["location_id"].astype(str) + "|" + history["sku"].astype(str)).to_numpy())
+    mine = counted.assign(series=series_id(history["location_id"].astype(str), history["sku"].astype(str)).to_numpy())
     mine = mine[mine["channel"].isin(list(sizes))]
     per = mine.groupby(["channel", "series"], observed=True)[["units", "orders"]].sum().reset_index()
     prior = per["channel"].map(sizes).to_numpy(float)
