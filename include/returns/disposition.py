@@ -12,9 +12,11 @@ SKU) and :class:`~include.returns.params.DispositionParams`:
   demand and queue, after the transfer's days on the road, less its cost per unit: the location master's
   ``transfer_lead_time_days`` and ``transfer_cost_per_unit`` of the destination, as every other transfer
   of the retailer is priced (``transfer_days`` and ``transfer_cost`` where the master does not say);
-* ``open_box`` (A, B) at the receiving location: ``open_box_price[grade]`` of the price, to the
-  ``open_box_demand`` share of its customers, after the day's earlier open-box units of the SKU there,
-  less ``open_box_handling``;
+* ``open_box`` (A, B) where it is worth most: ``open_box_price[grade]`` of the price, to the
+  ``open_box_demand`` share of the customers of the location, after the day's earlier open-box units of
+  the SKU there, less ``open_box_handling``; at the receiving location, or at another selling location after
+  the transfer's days and less its cost per unit, as ``transfer_to`` prices them (the web shop's fulfilment
+  centre sells open-box units online to the web shop's customers, another store on its open-box shelf);
 * ``refurbish`` (B, C of a refurbishable department): ``refurbish_price`` of the price after
   ``refurbish_days``, sold where demand is highest after the day's earlier refurbished units, less
   ``refurbish_cost * cost + refurbish_fixed``;
@@ -115,17 +117,21 @@ _LINE_KEYS = ("price", "cost", "grade", "qty", "row", "here", "decay", "refurbis
 
 
 def _queues(ctx: dict[str, np.ndarray], idx: np.ndarray | slice, best: np.ndarray, shelf_ahead: np.ndarray,
-            best_ahead: np.ndarray, open_box_ahead: np.ndarray, refurbish_ahead: np.ndarray) -> dict[str, np.ndarray]:
+            best_ahead: np.ndarray, open_box_at: np.ndarray, open_box_ahead: np.ndarray, refurbish_ahead: np.ndarray
+            ) -> dict[str, np.ndarray]:
     """The lines ``idx`` with the queues their units join: units ahead on the shelf where received
-    (stock and earlier returns), at ``best`` (another location), among open-box units where received and
-    among the SKU's refurbished units."""
+    (stock and earlier returns), at ``best`` (another location), among the open-box units at
+    ``open_box_at`` (where received or another location) and among the SKU's refurbished units."""
     view = {k: ctx[k][idx] for k in _LINE_KEYS}
     row, here = view["row"], view["here"]
     rate = ctx["rate"]
+    boxed_away = open_box_at != here
     view.update({"rate_here": rate[here, row], "shelf_ahead": shelf_ahead, "best": best,
                  "rate_best": np.where(best >= 0, rate[np.maximum(best, 0), row], 0.0), "best_ahead": best_ahead,
-                 "open_box_ahead": open_box_ahead, "rate_max": ctx["rate_max"][row],
-                 "refurbish_ahead": refurbish_ahead,
+                 "rate_open_box": rate[open_box_at, row], "open_box_ahead": open_box_ahead,
+                 "open_box_days": np.where(boxed_away, ctx["to_days"][open_box_at], 0.0),
+                 "open_box_cost": np.where(boxed_away, ctx["to_cost"][open_box_at], 0.0),
+                 "rate_max": ctx["rate_max"][row], "refurbish_ahead": refurbish_ahead,
                  "transfer_days": np.where(best >= 0, ctx["to_days"][np.maximum(best, 0)], np.inf),
                  "transfer_cost": np.where(best >= 0, ctx["to_cost"][np.maximum(best, 0)], np.inf)})
     return view
@@ -182,8 +188,9 @@ def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_
     there = worth(1.0, view["best_ahead"], view["rate_best"], view["transfer_days"])[0]
     values[:, _TRANSFER] = np.where((g == 0) & (view["rate_best"] > 0),
                                     there - params.restock_handling - view["transfer_cost"], -np.inf)
-    open_box = worth(ob_share, view["open_box_ahead"], view["rate_here"] * params.open_box_demand)[0]
-    values[:, _OPEN_BOX] = np.where(g <= 1, open_box - params.open_box_handling, -np.inf)
+    open_box = worth(ob_share, view["open_box_ahead"], view["rate_open_box"] * params.open_box_demand,
+                     view["open_box_days"])[0]
+    values[:, _OPEN_BOX] = np.where(g <= 1, open_box - params.open_box_handling - view["open_box_cost"], -np.inf)
     refurb = (worth(params.refurbish_price, view["refurbish_ahead"], view["rate_max"], params.refurbish_days)[0]
               - params.refurbish_cost * view["cost"] - params.refurbish_fixed)
     values[:, _REFURBISH] = np.where(view["refurbishable"] & ((g == 1) | (g == 2)), refurb, -np.inf)
@@ -201,7 +208,8 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
 
     Units that stay to be sold queue: a unit restocked or transferred to a location sells after the
     stock there and after the units of the same SKU the day's earlier lines put there; open-box and
-    refurbished units queue among themselves. The lines are routed in rounds, each round taking the next
+    refurbished units queue among themselves, an open-box unit where it is worth most (where received, or
+    another location after a transfer). The lines are routed in rounds, each round taking the next
     line of every location x SKU where they were received (so the first return of an item at a store
     sees only the stock, the fifth the four before it as well), each round choosing with the queues
     the rounds before left.
@@ -220,8 +228,8 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
 
     Returns:
         One row per line, in its order, columns :data:`ROUTED_COLUMNS`: ``action`` (one of ``ACTIONS``),
-        ``target_location_id`` (where the unit goes to sell; empty for refurbish, return to vendor and
-        liquidate), ``supplier_id`` (the item's, who takes a return to vendor), ``unit_net_value`` and
+        ``target_location_id`` (where the unit goes to sell, new or open box; empty for refurbish, return
+        to vendor and liquidate), ``supplier_id`` (the item's, who takes a return to vendor), ``unit_net_value`` and
         ``net_value`` (x quantity), ``days_to_sell`` where received, ``hold_for_review`` with its
         ``hold_reason``, and ``value_<action>`` per unit (``NaN`` where the action is not allowed).
     """
@@ -229,35 +237,54 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
     n, rate, stock = len(returns), ctx["rate"], ctx["stock"]
     values, days = np.empty((n, len(ACTIONS))), np.empty(n)
     choice, best = np.empty(n, np.int64), np.full(n, -1, np.int64)
+    boxed_at = ctx["here"].copy()
+    open_box_share = np.asarray([params.open_box_price[g] for g in GRADES])
     shelf, open_box, refurbish = np.zeros_like(rate), np.zeros_like(rate), np.zeros(rate.shape[1])
     for idx in _rounds(ctx["here"], ctx["row"]):
-        row, here, qty = ctx["row"][idx], ctx["here"][idx], ctx["qty"][idx]
+        row, here, qty, cols = ctx["row"][idx], ctx["here"][idx], ctx["qty"][idx], np.arange(len(idx))
         ahead = stock[:, row] + shelf[:, row]
-        if len(rate) > 1:
-            best[idx] = _best_destination(ctx, idx, ahead, params)
-        view = _queues(ctx, idx, best[idx], ahead[here, np.arange(len(idx))],
-                       ahead[np.maximum(best[idx], 0), np.arange(len(idx))], open_box[here, row], refurbish[row])
+        if len(rate) > 1:  # where a new unit would sell if transferred, and where an opened one sells best
+            grade = ctx["grade"][idx]
+            new, opened = grade == 0, grade <= 1
+            best[idx[new]] = _best_place(ctx, idx[new], ahead[:, new], rate[:, row[new]], 1.0, params, stay=False)
+            boxed_at[idx[opened]] = _best_place(ctx, idx[opened], open_box[:, row[opened]],
+                                                rate[:, row[opened]] * params.open_box_demand,
+                                                open_box_share[grade[opened]], params, stay=True)
+        view = _queues(ctx, idx, best[idx], ahead[here, cols], ahead[np.maximum(best[idx], 0), cols], boxed_at[idx],
+                       open_box[boxed_at[idx], row], refurbish[row])
         values[idx], days[idx] = option_values(view, params)
         choice[idx] = chosen = np.argmax(values[idx], axis=1)
         kept = (chosen == _RESTOCK) | (chosen == _TRANSFER)
         np.add.at(shelf, (np.where(chosen == _TRANSFER, best[idx], here)[kept], row[kept]), qty[kept])
         boxed = chosen == _OPEN_BOX
-        np.add.at(open_box, (here[boxed], row[boxed]), qty[boxed])
+        np.add.at(open_box, (boxed_at[idx][boxed], row[boxed]), qty[boxed])
         np.add.at(refurbish, row[chosen == _REFURBISH], qty[chosen == _REFURBISH])
-    return _routed(returns, ctx, values, choice, days, best, params, explain)
+    return _routed(returns, ctx, values, choice, days, _place(ctx, choice, best, boxed_at), params, explain)
 
 
-def _best_destination(ctx: dict[str, np.ndarray], idx: np.ndarray, ahead: np.ndarray, params: DispositionParams
-                      ) -> np.ndarray:
-    """For each line of ``idx``, the other location where a transferred unit is worth most: its place in the
-    queue there (``ahead``: ``[locations, lines]`` units ahead), the days on the road and the cost there."""
-    row, cols = ctx["row"][idx], np.arange(len(idx))
-    rate = ctx["rate"][:, row]
-    days = _days_to_sell(ahead, ctx["qty"][idx], rate, params) + ctx["to_days"][:, None]
-    worth = np.exp(-ctx["decay"][idx] * days) * ctx["price"][idx] - ctx["to_cost"][:, None]
-    worth[rate <= 0] = -np.inf
-    worth[ctx["here"][idx], cols] = -np.inf
+def _best_place(ctx: dict[str, np.ndarray], idx: np.ndarray, ahead: np.ndarray, rate: np.ndarray,
+                share: float | np.ndarray, params: DispositionParams, *, stay: bool) -> np.ndarray:
+    """For each line of ``idx``, the location where a unit is worth most: ``share`` of its price, after its
+    place in the queue there (``ahead``: ``[locations, lines]`` units ahead, selling at ``rate``) and, at any
+    location but the receiving one, the days on the road and the cost per unit of getting there. ``stay``
+    keeps the receiving location among the candidates (open box); without it the best other location (a
+    transfer)."""
+    cols, here = np.arange(len(idx)), ctx["here"][idx]
+    away = np.ones(rate.shape, bool)
+    away[here, cols] = False
+    days = _days_to_sell(ahead, ctx["qty"][idx], rate, params) + np.where(away, ctx["to_days"][:, None], 0.0)
+    road = np.where(away, ctx["to_cost"][:, None], 0.0)
+    worth = np.exp(-ctx["decay"][idx] * days) * (share * ctx["price"][idx]) - road
+    worth[(rate <= 0) & away] = -np.inf
+    if not stay:
+        worth[here, cols] = -np.inf
     return np.argmax(worth, axis=0)
+
+
+def _place(ctx: dict[str, np.ndarray], choice: np.ndarray, best: np.ndarray, boxed_at: np.ndarray) -> np.ndarray:
+    """Where each line's units go to sell (a location of ``ctx["locs"]``): where received when restocked,
+    ``best`` when transferred, ``boxed_at`` when sold open box; -1 for the other actions."""
+    return np.select([choice == _RESTOCK, choice == _TRANSFER, choice == _OPEN_BOX], [ctx["here"], best, boxed_at], -1)
 
 
 def _rounds(here: np.ndarray, row: np.ndarray) -> list[np.ndarray]:
@@ -284,9 +311,9 @@ def route_baseline(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.Data
     stock and the day's earlier returns of its SKU there."""
     ctx = _context(returns, items, forecast, params, locations=locations)
     choice = np.where(ctx["grade"] <= 1, _RESTOCK, _LIQUIDATE)
-    nowhere = np.full(len(choice), -1, np.int64)  # the baseline transfers nothing
-    values, days = _valued(ctx, choice, nowhere, params)
-    return _routed(returns, ctx, values, choice, days, nowhere, params, explain=False)
+    place = np.where(choice == _RESTOCK, ctx["here"], -1)  # the baseline moves nothing
+    values, days = _valued(ctx, choice, place, params)
+    return _routed(returns, ctx, values, choice, days, place, params, explain=False)
 
 
 def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
@@ -294,7 +321,7 @@ def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFr
                    ) -> np.ndarray:
     """Net value of each routed line's action valued with ``forecast`` (e.g. the demand that really came).
 
-    A transfer is valued at the location it went to; every unit kept to sell queues as
+    A transfer and an open-box unit are valued at the location they went to; every unit kept to sell queues as
     :func:`route_returns` has it (behind the stock and every earlier line routed to the same queue, in
     line order); every other action as :func:`option_values` has it.
 
@@ -308,25 +335,29 @@ def recovery_value(routed: pd.DataFrame, returns: pd.DataFrame, items: pd.DataFr
     targets = routed["target_location_id"].to_numpy(object)
     ctx = _context(returns, items, forecast, params, targets=targets, locations=locations)
     choice = pd.Index(ACTIONS).get_indexer(routed["action"].to_numpy().astype(str))
-    transfer = choice == _TRANSFER
-    best = np.full(len(choice), -1, np.int64)
-    best[transfer] = pd.Index(ctx["locs"]).get_indexer(targets[transfer].astype(str))
-    values, _ = _valued(ctx, choice, best, params)
+    sold = choice <= _OPEN_BOX
+    place = np.full(len(choice), -1, np.int64)
+    place[sold] = pd.Index(ctx["locs"]).get_indexer(targets[sold].astype(str))
+    place[sold & (place < 0)] = ctx["here"][sold & (place < 0)]  # a restock or open box without a target
+    values, _ = _valued(ctx, choice, place, params)
     unit = values[np.arange(len(choice)), choice]
     return np.where(np.isfinite(unit), unit, 0.0) * ctx["qty"]
 
 
-def _valued(ctx: dict[str, np.ndarray], choice: np.ndarray, best: np.ndarray, params: DispositionParams
+def _valued(ctx: dict[str, np.ndarray], choice: np.ndarray, place: np.ndarray, params: DispositionParams
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Every option's value per unit of lines whose actions are already chosen (``best``: a transfer's
-    destination), each kept unit in its place in the queue those actions make."""
+    """Every option's value per unit of lines whose actions are already chosen (``place``: where a restocked,
+    transferred or open-box unit sells, as :func:`_place`), each unit kept to sell in its place in the queue
+    those actions make."""
     row, here, qty = ctx["row"], ctx["here"], ctx["qty"]
     kept = (choice == _RESTOCK) | (choice == _TRANSFER)
-    dest = np.where(choice == _TRANSFER, best, here)
+    best = np.where(choice == _TRANSFER, place, -1)
+    boxed = choice == _OPEN_BOX
+    boxed_at = np.where(boxed, place, here)
     stock = ctx["stock"]
-    shelf = _ahead(kept, dest, row, qty)
+    shelf = _ahead(kept, np.where(kept, place, here), row, qty)
     view = _queues(ctx, slice(None), best, stock[here, row] + shelf, stock[np.maximum(best, 0), row] + shelf,
-                   _ahead(choice == _OPEN_BOX, here, row, qty), _ahead(choice == _REFURBISH, 0 * row, row, qty))
+                   boxed_at, _ahead(boxed, boxed_at, row, qty), _ahead(choice == _REFURBISH, 0 * row, row, qty))
     return option_values(view, params, shelf_b_as_restock=True)
 
 
@@ -337,12 +368,12 @@ def _ahead(member: np.ndarray, where: np.ndarray, row: np.ndarray, qty: np.ndarr
     return np.where(member, before, 0.0)
 
 
-def _routed(returns, ctx, values, choice, days, best, params, explain) -> pd.DataFrame:
+def _routed(returns, ctx, values, choice, days, place, params, explain) -> pd.DataFrame:
     n = len(choice)
     unit = values[np.arange(n), choice]
     here = returns["location_id"].to_numpy().astype(str)
-    there = ctx["locs"][np.maximum(best, 0)].astype(str) if len(ctx["locs"]) else np.full(n, "")
-    target = np.where(choice == _TRANSFER, there, np.where(choice <= _OPEN_BOX, here, None))
+    there = ctx["locs"][np.maximum(place, 0)].astype(str) if len(ctx["locs"]) else np.full(n, "")
+    target = np.where(place >= 0, there, None)
     score = returns["fraud_score"].to_numpy(float) if "fraud_score" in returns.columns else np.zeros(n)
     refund = returns["refund_amount"].to_numpy(float)
     fraud_hold, value_hold = score >= params.fraud_hold_score, refund >= params.high_value_hold

@@ -78,6 +78,28 @@ def test_an_opened_unit_goes_to_open_box():
     assert row["value_open_box"] > row["value_liquidate"]
 
 
+def test_an_opened_unit_is_sold_open_box_where_its_item_sells_when_that_beats_the_road():
+    # K1 barely sells at S2 (0.01 a day): half of that takes an open-box unit, so it would wait the 120-day
+    # cap there. S1 sells 2 a day (1 a day open box) three days and 2.50 a unit away; the FC 0.5 a day.
+    row = route_one("S2", "K1", "B")
+    expected = 0.7 * 40 * math.exp(-0.01 * (1 / 1.0 + 3)) - 1.5 - 2.5
+    assert row["action"] == "open_box" and row["target_location_id"] == "S1"
+    assert row["unit_net_value"] == pytest.approx(expected, abs=0.01)
+    assert row["explanation"].startswith("open_box at S1: ")
+    # Valued at its target (where it queues among open-box units), not where it was received.
+    lines = returns(("S2", "K1", "B", "changed_mind", 1, 40.0), ("S2", "K1", "B", "changed_mind", 1, 40.0))
+    routed = route_returns(lines, ITEMS, FORECAST, PARAMS)
+    assert routed["target_location_id"].tolist() == ["S1", "S1"]
+    second = 0.7 * 40 * math.exp(-0.01 * (2 / 1.0 + 3)) - 1.5 - 2.5  # behind the first open-box unit at S1
+    assert routed["unit_net_value"].tolist() == pytest.approx([expected, second], abs=0.01)
+    assert recovery_value(routed, lines, ITEMS, FORECAST, PARAMS) == pytest.approx([expected, second], abs=0.01)
+    # Where the road costs more than the wait, open box is priced where it was received: 120 days at S2,
+    # less than a liquidator pays.
+    far = route_one("S2", "K1", "B", params=DispositionParams(rtv_credit=PARAMS.rtv_credit, transfer_cost=25.0))
+    assert far["value_open_box"] == pytest.approx(0.7 * 40 * math.exp(-0.01 * 120) - 1.5, abs=0.01)
+    assert far["action"] == "liquidate"
+
+
 def test_a_damaged_electronic_unit_is_refurbished_when_its_supplier_takes_nothing_back():
     params = DispositionParams(rtv_credit={"*": 0.0})
     row = route_one("S1", "K2", "C", params=params)
