@@ -17,13 +17,15 @@ followed is known):
   as the mean score against the fraud rate, the Brier score and the fraud share of lines scored >= 0.5;
 * **recovered value**: both policies route with what ``returns_routing`` reads (:func:`routing_demand`: the
   mean daily demand of the next 28 days in the forecast the nightly made that night, at the stores and
-  the web shop's FC, and the stock at the start of the day); their actions are valued by
+  the web shop's FC, the stores' weighed against the item's split by store as ``include.returns.split``
+  weighs them, and the stock at the start of the day); their actions are valued by
   ``include.returns.disposition.recovery_value`` with the demand that really came in the 28 days from the
   day and the same opening stock; ``recovery_value_ratio_vs_baseline`` is router / baseline, also shown
   per grade. The same router routing with the demand that really came (a perfect forecast) gives the
   ceiling of what a better forecast could add: ``recovery_value_ratio_foresight_vs_baseline``; and if
   every unit kept to sell sold the day it came back (no queue, no wait), the bound of any routing with
-  these prices and costs: ``recovery_value_ratio_sold_at_once_vs_baseline``.
+  these prices and costs: ``recovery_value_ratio_sold_at_once_vs_baseline``. The router with each store's
+  own forecast (the weight at 1): ``recovery_value_ratio_own_forecasts_vs_baseline``.
   Supplier return terms are the supplier master's ``return_credit_rate``, as the stage reads them
   (the generator: about 60% of suppliers credit 60-100% of cost).
 
@@ -31,8 +33,8 @@ Last, one batch of ``--speed-rows`` lines (a larger retailer, 40 stores, 800 SKU
 days of history) is scored (model fitted on the history, then scored) and routed with explanations,
 giving ``returns_per_second`` (its demand is the 28 days before: the routing's time does not depend on it). The process's peak resident memory is printed.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/returns.py           # 7 days + 1,000,000 lines timed (~50 s)
-    PYTHONPATH=. .venv/bin/python benchmarks/returns.py --quick   # 2 days + 100,000 lines timed (~20 s)
+    PYTHONPATH=. .venv/bin/python benchmarks/returns.py           # 7 days + 1,000,000 lines timed (~2 min)
+    PYTHONPATH=. .venv/bin/python benchmarks/returns.py --quick   # 2 days + 100,000 lines timed (~35 s)
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from include.orchestration.workflow import store_demand  # noqa: E402
 from include.returns.disposition import recovery_value, route_baseline, route_returns  # noqa: E402
 from include.returns.fraud import fit_fraud_model, review_queue, rules_scores, score_returns  # noqa: E402
 from include.returns.params import DispositionParams, FraudParams, vendor_credit  # noqa: E402
+from include.returns.split import calibrate_split, mean_daily_sold, split_weight  # noqa: E402
 from include.sample_data.generator import PRESETS, WorldConfig, generate_world  # noqa: E402
 from include.sample_data.returns import ReturnsConfig, demand_rates, returns_detail  # noqa: E402
 from include.stages.returns import DEMAND_DAYS  # noqa: E402
@@ -68,14 +71,28 @@ def day_config(eval_end: dt.date, returns_per_day: int) -> ReturnsConfig:
                          event_dates=(eval_end - dt.timedelta(days=40), eval_end - dt.timedelta(days=5)))
 
 
-def routing_demand(world, day: dt.date) -> pd.DataFrame:
+def routing_demand(world, day: dt.date) -> tuple[pd.DataFrame, float | None]:
     """What ``returns_routing`` prices the day's units with (``include.stages.returns.demand_with_stock``):
     the mean daily demand of the next :data:`DEMAND_DAYS` in the forecast the nightly made that night, at the
-    stores and the web shop's FC, with the stock at the start of the day."""
-    forecast = night_forecast(world, day).rename(columns={"sigma_cum": "sigma"})
-    demand = store_demand(forecast, days=DEMAND_DAYS, channels=("store", "online"))[["location_id", "sku", "mean_daily"]]
+    stores and the web shop's FC, with the stock at the start of the day; and the weight of the stores' own
+    forecasts, the one that predicted best what the stores sold in the :data:`DEMAND_DAYS` after the night
+    that long before (``None`` without that history). ``calibrate_split(demand, weight, stores)`` is what the
+    stage routes with."""
+    def mean_daily(origin: dt.date) -> pd.DataFrame:
+        forecast = night_forecast(world, origin).rename(columns={"sigma_cum": "sigma"})
+        return store_demand(forecast, days=DEMAND_DAYS, channels=("store", "online"))[["location_id", "sku",
+                                                                                        "mean_daily"]]
+
+    start = day - dt.timedelta(days=DEMAND_DAYS)
+    sold = mean_daily_sold(world.pos_sales, start, day - dt.timedelta(days=1))
+    # The night before ``start`` forecasts from ``start`` on, as the stage reads it.
+    weight = None if sold is None else split_weight(mean_daily(start - dt.timedelta(days=1)), sold, stores_of(world))
     stock = demand_rates(world, day)[["location_id", "sku", "on_hand"]]
-    return demand.merge(stock, on=["location_id", "sku"], how="left").fillna({"on_hand": 0})
+    return mean_daily(day).merge(stock, on=["location_id", "sku"], how="left").fillna({"on_hand": 0}), weight
+
+
+def stores_of(world) -> list[str]:
+    return world.locations.loc[world.locations["location_type"] == "store", "location_id"].astype(str).tolist()
 
 
 def at_budget(order_score: pd.DataFrame, truth: pd.DataFrame, budget: int, returns: pd.DataFrame) -> dict:
@@ -103,15 +120,19 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
            "high_fraud": int(label[score >= 0.5].sum())}
     for name, ranking in (("model", scored), ("rules", rules_scores(today, fraud_params))):
         row.update({f"{name}_{k}": v for k, v in at_budget(ranking, day_truth, budget, today).items()})
-    forecast, realised = routing_demand(world, day), demand_rates(world, day, ahead=True)
+    own, weight = routing_demand(world, day)
+    forecast, realised = calibrate_split(own, weight, stores_of(world)), demand_rates(world, day, ahead=True)
     where = world.locations
     routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast,
                            disp_params, locations=where)
     base = route_baseline(today, world.items, forecast, disp_params, locations=where)
+    # The same router with each store's own forecast (the weight at 1).
+    own_routed = route_returns(today, world.items, own, disp_params, explain=False, locations=where)
     # The same router told the demand that really came: what a perfect forecast would let it recover.
     foreseen = route_returns(today, world.items, realised, disp_params, explain=False, locations=where)
     values = {name: recovery_value(policy, today, world.items, realised, disp_params, locations=where)
-              for name, policy in (("router", routed), ("baseline", base), ("foresight", foreseen))}
+              for name, policy in (("router", routed), ("baseline", base), ("foresight", foreseen),
+                                   ("own", own_routed))}
     # And if every unit kept to sell sold the day it came back, nothing on the shelf ahead of it: the most
     # any routing could recover with these prices and costs.
     at_once = realised.assign(mean_daily=np.inf, on_hand=0.0)
@@ -119,6 +140,7 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
                                                      locations=where), today, world.items, at_once, disp_params,
                                        locations=where)
     row["held"] = int(routed["hold_for_review"].sum())
+    row["weights"] = [weight]
     grade = today["condition_grade"].astype(str).to_numpy()
     for name, value in values.items():
         row[f"{name}_value"] = float(value.sum())
@@ -175,7 +197,8 @@ def main() -> None:
         args.eval_days, args.speed_rows = min(args.eval_days, 2), min(args.speed_rows, 100_000)
     began = time.perf_counter()
     rows, facts = quality(args)
-    total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "actions"}
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k not in ("actions", "weights")}
+    weights = [w for r in rows for w in r["weights"]]
     pooled = {
         "base_rate": total["fraud_lines"] / total["lines"],
         "fraud_precision_at_budget": total["model_fraud"] / max(total["model_reviewed"], 1),
@@ -189,6 +212,8 @@ def main() -> None:
         "foresight_recovered_value": total["foresight_value"],
         "recovery_value_ratio_foresight_vs_baseline": total["foresight_value"] / total["baseline_value"],
         "recovery_value_ratio_sold_at_once_vs_baseline": total["at_once_value"] / total["baseline_value"],
+        "recovery_value_ratio_own_forecasts_vs_baseline": total["own_value"] / total["baseline_value"],
+        "store_split_weights": [None if w is None else round(w, 3) for w in weights],
     }
     table = [{"policy": "fraud model", "reviewed": total["model_reviewed"], "fraud_found": total["model_fraud"],
               "precision": pooled["fraud_precision_at_budget"], "value_recall": pooled["fraud_value_recall_at_budget"]},
@@ -207,7 +232,10 @@ def main() -> None:
         return {"policy": label, "recovered_value": round(total[f"{name}_value"]),
                 **{f"grade_{g}": round(total[f"{name}_{g}"]) for g in "ABCD"}}
 
+    print("weight of the stores' own forecasts, by day: "
+          + ", ".join("none" if w is None else f"{w:.3f}" for w in weights))
     print(format_table([{**recovered("router", "router"), **actions.to_dict()},
+                        recovered("own", "router with each store's own forecast"),
                         recovered("foresight", "router told the demand that came (ceiling)"),
                         recovered("baseline", "baseline (restock A/B, else liquidate)"),
                         recovered("at_once", "every kept unit sold the day it came back (bound)")],

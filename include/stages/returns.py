@@ -33,6 +33,8 @@ PROPOSALS = "return_proposals"
 STOCK_MAX_AGE_DAYS = 3
 #: Days of the night's forecast whose mean daily demand prices a returned unit: the weeks it may take to sell.
 DEMAND_DAYS = 28
+#: Fewest days of a past night's forecast and of the sales that followed that weigh the stores' forecasts.
+MIN_SPLIT_DAYS = 14
 #: Exception codes of a held line, by what its hold reason starts with (see ``route_returns``).
 EXCEPTIONS = {"fraud score": "fraud_risk", "refund": "high_value"}
 
@@ -64,7 +66,8 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
                                rtv_credit=credit)
     score = scored["fraud_score"].to_numpy(float)
     items = latest_master("items", day, root)
-    routed = route_returns(today.assign(fraud_score=score), items, demand_with_stock(day, root), params,
+    demand = demand_with_stock(day, root)
+    routed = route_returns(today.assign(fraud_score=score), items, demand, params,
                            locations=latest_master("locations", day, root))
     tiered = tier_proposals(proposals(routed, today, scored, review, scoring["scorer"]), policy, _stale(run, root))
     write_partition(tiered, "curated", PROPOSALS, run.ds, root)
@@ -74,6 +77,7 @@ def route(run: Run, *, root: str | None = None) -> dict[str, Any]:
     return record(run, {**kpis,
         **scoring, "returns": int(len(today)), "proposed": int(len(tiered)),
         "held_fraud": int(fraud_held.sum()), "suppliers_taking_returns": len(credit) - 1,
+        "store_split_weight": demand.attrs["store_split_weight"],
         "held_high_value": int(held.map(lambda x: "high_value" in x).sum()),
         "pending": int((~tiered["auto_approve"].astype(bool)).sum()), "review_queue": int(len(review)),
         "actions": {str(k): int(v) for k, v in routed["action"].value_counts().items() if v},
@@ -168,22 +172,65 @@ def demand_with_stock(day: dt.date, root: str | None = None) -> pd.DataFrame:
     units returned by mail are received; with the on-hand of the newest curated inventory snapshot
     (``location_id, sku, mean_daily, on_hand``).
 
+    The stores' forecasts are weighed against the item's demand split by store
+    (:mod:`include.returns.split`) with the weight that predicted best what the stores sold in the
+    :data:`DEMAND_DAYS` after a night that long ago (:func:`store_split_weight`); the weight (``None``
+    without that history: the stores' own forecasts) is in ``attrs["store_split_weight"]``.
+
     Raises:
         FileNotFoundError: no recent nightly forecast or master (run retail_nightly first).
     """
-    from include.orchestration.workflow import store_demand
+    from include.returns.split import calibrate_split
     from include.stages.intraday import night_forecast
     from include.stages.orchestration import latest_master
 
-    _, forecast = night_forecast(day + dt.timedelta(days=1), latest_master("locations", day, root), root)
-    demand = store_demand(forecast, days=DEMAND_DAYS, channels=("store", "online"))[["location_id", "sku",
-                                                                                      "mean_daily"]]
+    locations = latest_master("locations", day, root)
+    _, forecast = night_forecast(day + dt.timedelta(days=1), locations, root)
+    stores = _store_ids(locations)
+    weight = store_split_weight(day, locations, root)
+    demand = calibrate_split(_mean_daily(forecast), weight, stores)
     stock = newest_partition("curated", "inventory_snapshot", day, STOCK_MAX_AGE_DAYS, root, missing_ok=True)
-    if stock is None:
-        return demand
-    on_hand = stock.assign(location_id=stock["location_id"].astype(str), sku=stock["sku"].astype(str)).groupby(
-        ["location_id", "sku"], as_index=False, observed=True)["on_hand"].sum()
-    return demand.merge(on_hand, on=["location_id", "sku"], how="left").fillna({"on_hand": 0})
+    if stock is not None:
+        on_hand = stock.assign(location_id=stock["location_id"].astype(str), sku=stock["sku"].astype(str)).groupby(
+            ["location_id", "sku"], as_index=False, observed=True)["on_hand"].sum()
+        demand = demand.merge(on_hand, on=["location_id", "sku"], how="left").fillna({"on_hand": 0})
+    demand.attrs["store_split_weight"] = weight
+    return demand
+
+
+def store_split_weight(day: dt.date, locations: pd.DataFrame, root: str | None = None) -> float | None:
+    """The weight of the stores' own forecasts (:func:`include.returns.split.split_weight`) on the night
+    :data:`DEMAND_DAYS` before ``day`` (or the latest before it): its forecast of the days up to ``day``
+    against the stores' curated POS sales of those days. ``None`` when that night's forecast or any of those
+    days' sales is missing (a new installation's first weeks)."""
+    from include.returns.split import mean_daily_sold, split_weight
+    from include.stages.intraday import night_forecast
+
+    start = day - dt.timedelta(days=DEMAND_DAYS)
+    try:
+        _, past = night_forecast(start, locations, root)
+    except FileNotFoundError:
+        return None
+    days = int(past["step"].max()) if len(past) else 0
+    end = min(start + dt.timedelta(days=days - 1), day - dt.timedelta(days=1))
+    if (end - start).days + 1 < MIN_SPLIT_DAYS:
+        return None
+    pos = read_range("curated", "pos_sales", start, end, root, columns=["store_id", "sku", "business_date", "units_sold"])
+    sold = mean_daily_sold(pos, start, end)
+    if sold is None:
+        return None
+    return split_weight(_mean_daily(past, (end - start).days + 1), sold, _store_ids(locations))
+
+
+def _mean_daily(forecast: pd.DataFrame, days: int = DEMAND_DAYS) -> pd.DataFrame:
+    """Mean daily demand over the first ``days`` of a night's forecast at the stores and the web shop's FC."""
+    from include.orchestration.workflow import store_demand
+
+    return store_demand(forecast, days=days, channels=("store", "online"))[["location_id", "sku", "mean_daily"]]
+
+
+def _store_ids(locations: pd.DataFrame) -> list[str]:
+    return locations.loc[locations["location_type"].astype(str) == "store", "location_id"].astype(str).tolist()
 
 
 def proposals(routed: pd.DataFrame, today: pd.DataFrame, scored: pd.DataFrame, review: pd.DataFrame,

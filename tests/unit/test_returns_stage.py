@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -137,3 +138,47 @@ def test_returned_units_are_priced_with_four_weeks_of_demand_at_the_stores_and_t
     assert sorted(demand.index) == ["FC1", "S1"]  # mail returns land at the FC, which sells the web shop's demand
     assert demand.loc["S1", "mean_daily"] == pytest.approx((2 * 10 + (DEMAND_DAYS - 2)) / DEMAND_DAYS)
     assert demand.loc["FC1", "mean_daily"] == 4.0 and demand.loc["FC1", "on_hand"] == 7
+    assert demand.attrs["store_split_weight"] is None  # no night four weeks back: the stores' own forecasts
+
+
+def test_the_stores_forecasts_are_weighed_by_what_the_stores_sold_after_a_night_four_weeks_back(tmp_path):
+    from include.returns.split import pooled_split
+    from include.stages.returns import DEMAND_DAYS, demand_with_stock
+    from include.storage import partition_path, write_partition
+
+    root, day = str(tmp_path), dt.date(2026, 11, 20)
+    start = day - dt.timedelta(days=DEMAND_DAYS)
+    stores, skus = ["S1", "S2"], [f"K{i:02d}" for i in range(30)]
+    rng = np.random.default_rng(5)
+    rates = {(s, k): float(r) for (s, k), r in zip([(s, k) for s in stores for k in skus],
+                                                   rng.gamma(2.0, 10.0, 2 * len(skus)), strict=True)}
+
+    def night(origin: dt.date, scale: float) -> None:
+        steps = np.arange(1, DEMAND_DAYS + 2)
+        write_partition(pd.concat([pd.DataFrame({"unique_id": f"{s}|{k}", "step": steps, "mean": scale * r,
+                                                 "sigma_cum": 1.0}) for (s, k), r in rates.items()],
+                                  ignore_index=True), "forecasts", "demand", origin, root)
+
+    night(start - dt.timedelta(days=1), 1.0)  # forecasts from ``start`` on
+    night(day, 2.0)
+    write_partition(pd.DataFrame({"location_id": [*stores, "FC1"], "location_type": ["store", "store", "ecom_fc"]}),
+                    "curated", "locations", day, root)
+    past = pd.DataFrame([(s, k, r) for (s, k), r in rates.items()], columns=["location_id", "sku", "mean_daily"])
+    # Over those four weeks every store sold the item's split by store, not its own forecast.
+    sold = past.assign(mean_daily=pooled_split(past, stores))
+    for d in range(DEMAND_DAYS):
+        write_partition(pd.DataFrame({"store_id": sold["location_id"], "sku": sold["sku"],
+                                      "business_date": pd.Timestamp(start + dt.timedelta(days=d)),
+                                      "units_sold": sold["mean_daily"].round().astype(int)}),
+                        "curated", "pos_sales", start + dt.timedelta(days=d), root)
+    demand = demand_with_stock(day, root)
+    weight = demand.attrs["store_split_weight"]
+    assert weight is not None and weight < 0.05  # what sold followed the split, not each store's own figure
+    tonight = pd.DataFrame([(s, k, 2.0 * r) for (s, k), r in rates.items()], columns=past.columns)
+    expected = weight * tonight["mean_daily"] + (1 - weight) * pooled_split(tonight, stores)
+    assert demand.set_index(["location_id", "sku"])["mean_daily"].to_numpy() == pytest.approx(expected.to_numpy())
+    # A day of those four weeks without sales: no weight, the stores' own forecasts.
+    shutil.rmtree(partition_path("curated", "pos_sales", start + dt.timedelta(days=3), root))
+    again = demand_with_stock(day, root)
+    assert again.attrs["store_split_weight"] is None
+    assert again["mean_daily"].to_numpy() == pytest.approx(tonight["mean_daily"].to_numpy())
