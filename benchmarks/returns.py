@@ -25,7 +25,9 @@ followed is known):
   ceiling of what a better forecast could add: ``recovery_value_ratio_foresight_vs_baseline``; and if
   every unit kept to sell sold the day it came back (no queue, no wait), the bound of any routing with
   these prices and costs: ``recovery_value_ratio_sold_at_once_vs_baseline``. The router with each store's
-  own forecast (the weight at 1): ``recovery_value_ratio_own_forecasts_vs_baseline``.
+  own forecast (the weight at 1): ``recovery_value_ratio_own_forecasts_vs_baseline``; told each item's demand
+  that came over all stores, split by each store's share (a perfect forecast of every item's rate, blind to
+  which store happens to sell first): ``recovery_value_ratio_item_foresight_vs_baseline``.
   Supplier return terms are the supplier master's ``return_credit_rate``, as the stage reads them
   (the generator: about 60% of suppliers credit 60-100% of cost).
 
@@ -130,9 +132,13 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
     own_routed = route_returns(today, world.items, own, disp_params, explain=False, locations=where)
     # The same router told the demand that really came: what a perfect forecast would let it recover.
     foreseen = route_returns(today, world.items, realised, disp_params, explain=False, locations=where)
+    # Told each item's demand that came over all stores (and the FC's), split by store share: a perfect
+    # forecast of every item's rate, which cannot know which store happens to sell first.
+    item_foreseen = route_returns(today, world.items, calibrate_split(realised, 0.0, stores_of(world)), disp_params,
+                                  explain=False, locations=where)
     values = {name: recovery_value(policy, today, world.items, realised, disp_params, locations=where)
               for name, policy in (("router", routed), ("baseline", base), ("foresight", foreseen),
-                                   ("own", own_routed))}
+                                   ("own", own_routed), ("item_foresight", item_foreseen))}
     # And if every unit kept to sell sold the day it came back, nothing on the shelf ahead of it: the most
     # any routing could recover with these prices and costs.
     at_once = realised.assign(mean_daily=np.inf, on_hand=0.0)
@@ -213,6 +219,7 @@ def main() -> None:
         "recovery_value_ratio_foresight_vs_baseline": total["foresight_value"] / total["baseline_value"],
         "recovery_value_ratio_sold_at_once_vs_baseline": total["at_once_value"] / total["baseline_value"],
         "recovery_value_ratio_own_forecasts_vs_baseline": total["own_value"] / total["baseline_value"],
+        "recovery_value_ratio_item_foresight_vs_baseline": total["item_foresight_value"] / total["baseline_value"],
         "store_split_weights": [None if w is None else round(w, 3) for w in weights],
     }
     table = [{"policy": "fraud model", "reviewed": total["model_reviewed"], "fraud_found": total["model_fraud"],
@@ -236,6 +243,7 @@ def main() -> None:
           + ", ".join("none" if w is None else f"{w:.3f}" for w in weights))
     print(format_table([{**recovered("router", "router"), **actions.to_dict()},
                         recovered("own", "router with each store's own forecast"),
+                        recovered("item_foresight", "router told each item's demand that came, split by store"),
                         recovered("foresight", "router told the demand that came (ceiling)"),
                         recovered("baseline", "baseline (restock A/B, else liquidate)"),
                         recovered("at_once", "every kept unit sold the day it came back (bound)")],
