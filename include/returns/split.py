@@ -15,7 +15,7 @@ are not stores (the web shop's fulfilment centre: one location, its own forecast
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import numpy as np
 import pandas as pd
@@ -80,21 +80,33 @@ def split_weight(past: pd.DataFrame, sold: pd.DataFrame, stores: Collection[str]
     return float(np.clip((x @ y) / spread, 0.0, 1.0))
 
 
-def mean_daily_sold(pos_sales: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame | None:
+def mean_daily_sold(pos_sales: pd.DataFrame | Iterable[pd.DataFrame], start: dt.date, end: dt.date
+                    ) -> pd.DataFrame | None:
     """Mean daily units sold per store x SKU from ``start`` to ``end`` (both included) in the POS sales
     (``store_id, sku, business_date, units_sold``), as ``location_id, sku, mean_daily``; ``None`` when a day
-    of the range has no sales at all (a missing extract would read as a day nobody bought anything)."""
+    of the range has no sales at all (a missing extract would read as a day nobody bought anything).
+
+    ``pos_sales`` may come in pieces (a day's partition at a time): each is summed as it comes, so only one
+    piece and the running sums are ever held.
+    """
     days = (end - start).days + 1
-    if days < 1 or pos_sales.empty:
+    seen: set[pd.Timestamp] = set()
+    total: pd.Series | None = None
+    for piece in [pos_sales] if isinstance(pos_sales, pd.DataFrame) else pos_sales:
+        if piece.empty:
+            continue
+        when = pd.to_datetime(piece["business_date"]).dt.normalize()
+        inside = ((when >= pd.Timestamp(start)) & (when <= pd.Timestamp(end))).to_numpy()
+        if not inside.any():
+            continue
+        seen.update(when[inside].unique())
+        piece = piece[inside]
+        summed = piece["units_sold"].groupby([piece["store_id"].astype(str), piece["sku"].astype(str)]).sum()
+        total = summed if total is None else total.add(summed, fill_value=0)
+    if days < 1 or total is None or len(seen) < days:
         return None
-    when = pd.to_datetime(pos_sales["business_date"]).dt.normalize()
-    inside = ((when >= pd.Timestamp(start)) & (when <= pd.Timestamp(end))).to_numpy()
-    if when[inside].nunique() < days:
-        return None
-    sold = pos_sales[inside].groupby([pos_sales["store_id"].astype(str)[inside], pos_sales["sku"].astype(str)[inside]],
-                                     observed=True)["units_sold"].sum()
-    return pd.DataFrame({"location_id": sold.index.get_level_values(0), "sku": sold.index.get_level_values(1),
-                         "mean_daily": sold.to_numpy(float) / days})
+    return pd.DataFrame({"location_id": total.index.get_level_values(0), "sku": total.index.get_level_values(1),
+                         "mean_daily": total.to_numpy(float) / days})
 
 
 def calibrate_split(demand: pd.DataFrame, weight: float | None, stores: Collection[str]) -> pd.DataFrame:

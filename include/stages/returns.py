@@ -22,7 +22,7 @@ from include.config import as_date
 from include.runs import Run
 from include.stages import lines
 from include.stages.summaries import record
-from include.storage import newest_partition, read_partition, read_range, write_partition
+from include.storage import iter_range, newest_partition, read_partition, read_range, write_partition
 
 #: Landing source of the returns system's extracts (returns detail, loss-prevention cases).
 SOURCE = "returns_system"
@@ -215,8 +215,9 @@ def store_split_weight(day: dt.date, locations: pd.DataFrame, root: str | None =
     end = min(start + dt.timedelta(days=days - 1), day - dt.timedelta(days=1))
     if (end - start).days + 1 < MIN_SPLIT_DAYS:
         return None
-    pos = read_range("curated", "pos_sales", start, end, root, columns=["store_id", "sku", "business_date", "units_sold"])
-    sold = mean_daily_sold(pos, start, end)
+    columns = ["store_id", "sku", "business_date", "units_sold"]
+    sold = mean_daily_sold((table.to_pandas() for _, table in iter_range("curated", "pos_sales", start, end, root,
+                                                                         columns=columns)), start, end)
     if sold is None:
         return None
     return split_weight(_mean_daily(past, (end - start).days + 1), sold, _store_ids(locations))
