@@ -76,6 +76,7 @@ def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:
         f"Dispositions: {r['actions']}; recovered {r['net_recovery']:,.2f} net "
         f"({(r.get('recovery_rate') or 0):.1%} of the refunds); {r.get('suppliers_taking_returns', 0)} supplier(s) "
         "take units back",
+        f"Store demand: {_split(r.get('store_split_weight'))}",
         f"Return patterns of the week: {patterns or 'none unusual'}",
         f"Staged in ERP: {released.get('released', 0)} routine disposition(s) released"
         + (f" ({kept} released by an earlier run and kept as they were)" if kept else "")
@@ -83,3 +84,11 @@ def describe(ds: dt.date, summaries: dict | None, log_path: Path) -> str:
         "prevention (demo user lp / lp) on the approvals page until the policy's returns deadline",
         f"  log: {log_path}",
     ])
+
+
+def _split(weight: float | None) -> str:
+    """How the stores' forecasts were weighed against each item's split by store."""
+    if weight is None:
+        return "each store's own forecast (no night four weeks back with the sales since, to weigh it against the split)"
+    return (f"each store's forecast at {weight:.0%}, the item's split by store share at {1 - weight:.0%} "
+            "(what predicted best the stores' sales since the night four weeks back)")

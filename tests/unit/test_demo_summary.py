@@ -40,6 +40,10 @@ def test_the_returns_part_says_what_was_routed_released_and_held():
     assert "149 line(s), refunds 5,189.11; fraud scored by the model (454 confirmed cases" in text
     assert "return rate over 7 days 9.7%" in text and "recovered 3,541.55 net (68.2% of the refunds)" in text
     assert "{'defect_surge': 2}" in text and "145 routine disposition(s) released; 4 held (4 for fraud risk" in text
+    assert "Store demand: each store's own forecast (no night four weeks back" in text
+    weighed = returns_demo.describe("2026-11-27", {**summaries, "route_returns": {
+        **summaries["route_returns"], "store_split_weight": 0.04}}, Path("/x/r.log"))
+    assert "each store's forecast at 4%, the item's split by store share at 96%" in weighed
     again = returns_demo.describe("2026-11-27", {**summaries, "release_within_policy": {"released": 0},
                                                  "stage_dispositions": {"kept_decided": 145}}, Path("/x/r.log"))
     assert "0 routine disposition(s) released (145 released by an earlier run and kept as they were)" in again
