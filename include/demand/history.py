@@ -121,20 +121,24 @@ class _Window:
 
     def stockouts(self, inventory: pd.DataFrame) -> pd.DataFrame:
         """Days a location ended with nothing on hand (``loc, sku, day``, codes)."""
-        if not len(inventory):
-            return pd.DataFrame({f.name: pd.Series(dtype=f.type.to_pandas_dtype()) for f in _STOCKOUT_SCHEMA})
-        inv = inventory[(inventory["on_hand"].astype(float) <= 0) & inventory["location_id"].notna()]
-        out = pd.DataFrame({"loc": self.locations.encode(inv["location_id"]), "sku": self.skus.encode(inv["sku"]),
-                            "day": self.day_index(inv["snapshot_date"])})
-        return out[(out["day"] >= 0) & (out["day"] <= (self.end - self.start).days)].drop_duplicates()
+        if len(inventory):
+            inventory = inventory[inventory["on_hand"].astype(float) <= 0]
+        return self._snapshot_days(inventory, _STOCKOUT_SCHEMA)
 
     def stock_days(self, inventory: pd.DataFrame) -> pd.DataFrame:
         """Days each location has a stock snapshot at all (``loc, day``, codes): its stock is known then."""
+        return self._snapshot_days(inventory, _STOCK_DAY_SCHEMA)
+
+    def _snapshot_days(self, inventory: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+        """The snapshot rows of a known location as ``schema``'s codes (``loc``, ``sku`` where the schema has
+        it, ``day``), each once, inside the window."""
         if not len(inventory):
-            return pd.DataFrame({f.name: pd.Series(dtype=f.type.to_pandas_dtype()) for f in _STOCK_DAY_SCHEMA})
+            return pd.DataFrame({f.name: pd.Series(dtype=f.type.to_pandas_dtype()) for f in schema})
         inv = inventory[inventory["location_id"].notna()]
-        out = pd.DataFrame({"loc": self.locations.encode(inv["location_id"]),
-                            "day": self.day_index(inv["snapshot_date"])})
+        codes = {"loc": self.locations.encode(inv["location_id"]), "day": self.day_index(inv["snapshot_date"])}
+        if "sku" in schema.names:
+            codes["sku"] = self.skus.encode(inv["sku"])
+        out = pd.DataFrame({name: codes[name] for name in schema.names})
         return out[(out["day"] >= 0) & (out["day"] <= (self.end - self.start).days)].drop_duplicates()
 
     def key_names(self, keys: np.ndarray) -> pd.DataFrame:
