@@ -57,14 +57,13 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.pat
 
 ensure_project_on_path()
 
-from include.orchestration.workflow import store_demand  # noqa: E402
 from include.returns.disposition import recovery_value, route_baseline, route_returns  # noqa: E402
 from include.returns.fraud import fit_fraud_model, review_queue, rules_scores, score_returns  # noqa: E402
 from include.returns.params import DispositionParams, FraudParams, vendor_credit  # noqa: E402
 from include.returns.split import calibrate_split, mean_daily_sold, split_weight  # noqa: E402
 from include.sample_data.generator import PRESETS, WorldConfig, generate_world  # noqa: E402
 from include.sample_data.returns import ReturnsConfig, demand_rates, returns_detail  # noqa: E402
-from include.stages.returns import DEMAND_DAYS  # noqa: E402
+from include.stages.returns import DEMAND_DAYS, routing_mean_daily, store_ids  # noqa: E402
 
 
 def day_config(eval_end: dt.date, returns_per_day: int) -> ReturnsConfig:
@@ -81,20 +80,15 @@ def routing_demand(world, day: dt.date) -> tuple[pd.DataFrame, float | None]:
     that long before (``None`` without that history). ``calibrate_split(demand, weight, stores)`` is what the
     stage routes with."""
     def mean_daily(origin: dt.date) -> pd.DataFrame:
-        forecast = night_forecast(world, origin).rename(columns={"sigma_cum": "sigma"})
-        return store_demand(forecast, days=DEMAND_DAYS, channels=("store", "online"))[["location_id", "sku",
-                                                                                        "mean_daily"]]
+        return routing_mean_daily(night_forecast(world, origin).rename(columns={"sigma_cum": "sigma"}))
 
     start = day - dt.timedelta(days=DEMAND_DAYS)
     sold = mean_daily_sold(world.pos_sales, start, day - dt.timedelta(days=1))
     # The night before ``start`` forecasts from ``start`` on, as the stage reads it.
-    weight = None if sold is None else split_weight(mean_daily(start - dt.timedelta(days=1)), sold, stores_of(world))
+    weight = None if sold is None else split_weight(mean_daily(start - dt.timedelta(days=1)), sold,
+                                                    store_ids(world.locations))
     stock = demand_rates(world, day)[["location_id", "sku", "on_hand"]]
     return mean_daily(day).merge(stock, on=["location_id", "sku"], how="left").fillna({"on_hand": 0}), weight
-
-
-def stores_of(world) -> list[str]:
-    return world.locations.loc[world.locations["location_type"] == "store", "location_id"].astype(str).tolist()
 
 
 def at_budget(order_score: pd.DataFrame, truth: pd.DataFrame, budget: int, returns: pd.DataFrame) -> dict:
@@ -123,7 +117,8 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
     for name, ranking in (("model", scored), ("rules", rules_scores(today, fraud_params))):
         row.update({f"{name}_{k}": v for k, v in at_budget(ranking, day_truth, budget, today).items()})
     own, weight = routing_demand(world, day)
-    forecast, realised = calibrate_split(own, weight, stores_of(world)), demand_rates(world, day, ahead=True)
+    stores = store_ids(world.locations)
+    forecast, realised = calibrate_split(own, weight, stores), demand_rates(world, day, ahead=True)
     where = world.locations
     routed = route_returns(today.assign(fraud_score=scored["fraud_score"].to_numpy()), world.items, forecast,
                            disp_params, locations=where)
@@ -134,7 +129,7 @@ def evaluate_day(world, extract, truth, day, budget_share, fraud_params, disp_pa
     foreseen = route_returns(today, world.items, realised, disp_params, explain=False, locations=where)
     # Told each item's demand that came over all stores (and the FC's), split by store share: a perfect
     # forecast of every item's rate, which cannot know which store happens to sell first.
-    item_foreseen = route_returns(today, world.items, calibrate_split(realised, 0.0, stores_of(world)), disp_params,
+    item_foreseen = route_returns(today, world.items, calibrate_split(realised, 0.0, stores), disp_params,
                                   explain=False, locations=where)
     values = {name: recovery_value(policy, today, world.items, realised, disp_params, locations=where)
               for name, policy in (("router", routed), ("baseline", base), ("foresight", foreseen),

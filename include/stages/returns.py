@@ -186,9 +186,9 @@ def demand_with_stock(day: dt.date, root: str | None = None) -> pd.DataFrame:
 
     locations = latest_master("locations", day, root)
     _, forecast = night_forecast(day + dt.timedelta(days=1), locations, root)
-    stores = _store_ids(locations)
+    stores = store_ids(locations)
     weight = store_split_weight(day, locations, root)
-    demand = calibrate_split(_mean_daily(forecast), weight, stores)
+    demand = calibrate_split(routing_mean_daily(forecast), weight, stores)
     stock = newest_partition("curated", "inventory_snapshot", day, STOCK_MAX_AGE_DAYS, root, missing_ok=True)
     if stock is not None:
         on_hand = stock.assign(location_id=stock["location_id"].astype(str), sku=stock["sku"].astype(str)).groupby(
@@ -220,17 +220,19 @@ def store_split_weight(day: dt.date, locations: pd.DataFrame, root: str | None =
                                                                          columns=columns)), start, end)
     if sold is None:
         return None
-    return split_weight(_mean_daily(past, (end - start).days + 1), sold, _store_ids(locations))
+    return split_weight(routing_mean_daily(past, (end - start).days + 1), sold, store_ids(locations))
 
 
-def _mean_daily(forecast: pd.DataFrame, days: int = DEMAND_DAYS) -> pd.DataFrame:
-    """Mean daily demand over the first ``days`` of a night's forecast at the stores and the web shop's FC."""
+def routing_mean_daily(forecast: pd.DataFrame, days: int = DEMAND_DAYS) -> pd.DataFrame:
+    """Mean daily demand over the first ``days`` of a night's forecast (``location_id, sku, channel, step,
+    mean, sigma``) at the stores and the web shop's FC: ``location_id, sku, mean_daily``."""
     from include.orchestration.workflow import store_demand
 
     return store_demand(forecast, days=days, channels=("store", "online"))[["location_id", "sku", "mean_daily"]]
 
 
-def _store_ids(locations: pd.DataFrame) -> list[str]:
+def store_ids(locations: pd.DataFrame) -> list[str]:
+    """The location master's stores (the locations whose forecasts are weighed against the split)."""
     return locations.loc[locations["location_type"].astype(str) == "store", "location_id"].astype(str).tolist()
 
 
