@@ -55,8 +55,8 @@ _RESTOCK, _TRANSFER, _OPEN_BOX, _REFURBISH, _RTV, _LIQUIDATE = range(len(ACTIONS
 
 def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame, params: DispositionParams,
              targets: np.ndarray | None = None, locations: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
-    """Per line: price, cost, grade, quantity, decay, supplier terms and where it was received; and the
-    market every line shares: demand (``rate``) and stock (``stock``) per location x SKU, locations
+    """Per line: price, cost, grade (and the share of the price it fetches open box), quantity, decay,
+    supplier terms and where it was received; and the market every line shares: demand (``rate``) and stock (``stock``) per location x SKU, locations
     ``locs`` (those of the forecast, the receiving ones and ``targets``) with the days and cost per unit of
     a transfer to each (``to_days``, ``to_cost``: the location master's, else the parameters')."""
     for name, frame, needed in (("returns", returns, _NEEDED), ("items", items, ITEM_COLUMNS),
@@ -84,11 +84,12 @@ def _context(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataFrame,
     if "on_hand" in forecast.columns:
         stock[f_loc, f_sku[known]] = np.maximum(forecast["on_hand"].fillna(0).to_numpy(float)[known], 0.0)
     dept = items["department"].astype(str).to_numpy()[row]
+    grade = _positions(pd.Index(GRADES), returns["condition_grade"])
     supplier = items["supplier_id"].astype(str).to_numpy()[row]
     credit = pd.Series(supplier).map(params.rtv_credit).fillna(params.rtv_credit.get("*", 0.0)).to_numpy(float)
     return {
         "price": items["unit_price"].to_numpy(float)[row], "cost": items["unit_cost"].to_numpy(float)[row],
-        "grade": _positions(pd.Index(GRADES), returns["condition_grade"]),
+        "grade": grade, "open_box_share": np.asarray([params.open_box_price[g] for g in GRADES])[grade],
         "qty": returns["quantity"].to_numpy(float), "row": row, "here": _positions(locs, returns["location_id"]),
         "decay": pd.Series(dept).map(params.daily_decay).fillna(params.daily_decay["*"]).to_numpy(float),
         "refurbishable": np.isin(dept, params.refurbish_departments), "credit": credit, "supplier": supplier,
@@ -113,7 +114,8 @@ def _transfer_terms(locs: pd.Index, locations: pd.DataFrame | None, params: Disp
     return {"to_days": days, "to_cost": cost}
 
 
-_LINE_KEYS = ("price", "cost", "grade", "qty", "row", "here", "decay", "refurbishable", "credit", "defect")
+_LINE_KEYS = ("price", "cost", "grade", "open_box_share", "qty", "row", "here", "decay", "refurbishable", "credit",
+              "defect")
 
 
 def _queues(ctx: dict[str, np.ndarray], idx: np.ndarray | slice, best: np.ndarray, shelf_ahead: np.ndarray,
@@ -176,7 +178,7 @@ def option_values(view: dict[str, np.ndarray], params: DispositionParams, shelf_
         days = _days_to_sell(ahead, view["qty"], rate, params) + extra_days
         return share * price * np.exp(-view["decay"] * days), days
 
-    ob_share = np.asarray([params.open_box_price[x] for x in GRADES])[g]
+    ob_share = view["open_box_share"]
     new_here, days_here = worth(1.0, view["shelf_ahead"], view["rate_here"])
     values = np.full((len(g), len(ACTIONS)), -np.inf)
     values[:, _RESTOCK] = np.where(g == 0, new_here - params.restock_handling, -np.inf)
@@ -238,7 +240,6 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
     values, days = np.empty((n, len(ACTIONS))), np.empty(n)
     choice, best = np.empty(n, np.int64), np.full(n, -1, np.int64)
     boxed_at = ctx["here"].copy()
-    open_box_share = np.asarray([params.open_box_price[g] for g in GRADES])
     shelf, open_box, refurbish = np.zeros_like(rate), np.zeros_like(rate), np.zeros(rate.shape[1])
     for idx in _rounds(ctx["here"], ctx["row"]):
         row, here, qty, cols = ctx["row"][idx], ctx["here"][idx], ctx["qty"][idx], np.arange(len(idx))
@@ -249,7 +250,7 @@ def route_returns(returns: pd.DataFrame, items: pd.DataFrame, forecast: pd.DataF
             best[idx[new]] = _best_place(ctx, idx[new], ahead[:, new], rate[:, row[new]], 1.0, params, stay=False)
             boxed_at[idx[opened]] = _best_place(ctx, idx[opened], open_box[:, row[opened]],
                                                 rate[:, row[opened]] * params.open_box_demand,
-                                                open_box_share[grade[opened]], params, stay=True)
+                                                ctx["open_box_share"][idx[opened]], params, stay=True)
         view = _queues(ctx, idx, best[idx], ahead[here, cols], ahead[np.maximum(best[idx], 0), cols], boxed_at[idx],
                        open_box[boxed_at[idx], row], refurbish[row])
         values[idx], days[idx] = option_values(view, params)
